@@ -1,0 +1,27 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROBE := $(VENV)/bin/probe
+
+.PHONY: install demo test bench clean
+
+$(PROBE): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(PROBE)
+
+install: $(PROBE)
+
+demo: install
+	$(PROBE) invert "a red star" "a blue circle" --seeds 0-1
+	$(PROBE) neighbours "star" --k 8
+	$(PROBE) shuffle-test "a red circle left of a blue square"
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) probe-out .pytest_cache

@@ -1,0 +1,1 @@
+"""Built-in plugin: CLIP scores of images against prompts, and zero-shot labels."""

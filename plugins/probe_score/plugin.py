@@ -1,0 +1,34 @@
+"""Entry point of the built-in `score` plugin: registered like any third-party plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register_commands(app: typer.Typer) -> None:
+    @app.command("score")
+    def score(
+        ctx: typer.Context,
+        images: Annotated[list[Path], typer.Argument(help="Image files to score.", show_default=False)],
+        prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A prompt (repeat for several).", show_default=False)],
+        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    ) -> None:
+        """CLIP cosine of each image against each prompt, and its zero-shot label (softmax over prompts)."""
+        from probe import console
+        from probe.cli_state import get_state
+        from probe.io import load_image
+        from probe_score.scoring import score_images
+
+        state = get_state(ctx)
+        pixels = [load_image(p) for p in images]
+        result = score_images(state.session, pixels, list(prompt), names=[str(p) for p in images])
+        if as_json:
+            console.print_json({"model": state.session.describe(), **result.as_dict()})
+            return
+        rows = []
+        for name, cos, probs, label in zip(result.names, result.cosine, result.probs, result.labels):
+            rows.append([name, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs)), label])
+        console.print_table(f"CLIP scores — {state.model}", ["image", *result.prompts, "label"], rows)

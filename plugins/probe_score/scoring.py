@@ -1,0 +1,54 @@
+"""CLIP scores and zero-shot labels: the labeller other probes (audits) reuse."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from probe.session import Session
+
+
+@dataclass
+class ScoreResult:
+    """Cosines [images × prompts], zero-shot probabilities and the winning label per image."""
+
+    prompts: list[str]
+    names: list[str]
+    cosine: list[list[float]]
+    probs: list[list[float]]
+    labels: list[str]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def logit_scale(session: Session) -> float:
+    """The model's learned temperature (100 for OpenAI CLIP), used for zero-shot softmax."""
+    scale = getattr(session.model, "logit_scale", None)
+    return float(scale.exp().item()) if scale is not None else 100.0
+
+
+def zero_shot(session: Session, images: torch.Tensor, prompts: list[str], text_emb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cosine [B,P], softmax probabilities [B,P]) of images against prompts."""
+    if text_emb is None:
+        text_emb = session.encode_text(prompts)
+    img = session.encode_image(images).cpu()
+    cos = img @ text_emb.T
+    return cos, torch.softmax(cos * logit_scale(session), dim=-1)
+
+
+def score_images(session: Session, images: list[torch.Tensor], prompts: list[str], names: list[str] | None = None, batch_size: int = 64) -> ScoreResult:
+    """Score each image (any size, [3,H,W] in [0,1]) against every prompt, batched."""
+    text_emb = session.encode_text(prompts)
+    cos_rows, prob_rows = [], []
+    for start in range(0, len(images), batch_size):
+        batch = torch.cat([session.resize(im) for im in images[start : start + batch_size]])
+        cos, probs = zero_shot(session, batch, prompts, text_emb)
+        cos_rows.append(cos)
+        prob_rows.append(probs)
+    cos = torch.cat(cos_rows) if cos_rows else torch.empty(0, len(prompts))
+    probs = torch.cat(prob_rows) if prob_rows else torch.empty(0, len(prompts))
+    labels = [prompts[i] for i in probs.argmax(dim=-1).tolist()] if len(prompts) else []
+    names = names or [f"image {i}" for i in range(len(images))]
+    return ScoreResult(prompts, names, cos.tolist(), probs.tolist(), labels)

@@ -1,0 +1,53 @@
+"""Per-process CLI state: the global options and the lazily loaded, shared model session(s).
+
+Kept free of heavy imports so plugins can import it at their top level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from probe.session import Session
+
+
+@dataclass
+class State:
+    """Global options; `session` loads the model on first use and every probe reuses it."""
+
+    model: str = "shapes-tiny"
+    device: str = "auto"
+    precision: str = "fp32"
+    out_dir: Path = Path("probe-out")
+    seed: int | None = None
+    debug: bool = False
+    allow_pickle: bool = False
+    labeller: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    loads: int = 0
+    _sessions: dict[str, "Session"] = field(default_factory=dict)
+
+    @property
+    def session(self) -> "Session":
+        return self.session_for(self.model)
+
+    def session_for(self, model: str) -> "Session":
+        """One Session per model spec per process: a second probe (or step) reuses the loaded one."""
+        if model not in self._sessions:
+            from probe.session import Session
+
+            self._sessions[model] = Session.open(model, self.device, self.precision, self.allow_pickle)
+            self.loads += 1
+        return self._sessions[model]
+
+
+def get_state(ctx: typer.Context) -> State:
+    """The root State from any nested command context."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj

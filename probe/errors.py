@@ -1,0 +1,35 @@
+"""The one domain error family: raised by library code, turned into a one-line message at the CLI edge."""
+
+from __future__ import annotations
+
+
+class ProbeError(Exception):
+    """A failure the user can fix; its message says what to do. Exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} ({self.hint})" if self.hint else base
+
+
+class UsageError(ProbeError):
+    """Bad arguments or option values. Exit code 2, like click's own usage errors."""
+
+    exit_code = 2
+
+
+class ModelError(ProbeError):
+    """A model spec that cannot be resolved or loaded."""
+
+
+class ConfigError(UsageError):
+    """An invalid config file or prompt/experiment file."""
+
+
+class DataError(ProbeError):
+    """A bad input file: vocabulary, image, sidecar."""

@@ -1,0 +1,116 @@
+"""Model specs: one syntax for built-in, open_clip-tagged, hub, local and random models.
+
+Syntax (documented in the README):
+  shapes-tiny                      a built-in model with its shipped weights (the default)
+  ARCH@TAG                         an open_clip architecture with a pretrained tag (ViT-B-16@openai)
+  ARCH@random                      random initialisation (seeded, deterministic): timing and tests
+  ARCH@/path/weights.safetensors   an architecture with a local checkpoint file
+  hf-hub:org/repo                  an open_clip model on the Hugging Face hub (cache only, offline)
+  local-dir:/path/folder           a folder with open_clip_config.json and weights
+This module only parses and lists; loading lives in `probe.loading` so listing stays torch-free.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal
+
+from probe.errors import ModelError
+
+DEFAULT_MODEL = "shapes-tiny"
+
+#: Built-in models as data: name -> (config file, weights file, sha256 file), inside the package.
+BUILTIN_MODELS: dict[str, dict[str, str]] = {
+    "shapes-tiny": {
+        "config": "model_configs/shapes-tiny.json",
+        "weights": "weights/shapes-tiny.safetensors",
+        "sha256": "weights/shapes-tiny.sha256",
+        "about": "small CLIP trained on the procedural shapes world (ships with clip-probe)",
+    },
+}
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
+WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
+
+SpecKind = Literal["builtin", "pretrained", "random", "file", "hf-hub", "local-dir"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec; `text` is what the user typed, kept for messages and sidecars."""
+
+    kind: SpecKind
+    arch: str
+    weights: str | None
+    text: str
+
+
+def _open_clip_archs() -> list[str]:
+    import open_clip  # light enough (no weights), but only imported when a spec is parsed
+
+    return list(open_clip.list_models())
+
+
+def _pretrained_tags(arch: str) -> list[str]:
+    import open_clip
+
+    return list(open_clip.list_pretrained_tags_by_model(arch))
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+    if not close:
+        lowered = {c.lower(): c for c in candidates}
+        close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)]
+    return f"did you mean {', '.join(close)}?" if close else "run `probe models` to list known models"
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Turn a user's model string into a spec, with suggestions when the name is unknown."""
+    text = text.strip()
+    if not text:
+        raise ModelError("empty model name", hint=f"try --model {DEFAULT_MODEL}")
+    if text.startswith("hf-hub:"):
+        return ModelSpec("hf-hub", text, None, text)
+    if text.startswith("local-dir:"):
+        return ModelSpec("local-dir", text, None, text)
+    arch, sep, weights = text.partition("@")
+    if arch in BUILTIN_MODELS and not sep:
+        return ModelSpec("builtin", arch, None, text)
+    known = set(BUILTIN_MODELS) | set(_open_clip_archs())
+    if arch not in known:
+        raise ModelError(f"unknown model architecture {arch!r}", hint=_suggest(arch, sorted(known)))
+    if not sep:
+        tags = ", ".join(f"{arch}@{t}" for t in _pretrained_tags(arch)[:4])
+        raise ModelError(
+            f"model {arch!r} needs weights",
+            hint=f"use {tags or arch + '@/path/weights.safetensors'}, {arch}@/path/weights.safetensors or {arch}@random",
+        )
+    if not weights:
+        raise ModelError(f"nothing after '@' in {text!r}", hint="give a pretrained tag, a weights file or 'random'")
+    if weights == "random":
+        return ModelSpec("random", arch, None, text)
+    if "/" in weights or weights.endswith(WEIGHT_SUFFIXES):
+        return ModelSpec("file", arch, weights, text)
+    tags = _pretrained_tags(arch)
+    if weights not in tags:
+        hint = _suggest(weights, tags) if tags else f"{arch} has no pretrained tags: use {arch}@/path/weights.safetensors"
+        raise ModelError(f"unknown pretrained tag {weights!r} for {arch}", hint=hint)
+    return ModelSpec("pretrained", arch, weights, text)
+
+
+def builtin_file(name: str, key: str):
+    """A Traversable for one of a built-in model's packaged files (config, weights, sha256)."""
+    return resources.files("probe").joinpath(BUILTIN_MODELS[name][key])
+
+
+def list_models(include_pretrained: bool = True) -> list[str]:
+    """Built-in names first, then every open_clip ARCH@TAG pair (those need cached weights)."""
+    names = list(BUILTIN_MODELS)
+    if include_pretrained:
+        import open_clip
+
+        names += [f"{a}@{t}" for a, t in open_clip.list_pretrained()]
+    return names

@@ -1,0 +1,163 @@
+"""Session: the one loaded model a process shares, with its device, precision and encoders."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from probe.errors import UsageError
+from probe.loading import LoadedModel, load_model
+from probe.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
+from probe.text_encoding import encode_truncated, find_text_tower, length_buckets
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto picks cuda, then mps, then cpu; an explicit device that is absent is a usage error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise UsageError(f"unknown device {name!r}", hint="use auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda requested but no CUDA GPU is available", hint="use --device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("device mps requested but MPS is not available", hint="use --device cpu or auto")
+    return device
+
+
+class Session:
+    """A frozen CLIP model on one device; every probe in the process encodes through it."""
+
+    def __init__(self, loaded: LoadedModel, spec: ModelSpec, device: torch.device, precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {precision!r}", hint="use fp32, bf16 or fp16")
+        if precision == "fp16" and device.type == "cpu":
+            raise UsageError("fp16 autocast is not supported on CPU", hint="use fp32 or bf16 on CPU")
+        self.spec = spec
+        self.device = device
+        self.precision = precision
+        self.model = loaded.model.to(device)
+        self.tokenizer = loaded.tokenizer
+        self.image_size = loaded.image_size
+        self.mean = torch.tensor(loaded.mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(loaded.std, device=device).view(1, 3, 1, 1)
+        self.fingerprint = loaded.fingerprint
+        self.context_length = int(getattr(self.tokenizer, "context_length", 77) or 77)
+        self._tower = find_text_tower(self.model)
+
+    @classmethod
+    def open(
+        cls, model: str = DEFAULT_MODEL, device: str = "auto", precision: str = "fp32", allow_pickle: bool = False
+    ) -> "Session":
+        """Parse the spec, load the weights, put the model on the device."""
+        spec = parse_model_spec(model)
+        target = resolve_device(device)  # bad device or precision fail before a slow model load
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {precision!r}", hint="use fp32, bf16 or fp16")
+        return cls(load_model(spec, allow_pickle=allow_pickle), spec, target, precision)
+
+    @property
+    def name(self) -> str:
+        return self.spec.text
+
+    @property
+    def fast_text(self) -> bool:
+        """Whether encode_text uses the exact truncated path for this model's text tower."""
+        return self._tower is not None
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        """Mixed precision for bf16/fp16 sessions; a no-op in fp32."""
+        if self.precision == "fp32":
+            yield
+        else:
+            with torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision]):
+                yield
+
+    def _check_lengths(self, texts: list[str], truncate: bool) -> None:
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is None:
+            return
+        limit = self.context_length - 2
+        too_long = [t for t in texts if len(encode(t)) > limit]
+        if not too_long:
+            return
+        if not truncate:
+            raise UsageError(
+                f"{len(too_long)} prompt(s) longer than the model's {limit}-token context, e.g. {too_long[0][:60]!r}",
+                hint="shorten them, or pass --truncate to cut them",
+            )
+        warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=3)
+
+    def tokenize(self, texts: list[str], truncate: bool = False) -> torch.Tensor:
+        """Token ids [N, context]; prompts over the context are an error unless truncate is set."""
+        if isinstance(texts, str):
+            texts = [texts]
+        self._check_lengths(list(texts), truncate)
+        return self.tokenizer(list(texts))
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True) -> torch.Tensor:
+        """Normalised fp32 text embeddings [N, D], in input order."""
+        tokens = self.tokenize(texts, truncate)
+        if tokens.shape[0] == 0:
+            return torch.empty(0, self.embed_dim)
+        tower = self._tower if fast else None
+        out: torch.Tensor | None = None
+        for idx in length_buckets(tokens, tower, batch_size):
+            batch = tokens[idx].to(self.device)
+            with self.autocast():
+                feats = encode_truncated(tower, batch) if tower is not None else self.model.encode_text(batch)
+            feats = F.normalize(feats.float(), dim=-1)
+            if out is None:
+                out = torch.empty(tokens.shape[0], feats.shape[1], device=self.device)
+            out[idx.to(self.device)] = feats
+        return out.cpu() if out is not None else out
+
+    def resize(self, images: torch.Tensor) -> torch.Tensor:
+        """[B,3,H,W] or [3,H,W] in [0,1], any size -> [B,3,S,S] at the model's input size (bicubic, antialiased)."""
+        if images.dim() == 3:
+            images = images.unsqueeze(0)
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise UsageError(f"images must be [B,3,H,W], got {tuple(images.shape)}")
+        images = images.to(self.device, torch.float32)
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bicubic", antialias=True, align_corners=False)
+        return images
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Resize to the model's input and normalise with its own mean/std (never hard-coded OpenAI constants)."""
+        return (self.resize(images) - self.mean) / self.std
+
+    def encode_image(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        """Normalised image embeddings [B, D]; grad=True keeps the graph back to the pixels (inversion)."""
+        with torch.set_grad_enabled(grad), self.autocast():
+            feats = self.model.encode_image(self.preprocess(images))
+        return F.normalize(feats.float(), dim=-1)
+
+    @property
+    def embed_dim(self) -> int:
+        proj = getattr(self.model.visual, "output_dim", None)
+        return int(proj) if proj else int(self.encode_text(["a"]).shape[1])
+
+    def describe(self) -> dict:
+        """What sidecars and manifests record about the model."""
+        return {
+            "model": self.spec.text,
+            "fingerprint": self.fingerprint,
+            "device": str(self.device),
+            "precision": self.precision,
+            "image_size": self.image_size,
+            "context_length": self.context_length,
+        }

@@ -1,0 +1,83 @@
+"""Exact fast text encoding: run CLIP's causal text tower only up to each batch's longest prompt.
+
+With a causal mask and pooling at the end-of-text token, tokens after EOT never influence the
+pooled feature, so cutting the padded 77 positions down to the batch's longest prompt is exact.
+Prompts are sorted by length and bucketed so short words never pay for a long sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class TextTower:
+    """The parts of a causal open_clip text tower the fast path needs."""
+
+    token_embedding: torch.nn.Module
+    positional_embedding: torch.Tensor
+    transformer: torch.nn.Module
+    ln_final: torch.nn.Module
+    text_projection: Any
+    attn_mask: torch.Tensor
+    pool_type: str
+    eos_id: int | None
+
+
+def find_text_tower(model: torch.nn.Module) -> TextTower | None:
+    """The tower's parts when the fast path is exact for it, else None (use the stock path)."""
+    owner = model
+    pool = getattr(model, "text_pool_type", None)
+    if not hasattr(model, "token_embedding"):
+        owner = getattr(model, "text", None)
+        if owner is None or not hasattr(owner, "token_embedding"):
+            return None  # e.g. Hugging Face text towers
+        if getattr(owner, "cls_emb", None) is not None or getattr(owner, "use_pad_mask", False):
+            return None
+        pool = getattr(owner, "pool_type", None)
+    mask = getattr(owner, "attn_mask", None)
+    if pool not in ("argmax", "eos") or mask is None:
+        return None  # non-causal or pooling that sees padding: truncation would change results
+    eos = getattr(owner, "text_eos_id", None) if owner is model else getattr(owner, "eos_id", None)
+    if pool == "eos" and eos is None:
+        return None
+    return TextTower(
+        owner.token_embedding, owner.positional_embedding, owner.transformer, owner.ln_final,
+        owner.text_projection, mask, pool, eos,
+    )
+
+
+def pool_positions(tokens: torch.Tensor, tower: TextTower) -> torch.Tensor:
+    """Index of the pooled (end-of-text) token in each row."""
+    if tower.pool_type == "argmax":
+        return tokens.argmax(dim=-1)
+    return (tokens == tower.eos_id).int().argmax(dim=-1)
+
+
+def encode_truncated(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
+    """Unnormalised features of one batch, cut to its longest prompt (exact for causal towers)."""
+    pos = pool_positions(tokens, tower)
+    length = int(pos.max().item()) + 1
+    tokens = tokens[:, :length]
+    cast = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(tokens).to(cast) + tower.positional_embedding[:length].to(cast)
+    x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
+    x = x[torch.arange(x.shape[0], device=x.device), pos]
+    x = tower.ln_final(x)  # per-token LayerNorm: pooling first gives the same values for less work
+    if tower.text_projection is None:
+        return x
+    if isinstance(tower.text_projection, torch.nn.Linear):
+        return tower.text_projection(x)
+    return x @ tower.text_projection
+
+
+def length_buckets(tokens: torch.Tensor, tower: TextTower | None, batch_size: int) -> list[torch.Tensor]:
+    """Row indices grouped into batches of similar length (longest first), for minimal padding."""
+    if tower is None:
+        order = torch.arange(tokens.shape[0])
+    else:
+        order = torch.argsort(pool_positions(tokens, tower), descending=True, stable=True)
+    return list(order.split(batch_size))

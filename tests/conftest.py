@@ -1,0 +1,68 @@
+"""Shared fixtures: a tiny open_clip model made on disk by the tests, sessions over it, a CLI runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache folder, no plugin filters and no network."""
+    monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in ("PROBE_LOAD_PLUGINS", "PROBE_DISABLE_PLUGINS", "PROBE_MODEL", "PROBE_CONFIG", "PROBE_OUT", "PROBE_DEVICE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A local-dir: folder (open_clip_config.json + safetensors) holding a seeded random tiny CLIP."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CFG, "preprocess_cfg": {}}))
+    torch.manual_seed(1)
+    model = open_clip.CLIP(**TINY_CFG)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(tiny_model_dir) -> str:
+    return f"local-dir:{tiny_model_dir}"
+
+
+@pytest.fixture(scope="session")
+def tiny_session(tiny_spec):
+    from probe.session import Session
+
+    return Session.open(tiny_spec, device="cpu")
+
+
+@pytest.fixture
+def runner():
+    from typer.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def invoke(runner):
+    """Run the probe CLI in-process; returns the result (exit_code, stdout, stderr)."""
+    from probe.cli import build_app
+
+    def run(*args: str, extra_plugins: dict | None = None):
+        return runner.invoke(build_app(extra_plugins), [str(a) for a in args])
+
+    return run

@@ -1,0 +1,149 @@
+import json
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+import tests.fake_plugin as fake_plugin
+
+
+def test_help_lists_builtin_and_third_party_commands(invoke):
+    result = invoke("--help", extra_plugins={"fake": lambda: fake_plugin})
+    assert result.exit_code == 0
+    for name in ("score", "plugins", "models", "fake-two-probes"):
+        assert name in result.stdout
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = "import sys; from probe.cli import build_app; from typer.testing import CliRunner; " \
+           "r = CliRunner().invoke(build_app(), ['--help']); assert r.exit_code == 0, r.output; " \
+           "print(sorted(m for m in ('torch', 'open_clip', 'faiss', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_plugins_command_lists_status(invoke):
+    result = invoke("plugins", "--json", extra_plugins={"fake": lambda: fake_plugin})
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["score"]["status"] == "loaded" and rows["score"]["distribution"] == "clip-probe"
+    assert rows["fake"]["commands"] == ["fake-two-probes", "fake-fail"]
+
+
+def test_broken_plugin_is_reported_and_others_still_work(invoke):
+    def broken():
+        raise ImportError("No module named 'missing_dependency'")
+
+    result = invoke("plugins", "--json", extra_plugins={"broken": broken})
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["broken"]["status"] == "failed"
+    assert "missing_dependency" in rows["broken"]["reason"]
+    assert rows["score"]["status"] == "loaded"
+    assert invoke("models", "--json", extra_plugins={"broken": broken}).exit_code == 0
+
+
+def test_module_without_hook_is_a_failed_plugin(invoke):
+    result = invoke("plugins", "--json", extra_plugins={"empty": lambda: types.ModuleType("empty")})
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert "register_commands" in rows["empty"]["reason"]
+
+
+def test_env_var_selects_and_disables_plugins(invoke, monkeypatch):
+    monkeypatch.setenv("PROBE_LOAD_PLUGINS", "fake")
+    rows = {r["name"]: r["status"] for r in json.loads(invoke("plugins", "--json", extra_plugins={"fake": lambda: fake_plugin}).stdout)}
+    assert rows == {"score": "disabled", "fake": "loaded"}
+    assert "score" not in invoke("--help").stdout.split("Commands:")[1]
+    monkeypatch.delenv("PROBE_LOAD_PLUGINS")
+    monkeypatch.setenv("PROBE_DISABLE_PLUGINS", "score")
+    rows = {r["name"]: r["status"] for r in json.loads(invoke("plugins", "--json").stdout)}
+    assert rows["score"] == "disabled"
+
+
+def test_two_probes_share_one_model_load(invoke, tiny_spec, monkeypatch):
+    from probe.session import Session
+
+    calls = []
+    real_open = Session.open.__func__
+    monkeypatch.setattr(Session, "open", classmethod(lambda cls, *a, **k: calls.append(a) or real_open(cls, *a, **k)))
+    result = invoke("-m", tiny_spec, "--device", "cpu", "fake-two-probes", extra_plugins={"fake": lambda: fake_plugin})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "same=True loads=1"
+    assert len(calls) == 1
+
+
+def test_domain_error_is_one_line_and_debug_shows_traceback(invoke):
+    result = invoke("fake-fail", extra_plugins={"fake": lambda: fake_plugin})
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: the fake probe failed (do the other thing)"
+    result = invoke("--debug", "fake-fail", extra_plugins={"fake": lambda: fake_plugin})
+    assert result.exit_code == 1 and "ProbeError" in repr(result.exception)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-m", "ViT-B-1"], "did you mean ViT-B-16"),
+    (["-m", "ViT-B-16"], "needs weights"),
+    (["-m", "RN50@openai"], "not cached and cannot be downloaded"),
+    (["-m", "shapes-tiny@/nope/w.bin"], "refusing to load pickle"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_model_errors_are_clean(invoke, tmp_path, args, message):
+    from PIL import Image
+
+    img = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(img)
+    if "w.bin" in args[-1]:
+        args = ["-m", f"shapes-tiny@{tmp_path / 'w.bin'}"]
+        (tmp_path / "w.bin").write_bytes(b"x")
+    result = invoke(*args, "score", img, "-p", "a")
+    assert result.exit_code in (1, 2)
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_score_end_to_end(invoke, tiny_spec, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (20, 30), (255, 0, 0)).save(tmp_path / "red.png")
+    Image.new("RGB", (40, 40), (0, 0, 255)).save(tmp_path / "blue.png")
+    result = invoke("-m", tiny_spec, "score", tmp_path / "red.png", tmp_path / "blue.png", "-p", "red", "-p", "blue", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["cosine"]) == 2 and len(data["cosine"][0]) == 2
+    assert all(abs(sum(p) - 1) < 1e-5 for p in data["probs"])
+    assert data["labels"][0] in ("red", "blue")
+    assert data["model"]["fingerprint"]
+    table = invoke("-m", tiny_spec, "score", tmp_path / "red.png", "-p", "red", "-p", "blue")
+    assert table.exit_code == 0 and "red.png" in table.stdout
+
+
+def test_bad_image_is_a_clean_error(invoke, tmp_path):
+    (tmp_path / "bad.png").write_text("not an image")
+    result = invoke("score", tmp_path / "bad.png", "-p", "a")
+    assert result.exit_code == 1 and "cannot read image" in result.stderr
+
+
+def test_config_file_defaults_and_errors(invoke, tiny_spec, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text(f"model: {tiny_spec}\nmodels:\n  as_json: true\n")
+    result = invoke("--config", cfg, "models")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0] == "shapes-tiny"
+    cfg.write_text("model: shapes-tiny\nseed: 1: 2\n")
+    result = invoke("--config", cfg, "models")
+    assert result.exit_code == 2 and f"{cfg}:2: invalid YAML" in result.stderr
+    cfg.write_text("model: shapes-tiny\n\ncolour: red\n")
+    result = invoke("--config", cfg, "models")
+    assert result.exit_code == 2 and f"{cfg}:3: unknown key 'colour'" in result.stderr
+    cfg.write_text("seed: abc\n")
+    assert "'seed' must be int" in invoke("--config", cfg, "models").stderr
+    cfg.write_text("score:\n  colour: 1\n")
+    assert "`probe score` has no option 'colour'" in invoke("--config", cfg, "models").stderr
+    assert "config file not found" in invoke("--config", tmp_path / "nope.yaml", "models").stderr
+
+
+def test_console_script_runs():
+    exe = os.path.join(os.path.dirname(sys.executable), "probe")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("clip-probe ")

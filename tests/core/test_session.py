@@ -1,0 +1,77 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from probe.errors import ModelError, UsageError
+from probe.session import Session, resolve_device
+
+
+def test_encode_image_any_size_is_normalised(tiny_session):
+    for size in (17, 32, 100):
+        emb = tiny_session.encode_image(torch.rand(2, 3, size, size + 3))
+        assert emb.shape == (2, 32)
+        assert torch.allclose(emb.norm(dim=-1), torch.ones(2), atol=1e-5)
+
+
+def test_encode_image_gradients_only_when_asked(tiny_session):
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    assert not tiny_session.encode_image(x).requires_grad
+    tiny_session.encode_image(x, grad=True).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(not p.requires_grad for p in tiny_session.model.parameters())
+
+
+def test_session_knows_preprocessing_of_its_model(tiny_session):
+    assert tiny_session.image_size == 32
+    assert tiny_session.context_length == 16
+    assert tiny_session.mean.flatten().tolist() == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+
+
+def test_fingerprint_is_stable_and_tracks_weights(tiny_spec, tiny_model_dir, tmp_path):
+    a = Session.open(tiny_spec, device="cpu").fingerprint
+    assert a == Session.open(tiny_spec, device="cpu").fingerprint
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "open_clip_config.json").write_text((tiny_model_dir / "open_clip_config.json").read_text())
+    state = Session.open(tiny_spec, device="cpu").model.state_dict()
+    state = {k: (v + 0.01 if "proj" in k else v).contiguous() for k, v in state.items()}
+    save_file(state, str(other / "open_clip_model.safetensors"))
+    assert Session.open(f"local-dir:{other}", device="cpu").fingerprint != a
+
+
+def test_devices():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(UsageError):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_fp16_on_cpu_is_refused(tiny_spec):
+    with pytest.raises(UsageError, match="fp16"):
+        Session.open(tiny_spec, device="cpu", precision="fp16")
+
+
+def test_bf16_autocast_runs_on_cpu(tiny_spec):
+    s = Session.open(tiny_spec, device="cpu", precision="bf16")
+    emb = s.encode_text(["a red circle"])
+    assert emb.dtype == torch.float32 and emb.shape == (1, 32)
+
+
+def test_random_arch_is_deterministic():
+    a = Session.open("shapes-tiny@random", device="cpu")
+    b = Session.open("shapes-tiny@random", device="cpu")
+    assert a.fingerprint == b.fingerprint
+    assert torch.equal(a.encode_text(["star"]), b.encode_text(["star"]))
+
+
+def test_local_dir_errors(tmp_path):
+    with pytest.raises(ModelError, match="no open_clip_config.json"):
+        Session.open(f"local-dir:{tmp_path}")
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": {}}))
+    with pytest.raises(ModelError, match="no weights"):
+        Session.open(f"local-dir:{tmp_path}")
