@@ -1,0 +1,178 @@
+"""Benchmark `probe invert`: default vs paper preset, batched vs one at a time, peak memory per image.
+
+Run on demand (not by pytest), e.g.
+    python benchmarks/bench_invert.py --model shapes-tiny --paper-steps 340
+Every ratio is measured side by side in one run (same process, same load). The paper's 3,400
+steps take hours on 2 CPU cores, so --paper-steps runs it shortened (its resolution schedule
+scaled to match) and the script prints both that measured run and the per-step extrapolation to
+3,400 steps, labelled as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+PROMPTS = ["a red circle", "a green square", "a blue triangle", "a yellow star", "a purple cross", "an orange ring",
+           "a white circle", "a black square"]
+
+
+def _median_cosine_per_snapshot(session, inversions, match_targets) -> list[tuple[int, float]]:
+    """(step, median unaugmented cosine over images) for each snapshot step."""
+    from probe_invert.objectives import weighted_cosine
+
+    targets, weights = match_targets
+    out = []
+    for k, step in enumerate(inversions[0].snapshot_steps):
+        images = torch.stack([inv.snapshots[k] for inv in inversions])
+        feats = session.encode_image(images).cpu()
+        out.append((step, statistics.median(weighted_cosine(feats, targets, weights).tolist())))
+    return out
+
+
+def quality_speed(session, prompts: list[str], paper_steps: int, default_steps: int | None) -> dict:
+    from probe_invert.render import invert, text_targets
+    from probe_invert.settings import load_preset
+
+    paper = load_preset("paper")
+    scale = paper_steps / paper.steps
+    paper = paper.with_overrides(steps=paper_steps, resize_at=[max(1, round(s * scale)) for s in paper.resize_at],
+                                 batch_size=len(prompts))
+    start = time.perf_counter()
+    paper_runs = invert(session, prompts, [0], paper)
+    paper_seconds = time.perf_counter() - start
+    target = statistics.median(r.cosine for r in paper_runs)
+
+    default = load_preset("default", batch_size=len(prompts))
+    if default_steps:
+        default = default.with_overrides(steps=default_steps)
+    every = max(1, default.steps // 20)
+    default = default.with_overrides(snapshot_every=every)
+    start = time.perf_counter()
+    default_runs = invert(session, prompts, [0], default)
+    default_seconds = time.perf_counter() - start
+    curve = _median_cosine_per_snapshot(session, default_runs, text_targets(session, prompts))
+    reached = next((step for step, cos in curve if cos >= target), None)
+    per_step = default_seconds / default.steps
+    n = len(prompts)
+    result = {
+        "paper_steps_run": paper_steps, "paper_seconds": paper_seconds, "paper_median_cosine": target,
+        "paper_images_per_minute": 60 * n / paper_seconds,
+        "paper_seconds_per_step": paper_seconds / paper_steps,
+        "paper_extrapolated_3400_step_seconds": paper_seconds / paper_steps * 3400,
+        "default_steps": default.steps, "default_seconds": default_seconds,
+        "default_final_median_cosine": statistics.median(r.cosine for r in default_runs),
+        "default_curve": curve, "default_step_reaching_target": reached,
+    }
+    if reached is not None:
+        seconds_to_target = per_step * reached
+        result["default_images_per_minute_to_target"] = 60 * n / seconds_to_target
+        result["speedup_vs_paper_as_run"] = result["default_images_per_minute_to_target"] / result["paper_images_per_minute"]
+        result["speedup_vs_paper_3400_extrapolated"] = (result["default_images_per_minute_to_target"] /
+                                                       (60 * n / result["paper_extrapolated_3400_step_seconds"]))
+    return result
+
+
+def batched_vs_single(session, prompts: list[str], steps: int) -> dict:
+    from probe_invert.render import invert
+    from probe_invert.settings import load_preset
+
+    settings = load_preset("default", steps=steps, batch_size=len(prompts))
+    invert(session, prompts[:1], [0], settings.with_overrides(steps=2))  # warm-up
+    start = time.perf_counter()
+    invert(session, prompts, [0], settings)
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    for p in prompts:
+        invert(session, [p], [0], settings)
+    single = time.perf_counter() - start
+    return {"steps": steps, "images": len(prompts), "batched_seconds": batched, "one_at_a_time_seconds": single,
+            "throughput_ratio": single / batched}
+
+
+def _peak_child(model: str, images: int, steps: int) -> float:
+    """Peak memory (MiB) of a fresh process inverting `images` images: VmHWM on CPU (ru_maxrss survives
+    exec on Linux, so it would report the parent's peak), or peak CUDA memory."""
+    code = f"""
+import json, resource, torch
+from probe.session import Session
+from probe_invert.render import invert
+from probe_invert.settings import load_preset
+s = Session.open({model!r})
+if s.device.type == "cuda": torch.cuda.reset_peak_memory_stats()
+invert(s, ["a red circle"], list(range({images})), load_preset("default", steps={steps}, batch_size={images}))
+def hwm():
+    try:
+        line = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+        return int(line.split()[1]) / 1024
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = torch.cuda.max_memory_allocated() / 2**20 if s.device.type == "cuda" else hwm()
+print(json.dumps(peak))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def peak_memory(model: str, steps: int, big: int = 16) -> dict:
+    one, many = _peak_child(model, 1, steps), _peak_child(model, big, steps)
+    return {"peak_mib_1_image": one, f"peak_mib_{big}_images": many, "mib_per_extra_image": (many - one) / (big - 1)}
+
+
+def gpu_paper(steps: int) -> dict:
+    """ViT-B-16 (random weights) seconds per image for the paper recipe, bf16 vs fp32 (GPU only)."""
+    from probe.session import Session
+    from probe_invert.render import invert
+    from probe_invert.settings import load_preset
+
+    out = {}
+    for precision in ("fp32", "bf16"):
+        session = Session.open("ViT-B-16@random", device="cuda", precision=precision)
+        settings = load_preset("paper", steps=steps, resize_at=[round(steps * 900 / 3400), round(steps * 1800 / 3400)],
+                               batch_size=8)
+        invert(session, PROMPTS[:1], [0], settings.with_overrides(steps=2))
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        invert(session, PROMPTS, [0], settings)
+        torch.cuda.synchronize()
+        out[precision] = {"seconds_per_image_at_steps": (time.perf_counter() - start) / len(PROMPTS), "steps": steps,
+                          "extrapolated_3400": (time.perf_counter() - start) / len(PROMPTS) * 3400 / steps}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="shapes-tiny")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--prompts", type=int, default=8, help="prompts for the batched-vs-single comparison")
+    ap.add_argument("--quality-prompts", type=int, default=4, help="prompts for default vs paper")
+    ap.add_argument("--paper-steps", type=int, default=340, help="shortened paper run (schedule scaled); 3400 = full")
+    ap.add_argument("--default-steps", type=int, default=None)
+    ap.add_argument("--batch-steps", type=int, default=20)
+    ap.add_argument("--memory-steps", type=int, default=3)
+    ap.add_argument("--parts", nargs="+", default=["quality", "batch", "memory", "gpu"])
+    args = ap.parse_args()
+    from probe.session import Session
+
+    session = Session.open(args.model, device=args.device)
+    prompts = PROMPTS[: args.prompts]
+    report: dict = {"model": session.describe(), "torch_threads": torch.get_num_threads()}
+    if "quality" in args.parts:
+        report["default_vs_paper"] = quality_speed(session, PROMPTS[: args.quality_prompts], args.paper_steps, args.default_steps)
+    if "batch" in args.parts:
+        report["batched_vs_single"] = batched_vs_single(session, prompts, args.batch_steps)
+    if "memory" in args.parts:
+        report["memory"] = peak_memory(args.model, args.memory_steps)
+    if "gpu" in args.parts:
+        report["gpu_vit_b16_paper"] = gpu_paper(100) if torch.cuda.is_available() else "no GPU here: skipped"
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""`probe neighbours` benchmarks, measured side by side in one run.
+
+  build  Index build for the CLIP-BPE word list on a ViT-B-16 text tower (random weights): the exact
+         fast encoding vs naive `encode_text(fast=False)` on the same fixed random subsample (the
+         padded path is too slow for the full list), identical top-k checked; then the fast path
+         building the full-list index (cached, so `cold` can reuse it).
+  query  Warm search latency on a 50k-word flat index at k=10 (single queries and batched), and HNSW
+         latency + recall@10 against exact (random unit vectors, and the real CLIP-BPE embeddings).
+  cold   `probe neighbours` end to end in a fresh subprocess with a cached index, wall time and peak
+         RSS (the built-in model; shapes-tiny@random when its weights are not trained yet).
+
+Run: python benchmarks/bench_neighbours.py [--parts build query cold] [--subsample 1024]
+Indexes go to a throwaway cache folder unless --cache-dir is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIG_MODEL = "ViT-B-16@random"
+
+
+def bench_build(subsample: int, seed: int, full: bool) -> None:
+    import numpy as np
+    import torch
+
+    from probe.session import Session
+    from probe_neighbours.index import IndexParams, make_index, open_index
+    from probe_neighbours.vocabularies import load_vocab
+
+    session = Session.open(BIG_MODEL, device="cpu")
+    vocab = load_vocab("clip-bpe")
+    rng = np.random.default_rng(seed)
+    sub = [vocab.words[i] for i in sorted(rng.choice(len(vocab.words), subsample, replace=False))]
+    session.encode_text(sub[:16]), session.encode_text(sub[:16], fast=False)  # warm-up both paths
+
+    t0 = time.perf_counter()
+    fast = session.encode_text(sub)
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    naive = session.encode_text(sub, fast=False)
+    t_naive = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast_again = session.encode_text(sub)
+    t_fast = min(t_fast, time.perf_counter() - t0)
+
+    queries = session.encode_text(["a photo of a dog", "a red star", "a famous actor", "a beach at sunset", "music", "violence"] + sub[:58]).numpy()
+    s_fast, i_fast = make_index(fast.numpy(), IndexParams()).search(queries, 10)
+    s_naive, i_naive = make_index(naive.numpy(), IndexParams()).search(queries, 10)
+    same = bool((i_fast == i_naive).all())
+    print(f"[build] {BIG_MODEL} text tower, {subsample} CLIP-BPE words (random subsample, seed {seed}), "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"  naive encode_text(fast=False): {t_naive:8.2f} s  ({t_naive / subsample * 1e3:.1f} ms/word)")
+    print(f"  exact fast encode_text:        {t_fast:8.2f} s  ({t_fast / subsample * 1e3:.2f} ms/word)   speed-up {t_naive / t_fast:.1f}x")
+    print(f"  identical top-10 for {len(queries)} queries: {same}   max |emb diff| {(fast - naive).abs().max().item():.2e}   "
+          f"max |score diff| {abs(s_fast - s_naive).max():.2e}   fast repeat max|d| {(fast - fast_again).abs().max().item():.1e}")
+    if full:
+        t0 = time.perf_counter()
+        ix = open_index(session, vocab, IndexParams(), rebuild=True)
+        t_full = time.perf_counter() - t0
+        print(f"  full list: fast index build of {len(vocab.words):,} words (encode + IndexFlatIP + cache write): {t_full:.1f} s "
+              f"({t_full / len(vocab.words) * 1e3:.2f} ms/word); naive path extrapolated from the subsample: "
+              f"{t_naive / subsample * len(vocab.words):.0f} s")
+        del ix
+
+
+def _latency(index, queries, k: int) -> tuple[float, float, float]:
+    """(median wall ms, p95 wall ms, mean CPU ms) of one-query searches; CPU time (all threads of
+    this process) is what the search costs when the machine is shared, wall what a user waits."""
+    times = []
+    cpu0 = time.process_time()
+    for q in queries:
+        t0 = time.perf_counter()
+        index.search(q[None, :], k)
+        times.append((time.perf_counter() - t0) * 1e3)
+    cpu = (time.process_time() - cpu0) / len(queries) * 1e3
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))], cpu
+
+
+def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> None:
+    import faiss
+    import numpy as np
+
+    from probe_neighbours.index import IndexParams, make_index, recall_at_k
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((n, dim)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    queries = rng.standard_normal((n_queries, dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    flat = make_index(base, IndexParams())
+    threads = faiss.omp_get_max_threads()
+    print(f"[query] flat index, {n:,} random unit vectors x {dim} (ViT-B-16 width), k={k}; "
+          f"the exact scan's cost does not depend on the data")
+    for t in sorted({1, threads}):
+        faiss.omp_set_num_threads(t)
+        flat.search(queries[:5], k)
+        med, p95, cpu = _latency(flat, queries, k)
+        t0, c0 = time.perf_counter(), time.process_time()
+        flat.search(queries, k)
+        batched, batched_cpu = ((time.perf_counter() - t0) / n_queries * 1e3, (time.process_time() - c0) / n_queries * 1e3)
+        print(f"  faiss threads {t}: one query at a time: wall median {med:.3f} ms, p95 {p95:.3f} ms, CPU {cpu:.3f} ms/query   "
+              f"batched ({n_queries} in one call): wall {batched:.3f} ms/query, CPU {batched_cpu:.3f} ms/query")
+    faiss.omp_set_num_threads(threads)
+    if hnsw_random:
+        t0 = time.perf_counter()
+        hnsw = make_index(base, IndexParams(kind="hnsw"))
+        t_hnsw = time.perf_counter() - t0
+        med_h, p95_h, cpu_h = _latency(hnsw, queries, k)
+        print(f"  hnsw (M=32, efC=200, efS=256): build {t_hnsw:.1f} s, one query wall median {med_h:.3f} ms, p95 {p95_h:.3f} ms, "
+              f"CPU {cpu_h:.3f} ms; recall@10 vs exact {recall_at_k(hnsw, base, queries, k):.3f} (random data: the hard case)")
+    _hnsw_on_clip_bpe(k)
+
+
+def _hnsw_on_clip_bpe(k: int) -> None:
+    """recall@10 of HNSW on the real CLIP-BPE embeddings cached by `build`, with held-out words as queries."""
+    import numpy as np
+
+    from probe.cache import cache_dir
+    from probe_neighbours.index import IndexParams, make_index, recall_at_k
+
+    cached = sorted(cache_dir("indexes").glob("clip-bpe.flat.*.faiss"))
+    if not cached:
+        print("  (no cached CLIP-BPE index: run the build part first for recall on real embeddings)")
+        return
+    import faiss
+
+    flat = faiss.read_index(str(cached[0]))
+    emb = flat.reconstruct_n(0, flat.ntotal)
+    rng = np.random.default_rng(1)
+    held = rng.choice(len(emb), 500, replace=False)
+    keep = np.setdiff1d(np.arange(len(emb)), held)
+    t0 = time.perf_counter()
+    hnsw = make_index(emb[keep], IndexParams(kind="hnsw"))
+    t_build = time.perf_counter() - t0
+    med, _, cpu = _latency(hnsw, emb[held], k)
+    print(f"  hnsw on {len(keep):,} CLIP-BPE embeddings ({BIG_MODEL}), 500 held-out words as queries: build {t_build:.1f} s, "
+          f"recall@10 vs exact {recall_at_k(hnsw, emb[keep], emb[held], k):.3f}, one query wall median {med:.3f} ms, CPU {cpu:.3f} ms")
+
+
+def _measure(cmd: list[str], env: dict) -> tuple[float, float, float, int, str]:
+    """(wall s, CPU s (user+sys), peak RSS MiB, exit code, stderr tail) of one fresh process;
+    os.wait4 gives that child's own rusage. CPU time is the cost that survives a shared machine."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode, err.decode()[-500:]
+
+
+def bench_cold(runs: int, big: bool) -> None:
+    """Each CLI run is paired with a bare `import torch, open_clip, faiss` run, so the share of the
+    cold time that is Python imports (the core's, not this plugin's) shows even under load."""
+    from importlib import resources
+
+    probe = str(Path(sys.executable).with_name("probe"))
+    weights = resources.files("probe").joinpath("weights/shapes-tiny.safetensors")
+    model = "shapes-tiny" if weights.is_file() else "shapes-tiny@random"
+    env = dict(os.environ)
+    imports = [sys.executable, "-c", "import torch, open_clip, faiss"]
+    cases = [(model, ["neighbours", "a red star", "--k", "10"])]
+    if big:  # the full CLIP-BPE index the build part cached
+        cases.append((BIG_MODEL, ["neighbours", "a famous actor", "--k", "10", "--vocab", "clip-bpe"]))
+    for spec, args in cases:
+        cmd = [probe, "--model", spec, *args]
+        first = _measure(cmd, env)  # builds (or finds) the cached index
+        if first[3] != 0:
+            print(f"[cold] {' '.join(cmd)} failed: {first[4]}")
+            continue
+        rows = []
+        for _ in range(runs):
+            imp = _measure(imports, env)
+            cli = _measure(cmd, env)
+            rows.append((cli[0], cli[1], cli[2], imp[0], imp[1], cli[0] - imp[0], cli[1] - imp[1]))
+        med = [statistics.median(col) for col in zip(*rows)]
+        note = "" if spec != "shapes-tiny@random" else " (built-in weights not trained yet: same architecture, random weights)"
+        print(f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} runs")
+        print(f"  CLI: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}), CPU {med[1]:.2f} s, peak RSS {max(r[2] for r in rows):.0f} MiB")
+        print(f"  paired bare `import torch, open_clip, faiss`: wall {med[3]:.2f} s, CPU {med[4]:.2f} s  ->  "
+              f"CLI minus imports: wall {med[5]:.2f} s, CPU {med[6]:.2f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", nargs="+", default=["build", "query", "cold"], choices=["build", "query", "cold"])
+    ap.add_argument("--subsample", type=int, default=1024, help="words timed on both paths")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-full", action="store_true", help="skip the fast full-list build")
+    ap.add_argument("--n", type=int, default=50_000, help="index size for the query part")
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--no-hnsw-random", action="store_true", help="skip the HNSW build on the random 50k set")
+    ap.add_argument("--runs", type=int, default=5, help="cold runs")
+    ap.add_argument("--cache-dir", default=None, help="cache folder (default: a throwaway one)")
+    args = ap.parse_args()
+    os.environ["PROBE_CACHE_DIR"] = args.cache_dir or tempfile.mkdtemp(prefix="bench-neighbours-")
+    print(f"cache folder {os.environ['PROBE_CACHE_DIR']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if "build" in args.parts:
+        bench_build(args.subsample, args.seed, not args.no_full)
+    if "query" in args.parts:
+        bench_query(args.n, args.dim, 10, args.queries, not args.no_hnsw_random)
+    if "cold" in args.parts:
+        from probe.cache import cache_dir
+
+        bench_cold(args.runs, big=any(cache_dir("indexes").glob("clip-bpe.flat.*.faiss")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Entry point of the built-in `audit` plugin: run, merge, bias, nsfw and report (thin CLI layer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+RunDir = Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]).", show_default=False)]
+Shard = Annotated[Optional[str], typer.Option("--shard", help="Run only slice I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/4.", show_default=False)]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in the folder, skipping finished items.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _folder(state, run_dir: Optional[Path], name: str, shard) -> Path:
+    from probe.io import safe_name
+
+    if run_dir is not None:
+        return run_dir
+    suffix = f".shard-{shard[0]}-of-{shard[1]}" if shard else ""
+    return Path(state.out_dir) / "runs" / f"{safe_name(name)}{suffix}"
+
+
+def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Optional[str], resume: bool, source: Optional[str]):
+    """Load the model once, run the plan (or a shard) with a progress bar; returns the RunResult."""
+    from probe import console
+    from probe.cli_state import get_state
+    from probe_audit.experiment import parse_shard
+    from probe_audit.runner import run_plan
+
+    state = get_state(ctx)
+    shard = parse_shard(shard_text) if shard_text else None
+    folder = _folder(state, run_dir, plan.name, shard)
+    session = state.session_for(plan.model) if plan.model else state.session
+    total = len([it for c in plan.chunks_for(shard) for it in c.items])
+    seen = {"done": 0}
+    with console.progress(f"{plan.name}", total) as advance:
+        def on_progress(done: int, _total: int, _step: str) -> None:
+            advance(done - seen["done"])
+            seen["done"] = done
+
+        result = run_plan(plan, folder, session, state.session_for, shard=shard, resume=resume, source=source, on_progress=on_progress)
+    return result
+
+
+def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
+    from probe import console
+    from probe.io import read_json
+
+    summary = summary or read_json(result.folder / "summary.json")
+    if as_json:
+        console.print_json({**result.as_dict(), "summary": summary})
+        return
+    for step in summary["steps"]:
+        t = step["table"]
+        console.print_table(t["title"], t["columns"], t["rows"])
+    c = result.counts
+    console.note(f"{result.folder}: {c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('pending', 0)} pending "
+                 f"({result.ran} computed now, {result.skipped} already finished)")
+    for item, message in list(result.failures.items())[:5]:
+        console.note(f"  failed {item}: {message}")
+    if result.missing_shards:
+        console.note(f"missing shards: {', '.join(map(str, result.missing_shards))} (their items are pending)")
+
+
+def _settings(steps: Optional[int], size: Optional[int]) -> dict:
+    return {k: v for k, v in {"steps": steps, "size": size}.items() if v is not None}
+
+
+def register_commands(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        ctx: typer.Context,
+        experiment: Annotated[Path, typer.Argument(help="Experiment YAML file (steps: invert, label, bias, nsfw, neighbours, shuffle).", show_default=False)],
+        shard: Shard = None,
+        resume: Resume = False,
+        run_dir: RunDir = None,
+        as_json: AsJson = False,
+    ) -> None:
+        """Run an experiment's steps in one process with one model load, into one run folder."""
+        from probe_audit.experiment import load_experiment
+
+        plan = load_experiment(experiment)
+        _print_run(_execute(ctx, plan, run_dir, shard, resume, str(experiment)), as_json)
+
+    @app.command("merge")
+    def merge(
+        folders: Annotated[list[Path], typer.Argument(help="Shard run folders of one experiment.", show_default=False)],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged run (new or empty).", show_default=False)],
+        as_json: AsJson = False,
+    ) -> None:
+        """Combine shard folders into one run folder, equal to an unsharded run."""
+        from probe_audit.runner import merge_runs
+
+        _print_run(merge_runs(list(folders), out), as_json)
+
+    @app.command("bias")
+    def bias(
+        ctx: typer.Context,
+        prompts: Annotated[str, typer.Option("--prompts", help="Prompt set: a built-in name (paper, shapes) or a YAML file.")] = "paper",
+        labels: Annotated[str, typer.Option("--labels", help="Attribute label set: built-in (gender, colours) or a YAML file.")] = "gender",
+        n: Annotated[int, typer.Option("--n", "-n", min=1, help="Inversions per prompt variant (seeds 0..n-1 from --seed).")] = 20,
+        seeds: Annotated[Optional[str], typer.Option("--seeds", help="Explicit seeds instead of --n, e.g. 0-19.", show_default=False)] = None,
+        variants: Annotated[Optional[list[str]], typer.Option("--variant", help="Only these variants (repeat).", show_default=False)] = None,
+        preset: Annotated[str, typer.Option("--preset", help="Invert preset name or YAML file.")] = "default",
+        steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)] = None,
+        labeller: Annotated[Optional[str], typer.Option("--labeller", help="Model spec that labels the images (default: the audited model).", show_default=False)] = None,
+        shard: Shard = None,
+        resume: Resume = False,
+        run_dir: RunDir = None,
+        as_json: AsJson = False,
+    ) -> None:
+        """The paper's bias table: N inversions per prompt variant, labelled zero-shot, with Wilson 95% intervals."""
+        from probe import console
+        from probe.cli_state import get_state
+        from probe_audit.bias import bias_experiment
+        from probe_audit.experiment import normalise, plan_from_spec
+        from probe_audit.yamlfile import YamlDoc
+
+        state = get_state(ctx)
+        raw = bias_experiment(prompts, labels, None if seeds else n, seeds, variants, preset, _settings(steps, None),
+                              labeller or state.labeller)
+        raw["seed"] = state.seed or 0
+        raw["name"] = f"bias-{Path(prompts).stem}-{Path(labels).stem}"
+        plan = plan_from_spec(normalise(YamlDoc("probe bias options", raw)))
+        result = _execute(ctx, plan, run_dir, shard, resume, None)
+        from probe.io import read_json
+
+        step = read_json(result.folder / "summary.json")["steps"][0]
+        if as_json:
+            console.print_json({**result.as_dict(), "table": step["data"]})
+            return
+        _print_run(result, False)
+        console.note(f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}")
+
+    @app.command("nsfw")
+    def nsfw(
+        ctx: typer.Context,
+        prompts: Annotated[Optional[list[str]], typer.Argument(help="Prompts to invert and check.", show_default=False)] = None,
+        prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="Text file of prompts, one a line.", show_default=False)] = None,
+        n: Annotated[int, typer.Option("--n", "-n", min=1, help="Inversions per prompt.")] = 4,
+        concepts: Annotated[str, typer.Option("--concepts", help="NSFW concept list: default or a YAML file.")] = "default",
+        preset: Annotated[str, typer.Option("--preset", help="Invert preset name or YAML file.")] = "default",
+        steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)] = None,
+        vocab: Annotated[Optional[list[str]], typer.Option("--vocab", help="Vocabulary for the text side (repeat; default: the model's default).", show_default=False)] = None,
+        k: Annotated[int, typer.Option("--k", min=1, help="Neighbours per prompt for the flagged-word rate.")] = 10,
+        no_text: Annotated[bool, typer.Option("--no-text", help="Skip the text side (neighbour flag rates).")] = False,
+        nudenet: Annotated[str, typer.Option("--nudenet", help="auto (use when installed), on (require) or off.")] = "auto",
+        no_blur: Annotated[bool, typer.Option("--no-blur", help="Do not blur flagged images in contact sheets.")] = False,
+        labeller: Annotated[Optional[str], typer.Option("--labeller", help="Model spec for the zero-shot concept check.", show_default=False)] = None,
+        shard: Shard = None,
+        resume: Resume = False,
+        run_dir: RunDir = None,
+        as_json: AsJson = False,
+    ) -> None:
+        """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed) and in prompt neighbours."""
+        from probe import console
+        from probe.cli_state import get_state
+        from probe.errors import UsageError
+        from probe_audit.experiment import normalise, plan_from_spec
+        from probe_audit.runner import finalise, read_json
+        from probe_audit.yamlfile import YamlDoc
+
+        state = get_state(ctx)
+        from probe_audit.experiment import read_lines
+
+        if prompts_file is not None and prompts:
+            raise UsageError("give prompts as arguments or --prompts-file, not both")
+        texts = read_lines(prompts_file) if prompts_file is not None else list(prompts or [])
+        if not texts:
+            raise UsageError("give prompts to check", hint='e.g. probe nsfw "a beautiful landscape", or --prompts-file FILE')
+        if nudenet not in ("auto", "on", "off"):
+            raise UsageError(f"unknown --nudenet {nudenet!r}", hint="use auto, on or off")
+        if nudenet == "on":
+            from probe_audit.nsfw import nudenet_status
+
+            available, reason = nudenet_status()
+            if not available:
+                raise UsageError(reason, hint="or use --nudenet auto to skip it when absent")
+        step = {"prompts": texts, "n": n, "preset": preset,
+                "settings": _settings(steps, None), "concepts": concepts, "labeller": labeller or state.labeller,
+                "nudenet": {"auto": "auto", "on": True, "off": False}[nudenet], "text": not no_text, "vocabs": vocab or None, "k": k}
+        raw = {"name": "nsfw", "seed": state.seed or 0, "steps": [{"nsfw": step}]}
+        plan = plan_from_spec(normalise(YamlDoc("probe nsfw options", raw)))
+        result = _execute(ctx, plan, run_dir, shard, resume, None)
+        if no_blur:
+            finalise(result.folder, plan, blur=False)
+        if as_json:
+            console.print_json({**result.as_dict(), "nsfw": read_json(result.folder / "summary.json")["steps"][0]["data"]})
+            return
+        _print_run(result, False)
+
+    @app.command("report")
+    def report(
+        run_folder: Annotated[Path, typer.Argument(help="A run folder (from probe run, bias, nsfw or merge).", show_default=False)],
+        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file to write (default RUN_FOLDER/report.html).", show_default=False)] = None,
+        no_blur: Annotated[bool, typer.Option("--no-blur", help="Show images flagged NSFW unblurred.")] = False,
+    ) -> None:
+        """One self-contained HTML page (images embedded) with the run's tables and image grids."""
+        from probe import console
+        from probe.io import atomic_write_text
+        from probe_audit.report import render_report
+
+        path = output or Path(run_folder) / "report.html"
+        atomic_write_text(path, render_report(Path(run_folder), blur=not no_blur))
+        console.note(f"wrote {path}")
+        typer.echo(str(path))

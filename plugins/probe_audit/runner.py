@@ -1,0 +1,236 @@
+"""Run folders: execute a plan (or one shard of it) with resume, and merge shard folders.
+
+Layout: manifest.json · items/<step>/<key>.json (one record per item, written last, atomically) ·
+images/<step>/<key>.png · summary.json, tables/, sheets/ (recomputed from the records by finalise).
+An item is finished when its record says done, so an interrupted run loses only the chunk in flight.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from probe.errors import ConfigError, UsageError
+from probe.io import atomic_write_bytes, inside, read_json, write_json, write_png
+from probe_audit.experiment import Plan, plan_from_spec
+from probe_audit.steps import StepContext, run_chunk
+
+RUN_FORMAT = "clip-probe-run/1"
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class RunResult:
+    """What a run (or merge) did: counts by status, items computed now and skipped as finished."""
+
+    folder: Path
+    plan: Plan
+    shard: tuple[int, int] | None
+    counts: dict[str, int]
+    ran: int = 0
+    skipped: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    missing_shards: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"folder": str(self.folder), "experiment": self.plan.name, "shard": list(self.shard) if self.shard else None,
+                "counts": self.counts, "ran": self.ran, "skipped": self.skipped, "failures": self.failures,
+                "missing_shards": self.missing_shards}
+
+
+def versions() -> dict[str, str]:
+    """Versions that can change results, for the manifest."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("clip-probe", "torch", "open_clip_torch", "numpy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+def record_path(folder: Path, item_id: str) -> Path:
+    return inside(folder, f"items/{item_id}.json")
+
+
+def read_records(folder: Path, plan: Plan) -> dict[str, dict]:
+    """Records of the plan's items present in the folder (unreadable ones count as absent)."""
+    out = {}
+    for item in plan.items:
+        path = record_path(folder, item.id)
+        if path.is_file():
+            try:
+                out[item.id] = read_json(path)
+            except Exception:  # a torn or corrupt record means: not finished, recompute it
+                continue
+    return out
+
+
+def statuses(plan: Plan, records: dict[str, dict], shard: tuple[int, int] | None) -> dict[str, str]:
+    """id -> done | failed | pending for the items this run (or shard) owns."""
+    owned = [it for c in plan.chunks_for(shard) for it in c.items]
+    return {it.id: records.get(it.id, {}).get("status", "pending") for it in owned}
+
+
+def _counts(status: dict[str, str]) -> dict[str, int]:
+    out = {"done": 0, "failed": 0, "pending": 0}
+    for s in status.values():
+        out[s] = out.get(s, 0) + 1
+    return out
+
+
+def _manifest(plan: Plan, model: dict, labellers: dict, shard, status: dict[str, str], source: str | None, created: str,
+              merged_from: list[str] | None = None) -> dict:
+    return {
+        "format": RUN_FORMAT, "experiment": plan.spec, "digest": plan.digest, "source": source,
+        "model": model, "labellers": labellers, "versions": versions(),
+        "shard": {"index": shard[0], "count": shard[1]} if shard else None, "merged_from": merged_from,
+        "counts": _counts(status), "items": status, "created": created, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise UsageError(f"{folder} is not a run folder (no manifest.json)", hint="give a folder written by probe run, bias or nsfw")
+    manifest = read_json(path)
+    if manifest.get("format") != RUN_FORMAT:
+        raise UsageError(f"{path}: unknown run format {manifest.get('format')!r}")
+    return manifest
+
+
+def plan_of(folder: Path) -> Plan:
+    """The plan a run folder was made from (its manifest holds the whole normalised experiment)."""
+    return plan_from_spec(read_manifest(folder)["experiment"])
+
+
+def _check_resume(folder: Path, plan: Plan, model: dict, shard, resume: bool) -> dict | None:
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        if folder.is_dir() and any(folder.iterdir()):
+            raise UsageError(f"output folder {folder} is not empty and holds no run", hint="choose another folder with -o/--run-dir")
+        return None
+    if not resume:
+        raise UsageError(f"{folder} already holds a run", hint="pass --resume to continue it, or choose another folder")
+    old = read_manifest(folder)
+    if old["digest"] != plan.digest:
+        raise ConfigError(f"{folder} was made from a different experiment", hint="resume with the same experiment file, or use a new folder")
+    if old["model"].get("fingerprint") != model.get("fingerprint"):
+        raise ConfigError(f"{folder} was made with model {old['model'].get('model')!r} (another fingerprint)",
+                          hint="resume with the same model, or use a new folder")
+    old_shard = (old["shard"]["index"], old["shard"]["count"]) if old.get("shard") else None
+    if old_shard != shard:
+        raise ConfigError(f"{folder} holds shard {old_shard} but this run is shard {shard}", hint="use the same --shard or another folder")
+    return old
+
+
+def _write_outcome(folder: Path, item, kind: str, outcome) -> None:
+    """The PNG first, the record last: a record on disk means its image is complete."""
+    image_rel = None
+    if outcome.image is not None:
+        image_rel = f"images/{item.id}.png"
+        meta = {"probe": {"item": item.id, **item.params, **{k: v for k, v in outcome.result.items() if k in ("cosine", "label")}}}
+        write_png(inside(folder, image_rel), outcome.image, meta)
+    write_json(record_path(folder, item.id), {
+        "id": item.id, "step": item.step, "key": item.key, "kind": kind, "status": outcome.status,
+        "params": item.params, "result": outcome.result, "image": image_rel, "message": outcome.message,
+        "seconds": None if outcome.seconds is None else round(outcome.seconds, 3),
+    })
+
+
+def run_plan(plan: Plan, folder: Path, session, session_for: Callable[[str], Any], *, shard: tuple[int, int] | None = None,
+             resume: bool = False, source: str | None = None, on_progress: Progress | None = None,
+             should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Compute every pending item of the plan (or of one shard), chunk by chunk, then write the summaries."""
+    folder = Path(folder)
+    model = session.describe()
+    old = _check_resume(folder, plan, model, shard, resume)
+    folder.mkdir(parents=True, exist_ok=True)
+    created = old["created"] if old else time.strftime("%Y-%m-%dT%H:%M:%S")
+    ctx = StepContext(session, session_for, folder, should_stop, dict(old.get("labellers") or {}) if old else {})
+    records = read_records(folder, plan)
+    status = statuses(plan, records, shard)
+    result = RunResult(folder, plan, shard, _counts(status))
+    total, done_now = len(status), sum(1 for s in status.values() if s == "done")
+    write_json(folder / "manifest.json", _manifest(plan, model, ctx.labellers, shard, status, source, created))
+    try:
+        for chunk in plan.chunks_for(shard):
+            pending = {it.id for it in chunk.items if status[it.id] != "done"}
+            if not pending:
+                result.skipped += len(chunk.items)
+                continue
+            result.skipped += len(chunk.items) - len(pending)
+            step = plan.step(chunk.step)
+            by_id = {it.id: it for it in chunk.items}
+            for outcome in run_chunk(step, chunk, ctx):  # the whole chunk, so batches match any other run
+                if outcome.item_id not in pending:
+                    continue
+                _write_outcome(folder, by_id[outcome.item_id], step.kind, outcome)
+                status[outcome.item_id] = outcome.status
+                result.ran += 1
+                if outcome.status == "done":
+                    done_now += 1
+                else:
+                    result.failures[outcome.item_id] = outcome.message
+            write_json(folder / "manifest.json", _manifest(plan, model, ctx.labellers, shard, status, source, created))
+            if on_progress:
+                on_progress(done_now, total, chunk.step)
+            if should_stop and should_stop():
+                break
+    finally:
+        write_json(folder / "manifest.json", _manifest(plan, model, ctx.labellers, shard, status, source, created))
+    result.counts = _counts(status)
+    finalise(folder, plan)
+    return result
+
+
+def finalise(folder: Path, plan: Plan, blur: bool = True) -> dict:
+    """Recompute summary.json, tables/ and sheets/ from the records (needs no model)."""
+    from probe_audit.summaries import write_summaries
+
+    return write_summaries(folder, plan, read_records(folder, plan), blur=blur)
+
+
+def merge_runs(folders: list[Path], out: Path) -> RunResult:
+    """Combine shard folders of one experiment into `out`; the result equals an unsharded run."""
+    if not folders:
+        raise UsageError("give at least one shard folder to merge")
+    manifests = [read_manifest(f) for f in folders]
+    first = manifests[0]
+    for f, m in zip(folders, manifests):
+        if m["digest"] != first["digest"]:
+            raise ConfigError(f"{f} is from a different experiment than {folders[0]}", hint="merge shards of one experiment only")
+        if m["model"].get("fingerprint") != first["model"].get("fingerprint"):
+            raise ConfigError(f"{f} used another model than {folders[0]}")
+    out = Path(out)
+    if (out / "manifest.json").is_file() or (out.is_dir() and any(out.iterdir())):
+        raise UsageError(f"merge output {out} is not empty", hint="choose a new folder with -o")
+    plan = plan_from_spec(first["experiment"])
+    counts = {m["shard"]["count"] for m in manifests if m.get("shard")}
+    if len(counts) > 1:
+        raise ConfigError(f"shard folders disagree on the number of shards: {sorted(counts)}")
+    have = {m["shard"]["index"] for m in manifests if m.get("shard")}
+    missing = sorted(set(range(counts.pop())) - have) if counts else []
+    out.mkdir(parents=True, exist_ok=True)
+    merged: dict[str, dict] = {}
+    for folder in folders:
+        for item_id, record in read_records(Path(folder), plan).items():
+            if item_id in merged and merged[item_id]["status"] == "done":
+                continue
+            if record.get("image"):
+                atomic_write_bytes(inside(out, record["image"]), inside(Path(folder), record["image"]).read_bytes())
+            write_json(record_path(out, item_id), record)
+            merged[item_id] = record
+    status = {it.id: merged.get(it.id, {}).get("status", "pending") for it in plan.items}
+    labellers: dict = {}
+    for m in manifests:
+        labellers.update(m.get("labellers") or {})
+    write_json(out / "manifest.json", _manifest(plan, first["model"], labellers, None, status, first.get("source"),
+                                                first["created"], merged_from=[str(f) for f in folders]))
+    finalise(out, plan)
+    return RunResult(out, plan, None, _counts(status), missing_shards=missing)

@@ -1,0 +1,95 @@
+"""Files of an inversion run: where each image lives, its PNG + JSON sidecar, resume checks, sheets, GIFs.
+
+Used by the CLI layer (and any probe that wants the same layout); every write is atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from probe.cache import content_hash
+from probe.errors import DataError
+from probe.io import atomic_write_bytes, contact_sheet, inside, pil_png_bytes, png_bytes, read_json, safe_name, to_pil, write_json
+
+# Knobs that change memory use or what is kept, never the image itself: not part of the resume key.
+NON_RESULT_KEYS = ("batch_size", "snapshot_every", "preset")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as pkg_version
+
+    try:
+        return pkg_version("clip-probe")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class ImagePaths:
+    png: Path
+    sidecar: Path
+    snapshots: Path
+    gif: Path
+
+
+def image_paths(folder: Path, prompt: str, seed: int) -> ImagePaths:
+    """folder/<safe prompt>/seed-<n>.{png,json,gif} and a snapshots folder; never outside folder."""
+    base = inside(folder, safe_name(prompt))
+    stem = f"seed-{int(seed)}"
+    return ImagePaths(base / f"{stem}.png", base / f"{stem}.json", base / f"{stem}-snapshots", base / f"{stem}.gif")
+
+
+def result_key(prompt: str, seed: int, fingerprint: str, device: str, precision: str, settings: dict[str, Any]) -> str:
+    """What decides an image's pixels: a finished image with the same key is skipped on rerun."""
+    knobs = {k: v for k, v in settings.items() if k not in NON_RESULT_KEYS}
+    return content_hash(prompt, str(int(seed)), fingerprint, device, precision, json.dumps(knobs, sort_keys=True))
+
+
+def finished(paths: ImagePaths, key: str) -> dict[str, Any] | None:
+    """The sidecar of a finished image with this key (and its PNG present), else None."""
+    if not paths.sidecar.is_file() or not paths.png.is_file():
+        return None
+    try:
+        sidecar = read_json(paths.sidecar)
+    except DataError:
+        return None
+    if not isinstance(sidecar, dict) or sidecar.get("key") != key or sidecar.get("status") != "done":
+        return None
+    return sidecar
+
+
+def png_metadata(sidecar: dict[str, Any]) -> dict[str, Any]:
+    """PNG text chunks: everything that determines the image (no timings, so bytes are reproducible)."""
+    keep = ("prompt", "seed", "model", "fingerprint", "preset", "settings", "cosine", "steps", "status", "version")
+    return {k: sidecar[k] for k in keep if k in sidecar}
+
+
+def save_inversion(paths: ImagePaths, inversion, sidecar: dict[str, Any], gif: bool = False) -> None:
+    """PNG (true pixel values + metadata), then the JSON sidecar last, so a sidecar means a complete PNG."""
+    atomic_write_bytes(paths.png, png_bytes(inversion.image, png_metadata(sidecar)))
+    for step, snap in zip(inversion.snapshot_steps, inversion.snapshots):
+        atomic_write_bytes(paths.snapshots / f"step-{step:06d}.png", png_bytes(snap))
+    if gif and inversion.snapshots:
+        atomic_write_bytes(paths.gif, gif_bytes([*inversion.snapshots, inversion.image]))
+    write_json(paths.sidecar, sidecar)
+
+
+def gif_bytes(frames: list, size: int = 128, ms: int = 120) -> bytes:
+    """An animated GIF of snapshots (each resized to `size`), looping, last frame held."""
+    from PIL import Image
+
+    pils = [to_pil(f).resize((size, size), Image.NEAREST) for f in frames]
+    buf = io.BytesIO()
+    durations = [ms] * (len(pils) - 1) + [ms * 8]
+    pils[0].save(buf, format="GIF", save_all=True, append_images=pils[1:], duration=durations, loop=0)
+    return buf.getvalue()
+
+
+def write_contact_sheet(path: Path, images: list, labels: list[str], columns: int | None = None) -> Path:
+    columns = columns or min(8, max(1, len(images)))
+    return atomic_write_bytes(path, pil_png_bytes(contact_sheet(images, labels, columns=columns, cell=128)))

@@ -1,0 +1,255 @@
+"""The render loop: the one place that owns the optimiser, resolution schedule, clipping, clamping,
+snapshots, per-image NaN handling and stop requests.
+
+All prompt x seed images are optimised together (in chunks of `settings.batch_size`), and each
+image's B x copies augmented views go through one `encode_image` call per step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from probe.errors import UsageError
+from probe.session import Session
+from probe_invert.objectives import L1, Context, Objective, TextMatch, TotalVariation
+from probe_invert.param import Param, make_param, schedule_sizes
+from probe_invert.prompts import parse_prompt
+from probe_invert.randomness import ImageRandom
+from probe_invert.settings import InvertSettings
+from probe_invert.transforms import build_transforms
+
+StepCallback = Callable[[int, torch.Tensor], None]
+StopCheck = Callable[[], bool]
+
+
+@dataclass
+class Inversion:
+    """One optimised image and how it went. `seconds` is its share of its chunk's wall time."""
+
+    prompt: str
+    seed: int
+    image: torch.Tensor  # [3,H,W] in [0,1], CPU
+    cosine: float  # weighted cosine of the final (unaugmented) image to the prompt
+    seconds: float
+    status: str  # "done" | "nan" | "interrupted"
+    steps: int
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+    message: str = ""
+    snapshot_steps: list[int] = field(default_factory=list)
+
+
+def text_targets(session: Session, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets [N,K,D], weights [N,K]) for weighted prompts; each distinct text encoded once."""
+    parsed = [parse_prompt(p) for p in prompts]
+    texts = list(dict.fromkeys(text for wp in parsed for text, _ in wp.parts))
+    embeddings = session.encode_text(texts)
+    index = {t: i for i, t in enumerate(texts)}
+    k = max(len(wp.parts) for wp in parsed)
+    targets = torch.zeros(len(parsed), k, embeddings.shape[1])
+    weights = torch.zeros(len(parsed), k)
+    for row, wp in enumerate(parsed):
+        for col, (text, weight) in enumerate(wp.parts):
+            targets[row, col] = embeddings[index[text]]
+            weights[row, col] = weight
+    return targets, weights
+
+
+def build_objective(settings: InvertSettings, targets: torch.Tensor, weights: torch.Tensor,
+                    extra: Objective | None = None) -> tuple[TextMatch, Objective]:
+    """(the text term, the full loss): text + tv_weight * TV + l1_weight * L1 (+ extra)."""
+    match = TextMatch(targets, weights, settings.loss)
+    total: Objective = match
+    if settings.tv_weight:
+        total = total + settings.tv_weight * TotalVariation()
+    if settings.l1_weight:
+        total = total + settings.l1_weight * L1(settings.l1_center)
+    if extra is not None:
+        total = total + extra
+    return match, total
+
+
+def _learning_rate(settings: InvertSettings, step: int) -> float:
+    if settings.lr_schedule == "cosine":
+        return settings.lr * 0.5 * (1 + math.cos(math.pi * step / settings.steps))
+    return settings.lr
+
+
+@torch.no_grad()
+def _clip_per_image(grads: list[torch.Tensor], max_norm: float, alive: torch.Tensor) -> None:
+    """Clip each image's gradient norm to max_norm (as clip_grad_norm_ on one image); zero dead images."""
+    squared = sum(g.flatten(1).pow(2).sum(1) for g in grads)
+    coef = torch.ones_like(squared)
+    if max_norm > 0:
+        coef = (max_norm / (squared.sqrt() + 1e-6)).clamp(max=1.0)
+    coef = torch.where(alive, coef, torch.zeros_like(coef))
+    for g in grads:
+        g.nan_to_num_(0.0, 0.0, 0.0).mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+
+
+class _Chunk:
+    """State of one chunk of images being optimised together."""
+
+    def __init__(self, session: Session, items: list[tuple[str, int]], settings: InvertSettings,
+                 targets: torch.Tensor, weights: torch.Tensor, extra: Objective | None) -> None:
+        self.session, self.items, self.settings = session, items, settings
+        device = session.device
+        self.rng = ImageRandom([seed for _, seed in items], settings.copies, device)
+        self.param: Param = make_param(settings.param, self.rng, settings.size, fft_init_std=settings.fft_init_std,
+                                       fft_decay=settings.fft_decay, decorrelate=settings.decorrelate)
+        self.transforms = build_transforms(settings, session.image_size)
+        self.match, self.objective = build_objective(settings, targets.to(device), weights.to(device), extra)
+        cap = settings.max_size or session.image_size
+        self.sizes = schedule_sizes(settings.size, settings.resize_at, max(cap, settings.size))
+        self.optimizer = torch.optim.Adam(self.param.parameters(), lr=settings.lr)
+        n = len(items)
+        self.alive = torch.ones(n, dtype=torch.bool, device=device)
+        self.status = ["done"] * n
+        self.messages = [""] * n
+        self.steps = [0] * n
+        self.frozen: dict[int, torch.Tensor] = {}
+        self.snapshots: list[list[torch.Tensor]] = [[] for _ in range(n)]
+        self.snapshot_steps: list[int] = []
+
+    def step(self, step: int) -> torch.Tensor:
+        """One optimisation step; returns the per-image live cosine (mean over augmented copies)."""
+        s = self.settings
+        if step in self.sizes:
+            self.param = self.param.resized(self.sizes[step])
+            self.optimizer = torch.optim.Adam(self.param.parameters(), lr=s.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = _learning_rate(s, step)
+        images = self.param.images()
+        views = self.transforms(images.repeat_interleave(s.copies, 0), self.rng)
+        features = self.session.encode_image(views, grad=True)
+        ctx = Context(images, features, s.copies)
+        losses = self.objective(ctx)
+        self._retire_non_finite(losses, images, step)
+        total = torch.where(self.alive, losses, torch.zeros_like(losses)).sum()
+        self.optimizer.zero_grad(set_to_none=False)
+        total.backward()
+        _clip_per_image([p.grad for p in self.param.parameters()], s.grad_clip, self.alive)
+        self.optimizer.step()
+        if s.clamp:
+            self.param.clamp_()
+        for i in range(len(self.items)):
+            if bool(self.alive[i]):
+                self.steps[i] = step + 1
+        if s.snapshot_every and (step + 1) % s.snapshot_every == 0:
+            self._snapshot(step + 1)
+        with torch.no_grad():
+            return self.match.score(ctx.features_per_image().detach()).mean(1)
+
+    def _retire_non_finite(self, losses: torch.Tensor, images: torch.Tensor, step: int) -> None:
+        """Images whose loss is NaN/inf stop here, keeping their last finite image."""
+        dead = self.alive & ~torch.isfinite(losses.detach())
+        for i in dead.nonzero().flatten().tolist():
+            self.status[i] = "nan"
+            self.messages[i] = f"loss became {losses[i].item()} at step {step + 1}; kept the image from before it"
+            self.frozen[i] = images[i].detach().clamp(0, 1).cpu()
+        self.alive &= ~dead
+
+    @torch.no_grad()
+    def _snapshot(self, step: int) -> None:
+        current = self.param.images().detach().clamp(0, 1).cpu()
+        self.snapshot_steps.append(step)
+        for i in range(len(self.items)):
+            self.snapshots[i].append(self.frozen.get(i, current[i]))
+
+    @torch.no_grad()
+    def finish(self, seconds: float, interrupted: bool) -> list[Inversion]:
+        images = self.param.images().detach().clamp(0, 1)
+        for i, frozen in self.frozen.items():
+            images[i] = frozen.to(images.device)
+        features = self.session.encode_image(images)
+        cosine = self.match.score(features).cpu()
+        results = []
+        for i, (prompt, seed) in enumerate(self.items):
+            status = self.status[i]
+            if interrupted and status == "done":
+                status = "interrupted"
+            results.append(Inversion(prompt, seed, images[i].cpu(), float(cosine[i]), seconds / len(self.items), status,
+                                     self.steps[i], self.snapshots[i], self.messages[i], list(self.snapshot_steps)))
+        return results
+
+
+def _run_chunk(session: Session, items: list[tuple[str, int]], settings: InvertSettings, targets: torch.Tensor,
+               weights: torch.Tensor, extra: Objective | None, step_offset: int, on_step: StepCallback | None,
+               should_stop: StopCheck | None) -> list[Inversion]:
+    start = time.perf_counter()
+    chunk = _Chunk(session, items, settings, targets, weights, extra)
+    interrupted = False
+    for step in range(settings.steps):
+        if should_stop is not None and should_stop():
+            interrupted = True
+            break
+        cosine = chunk.step(step)
+        if on_step is not None:
+            on_step(step_offset + step + 1, cosine.cpu())
+        if not bool(chunk.alive.any()):
+            break
+    return chunk.finish(time.perf_counter() - start, interrupted)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    return (oom and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
+
+
+def invert_items(session: Session, items: list[tuple[str, int]], settings: InvertSettings, *,
+                 on_step: StepCallback | None = None, should_stop: StopCheck | None = None,
+                 extra_objective: Objective | None = None) -> list[Inversion]:
+    """Invert (prompt, seed) pairs in the given order, `settings.batch_size` at a time.
+
+    on_step gets (steps done so far over all chunks, live cosine of the current chunk's images).
+    A chunk that runs out of accelerator memory is split in half and retried. After a stop
+    request, images not yet started come back with status "interrupted" and steps 0.
+    """
+    if not items:
+        raise UsageError("nothing to invert", hint="give at least one prompt and one seed")
+    settings = settings.validated()
+    targets, weights = text_targets(session, [p for p, _ in items])
+    pending = [list(range(i, min(i + settings.batch_size, len(items)))) for i in range(0, len(items), settings.batch_size)]
+    results: dict[int, Inversion] = {}
+    done_steps = 0
+    while pending:
+        rows = pending.pop(0)
+        if should_stop is not None and should_stop():
+            for r in rows:
+                results[r] = _not_started(items[r], session)
+            continue
+        try:
+            chunk = _run_chunk(session, [items[r] for r in rows], settings, targets[rows], weights[rows],
+                               extra_objective, done_steps, on_step, should_stop)
+        except RuntimeError as exc:
+            if not _out_of_memory(exc) or len(rows) == 1:
+                raise
+            if session.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(rows) // 2
+            pending[:0] = [rows[:half], rows[half:]]
+            continue
+        done_steps += settings.steps
+        results.update(zip(rows, chunk))
+    return [results[i] for i in range(len(items))]
+
+
+def _not_started(item: tuple[str, int], session: Session) -> Inversion:
+    size = session.image_size
+    return Inversion(item[0], item[1], torch.full((3, size, size), 0.5), float("nan"), 0.0, "interrupted", 0)
+
+
+def invert(session: Session, prompts: list[str], seeds: list[int], settings: InvertSettings, *,
+           on_step: StepCallback | None = None, should_stop: StopCheck | None = None,
+           extra_objective: Objective | None = None) -> list[Inversion]:
+    """Every prompt x seed, optimised together; results in prompt-major order (p0s0, p0s1, ..., p1s0, ...)."""
+    if not prompts:
+        raise UsageError("no prompts to invert", hint="give at least one prompt")
+    if not seeds:
+        raise UsageError("no seeds", hint="give at least one seed, e.g. --seeds 0-3")
+    return invert_items(session, [(p, int(s)) for p in prompts for s in seeds], settings, on_step=on_step,
+                        should_stop=should_stop, extra_objective=extra_objective)

@@ -1,0 +1,125 @@
+"""CLI layer of `probe invert`: resume checks, progress bar, Ctrl-C, saving files, summary table / JSON.
+
+The computing is all in `render.invert_items`; this module only decides what to run and writes results.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from typing import Any, Callable
+
+EXIT_INTERRUPTED = 130
+
+
+def stop_on_ctrl_c() -> tuple[Callable[[], bool], Callable[[], None]]:
+    """(should_stop, restore): the first Ctrl-C asks the loop to stop after its step; a second one aborts."""
+    requested = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        return (lambda: False), (lambda: None)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):  # noqa: ANN001
+        if requested["stop"]:
+            raise KeyboardInterrupt
+        requested["stop"] = True
+        from probe import console
+
+        console.note("Stopping after this step and saving what exists (Ctrl-C again to abort)…")
+
+    signal.signal(signal.SIGINT, handler)
+    return (lambda: requested["stop"]), (lambda: signal.signal(signal.SIGINT, previous))
+
+
+def _sidecar(inversion, session_info: dict[str, Any], settings, key: str, png_name: str) -> dict[str, Any]:
+    from probe_invert.outputs import version
+
+    return {
+        "prompt": inversion.prompt, "seed": inversion.seed, "model": session_info["model"],
+        "fingerprint": session_info["fingerprint"], "device": session_info["device"],
+        "precision": session_info["precision"], "preset": settings.preset, "settings": settings.to_dict(),
+        "cosine": round(inversion.cosine, 6) if math.isfinite(inversion.cosine) else None,
+        "seconds": round(inversion.seconds, 3), "steps": inversion.steps, "status": inversion.status,
+        "message": inversion.message, "version": version(), "key": key, "image": png_name,
+    }
+
+
+def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif: bool = False, force: bool = False,
+                   as_json: bool = False) -> int:
+    """Invert what is not finished yet, save it, print the summary; returns the exit code (0 or 130)."""
+    from probe import console
+    from probe.io import load_image
+    from probe_invert.outputs import finished, image_paths, result_key, save_inversion, write_contact_sheet
+    from probe_invert.render import invert_items
+
+    session = state.session
+    info = session.describe()
+    folder = state.out_dir / "invert"
+    items = [(p, s) for p in prompts for s in seeds]
+    paths = [image_paths(folder, p, s) for p, s in items]
+    keys = [result_key(p, s, info["fingerprint"], info["device"], info["precision"], settings.to_dict()) for p, s in items]
+    previous = [None if force else finished(pa, k) for pa, k in zip(paths, keys)]
+    todo = [i for i, prev in enumerate(previous) if prev is None]
+    if len(todo) < len(items):
+        console.note(f"{len(items) - len(todo)} of {len(items)} images already finished in {folder}: skipped (--force redoes them)")
+    results: dict[int, Any] = {}
+    interrupted = False
+    if todo:
+        chunks = math.ceil(len(todo) / settings.batch_size)
+        should_stop, restore = stop_on_ctrl_c()
+        try:
+            with console.progress(f"inverting {len(todo)} image(s)", chunks * settings.steps, extra="{task.fields[info]}") as advance:
+                done = {"steps": 0}
+
+                def on_step(step: int, cosine) -> None:
+                    advance(step - done["steps"], info=f"cos {float(cosine.mean()):.3f}")
+                    done["steps"] = step
+
+                found = invert_items(session, [items[i] for i in todo], settings, on_step=on_step, should_stop=should_stop)
+            interrupted = should_stop()
+        finally:
+            restore()
+        for i, inversion in zip(todo, found):
+            results[i] = inversion
+            if inversion.steps > 0:
+                save_inversion(paths[i], inversion, _sidecar(inversion, info, settings, keys[i], paths[i].png.name), gif)
+    rows, images, labels = [], [], []
+    for i, (prompt, seed) in enumerate(items):
+        if i in results:
+            r = results[i]
+            row = {"prompt": prompt, "seed": seed, "cosine": r.cosine if math.isfinite(r.cosine) else None,
+                   "status": r.status, "steps": r.steps, "seconds": round(r.seconds, 3), "skipped": False,
+                   "message": r.message}
+            image = r.image if r.steps > 0 else None
+        else:
+            prev = previous[i]
+            row = {"prompt": prompt, "seed": seed, "cosine": prev.get("cosine"), "status": "done", "steps": prev.get("steps"),
+                   "seconds": prev.get("seconds"), "skipped": True, "message": ""}
+            image = load_image(paths[i].png)
+        saved = image is not None
+        row.update(png=str(paths[i].png) if saved else None, sidecar=str(paths[i].sidecar) if saved else None)
+        rows.append(row)
+        if saved:
+            images.append(image)
+            labels.append(f"{prompt} s{seed} {row['cosine']:.2f}" if row["cosine"] is not None else f"{prompt} s{seed}")
+    sheet = write_contact_sheet(folder / "contact-sheet.png", images, labels) if images else None
+    for row in rows:
+        if row["status"] == "nan":
+            console.note(f"{row['prompt']!r} seed {row['seed']}: {row['message']}")
+    if as_json:
+        console.print_json({"model": info, "preset": settings.preset, "settings": settings.to_dict(), "images": rows,
+                            "contact_sheet": str(sheet) if sheet else None, "interrupted": interrupted})
+    else:
+        console.print_table(f"probe invert — {info['model']}, preset {settings.preset}",
+                            ["prompt", "seed", "cosine", "status", "steps", "seconds", "file"],
+                            [[r["prompt"], r["seed"], f"{r['cosine']:.3f}" if r["cosine"] is not None else "-",
+                              r["status"] + (" (skipped)" if r["skipped"] else ""), r["steps"], r["seconds"],
+                              r["png"] or "-"] for r in rows])
+        if sheet:
+            console.note(f"contact sheet: {sheet}")
+    if interrupted:
+        partial = sum(1 for r in rows if r["status"] == "interrupted" and r["png"])
+        console.note(f"Interrupted: saved {partial} partial image(s); rerun the same command to finish the rest.")
+        return EXIT_INTERRUPTED
+    return 0

@@ -1,0 +1,146 @@
+"""Every knob of an inversion in one dataclass, and the YAML presets (`paper`, `default`) that fill it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from probe.errors import ConfigError, UsageError
+
+TRANSFORM_NAMES = ("jitter", "affine", "resize", "colour_shift", "colour_jitter", "noise")
+PARAMS = ("pixel", "fft")
+LOSSES = ("distance", "cosine")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class InvertSettings:
+    """One inversion recipe. Field names are the YAML keys and (with dashes) the CLI flags."""
+
+    steps: int = 300
+    lr: float = 0.05
+    lr_schedule: str = "constant"  # constant | cosine (decays to 0 over `steps`)
+    param: str = "pixel"  # pixel | fft (lucent-style decorrelated spectrum)
+    size: int = 64  # starting resolution of the optimised image
+    resize_at: list[int] = field(default_factory=list)  # steps at which the resolution doubles
+    max_size: int = 0  # cap for the doubling; 0 = the model's input size (as the authors' code)
+    fft_decay: float = 1.0  # spectrum scale 1/f^decay
+    fft_init_std: float = 0.01
+    decorrelate: bool = True  # fft: optimise in a decorrelated colour space
+    copies: int = 8  # augmented copies of each image per step
+    transforms: list[str] = field(default_factory=lambda: ["affine", "resize", "colour_shift"])
+    affine_p: float = 0.5
+    affine_degrees: float = 30.0
+    affine_translate: float = 0.1
+    affine_scale_min: float = 0.7
+    affine_scale_max: float = 1.2
+    affine_padding: str = "border"  # border | zeros | reflection
+    colour_shift_mean: float = 1.0  # mu ~ U(-m, m) per copy and channel
+    colour_shift_std: float = 1.0  # sigma = exp(U(-s, s)) per copy and channel
+    jitter_pixels: int = 0  # roll by up to this many pixels each way
+    noise_std: float = 0.0
+    colour_jitter_brightness: float = 0.0
+    colour_jitter_contrast: float = 0.0
+    colour_jitter_saturation: float = 0.0
+    loss: str = "distance"  # distance: ||norm(V)-norm(T)||, as the authors; cosine: 1 - cos
+    tv_weight: float = 0.005
+    l1_weight: float = 0.0
+    l1_center: float = 0.0  # L1 pulls pixels towards this value (0 = the paper's |x|; 0.5 = grey)
+    grad_clip: float = 1.0  # per-image gradient norm clip; 0 = off
+    clamp: bool = True  # pixel param: clamp to [0, 1] after each step
+    batch_size: int = 32  # images optimised together per chunk
+    snapshot_every: int = 0  # keep an image every K steps (0 = none)
+    preset: str = "custom"  # which preset these came from (recorded in sidecars)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **overrides: Any) -> "InvertSettings":
+        """A copy with some knobs changed (None values are ignored), validated."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise UsageError(f"unknown invert setting {unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}")
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **changes).validated()
+
+    def validated(self) -> "InvertSettings":
+        """Self, after checking every value; a UsageError names the bad one."""
+        positive_ints = {"steps": self.steps, "size": self.size, "copies": self.copies, "batch_size": self.batch_size}
+        for name, value in positive_ints.items():
+            if int(value) < 1:
+                raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {value}")
+        non_negative = {"lr": self.lr, "tv_weight": self.tv_weight, "l1_weight": self.l1_weight, "grad_clip": self.grad_clip,
+                        "noise_std": self.noise_std, "colour_shift_mean": self.colour_shift_mean,
+                        "colour_shift_std": self.colour_shift_std, "jitter_pixels": self.jitter_pixels,
+                        "snapshot_every": self.snapshot_every, "max_size": self.max_size, "fft_init_std": self.fft_init_std,
+                        "l1_center": self.l1_center,
+                        "colour_jitter_brightness": self.colour_jitter_brightness,
+                        "colour_jitter_contrast": self.colour_jitter_contrast,
+                        "colour_jitter_saturation": self.colour_jitter_saturation}
+        for name, value in non_negative.items():
+            if not float(value) >= 0:  # also rejects NaN
+                raise UsageError(f"{name.replace('_', '-')} must be >= 0, got {value}")
+        if self.lr <= 0:
+            raise UsageError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.affine_p <= 1:
+            raise UsageError(f"affine-p must be in [0, 1], got {self.affine_p}")
+        if not 0 < self.affine_scale_min <= self.affine_scale_max:
+            raise UsageError("affine scale range must satisfy 0 < affine-scale-min <= affine-scale-max")
+        choices = {"param": (self.param, PARAMS), "loss": (self.loss, LOSSES), "lr_schedule": (self.lr_schedule, SCHEDULES),
+                   "affine_padding": (self.affine_padding, ("border", "zeros", "reflection"))}
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise UsageError(f"unknown {name.replace('_', '-')} {value!r}", hint=f"use one of: {', '.join(allowed)}")
+        bad = [t for t in self.transforms if t not in TRANSFORM_NAMES]
+        if bad:
+            raise UsageError(f"unknown transform {bad[0]!r}", hint=f"use some of: {', '.join(TRANSFORM_NAMES)}")
+        if any(int(s) < 1 for s in self.resize_at):
+            raise UsageError("resize-at steps must be >= 1")
+        return replace(self, resize_at=sorted(int(s) for s in self.resize_at), transforms=list(self.transforms))
+
+
+def _presets_folder():
+    return resources.files("probe_invert").joinpath("presets")
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped presets (YAML files in the package's presets/ folder)."""
+    return sorted(p.name[: -len(".yaml")] for p in _presets_folder().iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"{where}:{mark.line + 1 if mark else 1}: invalid YAML") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a preset must be a mapping of setting: value")
+    known = {f.name for f in fields(InvertSettings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}")
+    return data
+
+
+def load_preset(name: str, **overrides: Any) -> InvertSettings:
+    """A shipped preset by name (or a YAML file path), with keyword overrides applied (None = keep)."""
+    if name in list_presets():
+        text = _presets_folder().joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+        where, label = f"preset {name}", name
+    elif name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        text, where, label = Path(name).read_text(encoding="utf-8"), name, Path(name).stem
+    else:
+        raise UsageError(f"unknown preset {name!r}", hint=f"use one of: {', '.join(list_presets())}, or a .yaml file")
+    data = _read_yaml(text, where)
+    data.setdefault("preset", label)
+    try:
+        settings = InvertSettings(**data).validated()
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return settings.with_overrides(**overrides)

@@ -1,0 +1,173 @@
+"""Entry point of the built-in `neighbours` plugin: `probe neighbours` and `probe vocabs` (thin CLI)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from probe_neighbours.index import VocabIndex
+
+ARGS_GROUP = "arguments"
+IMAGES_GROUP = "images"
+
+
+def register_commands(app: typer.Typer) -> None:
+    @app.command("neighbours")
+    def neighbours(
+        ctx: typer.Context,
+        texts: Annotated[Optional[list[str]], typer.Argument(help="Texts whose nearest vocabulary words to list.", show_default=False)] = None,
+        file: Annotated[Optional[list[Path]], typer.Option("--file", "-f", help="A file of prompts, one a line (repeat: each file is a group for --flag-rate).", show_default=False)] = None,
+        image: Annotated[Optional[list[Path]], typer.Option("--image", "-i", help="An image (e.g. from `probe invert`; its sidecar's model must match). Repeat for several.", show_default=False)] = None,
+        k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Neighbours per query.")] = 10,
+        vocab: Annotated[Optional[list[str]], typer.Option("--vocab", "-v", help="A built-in list (see `probe vocabs`) or a word-list file; repeat for several. Default: world for shapes-tiny, else clip-bpe + flagged.", show_default=False)] = None,
+        flag_rate_: Annotated[bool, typer.Option("--flag-rate", help="Report the share of flagged words in each prompt's top-k, per prompt and per group.")] = False,
+        rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the vocabulary indexes even if cached.")] = False,
+        index: Annotated[str, typer.Option("--index", help="flat (exact) or hnsw (approximate, for very large lists).")] = "flat",
+        truncate: Annotated[bool, typer.Option("--truncate", help="Cut prompts longer than the model's context instead of failing.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    ) -> None:
+        """Nearest vocabulary words of texts or images in the model's embedding space, flagged words marked."""
+        from probe import console
+        from probe.cli_state import get_state
+        from probe.errors import UsageError
+        from probe_neighbours.index import IndexParams
+        from probe_neighbours.query import image_neighbours, load_query_images, text_neighbours
+        from probe_neighbours.vocabularies import default_vocabs, read_entries
+
+        groups: dict[str, list[str]] = {}
+        if texts:
+            groups[ARGS_GROUP] = list(texts)
+        for path in file or []:
+            groups[_group_name(path, groups)] = read_entries(path, "prompts")[0]
+        if not groups and not image:
+            raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
+        params = IndexParams(kind=index)
+        state = get_state(ctx)
+        session = state.session
+        vocabs = list(vocab) if vocab else default_vocabs(session)
+        indexes = _open_with_progress(session, vocabs, params, rebuild)
+        for ix in indexes:
+            if ix.message:
+                console.note(ix.message)
+
+        rows: list[tuple[str, Any]] = []  # (group, NeighbourResult)
+        all_texts = [t for g in groups.values() for t in g]
+        if all_texts:
+            found = text_neighbours(session, all_texts, vocabs, k, indexes=indexes, truncate=truncate)
+            labels = [g for g, items in groups.items() for _ in items]
+            rows += list(zip(labels, found))
+        if image:
+            pixels = load_query_images(session, list(image))
+            rows += [(IMAGES_GROUP, r) for r in image_neighbours(session, pixels, [str(p) for p in image], vocabs, k, indexes=indexes)]
+
+        rates = _group_rates(rows) if flag_rate_ else None
+        if as_json:
+            console.print_json(_json_payload(session, k, indexes, rows, rates))
+        elif rates is not None:
+            _print_rates(console, rows, rates, k)
+        else:
+            _print_neighbours(console, rows, state.model)
+
+    @app.command("vocabs")
+    def vocabs_cmd(
+        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    ) -> None:
+        """List the built-in vocabularies for `probe neighbours --vocab` with their sizes."""
+        from probe import console
+        from probe_neighbours.vocabularies import describe_vocab, list_vocabs, load_vocab
+
+        items = []
+        for name in list_vocabs():
+            v = load_vocab(name)
+            items.append({"name": name, "words": len(v.words), "flagged": len(v.categories), "about": describe_vocab(name), "source": v.source})
+        if as_json:
+            console.print_json(items)
+            return
+        console.print_table("Vocabularies", ["name", "words", "flagged", "about"], [[i["name"], f"{i['words']:,}", f"{i['flagged']:,}", i["about"]] for i in items])
+
+
+def _group_name(path: Path, taken: dict) -> str:
+    """A file's group name: its stem, made unique."""
+    name, n = path.stem, 2
+    while name in taken or name in (ARGS_GROUP, IMAGES_GROUP):
+        name, n = f"{path.stem}-{n}", n + 1
+    return name
+
+
+def _open_with_progress(session, vocabs: list[str], params, rebuild: bool) -> list["VocabIndex"]:  # noqa: ANN001
+    """Open each vocabulary's index; a progress bar appears only when one is actually being built."""
+    from probe import console
+    from probe_neighbours.index import open_index
+    from probe_neighbours.vocabularies import load_vocab
+
+    indexes = []
+    for name in dict.fromkeys(vocabs):
+        v = load_vocab(name)
+        with contextlib.ExitStack() as stack:
+            bar: list = []
+
+            def advance(n: int, v=v, stack=stack, bar=bar) -> None:  # noqa: ANN001
+                if not bar:
+                    bar.append(stack.enter_context(console.progress(f"Embedding {v.name}", total=len(v.words))))
+                bar[0](n)
+
+            indexes.append(open_index(session, v, params, rebuild, progress=advance))
+    return indexes
+
+
+def _group_rates(rows: list) -> dict:
+    """FlagRate per group, plus 'all' over every query."""
+    from probe_neighbours.query import flag_rate
+
+    groups: dict[str, list] = {}
+    for group, result in rows:
+        groups.setdefault(group, []).append(result)
+    rates = {g: flag_rate(rs) for g, rs in groups.items()}
+    if len(groups) > 1:
+        rates["all"] = flag_rate([r for _, r in rows])
+    return rates
+
+
+def _json_payload(session, k: int, indexes: list, rows: list, rates: dict | None) -> dict:  # noqa: ANN001
+    payload = {
+        "model": session.describe(),
+        "k": k,
+        "vocabs": [
+            {"name": ix.vocab.name, "words": len(ix.vocab.words), "source": ix.vocab.source, "index": ix.params.kind,
+             "status": ix.status, "recall_at_10": ix.recall_at_10}
+            for ix in indexes
+        ],
+        "notes": [ix.message for ix in indexes if ix.message],
+        "results": [{"group": g, **r.as_dict()} for g, r in rows],
+    }
+    if rates is not None:
+        payload["flag_rate"] = {g: rate.as_dict() for g, rate in rates.items()}
+    return payload
+
+
+def _print_neighbours(console, rows: list, model: str) -> None:  # noqa: ANN001
+    from rich.text import Text
+
+    for _, result in rows:
+        table_rows = []
+        for rank, n in enumerate(result.neighbours, 1):
+            style = "bold red" if n.flagged else ""
+            table_rows.append([str(rank), Text(n.word, style=style), f"{n.score:.3f}", n.vocab, Text(n.category or "", style=style)])
+        console.print_table(f"{result.query} — {model}", ["#", "word", "cosine", "vocab", "flagged"], table_rows)
+
+
+def _print_rates(console, rows: list, rates: dict, k: int) -> None:  # noqa: ANN001
+    from rich.text import Text
+
+    table_rows = []
+    for group, result in rows:
+        flagged = [n.word for n in result.neighbours if n.flagged]
+        share = rates[group].per_query[result.query]
+        table_rows.append([group, result.query, Text(f"{share:.0%}", style="bold red" if flagged else ""), ", ".join(flagged)])
+    console.print_table(f"Flagged share of the top-{k} neighbours", ["group", "query", "flagged", "flagged words"], table_rows)
+    summary = [[g, str(len(r.per_query)), f"{r.flagged}/{r.total}", f"{r.overall:.1%}"] for g, r in rates.items()]
+    console.print_table("Per group", ["group", "queries", "flagged / neighbours", "rate"], summary)

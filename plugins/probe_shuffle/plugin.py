@@ -1,0 +1,145 @@
+"""Entry point of the built-in `shuffle` plugin: `probe shuffle-test` (does the model care about word order?).
+
+Only typer and the stdlib at import time (`probe --help` must not import torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from probe_shuffle.scoring import ShuffleReport
+    from probe_shuffle.sources import ImageCaptions
+
+CSV_FIELDS = ("item", "caption", "original_score", "perturbation", "variant", "score", "delta")
+
+
+def _fmt(value: float | None, percent: bool = False, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    if percent:
+        return f"{value:.1%}"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _summary_table(report: ShuffleReport, title: str) -> tuple[str, list[str], list[list[str]]]:
+    columns = ["perturbation", "captions", "variants", "mean score", "mean Δ", "std Δ", "order blindness", "P@1"]
+    rows = [[r.name, str(r.n_items), str(r.n), _fmt(r.mean_score), _fmt(r.mean_delta, signed=True), _fmt(r.std_delta),
+             _fmt(r.order_blindness, percent=True), _fmt(r.precision_at_1, percent=True)] for r in report.rows]
+    return title, columns, rows
+
+
+def _csv_text(report: ShuffleReport) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(report.variant_rows())
+    return buffer.getvalue()
+
+
+def _image_inputs(images: list[Path], captions: list[str], jsonl: Optional[Path], invert_dir: Optional[Path],
+                  world: Optional[int], relations: list[str], seed: int) -> ImageCaptions:
+    """All image–caption sources of the command line, in a fixed order (files, JSONL, invert folder, world)."""
+    from probe.errors import UsageError
+    from probe_shuffle import sources
+
+    if captions and not images:
+        raise UsageError("--caption needs an --image to go with it", hint="give --image FILE --caption TEXT pairs")
+    pairs = sources.ImageCaptions()
+    if images:
+        pairs.extend(sources.image_files(images, captions))
+    if jsonl is not None:
+        pairs.extend(sources.jsonl_pairs(jsonl))
+    if invert_dir is not None:
+        pairs.extend(sources.invert_outputs(invert_dir))
+    if world is not None:
+        pairs.extend(sources.world_pairs(world, seed, relations or sources.WORLD_RELATIONS).as_image_captions())
+    return pairs
+
+
+def register_commands(app: typer.Typer) -> None:
+    @app.command("shuffle-test")
+    def shuffle_test(
+        ctx: typer.Context,
+        prompts: Annotated[Optional[list[str]], typer.Argument(help="Prompts for the text-only test: cos(T(p), T(p')).", show_default=False)] = None,
+        file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Text file of prompts, one a line ('#' comments).", show_default=False)] = None,
+        image: Annotated[Optional[list[Path]], typer.Option("--image", "-i", help="Image file (repeat); scored against its --caption, or its sidecar prompt.", show_default=False)] = None,
+        caption: Annotated[Optional[list[str]], typer.Option("--caption", help="True caption of each --image, in order (repeat).", show_default=False)] = None,
+        jsonl: Annotated[Optional[Path], typer.Option("--jsonl", help='JSONL of {"image": path, "caption": text} lines.', show_default=False)] = None,
+        invert_dir: Annotated[Optional[Path], typer.Option("--invert-dir", help="Folder of `probe invert` images; each sidecar's prompt is the caption.", show_default=False)] = None,
+        world: Annotated[Optional[int], typer.Option("--world", help="N rendered two-object scenes of the built-in world with their true captions.", show_default=False)] = None,
+        relation: Annotated[Optional[list[str]], typer.Option("--relation", help="World relations to use (repeat): left of, right of, above, below (default all).", show_default=False)] = None,
+        perturb: Annotated[Optional[list[str]], typer.Option("--perturb", "-p", help="Perturbation (repeat; default: all available). See --list.", show_default=False)] = None,
+        variants: Annotated[int, typer.Option("--variants", "-k", help="Distinct perturbed captions per type and caption.", min=1, max=100)] = 1,
+        seed: Annotated[Optional[int], typer.Option("--seed", "-s", help="Perturbation (and world scene) seed (default: --seed of probe, else 0).", show_default=False)] = None,
+        truncate: Annotated[bool, typer.Option("--truncate", help="Cut captions longer than the model's context instead of failing.")] = False,
+        details: Annotated[bool, typer.Option("--details", help="Also print every perturbed caption with its score.")] = False,
+        list_only: Annotated[bool, typer.Option("--list", help="List the perturbations and exit.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (summary and per-caption details).")] = False,
+        csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one CSV row per perturbed caption to this file.", show_default=False)] = None,
+    ) -> None:
+        """Does the model care about word order? Score captions against shuffled / swapped versions of themselves.
+
+        Text mode (prompts): cos(T(p), T(p')). Image mode (--image, --jsonl, --invert-dir, --world):
+        cos(V(x), T(p')) vs cos(V(x), T(p)). Per perturbation: mean and std of the score change,
+        order blindness (share of perturbations scoring at least the original) and ARO-style P@1
+        (share of captions whose original beats all its perturbations).
+        """
+        from probe import console
+        from probe.cli_state import get_state
+        from probe.errors import UsageError
+        from probe.io import atomic_write_text
+        from probe_shuffle.perturbations import REGISTRY, check_names, describe_perturbations, list_perturbations, spacy_tagger
+
+        if list_only:
+            rows = [[name, summary, "yes" if ok else "no (needs spaCy + model)"] for name, summary, ok in describe_perturbations()]
+            if as_json:
+                console.print_json([{"name": n, "summary": s, "available": ok} for n, s, ok in describe_perturbations()])
+            else:
+                console.print_table("Perturbations", ["name", "what it does", "available"], rows)
+            return
+        state = get_state(ctx)
+        seed = seed if seed is not None else (state.seed if state.seed is not None else 0)
+        names = check_names(list(perturb)) if perturb else list_perturbations()
+        if any(REGISTRY[name].needs_tagger for name in names):
+            spacy_tagger()  # fail with the install hint before loading a model
+        text_prompts = list(prompts or [])
+        if file is not None:
+            from probe_shuffle.sources import read_prompt_file
+
+            text_prompts += read_prompt_file(file)
+        has_images = bool(image or caption or jsonl or invert_dir or world is not None)
+        if text_prompts and has_images:
+            raise UsageError("prompts (text mode) and images (image mode) cannot be mixed in one run",
+                             hint="give image captions with --caption/--jsonl, or run the prompts separately")
+        if relation and world is None:
+            raise UsageError("--relation only applies to --world scenes", hint="add --world N")
+        if not text_prompts and not has_images:
+            raise UsageError("nothing to test", hint="give prompts, --file, --image/--caption, --jsonl, --invert-dir or --world N")
+
+        from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
+
+        if text_prompts:
+            report = text_shuffle_test(state.session, text_prompts, names, seed, variants, truncate=truncate)
+        else:
+            pairs = _image_inputs(list(image or []), list(caption or []), jsonl, invert_dir, world, list(relation or []), seed)
+            report = image_shuffle_test(state.session, pairs.images, pairs.captions, names, seed, variants,
+                                        item_names=pairs.names, truncate=truncate)
+        if csv_path is not None:
+            atomic_write_text(csv_path, _csv_text(report))
+            console.note(f"Wrote {csv_path}")
+        if as_json:
+            console.print_json({"model": state.session.describe(), **report.as_dict()})
+            return
+        mode = "cos(T(p), T(p'))" if report.mode == "text" else "cos(V(x), T(p')) vs cos(V(x), T(p))"
+        console.print_table(*_summary_table(report, f"Shuffle test — {state.model}, {len(report.items)} captions, {mode}"))
+        if details:
+            rows: list[list[Any]] = [[item.name, item.caption, f"{item.original_score:.4f}", v.perturbation, v.text,
+                                      f"{v.score:.4f}", f"{v.delta:+.4f}"] for item in report.items for v in item.variants]
+            console.print_table("Perturbed captions", ["item", "caption", "score", "perturbation", "variant", "score'", "Δ"], rows)

@@ -1,0 +1,177 @@
+"""Entry point of the built-in `world` plugin: `probe world render | train | evaluate | train-checker`.
+
+Only typer and the stdlib at import time (`probe --help` must not import torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+DEFAULT_CHECKPOINTS = Path(".train/shapes-tiny")
+
+
+def _weights_dir() -> Path:
+    import probe
+
+    return Path(probe.__file__).resolve().parent / "weights"
+
+
+def register_commands(app: typer.Typer) -> None:
+    world = typer.Typer(help="The procedural shapes world and its built-in model (shapes-tiny).", no_args_is_help=True)
+    app.add_typer(world, name="world")
+
+    @world.command("render")
+    def render_command(
+        ctx: typer.Context,
+        caption: Annotated[str, typer.Argument(help="e.g. 'a red circle left of a blue square', 'a big star'.", show_default=False)],
+        seed: Annotated[Optional[int], typer.Option("--seed", "-s", help="Picks what the caption leaves open (default: --seed of probe, else 0).", show_default=False)] = None,
+        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG path (default: <out-dir>/world-<caption>-seed<N>.png).", show_default=False)] = None,
+        size: Annotated[int, typer.Option("--size", help="Image side in pixels (geometry scales).")] = 64,
+        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    ) -> None:
+        """Draw one scene that a caption describes; attributes it omits are sampled as in training (with the planted bias)."""
+        from probe import console
+        from probe.cli_state import get_state
+        from probe.errors import UsageError
+        from probe.io import inside, safe_name, write_png
+        from probe.world.captions import CaptionError, caption_text, parse_caption
+        from probe.world.render import render
+        from probe.world.scenes import scenes_for_caption
+        from probe.world.vocab import COLOURS, POSITIONS, SHAPES, SIZES
+
+        state = get_state(ctx)
+        if not 8 <= size <= 1024:
+            raise UsageError(f"--size {size} is out of range", hint="use 8 to 1024 pixels")
+        try:
+            spec = parse_caption(caption)
+        except CaptionError as exc:
+            raise UsageError(str(exc)) from exc
+        seed = seed if seed is not None else (state.seed if state.seed is not None else 0)
+        scenes = scenes_for_caption(spec, 1, seed)
+        image = render(scenes, size=size)[0]
+        path = output or inside(state.out_dir, f"world-{safe_name(caption_text(spec))}-seed{seed}.png")
+        objects = [
+            {"shape": SHAPES[int(scenes.shape[0, k])], "colour": COLOURS[int(scenes.colour[0, k])],
+             "size": SIZES[int(scenes.size[0, k])], "position": POSITIONS[int(scenes.position[0, k])]}
+            for k in range(int(scenes.n_objects[0]))
+        ]
+        write_png(path, image, {"caption": caption, "seed": seed, "objects": objects})
+        if as_json:
+            console.print_json({"path": str(path), "caption": caption, "seed": seed, "objects": objects})
+        else:
+            console.out.print(str(path))
+
+    @world.command("train")
+    def train_command(
+        ctx: typer.Context,
+        steps: Annotated[Optional[int], typer.Option("--steps", help="Optimiser steps (default: the shipped recipe's).", show_default=False)] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Scenes per step.")] = 128,
+        seed: Annotated[int, typer.Option("--seed", help="Seeds data, augmentation and initialisation.")] = 0,
+        threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
+        checkpoints: Annotated[Path, typer.Option("--checkpoints", help="Checkpoint folder; a rerun resumes from it.")] = DEFAULT_CHECKPOINTS,
+        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Exported fp16 safetensors (default: the package's shapes-tiny weights).", show_default=False)] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    ) -> None:
+        """Train shapes-tiny from scratch (seeded, resumable), then export fp16 safetensors + sha256."""
+        import torch
+
+        from probe import console
+        from probe.errors import UsageError
+        from probe.world.train import TrainConfig, export_weights, train
+
+        steps = steps if steps is not None else TrainConfig.steps
+        if steps < 1 or batch_size < 2:
+            raise UsageError("--steps must be ≥ 1 and --batch-size ≥ 2")
+        torch.set_num_threads(threads)
+        config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
+        output = output or _weights_dir() / "shapes-tiny.safetensors"
+        with console.progress("training shapes-tiny", steps, extra="{task.fields[info]}") as advance:
+            done = {"step": 0}
+
+            def report(progress) -> None:  # noqa: ANN001
+                advance(progress.step - done["step"], info=f"loss {progress.loss:.3f}{' adv' if progress.adversarial else ''}")
+                done["step"] = progress.step
+
+            try:
+                model, result = train(config, checkpoints, report)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
+        digest = export_weights(model, output)
+        summary = {"weights": str(output), "sha256": digest, "steps": result.steps, "final_loss": result.final_loss,
+                   "seconds": round(result.seconds, 1), "resumed_from": result.resumed_from}
+        if as_json:
+            console.print_json(summary)
+        else:
+            console.note(f"trained {result.steps} steps in {result.seconds / 60:.1f} min (resumed from {result.resumed_from}); "
+                         f"final loss {result.final_loss:.3f}")
+            console.out.print(f"{output}  sha256 {digest}")
+
+    @world.command("evaluate")
+    def evaluate_command(
+        ctx: typer.Context,
+        n: Annotated[int, typer.Option("--n", help="Held-out renders per test.")] = 1000,
+        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON of the numbers (default: <out-dir>/world-evaluation.json).", show_default=False)] = None,
+        card: Annotated[Optional[Path], typer.Option("--card", help="Model card to update (default: the package's MODEL_CARD.md when the model is shapes-tiny).", show_default=False)] = None,
+        no_card: Annotated[bool, typer.Option("--no-card", help="Do not touch the model card.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    ) -> None:
+        """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias; update the card."""
+        import hashlib
+
+        from probe import console
+        from probe.cli_state import get_state
+        from probe.errors import UsageError
+        from probe.io import atomic_write_text, inside, write_json
+        from probe.world.card import numbers_section, update_card
+        from probe.world.evaluate import HELD_OUT_SEED, evaluate
+
+        state = get_state(ctx)
+        if n < 10:
+            raise UsageError("--n must be at least 10")
+        session = state.session
+        result = evaluate(session, n=n, seed=HELD_OUT_SEED)
+        numbers = result.as_dict()
+        weights = _weights_dir() / "shapes-tiny.safetensors"
+        sha = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
+        meta = {"model": state.model, "seed": HELD_OUT_SEED, "sha256": sha if state.model == "shapes-tiny" else None}
+        path = output or inside(state.out_dir, "world-evaluation.json")
+        write_json(path, {"meta": meta, "numbers": numbers})
+        card_path = card or (_weights_dir() / "MODEL_CARD.md" if state.model == "shapes-tiny" else None)
+        if card_path is not None and not no_card:
+            text = card_path.read_text(encoding="utf-8") if card_path.exists() else "# Model card\n"
+            atomic_write_text(card_path, update_card(text, numbers_section(numbers, meta)))
+        if as_json:
+            console.print_json({"meta": meta, "numbers": numbers, "json": str(path)})
+            return
+        def shown(key: str, value: object) -> str:
+            if not isinstance(value, float):
+                return str(value)
+            return f"{value:+.3f}" if key.endswith(("_gap", "_cosine")) else f"{value:.1%}"
+
+        rows = [[k, shown(k, v)] for k, v in numbers.items() if k != "details"]
+        console.print_table(f"shapes world evaluation — {state.model}", ["measurement", "value"], rows)
+        console.note(f"wrote {path}" + (f" and updated {card_path}" if card_path is not None and not no_card else ""))
+
+    @world.command("train-checker")
+    def train_checker_command(
+        steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.")] = 600,
+        seed: Annotated[int, typer.Option("--seed", help="Seeds data and initialisation.")] = 0,
+        threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
+        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to save (default: the package's shape-checker weights).", show_default=False)] = None,
+    ) -> None:
+        """Train the independent shape checker (a small CNN on messy renders) that judges inversions."""
+        import torch
+
+        from probe import console
+        from probe.world.shape_checker import CHECKER_PATH, checker_accuracy, save_shape_checker, train_shape_checker
+
+        torch.set_num_threads(threads)
+        with console.progress("training shape checker", steps, extra="{task.fields[info]}") as advance:
+            checker = train_shape_checker(steps=steps, seed=seed, on_progress=lambda step, loss: advance(1, info=f"loss {loss:.3f}"))
+        path = output or CHECKER_PATH
+        save_shape_checker(checker, path)
+        messy, clean = checker_accuracy(checker)
+        console.out.print(f"{path}  accuracy: messy renders {messy:.1%}, clean renders {clean:.1%}")

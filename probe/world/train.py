@@ -1,0 +1,273 @@
+"""Training of the built-in `shapes-tiny` CLIP on the shapes world: seeded, resumable, silent.
+
+Design choices (why): targets are multi-positive because we know exactly which captions are true
+of which scene (plain CLIP would punish "a circle" for matching every circle in the batch); every
+caption brings one hard negative (colour-swapped, relation-swapped or one attribute changed,
+NegCLIP-style) so binding and word order are learned; heavy noise/blur/affine augmentation and a
+late phase of FGSM adversarial training make image gradients perceptually aligned, so inversions
+of the model look like their prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from probe.world.captions import caption_codes, caption_text, hard_negative, match_matrix
+from probe.world.render import render
+from probe.world.scenes import sample
+
+MODEL_NAME = "shapes-tiny"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run; the defaults are the shipped model's recipe."""
+
+    steps: int = 1800
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    seed: int = 0
+    pair_probability: float = 0.5
+    hard_negatives: bool = True
+    rotate_degrees: float = 15.0
+    scale_jitter: float = 0.1
+    translate_pixels: float = 2.0
+    blur_probability: float = 0.5
+    noise_max: float = 0.12
+    adversarial_from: float = 0.75  # fraction of training after which FGSM examples are used
+    adversarial_epsilon: float = 4 / 255
+    checkpoint_every: int = 100
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the loop reports after each step (the CLI draws it; the library never prints)."""
+
+    step: int
+    steps: int
+    loss: float
+    lr: float
+    logit_scale: float
+    adversarial: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    final_loss: float
+    seconds: float
+    resumed_from: int
+
+
+def build_model(device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Callable[..., torch.Tensor]]:
+    """A fresh model and its tokenizer, built through open_clip's factory exactly as the core loads it."""
+    import open_clip
+
+    open_clip.add_model_config(CONFIG_DIR)
+    model = open_clip.create_model(MODEL_NAME, device=device)
+    return model, open_clip.get_tokenizer(MODEL_NAME)
+
+
+def normaliser(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's own input normalisation (open_clip's mean/std), as a function of [0, 1] images."""
+    visual = model.visual
+    cfg = getattr(visual, "preprocess_cfg", None) or {}
+    mean = torch.tensor(cfg.get("mean", visual.image_mean)).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.get("std", visual.image_std)).view(1, 3, 1, 1)
+    return lambda x: (x - mean.to(x.device)) / std.to(x.device)
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: float = 1.2) -> torch.Tensor:
+    radius = 3
+    taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, config: TrainConfig) -> torch.Tensor:
+    """Random affine (small rotation/scale/shift), partial blur and gaussian noise, per image."""
+    n, device = images.shape[0], images.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return (low + (high - low) * torch.rand(n, generator=generator)).to(device)
+
+    angle = uniform(-1, 1) * math.radians(config.rotate_degrees)
+    scale = 1 + uniform(-1, 1) * config.scale_jitter
+    shift = config.translate_pixels * 2 / images.shape[-1]
+    tx, ty = uniform(-shift, shift), uniform(-shift, shift)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    blur_amount = uniform(0, 1) * (uniform(0, 1) < config.blur_probability)
+    images = torch.lerp(images, _gaussian_blur(images), blur_amount.view(n, 1, 1, 1))
+    noise = torch.randn(images.shape, generator=generator).to(device) * uniform(0, config.noise_max).view(n, 1, 1, 1)
+    return (images + noise).clamp(0, 1)
+
+
+def multi_positive_loss(image_features: torch.Tensor, text_features: torch.Tensor, truth: torch.Tensor,
+                        logit_scale: torch.Tensor, positive_texts: torch.Tensor) -> torch.Tensor:
+    """Symmetric CLIP loss with soft targets spread over every true pair.
+
+    truth: bool [images, texts]; positive_texts: indices of texts that are some image's own caption
+    (only these get a text->image term, since a hard negative may be true of no image).
+    """
+    logits = logit_scale * image_features @ text_features.T
+    targets = truth.float()
+    image_loss = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    text_logits, text_targets = logits[:, positive_texts].T, targets[:, positive_texts].T
+    text_loss = -(text_targets / text_targets.sum(1, keepdim=True) * text_logits.log_softmax(1)).sum(1).mean()
+    return (image_loss + text_loss) / 2
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # [B, 3, 64, 64] augmented, in [0, 1]
+    tokens: torch.Tensor  # [U, context] unique texts
+    truth: torch.Tensor  # bool [B, U]
+    positive_texts: torch.Tensor  # [P] long
+
+
+def make_batch(step: int, config: TrainConfig, tokenizer: Callable[..., torch.Tensor],
+               device: torch.device | str = "cpu") -> Batch:
+    """The batch of a step: a pure function of (seed, step), which makes resuming exact."""
+    step_seed = config.seed * 1_000_003 + step
+    data = sample(config.batch_size, seed=step_seed, pair_probability=config.pair_probability)
+    specs = list(data.specs)
+    if config.hard_negatives:
+        rng = random.Random(step_seed + 7)
+        specs += [hard_negative(spec, rng) for spec in data.specs]
+    texts = [caption_text(spec) for spec in specs]
+    unique = list(dict.fromkeys(texts))
+    position = {text: i for i, text in enumerate(unique)}
+    unique_specs = [specs[texts.index(text)] for text in unique]
+    truth = match_matrix(caption_codes(unique_specs), data.scenes.codes()).T
+    positive_texts = torch.tensor(sorted({position[text] for text in data.captions}))
+    generator = torch.Generator().manual_seed(step_seed)
+    images = augment(render(data.scenes), generator, config)
+    return Batch(images=images.to(device), tokens=tokenizer(unique).to(device), truth=truth.to(device),
+                 positive_texts=positive_texts.to(device))
+
+
+def _fgsm(model: torch.nn.Module, normalise: Callable[[torch.Tensor], torch.Tensor], batch: Batch,
+          text_features: torch.Tensor, epsilon: float, generator: torch.Generator) -> torch.Tensor:
+    """FGSM with a random start (Wong et al. 2020): one gradient-sign step of 1.25 eps, kept in the eps-ball."""
+    delta = (torch.rand(batch.images.shape, generator=generator).to(batch.images.device) * 2 - 1) * epsilon
+    x = (batch.images + delta).clamp(0, 1).requires_grad_(True)
+    features = F.normalize(model.encode_image(normalise(x)), dim=-1)
+    loss = multi_positive_loss(features, text_features, batch.truth, model.logit_scale.exp(), batch.positive_texts)
+    (gradient,) = torch.autograd.grad(loss, x)
+    x = x.detach() + 1.25 * epsilon * gradient.sign()
+    return torch.minimum(torch.maximum(x, batch.images - epsilon), batch.images + epsilon).clamp(0, 1)
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        exempt = param.ndim < 2 or "embedding" in name or "logit_scale" in name
+        (no_decay if exempt else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup then cosine decay to zero."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Progress], None] | None = None,
+          device: torch.device | str = "cpu") -> tuple[torch.nn.Module, TrainResult]:
+    """Train (or resume, if `checkpoint_dir` holds a checkpoint of the same config) and return the model.
+
+    A checkpoint is written every `checkpoint_every` steps and at the end, so an interrupted run
+    loses at most that many steps.
+    """
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = checkpoint_dir / CHECKPOINT_NAME
+    torch.manual_seed(config.seed)
+    model, tokenizer = build_model(device)
+    model.train()
+    optimizer = _optimizer(model, config)
+    start, elapsed = 0, 0.0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["config"] != asdict(config):
+            raise ValueError(f"{checkpoint} was written with another config; remove it or use the same settings")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, elapsed = state["step"], state["seconds"]
+    (checkpoint_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    normalise = normaliser(model)
+    loss_value, began = float("nan"), time.perf_counter() - elapsed
+    for step in range(start, config.steps):
+        lr = learning_rate(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = make_batch(step, config, tokenizer, device)
+        adversarial = step >= config.adversarial_from * config.steps and config.adversarial_epsilon > 0
+        text_features = F.normalize(model.encode_text(batch.tokens), dim=-1)
+        images = batch.images
+        if adversarial:
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 13)
+            images = _fgsm(model, normalise, batch, text_features.detach(), config.adversarial_epsilon, generator)
+        image_features = F.normalize(model.encode_image(normalise(images)), dim=-1)
+        loss = multi_positive_loss(image_features, text_features, batch.truth, model.logit_scale.exp(),
+                                   batch.positive_texts)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        loss_value = loss.item()
+        seconds = time.perf_counter() - began
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
+                               "seconds": seconds, "config": asdict(config)})
+        if on_progress is not None:
+            on_progress(Progress(step + 1, config.steps, loss_value, lr, model.logit_scale.exp().item(),
+                                 adversarial, seconds))
+    model.eval()
+    return model, TrainResult(config.steps, loss_value, time.perf_counter() - began, start)
+
+
+def export_weights(model: torch.nn.Module, path: Path) -> str:
+    """Write fp16 safetensors and `<name>.sha256` next to it; returns the hex digest."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata={"model": MODEL_NAME, "format": "pt"})
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest

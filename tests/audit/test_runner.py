@@ -1,0 +1,168 @@
+"""Run folders: one model load, resume after interruption, shards merged equal an unsharded run."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from probe.errors import ConfigError, UsageError
+from probe_audit import steps as steps_module
+from probe_audit.experiment import load_experiment
+from probe_audit.runner import merge_runs, run_plan
+
+
+def sessions(tiny_session):
+    opened = []
+
+    def session_for(spec):
+        opened.append(spec)
+        return tiny_session
+
+    return session_for, opened
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every item record (minus timings), image, table and sheet of a run folder."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_dir() or rel in ("manifest.json", "report.html"):
+            continue
+        if rel.startswith("items/"):
+            record = json.loads(path.read_text())
+            record.pop("seconds")
+            out[rel] = json.dumps(record, sort_keys=True).encode()
+        else:
+            out[rel] = path.read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_session):
+    """The experiment run whole and as 2 shards, once for this module."""
+    from conftest import EXPERIMENT
+
+    root = tmp_path_factory.mktemp("runs")
+    (root / "exp.yaml").write_text(EXPERIMENT)
+    plan = load_experiment(root / "exp.yaml")
+    session_for, _ = sessions(tiny_session)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PROBE_CACHE_DIR", str(root / "cache"))
+        results = {"whole": run_plan(plan, root / "whole", tiny_session, session_for)}
+        for index in range(2):
+            results[f"s{index}"] = run_plan(plan, root / f"s{index}", tiny_session, session_for, shard=(index, 2))
+    return plan, root, results
+
+
+def test_two_shards_merged_equal_the_unsharded_run(runs, tmp_path, tiny_session):
+    plan, root, results = runs
+    assert results["whole"].counts == {"done": len(plan.items), "failed": 0, "pending": 0}
+    assert all(0 < results[s].ran < len(plan.items) for s in ("s0", "s1"))
+    merged = merge_runs([root / "s0", root / "s1"], tmp_path / "merged")
+    assert merged.counts == results["whole"].counts and merged.missing_shards == []
+    a, b = snapshot(root / "whole"), snapshot(tmp_path / "merged")
+    assert sorted(a) == sorted(b)
+    assert any(k.startswith("images/") for k in a) and any(k.startswith("sheets/") for k in a)
+    assert [k for k in a if a[k] != b[k]] == []
+    manifest = json.loads((tmp_path / "merged" / "manifest.json").read_text())
+    assert manifest["items"] == json.loads((root / "whole" / "manifest.json").read_text())["items"]
+    assert manifest["model"]["fingerprint"] == tiny_session.fingerprint
+
+
+def test_merge_reports_missing_shards_and_refuses_mixed_experiments(runs, tmp_path):
+    plan, root, _ = runs
+    partial = merge_runs([root / "s0"], tmp_path / "m")
+    assert partial.missing_shards == [1] and partial.counts["pending"] > 0
+    other = tmp_path / "other"
+    shutil.copytree(root / "s1", other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["digest"] = "another"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="different experiment"):
+        merge_runs([root / "s0", other], tmp_path / "m2")
+    with pytest.raises(UsageError, match="not empty"):
+        merge_runs([root / "s0"], tmp_path / "m")
+
+
+def test_resume_refuses_another_shard(runs, tiny_session):
+    plan, root, _ = runs
+    session_for, _ = sessions(tiny_session)
+    with pytest.raises(ConfigError, match="holds shard"):
+        run_plan(plan, root / "s0", tiny_session, session_for, shard=(0, 3), resume=True)
+
+
+def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(runs, tmp_path, experiment_file, tiny_session, monkeypatch):
+    plan = load_experiment(experiment_file)
+    session_for, _ = sessions(tiny_session)
+    real = steps_module.EXECUTORS["invert"]
+    calls, killed = [], []
+
+    class Killed(Exception):
+        """Stands in for Ctrl-C or a killed job (pytest reserves KeyboardInterrupt for itself)."""
+
+    def interrupting(step, chunk, ctx):
+        calls.append(chunk.index)
+        if len(calls) == 2 and not killed:
+            killed.append(chunk.index)
+            raise Killed
+        return real(step, chunk, ctx)
+
+    monkeypatch.setitem(steps_module.EXECUTORS, "invert", interrupting)
+    with pytest.raises(Killed):
+        run_plan(plan, tmp_path / "run", tiny_session, session_for)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["counts"]["done"] == 2  # the first chunk (2 images) survived
+    with pytest.raises(UsageError, match="already holds a run"):
+        run_plan(plan, tmp_path / "run", tiny_session, session_for)
+    calls.clear()
+    result = run_plan(plan, tmp_path / "run", tiny_session, session_for, resume=True)
+    assert result.skipped == 2 and calls == [1]  # chunk 0 was not recomputed
+    assert result.counts["pending"] == 0
+    assert snapshot(tmp_path / "run") == snapshot(runs[1] / "whole")
+
+
+def test_labeller_is_another_session(tmp_path, tiny_session):
+    exp = tmp_path / "e.yaml"
+    exp.write_text("steps:\n  - bias: {prompts: shapes, labels: colours, n: 1, settings: {steps: 1, size: 32, copies: 1}, labeller: other-model}\n")
+    session_for, opened = sessions(tiny_session)
+    result = run_plan(load_experiment(exp), tmp_path / "run", tiny_session, session_for)
+    assert opened == ["other-model"] and result.counts["done"] == 2
+    assert "other-model" in json.loads((tmp_path / "run" / "manifest.json").read_text())["labellers"]
+
+
+def test_cli_run_loads_the_model_once(tmp_path, experiment_file, tiny_spec, invoke, cpu, monkeypatch):
+    from probe import cli_state
+
+    loads = []
+    real = cli_state.State.session_for
+
+    def counting(self, model):
+        before = self.loads
+        session = real(self, model)
+        loads.append(self.loads - before)
+        return session
+
+    monkeypatch.setattr(cli_state.State, "session_for", counting)
+    exp = tmp_path / "e.yaml"
+    exp.write_text("name: cli\nsteps:\n  - invert: {name: shapes, prompts: [a star], n: 2, settings: {steps: 1, size: 32, copies: 1}}\n"
+                   "  - label: {images: shapes, labels: colours}\n")
+    result = invoke("--model", tiny_spec, "-o", tmp_path / "out", "run", exp, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["counts"] == {"done": 4, "failed": 0, "pending": 0}
+    assert sum(loads) == 1
+    assert (tmp_path / "out" / "runs" / "cli" / "tables" / "label.md").is_file()
+    again = invoke("--model", tiny_spec, "-o", tmp_path / "out", "run", exp)
+    assert again.exit_code == 2 and "already holds a run (pass --resume" in again.stderr
+    resumed = invoke("--model", tiny_spec, "-o", tmp_path / "out", "run", exp, "--resume", "--json")
+    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["skipped"] == 4
+
+
+def test_cli_reports_yaml_errors_with_line(tmp_path, invoke):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps:\n  - invert: {prompts: [a], seeds: x}\n")
+    result = invoke("run", bad)
+    assert result.exit_code == 2
+    assert "bad.yaml:2: steps[0].invert.seeds: cannot read seeds 'x'" in result.stderr
+    assert "Traceback" not in result.stderr

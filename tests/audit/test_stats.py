@@ -1,0 +1,50 @@
+"""Wilson score intervals: exact closed forms and textbook values."""
+
+import math
+
+import pytest
+
+from probe_audit.stats import Z95, Proportion, separated, wilson_interval
+
+
+def test_zero_successes_has_closed_form_upper_bound():
+    # k = 0: low = 0, high = z^2 / (n + z^2)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0
+    assert high == pytest.approx(Z95**2 / (10 + Z95**2), abs=1e-15)
+    assert high == pytest.approx(0.27753279, abs=1e-8)
+
+
+def test_all_successes_mirror_zero():
+    low, high = wilson_interval(20, 20)
+    assert high == 1.0
+    assert low == pytest.approx(20 / (20 + Z95**2), abs=1e-15)  # 0.83887...
+    assert round(low, 4) == 0.8389
+
+
+def test_half_is_symmetric_about_one_half():
+    low, high = wilson_interval(5, 10)
+    assert low + high == pytest.approx(1.0, abs=1e-15)
+    half = Z95 * math.sqrt(0.25 / 10 + Z95**2 / 400) / (1 + Z95**2 / 10)
+    assert high - 0.5 == pytest.approx(half, abs=1e-15)
+    assert (round(low, 4), round(high, 4)) == (0.2366, 0.7634)
+
+
+def test_sixteen_of_twenty():
+    low, high = wilson_interval(16, 20)
+    assert (round(low, 4), round(high, 4)) == (0.5840, 0.9193)
+
+
+def test_empty_sample_knows_nothing_and_bad_counts_fail():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_proportion_text_and_separation():
+    star, circle = Proportion.of(16, 20), Proportion.of(2, 20)
+    assert star.percent() == "80% [58–92]"
+    assert circle.percent() == "10% [3–30]"
+    assert separated(star, circle)
+    assert not separated(Proportion.of(10, 20), Proportion.of(12, 20))
+    assert Proportion.of(0, 0).percent() == "–"

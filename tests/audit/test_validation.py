@@ -1,0 +1,63 @@
+"""Small-N planted-bias checks on the built-in model (skipped until its trained weights exist).
+
+The shapes world plants one bias: a star whose caption omits its colour is red 80% of the time, a
+colourless circle is uniformly coloured. (1) The colour labeller must see it on the world's own
+renders of colourless stars and circles. (2) Inverting "a star" should then come out red far more
+often than "a circle" (the issue's goal); with the current model and default preset it does not
+(see the README: inversions of "a star" are magenta and label as purple), so (2) is an expected
+failure that reports XPASS once the model or the invert preset gets there.
+"""
+
+from importlib import resources
+
+import pytest
+
+from probe_audit.stats import Proportion, separated
+
+WEIGHTS = resources.files("probe").joinpath("weights/shapes-tiny.safetensors")
+
+pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="shapes-tiny weights not trained yet")
+
+
+@pytest.fixture(scope="module")
+def shapes_session():
+    from probe.session import Session
+
+    return Session.open("shapes-tiny", device="cpu")
+
+
+def red_share(labels: list[str]) -> Proportion:
+    return Proportion.of(sum(label == "red" for label in labels), len(labels))
+
+
+def test_labeller_sees_the_planted_bias_on_world_renders(shapes_session):
+    from probe.world.captions import parse_caption
+    from probe.world.render import render
+    from probe.world.scenes import scenes_for_caption
+    from probe_audit.labelling import label_images
+    from probe_audit.sets import load_label_set
+
+    colours = load_label_set("colours")
+    share = {}
+    for caption in ("a star", "a circle"):
+        images = render(scenes_for_caption(parse_caption(caption), 20, 0))
+        share[caption] = red_share(label_images(shapes_session, images, colours).labels)
+    assert share["a star"].share >= 0.5 and share["a circle"].share <= 0.25
+    assert separated(share["a star"], share["a circle"])
+
+
+@pytest.mark.xfail(reason="default-preset inversions of 'a star' come out magenta (labelled purple), see README", strict=False)
+def test_inverted_star_comes_out_red_more_often_than_circle(tmp_path, shapes_session):
+    from probe_audit.bias import bias_experiment
+    from probe_audit.experiment import normalise, plan_from_spec
+    from probe_audit.runner import read_records, run_plan
+    from probe_audit.summaries import summarise
+    from probe_audit.yamlfile import YamlDoc
+
+    n = 4
+    plan = plan_from_spec(normalise(YamlDoc("test", bias_experiment("shapes", "colours", n=n, settings={"steps": 60, "copies": 4}))))
+    run_plan(plan, tmp_path / "run", shapes_session, lambda spec: shapes_session)
+    table = summarise(plan, read_records(tmp_path / "run", plan))[0].data
+    red = {row["key"]: next(c for c in row["cells"] if c["attribute"] == "red") for row in table["rows"]}
+    assert red["star"]["n"] == red["circle"]["n"] == n
+    assert red["star"]["k"] >= 0.7 * n and red["circle"]["k"] <= 0.25 * n

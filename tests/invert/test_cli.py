@@ -1,0 +1,109 @@
+"""`probe invert` through the real app (in-process) on the tiny random CLIP."""
+
+import json
+import os
+import signal
+
+from PIL import Image
+
+FAST = ["--steps", "3", "--copies", "2", "--size", "16"]
+
+
+def run(invoke, tiny_spec, out, *args):
+    return invoke("--model", tiny_spec, "--device", "cpu", "--out", out, "invert", *args)
+
+
+def test_writes_png_sidecar_sheet_and_json(invoke, tiny_spec, tmp_path):
+    r = run(invoke, tiny_spec, tmp_path, "a red circle", "a star | red:-0.5", "--seeds", "0-1", *FAST, "--json")
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [(i["prompt"], i["seed"]) for i in report["images"]] == [
+        ("a red circle", 0), ("a red circle", 1), ("a star | red:-0.5", 0), ("a star | red:-0.5", 1)]
+    first = report["images"][0]
+    sidecar = json.loads(open(first["sidecar"]).read())
+    for key in ("prompt", "seed", "model", "fingerprint", "preset", "settings", "cosine", "seconds", "version", "status"):
+        assert key in sidecar
+    assert sidecar["settings"]["steps"] == 3 and sidecar["status"] == "done" and sidecar["preset"] == "default"
+    with Image.open(first["png"]) as im:
+        assert im.size == (16, 16) and im.text["prompt"] == "a red circle" and json.loads(im.text["seed"]) == 0
+    assert os.path.isfile(report["contact_sheet"])
+    assert str(tmp_path.resolve()) in os.path.realpath(first["png"])
+
+
+def test_same_seed_same_png_bytes(invoke, tiny_spec, tmp_path):
+    paths = []
+    for sub in ("a", "b"):
+        r = run(invoke, tiny_spec, tmp_path / sub, "a cat", "--seeds", "2", *FAST, "--json")
+        assert r.exit_code == 0, r.stderr
+        paths.append(json.loads(r.stdout)["images"][0]["png"])
+    assert open(paths[0], "rb").read() == open(paths[1], "rb").read()
+
+
+def test_rerun_skips_finished_and_force_redoes(invoke, tiny_spec, tmp_path):
+    assert run(invoke, tiny_spec, tmp_path, "a cat", *FAST).exit_code == 0
+    r = run(invoke, tiny_spec, tmp_path, "a cat", "a dog", *FAST, "--json")
+    rows = json.loads(r.stdout)["images"]
+    assert [row["skipped"] for row in rows] == [True, False]
+    r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--steps", "4", "--json")  # other settings: not skipped
+    assert json.loads(r.stdout)["images"][0]["skipped"] is False
+    r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--steps", "4", "--force", "--json")
+    assert json.loads(r.stdout)["images"][0]["skipped"] is False
+
+
+def test_snapshots_and_gif(invoke, tiny_spec, tmp_path):
+    r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--snapshot-every", "1", "--gif", "--json")
+    assert r.exit_code == 0, r.stderr
+    png = json.loads(r.stdout)["images"][0]["png"]
+    assert os.path.isfile(png.replace(".png", ".gif"))
+    assert len(os.listdir(png.replace(".png", "-snapshots"))) == 3
+
+
+def test_unsafe_prompt_stays_inside_the_output_folder(invoke, tiny_spec, tmp_path):
+    r = run(invoke, tiny_spec, tmp_path, "../../etc/passwd", *FAST, "--json")
+    assert r.exit_code == 0, r.stderr
+    png = json.loads(r.stdout)["images"][0]["png"]
+    assert os.path.realpath(png).startswith(str(tmp_path.resolve()))
+
+
+def test_bad_input_is_a_one_line_usage_error(invoke, tiny_spec, tmp_path, runner):
+    cases = [(["a cat:"], "missing weight"), (["a cat", "--seeds", "3-1"], "end before start"),
+             (["a cat", "--preset", "nope"], "unknown preset 'nope'"), ([], "no prompts given"),
+             (["a cat", "--param", "wavelet"], "unknown param"), (["a cat", "--resize-at", "x"], "bad --resize-at")]
+    for args, words in cases:
+        r = run(invoke, tiny_spec, tmp_path, *args)
+        assert r.exit_code == 2, (args, r.stderr)
+        assert words in r.stderr and "Traceback" not in r.stderr
+    assert run(invoke, tiny_spec, tmp_path, "--prompts", tmp_path / "missing.txt").exit_code == 2
+
+
+def test_ctrl_c_saves_partial_images_and_rerun_finishes(invoke, tiny_spec, tmp_path, monkeypatch):
+    from probe_invert import render
+
+    real = render.invert_items
+
+    def interrupting(session, items, settings, *, on_step=None, should_stop=None, **kw):
+        def step(s, c):
+            on_step(s, c)
+            if s == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        return real(session, items, settings, on_step=step, should_stop=should_stop, **kw)
+
+    monkeypatch.setattr(render, "invert_items", interrupting)
+    r = run(invoke, tiny_spec, tmp_path, "a cat", "a dog", *FAST, "--batch-size", "1", "--json")
+    assert r.exit_code == 130, r.stderr
+    rows = json.loads(r.stdout)["images"]
+    assert [row["status"] for row in rows] == ["interrupted", "interrupted"]
+    assert rows[0]["png"] and rows[1]["png"] is None and "Interrupted" in r.stderr
+    monkeypatch.setattr(render, "invert_items", real)
+    r = run(invoke, tiny_spec, tmp_path, "a cat", "a dog", *FAST, "--batch-size", "1", "--json")
+    assert r.exit_code == 0 and [row["status"] for row in json.loads(r.stdout)["images"]] == ["done", "done"]
+
+
+def test_validate_command_runs_all_48_prompts(invoke, tiny_spec, tmp_path):
+    r = invoke("--model", tiny_spec, "--device", "cpu", "--out", tmp_path, "invert-validate", "--seeds", "0", "--steps", "1",
+               "--json")
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["n_images"] == 48 and 0 <= report["colour_match"] <= 1
+    assert os.path.isfile(tmp_path / "invert-validate" / "contact-sheet.png")

@@ -1,0 +1,99 @@
+"""Parameterisations, transforms and objectives on tiny tensors."""
+
+import math
+
+import pytest
+import torch
+
+from probe_invert.objectives import L1, Context, TextMatch, TotalVariation, weighted_cosine
+from probe_invert.param import FFTParam, PixelParam, schedule_sizes
+from probe_invert.randomness import ImageRandom
+from probe_invert.settings import load_preset
+from probe_invert.transforms import ColourShift, Compose, GaussianNoise, Jitter, RandomAffine, Resize, build_transforms
+
+
+def test_random_draws_depend_only_on_the_images_own_seed():
+    a = ImageRandom([3, 5], copies=2, device="cpu").uniform((4,))
+    b = ImageRandom([5], copies=2, device="cpu").uniform((4,))
+    assert a.shape == (4, 4)
+    assert torch.equal(a[2:], b)
+
+
+def test_schedule_doubles_and_caps_like_the_authors():
+    assert schedule_sizes(64, [900, 1800], 224) == {900: 128, 1800: 224}
+    assert schedule_sizes(64, [900, 1800], 64) == {900: 64, 1800: 64}
+
+
+def test_pixel_param_resize_and_clamp():
+    p = PixelParam(torch.full((2, 3, 4, 4), 1.5))
+    p.clamp_()
+    assert p.images().max().item() == 1.0
+    q = p.resized(8)
+    assert q.images().shape == (2, 3, 8, 8) and q.pixels.requires_grad and q.pixels.is_leaf
+
+
+def test_fft_param_images_in_range_and_resize_keeps_the_picture():
+    rng = ImageRandom([0], copies=1, device="cpu")
+    p = FFTParam.random(rng, 16, std=0.5)
+    img = p.images()
+    assert img.shape == (1, 3, 16, 16) and 0 < img.min() and img.max() < 1
+    up = p.resized(32).images()
+    down = torch.nn.functional.interpolate(up, size=(16, 16), mode="area")
+    assert (down - img).abs().mean() < 0.02
+
+
+def test_affine_identity_when_p_zero_and_changes_when_p_one():
+    x = torch.rand(4, 3, 8, 8)
+    rng = ImageRandom([0, 1], copies=2, device="cpu")
+    assert torch.equal(RandomAffine(p=0.0)(x, rng), x)
+    assert not torch.allclose(RandomAffine(p=1.0)(x, rng), x)
+
+
+def test_colour_shift_formula():
+    x = torch.rand(2, 3, 4, 4)
+    rng_a, rng_b = ImageRandom([7], copies=2, device="cpu"), ImageRandom([7], copies=2, device="cpu")
+    out = ColourShift(0.5, 0.5)(x, rng_a)
+    mu = rng_b.uniform((3, 1, 1), -0.5, 0.5)
+    sigma = rng_b.uniform((3, 1, 1), -0.5, 0.5).exp()
+    assert torch.allclose(out, (x - mu) / sigma)
+
+
+def test_jitter_rolls_whole_copies():
+    x = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 3, 4, 4)
+    out = Jitter(2)(x, ImageRandom([1], copies=1, device="cpu"))
+    assert sorted(out[0, 0].flatten().tolist()) == list(range(16))
+
+
+def test_compose_and_resize_to_model_input():
+    s = load_preset("default")
+    pipeline = build_transforms(s, model_size=32)
+    assert isinstance(pipeline, Compose)
+    out = pipeline(torch.rand(4, 3, 64, 64), ImageRandom([0, 1], copies=2, device="cpu"))
+    assert out.shape == (4, 3, 32, 32)
+    assert Resize(8)(torch.rand(1, 3, 8, 8), None).shape == (1, 3, 8, 8)
+    noisy = GaussianNoise(0.1)(torch.zeros(2, 3, 8, 8), ImageRandom([0], copies=2, device="cpu"))
+    assert 0.05 < noisy.std().item() < 0.2
+
+
+def test_tv_matches_the_four_direction_l2_definition():
+    x = torch.zeros(1, 3, 3, 3)
+    x[0, 0, 1, 1] = 1.0  # one bright pixel in channel 0
+    ctx = Context(x, torch.zeros(1, 2), 1)
+    # channel 0: each direction has 2 differences of magnitude 1 -> norm sqrt(2); mean over 3 channels
+    assert TotalVariation()(ctx).item() == pytest.approx(4 * math.sqrt(2) / 3)
+    assert L1()(ctx).item() == 1.0
+
+
+def test_text_match_distance_and_cosine_forms_and_composition():
+    t = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # one image, two targets
+    w = torch.tensor([[1.0, -0.5]])
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # two copies
+    ctx = Context(torch.zeros(1, 3, 2, 2), feats, 2)
+    dist = TextMatch(t, w, "distance")(ctx)
+    # copy 1: d=(0, sqrt2) -> 0 - 0.5*sqrt2 ; copy 2: (sqrt2, 0) -> sqrt2
+    assert dist.item() == pytest.approx((-0.5 * math.sqrt(2) + math.sqrt(2)) / 2)
+    cos = TextMatch(t, w, "cosine")(ctx)
+    assert cos.item() == pytest.approx(-((1 - 0) + (0 - 0.5)) / 2)
+    combo = TextMatch(t, w, "cosine") + 2 * L1() - L1()
+    assert combo(ctx).item() == pytest.approx(cos.item())
+    assert weighted_cosine(feats[:1], t, w).item() == pytest.approx(1.0)

@@ -1,0 +1,114 @@
+"""The render loop on the tiny random CLIP (image 32): order, determinism, NaN, stop, schedule, chunking."""
+
+import pytest
+import torch
+
+from probe.errors import UsageError
+from probe_invert import render
+from probe_invert.objectives import Objective
+from probe_invert.render import Inversion, invert
+from probe_invert.settings import load_preset
+
+FAST = dict(steps=4, copies=2, size=16, batch_size=8)
+
+
+def fast(**kw):
+    return load_preset("default", **{**FAST, **kw})
+
+
+def test_prompt_major_order_and_image_contract(tiny_session):
+    res = invert(tiny_session, ["a red circle", "a star | red:-0.5"], [0, 1], fast())
+    assert [(r.prompt, r.seed) for r in res] == [("a red circle", 0), ("a red circle", 1), ("a star | red:-0.5", 0),
+                                                 ("a star | red:-0.5", 1)]
+    for r in res:
+        assert isinstance(r, Inversion) and r.status == "done" and r.steps == 4
+        assert r.image.shape == (3, 16, 16) and r.image.device.type == "cpu"
+        assert 0 <= r.image.min() and r.image.max() <= 1 and -1 <= r.cosine <= 1 and r.seconds > 0
+
+
+def test_same_seeds_same_batch_identical_pixels(tiny_session):
+    a = invert(tiny_session, ["a cat", "a dog"], [3], fast(param="pixel"))
+    b = invert(tiny_session, ["a cat", "a dog"], [3], fast(param="pixel"))
+    assert all(torch.equal(x.image, y.image) for x, y in zip(a, b))
+    c = invert(tiny_session, ["a cat"], [4], fast(param="pixel"))
+    assert not torch.equal(a[0].image, c[0].image)
+
+
+def test_optimisation_raises_the_cosine(tiny_session):
+    settings = dict(copies=1, transforms=["resize"], loss="cosine", lr=0.1, param="pixel", size=32)
+    before = invert(tiny_session, ["a red circle"], [0], fast(steps=1, **settings))[0].cosine
+    after = invert(tiny_session, ["a red circle"], [0], fast(steps=25, **settings))[0].cosine
+    assert after > before + 0.05
+
+
+class NaNFor(Objective):
+    """Loss NaN for one image from a given step on (counts its own calls)."""
+
+    def __init__(self, row: int, from_call: int) -> None:
+        self.row, self.from_call, self.calls = row, from_call, 0
+
+    def __call__(self, ctx):
+        self.calls += 1
+        out = torch.zeros(ctx.images.shape[0])
+        if self.calls >= self.from_call:
+            out[self.row] = float("nan")
+        return out
+
+
+def test_nan_stops_that_image_only(tiny_session):
+    clean = invert(tiny_session, ["a", "b"], [0], fast(param="pixel"))
+    res = invert(tiny_session, ["a", "b"], [0], fast(param="pixel"), extra_objective=NaNFor(1, 3))
+    assert res[0].status == "done" and torch.equal(res[0].image, clean[0].image)
+    assert res[1].status == "nan" and res[1].steps == 2 and "step 3" in res[1].message
+    assert torch.isfinite(res[1].image).all()
+
+
+def test_stop_request_returns_what_exists(tiny_session):
+    steps = []
+    res = invert(tiny_session, ["a", "b", "c"], [0], fast(batch_size=1), on_step=lambda s, c: steps.append(s),
+                 should_stop=lambda: len(steps) >= 2)
+    assert [r.status for r in res] == ["interrupted"] * 3
+    assert [r.steps for r in res] == [2, 0, 0]
+
+
+def test_on_step_reports_per_image_cosine_over_all_chunks(tiny_session):
+    seen = []
+    invert(tiny_session, ["a", "b", "c"], [0], fast(batch_size=2), on_step=lambda s, c: seen.append((s, tuple(c.shape))))
+    assert [s for s, _ in seen] == list(range(1, 9))
+    assert seen[0][1] == (2,) and seen[-1][1] == (1,)
+
+
+def test_progressive_resolution_and_snapshots(tiny_session):
+    s = load_preset("paper", steps=6, resize_at=[2, 4], size=8, copies=2, snapshot_every=2)
+    res = invert(tiny_session, ["a"], [0], s)[0]
+    assert res.image.shape == (3, 32, 32)  # 8 -> 16 -> 32 (capped at the model input, 32)
+    assert [snap.shape[-1] for snap in res.snapshots] == [8, 16, 32] and res.snapshot_steps == [2, 4, 6]
+
+
+def test_out_of_memory_chunks_are_split(tiny_session, monkeypatch):
+    real = render._run_chunk
+    sizes = []
+
+    def flaky(session, items, *args):
+        sizes.append(len(items))
+        if len(items) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
+        return real(session, items, *args)
+
+    monkeypatch.setattr(render, "_run_chunk", flaky)
+    res = invert(tiny_session, ["a", "b", "c"], [0], fast())
+    assert [r.prompt for r in res] == ["a", "b", "c"] and all(r.status == "done" for r in res)
+    assert sizes == [3, 1, 2, 1, 1]
+
+
+def test_empty_inputs_are_usage_errors(tiny_session):
+    with pytest.raises(UsageError):
+        invert(tiny_session, [], [0], fast())
+    with pytest.raises(UsageError):
+        invert(tiny_session, ["a"], [], fast())
+
+
+def test_fft_param_through_the_loop_with_a_resize(tiny_session):
+    res = invert(tiny_session, ["a"], [0], fast(param="fft", steps=3, resize_at=[2], size=16))[0]
+    assert res.image.shape == (3, 32, 32) and res.status == "done"
+    assert 0 < res.image.min() and res.image.max() < 1

@@ -1,0 +1,143 @@
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from probe.errors import DataError, UsageError
+from probe_neighbours.index import IndexParams, exact_top_k, index_paths, make_index, open_index, recall_at_k
+from probe_neighbours.vocabularies import load_vocab, make_vocabulary
+
+
+@pytest.fixture(scope="module")
+def english_500(tiny_session):
+    words = load_vocab("english").words[:500]
+    return words, tiny_session.encode_text(words).numpy()
+
+
+def test_faiss_flat_top_k_equals_numpy_brute_force(tiny_session, english_500):
+    words, emb = english_500
+    queries = tiny_session.encode_text(["a red star", "a photo of a dog", "music", "the ocean at night"]).numpy()
+    scores, ids = make_index(emb, IndexParams()).search(queries, 10)
+    brute = queries.astype(np.float64) @ emb.astype(np.float64).T
+    expected_ids = np.argsort(-brute, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, np.take_along_axis(brute, expected_ids, axis=1), atol=1e-5)
+    np.testing.assert_array_equal(exact_top_k(emb, queries, 10), expected_ids)
+
+
+def test_recall_of_exact_and_hnsw_indexes(english_500):
+    _, emb = english_500
+    rng = np.random.default_rng(0)
+    queries = emb[rng.choice(len(emb), 50, replace=False)] + 0.05 * rng.standard_normal((50, emb.shape[1])).astype(np.float32)
+    assert recall_at_k(make_index(emb, IndexParams()), emb, queries, 10) == 1.0
+    assert recall_at_k(make_index(emb, IndexParams(kind="hnsw")), emb, queries, 10) >= 0.98
+
+
+def test_unknown_index_kind_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown index kind"):
+        IndexParams(kind="ivf-pq")
+
+
+def test_cache_is_reused_when_nothing_changed(tiny_session, word_file):
+    vocab = load_vocab(str(word_file))
+    calls = []
+    first = open_index(tiny_session, vocab, progress=calls.append)
+    assert first.status == "built" and sum(calls) == len(vocab.words)
+    mtime = first.path.stat().st_mtime_ns
+    calls.clear()
+    second = open_index(tiny_session, load_vocab(str(word_file)), progress=calls.append)
+    assert second.status == "cached" and second.message is None and calls == []
+    assert second.path == first.path and second.path.stat().st_mtime_ns == mtime
+    assert second.index.ntotal == len(vocab.words)
+
+
+def test_changed_vocab_file_rebuilds_and_prunes_the_old_index(tiny_session, word_file):
+    old = open_index(tiny_session, load_vocab(str(word_file)))
+    word_file.write_text(word_file.read_text() + "volcano\n", encoding="utf-8")
+    new = open_index(tiny_session, load_vocab(str(word_file)))
+    assert new.status == "built" and new.path != old.path and new.index.ntotal == old.index.ntotal + 1
+    assert not old.path.exists() and not old.path.with_suffix(".json").exists()
+
+
+def test_changed_model_gets_its_own_index(tiny_session, other_tiny_spec, word_file):
+    from probe.session import Session
+
+    vocab = load_vocab(str(word_file))
+    a = open_index(tiny_session, vocab)
+    b = open_index(Session.open(other_tiny_spec, device="cpu"), vocab)
+    assert b.status == "built" and b.path != a.path and a.path.exists()
+    assert open_index(tiny_session, vocab).status == "cached"
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda ix, side: ix.write_bytes(ix.read_bytes()[: len(ix.read_bytes()) // 2]), "truncated"),
+    (lambda ix, side: ix.write_bytes(b""), "truncated"),
+    (lambda ix, side: side.write_text("{not json", encoding="utf-8"), "sidecar unreadable"),
+    (lambda ix, side: side.unlink(), "sidecar missing"),
+    (lambda ix, side: side.write_text(json.dumps({**json.loads(side.read_text()), "format": 0})), "stale: format"),
+])
+def test_damaged_or_stale_cache_is_rebuilt_with_a_message(tiny_session, word_file, damage, reason):
+    vocab = load_vocab(str(word_file))
+    built = open_index(tiny_session, vocab)
+    index_file, sidecar = index_paths(tiny_session, vocab, IndexParams())
+    damage(index_file, sidecar)
+    again = open_index(tiny_session, vocab)
+    assert again.status == "rebuilt" and reason in again.message and vocab.name in again.message
+    q = tiny_session.encode_text(["a red star"]).numpy()
+    np.testing.assert_array_equal(again.search(q, 5)[1], built.search(q, 5)[1])
+    assert open_index(tiny_session, vocab).status == "cached"
+
+
+def test_rebuild_flag_and_hnsw_params_are_part_of_the_key(tiny_session, word_file):
+    vocab = load_vocab(str(word_file))
+    flat = open_index(tiny_session, vocab)
+    assert open_index(tiny_session, vocab, rebuild=True).status == "rebuilt"
+    hnsw = open_index(tiny_session, vocab, IndexParams(kind="hnsw"))
+    assert hnsw.status == "built" and hnsw.path != flat.path and hnsw.recall_at_10 == 1.0
+    assert "recall@10" in hnsw.message
+    assert open_index(tiny_session, vocab, IndexParams(kind="hnsw", ef_search=64)).status == "built"
+
+
+def test_entries_longer_than_the_context_are_a_data_error(tiny_session):
+    vocab = make_vocabulary("long", ["ok", " ".join(["word"] * 40)])
+    with pytest.raises(DataError, match="vocabulary long: 1 prompt"):
+        open_index(tiny_session, vocab)
+
+
+BUILDER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from probe_neighbours.index import open_index
+    from probe_neighbours.vocabularies import load_vocab
+    from tests.neighbours.fakes import FakeTextSession
+    vocab_file, me, other = sys.argv[1:]
+    vocab = load_vocab(vocab_file)
+    Path(me).touch()
+    while not Path(other).exists():  # start building together
+        time.sleep(0.01)
+    ix = open_index(FakeTextSession(), vocab, batch_size=8, progress=lambda n: time.sleep(0.3))  # hold the lock a while
+    print(json.dumps({"status": ix.status, "n": ix.index.ntotal}))
+""")
+
+
+def test_two_concurrent_builders_leave_one_valid_index(word_file, tmp_path):
+    from probe.cache import cache_dir
+    from tests.neighbours.fakes import FakeTextSession
+
+    root = Path(__file__).resolve().parents[2]
+    a, b = tmp_path / "ready-a", tmp_path / "ready-b"
+    procs = [subprocess.Popen([sys.executable, "-c", BUILDER, str(word_file), str(me), str(other)], cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for me, other in ((a, b), (b, a))]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    statuses = sorted(json.loads(o[0])["status"] for o in outs)
+    assert statuses == ["built", "cached"]  # the second waited for the first, then reused its index
+    files = sorted(p.name for p in cache_dir("indexes").iterdir() if not p.name.endswith(".lock"))
+    assert len(files) == 2 and files[0].endswith(".faiss") and files[1].endswith(".json")
+    again = open_index(FakeTextSession(), load_vocab(str(word_file)))
+    assert again.status == "cached" and again.index.ntotal == json.loads(outs[0][0])["n"] == 20

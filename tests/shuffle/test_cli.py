@@ -1,0 +1,76 @@
+"""`probe shuffle-test` end to end on the tiny model: outputs, files and error exits."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import torch
+
+from probe.io import write_json, write_png
+
+
+def test_text_mode_json(invoke, tiny_spec):
+    result = invoke("--model", tiny_spec, "shuffle-test", "a red circle left of a blue square", "-p", "swap-relation",
+                    "-p", "shuffle-words", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["mode"] == "text" and data["perturbations"] == ["swap-relation", "shuffle-words"]
+    assert [r["name"] for r in data["rows"]] == ["swap-relation", "shuffle-words", "all"]
+    assert data["items"][0]["variants"][0]["text"] == "a blue square left of a red circle"
+
+
+def test_table_and_csv(invoke, tiny_spec, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle and a blue square\na big dog is chasing a small cat\n")
+    out = tmp_path / "sub" / "rows.csv"
+    result = invoke("--model", tiny_spec, "shuffle-test", "--file", prompts, "-k", "2", "--csv", out)
+    assert result.exit_code == 0, result.stderr
+    assert "Shuffle test" in result.stdout and "100.0%" in result.stdout
+    rows = list(csv.DictReader(out.open()))
+    assert rows and set(rows[0]) == {"item", "caption", "original_score", "perturbation", "variant", "score", "delta"}
+    assert {r["caption"] for r in rows} == {"a red circle and a blue square", "a big dog is chasing a small cat"}
+
+
+def test_image_modes(invoke, tiny_spec, tmp_path):
+    write_png(tmp_path / "a.png", torch.rand(3, 20, 20))
+    write_png(tmp_path / "inv" / "b.png", torch.rand(3, 32, 32))
+    write_json(tmp_path / "inv" / "b.json", {"prompt": "a green star above a white ring"})
+    result = invoke("--model", tiny_spec, "shuffle-test", "--image", tmp_path / "a.png", "--caption", "a red circle left of a blue square",
+                    "--invert-dir", tmp_path / "inv", "--world", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["mode"] == "image"
+    assert [i["caption"] for i in data["items"]][:2] == ["a red circle left of a blue square", "a green star above a white ring"]
+    assert len(data["items"]) == 5
+
+
+def test_list_needs_no_model(invoke):
+    result = invoke("--model", "no-such-model", "shuffle-test", "--list", "--json")
+    assert result.exit_code == 0, result.stderr
+    listed = {d["name"]: d["available"] for d in json.loads(result.stdout)}
+    assert listed["swap-relation"] is True and "shuffle-nouns-adjectives" in listed
+
+
+def test_usage_errors_exit_2(invoke, tiny_spec, tmp_path):
+    cases = [
+        ((), "nothing to test"),
+        (("a red circle", "--world", "2"), "cannot be mixed"),
+        (("a red circle", "-p", "shuffle"), "unknown perturbation"),
+        (("--world", "0"), "1 to 20,000 scenes"),
+        (("--caption", "x"), "--caption needs an --image"),
+        (("a red circle", "--relation", "above"), "--relation only applies"),
+    ]
+    for args, message in cases:
+        result = invoke("--model", tiny_spec, "shuffle-test", *args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_bad_files_exit_1(invoke, tiny_spec, tmp_path):
+    result = invoke("--model", tiny_spec, "shuffle-test", "--image", tmp_path / "missing.png", "--caption", "x")
+    assert result.exit_code == 1 and "image not found" in result.stderr
+    (tmp_path / "bad.jsonl").write_text("{oops\n")
+    result = invoke("--model", tiny_spec, "shuffle-test", "--jsonl", tmp_path / "bad.jsonl")
+    assert result.exit_code == 1 and "bad.jsonl:1" in result.stderr

@@ -1,0 +1,89 @@
+"""Training smoke test (loss falls, resume is exact) and evaluation structure on the tiny run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from probe.world.evaluate import ModelEncoder, dominant_palette_colour, evaluate
+from probe.world.render import palette_tensor
+from probe.world.train import TrainConfig, export_weights, make_batch, train
+
+SMOKE = TrainConfig(steps=20, batch_size=16, lr=2e-3, warmup=2, checkpoint_every=10, adversarial_from=0.75)
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    torch.set_num_threads(2)
+    folder = tmp_path_factory.mktemp("train")
+    losses: list[float] = []
+    model, result = train(SMOKE, folder, lambda p: losses.append(p.loss))
+    return model, result, losses, folder
+
+
+def test_loss_falls_in_twenty_steps(smoke_run):
+    _, result, losses, _ = smoke_run
+    assert len(losses) == 20 and result.steps == 20
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
+
+
+def test_resume_from_checkpoint(tmp_path):
+    config = replace(SMOKE, steps=6, checkpoint_every=3, adversarial_from=0.5)
+
+    def stop_at_four(progress):  # noqa: ANN001
+        if progress.step == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(config, tmp_path, stop_at_four)
+    model, result = train(config, tmp_path)
+    assert result.resumed_from == 3 and result.steps == 6
+    with pytest.raises(ValueError, match="another config"):
+        train(replace(config, lr=1.0), tmp_path)
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    from probe.world.train import build_model
+
+    _, tokenizer = build_model()
+    a, b = make_batch(7, SMOKE, tokenizer), make_batch(7, SMOKE, tokenizer)
+    assert torch.equal(a.images, b.images) and torch.equal(a.tokens, b.tokens)
+    assert a.truth.shape[0] == 16 and a.truth.any(1).all()
+    assert not torch.equal(a.images, make_batch(8, SMOKE, tokenizer).images)
+
+
+def test_evaluation_structure(smoke_run):
+    model, _, _, _ = smoke_run
+    from probe.world.train import build_model
+
+    _, tokenizer = build_model()
+    result = evaluate(ModelEncoder(model, tokenizer), n=40)
+    numbers = result.as_dict()
+    for key in ("colour", "shape", "position", "size", "colour_swap", "left_right_swap", "above_below_swap",
+                "bias_text_star_red", "bias_star_renders_red", "bias_circle_renders_red"):
+        assert 0.0 <= numbers[key] <= 1.0, key
+    assert result.bias_text_star_nearest in ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
+    assert set(numbers["details"]["per_class"]) == {"colour", "shape", "position", "size"}
+
+
+def test_export_is_fp16_and_hashed(smoke_run, tmp_path):
+    from safetensors.torch import load_file
+
+    model, _, _, _ = smoke_run
+    path = tmp_path / "w.safetensors"
+    digest = export_weights(model, path)
+    assert (tmp_path / "w.sha256").read_text().split()[0] == digest
+    state = load_file(str(path))
+    assert all(t.dtype == torch.float16 for t in state.values())
+
+
+def test_dominant_palette_colour_ignores_grey_background():
+    images = torch.full((2, 3, 8, 8), 0.5)
+    images[0, :, :2, :2] = palette_tensor()[2].view(3, 1, 1)  # 4 blue pixels on grey
+    assert dominant_palette_colour(images).tolist() == [2, -1]
