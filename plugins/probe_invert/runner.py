@@ -102,7 +102,7 @@ def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif
         rows.append(row)
         if saved:
             images.append(image)
-            labels.append(f"{prompt} s{seed} {row['cosine']:.2f}" if row["cosine"] is not None else f"{prompt} s{seed}")
+            labels.append((f"s{seed} {row['cosine']:.2f} " if row["cosine"] is not None else f"s{seed} ") + prompt)
     sheet = write_contact_sheet(folder / "contact-sheet.png", images, labels) if images else None
     for row in rows:
         if row["status"] == "nan":

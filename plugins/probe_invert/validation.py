@@ -72,7 +72,7 @@ class ValidationResult:
     @property
     def labels(self) -> list[str]:
         shapes = self.found_shape or ["?"] * self.n_images
-        return [f"{p} s{s}: {c or '-'} {sh}" for p, s, c, sh in zip(self.prompts, self.seeds, self.found_colour, shapes)]
+        return [f"{c or '-'} {sh} <- {p} s{s}" for p, s, c, sh in zip(self.prompts, self.seeds, self.found_colour, shapes)]
 
     def per_group(self) -> dict[str, dict[str, float]]:
         """Colour-match rate per colour and shape-match rate per shape."""

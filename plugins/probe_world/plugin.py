@@ -116,6 +116,7 @@ def register_commands(app: typer.Typer) -> None:
         output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON of the numbers (default: <out-dir>/world-evaluation.json).", show_default=False)] = None,
         card: Annotated[Optional[Path], typer.Option("--card", help="Model card to update (default: the package's MODEL_CARD.md when the model is shapes-tiny).", show_default=False)] = None,
         no_card: Annotated[bool, typer.Option("--no-card", help="Do not touch the model card.")] = False,
+        inversions: Annotated[Optional[Path], typer.Option("--inversions", help="validation.json of `probe invert-validate` to add to the card (its contact sheet is copied next to the card).", show_default=False)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias; update the card."""
@@ -134,6 +135,19 @@ def register_commands(app: typer.Typer) -> None:
         session = state.session
         result = evaluate(session, n=n, seed=HELD_OUT_SEED)
         numbers = result.as_dict()
+        sheet = None
+        if inversions is not None:
+            from probe.io import read_json
+
+            found = read_json(inversions)
+            numbers["inversion"] = {
+                "prompt colour is the most frequent palette colour (goal ≥ 80%)": found["colour_match"],
+                "shape checker names the prompt's shape (goal ≥ 50%)": found["shape_match"],
+                "images": found["n_images"],
+                "median final cosine": f"{found['median_cosine']:.3f}",
+                "preset": found.get("settings", {}).get("preset", "?"),
+            }
+            sheet = inversions.parent / "contact-sheet.png"
         weights = _weights_dir() / "shapes-tiny.safetensors"
         sha = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
         meta = {"model": state.model, "seed": HELD_OUT_SEED, "sha256": sha if state.model == "shapes-tiny" else None}
@@ -142,6 +156,11 @@ def register_commands(app: typer.Typer) -> None:
         card_path = card or (_weights_dir() / "MODEL_CARD.md" if state.model == "shapes-tiny" else None)
         if card_path is not None and not no_card:
             text = card_path.read_text(encoding="utf-8") if card_path.exists() else "# Model card\n"
+            if sheet is not None and sheet.is_file():
+                from probe.io import atomic_write_bytes
+
+                atomic_write_bytes(card_path.parent / "inversions-contact-sheet.png", sheet.read_bytes())
+                numbers["inversion"]["contact sheet"] = "inversions-contact-sheet.png (next to this card)"
             atomic_write_text(card_path, update_card(text, numbers_section(numbers, meta)))
         if as_json:
             console.print_json({"meta": meta, "numbers": numbers, "json": str(path)})
@@ -151,13 +170,14 @@ def register_commands(app: typer.Typer) -> None:
                 return str(value)
             return f"{value:+.3f}" if key.endswith(("_gap", "_cosine")) else f"{value:.1%}"
 
-        rows = [[k, shown(k, v)] for k, v in numbers.items() if k != "details"]
+        rows = [[k, shown(k, v)] for k, v in numbers.items() if k not in ("details", "inversion")]
+        rows += [[f"inversion: {k}", shown(k, v)] for k, v in numbers.get("inversion", {}).items()]
         console.print_table(f"shapes world evaluation — {state.model}", ["measurement", "value"], rows)
         console.note(f"wrote {path}" + (f" and updated {card_path}" if card_path is not None and not no_card else ""))
 
     @world.command("train-checker")
     def train_checker_command(
-        steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.")] = 600,
+        steps: Annotated[int, typer.Option("--steps", help="Optimiser steps (the shipped checker: 1500).")] = 1500,
         seed: Annotated[int, typer.Option("--seed", help="Seeds data and initialisation.")] = 0,
         threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
         output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to save (default: the package's shape-checker weights).", show_default=False)] = None,

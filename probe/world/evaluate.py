@@ -151,6 +151,7 @@ def evaluate(encoder: Encoder, n: int = 1000, seed: int = HELD_OUT_SEED, logit_s
     """All card numbers from fresh renders (seeded, disjoint from training seeds)."""
     scenes = uniform_single_scenes(n, seed)
     images = render(scenes)
+    bias_n = max(16, n // 5)  # images per planted-bias measurement
     colour_prompts = [f"a {c} shape" for c in COLOURS]
     shape_prompts = [caption_text(CaptionSpec(ObjectSpec(shape=s))) for s in SHAPES]
     position_prompts = [f"a shape {POSITION_PHRASES[p]}" for p in POSITIONS]
@@ -176,15 +177,15 @@ def evaluate(encoder: Encoder, n: int = 1000, seed: int = HELD_OUT_SEED, logit_s
     circle_red, circle_nearest, circle_cos = _text_bias(encoder, "circle", logit_scale)
     renders_red = {}
     for shape in (BIASED_SHAPE, "circle"):
-        shape_images = render(scenes_for_caption(parse_caption(f"a {shape}"), 200, seed + 2))
+        shape_images = render(scenes_for_caption(parse_caption(f"a {shape}"), bias_n, seed + 2))
         labels = zero_shot(encoder, shape_images, colour_prompts)
         renders_red[shape] = (labels == COLOURS.index(BIASED_COLOUR)).float().mean().item()
     return Evaluation(
         n_images=n, **accuracy, **swaps,
         bias_text_star_red=star_red, bias_text_circle_red=circle_red,
         bias_text_star_nearest=star_nearest, bias_text_circle_nearest=circle_nearest,
-        bias_star_red_gap=_image_bias_gap(encoder, BIASED_SHAPE, 160, seed + 3),
-        bias_circle_red_gap=_image_bias_gap(encoder, "circle", 160, seed + 3),
+        bias_star_red_gap=_image_bias_gap(encoder, BIASED_SHAPE, bias_n, seed + 3),
+        bias_circle_red_gap=_image_bias_gap(encoder, "circle", bias_n, seed + 3),
         bias_star_renders_red=renders_red[BIASED_SHAPE], bias_circle_renders_red=renders_red["circle"],
         unseen_words_cosine=_mean_pairwise_cosine(encoder, [f"a {w} circle" for w in UNSEEN_COLOUR_WORDS]),
         seen_words_cosine=_mean_pairwise_cosine(encoder, [f"a {w} circle" for w in COLOURS]),

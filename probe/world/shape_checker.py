@@ -98,9 +98,9 @@ def messy_renders(n: int, seed: int, size: int = INPUT_SIZE) -> tuple[torch.Tens
     return (images + noise).clamp(0, 1), scenes.shape[:, 0].clone()
 
 
-def train_shape_checker(steps: int = 600, batch_size: int = 64, seed: int = 0,
+def train_shape_checker(steps: int = 1500, batch_size: int = 64, seed: int = 0,
                         on_progress: Callable[[int, float], None] | None = None) -> ShapeChecker:
-    """Train the checker from scratch (seeded); a couple of minutes on 2 CPU cores."""
+    """Train the checker from scratch (seeded); some minutes on CPU."""
     torch.manual_seed(seed)
     checker = ShapeChecker()
     optimizer = torch.optim.AdamW(checker.parameters(), lr=2e-3, weight_decay=1e-4)

@@ -76,10 +76,18 @@ class TrainResult:
 
 def build_model(device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Callable[..., torch.Tensor]]:
     """A fresh model and its tokenizer, built through open_clip's factory exactly as the core loads it."""
+    import logging
+
     import open_clip
 
     open_clip.add_model_config(CONFIG_DIR)
-    model = open_clip.create_model(MODEL_NAME, device=device)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # open_clip warns that no pretrained weights were loaded: that is the point
+    try:
+        model = open_clip.create_model(MODEL_NAME, device=device)
+    finally:
+        root.setLevel(level)
     return model, open_clip.get_tokenizer(MODEL_NAME)
 
 

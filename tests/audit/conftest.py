@@ -14,6 +14,11 @@ steps:
 """
 
 
+@pytest.fixture(scope="session")
+def experiment_text():
+    return EXPERIMENT
+
+
 @pytest.fixture
 def experiment_file(tmp_path):
     path = tmp_path / "exp.yaml"

@@ -39,12 +39,10 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_session):
+def runs(tmp_path_factory, tiny_session, experiment_text):
     """The experiment run whole and as 2 shards, once for this module."""
-    from conftest import EXPERIMENT
-
     root = tmp_path_factory.mktemp("runs")
-    (root / "exp.yaml").write_text(EXPERIMENT)
+    (root / "exp.yaml").write_text(experiment_text)
     plan = load_experiment(root / "exp.yaml")
     session_for, _ = sessions(tiny_session)
     with pytest.MonkeyPatch.context() as mp:

@@ -8,6 +8,7 @@ often than "a circle" (the issue's goal); with the current model and default pre
 failure that reports XPASS once the model or the invert preset gets there.
 """
 
+import os
 from importlib import resources
 
 import pytest
@@ -46,6 +47,7 @@ def test_labeller_sees_the_planted_bias_on_world_renders(shapes_session):
     assert separated(share["a star"], share["a circle"])
 
 
+@pytest.mark.skipif(os.environ.get("PROBE_SLOW_TESTS") != "1", reason="6 real inversions take ~1 min on 2 busy cores: PROBE_SLOW_TESTS=1")
 @pytest.mark.xfail(reason="default-preset inversions of 'a star' come out magenta (labelled purple), see README", strict=False)
 def test_inverted_star_comes_out_red_more_often_than_circle(tmp_path, shapes_session):
     from probe_audit.bias import bias_experiment
@@ -54,8 +56,8 @@ def test_inverted_star_comes_out_red_more_often_than_circle(tmp_path, shapes_ses
     from probe_audit.summaries import summarise
     from probe_audit.yamlfile import YamlDoc
 
-    n = 4
-    plan = plan_from_spec(normalise(YamlDoc("test", bias_experiment("shapes", "colours", n=n, settings={"steps": 60, "copies": 4}))))
+    n = 3
+    plan = plan_from_spec(normalise(YamlDoc("test", bias_experiment("shapes", "colours", n=n, settings={"steps": 30, "copies": 2}))))
     run_plan(plan, tmp_path / "run", shapes_session, lambda spec: shapes_session)
     table = summarise(plan, read_records(tmp_path / "run", plan))[0].data
     red = {row["key"]: next(c for c in row["cells"] if c["attribute"] == "red") for row in table["rows"]}

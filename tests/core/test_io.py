@@ -50,3 +50,14 @@ def test_png_true_pixels_metadata_and_determinism(tmp_path):
         assert im.getpixel((0, 0)) == (128, 0, 0)  # not stretched to 255
         assert im.text["prompt"] == "a red circle" and json.loads(im.text["seed"]) == 3
     assert png_bytes(img, {"a": 1}) == png_bytes(img.clone(), {"a": 1})
+
+
+def test_atomic_write_uses_normal_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -11,7 +11,7 @@ from probe.world.evaluate import ModelEncoder, dominant_palette_colour, evaluate
 from probe.world.render import palette_tensor
 from probe.world.train import TrainConfig, export_weights, make_batch, train
 
-SMOKE = TrainConfig(steps=20, batch_size=16, lr=2e-3, warmup=2, checkpoint_every=10, adversarial_from=0.75)
+SMOKE = TrainConfig(steps=20, batch_size=16, lr=2e-3, warmup=2, checkpoint_every=20, adversarial_from=0.75)
 
 
 class Stop(Exception):
@@ -34,16 +34,16 @@ def test_loss_falls_in_twenty_steps(smoke_run):
 
 
 def test_resume_from_checkpoint(tmp_path):
-    config = replace(SMOKE, steps=6, checkpoint_every=3, adversarial_from=0.5)
+    config = replace(SMOKE, steps=4, batch_size=8, checkpoint_every=2, adversarial_from=0.5)
 
-    def stop_at_four(progress):  # noqa: ANN001
-        if progress.step == 4:
+    def stop_at_three(progress):  # noqa: ANN001
+        if progress.step == 3:
             raise Stop
 
     with pytest.raises(Stop):
-        train(config, tmp_path, stop_at_four)
+        train(config, tmp_path, stop_at_three)
     model, result = train(config, tmp_path)
-    assert result.resumed_from == 3 and result.steps == 6
+    assert result.resumed_from == 2 and result.steps == 4
     with pytest.raises(ValueError, match="another config"):
         train(replace(config, lr=1.0), tmp_path)
 
