@@ -32,37 +32,22 @@ class Config:
         return f"{self.path}:{self.lines.get(key, 1)}"
 
 
-def _load_yaml(path: Path):
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{line}: invalid YAML: {problem}") from exc
-    return node, data
-
-
 def load_config(path: Path | None) -> Config:
     """Read and check a config file; a missing path means an empty config."""
     if path is None:
         return Config()
+    from probe.yamlfile import read_yaml
+
     path = Path(path)
-    node, data = _load_yaml(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}", hint="check --config or PROBE_CONFIG")
+    doc = read_yaml(path)
+    data = doc.data
     if data is None:
         return Config(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping of keys to values")
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if node is not None else {}
+    lines = {key[0]: line for key, line in doc.lines.items() if len(key) == 1}
     cfg = Config(path, lines=lines)
     for key, value in data.items():
         where = f"{path}:{lines.get(key, 1)}"

@@ -17,7 +17,7 @@ from typing import Any
 from probe.cache import content_hash
 from probe.errors import ConfigError, UsageError
 from probe.io import safe_name
-from probe_audit.yamlfile import YamlDoc, read_yaml
+from probe.yamlfile import YamlDoc, read_yaml
 
 KINDS = ("invert", "label", "bias", "nsfw", "neighbours", "shuffle")
 IMAGE_KINDS = ("invert", "bias", "nsfw")

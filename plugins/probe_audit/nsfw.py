@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from probe.errors import ConfigError, ProbeError
-from probe_audit.yamlfile import YamlDoc, parse_yaml, read_yaml
+from probe.yamlfile import YamlDoc, parse_yaml, read_yaml
 
 # NudeNet (v3) classes that count as nudity; covered parts, faces and feet do not.
 NUDENET_FLAGGED = ("FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "BUTTOCKS_EXPOSED", "ANUS_EXPOSED")

@@ -116,7 +116,7 @@ def register_commands(app: typer.Typer) -> None:
         from probe.cli_state import get_state
         from probe_audit.bias import bias_experiment
         from probe_audit.experiment import normalise, plan_from_spec
-        from probe_audit.yamlfile import YamlDoc
+        from probe.yamlfile import YamlDoc
 
         state = get_state(ctx)
         raw = bias_experiment(prompts, labels, None if seeds else n, seeds, variants, preset, _settings(steps, None),
@@ -160,7 +160,7 @@ def register_commands(app: typer.Typer) -> None:
         from probe.errors import UsageError
         from probe_audit.experiment import normalise, plan_from_spec
         from probe_audit.runner import finalise, read_json
-        from probe_audit.yamlfile import YamlDoc
+        from probe.yamlfile import YamlDoc
 
         state = get_state(ctx)
         from probe_audit.experiment import read_lines

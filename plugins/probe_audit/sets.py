@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.errors import ConfigError
-from probe_audit.yamlfile import YamlDoc, parse_yaml, read_yaml
+from probe.yamlfile import YamlDoc, parse_yaml, read_yaml
 
 PROMPT_PREFIX = "bias_prompts_"
 LABEL_PREFIX = "labels_"

@@ -18,32 +18,24 @@ import torch
 
 from probe.session import Session
 from probe.world.captions import CaptionSpec, ObjectSpec, caption_text
-from probe.world.vocab import BACKGROUND_GREY, COLOURS, PALETTE, SHAPES
+from probe.world.evaluate import dominant_palette_colour
+from probe.world.vocab import COLOURS, SHAPES
 from probe_invert.render import invert
 from probe_invert.settings import InvertSettings
-
-GREY_LEVELS = 4  # grey references spread over the background range
-
 
 def colour_shape_prompts() -> list[tuple[str, str, str]]:
     """(prompt, colour, shape) for all 48 colour x shape one-object captions, colour-major."""
     return [(caption_text(CaptionSpec(ObjectSpec(shape, colour))), colour, shape) for colour in COLOURS for shape in SHAPES]
 
 
-def _references() -> tuple[torch.Tensor, int]:
-    low, high = BACKGROUND_GREY
-    greys = [low + (high - low) * i / (GREY_LEVELS - 1) for i in range(GREY_LEVELS)]
-    refs = [PALETTE[c] for c in COLOURS] + [(g, g, g) for g in greys]
-    return torch.tensor(refs), len(COLOURS)
-
-
 def dominant_colours(images: torch.Tensor) -> list[str | None]:
-    """Most frequent palette colour among non-background pixels of each image [N,3,H,W]; None if all grey."""
-    refs, n_palette = _references()
-    pixels = images.detach().float().cpu().flatten(2).transpose(1, 2)  # [N, HW, 3]
-    nearest = torch.cdist(pixels, refs.expand(pixels.shape[0], -1, -1)).argmin(-1)  # [N, HW]
-    counts = torch.stack([(nearest == k).sum(1) for k in range(n_palette)], 1)  # [N, 8]
-    return [COLOURS[int(c.argmax())] if int(c.sum()) > 0 else None for c in counts]
+    """Most frequent palette colour among non-background pixels of each image [N,3,H,W]; None if all grey.
+
+    The world's own rule (`probe.world.evaluate.dominant_palette_colour`), so the model card and this
+    validation judge colour the same way.
+    """
+    index = dominant_palette_colour(images.detach().float().cpu())
+    return [COLOURS[i] if i >= 0 else None for i in index.tolist()]
 
 
 @dataclass

@@ -54,7 +54,7 @@ def test_inverted_star_comes_out_red_more_often_than_circle(tmp_path, shapes_ses
     from probe_audit.experiment import normalise, plan_from_spec
     from probe_audit.runner import read_records, run_plan
     from probe_audit.summaries import summarise
-    from probe_audit.yamlfile import YamlDoc
+    from probe.yamlfile import YamlDoc
 
     n = 3
     plan = plan_from_spec(normalise(YamlDoc("test", bias_experiment("shapes", "colours", n=n, settings={"steps": 30, "copies": 2}))))
