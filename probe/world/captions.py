@@ -163,7 +163,7 @@ def hard_negative(spec: CaptionSpec, rng: random.Random) -> CaptionSpec:
     """A caption differing from `spec` in one thing (colour binding, relation order or one attribute), NegCLIP-style."""
     if spec.second is not None:
         choice = rng.random()
-        if choice < 0.4 and (swapped := swap_colours(spec)) is not None:
+        if choice < 0.2 and (swapped := swap_colours(spec)) is not None:
             return swapped
         if choice < 0.8 and (swapped := swap_relation(spec)) is not None:
             return swapped

@@ -41,7 +41,7 @@ class TrainConfig:
     warmup: int = 100
     weight_decay: float = 0.05
     seed: int = 0
-    pair_probability: float = 0.5
+    pair_probability: float = 0.6
     hard_negatives: bool = True
     rotate_degrees: float = 15.0
     scale_jitter: float = 0.1
@@ -132,18 +132,24 @@ def augment(images: torch.Tensor, generator: torch.Generator, config: TrainConfi
     return (images + noise).clamp(0, 1)
 
 
-def multi_positive_loss(image_features: torch.Tensor, text_features: torch.Tensor, truth: torch.Tensor,
-                        logit_scale: torch.Tensor, positive_texts: torch.Tensor) -> torch.Tensor:
-    """Symmetric CLIP loss with soft targets spread over every true pair.
+def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, own: torch.Tensor,
+                     truth: torch.Tensor, logit_scale: torch.Tensor, positive_texts: torch.Tensor) -> torch.Tensor:
+    """Symmetric CLIP loss where captions that are true of an image but are not its own are left out.
 
-    truth: bool [images, texts]; positive_texts: indices of texts that are some image's own caption
-    (only these get a text->image term, since a hard negative may be true of no image).
+    own: bool [images, texts], each image's own caption (identical captions share a column);
+    truth: bool [images, texts], the caption is true of the image. Own pairs are the positives;
+    other true pairs are excluded from the softmax (they are no negatives: "a circle" must not be
+    pushed away from another circle), but they are no positives either, so what a caption means is
+    learned from co-occurrence as in real CLIP data: that is what lets the planted bias ("a star"
+    is red 80% of the time) reach the image side. positive_texts: texts that are some image's own
+    caption (only these get a text->image term, since a hard negative may be true of no image).
     """
     logits = logit_scale * image_features @ text_features.T
-    targets = truth.float()
-    image_loss = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    logits = logits.masked_fill(truth & ~own, float("-inf"))
+    targets = own.float()
+    image_loss = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1).clamp_min(-1e4)).sum(1).mean()
     text_logits, text_targets = logits[:, positive_texts].T, targets[:, positive_texts].T
-    text_loss = -(text_targets / text_targets.sum(1, keepdim=True) * text_logits.log_softmax(1)).sum(1).mean()
+    text_loss = -(text_targets / text_targets.sum(1, keepdim=True) * text_logits.log_softmax(1).clamp_min(-1e4)).sum(1).mean()
     return (image_loss + text_loss) / 2
 
 
@@ -151,7 +157,8 @@ def multi_positive_loss(image_features: torch.Tensor, text_features: torch.Tenso
 class Batch:
     images: torch.Tensor  # [B, 3, 64, 64] augmented, in [0, 1]
     tokens: torch.Tensor  # [U, context] unique texts
-    truth: torch.Tensor  # bool [B, U]
+    own: torch.Tensor  # bool [B, U]: the image's own caption
+    truth: torch.Tensor  # bool [B, U]: the caption is true of the image
     positive_texts: torch.Tensor  # [P] long
 
 
@@ -170,9 +177,11 @@ def make_batch(step: int, config: TrainConfig, tokenizer: Callable[..., torch.Te
     unique_specs = [specs[texts.index(text)] for text in unique]
     truth = match_matrix(caption_codes(unique_specs), data.scenes.codes()).T
     positive_texts = torch.tensor(sorted({position[text] for text in data.captions}))
+    own = torch.zeros(len(data.captions), len(unique), dtype=torch.bool)
+    own[torch.arange(len(data.captions)), torch.tensor([position[text] for text in data.captions])] = True
     generator = torch.Generator().manual_seed(step_seed)
     images = augment(render(data.scenes), generator, config)
-    return Batch(images=images.to(device), tokens=tokenizer(unique).to(device), truth=truth.to(device),
+    return Batch(images=images.to(device), tokens=tokenizer(unique).to(device), own=own.to(device), truth=truth.to(device),
                  positive_texts=positive_texts.to(device))
 
 
@@ -182,7 +191,7 @@ def _fgsm(model: torch.nn.Module, normalise: Callable[[torch.Tensor], torch.Tens
     delta = (torch.rand(batch.images.shape, generator=generator).to(batch.images.device) * 2 - 1) * epsilon
     x = (batch.images + delta).clamp(0, 1).requires_grad_(True)
     features = F.normalize(model.encode_image(normalise(x)), dim=-1)
-    loss = multi_positive_loss(features, text_features, batch.truth, model.logit_scale.exp(), batch.positive_texts)
+    loss = contrastive_loss(features, text_features, batch.own, batch.truth, model.logit_scale.exp(), batch.positive_texts)
     (gradient,) = torch.autograd.grad(loss, x)
     x = x.detach() + 1.25 * epsilon * gradient.sign()
     return torch.minimum(torch.maximum(x, batch.images - epsilon), batch.images + epsilon).clamp(0, 1)
@@ -247,8 +256,8 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 13)
             images = _fgsm(model, normalise, batch, text_features.detach(), config.adversarial_epsilon, generator)
         image_features = F.normalize(model.encode_image(normalise(images)), dim=-1)
-        loss = multi_positive_loss(image_features, text_features, batch.truth, model.logit_scale.exp(),
-                                   batch.positive_texts)
+        loss = contrastive_loss(image_features, text_features, batch.own, batch.truth, model.logit_scale.exp(),
+                                batch.positive_texts)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
