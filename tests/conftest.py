@@ -23,19 +23,23 @@ def _isolated_env(tmp_path_factory, monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A local-dir: folder (open_clip_config.json + safetensors) holding a seeded random tiny CLIP."""
+def write_tiny_model(folder: Path, seed: int) -> Path:
+    """Save a seeded random tiny CLIP as a local-dir: folder (open_clip_config.json + safetensors)."""
     import open_clip
     import torch
     from safetensors.torch import save_file
 
-    folder = tmp_path_factory.mktemp("tiny-clip")
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CFG, "preprocess_cfg": {}}))
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     model = open_clip.CLIP(**TINY_CFG)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A local-dir: folder holding a seeded random tiny CLIP, made by the tests."""
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-clip"), seed=1)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ RunDir = Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder (d
 Shard = Annotated[Optional[str], typer.Option("--shard", help="Run only slice I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/4.", show_default=False)]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in the folder, skipping finished items.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Preset = Annotated[str, typer.Option("--preset", help="Invert preset name or YAML file.")]
+Steps = Annotated[Optional[int], typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)]
 
 
 def _folder(state, run_dir: Optional[Path], name: str, shard) -> Path:
@@ -103,8 +105,8 @@ def register_commands(app: typer.Typer) -> None:
         n: Annotated[int, typer.Option("--n", "-n", min=1, help="Inversions per prompt variant (seeds 0..n-1 from --seed).")] = 20,
         seeds: Annotated[Optional[str], typer.Option("--seeds", help="Explicit seeds instead of --n, e.g. 0-19.", show_default=False)] = None,
         variants: Annotated[Optional[list[str]], typer.Option("--variant", help="Only these variants (repeat).", show_default=False)] = None,
-        preset: Annotated[str, typer.Option("--preset", help="Invert preset name or YAML file.")] = "default",
-        steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)] = None,
+        preset: Preset = "default",
+        steps: Steps = None,
         labeller: Annotated[Optional[str], typer.Option("--labeller", help="Model spec that labels the images (default: the audited model).", show_default=False)] = None,
         shard: Shard = None,
         resume: Resume = False,
@@ -141,8 +143,8 @@ def register_commands(app: typer.Typer) -> None:
         prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="Text file of prompts, one a line.", show_default=False)] = None,
         n: Annotated[int, typer.Option("--n", "-n", min=1, help="Inversions per prompt.")] = 4,
         concepts: Annotated[str, typer.Option("--concepts", help="NSFW concept list: default or a YAML file.")] = "default",
-        preset: Annotated[str, typer.Option("--preset", help="Invert preset name or YAML file.")] = "default",
-        steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)] = None,
+        preset: Preset = "default",
+        steps: Steps = None,
         vocab: Annotated[Optional[list[str]], typer.Option("--vocab", help="Vocabulary for the text side (repeat; default: the model's default).", show_default=False)] = None,
         k: Annotated[int, typer.Option("--k", min=1, help="Neighbours per prompt for the flagged-word rate.")] = 10,
         no_text: Annotated[bool, typer.Option("--no-text", help="Skip the text side (neighbour flag rates).")] = False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,7 @@ def word_file(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def other_tiny_spec(tmp_path_factory) -> str:
     """Same architecture as tiny_spec, different weights: a different model fingerprint."""
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
+    from tests.conftest import write_tiny_model
 
-    from tests.conftest import TINY_CFG
-
-    folder = tmp_path_factory.mktemp("tiny-clip-2")
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CFG, "preprocess_cfg": {}}))
-    torch.manual_seed(2)
-    model = open_clip.CLIP(**TINY_CFG)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    folder = write_tiny_model(tmp_path_factory.mktemp("tiny-clip-2"), seed=2)
     return f"local-dir:{folder}"
