@@ -24,9 +24,14 @@ class PixelParam:
         self.pixels = pixels.detach().clone().requires_grad_(True)
 
     @classmethod
-    def random(cls, rng: ImageRandom, size: int) -> "PixelParam":
-        """Uniform noise in [0, 1), as the authors' `rand(1, 3, 64, 64)`, one stream per image."""
-        return cls(rng.uniform((3, size, size), per_copy=False))
+    def random(cls, rng: ImageRandom, size: int, amplitude: float = 1.0) -> "PixelParam":
+        """Uniform noise around mid-grey, one stream per image; amplitude 1 is the authors' `rand(1, 3, 64, 64)`.
+
+        A coarse start (4x4 pixels) needs a small amplitude: full-range noise there is a few big
+        coloured patches that the optimiser never removes.
+        """
+        noise = rng.uniform((3, size, size), per_copy=False)
+        return cls(noise if amplitude == 1.0 else 0.5 + (noise - 0.5) * amplitude)
 
     @property
     def size(self) -> int:
@@ -112,11 +117,11 @@ class FFTParam:
 Param = PixelParam | FFTParam
 
 
-def make_param(kind: str, rng: ImageRandom, size: int, *, fft_init_std: float = 0.01, fft_decay: float = 1.0,
-               decorrelate: bool = True) -> Param:
+def make_param(kind: str, rng: ImageRandom, size: int, *, pixel_init: float = 1.0, fft_init_std: float = 0.01,
+               fft_decay: float = 1.0, decorrelate: bool = True) -> Param:
     """A fresh random parameterisation of len(rng) images at `size`."""
     if kind == "pixel":
-        return PixelParam.random(rng, size)
+        return PixelParam.random(rng, size, pixel_init)
     if kind == "fft":
         return FFTParam.random(rng, size, std=fft_init_std, decay=fft_decay, decorrelate=decorrelate)
     raise ValueError(f"unknown parameterisation {kind!r}")

@@ -46,6 +46,7 @@ def register_commands(app: typer.Typer) -> None:
         size: Annotated[Optional[int], typer.Option(help="Starting resolution.", show_default=False)] = None,
         resize_at: Annotated[Optional[str], typer.Option(help="Steps at which the resolution doubles, e.g. 900,1800.", show_default=False)] = None,
         max_size: Annotated[Optional[int], typer.Option(help="Resolution cap (0 = model input).", show_default=False)] = None,
+        pixel_init: Annotated[Optional[float], typer.Option(help="Pixel param: initial noise amplitude around grey (1 = uniform).", show_default=False)] = None,
         fft_decay: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
         fft_init_std: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
         decorrelate: Annotated[Optional[bool], typer.Option("--decorrelate/--no-decorrelate", help="fft: decorrelated colour.", show_default=False)] = None,

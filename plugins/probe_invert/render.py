@@ -99,7 +99,8 @@ class _Chunk:
         self.session, self.items, self.settings = session, items, settings
         device = session.device
         self.rng = ImageRandom([seed for _, seed in items], settings.copies, device)
-        self.param: Param = make_param(settings.param, self.rng, settings.size, fft_init_std=settings.fft_init_std,
+        self.param: Param = make_param(settings.param, self.rng, settings.size, pixel_init=settings.pixel_init,
+                                       fft_init_std=settings.fft_init_std,
                                        fft_decay=settings.fft_decay, decorrelate=settings.decorrelate)
         self.transforms = build_transforms(settings, session.image_size)
         self.match, self.objective = build_objective(settings, targets.to(device), weights.to(device), extra)

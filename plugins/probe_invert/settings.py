@@ -26,6 +26,7 @@ class InvertSettings:
     size: int = 64  # starting resolution of the optimised image
     resize_at: list[int] = field(default_factory=list)  # steps at which the resolution doubles
     max_size: int = 0  # cap for the doubling; 0 = the model's input size (as the authors' code)
+    pixel_init: float = 1.0  # pixel: initial noise amplitude around grey (1 = uniform [0, 1), as the authors)
     fft_decay: float = 1.0  # spectrum scale 1/f^decay
     fft_init_std: float = 0.01
     decorrelate: bool = True  # fft: optimise in a decorrelated colour space
@@ -76,6 +77,7 @@ class InvertSettings:
                         "noise_std": self.noise_std, "colour_shift_mean": self.colour_shift_mean,
                         "colour_shift_std": self.colour_shift_std, "jitter_pixels": self.jitter_pixels,
                         "snapshot_every": self.snapshot_every, "max_size": self.max_size, "fft_init_std": self.fft_init_std,
+                        "pixel_init": self.pixel_init,
                         "l1_center": self.l1_center,
                         "colour_jitter_brightness": self.colour_jitter_brightness,
                         "colour_jitter_contrast": self.colour_jitter_contrast,

@@ -70,12 +70,18 @@ def register_commands(app: typer.Typer) -> None:
         steps: Annotated[Optional[int], typer.Option("--steps", help="Optimiser steps (default: the shipped recipe's).", show_default=False)] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Scenes per step.")] = 128,
         seed: Annotated[int, typer.Option("--seed", help="Seeds data, augmentation and initialisation.")] = 0,
+        lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: the recipe's).", show_default=False)] = None,
+        warmup: Annotated[Optional[int], typer.Option("--warmup", help="Warm-up steps (default: the recipe's).", show_default=False)] = None,
+        init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from these weights (fine-tune) instead of a fresh model.", show_default=False)] = None,
+        adversarial_from: Annotated[Optional[float], typer.Option("--adversarial-from", help="Fraction of training after which adversarial examples are used.", show_default=False)] = None,
+        adversarial_epsilon: Annotated[Optional[float], typer.Option("--adversarial-epsilon", help="L-inf budget in 1/255 pixel units.", show_default=False)] = None,
+        adversarial_steps: Annotated[Optional[int], typer.Option("--adversarial-steps", help="1 = FGSM with random start; more = PGD steps.", show_default=False)] = None,
         threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
         checkpoints: Annotated[Path, typer.Option("--checkpoints", help="Checkpoint folder; a rerun resumes from it.")] = DEFAULT_CHECKPOINTS,
         output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Exported fp16 safetensors (default: the package's shapes-tiny weights).", show_default=False)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
-        """Train shapes-tiny from scratch (seeded, resumable), then export fp16 safetensors + sha256."""
+        """Train shapes-tiny (from scratch, or fine-tune with --init-from; seeded, resumable), then export fp16 safetensors + sha256."""
         import torch
 
         from probe import console
@@ -85,8 +91,13 @@ def register_commands(app: typer.Typer) -> None:
         steps = steps if steps is not None else TrainConfig.steps
         if steps < 1 or batch_size < 2:
             raise UsageError("--steps must be ≥ 1 and --batch-size ≥ 2")
+        if init_from is not None and not init_from.is_file():
+            raise UsageError(f"--init-from {init_from}: no such weights file", hint="give a .safetensors file, e.g. the shipped weights")
+        knobs = {"lr": lr, "warmup": warmup, "adversarial_from": adversarial_from, "adversarial_steps": adversarial_steps,
+                 "adversarial_epsilon": None if adversarial_epsilon is None else adversarial_epsilon / 255,
+                 "init_from": None if init_from is None else str(init_from.resolve())}
         torch.set_num_threads(threads)
-        config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
+        config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, **{k: v for k, v in knobs.items() if v is not None})
         output = output or _weights_dir() / "shapes-tiny.safetensors"
         with console.progress("training shapes-tiny", steps, extra="{task.fields[info]}") as advance:
             done = {"step": 0}

@@ -50,7 +50,9 @@ class TrainConfig:
     noise_max: float = 0.12
     adversarial_from: float = 0.75  # fraction of training after which FGSM examples are used
     adversarial_epsilon: float = 4 / 255
+    adversarial_steps: int = 1  # 1 = FGSM with a random start; more = PGD with that many steps
     checkpoint_every: int = 100
+    init_from: str = ""  # weights (safetensors) to start from: a fine-tune instead of training from scratch
 
 
 @dataclass(frozen=True)
@@ -185,16 +187,22 @@ def make_batch(step: int, config: TrainConfig, tokenizer: Callable[..., torch.Te
                  positive_texts=positive_texts.to(device))
 
 
-def _fgsm(model: torch.nn.Module, normalise: Callable[[torch.Tensor], torch.Tensor], batch: Batch,
-          text_features: torch.Tensor, epsilon: float, generator: torch.Generator) -> torch.Tensor:
-    """FGSM with a random start (Wong et al. 2020): one gradient-sign step of 1.25 eps, kept in the eps-ball."""
+def _adversarial(model: torch.nn.Module, normalise: Callable[[torch.Tensor], torch.Tensor], batch: Batch,
+                 text_features: torch.Tensor, epsilon: float, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """L-inf adversarial images from a random start: FGSM-RS (Wong et al. 2020, one step of 1.25 eps) when
+    steps == 1, else PGD (Madry et al. 2018) with steps of 2.5 eps / steps; always kept in the eps-ball."""
     delta = (torch.rand(batch.images.shape, generator=generator).to(batch.images.device) * 2 - 1) * epsilon
-    x = (batch.images + delta).clamp(0, 1).requires_grad_(True)
-    features = F.normalize(model.encode_image(normalise(x)), dim=-1)
-    loss = contrastive_loss(features, text_features, batch.own, batch.truth, model.logit_scale.exp(), batch.positive_texts)
-    (gradient,) = torch.autograd.grad(loss, x)
-    x = x.detach() + 1.25 * epsilon * gradient.sign()
-    return torch.minimum(torch.maximum(x, batch.images - epsilon), batch.images + epsilon).clamp(0, 1)
+    x = (batch.images + delta).clamp(0, 1)
+    step_size = 1.25 * epsilon if steps == 1 else 2.5 * epsilon / steps
+    for _ in range(steps):
+        x = x.detach().requires_grad_(True)
+        features = F.normalize(model.encode_image(normalise(x)), dim=-1)
+        loss = contrastive_loss(features, text_features, batch.own, batch.truth, model.logit_scale.exp(),
+                                batch.positive_texts)
+        (gradient,) = torch.autograd.grad(loss, x)
+        x = x.detach() + step_size * gradient.sign()
+        x = torch.minimum(torch.maximum(x, batch.images - epsilon), batch.images + epsilon).clamp(0, 1)
+    return x
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -231,6 +239,10 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
     torch.manual_seed(config.seed)
     model, tokenizer = build_model(device)
+    if config.init_from:
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(config.init_from, device=str(device)).items()})
     model.train()
     optimizer = _optimizer(model, config)
     start, elapsed = 0, 0.0
@@ -254,7 +266,8 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
         images = batch.images
         if adversarial:
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 13)
-            images = _fgsm(model, normalise, batch, text_features.detach(), config.adversarial_epsilon, generator)
+            images = _adversarial(model, normalise, batch, text_features.detach(), config.adversarial_epsilon,
+                                  config.adversarial_steps, generator)
         image_features = F.normalize(model.encode_image(normalise(images)), dim=-1)
         loss = contrastive_loss(image_features, text_features, batch.own, batch.truth, model.logit_scale.exp(),
                                 batch.positive_texts)

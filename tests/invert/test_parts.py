@@ -32,6 +32,17 @@ def test_pixel_param_resize_and_clamp():
     assert q.images().shape == (2, 3, 8, 8) and q.pixels.requires_grad and q.pixels.is_leaf
 
 
+def test_pixel_init_amplitude_is_noise_around_grey_and_one_is_the_authors_uniform():
+    def rng() -> ImageRandom:
+        return ImageRandom([0, 1], copies=1, device="cpu")
+
+    uniform = PixelParam.random(rng(), 8).images()
+    quiet = PixelParam.random(rng(), 8, amplitude=0.2).images()
+    assert torch.equal(uniform, rng().uniform((3, 8, 8), per_copy=False))
+    assert torch.allclose(quiet, 0.5 + (uniform - 0.5) * 0.2)
+    assert quiet.min().item() >= 0.4 and quiet.max().item() <= 0.6
+
+
 def test_fft_param_images_in_range_and_resize_keeps_the_picture():
     rng = ImageRandom([0], copies=1, device="cpu")
     p = FFTParam.random(rng, 16, std=0.5)

@@ -87,3 +87,36 @@ def test_dominant_palette_colour_ignores_grey_background():
     images = torch.full((2, 3, 8, 8), 0.5)
     images[0, :, :2, :2] = palette_tensor()[2].view(3, 1, 1)  # 4 blue pixels on grey
     assert dominant_palette_colour(images).tolist() == [2, -1]
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_adversarial_images_stay_in_the_epsilon_ball_and_raise_the_loss(steps):
+    from probe.world.train import _adversarial, build_model, contrastive_loss, normaliser
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model()
+    batch = make_batch(0, SMOKE, tokenizer)
+    normalise = normaliser(model)
+    text = torch.nn.functional.normalize(model.encode_text(batch.tokens), dim=-1).detach()
+    eps = 8 / 255
+    adv = _adversarial(model, normalise, batch, text, eps, steps, torch.Generator().manual_seed(1))
+
+    def loss(images):  # noqa: ANN001, ANN202
+        with torch.no_grad():
+            f = torch.nn.functional.normalize(model.encode_image(normalise(images)), dim=-1)
+            return contrastive_loss(f, text, batch.own, batch.truth, model.logit_scale.exp(), batch.positive_texts).item()
+
+    assert (adv - batch.images).abs().max().item() <= eps + 1e-6
+    assert adv.min().item() >= 0 and adv.max().item() <= 1
+    assert loss(adv) > loss(batch.images)
+
+
+def test_init_from_starts_a_fine_tune_from_given_weights(smoke_run, tmp_path):
+    model, _, _, _ = smoke_run
+    weights = tmp_path / "start.safetensors"
+    export_weights(model, weights)
+    config = replace(SMOKE, steps=1, batch_size=8, lr=1e-9, warmup=1, init_from=str(weights))
+    tuned, _ = train(config, tmp_path / "ft")
+    start = dict(model.named_parameters())
+    for key, value in tuned.named_parameters():  # a near-zero learning rate: still the exported weights
+        assert torch.allclose(value.detach(), start[key].detach().half().float(), atol=1e-3), key
