@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 INDEX_FORMAT = 1
 INDEX_KINDS = ("flat", "hnsw")
 RECALL_QUERIES = 256
+SINGLE_THREAD_BELOW = 20  # queries per call under which FAISS runs faster on one OpenMP thread
 LOCK_TIMEOUT_S = 3600.0
 
 Progress = Callable[[int], None]
@@ -69,7 +72,29 @@ class VocabIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores [Q,k'], ids [Q,k']) of the k nearest words by cosine, k' = min(k, vocabulary size)."""
         k = min(k, self.index.ntotal)
-        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        with faiss_threads(1 if len(queries) < SINGLE_THREAD_BELOW else None):
+            return self.index.search(queries, k)
+
+
+@contextmanager
+def faiss_threads(n: int | None) -> Iterator[None]:
+    """Run FAISS on n OpenMP threads inside the block (None: leave as is), then restore.
+
+    A single query scans the index on one thread anyway; more threads only add OpenMP start-up
+    and spinning (measured: 4.9 ms vs 9.1 ms per query on 2 cores, 50k x 512 flat).
+    """
+    import faiss
+
+    if n is None:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class _BadCache(Exception):

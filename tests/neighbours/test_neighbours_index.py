@@ -29,6 +29,24 @@ def test_faiss_flat_top_k_equals_numpy_brute_force(tiny_session, english_500):
     np.testing.assert_array_equal(exact_top_k(emb, queries, 10), expected_ids)
 
 
+def test_few_queries_search_on_one_faiss_thread_and_restore_the_setting(tiny_session, english_500):
+    import faiss
+
+    from probe_neighbours.index import VocabIndex, faiss_threads
+
+    words, emb = english_500
+    vocab = make_vocabulary("t", words, source="test")
+    index = VocabIndex(vocab, make_index(emb, IndexParams()), IndexParams(), Path("unused"), "built")
+    queries = tiny_session.encode_text(["a red star", "music"]).numpy()
+    before = faiss.omp_get_max_threads()
+    scores, ids = index.search(queries, 5)
+    assert faiss.omp_get_max_threads() == before
+    np.testing.assert_array_equal(ids, exact_top_k(emb, queries, 5))
+    with faiss_threads(1):
+        assert faiss.omp_get_max_threads() == 1
+    assert faiss.omp_get_max_threads() == before
+
+
 def test_recall_of_exact_and_hnsw_indexes(english_500):
     _, emb = english_500
     rng = np.random.default_rng(0)

@@ -1,0 +1,11 @@
+"""`probe world train` refuses bad fine-tune input before any training starts."""
+
+from __future__ import annotations
+
+
+def test_init_from_a_missing_file_is_a_one_line_usage_error(invoke, tmp_path):
+    result = invoke("world", "train", "--init-from", tmp_path / "nope.safetensors", "--checkpoints", tmp_path / "ck",
+                    "--output", tmp_path / "w.safetensors")
+    assert result.exit_code == 2
+    assert "no such weights file" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "ck").exists() and not (tmp_path / "w.safetensors").exists()
