@@ -72,7 +72,9 @@ def register_commands(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seeds data, augmentation and initialisation.")] = 0,
         lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: the recipe's).", show_default=False)] = None,
         warmup: Annotated[Optional[int], typer.Option("--warmup", help="Warm-up steps (default: the recipe's).", show_default=False)] = None,
-        init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from these weights (fine-tune) instead of a fresh model.", show_default=False)] = None,
+        init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from these weights (one fine-tune run) instead of a fresh model.", show_default=False)] = None,
+        fine_tune: Annotated[bool, typer.Option("--fine-tune/--no-fine-tune", help="After the base run, the shipped recipe's robust fine-tune.")] = True,
+        fine_tune_steps: Annotated[int, typer.Option("--fine-tune-steps", help="Steps of the robust fine-tune.")] = 400,
         adversarial_from: Annotated[Optional[float], typer.Option("--adversarial-from", help="Fraction of training after which adversarial examples are used.", show_default=False)] = None,
         adversarial_epsilon: Annotated[Optional[float], typer.Option("--adversarial-epsilon", help="L-inf budget in 1/255 pixel units.", show_default=False)] = None,
         adversarial_steps: Annotated[Optional[int], typer.Option("--adversarial-steps", help="1 = FGSM with random start; more = PGD steps.", show_default=False)] = None,
@@ -81,12 +83,12 @@ def register_commands(app: typer.Typer) -> None:
         output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Exported fp16 safetensors (default: the package's shapes-tiny weights).", show_default=False)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
-        """Train shapes-tiny (from scratch, or fine-tune with --init-from; seeded, resumable), then export fp16 safetensors + sha256."""
+        """Train shapes-tiny with the shipped recipe (base run, then robust fine-tune; seeded, resumable), or fine-tune given weights; export fp16 safetensors + sha256."""
         import torch
 
         from probe import console
         from probe.errors import UsageError
-        from probe.world.train import TrainConfig, export_weights, train
+        from probe.world.train import TrainConfig, export_weights, robust_fine_tune, train, train_recipe
 
         steps = steps if steps is not None else TrainConfig.steps
         if steps < 1 or batch_size < 2:
@@ -98,8 +100,12 @@ def register_commands(app: typer.Typer) -> None:
                  "init_from": None if init_from is None else str(init_from.resolve())}
         torch.set_num_threads(threads)
         config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, **{k: v for k, v in knobs.items() if v is not None})
+        if fine_tune_steps < 1:
+            raise UsageError("--fine-tune-steps must be ≥ 1")
+        second = robust_fine_tune(fine_tune_steps, seed, batch_size) if fine_tune and init_from is None else None
         output = output or _weights_dir() / "shapes-tiny.safetensors"
-        with console.progress("training shapes-tiny", steps, extra="{task.fields[info]}") as advance:
+        total = steps + (second.steps if second else 0)
+        with console.progress("training shapes-tiny", total, extra="{task.fields[info]}") as advance:
             done = {"step": 0}
 
             def report(progress) -> None:  # noqa: ANN001
@@ -107,17 +113,23 @@ def register_commands(app: typer.Typer) -> None:
                 done["step"] = progress.step
 
             try:
-                model, result = train(config, checkpoints, report)
+                if init_from is not None:
+                    model, result = train(config, checkpoints, report)
+                    results = [result]
+                else:
+                    model, results = train_recipe(config, second, checkpoints, report)
             except ValueError as exc:
                 raise UsageError(str(exc)) from exc
+        result = results[-1]
         digest = export_weights(model, output)
-        summary = {"weights": str(output), "sha256": digest, "steps": result.steps, "final_loss": result.final_loss,
-                   "seconds": round(result.seconds, 1), "resumed_from": result.resumed_from}
+        summary = {"weights": str(output), "sha256": digest, "steps": [r.steps for r in results],
+                   "final_loss": result.final_loss, "seconds": round(sum(r.seconds for r in results), 1),
+                   "resumed_from": [r.resumed_from for r in results]}
         if as_json:
             console.print_json(summary)
         else:
-            console.note(f"trained {result.steps} steps in {result.seconds / 60:.1f} min (resumed from {result.resumed_from}); "
-                         f"final loss {result.final_loss:.3f}")
+            phases = " + ".join(f"{r.steps} steps (resumed from {r.resumed_from})" for r in results)
+            console.note(f"trained {phases} in {summary['seconds'] / 60:.1f} min; final loss {result.final_loss:.3f}")
             console.out.print(f"{output}  sha256 {digest}")
 
     @world.command("evaluate")

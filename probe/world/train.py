@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,12 @@ class TrainConfig:
     adversarial_steps: int = 1  # 1 = FGSM with a random start; more = PGD with that many steps
     checkpoint_every: int = 100
     init_from: str = ""  # weights (safetensors) to start from: a fine-tune instead of training from scratch
+
+
+def robust_fine_tune(steps: int = 400, seed: int = 0, batch_size: int = 128) -> TrainConfig:
+    """The shipped recipe's second phase: adversarial examples on every step (FGSM-RS, eps 8/255)."""
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=3e-4, warmup=20, seed=seed, adversarial_from=0.0,
+                       adversarial_epsilon=8 / 255, adversarial_steps=1, checkpoint_every=50)
 
 
 @dataclass(frozen=True)
@@ -287,6 +293,30 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
                                  adversarial, seconds))
     model.eval()
     return model, TrainResult(config.steps, loss_value, time.perf_counter() - began, start)
+
+
+def train_recipe(base: TrainConfig, fine_tune: TrainConfig | None, checkpoint_dir: Path,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 device: torch.device | str = "cpu") -> tuple[torch.nn.Module, list[TrainResult]]:
+    """Base training, then (optionally) a fine-tune that starts from the base weights.
+
+    Each phase keeps its own checkpoints (`base/`, `fine-tune/`), so a rerun resumes whichever phase
+    was interrupted; the base weights are handed over as fp16 safetensors, exactly as shipped ones.
+    Progress counts steps over both phases.
+    """
+    model, result = train(base, checkpoint_dir / "base", on_progress, device)
+    if fine_tune is None:
+        return model, [result]
+    handover = checkpoint_dir / "base.safetensors"
+    export_weights(model, handover)
+    total = base.steps + fine_tune.steps
+
+    def shifted(progress: Progress) -> None:
+        if on_progress is not None:
+            on_progress(replace(progress, step=base.steps + progress.step, steps=total))
+
+    tuned, tuned_result = train(replace(fine_tune, init_from=str(handover)), checkpoint_dir / "fine-tune", shifted, device)
+    return tuned, [result, tuned_result]
 
 
 def export_weights(model: torch.nn.Module, path: Path) -> str:

@@ -120,3 +120,18 @@ def test_init_from_starts_a_fine_tune_from_given_weights(smoke_run, tmp_path):
     start = dict(model.named_parameters())
     for key, value in tuned.named_parameters():  # a near-zero learning rate: still the exported weights
         assert torch.allclose(value.detach(), start[key].detach().half().float(), atol=1e-3), key
+
+
+def test_recipe_runs_base_then_fine_tune_from_the_base_weights_and_resumes(tmp_path):
+    from probe.world.train import train_recipe
+
+    base = replace(SMOKE, steps=3, batch_size=8, checkpoint_every=3)
+    tune = replace(SMOKE, steps=2, batch_size=8, checkpoint_every=2, adversarial_from=0.0, lr=1e-4, warmup=1)
+    seen: list[tuple[int, int, bool]] = []
+    model, results = train_recipe(base, tune, tmp_path, lambda p: seen.append((p.step, p.steps, p.adversarial)))
+    assert [r.steps for r in results] == [3, 2]
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5] and seen[-1][1] == 5
+    assert [a for _, _, a in seen] == [False, False, False, True, True]
+    assert (tmp_path / "base.safetensors").is_file()
+    _, again = train_recipe(base, tune, tmp_path)  # both phases finished: nothing left to run
+    assert [r.resumed_from for r in again] == [3, 2]
