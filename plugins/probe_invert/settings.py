@@ -91,6 +91,9 @@ class InvertSettings:
             raise UsageError(f"affine-p must be in [0, 1], got {self.affine_p}")
         if not 0 < self.affine_scale_min <= self.affine_scale_max:
             raise UsageError("affine scale range must satisfy 0 < affine-scale-min <= affine-scale-max")
+        if not 0.0 <= self.pixel_init <= 1.0:
+            raise UsageError(f"pixel-init must be between 0 and 1, got {self.pixel_init}",
+                             hint="1 = uniform noise as the authors; smaller = closer to grey")
         choices = {"param": (self.param, PARAMS), "loss": (self.loss, LOSSES), "lr_schedule": (self.lr_schedule, SCHEDULES),
                    "affine_padding": (self.affine_padding, ("border", "zeros", "reflection"))}
         for name, (value, allowed) in choices.items():

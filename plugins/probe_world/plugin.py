@@ -67,12 +67,12 @@ def register_commands(app: typer.Typer) -> None:
     @world.command("train")
     def train_command(
         ctx: typer.Context,
-        steps: Annotated[Optional[int], typer.Option("--steps", help="Optimiser steps (default: the shipped recipe's).", show_default=False)] = None,
+        steps: Annotated[Optional[int], typer.Option("--steps", help="Optimiser steps of the base run, or of the --init-from fine-tune (default: the recipe's).", show_default=False)] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Scenes per step.")] = 128,
         seed: Annotated[int, typer.Option("--seed", help="Seeds data, augmentation and initialisation.")] = 0,
         lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: the recipe's).", show_default=False)] = None,
         warmup: Annotated[Optional[int], typer.Option("--warmup", help="Warm-up steps (default: the recipe's).", show_default=False)] = None,
-        init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from these weights (one fine-tune run) instead of a fresh model.", show_default=False)] = None,
+        init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Fine-tune these weights with the recipe's fine-tune settings (one run) instead of training from scratch.", show_default=False)] = None,
         fine_tune: Annotated[bool, typer.Option("--fine-tune/--no-fine-tune", help="After the base run, the shipped recipe's robust fine-tune.")] = True,
         fine_tune_steps: Annotated[int, typer.Option("--fine-tune-steps", help="Steps of the robust fine-tune.")] = 400,
         adversarial_from: Annotated[Optional[float], typer.Option("--adversarial-from", help="Fraction of training after which adversarial examples are used.", show_default=False)] = None,
@@ -84,27 +84,36 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Train shapes-tiny with the shipped recipe (base run, then robust fine-tune; seeded, resumable), or fine-tune given weights; export fp16 safetensors + sha256."""
+        from dataclasses import replace
+
         import torch
 
         from probe import console
         from probe.errors import UsageError
         from probe.world.train import TrainConfig, export_weights, robust_fine_tune, train, train_recipe
 
-        steps = steps if steps is not None else TrainConfig.steps
-        if steps < 1 or batch_size < 2:
-            raise UsageError("--steps must be ≥ 1 and --batch-size ≥ 2")
+        if (steps is not None and steps < 1) or batch_size < 2 or fine_tune_steps < 1:
+            raise UsageError("--steps and --fine-tune-steps must be ≥ 1 and --batch-size ≥ 2")
+        if (lr is not None and not lr > 0) or (warmup is not None and warmup < 0):
+            raise UsageError("--lr must be > 0 and --warmup ≥ 0")
+        if (adversarial_steps is not None and adversarial_steps < 1) or (adversarial_epsilon is not None and adversarial_epsilon < 0) \
+                or (adversarial_from is not None and not 0 <= adversarial_from <= 1):
+            raise UsageError("--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0 and --adversarial-from in [0, 1]")
         if init_from is not None and not init_from.is_file():
             raise UsageError(f"--init-from {init_from}: no such weights file", hint="give a .safetensors file, e.g. the shipped weights")
         knobs = {"lr": lr, "warmup": warmup, "adversarial_from": adversarial_from, "adversarial_steps": adversarial_steps,
                  "adversarial_epsilon": None if adversarial_epsilon is None else adversarial_epsilon / 255,
                  "init_from": None if init_from is None else str(init_from.resolve())}
         torch.set_num_threads(threads)
-        config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, **{k: v for k, v in knobs.items() if v is not None})
-        if fine_tune_steps < 1:
-            raise UsageError("--fine-tune-steps must be ≥ 1")
-        second = robust_fine_tune(fine_tune_steps, seed, batch_size) if fine_tune and init_from is None else None
+        knobs = {k: v for k, v in knobs.items() if v is not None}
+        if init_from is not None:  # one fine-tune run: the recipe's fine-tune settings, overridden by the flags
+            config = replace(robust_fine_tune(steps or robust_fine_tune().steps, seed, batch_size), **knobs)
+            second = None
+        else:  # the recipe: base run (flags apply to it), then the robust fine-tune unless --no-fine-tune
+            config = TrainConfig(steps=steps or TrainConfig.steps, batch_size=batch_size, seed=seed, **knobs)
+            second = robust_fine_tune(fine_tune_steps, seed, batch_size) if fine_tune else None
         output = output or _weights_dir() / "shapes-tiny.safetensors"
-        total = steps + (second.steps if second else 0)
+        total = config.steps + (second.steps if second else 0)
         with console.progress("training shapes-tiny", total, extra="{task.fields[info]}") as advance:
             done = {"step": 0}
 

@@ -53,6 +53,7 @@ class TrainConfig:
     adversarial_steps: int = 1  # 1 = FGSM with a random start; more = PGD with that many steps
     checkpoint_every: int = 100
     init_from: str = ""  # weights (safetensors) to start from: a fine-tune instead of training from scratch
+    init_sha256: str = ""  # their sha256 when known: a checkpoint made from other starting weights is not resumed
 
 
 def robust_fine_tune(steps: int = 400, seed: int = 0, batch_size: int = 128) -> TrainConfig:
@@ -248,6 +249,8 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
     if config.init_from:
         from safetensors.torch import load_file
 
+        if config.init_sha256 and _sha256(Path(config.init_from)) != config.init_sha256:
+            raise ValueError(f"{config.init_from} changed since this fine-tune was set up; remove {checkpoint_dir} and rerun")
         model.load_state_dict({k: v.float() for k, v in load_file(config.init_from, device=str(device)).items()})
     model.train()
     optimizer = _optimizer(model, config)
@@ -307,27 +310,33 @@ def train_recipe(base: TrainConfig, fine_tune: TrainConfig | None, checkpoint_di
     model, result = train(base, checkpoint_dir / "base", on_progress, device)
     if fine_tune is None:
         return model, [result]
-    handover = checkpoint_dir / "base.safetensors"
-    export_weights(model, handover)
+    handover = (checkpoint_dir / "base.safetensors").resolve()
+    digest = export_weights(model, handover)
     total = base.steps + fine_tune.steps
 
     def shifted(progress: Progress) -> None:
         if on_progress is not None:
             on_progress(replace(progress, step=base.steps + progress.step, steps=total))
 
-    tuned, tuned_result = train(replace(fine_tune, init_from=str(handover)), checkpoint_dir / "fine-tune", shifted, device)
+    tuned, tuned_result = train(replace(fine_tune, init_from=str(handover), init_sha256=digest), checkpoint_dir / "fine-tune",
+                                shifted, device)
     return tuned, [result, tuned_result]
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export_weights(model: torch.nn.Module, path: Path) -> str:
     """Write fp16 safetensors and `<name>.sha256` next to it; returns the hex digest."""
-    import hashlib
 
     from safetensors.torch import save_file
 
     state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata={"model": MODEL_NAME, "format": "pt"})
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = _sha256(path)
     path.with_suffix(".sha256").write_text(f"{digest}  {path.name}\n")
     return digest

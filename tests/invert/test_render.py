@@ -26,6 +26,18 @@ def test_prompt_major_order_and_image_contract(tiny_session):
         assert 0 <= r.image.min() and r.image.max() <= 1 and -1 <= r.cosine <= 1 and r.seconds > 0
 
 
+def test_pixel_init_reaches_the_image(tiny_session):
+    size = tiny_session.image_size
+    still = fast(param="pixel", pixel_init=0.0, lr=1e-9, steps=1, size=size, resize_at=[])
+    image = invert(tiny_session, ["a red circle"], [0], still)[0].image
+    assert torch.allclose(image, torch.full_like(image, 0.5), atol=1e-6)
+
+
+def test_pixel_init_outside_zero_one_is_a_usage_error():
+    with pytest.raises(UsageError, match="pixel-init"):
+        fast(pixel_init=1.5)
+
+
 def test_same_seeds_same_batch_identical_pixels(tiny_session):
     a = invert(tiny_session, ["a cat", "a dog"], [3], fast(param="pixel"))
     b = invert(tiny_session, ["a cat", "a dog"], [3], fast(param="pixel"))

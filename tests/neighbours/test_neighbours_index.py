@@ -29,22 +29,34 @@ def test_faiss_flat_top_k_equals_numpy_brute_force(tiny_session, english_500):
     np.testing.assert_array_equal(exact_top_k(emb, queries, 10), expected_ids)
 
 
-def test_few_queries_search_on_one_faiss_thread_and_restore_the_setting(tiny_session, english_500):
+def test_few_queries_search_on_one_faiss_thread_and_restore_the_setting(tiny_session, english_500, monkeypatch):
     import faiss
 
-    from probe_neighbours.index import VocabIndex, faiss_threads
+    from probe_neighbours.index import SINGLE_THREAD_BELOW, VocabIndex
 
     words, emb = english_500
     vocab = make_vocabulary("t", words, source="test")
     index = VocabIndex(vocab, make_index(emb, IndexParams()), IndexParams(), Path("unused"), "built")
-    queries = tiny_session.encode_text(["a red star", "music"]).numpy()
+    threads_seen: list[int] = []
+    real_search = index.index.search
+
+    def spy(queries, k):  # noqa: ANN001, ANN202
+        threads_seen.append(faiss.omp_get_max_threads())
+        return real_search(queries, k)
+
+    monkeypatch.setattr(index.index, "search", spy)
     before = faiss.omp_get_max_threads()
-    scores, ids = index.search(queries, 5)
-    assert faiss.omp_get_max_threads() == before
-    np.testing.assert_array_equal(ids, exact_top_k(emb, queries, 5))
-    with faiss_threads(1):
-        assert faiss.omp_get_max_threads() == 1
-    assert faiss.omp_get_max_threads() == before
+    faiss.omp_set_num_threads(2)
+    try:
+        few = tiny_session.encode_text(["a red star", "music"]).numpy()
+        _, ids = index.search(few, 5)
+        many = np.repeat(few, SINGLE_THREAD_BELOW // 2, axis=0)
+        index.search(many, 5)
+        assert threads_seen == [1, 2]
+        assert faiss.omp_get_max_threads() == 2
+        np.testing.assert_array_equal(ids, exact_top_k(emb, few, 5))
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def test_recall_of_exact_and_hnsw_indexes(english_500):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -132,6 +134,11 @@ def test_recipe_runs_base_then_fine_tune_from_the_base_weights_and_resumes(tmp_p
     assert [r.steps for r in results] == [3, 2]
     assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5] and seen[-1][1] == 5
     assert [a for _, _, a in seen] == [False, False, False, True, True]
-    assert (tmp_path / "base.safetensors").is_file()
+    handed = json.loads((tmp_path / "fine-tune" / "config.json").read_text())
+    digest = (tmp_path / "base.sha256").read_text().split()[0]
+    assert Path(handed["init_from"]) == (tmp_path / "base.safetensors").resolve() and handed["init_sha256"] == digest
     _, again = train_recipe(base, tune, tmp_path)  # both phases finished: nothing left to run
     assert [r.resumed_from for r in again] == [3, 2]
+    (tmp_path / "base" / "checkpoint.pt").unlink()
+    with pytest.raises(ValueError, match="another config"):  # a different base must not resume the old fine-tune
+        train_recipe(replace(base, seed=1), tune, tmp_path)
