@@ -72,12 +72,12 @@ def register_commands(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seeds data, augmentation and initialisation.")] = 0,
         lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: the recipe's).", show_default=False)] = None,
         warmup: Annotated[Optional[int], typer.Option("--warmup", help="Warm-up steps (default: the recipe's).", show_default=False)] = None,
-        init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Fine-tune these weights with the recipe's fine-tune settings (one run) instead of training from scratch.", show_default=False)] = None,
-        fine_tune: Annotated[bool, typer.Option("--fine-tune/--no-fine-tune", help="After the base run, the shipped recipe's robust fine-tune.")] = True,
-        fine_tune_steps: Annotated[int, typer.Option("--fine-tune-steps", help="Steps of the robust fine-tune.")] = 400,
+        init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Fine-tune these weights with the recipe's last fine-tune settings (one run) instead of training from scratch.", show_default=False)] = None,
+        fine_tune: Annotated[bool, typer.Option("--fine-tune/--no-fine-tune", help="After the base run, the shipped recipe's robust fine-tunes.")] = True,
         adversarial_from: Annotated[Optional[float], typer.Option("--adversarial-from", help="Fraction of training after which adversarial examples are used.", show_default=False)] = None,
         adversarial_epsilon: Annotated[Optional[float], typer.Option("--adversarial-epsilon", help="L-inf budget in 1/255 pixel units.", show_default=False)] = None,
         adversarial_steps: Annotated[Optional[int], typer.Option("--adversarial-steps", help="1 = FGSM with random start; more = PGD steps.", show_default=False)] = None,
+        adversarial_fraction: Annotated[Optional[float], typer.Option("--adversarial-fraction", help="Share of each batch made adversarial (the rest stays clean).", show_default=False)] = None,
         threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
         checkpoints: Annotated[Path, typer.Option("--checkpoints", help="Checkpoint folder; a rerun resumes from it.")] = DEFAULT_CHECKPOINTS,
         output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Exported fp16 safetensors (default: the package's shapes-tiny weights).", show_default=False)] = None,
@@ -90,30 +90,32 @@ def register_commands(app: typer.Typer) -> None:
 
         from probe import console
         from probe.errors import UsageError
-        from probe.world.train import TrainConfig, export_weights, robust_fine_tune, train, train_recipe
+        from probe.world.train import TrainConfig, export_weights, robust_fine_tunes, train, train_recipe
 
-        if (steps is not None and steps < 1) or batch_size < 2 or fine_tune_steps < 1:
-            raise UsageError("--steps and --fine-tune-steps must be ≥ 1 and --batch-size ≥ 2")
+        if (steps is not None and steps < 1) or batch_size < 2:
+            raise UsageError("--steps must be ≥ 1 and --batch-size ≥ 2")
         if (lr is not None and not lr > 0) or (warmup is not None and warmup < 0):
             raise UsageError("--lr must be > 0 and --warmup ≥ 0")
         if (adversarial_steps is not None and adversarial_steps < 1) or (adversarial_epsilon is not None and adversarial_epsilon < 0) \
-                or (adversarial_from is not None and not 0 <= adversarial_from <= 1):
-            raise UsageError("--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0 and --adversarial-from in [0, 1]")
+                or any(v is not None and not 0 <= v <= 1 for v in (adversarial_from, adversarial_fraction)):
+            raise UsageError("--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0, --adversarial-from and --adversarial-fraction in [0, 1]")
         if init_from is not None and not init_from.is_file():
             raise UsageError(f"--init-from {init_from}: no such weights file", hint="give a .safetensors file, e.g. the shipped weights")
         knobs = {"lr": lr, "warmup": warmup, "adversarial_from": adversarial_from, "adversarial_steps": adversarial_steps,
+                 "adversarial_fraction": adversarial_fraction,
                  "adversarial_epsilon": None if adversarial_epsilon is None else adversarial_epsilon / 255,
                  "init_from": None if init_from is None else str(init_from.resolve())}
         torch.set_num_threads(threads)
         knobs = {k: v for k, v in knobs.items() if v is not None}
-        if init_from is not None:  # one fine-tune run: the recipe's fine-tune settings, overridden by the flags
-            config = replace(robust_fine_tune(steps or robust_fine_tune().steps, seed, batch_size), **knobs)
-            second = None
-        else:  # the recipe: base run (flags apply to it), then the robust fine-tune unless --no-fine-tune
+        if init_from is not None:  # one fine-tune run: the recipe's last fine-tune settings, overridden by the flags
+            last = robust_fine_tunes(seed, batch_size)[-1]
+            config = replace(last, steps=steps or last.steps, **knobs)
+            phases = []
+        else:  # the recipe: base run (flags apply to it), then the robust fine-tunes unless --no-fine-tune
             config = TrainConfig(steps=steps or TrainConfig.steps, batch_size=batch_size, seed=seed, **knobs)
-            second = robust_fine_tune(fine_tune_steps, seed, batch_size) if fine_tune else None
+            phases = robust_fine_tunes(seed, batch_size) if fine_tune else []
         output = output or _weights_dir() / "shapes-tiny.safetensors"
-        total = config.steps + (second.steps if second else 0)
+        total = config.steps + sum(p.steps for p in phases)
         with console.progress("training shapes-tiny", total, extra="{task.fields[info]}") as advance:
             done = {"step": 0}
 
@@ -126,7 +128,7 @@ def register_commands(app: typer.Typer) -> None:
                     model, result = train(config, checkpoints, report)
                     results = [result]
                 else:
-                    model, results = train_recipe(config, second, checkpoints, report)
+                    model, results = train_recipe(config, phases, checkpoints, report)
             except ValueError as exc:
                 raise UsageError(str(exc)) from exc
         result = results[-1]

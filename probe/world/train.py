@@ -51,15 +51,22 @@ class TrainConfig:
     adversarial_from: float = 0.75  # fraction of training after which FGSM examples are used
     adversarial_epsilon: float = 4 / 255
     adversarial_steps: int = 1  # 1 = FGSM with a random start; more = PGD with that many steps
+    adversarial_fraction: float = 1.0  # share of each batch replaced by its adversarial version (rest stays clean)
     checkpoint_every: int = 100
     init_from: str = ""  # weights (safetensors) to start from: a fine-tune instead of training from scratch
     init_sha256: str = ""  # their sha256 when known: a checkpoint made from other starting weights is not resumed
 
 
-def robust_fine_tune(steps: int = 400, seed: int = 0, batch_size: int = 128) -> TrainConfig:
-    """The shipped recipe's second phase: adversarial examples on every step (FGSM-RS, eps 8/255)."""
-    return TrainConfig(steps=steps, batch_size=batch_size, lr=3e-4, warmup=20, seed=seed, adversarial_from=0.0,
-                       adversarial_epsilon=8 / 255, adversarial_steps=1, checkpoint_every=50)
+def robust_fine_tunes(seed: int = 0, batch_size: int = 128) -> list[TrainConfig]:
+    """The shipped recipe's fine-tune phases, each starting from the previous phase's weights.
+
+    1. 400 steps, every image replaced by its FGSM example (random start, eps 8/255);
+    2. 300 steps, half of each batch replaced by 2-step PGD examples at eps 16/255: the clean half
+       keeps zero-shot accuracy while the robust half makes gradients perceptually aligned.
+    """
+    common = dict(batch_size=batch_size, lr=3e-4, warmup=20, seed=seed, adversarial_from=0.0, checkpoint_every=50)
+    return [TrainConfig(steps=400, adversarial_epsilon=8 / 255, adversarial_steps=1, **common),
+            TrainConfig(steps=300, adversarial_epsilon=16 / 255, adversarial_steps=2, adversarial_fraction=0.5, **common)]
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,12 @@ def _adversarial(model: torch.nn.Module, normalise: Callable[[torch.Tensor], tor
     return x
 
 
+def mix_adversarial(clean: torch.Tensor, adversarial: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The first round(fraction * B) images adversarial, the rest clean: robustness without losing clean accuracy."""
+    adversarial_rows = torch.arange(len(clean), device=clean.device) < round(fraction * len(clean))
+    return torch.where(adversarial_rows[:, None, None, None], adversarial, clean)
+
+
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -275,8 +288,9 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
         images = batch.images
         if adversarial:
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 13)
-            images = _adversarial(model, normalise, batch, text_features.detach(), config.adversarial_epsilon,
-                                  config.adversarial_steps, generator)
+            adv = _adversarial(model, normalise, batch, text_features.detach(), config.adversarial_epsilon,
+                               config.adversarial_steps, generator)
+            images = mix_adversarial(batch.images, adv, config.adversarial_fraction)
         image_features = F.normalize(model.encode_image(normalise(images)), dim=-1)
         loss = contrastive_loss(image_features, text_features, batch.own, batch.truth, model.logit_scale.exp(),
                                 batch.positive_texts)
@@ -298,29 +312,30 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
     return model, TrainResult(config.steps, loss_value, time.perf_counter() - began, start)
 
 
-def train_recipe(base: TrainConfig, fine_tune: TrainConfig | None, checkpoint_dir: Path,
+def train_recipe(base: TrainConfig, fine_tunes: list[TrainConfig], checkpoint_dir: Path,
                  on_progress: Callable[[Progress], None] | None = None,
                  device: torch.device | str = "cpu") -> tuple[torch.nn.Module, list[TrainResult]]:
-    """Base training, then (optionally) a fine-tune that starts from the base weights.
+    """Base training, then each fine-tune in turn, starting from the weights the phase before left.
 
-    Each phase keeps its own checkpoints (`base/`, `fine-tune/`), so a rerun resumes whichever phase
-    was interrupted; the base weights are handed over as fp16 safetensors, exactly as shipped ones.
-    Progress counts steps over both phases.
+    Each phase keeps its own checkpoints (`base/`, `fine-tune-1/`, ...), so a rerun resumes whichever
+    phase was interrupted; weights are handed over as fp16 safetensors, exactly as shipped ones, and
+    a fine-tune's checkpoint is keyed by their sha256. Progress counts steps over all phases.
     """
     model, result = train(base, checkpoint_dir / "base", on_progress, device)
-    if fine_tune is None:
-        return model, [result]
-    handover = (checkpoint_dir / "base.safetensors").resolve()
-    digest = export_weights(model, handover)
-    total = base.steps + fine_tune.steps
+    results, done, total = [result], base.steps, base.steps + sum(f.steps for f in fine_tunes)
+    for number, phase in enumerate(fine_tunes, start=1):
+        handover = (checkpoint_dir / f"handover-{number}.safetensors").resolve()
+        digest = export_weights(model, handover)
 
-    def shifted(progress: Progress) -> None:
-        if on_progress is not None:
-            on_progress(replace(progress, step=base.steps + progress.step, steps=total))
+        def shifted(progress: Progress, offset: int = done) -> None:
+            if on_progress is not None:
+                on_progress(replace(progress, step=offset + progress.step, steps=total))
 
-    tuned, tuned_result = train(replace(fine_tune, init_from=str(handover), init_sha256=digest), checkpoint_dir / "fine-tune",
-                                shifted, device)
-    return tuned, [result, tuned_result]
+        model, result = train(replace(phase, init_from=str(handover), init_sha256=digest),
+                              checkpoint_dir / f"fine-tune-{number}", shifted, device)
+        results.append(result)
+        done += phase.steps
+    return model, results
 
 
 def _sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ def test_init_from_a_missing_file_is_a_one_line_usage_error(invoke, tmp_path):
 
 
 def test_bad_training_numbers_are_one_line_usage_errors(invoke, tmp_path):
-    for flags in (["--adversarial-steps", "0"], ["--lr", "0"], ["--adversarial-from", "2"], ["--fine-tune-steps", "0"]):
+    for flags in (["--adversarial-steps", "0"], ["--lr", "0"], ["--adversarial-from", "2"]):
         result = invoke("world", "train", *flags, "--checkpoints", tmp_path / "ck", "--output", tmp_path / "w.safetensors")
         assert result.exit_code == 2, flags
         assert "must be" in result.output and "Traceback" not in result.output

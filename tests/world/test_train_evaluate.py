@@ -124,21 +124,32 @@ def test_init_from_starts_a_fine_tune_from_given_weights(smoke_run, tmp_path):
         assert torch.allclose(value.detach(), start[key].detach().half().float(), atol=1e-3), key
 
 
-def test_recipe_runs_base_then_fine_tune_from_the_base_weights_and_resumes(tmp_path):
+def test_recipe_runs_base_then_fine_tunes_each_from_the_previous_weights_and_resumes(tmp_path):
     from probe.world.train import train_recipe
 
     base = replace(SMOKE, steps=3, batch_size=8, checkpoint_every=3)
     tune = replace(SMOKE, steps=2, batch_size=8, checkpoint_every=2, adversarial_from=0.0, lr=1e-4, warmup=1)
     seen: list[tuple[int, int, bool]] = []
-    model, results = train_recipe(base, tune, tmp_path, lambda p: seen.append((p.step, p.steps, p.adversarial)))
-    assert [r.steps for r in results] == [3, 2]
-    assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5] and seen[-1][1] == 5
-    assert [a for _, _, a in seen] == [False, False, False, True, True]
-    handed = json.loads((tmp_path / "fine-tune" / "config.json").read_text())
-    digest = (tmp_path / "base.sha256").read_text().split()[0]
-    assert Path(handed["init_from"]) == (tmp_path / "base.safetensors").resolve() and handed["init_sha256"] == digest
-    _, again = train_recipe(base, tune, tmp_path)  # both phases finished: nothing left to run
-    assert [r.resumed_from for r in again] == [3, 2]
+    model, results = train_recipe(base, [tune, replace(tune, steps=1)], tmp_path,
+                                  lambda p: seen.append((p.step, p.steps, p.adversarial)))
+    assert [r.steps for r in results] == [3, 2, 1]
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5, 6] and seen[-1][1] == 6
+    assert [a for _, _, a in seen] == [False, False, False, True, True, True]
+    for number in (1, 2):
+        handed = json.loads((tmp_path / f"fine-tune-{number}" / "config.json").read_text())
+        digest = (tmp_path / f"handover-{number}.sha256").read_text().split()[0]
+        assert Path(handed["init_from"]) == (tmp_path / f"handover-{number}.safetensors").resolve()
+        assert handed["init_sha256"] == digest
+    _, again = train_recipe(base, [tune, replace(tune, steps=1)], tmp_path)  # all finished: nothing left to run
+    assert [r.resumed_from for r in again] == [3, 2, 1]
     (tmp_path / "base" / "checkpoint.pt").unlink()
     with pytest.raises(ValueError, match="another config"):  # a different base must not resume the old fine-tune
-        train_recipe(replace(base, seed=1), tune, tmp_path)
+        train_recipe(replace(base, seed=1), [tune], tmp_path)
+
+
+def test_mix_adversarial_replaces_the_leading_share_of_the_batch():
+    from probe.world.train import mix_adversarial
+
+    clean, adv = torch.zeros(4, 3, 2, 2), torch.ones(4, 3, 2, 2)
+    assert mix_adversarial(clean, adv, 0.5)[:, 0, 0, 0].tolist() == [1, 1, 0, 0]
+    assert torch.equal(mix_adversarial(clean, adv, 1.0), adv) and torch.equal(mix_adversarial(clean, adv, 0.0), clean)
