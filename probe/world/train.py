@@ -325,7 +325,8 @@ def train_recipe(base: TrainConfig, fine_tunes: list[TrainConfig], checkpoint_di
     results, done, total = [result], base.steps, base.steps + sum(f.steps for f in fine_tunes)
     for number, phase in enumerate(fine_tunes, start=1):
         handover = (checkpoint_dir / f"handover-{number}.safetensors").resolve()
-        digest = export_weights(model, handover)
+        digest = _kept_handover(handover) if result.resumed_from >= result.steps else None
+        digest = digest or export_weights(model, handover)
 
         def shifted(progress: Progress, offset: int = done) -> None:
             if on_progress is not None:
@@ -336,6 +337,19 @@ def train_recipe(base: TrainConfig, fine_tunes: list[TrainConfig], checkpoint_di
         results.append(result)
         done += phase.steps
     return model, results
+
+
+def _kept_handover(path: Path) -> str | None:
+    """The digest of a handover file left by an earlier run of a phase that had already finished.
+
+    Re-exporting a model rebuilt from its checkpoint need not give the same bytes, which would
+    make a finished next phase look like it was set up from other weights.
+    """
+    sidecar = path.with_suffix(".sha256")
+    if not (path.is_file() and sidecar.is_file()):
+        return None
+    digest = sidecar.read_text().split()[0]
+    return digest if _sha256(path) == digest else None
 
 
 def _sha256(path: Path) -> str:
