@@ -29,7 +29,8 @@ def content_hash(*parts: str | bytes) -> str:
     return h.hexdigest()[:24]
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB chunks (no memo: for files that are about to change)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -47,7 +48,7 @@ def file_sha256(path: Path) -> str:
         return json.loads(memo.read_text())["sha256"]
     except (OSError, ValueError, KeyError):
         pass
-    digest = _hash_file(path)
+    digest = hash_file(path)
     if st.st_size > 64 << 20:  # only worth remembering for large files
         from probe.io import atomic_write_text
 

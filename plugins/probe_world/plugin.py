@@ -154,9 +154,8 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias; update the card."""
-        import hashlib
-
         from probe import console
+        from probe.cache import hash_file
         from probe.cli_state import get_state
         from probe.errors import UsageError
         from probe.io import atomic_write_text, inside, write_json
@@ -183,7 +182,7 @@ def register_commands(app: typer.Typer) -> None:
             }
             sheet = inversions.parent / "contact-sheet.png"
         weights = _weights_dir() / "shapes-tiny.safetensors"
-        sha = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
+        sha = hash_file(weights) if weights.exists() else None
         meta = {"model": state.model, "seed": HELD_OUT_SEED, "sha256": sha if state.model == "shapes-tiny" else None}
         path = output or inside(state.out_dir, "world-evaluation.json")
         write_json(path, {"meta": meta, "numbers": numbers})

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from probe.cache import hash_file
 from probe.world.captions import caption_codes, caption_text, hard_negative, match_matrix
 from probe.world.render import render
 from probe.world.scenes import sample
@@ -262,7 +263,7 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
     if config.init_from:
         from safetensors.torch import load_file
 
-        if config.init_sha256 and _sha256(Path(config.init_from)) != config.init_sha256:
+        if config.init_sha256 and hash_file(Path(config.init_from)) != config.init_sha256:
             raise ValueError(f"{config.init_from} changed since this fine-tune was set up; remove {checkpoint_dir} and rerun")
         model.load_state_dict({k: v.float() for k, v in load_file(config.init_from, device=str(device)).items()})
     model.train()
@@ -349,23 +350,16 @@ def _kept_handover(path: Path) -> str | None:
     if not (path.is_file() and sidecar.is_file()):
         return None
     digest = sidecar.read_text().split()[0]
-    return digest if _sha256(path) == digest else None
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest if hash_file(path) == digest else None
 
 
 def export_weights(model: torch.nn.Module, path: Path) -> str:
     """Write fp16 safetensors and `<name>.sha256` next to it; returns the hex digest."""
-
     from safetensors.torch import save_file
 
     state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata={"model": MODEL_NAME, "format": "pt"})
-    digest = _sha256(path)
+    digest = hash_file(path)
     path.with_suffix(".sha256").write_text(f"{digest}  {path.name}\n")
     return digest
