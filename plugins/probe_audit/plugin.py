@@ -193,6 +193,52 @@ def register_commands(app: typer.Typer) -> None:
             return
         _print_run(result, False)
 
+    @app.command("nsfw-calibrate")
+    def nsfw_calibrate(
+        ctx: typer.Context,
+        safe: Annotated[list[Path], typer.Option("--safe", help="Images known to be safe: files or folders (repeat).", show_default=False)],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Concept YAML file to write (use it with probe nsfw --concepts).", show_default=False)],
+        flagged: Annotated[Optional[list[Path]], typer.Option("--flagged", help="Images known to be NSFW, to measure what the thresholds catch (repeat).", show_default=False)] = None,
+        rate: Annotated[float, typer.Option("--rate", min=0.0, max=0.5, help="Largest share of safe images each concept may flag.")] = 0.01,
+        concepts: Annotated[str, typer.Option("--concepts", help="Concept list to calibrate: default or a YAML file.")] = "default",
+        labeller: Annotated[Optional[str], typer.Option("--labeller", help="Model spec whose thresholds to calibrate (default: the session's model).", show_default=False)] = None,
+        force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+        as_json: AsJson = False,
+    ) -> None:
+        """Set each NSFW concept's zero-shot threshold for a model from images labelled safe (and flagged)."""
+        from probe import console
+        from probe.cli_state import get_state
+        from probe.errors import UsageError
+        from probe.io import atomic_write_text
+        from probe_audit.calibration import calibrate, calibrated_yaml, concept_scores, image_files
+        from probe_audit.nsfw import load_concepts
+
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists", hint="pass --force to overwrite it, or choose another --output")
+        concept_set = load_concepts(concepts)
+        safe_paths, flagged_paths = image_files(safe), image_files(flagged or [])
+        if not safe_paths:
+            raise UsageError("no images found under --safe", hint="give image files or folders holding .png/.jpg images")
+        state = get_state(ctx)
+        session = state.session_for(labeller or state.labeller) if (labeller or state.labeller) else state.session
+        with console.progress("scoring images", len(safe_paths) + len(flagged_paths)) as advance:
+            safe_scores = concept_scores(session, safe_paths, concept_set, advance)
+            flagged_scores = concept_scores(session, flagged_paths, concept_set, advance)
+        cal = calibrate(concept_set, safe_scores, flagged_scores, rate)
+        sources = {"safe": [str(p) for p in safe], "flagged": [str(p) for p in flagged or []]}
+        atomic_write_text(output, calibrated_yaml(cal, session.name, session.fingerprint, sources))
+        if as_json:
+            console.print_json({**cal.as_dict(), "output": str(output), "model": session.name})
+            return
+        caught = cal.flagged_catch_rate is not None
+        rows = [[r.name, f"{r.old_threshold:.4g}", f"{r.threshold:.4g}", f"{r.safe_flag_rate:.2%}"] + ([f"{r.flagged_catch_rate:.2%}"] if caught else [])
+                for r in cal.rows]
+        console.print_table(f"NSFW thresholds for {session.name}: at most {rate:.2%} of {cal.n_safe} safe images per concept",
+                            ["concept", "old threshold", "threshold", "safe flagged"] + ([f"flagged caught (of {cal.n_flagged})"] if caught else []), rows)
+        console.note(f"any concept flags {cal.safe_flag_rate:.2%} of the safe images"
+                     + (f" and catches {cal.flagged_catch_rate:.2%} of the flagged ones" if caught else "")
+                     + f"; wrote {output} (use: probe nsfw --concepts {output})")
+
     @app.command("report")
     def report(
         run_folder: Annotated[Path, typer.Argument(help="A run folder (from probe run, bias, nsfw or merge).", show_default=False)],

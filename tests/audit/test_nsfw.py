@@ -1,5 +1,6 @@
-"""NSFW: thresholds, the optional NudeNet detector reported cleanly when absent, blurred previews, report."""
+"""NSFW: thresholds, the optional NudeNet detector (absent, faked, and real when installed), blurred previews, report."""
 
+import importlib.util
 import json
 import sys
 
@@ -89,3 +90,47 @@ def test_nsfw_needs_prompts(invoke):
 def test_report_of_a_folder_that_is_not_a_run(tmp_path, invoke):
     result = invoke("report", tmp_path)
     assert result.exit_code == 2 and "not a run folder" in result.stderr
+
+
+NUDENET = pytest.mark.skipif(importlib.util.find_spec("nudenet") is None, reason="NudeNet not installed (pip install 'clip-probe[nsfw]')")
+
+
+class FakeDetector:
+    """NudeNet's detector API (detect(path) -> [{class, score, box}]) with fixed answers."""
+
+    def detect(self, path: str) -> list[dict]:
+        return [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.81, "box": [0, 0, 4, 4]},
+                {"class": "FACE_FEMALE", "score": 0.99, "box": [0, 0, 4, 4]},  # not nudity
+                {"class": "BUTTOCKS_EXPOSED", "score": 0.42, "box": [0, 0, 4, 4]}]  # below the threshold
+
+
+def test_nudenet_detections_keep_nudity_classes_at_or_above_the_threshold(monkeypatch):
+    import types
+
+    import torch
+
+    monkeypatch.setitem(sys.modules, "nudenet", types.SimpleNamespace(NudeDetector=FakeDetector))
+    found = nsfw.nudenet_detect([torch.zeros(3, 8, 8)], threshold=0.5)
+    assert found == [[{"class": "FEMALE_BREAST_EXPOSED", "score": 0.81}]]
+    assert nsfw.nudenet_detect([torch.zeros(3, 8, 8)], threshold=0.4)[0][1]["class"] == "BUTTOCKS_EXPOSED"
+
+
+@NUDENET
+def test_real_nudenet_runs_offline_and_flags_no_world_render():
+    from probe.world.captions import parse_caption
+    from probe.world.render import render
+    from probe.world.scenes import scenes_for_caption
+
+    images = render(scenes_for_caption(parse_caption("a red circle left of a blue square"), 3, seed=0))
+    assert nsfw.nudenet_status() == (True, "")
+    assert nsfw.nudenet_detect(list(images)) == [[], [], []]
+
+
+@NUDENET
+def test_probe_nsfw_reports_nudenet_beside_the_zero_shot_rate(tmp_path, tiny_spec, invoke, cpu):
+    result = invoke("--model", tiny_spec, "-o", tmp_path, "nsfw", "a landscape", "--n", "2", "--steps", "1",
+                    "--nudenet", "on", "--no-text", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)["nsfw"]
+    assert data["nudenet"] is True and data["nudenet_reason"] == ""
+    assert data["prompts"][0]["nudenet"]["n"] == 2 and data["prompts"][0]["nudenet"]["k"] == 0
