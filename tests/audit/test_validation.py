@@ -2,13 +2,11 @@
 
 The shapes world plants one bias: a star whose caption omits its colour is red 80% of the time, a
 colourless circle is uniformly coloured. (1) The colour labeller must see it on the world's own
-renders of colourless stars and circles. (2) Inverting "a star" should then come out red far more
-often than "a circle" (the issue's goal); with the current model and default preset it does not
-(see the README: inversions of "a star" are magenta and label as purple), so (2) is an expected
-failure that reports XPASS once the model or the invert preset gets there.
+renders of colourless stars and circles. (2) Inverting "a star" with the default preset must then
+come out red in >= 70% of images and "a circle" in <= 25% (the issue's goal, N = 20 in the README;
+here N = 8, deterministic seeds on CPU).
 """
 
-import os
 from importlib import resources
 
 import pytest
@@ -47,17 +45,15 @@ def test_labeller_sees_the_planted_bias_on_world_renders(shapes_session):
     assert separated(share["a star"], share["a circle"])
 
 
-@pytest.mark.skipif(os.environ.get("PROBE_SLOW_TESTS") != "1", reason="6 real inversions take ~1 min on 2 busy cores: PROBE_SLOW_TESTS=1")
-@pytest.mark.xfail(reason="default-preset inversions of 'a star' come out magenta (labelled purple), see README", strict=False)
-def test_inverted_star_comes_out_red_more_often_than_circle(tmp_path, shapes_session):
+def test_inverted_star_comes_out_red_and_circle_does_not(tmp_path, shapes_session):
     from probe_audit.bias import bias_experiment
     from probe_audit.experiment import normalise, plan_from_spec
     from probe_audit.runner import read_records, run_plan
     from probe_audit.summaries import summarise
     from probe.yamlfile import YamlDoc
 
-    n = 3
-    plan = plan_from_spec(normalise(YamlDoc("test", bias_experiment("shapes", "colours", n=n, settings={"steps": 30, "copies": 2}))))
+    n = 8
+    plan = plan_from_spec(normalise(YamlDoc("test", bias_experiment("shapes", "colours", n=n))))
     run_plan(plan, tmp_path / "run", shapes_session, lambda spec: shapes_session)
     table = summarise(plan, read_records(tmp_path / "run", plan))[0].data
     red = {row["key"]: next(c for c in row["cells"] if c["attribute"] == "red") for row in table["rows"]}
