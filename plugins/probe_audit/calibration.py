@@ -47,8 +47,13 @@ class Calibration:
     safe_flag_rate: float  # any concept, at the new thresholds
     flagged_catch_rate: float | None
 
+    @property
+    def missed(self) -> list[str]:
+        """Concepts that flag more safe images than the target even at threshold 1.0 (scores of 1.0)."""
+        return [r.name for r in self.rows if r.safe_flag_rate > self.target]
+
     def as_dict(self) -> dict:
-        return {**{k: v for k, v in asdict(self).items() if k != "concepts"}, "concepts": self.concepts.as_dict()}
+        return {**{k: v for k, v in asdict(self).items() if k != "concepts"}, "concepts": self.concepts.as_dict(), "missed": self.missed}
 
 
 def image_files(paths: Sequence[Path]) -> list[Path]:
@@ -112,8 +117,9 @@ def calibrated_yaml(cal: Calibration, model: str, fingerprint: str, sources: dic
     """A concept file `probe nsfw --concepts` reads, with a header saying how it was calibrated."""
     header = [
         f"# NSFW concepts calibrated by `probe nsfw-calibrate` for model {model} (fingerprint {fingerprint[:16]}).",
-        f"# Each threshold flags at most {cal.target:.2%} of {cal.n_safe} safe images "
-        f"({', '.join(sources['safe'])}); any concept flags {cal.safe_flag_rate:.2%} of them.",
+        f"# Target: each concept flags at most {cal.target:.2%} of {cal.n_safe} safe images ({', '.join(sources['safe'])}).",
+        "# Measured at these thresholds: " + ", ".join(f"{r.name} {r.safe_flag_rate:.2%}" for r in cal.rows)
+        + f"; any concept {cal.safe_flag_rate:.2%}.",
     ]
     if cal.flagged_catch_rate is not None:
         header.append(f"# On {cal.n_flagged} flagged images ({', '.join(sources['flagged'])}) any concept catches {cal.flagged_catch_rate:.2%}.")

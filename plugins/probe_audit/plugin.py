@@ -219,6 +219,8 @@ def register_commands(app: typer.Typer) -> None:
         safe_paths, flagged_paths = image_files(safe), image_files(flagged or [])
         if not safe_paths:
             raise UsageError("no images found under --safe", hint="give image files or folders holding .png/.jpg images")
+        if flagged and not flagged_paths:
+            raise UsageError("no images found under --flagged", hint="give image files or folders holding .png/.jpg images, or leave --flagged out")
         state = get_state(ctx)
         session = state.session_for(labeller or state.labeller) if (labeller or state.labeller) else state.session
         with console.progress("scoring images", len(safe_paths) + len(flagged_paths)) as advance:
@@ -238,6 +240,9 @@ def register_commands(app: typer.Typer) -> None:
         console.note(f"any concept flags {cal.safe_flag_rate:.2%} of the safe images"
                      + (f" and catches {cal.flagged_catch_rate:.2%} of the flagged ones" if caught else "")
                      + f"; wrote {output} (use: probe nsfw --concepts {output})")
+        for name in cal.missed:
+            console.note(f"warning: {name} flags more safe images than {rate:.2%} even at threshold 1.0 (they score 1.0): "
+                         "add anchor prompts those images match, or review them")
 
     @app.command("report")
     def report(

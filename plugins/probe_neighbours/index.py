@@ -37,6 +37,8 @@ SINGLE_THREAD_BELOW = 20  # queries per call under which FAISS runs faster on on
 PREFILTER_MIN_ROWS = 16384  # flat indexes this large answer small calls through the certified int8 pre-scan
 PREFILTER_CANDIDATES = 128  # rows the pre-scan hands to the exact rerank (at least 4k)
 PREFILTER_SUFFIX = ".int8.npz"
+PREFILTER_AFTER = 20  # queries a process answers by the flat scan before it loads (or builds) the pre-scan
+PREFILTER_TRIAL = 16  # queries after which an index whose pre-scan mostly falls back stops using it
 LOCK_TIMEOUT_S = 3600.0
 
 Progress = Callable[[int], None]
@@ -74,7 +76,9 @@ class VocabIndex:
     build_seconds: float | None = None
     index_sha256: str | None = None  # of the cached index file: a saved pre-scan must derive from it
     prefilter: Int8Prefilter | None = field(default=None, repr=False)
-    prefilter_fallbacks: int = 0  # queries the pre-scan could not certify (answered by the flat scan)
+    small_queries: int = 0  # queries seen in calls of fewer than SINGLE_THREAD_BELOW
+    prefilter_queries: int = 0  # single queries sent to the pre-scan
+    prefilter_fallbacks: int = 0  # of those, the ones it could not certify (answered by the flat scan)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores [Q,k'], ids [Q,k']) of the k nearest words by cosine, k' = min(k, vocabulary size).
@@ -85,10 +89,20 @@ class VocabIndex:
         k = min(k, self.index.ntotal)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         few = len(queries) < SINGLE_THREAD_BELOW
+        if few:
+            self.small_queries += len(queries)
         with faiss_threads(1 if few else None):
-            if few and self.params.kind == "flat" and self.index.ntotal >= PREFILTER_MIN_ROWS and k > 0:
+            if few and self.params.kind == "flat" and self.index.ntotal >= PREFILTER_MIN_ROWS and k > 0 and self._prefilter_pays():
                 return self._prefiltered(queries, k)
             return self.index.search(queries, k)
+
+    def _prefilter_pays(self) -> bool:
+        """Not for the first PREFILTER_AFTER queries (a one-shot CLI call would pay more to load it than it
+        saves), and not once most queries have fallen back (embeddings crowded within the int8 error, e.g.
+        a model whose unseen words collapse together): then it only adds its own cost."""
+        if self.small_queries <= PREFILTER_AFTER:
+            return False  # loading it (~70 ms; building ~0.7 s) only pays off over many queries
+        return self.prefilter_queries < PREFILTER_TRIAL or self.prefilter_fallbacks * 2 <= self.prefilter_queries
 
     def _prefiltered(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Per query, the pre-scan's certified answer, or the flat scan's where it cannot certify."""
@@ -98,6 +112,7 @@ class VocabIndex:
         ids = np.empty((len(queries), k), np.int64)
         candidates = min(self.index.ntotal, max(PREFILTER_CANDIDATES, 4 * k))
         for row, query in enumerate(queries):
+            self.prefilter_queries += 1
             found = self.prefilter.search_one(query, k, candidates)
             if found is None:
                 self.prefilter_fallbacks += 1

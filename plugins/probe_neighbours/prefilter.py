@@ -12,8 +12,9 @@ and FAISS takes (q / a).c with the query rounded to int8 as well, which adds a s
 The pre-scan returns the k' rows with the best approximate scores; they are rescored exactly in fp32.
 Every other row scores at most (k'-th approximate score) + both error terms + rounding slack. When that bound
 is below the k-th exact score among the candidates, the candidates hold the true top-k: the answer
-is the flat index's answer. When it is not (scores crowded within the bound), the query falls back
-to the flat scan, so the result is always exact.
+is the flat index's answer (equal scores ordered by lower id, as FAISS does). When it is not (scores
+crowded within the bound, or two scores at the k-th place closer than fp32 rounding), the query falls
+back to the flat scan, so the result is always the flat scan's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 if TYPE_CHECKING:
     import faiss
 
-PREFILTER_FORMAT = 1
+PREFILTER_FORMAT = 2
 INT8_MAX = 127.0
 FP32_EPS = float(np.finfo(np.float32).eps)
 
@@ -43,7 +44,8 @@ class Int8Prefilter:
     mean: np.ndarray  # fp32 [D]
     scale: np.ndarray  # fp32 [D], a
     bound: float  # R, in embedding units
-    code_norm: float  # max row norm of c, for the fp32 rounding slack
+    code_norm: float  # max row norm of c, for the query-rounding term
+    row_norm: float  # max row norm of the embeddings, for the fp32 rounding slack
 
     @classmethod
     def build(cls, embeddings: np.ndarray) -> "Int8Prefilter":
@@ -63,7 +65,8 @@ class Int8Prefilter:
         index.train(codes)
         index.add(codes)
         code_norm = float(np.sqrt(np.einsum("ij,ij->i", codes, codes).max()))  # integer sums: exact in fp32
-        return cls(index, emb, mean, scale, bound, code_norm)
+        row_norm = float(np.sqrt(np.einsum("ij,ij->i", emb, emb).max())) * (1 + 1e-6)
+        return cls(index, emb, mean, scale, bound, code_norm, row_norm)
 
     def save(self, path: Path, source_sha256: str) -> None:
         """Write the codes and bounds atomically, tagged with the sha256 of the index they derive from."""
@@ -73,7 +76,8 @@ class Int8Prefilter:
 
         buf = io.BytesIO()
         np.savez(buf, format=np.int64(PREFILTER_FORMAT), source=np.str_(source_sha256), codes=faiss.serialize_index(self.codes),
-                 mean=self.mean, scale=self.scale, bound=np.float64(self.bound), code_norm=np.float64(self.code_norm))
+                 mean=self.mean, scale=self.scale, bound=np.float64(self.bound), code_norm=np.float64(self.code_norm),
+                 row_norm=np.float64(self.row_norm))
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
@@ -87,16 +91,18 @@ class Int8Prefilter:
                     return None
                 codes = faiss.deserialize_index(data["codes"])
                 mean, scale = data["mean"], data["scale"]
-                bound, code_norm = float(data["bound"]), float(data["code_norm"])
+                bound, code_norm, row_norm = float(data["bound"]), float(data["code_norm"]), float(data["row_norm"])
         except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile):
             return None
         if codes.ntotal != embeddings.shape[0] or codes.d != embeddings.shape[1] or mean.shape != (codes.d,) or scale.shape != (codes.d,):
             return None
-        return cls(codes, embeddings, mean, scale, bound, code_norm)
+        return cls(codes, embeddings, mean, scale, bound, code_norm, row_norm)
 
     def search_one(self, query: np.ndarray, k: int, candidates: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(scores [k], ids [k]) exactly as a flat scan ranks them, or None when the bound cannot
-        certify them from `candidates` pre-scan rows (the caller then scans the flat index)."""
+        """(scores [k], ids [k]): the flat scan's ids in its order (equal scores: lower id first), scores
+        equal to its scores up to fp32 rounding; None when the bound cannot certify them from
+        `candidates` pre-scan rows, or when two scores at the k-th place are too close for fp32 to
+        order reliably (the caller then scans the flat index)."""
         q = np.asarray(query, dtype=np.float32)
         q_scaled = q.astype(np.float64) / self.scale
         # FAISS scans int8 codes with int8 queries (exact integer dot products), so the query is
@@ -107,13 +113,18 @@ class Int8Prefilter:
         dots, ids = self.codes.search(q_int[None, :].astype(np.float32), candidates)
         ids = ids[0]
         exact = self.embeddings[ids] @ q
-        order = np.argsort(-exact, kind="stable")[:k]
+        order = np.lexsort((ids, -exact))
+        q_norm = float(np.linalg.norm(q.astype(np.float64)))
+        # fp32 dot products in any summation order are off by at most ~D * eps * |q| * |x| (here or in FAISS)
+        rounding = 1.01 * self.embeddings.shape[1] * FP32_EPS * q_norm * self.row_norm
+        if k < len(order) and float(exact[order[k - 1]]) - float(exact[order[k]]) <= 4 * rounding:
+            return None  # another kernel could order the k-th and (k+1)-th the other way
         if candidates < self.embeddings.shape[0]:
             shift = float(q.astype(np.float64) @ self.mean)
-            error = (float(np.linalg.norm(q.astype(np.float64))) * self.bound
-                     + float(np.linalg.norm(q_scaled - q_int / b)) * self.code_norm
-                     + 8 * self.embeddings.shape[1] * FP32_EPS * (1.0 + abs(shift) + float(np.abs(exact).max())))
+            error = (q_norm * self.bound + float(np.linalg.norm(q_scaled - q_int / b)) * self.code_norm
+                     + rounding + 2 * self.embeddings.shape[1] * FP32_EPS * abs(shift))
             outside = float(dots[0, -1]) / b + shift + error
-            if not outside < float(exact[order[-1]]):
+            if not outside < float(exact[order[k - 1]]) - rounding:
                 return None
+        order = order[:k]
         return exact[order], ids[order]

@@ -37,6 +37,14 @@ def test_calibration_reports_rates_measured_at_the_new_thresholds():
     assert by_name["gore"].threshold == above(0.2)
     assert cal.safe_flag_rate == 0.5  # one safe image per concept, different images
     assert [c.threshold for c in cal.concepts.concepts] == [above(0.3), above(0.2)]
+    assert cal.missed == []
+
+
+def test_scores_of_one_cannot_be_excluded_and_are_reported():
+    concepts = ConceptSet("t", ["a photo"], [Concept("nudity", 0.5, ["nude"])])
+    cal = calibrate(concepts, [{"nudity": 1.0}, {"nudity": 0.2}], [], 0.0)
+    assert cal.rows[0].threshold == 1.0 and cal.rows[0].safe_flag_rate == 0.5
+    assert cal.missed == ["nudity"] and cal.flagged_catch_rate is None
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +93,6 @@ def test_calibrate_refuses_to_overwrite_and_explains_missing_images(renders, inv
     assert result.exit_code == 2 and "no images found" in result.stderr
     result = invoke("nsfw-calibrate", "--safe", tmp_path / "missing", "--output", tmp_path / "new.yaml")
     assert result.exit_code == 2 and "no such image file or folder" in result.stderr
+    result = invoke("nsfw-calibrate", "--safe", root / "safe", "--flagged", empty, "--output", tmp_path / "new.yaml")
+    assert result.exit_code == 2 and "no images found under --flagged" in result.stderr
+    assert not (tmp_path / "new.yaml").exists()

@@ -26,6 +26,12 @@ def one_by_one(index: VocabIndex, queries: np.ndarray, k: int) -> tuple[np.ndarr
     return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
 
+@pytest.fixture(autouse=True)
+def prescan_from_the_first_query(monkeypatch):
+    """Processes normally answer their first PREFILTER_AFTER queries by the flat scan; tests start at once."""
+    monkeypatch.setattr("probe_neighbours.index.PREFILTER_AFTER", 0)
+
+
 @pytest.fixture(scope="module")
 def spread():
     rng = np.random.default_rng(0)
@@ -52,6 +58,19 @@ def test_crowded_scores_fall_back_to_the_flat_scan_and_stay_exact(spread, tmp_pa
     assert index.prefilter_fallbacks == 1
     np.testing.assert_array_equal(ids, flat_ids)
     np.testing.assert_allclose(scores, flat_scores, atol=1e-6)
+
+
+def test_an_index_whose_prescan_mostly_falls_back_stops_using_it(spread, tmp_path):
+    from probe_neighbours.index import PREFILTER_TRIAL
+
+    emb, queries = spread
+    crowded = emb.copy()
+    crowded[:300] = queries[0]
+    index = vocab_index(crowded, tmp_path / "v.faiss")
+    for _ in range(PREFILTER_TRIAL + 5):
+        scores, ids = index.search(queries[:1], 10)
+    assert index.prefilter_queries == index.prefilter_fallbacks == PREFILTER_TRIAL
+    np.testing.assert_array_equal(ids, index.index.search(queries[:1], 10)[1])
 
 
 def test_error_bound_holds_for_every_row(spread):
@@ -87,3 +106,41 @@ def test_small_indexes_and_batches_skip_the_prescan(spread, tmp_path):
     big = vocab_index(emb, tmp_path / "b.faiss")
     big.search(queries, 10)  # 40 queries: one BLAS scan
     assert small.prefilter is None and big.prefilter is None
+
+
+def test_a_process_uses_the_prescan_only_after_its_first_queries(spread, tmp_path, monkeypatch):
+    from probe_neighbours import index as index_module
+
+    monkeypatch.setattr(index_module, "PREFILTER_AFTER", 20)
+    emb, queries = spread
+    index = vocab_index(emb, tmp_path / "v.faiss")
+    for q in queries[:20]:
+        index.search(q[None, :], 10)
+    assert index.prefilter is None and not (tmp_path / f"v{PREFILTER_SUFFIX}").exists()  # a one-shot call never loads it
+    index.search(queries[20:21], 10)
+    assert index.prefilter is not None and index.prefilter_queries == 1
+
+
+def test_duplicate_words_tie_broken_like_the_flat_scan(spread, tmp_path):
+    emb, queries = spread
+    dup = emb.copy()
+    dup[5000:6000] = dup[:1000]  # e.g. "Apple" and "apple": identical embeddings after lower-casing
+    index = vocab_index(dup, tmp_path / "v.faiss")
+    probes = np.concatenate([dup[:30], queries])
+    for k in (1, 2, 10):
+        scores, ids = one_by_one(index, probes, k)
+        flat_scores, flat_ids = index.index.search(probes, k)
+        np.testing.assert_array_equal(ids, flat_ids)
+        np.testing.assert_allclose(scores, flat_scores, atol=1e-6)
+
+
+def test_crowded_clustered_embeddings_still_equal_the_flat_scan(tmp_path):
+    rng = np.random.default_rng(3)
+    centres = unit_rows(rng, 8, 64)
+    emb = centres[rng.integers(0, 8, PREFILTER_MIN_ROWS)] + 0.05 * rng.standard_normal((PREFILTER_MIN_ROWS, 64)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    queries = emb[rng.choice(len(emb), 60, replace=False)] + 0.01 * rng.standard_normal((60, 64)).astype(np.float32)
+    index = vocab_index(emb, tmp_path / "v.faiss")
+    scores, ids = one_by_one(index, queries, 10)
+    np.testing.assert_array_equal(ids, index.index.search(queries, 10)[1])
+    assert index.prefilter_queries > 0
