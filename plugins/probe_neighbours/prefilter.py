@@ -12,9 +12,9 @@ and FAISS takes (q / a).c with the query rounded to int8 as well, which adds a s
 The pre-scan returns the k' rows with the best approximate scores; they are rescored exactly in fp32.
 Every other row scores at most (k'-th approximate score) + both error terms + rounding slack. When that bound
 is below the k-th exact score among the candidates, the candidates hold the true top-k: the answer
-is the flat index's answer (equal scores ordered by lower id, as FAISS does). When it is not (scores
-crowded within the bound, or two scores at the k-th place closer than fp32 rounding), the query falls
-back to the flat scan, so the result is always the flat scan's.
+is the flat index's answer: the candidates are rescored by FAISS's own flat kernel, so scores match
+the flat scan bit for bit, and equal scores are ordered by lower id as FAISS does. When it is not
+(scores crowded within the bound), the query falls back to the flat scan.
 """
 
 from __future__ import annotations
@@ -99,10 +99,9 @@ class Int8Prefilter:
         return cls(codes, embeddings, mean, scale, bound, code_norm, row_norm)
 
     def search_one(self, query: np.ndarray, k: int, candidates: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(scores [k], ids [k]): the flat scan's ids in its order (equal scores: lower id first), scores
-        equal to its scores up to fp32 rounding; None when the bound cannot certify them from
-        `candidates` pre-scan rows, or when two scores at the k-th place are too close for fp32 to
-        order reliably (the caller then scans the flat index)."""
+        """(scores [k], ids [k]) as the flat scan gives them (its own kernel rescores the candidates; equal
+        scores: lower id first), or None when the bound cannot certify them from `candidates` pre-scan
+        rows (the caller then scans the flat index)."""
         q = np.asarray(query, dtype=np.float32)
         q_scaled = q.astype(np.float64) / self.scale
         # FAISS scans int8 codes with int8 queries (exact integer dot products), so the query is
@@ -112,13 +111,11 @@ class Int8Prefilter:
         q_int = np.rint(q_scaled * b)
         dots, ids = self.codes.search(q_int[None, :].astype(np.float32), candidates)
         ids = ids[0]
-        exact = self.embeddings[ids] @ q
+        exact = _flat_scores(self.embeddings[ids], q)
         order = np.lexsort((ids, -exact))
         q_norm = float(np.linalg.norm(q.astype(np.float64)))
-        # fp32 dot products in any summation order are off by at most ~D * eps * |q| * |x| (here or in FAISS)
+        # fp32 dot products in any summation order are off by at most ~D * eps * |q| * |x|
         rounding = 1.01 * self.embeddings.shape[1] * FP32_EPS * q_norm * self.row_norm
-        if k < len(order) and float(exact[order[k - 1]]) - float(exact[order[k]]) <= 4 * rounding:
-            return None  # another kernel could order the k-th and (k+1)-th the other way
         if candidates < self.embeddings.shape[0]:
             shift = float(q.astype(np.float64) @ self.mean)
             error = (q_norm * self.bound + float(np.linalg.norm(q_scaled - q_int / b)) * self.code_norm
@@ -128,3 +125,16 @@ class Int8Prefilter:
                 return None
         order = order[:k]
         return exact[order], ids[order]
+
+
+def _flat_scores(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Inner products computed by FAISS's own flat kernel, so they equal, bit for bit, the scores the
+    flat scan gives these rows (numpy's BLAS sums in another order and can reorder near-ties)."""
+    import faiss
+
+    sub = faiss.IndexFlatIP(rows.shape[1])
+    sub.add(rows)
+    scores, local = sub.search(query[None, :], rows.shape[0])
+    out = np.empty(rows.shape[0], np.float32)
+    out[local[0]] = scores[0]
+    return out
