@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,37 @@ def test_console_script_runs():
     exe = os.path.join(os.path.dirname(sys.executable), "probe")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("clip-probe ")
+
+
+class Exited(Exception):
+    """Stands in for os._exit, which would end the test process."""
+
+
+@pytest.mark.parametrize("argv, code", [(["--version"], 0), (["score"], 2), (["neighbours", "--vocab", "/nonexistent/v.txt", "x"], 1)])
+def test_main_exits_without_teardown_once_torch_is_loaded(monkeypatch, capsys, argv, code):
+    import torch  # noqa: F401  (as after any command that loaded a model)
+
+    from probe import cli
+
+    def fake_exit(status: int) -> None:
+        raise Exited(status)
+
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    monkeypatch.setattr(sys, "argv", ["probe", *argv])
+    with pytest.raises(Exited) as exited:
+        cli.main()
+    assert exited.value.args == (code,)
+
+
+def test_main_exits_normally_before_torch_is_loaded():
+    code = "import sys; from probe.cli import main; sys.argv = ['probe', '--version']; main()"
+    out = subprocess.run([sys.executable, "-c", code + "; print('unreachable')"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("clip-probe ") and "unreachable" not in out.stdout
+
+
+def test_output_is_complete_when_the_cli_exits_fast(tmp_path, tiny_spec):
+    probe = str(Path(sys.executable).with_name("probe"))
+    out = subprocess.run([probe, "--model", tiny_spec, "--out", str(tmp_path), "neighbours", "red", "--vocab", "world", "--k", "24", "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["results"][0]["neighbours"]) == 24  # flushed before os._exit
