@@ -38,6 +38,7 @@ PREFILTER_MIN_ROWS = 16384  # flat indexes this large answer small calls through
 PREFILTER_CANDIDATES = 128  # rows the pre-scan hands to the exact rerank (at least 4k)
 PREFILTER_SUFFIX = ".int8.npz"
 PREFILTER_AFTER = 20  # queries a process answers by the flat scan before it loads (or builds) the pre-scan
+PREFILTER_MAX_DIM = 1040  # int8 x int8 dot products stay exact in FAISS's float32 sums while 127^2 * D < 2^24
 PREFILTER_TRIAL = 16  # queries after which an index whose pre-scan mostly falls back stops using it
 LOCK_TIMEOUT_S = 3600.0
 
@@ -84,7 +85,9 @@ class VocabIndex:
         """(scores [Q,k'], ids [Q,k']) of the k nearest words by cosine, k' = min(k, vocabulary size).
 
         Always exact for a flat index: a few queries over a large one go through the certified int8
-        pre-scan (a quarter of the memory traffic), many queries through one BLAS scan.
+        pre-scan (a quarter of the memory traffic), many queries through one multi-threaded scan.
+        Words with equal scores come lowest id first. (Which of several words tied at the k-th score
+        make the cut can differ between the paths: FAISS's heap decides it for the flat scan.)
         """
         k = min(k, self.index.ntotal)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -92,16 +95,17 @@ class VocabIndex:
         if few:
             self.small_queries += len(queries)
         with faiss_threads(1 if few else None):
-            if few and self.params.kind == "flat" and self.index.ntotal >= PREFILTER_MIN_ROWS and k > 0 and self._prefilter_pays():
+            if (few and self.params.kind == "flat" and self.index.ntotal >= PREFILTER_MIN_ROWS
+                    and self.index.d <= PREFILTER_MAX_DIM and k > 0 and self._prefilter_pays()):
                 return self._prefiltered(queries, k)
-            return self.index.search(queries, k)
+            return ties_by_id(*self.index.search(queries, k))
 
     def _prefilter_pays(self) -> bool:
         """Not for the first PREFILTER_AFTER queries (a one-shot CLI call would pay more to load it than it
         saves), and not once most queries have fallen back (embeddings crowded within the int8 error, e.g.
         a model whose unseen words collapse together): then it only adds its own cost."""
         if self.small_queries <= PREFILTER_AFTER:
-            return False  # loading it (~70 ms; building ~0.7 s) only pays off over many queries
+            return False  # loading it (~70 ms; building ~1 s at 50k x 512) only pays off over many queries
         return self.prefilter_queries < PREFILTER_TRIAL or self.prefilter_fallbacks * 2 <= self.prefilter_queries
 
     def _prefiltered(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +122,7 @@ class VocabIndex:
                 self.prefilter_fallbacks += 1
                 found = tuple(a[0] for a in self.index.search(query[None, :], k))
             scores[row], ids[row] = found
-        return scores, ids
+        return ties_by_id(scores, ids)
 
     def _open_prefilter(self) -> Int8Prefilter:
         """The pre-scan saved beside the cached index, or a new one (saved for the next process)."""
@@ -135,6 +139,13 @@ class VocabIndex:
                 except OSError:
                     pass  # a read-only cache only costs the next process a rebuild
         return prefilter
+
+
+def ties_by_id(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row ordered by score, equal scores lowest id first (FAISS's own order among ties depends on
+    its heap and thread count)."""
+    order = np.lexsort((ids, -scores), axis=-1)
+    return np.take_along_axis(scores, order, axis=-1), np.take_along_axis(ids, order, axis=-1)
 
 
 @contextmanager

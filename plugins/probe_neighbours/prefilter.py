@@ -13,7 +13,8 @@ The pre-scan returns the k' rows with the best approximate scores; they are resc
 Every other row scores at most (k'-th approximate score) + both error terms + rounding slack. When that bound
 is below the k-th exact score among the candidates, the candidates hold the true top-k: the answer
 is the flat index's answer: the candidates are rescored by FAISS's own flat kernel, so scores match
-the flat scan bit for bit, and equal scores are ordered by lower id as FAISS does. When it is not
+a one-thread flat scan bit for bit (among words tied at the k-th score it keeps the lowest ids, where
+FAISS's heap may keep others: both are the top k). When it is not
 (scores crowded within the bound), the query falls back to the flat scan.
 """
 
@@ -99,9 +100,10 @@ class Int8Prefilter:
         return cls(codes, embeddings, mean, scale, bound, code_norm, row_norm)
 
     def search_one(self, query: np.ndarray, k: int, candidates: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(scores [k], ids [k]) as the flat scan gives them (its own kernel rescores the candidates; equal
-        scores: lower id first), or None when the bound cannot certify them from `candidates` pre-scan
-        rows (the caller then scans the flat index)."""
+        """(scores [k], ids [k]) as a one-thread flat scan gives them (its own kernel rescores the
+        candidates; equal scores: lowest id first), or None when the bound cannot certify them from
+        `candidates` pre-scan rows (the caller then scans the flat index). Run with FAISS on one
+        thread, as VocabIndex does: a multi-threaded flat scan sums in another order."""
         q = np.asarray(query, dtype=np.float32)
         q_scaled = q.astype(np.float64) / self.scale
         # FAISS scans int8 codes with int8 queries (exact integer dot products), so the query is
@@ -114,7 +116,8 @@ class Int8Prefilter:
         exact = _flat_scores(self.embeddings[ids], q)
         order = np.lexsort((ids, -exact))
         q_norm = float(np.linalg.norm(q.astype(np.float64)))
-        # fp32 dot products in any summation order are off by at most ~D * eps * |q| * |x|
+        # Both sides of the certificate are FAISS's own numbers; this margin only guards against a
+        # kernel mismatch (fp32 dot products in any summation order are off by at most ~D eps |q| |x|).
         rounding = 1.01 * self.embeddings.shape[1] * FP32_EPS * q_norm * self.row_norm
         if candidates < self.embeddings.shape[0]:
             shift = float(q.astype(np.float64) @ self.mean)
@@ -128,8 +131,8 @@ class Int8Prefilter:
 
 
 def _flat_scores(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Inner products computed by FAISS's own flat kernel, so they equal, bit for bit, the scores the
-    flat scan gives these rows (numpy's BLAS sums in another order and can reorder near-ties)."""
+    """Inner products computed by FAISS's own flat kernel, so they equal, bit for bit, the scores a
+    one-thread flat scan gives these rows (numpy's BLAS sums in another order and can reorder near-ties)."""
     import faiss
 
     sub = faiss.IndexFlatIP(rows.shape[1])

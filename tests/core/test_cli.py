@@ -183,3 +183,11 @@ def test_output_is_complete_when_the_cli_exits_fast(tmp_path, tiny_spec):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)["results"][0]["neighbours"]) == 24  # flushed before os._exit
+
+
+def test_fast_exit_still_runs_atexit_handlers(tmp_path, monkeypatch):
+    code = ("import atexit, sys, torch; from pathlib import Path; from probe.cli import main; "
+            f"atexit.register(lambda: Path({str(tmp_path / 'ran')!r}).write_text('yes')); "
+            "sys.argv = ['probe', 'no-such-command']; main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 2 and (tmp_path / "ran").read_text() == "yes"

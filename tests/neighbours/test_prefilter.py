@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probe_neighbours.index import PREFILTER_MIN_ROWS, PREFILTER_SUFFIX, IndexParams, VocabIndex, make_index
+from probe_neighbours.index import PREFILTER_MIN_ROWS, PREFILTER_SUFFIX, IndexParams, VocabIndex, make_index, ties_by_id
 from probe_neighbours.prefilter import Int8Prefilter
 from probe_neighbours.vocabularies import make_vocabulary
 
@@ -22,20 +22,19 @@ def vocab_index(emb: np.ndarray, path: Path, sha: str | None = "sha-of-index") -
 
 
 def assert_same_answer(index: VocabIndex, queries: np.ndarray, got: tuple[np.ndarray, np.ndarray], k: int) -> None:
-    """Scores equal the flat scan's bit for bit, and every id is a distinct word that really has its
-    score. (Which of several words with exactly equal scores FAISS keeps, and in what order, depends on
-    its heap and threads, so ids are compared only where scores are untied and above the cut.)"""
+    """What the one-thread flat scan answers: its scores bit for bit and its ids in the same order
+    (equal scores lowest id first), except which of several words with exactly the k-th score make
+    the cut: FAISS's heap decides that, so there each id must only be a distinct word with that score."""
     from probe_neighbours.prefilter import _flat_scores
 
-    scores, ids = got
-    flat_scores, flat_ids = flat_one_thread(index, queries, k)
-    np.testing.assert_array_equal(scores, flat_scores)
+    flat_scores, flat_ids = ties_by_id(*flat_one_thread(index, queries, k))
+    np.testing.assert_array_equal(got[0], flat_scores)
     rows = index.index.reconstruct_n(0, index.index.ntotal)
-    for q, s_row, i_row, f_row in zip(queries, scores, ids, flat_ids):
-        assert len(set(i_row.tolist())) == len(i_row)
-        np.testing.assert_array_equal(_flat_scores(rows[i_row], q), s_row)
-        unique = np.array([list(s_row).count(v) == 1 and v > s_row[-1] for v in s_row])  # not tied, not at the cut
-        np.testing.assert_array_equal(i_row[unique], f_row[unique])
+    for q, s_row, i_row, f_row in zip(queries, got[0], got[1], flat_ids):
+        above = s_row > s_row[-1]
+        np.testing.assert_array_equal(i_row[above], f_row[above])
+        assert len(set(i_row.tolist())) == k
+        np.testing.assert_array_equal(_flat_scores(rows[i_row[~above]], q), s_row[~above])
 
 
 def flat_one_thread(index: VocabIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +91,7 @@ def test_an_index_whose_prescan_mostly_falls_back_stops_using_it(spread, tmp_pat
     for _ in range(PREFILTER_TRIAL + 5):
         scores, ids = index.search(queries[:1], 10)
     assert index.prefilter_queries == index.prefilter_fallbacks == PREFILTER_TRIAL
-    np.testing.assert_array_equal(ids, index.index.search(queries[:1], 10)[1])
+    np.testing.assert_array_equal(ids, ties_by_id(*index.index.search(queries[:1], 10))[1])
 
 
 def test_error_bound_holds_for_every_row(spread):
@@ -164,3 +163,21 @@ def test_crowded_clustered_embeddings_still_equal_the_flat_scan(tmp_path):
     found = one_by_one(index, queries, 10)
     assert_same_answer(index, queries, found, 10)
     assert index.prefilter_queries > 0
+
+
+def test_equal_scores_come_lowest_id_first_on_every_path(tmp_path):
+    from probe_neighbours.index import ties_by_id
+
+    scores = np.array([[0.9, 0.5, 0.5, 0.5, 0.1]], np.float32)
+    ids = np.array([[4, 9, 2, 7, 1]])
+    s, i = ties_by_id(scores, ids)
+    assert i.tolist() == [[4, 2, 7, 9, 1]] and s.tolist() == scores.tolist()
+    rng = np.random.default_rng(4)
+    emb = unit_rows(rng, PREFILTER_MIN_ROWS, 32)
+    emb[7000:7021] = emb[1]  # 22 equal words
+    index = vocab_index(emb, tmp_path / "v.faiss")
+    batched = index.search(emb[[1] * 25], 10)[1]  # 25 queries: the multi-threaded scan
+    single = index.search(emb[1][None, :], 10)[1]  # the pre-scan
+    assert single.tolist() == [[1, *range(7000, 7009)]]  # the pre-scan keeps the lowest of the tied ids
+    for row in batched:  # FAISS's heap picks which tied ids make the cut; they still come in id order
+        assert set(row.tolist()) <= {1, *range(7000, 7021)} and row.tolist() == sorted(row.tolist())
