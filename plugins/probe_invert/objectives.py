@@ -13,15 +13,18 @@ import torch
 
 @dataclass
 class Context:
-    """What objectives see at one step: the images [B,3,H,W] and the embeddings of their copies [B*copies, D]."""
+    """What objectives see at one step: the images [B,3,H,W] and the embeddings of their copies
+    [B*copies, D] by the session's model, plus one such tensor per further model of an ensemble."""
 
     images: torch.Tensor
     features: torch.Tensor
     copies: int
+    ensemble: tuple[torch.Tensor, ...] = ()
 
-    def features_per_image(self) -> torch.Tensor:
-        """[B, copies, D]."""
-        return self.features.view(self.images.shape[0], self.copies, -1)
+    def features_per_image(self, model: int = 0) -> torch.Tensor:
+        """[B, copies, D] by model `model` (0: the session's; 1, 2, ...: the ensemble's)."""
+        features = self.features if model == 0 else self.ensemble[model - 1]
+        return features.view(self.images.shape[0], self.copies, -1)
 
 
 class Objective:
@@ -76,15 +79,17 @@ class TextMatch(Objective):
     """Match each image's copies to its weighted text embeddings (negative weights push away).
 
     targets [B,K,D] (normalised, zero rows for padding), weights [B,K]. form "distance" is the
-    authors' ||norm(V) - norm(T)||_2; "cosine" is -cos. Averaged over copies.
+    authors' ||norm(V) - norm(T)||_2; "cosine" is -cos. Averaged over copies. `model` picks whose
+    image features to match (0: the session's model; i: the i-th ensemble member, own text targets).
     """
 
     targets: torch.Tensor
     weights: torch.Tensor
     form: str = "distance"
+    model: int = 0
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        f = ctx.features_per_image()  # [B,C,D]
+        f = ctx.features_per_image(self.model)  # [B,C,D]
         if self.form == "distance":
             per_target = (f[:, :, None, :] - self.targets[:, None, :, :]).norm(dim=-1)  # [B,C,K]
         else:

@@ -73,13 +73,14 @@ def register_commands(app: typer.Typer) -> None:
         clamp: Annotated[Optional[bool], typer.Option("--clamp/--no-clamp", help=KNOB_HELP, show_default=False)] = None,
         batch_size: Annotated[Optional[int], typer.Option(help="Images optimised together per chunk.", show_default=False)] = None,
         snapshot_every: Annotated[Optional[int], typer.Option(help="Save an image every K steps.", show_default=False)] = None,
+        ensemble: Annotated[Optional[list[str]], typer.Option("--ensemble", help="Also match this model (repeat): its text term is averaged with the main model's.", show_default=False)] = None,
         gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF of the snapshots per image.")] = False,
         force: Annotated[bool, typer.Option("--force", help="Redo images already finished in the output folder.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Invert CLIP: optimise images, from noise, that the model matches to each prompt."""
         knobs = {k: v for k, v in locals().items() if k not in
-                 {"ctx", "prompts", "prompts_file", "seeds", "preset", "gif", "force", "as_json"}}
+                 {"ctx", "prompts", "prompts_file", "seeds", "preset", "ensemble", "gif", "force", "as_json"}}
         from probe.cli_state import get_state
         from probe.errors import UsageError
         from probe_invert.prompts import parse_prompt, parse_seeds, read_prompts_file
@@ -96,7 +97,8 @@ def register_commands(app: typer.Typer) -> None:
         settings = _settings_from_flags(preset, knobs)
         from probe_invert.runner import run_inversions
 
-        code = run_inversions(state, all_prompts, seed_list, settings, gif=gif, force=force, as_json=as_json)
+        code = run_inversions(state, all_prompts, seed_list, settings, gif=gif, force=force, as_json=as_json,
+                              ensemble=list(ensemble or []))
         if code:
             raise typer.Exit(code)
 

@@ -2,13 +2,15 @@
 snapshots, per-image NaN handling and stop requests.
 
 All prompt x seed images are optimised together (in chunks of `settings.batch_size`), and each
-image's B x copies augmented views go through one `encode_image` call per step.
+image's B x copies augmented views go through one `encode_image` call per step (per model, for an
+ensemble).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -16,7 +18,7 @@ import torch
 
 from probe.errors import UsageError
 from probe.session import Session
-from probe_invert.objectives import L1, Context, Objective, TextMatch, TotalVariation
+from probe_invert.objectives import L1, Context, Objective, Sum, TextMatch, TotalVariation
 from probe_invert.param import Param, make_param, schedule_sizes
 from probe_invert.prompts import parse_prompt
 from probe_invert.randomness import ImageRandom
@@ -41,6 +43,7 @@ class Inversion:
     snapshots: list[torch.Tensor] = field(default_factory=list)
     message: str = ""
     snapshot_steps: list[int] = field(default_factory=list)
+    model_cosines: list[float] = field(default_factory=list)  # per model of an ensemble (the session's first)
 
 
 def text_targets(session: Session, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,18 +62,19 @@ def text_targets(session: Session, prompts: list[str]) -> tuple[torch.Tensor, to
     return targets, weights
 
 
-def build_objective(settings: InvertSettings, targets: torch.Tensor, weights: torch.Tensor,
-                    extra: Objective | None = None) -> tuple[TextMatch, Objective]:
-    """(the text term, the full loss): text + tv_weight * TV + l1_weight * L1 (+ extra)."""
-    match = TextMatch(targets, weights, settings.loss)
-    total: Objective = match
+def build_objective(settings: InvertSettings, targets: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                    extra: Objective | None = None) -> tuple[list[TextMatch], Objective]:
+    """(the text term of each model, the full loss): the models' mean text term + tv_weight * TV +
+    l1_weight * L1 (+ extra). `targets` holds one (targets, weights) pair per model, the session's first."""
+    matches = [TextMatch(t, w, settings.loss, model=m) for m, (t, w) in enumerate(targets)]
+    total: Objective = matches[0] if len(matches) == 1 else Sum(list(matches)) * (1.0 / len(matches))
     if settings.tv_weight:
         total = total + settings.tv_weight * TotalVariation()
     if settings.l1_weight:
         total = total + settings.l1_weight * L1(settings.l1_center)
     if extra is not None:
         total = total + extra
-    return match, total
+    return matches, total
 
 
 def _learning_rate(settings: InvertSettings, step: int) -> float:
@@ -94,16 +98,17 @@ def _clip_per_image(grads: list[torch.Tensor], max_norm: float, alive: torch.Ten
 class _Chunk:
     """State of one chunk of images being optimised together."""
 
-    def __init__(self, session: Session, items: list[tuple[str, int]], settings: InvertSettings,
-                 targets: torch.Tensor, weights: torch.Tensor, extra: Objective | None) -> None:
-        self.session, self.items, self.settings = session, items, settings
+    def __init__(self, models: list[Session], items: list[tuple[str, int]], settings: InvertSettings,
+                 targets: list[tuple[torch.Tensor, torch.Tensor]], extra: Objective | None) -> None:
+        session = models[0]
+        self.session, self.models, self.items, self.settings = session, models, items, settings
         device = session.device
         self.rng = ImageRandom([seed for _, seed in items], settings.copies, device)
         self.param: Param = make_param(settings.param, self.rng, settings.size, pixel_init=settings.pixel_init,
                                        fft_init_std=settings.fft_init_std,
                                        fft_decay=settings.fft_decay, decorrelate=settings.decorrelate)
         self.transforms = build_transforms(settings, session.image_size)
-        self.match, self.objective = build_objective(settings, targets.to(device), weights.to(device), extra)
+        self.matches, self.objective = build_objective(settings, [(t.to(device), w.to(device)) for t, w in targets], extra)
         cap = settings.max_size or session.image_size
         self.sizes = schedule_sizes(settings.size, settings.resize_at, max(cap, settings.size))
         self.optimizer = torch.optim.Adam(self.param.parameters(), lr=settings.lr)
@@ -126,8 +131,8 @@ class _Chunk:
             group["lr"] = _learning_rate(s, step)
         images = self.param.images()
         views = self.transforms(images.repeat_interleave(s.copies, 0), self.rng)
-        features = self.session.encode_image(views, grad=True)
-        ctx = Context(images, features, s.copies)
+        features = [model.encode_image(views, grad=True) for model in self.models]
+        ctx = Context(images, features[0], s.copies, tuple(features[1:]))
         losses = self.objective(ctx)
         self._retire_non_finite(losses, images, step)
         total = torch.where(self.alive, losses, torch.zeros_like(losses)).sum()
@@ -143,7 +148,7 @@ class _Chunk:
         if s.snapshot_every and (step + 1) % s.snapshot_every == 0:
             self._snapshot(step + 1)
         with torch.no_grad():
-            return self.match.score(ctx.features_per_image().detach()).mean(1)
+            return torch.stack([match.score(ctx.features_per_image(m).detach()).mean(1) for m, match in enumerate(self.matches)]).mean(0)
 
     def _retire_non_finite(self, losses: torch.Tensor, images: torch.Tensor, step: int) -> None:
         """Images whose loss is NaN/inf stop here, keeping their last finite image."""
@@ -166,23 +171,24 @@ class _Chunk:
         images = self.param.images().detach().clamp(0, 1)
         for i, frozen in self.frozen.items():
             images[i] = frozen.to(images.device)
-        features = self.session.encode_image(images)
-        cosine = self.match.score(features).cpu()
+        per_model = torch.stack([match.score(model.encode_image(images)).cpu() for model, match in zip(self.models, self.matches)])
+        cosine = per_model.mean(0)
         results = []
         for i, (prompt, seed) in enumerate(self.items):
             status = self.status[i]
             if interrupted and status == "done":
                 status = "interrupted"
             results.append(Inversion(prompt, seed, images[i].cpu(), float(cosine[i]), seconds / len(self.items), status,
-                                     self.steps[i], self.snapshots[i], self.messages[i], list(self.snapshot_steps)))
+                                     self.steps[i], self.snapshots[i], self.messages[i], list(self.snapshot_steps),
+                                     [float(c) for c in per_model[:, i]]))
         return results
 
 
-def _run_chunk(session: Session, items: list[tuple[str, int]], settings: InvertSettings, targets: torch.Tensor,
-               weights: torch.Tensor, extra: Objective | None, step_offset: int, on_step: StepCallback | None,
-               should_stop: StopCheck | None) -> list[Inversion]:
+def _run_chunk(models: list[Session], items: list[tuple[str, int]], settings: InvertSettings,
+               targets: list[tuple[torch.Tensor, torch.Tensor]], extra: Objective | None, step_offset: int,
+               on_step: StepCallback | None, should_stop: StopCheck | None) -> list[Inversion]:
     start = time.perf_counter()
-    chunk = _Chunk(session, items, settings, targets, weights, extra)
+    chunk = _Chunk(models, items, settings, targets, extra)
     interrupted = False
     for step in range(settings.steps):
         if should_stop is not None and should_stop():
@@ -203,8 +209,11 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 def invert_items(session: Session, items: list[tuple[str, int]], settings: InvertSettings, *,
                  on_step: StepCallback | None = None, should_stop: StopCheck | None = None,
-                 extra_objective: Objective | None = None) -> list[Inversion]:
+                 extra_objective: Objective | None = None, ensemble: Sequence[Session] = ()) -> list[Inversion]:
     """Invert (prompt, seed) pairs in the given order, `settings.batch_size` at a time.
+
+    `ensemble`: further models (sessions on the same device) whose text terms are averaged with the
+    session's model's, as the authors' code allowed; each encodes the prompts with its own text tower.
 
     on_step gets (steps done so far over all chunks, live cosine of the current chunk's images).
     A chunk that runs out of accelerator memory is split in half and retried. After a stop
@@ -213,7 +222,8 @@ def invert_items(session: Session, items: list[tuple[str, int]], settings: Inver
     if not items:
         raise UsageError("nothing to invert", hint="give at least one prompt and one seed")
     settings = settings.validated()
-    targets, weights = text_targets(session, [p for p, _ in items])
+    models = check_ensemble(session, ensemble)
+    prompt_targets = [text_targets(model, [p for p, _ in items]) for model in models]
     pending = [list(range(i, min(i + settings.batch_size, len(items)))) for i in range(0, len(items), settings.batch_size)]
     results: dict[int, Inversion] = {}
     done_steps = 0
@@ -224,7 +234,7 @@ def invert_items(session: Session, items: list[tuple[str, int]], settings: Inver
                 results[r] = _not_started(items[r], session)
             continue
         try:
-            chunk = _run_chunk(session, [items[r] for r in rows], settings, targets[rows], weights[rows],
+            chunk = _run_chunk(models, [items[r] for r in rows], settings, [(t[rows], w[rows]) for t, w in prompt_targets],
                                extra_objective, done_steps, on_step, should_stop)
         except RuntimeError as exc:
             if not _out_of_memory(exc) or len(rows) == 1:
@@ -239,6 +249,21 @@ def invert_items(session: Session, items: list[tuple[str, int]], settings: Inver
     return [results[i] for i in range(len(items))]
 
 
+def check_ensemble(session: Session, ensemble: Sequence[Session]) -> list[Session]:
+    """[session, *ensemble], refusing a model twice or a member on another device."""
+    models = [session, *ensemble]
+    seen: dict[str, str] = {}
+    for model in models:
+        if model.fingerprint in seen:
+            raise UsageError(f"the ensemble has model {model.spec.text!r} twice (same weights as {seen[model.fingerprint]!r})",
+                             hint="give each model once")
+        seen[model.fingerprint] = model.spec.text
+        if model.device != session.device:
+            raise UsageError(f"ensemble model {model.spec.text!r} is on {model.device}, the session on {session.device}",
+                             hint="open every model on the same device")
+    return models
+
+
 def _not_started(item: tuple[str, int], session: Session) -> Inversion:
     size = session.image_size
     return Inversion(item[0], item[1], torch.full((3, size, size), 0.5), float("nan"), 0.0, "interrupted", 0)
@@ -246,11 +271,11 @@ def _not_started(item: tuple[str, int], session: Session) -> Inversion:
 
 def invert(session: Session, prompts: list[str], seeds: list[int], settings: InvertSettings, *,
            on_step: StepCallback | None = None, should_stop: StopCheck | None = None,
-           extra_objective: Objective | None = None) -> list[Inversion]:
+           extra_objective: Objective | None = None, ensemble: Sequence[Session] = ()) -> list[Inversion]:
     """Every prompt x seed, optimised together; results in prompt-major order (p0s0, p0s1, ..., p1s0, ...)."""
     if not prompts:
         raise UsageError("no prompts to invert", hint="give at least one prompt")
     if not seeds:
         raise UsageError("no seeds", hint="give at least one seed, e.g. --seeds 0-3")
     return invert_items(session, [(p, int(s)) for p in prompts for s in seeds], settings, on_step=on_step,
-                        should_stop=should_stop, extra_objective=extra_objective)
+                        should_stop=should_stop, extra_objective=extra_objective, ensemble=ensemble)

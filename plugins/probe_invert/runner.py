@@ -32,10 +32,12 @@ def stop_on_ctrl_c() -> tuple[Callable[[], bool], Callable[[], None]]:
     return (lambda: requested["stop"]), (lambda: signal.signal(signal.SIGINT, previous))
 
 
-def _sidecar(inversion, session_info: dict[str, Any], settings, key: str, png_name: str) -> dict[str, Any]:
+def _sidecar(inversion, session_info: dict[str, Any], settings, key: str, png_name: str,
+             ensemble: list[dict[str, Any]]) -> dict[str, Any]:
     from probe_invert.outputs import version
 
-    return {
+    extra = {"ensemble": ensemble, "model_cosines": _rounded(inversion.model_cosines)} if ensemble else {}
+    return {**extra,
         "prompt": inversion.prompt, "seed": inversion.seed, "model": session_info["model"],
         "fingerprint": session_info["fingerprint"], "device": session_info["device"],
         "precision": session_info["precision"], "preset": settings.preset, "settings": settings.to_dict(),
@@ -45,20 +47,27 @@ def _sidecar(inversion, session_info: dict[str, Any], settings, key: str, png_na
     }
 
 
+def _rounded(values: list[float]) -> list[float | None]:
+    return [round(v, 6) if math.isfinite(v) else None for v in values]
+
+
 def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif: bool = False, force: bool = False,
-                   as_json: bool = False) -> int:
+                   as_json: bool = False, ensemble: list[str] | None = None) -> int:
     """Invert what is not finished yet, save it, print the summary; returns the exit code (0 or 130)."""
     from probe import console
     from probe.io import load_image
     from probe_invert.outputs import finished, image_paths, result_key, save_inversion, write_contact_sheet
-    from probe_invert.render import invert_items
+    from probe_invert.render import check_ensemble, invert_items
 
     session = state.session
+    members = check_ensemble(session, [state.session_for(spec) for spec in ensemble or []])[1:]
     info = session.describe()
+    members_info = [m.describe() for m in members]
+    fingerprint = "+".join([info["fingerprint"], *(m["fingerprint"] for m in members_info)])  # resume only the same ensemble
     folder = state.out_dir / "invert"
     items = [(p, s) for p in prompts for s in seeds]
     paths = [image_paths(folder, p, s) for p, s in items]
-    keys = [result_key(p, s, info["fingerprint"], info["device"], info["precision"], settings.to_dict()) for p, s in items]
+    keys = [result_key(p, s, fingerprint, info["device"], info["precision"], settings.to_dict()) for p, s in items]
     previous = [None if force else finished(pa, k) for pa, k in zip(paths, keys)]
     todo = [i for i, prev in enumerate(previous) if prev is None]
     if len(todo) < len(items):
@@ -76,14 +85,15 @@ def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif
                     advance(step - done["steps"], info=f"cos {float(cosine.mean()):.3f}")
                     done["steps"] = step
 
-                found = invert_items(session, [items[i] for i in todo], settings, on_step=on_step, should_stop=should_stop)
+                found = invert_items(session, [items[i] for i in todo], settings, on_step=on_step, should_stop=should_stop,
+                                     ensemble=members)
             interrupted = should_stop()
         finally:
             restore()
         for i, inversion in zip(todo, found):
             results[i] = inversion
             if inversion.steps > 0:
-                save_inversion(paths[i], inversion, _sidecar(inversion, info, settings, keys[i], paths[i].png.name), gif)
+                save_inversion(paths[i], inversion, _sidecar(inversion, info, settings, keys[i], paths[i].png.name, members_info), gif)
     rows, images, labels = [], [], []
     for i, (prompt, seed) in enumerate(items):
         if i in results:
@@ -91,6 +101,8 @@ def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif
             row = {"prompt": prompt, "seed": seed, "cosine": r.cosine if math.isfinite(r.cosine) else None,
                    "status": r.status, "steps": r.steps, "seconds": round(r.seconds, 3), "skipped": False,
                    "message": r.message}
+            if members:
+                row["model_cosines"] = _rounded(r.model_cosines)
             image = r.image if r.steps > 0 else None
         else:
             prev = previous[i]
@@ -108,10 +120,11 @@ def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif
         if row["status"] == "nan":
             console.note(f"{row['prompt']!r} seed {row['seed']}: {row['message']}")
     if as_json:
-        console.print_json({"model": info, "preset": settings.preset, "settings": settings.to_dict(), "images": rows,
+        console.print_json({"model": info, "ensemble": members_info, "preset": settings.preset, "settings": settings.to_dict(), "images": rows,
                             "contact_sheet": str(sheet) if sheet else None, "interrupted": interrupted})
     else:
-        console.print_table(f"probe invert — {info['model']}, preset {settings.preset}",
+        models = " + ".join([info["model"], *(m["model"] for m in members_info)])
+        console.print_table(f"probe invert — {models}, preset {settings.preset}",
                             ["prompt", "seed", "cosine", "status", "steps", "seconds", "file"],
                             [[r["prompt"], r["seed"], f"{r['cosine']:.3f}" if r["cosine"] is not None else "-",
                               r["status"] + (" (skipped)" if r["skipped"] else ""), r["steps"], r["seconds"],

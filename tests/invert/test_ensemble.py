@@ -1,0 +1,75 @@
+"""Ensembles: several models' text terms averaged in one inversion, reported per model, resumed only as the same ensemble."""
+
+import json
+
+import pytest
+import torch
+
+from probe.errors import UsageError
+from probe_invert.objectives import L1, Context, TextMatch
+from probe_invert.render import build_objective, invert, text_targets
+from probe_invert.settings import load_preset
+from tests.conftest import write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def other_spec(tmp_path_factory) -> str:
+    return f"local-dir:{write_tiny_model(tmp_path_factory.mktemp('tiny-clip-2'), seed=2)}"
+
+
+@pytest.fixture(scope="module")
+def other_session(other_spec):
+    from probe.session import Session
+
+    return Session.open(other_spec, device="cpu")
+
+
+def fast(**kw):
+    return load_preset("default", steps=3, size=8, resize_at=[], copies=2, batch_size=4).with_overrides(**kw)
+
+
+def test_loss_is_the_mean_of_each_models_text_term_plus_priors():
+    images = torch.full((1, 3, 2, 2), 0.75)
+    t0, t1 = torch.tensor([[[1.0, 0.0]]]), torch.tensor([[[0.0, 1.0, 0.0]]])
+    w = torch.ones(1, 1)
+    f0, f1 = torch.tensor([[0.6, 0.8]]), torch.tensor([[0.0, 1.0, 0.0]])
+    settings = load_preset("default", loss="cosine", tv_weight=0.0, l1_weight=0.5, l1_center=0.5)
+    matches, total = build_objective(settings, [(t0, w), (t1, w)])
+    ctx = Context(images, f0, 1, (f1,))
+    assert [m.model for m in matches] == [0, 1]
+    assert total(ctx).item() == pytest.approx((-0.6 - 1.0) / 2 + 0.5 * 12 * 0.25)
+    assert TextMatch(t1, w, "cosine", model=1)(ctx).item() == pytest.approx(-1.0)
+    assert L1(0.5)(ctx).item() == pytest.approx(3.0)
+
+
+def test_ensemble_inversion_reports_each_models_cosine(tiny_session, other_session):
+    res = invert(tiny_session, ["a red star"], [0], fast(), ensemble=[other_session])[0]
+    assert len(res.model_cosines) == 2 and res.cosine == pytest.approx(sum(res.model_cosines) / 2, abs=1e-6)
+    for session, reported in zip((tiny_session, other_session), res.model_cosines):
+        targets, _ = text_targets(session, ["a red star"])
+        own = (session.encode_image(res.image[None]) @ targets[0, 0]).item()  # each model scores the final image itself
+        assert reported == pytest.approx(own, abs=1e-5)
+    alone = invert(tiny_session, ["a red star"], [0], fast())[0]
+    assert not torch.equal(alone.image, res.image)  # the second model changed the optimisation
+
+
+def test_a_model_twice_is_refused(tiny_session, tiny_spec):
+    from probe.session import Session
+
+    with pytest.raises(UsageError, match="twice"):
+        invert(tiny_session, ["a"], [0], fast(), ensemble=[Session.open(tiny_spec, device="cpu")])
+
+
+def test_cli_ensemble_sidecar_and_resume(invoke, tiny_spec, other_spec, tmp_path):
+    args = ["--model", tiny_spec, "-o", tmp_path, "invert", "a red star", "--steps", "2", "--size", "8", "--json"]
+    first = invoke(*args, "--ensemble", other_spec)
+    assert first.exit_code == 0, first.stderr
+    out = json.loads(first.stdout)
+    assert [m["model"] for m in out["ensemble"]] == [other_spec] and len(out["images"][0]["model_cosines"]) == 2
+    sidecar = json.loads(open(out["images"][0]["sidecar"]).read())
+    assert sidecar["ensemble"][0]["fingerprint"] == out["ensemble"][0]["fingerprint"] and len(sidecar["model_cosines"]) == 2
+    again = json.loads(invoke(*args, "--ensemble", other_spec).stdout)
+    alone = json.loads(invoke(*args).stdout)
+    assert again["images"][0]["skipped"] is True and alone["images"][0]["skipped"] is False  # a different ensemble is not resumed
+    twice = invoke(*args, "--ensemble", tiny_spec)
+    assert twice.exit_code == 2 and "twice" in twice.stderr
