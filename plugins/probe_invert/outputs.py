@@ -65,8 +65,12 @@ def finished(paths: ImagePaths, key: str) -> dict[str, Any] | None:
 
 def png_metadata(sidecar: dict[str, Any]) -> dict[str, Any]:
     """PNG text chunks: everything that determines the image (no timings, so bytes are reproducible)."""
-    keep = ("prompt", "seed", "model", "fingerprint", "preset", "settings", "cosine", "steps", "status", "version")
-    return {k: sidecar[k] for k in keep if k in sidecar}
+    keep = ("prompt", "seed", "model", "fingerprint", "ensemble", "model_cosines", "preset", "settings", "cosine", "steps",
+            "status", "version")
+    meta = {k: sidecar[k] for k in keep if k in sidecar}
+    if "ensemble" in meta:  # the members' identity, not their device details
+        meta["ensemble"] = [{"model": m["model"], "fingerprint": m["fingerprint"]} for m in meta["ensemble"]]
+    return meta
 
 
 def save_inversion(paths: ImagePaths, inversion, sidecar: dict[str, Any], gif: bool = False) -> None:

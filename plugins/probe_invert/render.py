@@ -250,18 +250,38 @@ def invert_items(session: Session, items: list[tuple[str, int]], settings: Inver
 
 
 def check_ensemble(session: Session, ensemble: Sequence[Session]) -> list[Session]:
-    """[session, *ensemble], refusing a model twice or a member on another device."""
+    """[session, *ensemble], refusing a model twice (same fingerprint, or the same local files spelled
+    differently) or a member on another device."""
     models = [session, *ensemble]
-    seen: dict[str, str] = {}
+    seen: dict[object, str] = {}
     for model in models:
-        if model.fingerprint in seen:
-            raise UsageError(f"the ensemble has model {model.spec.text!r} twice (same weights as {seen[model.fingerprint]!r})",
-                             hint="give each model once")
-        seen[model.fingerprint] = model.spec.text
-        if model.device != session.device:
+        for key in filter(None, (model.fingerprint, _local_source(model))):
+            if key in seen:
+                raise UsageError(f"the ensemble has model {model.spec.text!r} twice (same as {seen[key]!r})", hint="give each model once")
+            seen[key] = model.spec.text
+        if _device_key(model.device) != _device_key(session.device):
             raise UsageError(f"ensemble model {model.spec.text!r} is on {model.device}, the session on {session.device}",
                              hint="open every model on the same device")
     return models
+
+
+def _local_source(model: Session) -> tuple[str, ...] | None:
+    """The resolved files behind a local model spec (two spellings of one folder are one model)."""
+    import os
+
+    spec = model.spec
+    if spec.kind == "local-dir":
+        return ("local-dir", os.path.realpath(os.path.expanduser(spec.arch.removeprefix("local-dir:"))))
+    if spec.kind == "file" and spec.weights:
+        return ("file", spec.arch, os.path.realpath(os.path.expanduser(spec.weights)))
+    return None
+
+
+def _device_key(device: torch.device) -> tuple[str, int]:
+    """cuda and cuda:0 (the current device) are one device."""
+    if device.index is not None:
+        return device.type, device.index
+    return device.type, torch.cuda.current_device() if device.type == "cuda" else 0
 
 
 def _not_started(item: tuple[str, int], session: Session) -> Inversion:

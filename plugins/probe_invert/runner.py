@@ -108,6 +108,8 @@ def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif
             prev = previous[i]
             row = {"prompt": prompt, "seed": seed, "cosine": prev.get("cosine"), "status": "done", "steps": prev.get("steps"),
                    "seconds": prev.get("seconds"), "skipped": True, "message": ""}
+            if members:
+                row["model_cosines"] = prev.get("model_cosines")
             image = load_image(paths[i].png)
         saved = image is not None
         row.update(png=str(paths[i].png) if saved else None, sidecar=str(paths[i].sidecar) if saved else None)

@@ -73,3 +73,24 @@ def test_cli_ensemble_sidecar_and_resume(invoke, tiny_spec, other_spec, tmp_path
     assert again["images"][0]["skipped"] is True and alone["images"][0]["skipped"] is False  # a different ensemble is not resumed
     twice = invoke(*args, "--ensemble", tiny_spec)
     assert twice.exit_code == 2 and "twice" in twice.stderr
+
+
+def test_same_folder_spelled_differently_is_one_model(tiny_session, tiny_model_dir):
+    from probe.session import Session
+
+    respelled = Session.open(f"local-dir:{tiny_model_dir}/", device="cpu")
+    with pytest.raises(UsageError, match="twice"):
+        invert(tiny_session, ["a"], [0], fast(), ensemble=[respelled])
+
+
+def test_png_metadata_and_resumed_rows_name_the_ensemble(invoke, tiny_spec, other_spec, tmp_path):
+    from PIL import Image
+
+    args = ["--model", tiny_spec, "-o", tmp_path, "invert", "a red star", "--steps", "2", "--size", "8", "--json", "--ensemble", other_spec]
+    run = json.loads(invoke(*args).stdout)
+    first = run["images"][0]
+    text = Image.open(first["png"]).text  # one text chunk per key, JSON values
+    assert json.loads(text["ensemble"]) == [{"model": other_spec, "fingerprint": run["ensemble"][0]["fingerprint"]}]
+    assert json.loads(text["model_cosines"]) == first["model_cosines"]
+    resumed = json.loads(invoke(*args).stdout)["images"][0]
+    assert resumed["skipped"] is True and resumed["model_cosines"] == first["model_cosines"]
