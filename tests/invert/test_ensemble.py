@@ -17,13 +17,6 @@ def other_spec(tmp_path_factory) -> str:
     return f"local-dir:{write_tiny_model(tmp_path_factory.mktemp('tiny-clip-2'), seed=2)}"
 
 
-@pytest.fixture(scope="module")
-def other_session(other_spec):
-    from probe.session import Session
-
-    return Session.open(other_spec, device="cpu")
-
-
 def fast(**kw):
     return load_preset("default", steps=3, size=8, resize_at=[], copies=2, batch_size=4).with_overrides(**kw)
 
@@ -42,7 +35,10 @@ def test_loss_is_the_mean_of_each_models_text_term_plus_priors():
     assert L1(0.5)(ctx).item() == pytest.approx(3.0)
 
 
-def test_ensemble_inversion_reports_each_models_cosine(tiny_session, other_session):
+def test_ensemble_inversion_reports_each_models_cosine(tiny_session, other_spec):
+    from probe.session import Session
+
+    other_session = Session.open(other_spec, device="cpu")
     res = invert(tiny_session, ["a red star"], [0], fast(), ensemble=[other_session])[0]
     assert len(res.model_cosines) == 2 and res.cosine == pytest.approx(sum(res.model_cosines) / 2, abs=1e-6)
     for session, reported in zip((tiny_session, other_session), res.model_cosines):
