@@ -151,6 +151,7 @@ def register_commands(app: typer.Typer) -> None:
         card: Annotated[Optional[Path], typer.Option("--card", help="Model card to update (default: the package's MODEL_CARD.md when the model is shapes-tiny).", show_default=False)] = None,
         no_card: Annotated[bool, typer.Option("--no-card", help="Do not touch the model card.")] = False,
         inversions: Annotated[Optional[Path], typer.Option("--inversions", help="validation.json of `probe invert-validate` to add to the card (its contact sheet is copied next to the card).", show_default=False)] = None,
+        bias: Annotated[Optional[Path], typer.Option("--bias", help="tables/bias.json of `probe bias --prompts shapes --labels colours` to add to the card.", show_default=False)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias; update the card."""
@@ -165,6 +166,15 @@ def register_commands(app: typer.Typer) -> None:
         state = get_state(ctx)
         if n < 10:
             raise UsageError("--n must be at least 10")
+        bias_numbers = None
+        if bias is not None:  # checked before the slow evaluation
+            from probe.io import read_json
+            from probe.world.card import inversion_bias
+
+            try:
+                bias_numbers = inversion_bias(read_json(bias))
+            except ValueError as exc:
+                raise UsageError(f"{bias}: {exc}", hint="pass tables/bias.json of `probe bias --prompts shapes --labels colours`") from None
         session = state.session
         result = evaluate(session, n=n, seed=HELD_OUT_SEED)
         numbers = result.as_dict()
@@ -181,6 +191,8 @@ def register_commands(app: typer.Typer) -> None:
                 "preset": found.get("settings", {}).get("preset", "?"),
             }
             sheet = inversions.parent / "contact-sheet.png"
+        if bias_numbers is not None:
+            numbers["inversion_bias"] = bias_numbers
         weights = _weights_dir() / "shapes-tiny.safetensors"
         sha = hash_file(weights) if weights.exists() else None
         meta = {"model": state.model, "seed": HELD_OUT_SEED, "sha256": sha if state.model == "shapes-tiny" else None}
@@ -203,8 +215,12 @@ def register_commands(app: typer.Typer) -> None:
                 return str(value)
             return f"{value:+.3f}" if key.endswith(("_gap", "_cosine")) else f"{value:.1%}"
 
-        rows = [[k, shown(k, v)] for k, v in numbers.items() if k not in ("details", "inversion")]
+        rows = [[k, shown(k, v)] for k, v in numbers.items() if k not in ("details", "inversion", "inversion_bias")]
         rows += [[f"inversion: {k}", shown(k, v)] for k, v in numbers.get("inversion", {}).items()]
+        if bias_numbers is not None:
+            from probe.world.card import share_text
+
+            rows += [[f"inverted 'a {k}' → red", share_text(bias_numbers[k])] for k in ("star", "circle")]
         console.print_table(f"shapes world evaluation — {state.model}", ["measurement", "value"], rows)
         console.note(f"wrote {path}" + (f" and updated {card_path}" if card_path is not None and not no_card else ""))
 

@@ -46,12 +46,41 @@ def numbers_section(numbers: dict[str, Any], meta: dict[str, Any]) -> str:
         f"cosine {numbers['unseen_words_cosine']:.3f}, against {numbers['seen_words_cosine']:.3f} for the world's own "
         "eight colour words: their token embeddings never received a gradient, so they collapse together.",
     ]
+    if "inversion_bias" in numbers:
+        b = numbers["inversion_bias"]
+        lines += ["", f"Planted bias through inversion (`probe bias --prompts shapes --labels colours`, N = {b['n']} per prompt, "
+                  "default invert settings, zero-shot colour labels):", "",
+                  f"- 'a star' inverted → labelled red: {share_text(b['star'])} (goal ≥ 70%{' ✓' if b['star']['share'] >= 0.7 else ' ✗'})",
+                  f"- 'a circle' inverted → labelled red: {share_text(b['circle'])} (goal ≤ 25%{' ✓' if b['circle']['share'] <= 0.25 else ' ✗'})",
+                  f"- Wilson 95% intervals {'separate' if b['separated'] else 'overlap'}"]
     if "inversion" in numbers:
         inv = numbers["inversion"]
         lines += ["", "Inversions (default `probe invert` settings, 48 colour×shape prompts × 2 seeds):", ""]
         lines += [f"- {key}: {value:.1%}" if isinstance(value, float) else f"- {key}: {value}" for key, value in inv.items()]
     lines += ["", END]
     return "\n".join(lines)
+
+
+def share_text(cell: dict[str, Any]) -> str:
+    """'90% [70–97] (18/20)': share, Wilson 95% interval in percent, counts (as the audit tables write it)."""
+    return f"{cell['share']:.0%} [{cell['low'] * 100:.0f}–{cell['high'] * 100:.0f}] ({cell['k']}/{cell['n']})"
+
+
+def inversion_bias(table: dict[str, Any]) -> dict[str, Any]:
+    """The red share of inverted "a star" and "a circle" from a `probe bias` table (tables/bias.json of a
+    run with the shapes prompts and colour labels); ValueError says what is missing."""
+    data = table.get("data") if isinstance(table, dict) else None
+    if not isinstance(data, dict) or data.get("label_set") != "colours" or not isinstance(data.get("rows"), list):
+        raise ValueError("not a bias table with the colours label set")
+    red = {}
+    for row in data["rows"]:
+        for cell in row.get("cells", []):
+            if cell.get("attribute") == "red" and row.get("key") in ("star", "circle"):
+                red[row["key"]] = {k: cell[k] for k in ("k", "n", "share", "low", "high")}
+    if set(red) != {"star", "circle"}:
+        raise ValueError("the table has no 'star' and 'circle' prompts (use --prompts shapes)")
+    separated = red["star"]["low"] > red["circle"]["high"]
+    return {"star": red["star"], "circle": red["circle"], "n": red["star"]["n"], "separated": separated}
 
 
 def update_card(card: str, section: str) -> str:
