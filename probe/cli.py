@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from typer.core import TyperGroup
 
-from probe.cli_state import State, get_state
+from probe.cli_state import get_state
 from probe.errors import ProbeError
 from probe.registry import discover
 
