@@ -106,6 +106,14 @@ def write_png(path: Path, image, metadata: dict[str, Any] | None = None) -> Path
     return atomic_write_bytes(path, png_bytes(image, metadata))
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def images_under(folder: Path) -> list[Path]:
+    """Files with an image suffix (any case) anywhere under `folder`, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def load_image(path: Path):
     """An image file -> [3,H,W] float tensor in [0,1]; a clear DataError for anything unreadable."""
     import numpy as np

@@ -17,12 +17,12 @@ import numpy as np
 import yaml
 
 from probe.errors import UsageError
-from probe_audit.nsfw import Concept, ConceptSet, concept_probabilities
+from probe.io import images_under
+from probe_audit.nsfw import Concept, ConceptSet, concept_probabilities, concept_text_embeddings
 
 if TYPE_CHECKING:
     from probe.session import Session
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BATCH = 64
 
 
@@ -61,7 +61,7 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(images_under(path))
         elif path.is_file():
             found.append(path)
         else:
@@ -87,10 +87,11 @@ def concept_scores(session: "Session", paths: Sequence[Path], concepts: ConceptS
     from probe.io import load_image
 
     scores: list[dict[str, float]] = []
+    text_emb = concept_text_embeddings(session, concepts) if paths else None
     for start in range(0, len(paths), BATCH):
         chunk = paths[start : start + BATCH]
         batch = torch.cat([session.resize(load_image(p)) for p in chunk])
-        scores.extend(concept_probabilities(session, batch, concepts))
+        scores.extend(concept_probabilities(session, batch, concepts, text_emb))
         if on_batch:
             on_batch(len(chunk))
     return scores

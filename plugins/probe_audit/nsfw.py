@@ -73,12 +73,21 @@ def load_concepts(name_or_path: str = "default") -> ConceptSet:
     return concepts_from_doc(parse_yaml(res.read_text(encoding="utf-8"), f"probe.vocab/{fname}"))
 
 
-def concept_probabilities(session, images, concepts: ConceptSet) -> list[dict[str, float]]:
-    """Per image, each concept's zero-shot probability (summed over its prompts) against all prompts + anchors."""
+def concept_text_embeddings(session, concepts: ConceptSet):
+    """Embeddings of every concept prompt, then the anchors: what `concept_probabilities` compares with."""
+    return session.encode_text([p for c in concepts.concepts for p in c.prompts] + list(concepts.anchors))
+
+
+def concept_probabilities(session, images, concepts: ConceptSet, text_emb=None) -> list[dict[str, float]]:
+    """Per image, each concept's zero-shot probability (summed over its prompts) against all prompts + anchors.
+
+    Pass `text_emb` (from `concept_text_embeddings`) when scoring many batches, to encode the prompts once.
+    """
     from probe_score.scoring import zero_shot
 
     prompts = [p for c in concepts.concepts for p in c.prompts] + list(concepts.anchors)
-    text_emb = session.encode_text(prompts)
+    if text_emb is None:
+        text_emb = concept_text_embeddings(session, concepts)
     _, probs = zero_shot(session, images, prompts, text_emb=text_emb)
     out = []
     for row in probs.tolist():

@@ -9,13 +9,12 @@ c = round(a * (x - mu)) (mean-centred, per-dimension scale a), so for a query q
 
 and FAISS takes (q / a).c with the query rounded to int8 as well, which adds a second bounded term.
 
-The pre-scan returns the k' rows with the best approximate scores; they are rescored exactly in fp32.
-Every other row scores at most (k'-th approximate score) + both error terms + rounding slack. When that bound
-is below the k-th exact score among the candidates, the candidates hold the true top-k: the answer
-is the flat index's answer: the candidates are rescored by FAISS's own flat kernel, so scores match
-a one-thread flat scan bit for bit (among words tied at the k-th score it keeps the lowest ids, where
-FAISS's heap may keep others: both are the top k). When it is not
-(scores crowded within the bound), the query falls back to the flat scan.
+The pre-scan returns the k' rows with the best approximate scores, and FAISS's own flat kernel
+rescores them, so their scores match a one-thread flat scan bit for bit. Every other row scores at
+most (k'-th approximate score) + both error terms + rounding slack. When that bound is below the
+k-th rescored score, the candidates hold the true top k, which is the flat scan's answer (among
+words tied at the k-th score it keeps the lowest ids, where FAISS's heap may keep others: both are
+the top k). Otherwise (scores crowded within the bound) the query falls back to the flat scan.
 """
 
 from __future__ import annotations
@@ -105,7 +104,8 @@ class Int8Prefilter:
         `candidates` pre-scan rows (the caller then scans the flat index). Run with FAISS on one
         thread, as VocabIndex does: a multi-threaded flat scan sums in another order."""
         q = np.asarray(query, dtype=np.float32)
-        q_scaled = q.astype(np.float64) / self.scale
+        q64 = q.astype(np.float64)
+        q_scaled = q64 / self.scale
         # FAISS scans int8 codes with int8 queries (exact integer dot products), so the query is
         # quantised too; its rounding error adds |q_scaled - q_int / b| * max|c| to the bound.
         peak = float(np.abs(q_scaled).max())
@@ -115,12 +115,12 @@ class Int8Prefilter:
         ids = ids[0]
         exact = _flat_scores(self.embeddings[ids], q)
         order = np.lexsort((ids, -exact))
-        q_norm = float(np.linalg.norm(q.astype(np.float64)))
+        q_norm = float(np.linalg.norm(q64))
         # Both sides of the certificate are FAISS's own numbers; this margin only guards against a
         # kernel mismatch (fp32 dot products in any summation order are off by at most ~D eps |q| |x|).
         rounding = 1.01 * self.embeddings.shape[1] * FP32_EPS * q_norm * self.row_norm
         if candidates < self.embeddings.shape[0]:
-            shift = float(q.astype(np.float64) @ self.mean)
+            shift = float(q64 @ self.mean)
             error = (q_norm * self.bound + float(np.linalg.norm(q_scaled - q_int / b)) * self.code_norm
                      + rounding + 2 * self.embeddings.shape[1] * FP32_EPS * abs(shift))
             outside = float(dots[0, -1]) / b + shift + error

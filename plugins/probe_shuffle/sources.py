@@ -15,11 +15,10 @@ from pathlib import Path
 import torch
 
 from probe.errors import DataError, UsageError
-from probe.io import load_image, read_json
+from probe.io import images_under, load_image, read_json
 
 # Keys a sidecar may hold its prompt under, in order of preference (`probe invert` writes "prompt").
 SIDECAR_PROMPT_KEYS = ("prompt", "caption", "text")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # World scenes use seeds far from the training run's (seed * 1_000_003 + step).
 WORLD_SEED_OFFSET = 700_000_017
 WORLD_RELATIONS = ("left of", "right of", "above", "below")
@@ -150,7 +149,7 @@ def invert_outputs(folder: Path) -> ImageCaptions:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"not a folder: {folder}", hint="give the folder `probe invert` wrote its images to")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = images_under(folder)
     out = ImageCaptions()
     for path in paths:
         if (prompt := _finished_inversion_prompt(path)) is not None:
