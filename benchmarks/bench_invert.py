@@ -81,21 +81,51 @@ def quality_speed(session, prompts: list[str], paper_steps: int, default_steps: 
     return result
 
 
-def batched_vs_single(session, prompts: list[str], steps: int) -> dict:
+def batched_vs_single(session, prompts: list[str], steps: int | None, repeats: int) -> dict:
+    """Throughput of all prompts in one batch vs the same prompts one at a time, alternated `repeats`
+    times so both sides see the same machine load; the median ratio is the headline."""
     from probe_invert.render import invert
     from probe_invert.settings import load_preset
 
-    settings = load_preset("default", steps=steps, batch_size=len(prompts))
+    settings = load_preset("default", batch_size=len(prompts))
+    if steps:
+        settings = settings.with_overrides(steps=steps)
     invert(session, prompts[:1], [0], settings.with_overrides(steps=2))  # warm-up
-    start = time.perf_counter()
-    invert(session, prompts, [0], settings)
-    batched = time.perf_counter() - start
-    start = time.perf_counter()
-    for p in prompts:
-        invert(session, [p], [0], settings)
-    single = time.perf_counter() - start
-    return {"steps": steps, "images": len(prompts), "batched_seconds": batched, "one_at_a_time_seconds": single,
-            "throughput_ratio": single / batched}
+    rounds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        invert(session, prompts, [0], settings)
+        batched = time.perf_counter() - start
+        start = time.perf_counter()
+        for p in prompts:
+            invert(session, [p], [0], settings)
+        single = time.perf_counter() - start
+        rounds.append({"batched_seconds": batched, "one_at_a_time_seconds": single, "throughput_ratio": single / batched})
+    ratios = [r["throughput_ratio"] for r in rounds]
+    return {"steps": settings.steps, "images": len(prompts), "fast_image_tower": session.fast_image, "rounds": rounds,
+            "throughput_ratio_median": statistics.median(ratios), "throughput_ratio_range": [min(ratios), max(ratios)]}
+
+
+def tower_speed(session, batches: tuple[int, ...] = (4, 32), reps: int = 20) -> dict:
+    """Image tower forward + backward to the pixels, ms per image: stock vs inference form, side by side."""
+    out = {"fast_image_tower": session.fast_image}
+    for b in batches:
+        images = torch.rand(b, 3, session.image_size, session.image_size, device=session.device)
+        row = {}
+        for name, fast in (("stock", False), ("fast", True)):
+            times = []
+            for i in range(reps + 3):
+                x = images.clone().requires_grad_(True)
+                start = time.perf_counter()
+                session.encode_image(x, grad=True, fast=fast).sum().backward()
+                if session.device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i >= 3:
+                    times.append(time.perf_counter() - start)
+            row[f"{name}_ms_per_image"] = 1000 * statistics.median(times) / b
+        row["speedup"] = row["stock_ms_per_image"] / row["fast_ms_per_image"]
+        out[f"batch_{b}"] = row
+    return out
 
 
 def _peak_child(model: str, images: int, steps: int) -> float:
@@ -156,9 +186,10 @@ def main() -> None:
     ap.add_argument("--quality-prompts", type=int, default=4, help="prompts for default vs paper")
     ap.add_argument("--paper-steps", type=int, default=340, help="shortened paper run (schedule scaled); 3400 = full")
     ap.add_argument("--default-steps", type=int, default=None)
-    ap.add_argument("--batch-steps", type=int, default=20)
+    ap.add_argument("--batch-steps", type=int, default=None, help="steps for batched vs single (default: the preset's)")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating batched/single rounds")
     ap.add_argument("--memory-steps", type=int, default=3)
-    ap.add_argument("--parts", nargs="+", default=["quality", "batch", "memory", "gpu"])
+    ap.add_argument("--parts", nargs="+", default=["quality", "tower", "batch", "memory", "gpu"])
     args = ap.parse_args()
     from probe.session import Session
 
@@ -167,8 +198,10 @@ def main() -> None:
     report: dict = {"model": session.describe(), "torch_threads": torch.get_num_threads()}
     if "quality" in args.parts:
         report["default_vs_paper"] = quality_speed(session, PROMPTS[: args.quality_prompts], args.paper_steps, args.default_steps)
+    if "tower" in args.parts:
+        report["image_tower"] = tower_speed(session)
     if "batch" in args.parts:
-        report["batched_vs_single"] = batched_vs_single(session, prompts, args.batch_steps)
+        report["batched_vs_single"] = batched_vs_single(session, prompts, args.batch_steps, args.repeats)
     if "memory" in args.parts:
         report["memory"] = peak_memory(args.model, args.memory_steps)
     if "gpu" in args.parts:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from probe.errors import UsageError
+from probe.image_encoding import fast_image_tower, wants_channels_last
 from probe.loading import LoadedModel, load_model
 from probe.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
 from probe.text_encoding import encode_truncated, find_text_tower, length_buckets
@@ -55,6 +56,8 @@ class Session:
         self.fingerprint = loaded.fingerprint
         self.context_length = int(getattr(self.tokenizer, "context_length", 77) or 77)
         self._tower = find_text_tower(self.model)
+        self._image_tower: torch.nn.Module | None = None
+        self._image_tower_checked = False
 
     @classmethod
     def open(
@@ -140,10 +143,29 @@ class Session:
         """Resize to the model's input and normalise with its own mean/std (never hard-coded OpenAI constants)."""
         return (self.resize(images) - self.mean) / self.std
 
-    def encode_image(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
-        """Normalised image embeddings [B, D]; grad=True keeps the graph back to the pixels (inversion)."""
+    @property
+    def fast_image(self) -> bool:
+        """Whether encode_image runs the tower's inference form (folded BatchNorm etc., image_encoding)."""
+        return self._fast_image_tower() is not None
+
+    def _fast_image_tower(self) -> torch.nn.Module | None:
+        if not self._image_tower_checked:  # built on first use: text-only commands never pay for it
+            self._image_tower = fast_image_tower(self.model.visual, self.image_size, self.device, self.precision)
+            self._image_tower_checked = True
+        return self._image_tower
+
+    def encode_image(self, images: torch.Tensor, grad: bool = False, fast: bool = True) -> torch.Tensor:
+        """Normalised image embeddings [B, D]; grad=True keeps the graph back to the pixels (inversion).
+        fast=False runs the stock tower (the fast form agrees to float rounding)."""
+        tower = self._fast_image_tower() if fast else None
         with torch.set_grad_enabled(grad), self.autocast():
-            feats = self.model.encode_image(self.preprocess(images))
+            pixels = self.preprocess(images)
+            if tower is None:
+                feats = self.model.encode_image(pixels)
+            else:
+                if wants_channels_last(self.device, self.precision):
+                    pixels = pixels.contiguous(memory_format=torch.channels_last)
+                feats = tower(pixels)
         return F.normalize(feats.float(), dim=-1)
 
     @property

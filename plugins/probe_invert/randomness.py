@@ -25,17 +25,21 @@ class ImageRandom:
     def __len__(self) -> int:
         return len(self.generators)
 
-    def _draw(self, fn, shape: tuple[int, ...], per_copy: bool) -> torch.Tensor:
-        lead = (self.copies,) if per_copy else (1,)
-        parts = [fn(lead + tuple(shape), generator=g, device=self._gen_device) for g in self.generators]
-        return torch.cat(parts).to(self.device)
+    def _draw(self, kind: str, shape: tuple[int, ...], per_copy: bool) -> torch.Tensor:
+        """Each image's rows filled in place from its generator (no per-image tensors to stack)."""
+        rows = self.copies if per_copy else 1
+        out = torch.empty((len(self.generators) * rows,) + tuple(shape), device=self._gen_device)
+        for i, g in enumerate(self.generators):
+            block = out[i * rows:(i + 1) * rows]
+            block.uniform_(generator=g) if kind == "uniform" else block.normal_(generator=g)
+        return out.to(self.device)
 
     def uniform(self, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0, per_copy: bool = True) -> torch.Tensor:
         """U(low, high) draws, [images * copies, *shape] (or [images, *shape] with per_copy=False)."""
-        return low + (high - low) * self._draw(torch.rand, shape, per_copy)
+        return self._draw("uniform", shape, per_copy).mul_(high - low).add_(low)
 
     def normal(self, shape: tuple[int, ...], std: float = 1.0, per_copy: bool = True) -> torch.Tensor:
-        return std * self._draw(torch.randn, shape, per_copy)
+        return self._draw("normal", shape, per_copy).mul_(std)
 
     def integers(self, low: int, high: int, shape: tuple[int, ...], per_copy: bool = True) -> torch.Tensor:
         """Integers in [low, high] inclusive."""

@@ -8,7 +8,7 @@ all parameters are drawn and applied on the images' device.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -40,11 +40,14 @@ class RandomAffine:
         apply = rng.uniform(()) < self.p
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-        identity = torch.eye(2, 3, device=x.device, dtype=theta.dtype).expand(n, 2, 3)
-        theta = torch.where(apply[:, None, None], theta, identity).to(x.dtype)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        moved = F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding, align_corners=False)
-        return torch.where(apply[:, None, None, None], moved, x)
+        chosen = apply.nonzero().flatten()  # only the copies drawn to move pay for the resampling
+        if chosen.numel() == 0:
+            return x
+        theta = theta.index_select(0, chosen).to(x.dtype)
+        subset = x.index_select(0, chosen)
+        grid = F.affine_grid(theta, list(subset.shape), align_corners=False)
+        moved = F.grid_sample(subset, grid, mode="bilinear", padding_mode=self.padding, align_corners=False)
+        return x.index_copy(0, chosen, moved)
 
 
 @dataclass
@@ -110,20 +113,38 @@ class Jitter:
         dx = rng.integers(-self.pixels, self.pixels, ()).view(n, 1)
         rows = (torch.arange(h, device=x.device).view(1, h) - dy) % h
         cols = (torch.arange(w, device=x.device).view(1, w) - dx) % w
-        x = x.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w))
-        return x.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))
+        source = (rows.view(n, h, 1) * w + cols.view(n, 1, w)).view(n, 1, h * w)  # one gather, not one per axis
+        return x.flatten(2).gather(2, source.expand(n, c, h * w)).view(n, c, h, w)
+
+
+def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """[n_out, n_in] weights of antialiased bicubic resizing along one axis, read off F.interpolate
+    itself by resizing the identity (a length-2 second axis: torch treats a length-1 axis specially)."""
+    basis = torch.eye(n_in).view(n_in, 1, n_in, 1).expand(n_in, 1, n_in, 2).contiguous()
+    out = F.interpolate(basis, size=(n_out, 2), mode="bicubic", antialias=True, align_corners=False)
+    return out[:, 0, :, 0].T.contiguous()
 
 
 @dataclass
 class Resize:
-    """To the model's input size (bicubic, antialiased); deterministic."""
+    """To the model's input size (bicubic, antialiased); deterministic. Applied as two small matrix
+    products, the same linear map as F.interpolate to float rounding, because interpolate's
+    antialiased backward is several times slower than a matmul's on CPU."""
 
     size: int
+    _matrices: dict = field(default_factory=dict, repr=False)
+
+    def _matrix(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        key = (n, like.device, like.dtype)
+        if key not in self._matrices:
+            self._matrices[key] = resize_matrix(n, self.size).to(like.device, like.dtype)
+        return self._matrices[key]
 
     def __call__(self, x: torch.Tensor, rng: ImageRandom) -> torch.Tensor:
-        if x.shape[-1] == self.size and x.shape[-2] == self.size:
+        h, w = x.shape[-2:]
+        if h == self.size and w == self.size:
             return x
-        return F.interpolate(x, size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False)
+        return self._matrix(h, x) @ x @ self._matrix(w, x).T
 
 
 @dataclass

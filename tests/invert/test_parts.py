@@ -60,6 +60,21 @@ def test_affine_identity_when_p_zero_and_changes_when_p_one():
     assert not torch.allclose(RandomAffine(p=1.0)(x, rng), x)
 
 
+def test_affine_moves_exactly_the_copies_drawn_to_move():
+    x = torch.rand(8, 3, 8, 8)
+    rng_a, rng_b = ImageRandom([3, 4], copies=4, device="cpu"), ImageRandom([3, 4], copies=4, device="cpu")
+    out = RandomAffine(p=0.5)(x, rng_a)
+    # the same draws, applied the plain way: resample every copy, keep the ones drawn to move
+    angle, shift = rng_b.uniform((), -math.radians(30), math.radians(30)), rng_b.uniform((2,), -0.1, 0.1) * 2
+    scale, apply = rng_b.uniform((), 0.7, 1.2), rng_b.uniform(()) < 0.5
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    moved = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    assert 0 < int(apply.sum()) < 8
+    assert torch.equal(out[apply], moved[apply]) and torch.equal(out[~apply], x[~apply])
+
+
 def test_colour_shift_formula():
     x = torch.rand(2, 3, 4, 4)
     rng_a, rng_b = ImageRandom([7], copies=2, device="cpu"), ImageRandom([7], copies=2, device="cpu")
@@ -73,6 +88,33 @@ def test_jitter_rolls_whole_copies():
     x = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 3, 4, 4)
     out = Jitter(2)(x, ImageRandom([1], copies=1, device="cpu"))
     assert sorted(out[0, 0].flatten().tolist()) == list(range(16))
+
+
+def test_jitter_is_a_roll_per_copy():
+    x = torch.rand(6, 3, 5, 7)
+    out = Jitter(3)(x, ImageRandom([0, 9], copies=3, device="cpu"))
+    rng = ImageRandom([0, 9], copies=3, device="cpu")
+    dy, dx = rng.integers(-3, 3, ()), rng.integers(-3, 3, ())
+    for i in range(6):
+        assert torch.equal(out[i], torch.roll(x[i], (int(dy[i]), int(dx[i])), dims=(1, 2)))
+
+
+@pytest.mark.parametrize("shape,size", [((2, 3, 8, 8), 64), ((2, 3, 16, 24), 32), ((1, 3, 100, 100), 64), ((2, 3, 37, 37), 224)])
+def test_resize_is_interpolate_as_two_matrix_products(shape, size):
+    x = torch.rand(shape)
+    want = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+    resize = Resize(size)
+    assert torch.allclose(resize(x, None), want, atol=1e-5)
+    assert torch.allclose(resize(x, None), want, atol=1e-5)  # cached matrices give the same answer
+
+
+def test_resize_gradient_matches_interpolate():
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    weights = torch.rand(2, 3, 64, 64)
+    (Resize(64)(x, None) * weights).sum().backward()
+    mine, x.grad = x.grad.clone(), None
+    (torch.nn.functional.interpolate(x, size=(64, 64), mode="bicubic", antialias=True, align_corners=False) * weights).sum().backward()
+    assert torch.allclose(mine, x.grad, atol=1e-4)
 
 
 def test_compose_and_resize_to_model_input():

@@ -1,0 +1,120 @@
+"""An inference form of a frozen ResNet image tower: the same function in fewer, cheaper ops.
+
+Inversion runs the image tower forward and backward thousands of times, so what is free to remove
+is worth removing: a frozen BatchNorm is an affine map that folds into the convolution before it,
+a 1x1 average pool with stride 1 is the identity, the attention pool's output is only its first
+(mean) token so only that token needs a query, and on CPU (and for half precision on CUDA)
+channels-last memory lets oneDNN/cuDNN skip layout conversions. On the built-in model these make
+the tower's forward + backward about 1.9x faster at 32 views on CPU (benchmarks/bench_invert.py).
+
+The rewrite is checked against the stock tower on a random batch; any disagreement beyond float
+rounding keeps the stock tower, so an unfamiliar architecture is never silently changed.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+# mean |stock - fast| over the features, relative to their mean magnitude; fp32 rounding is ~1e-6
+AGREEMENT_TOLERANCE = 1e-4
+
+
+class FirstTokenAttentionPool(nn.Module):
+    """open_clip's AttentionPool2d for the one token it returns (the mean token's query).
+
+    With a single query the key and value projections fold away by linearity: per head h,
+    q_h . (W_k,h x_j + b_k,h) = (W_k,h^T q_h) . x_j + q_h . b_k,h, and since the attention weights
+    a_hj sum to one, sum_j a_hj (W_v,h x_j + b_v,h) = W_v,h (sum_j a_hj x_j) + b_v,h. So no token but
+    the first is ever projected: about 2 projections per image instead of 2 x (HW + 1)."""
+
+    def __init__(self, pool: nn.Module) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.pool
+        n, c = x.shape[:2]
+        heads = p.num_heads
+        tokens = x.flatten(2).transpose(1, 2)  # [N, HW, C]
+        tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
+        tokens = tokens + p.positional_embedding.to(tokens.dtype)  # [N, L, C]
+        q = F.linear(tokens[:, 0], p.q_proj.weight, p.q_proj.bias).view(n, heads, -1)
+        q = q * q.shape[-1] ** -0.5
+        w_k = p.k_proj.weight.view(heads, -1, c)  # [H, d, C]
+        w_v = p.v_proj.weight.view(heads, -1, c)
+        q_k = torch.einsum("nhd,hdc->nhc", q, w_k)  # each head's query pulled back to token space
+        scores = torch.einsum("nhc,nlc->nhl", q_k, tokens) + torch.einsum("nhd,hd->nh", q, p.k_proj.bias.view(heads, -1))[..., None]
+        mixed = torch.einsum("nhl,nlc->nhc", scores.softmax(dim=-1), tokens)  # [N, H, C]
+        values = torch.einsum("nhc,hdc->nhd", mixed, w_v).reshape(n, -1) + p.v_proj.bias
+        return F.linear(values, p.c_proj.weight, p.c_proj.bias)
+
+
+def _is_identity_pool(module: nn.Module) -> bool:
+    return (isinstance(module, nn.AvgPool2d) and module.kernel_size in (1, (1, 1))
+            and module.stride in (1, (1, 1)) and module.padding in (0, (0, 0)))
+
+
+def _fold_pairs(module: nn.Module, pairs: list[tuple[str, str]]) -> None:
+    """Replace each (conv, bn) child pair, applied back to back in forward, by one folded conv."""
+    for conv_name, bn_name in pairs:
+        conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+            setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+            setattr(module, bn_name, nn.Identity())
+
+
+def _rewrite(tower: nn.Module) -> bool:
+    """Rewrite an open_clip ModifiedResNet in place (its forward is known); False for anything else."""
+    if type(tower).__name__ != "ModifiedResNet" or not hasattr(tower, "attnpool"):
+        return False
+    stem_pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")]
+    _fold_pairs(tower, stem_pairs)
+    for block in tower.modules():
+        if type(block).__name__ == "Bottleneck":
+            _fold_pairs(block, stem_pairs)
+            if _is_identity_pool(getattr(block, "avgpool", None)):
+                block.avgpool = nn.Identity()
+            down = getattr(block, "downsample", None)
+            if isinstance(down, nn.Sequential):
+                _fold_pairs(down, [("0", "1")])
+                if _is_identity_pool(getattr(down, "-1", None)):
+                    setattr(down, "-1", nn.Identity())
+    if type(tower.attnpool).__name__ == "AttentionPool2d":
+        tower.attnpool = FirstTokenAttentionPool(tower.attnpool)
+    return True
+
+
+def wants_channels_last(device: torch.device, precision: str) -> bool:
+    """Channels-last pays on CPU (oneDNN) and for half precision on CUDA; elsewhere keep NCHW."""
+    return device.type == "cpu" or (device.type == "cuda" and precision != "fp32")
+
+
+def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device, channels_last: bool) -> bool:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, size, size, generator=generator).to(device)
+    with torch.no_grad():
+        want = stock(x).float()
+        got = fast(x.contiguous(memory_format=torch.channels_last) if channels_last else x).float()
+    if want.shape != got.shape or not torch.isfinite(got).all():
+        return False
+    scale = want.abs().mean().clamp_min(1e-12)
+    return bool(((want - got).abs().mean() / scale) <= AGREEMENT_TOLERANCE)
+
+
+def fast_image_tower(visual: nn.Module, image_size: int, device: torch.device, precision: str) -> nn.Module | None:
+    """A frozen copy of `visual` in inference form, or None when there is nothing to gain or the
+    copy disagrees with the stock tower. Parameters the rewrite does not touch are shared, not copied."""
+    memo = {id(t): t for t in list(visual.parameters()) + list(visual.buffers())}
+    fast = copy.deepcopy(visual, memo)
+    if not _rewrite(fast):
+        return None
+    channels_last = wants_channels_last(device, precision)
+    fast = fast.eval().requires_grad_(False)
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
+    return fast if _agree(visual, fast, image_size, device, channels_last) else None

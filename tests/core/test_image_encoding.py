@@ -1,0 +1,80 @@
+"""The image tower's inference form: same features and pixel gradients as the stock tower, and
+no rewrite where it is unknown or would disagree."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from open_clip.modified_resnet import AttentionPool2d, ModifiedResNet
+
+from probe import image_encoding
+from probe.image_encoding import FirstTokenAttentionPool, fast_image_tower
+from probe.session import Session
+
+
+@pytest.fixture(scope="module")
+def resnet() -> ModifiedResNet:
+    torch.manual_seed(0)
+    tower = ModifiedResNet(layers=[1, 1, 1, 1], output_dim=16, heads=2, image_size=32, width=8)
+    for module in tower.modules():  # trained-looking BatchNorm statistics, so folding has work to do
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return tower.eval().requires_grad_(False)
+
+
+def test_first_token_pool_equals_open_clips_pool():
+    torch.manual_seed(1)
+    pool = AttentionPool2d(spacial_dim=3, embed_dim=32, num_heads=4, output_dim=8).eval()
+    x = torch.randn(5, 32, 3, 3)
+    assert torch.allclose(FirstTokenAttentionPool(pool)(x), pool(x), atol=1e-5)
+
+
+def test_fast_resnet_tower_matches_stock_features_and_pixel_gradients(resnet):
+    fast = fast_image_tower(resnet, 32, torch.device("cpu"), "fp32")
+    assert fast is not None
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert isinstance(fast.attnpool, FirstTokenAttentionPool)
+    x = torch.rand(3, 3, 32, 32)
+    a, b = x.clone().requires_grad_(True), x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weights = torch.randn(3, 16)
+    (resnet(a) * weights).sum().backward()
+    (fast(b) * weights).sum().backward()
+    assert torch.allclose(fast(x), resnet(x), rtol=1e-4, atol=1e-5)
+    assert torch.allclose(b.grad, a.grad, rtol=1e-3, atol=1e-6)
+
+
+def test_the_stock_tower_is_left_untouched(resnet):
+    before = {k: v.clone() for k, v in resnet.state_dict().items()}
+    fast_image_tower(resnet, 32, torch.device("cpu"), "fp32")
+    assert resnet.state_dict().keys() == before.keys()
+    assert all(torch.equal(resnet.state_dict()[k], v) for k, v in before.items())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in resnet.modules())
+
+
+def test_a_rewrite_that_disagrees_is_refused(resnet, monkeypatch):
+    monkeypatch.setattr(FirstTokenAttentionPool, "forward", lambda self, x: torch.zeros(x.shape[0], 16))
+    assert fast_image_tower(resnet, 32, torch.device("cpu"), "fp32") is None
+
+
+def test_towers_it_does_not_know_are_not_rewritten(tiny_session):
+    assert fast_image_tower(tiny_session.model.visual, 32, torch.device("cpu"), "fp32") is None  # a ViT
+    assert not tiny_session.fast_image
+
+
+def test_channels_last_only_where_it_pays():
+    assert image_encoding.wants_channels_last(torch.device("cpu"), "fp32")
+    assert image_encoding.wants_channels_last(torch.device("cuda"), "bf16")
+    assert not image_encoding.wants_channels_last(torch.device("cuda"), "fp32")
+    assert not image_encoding.wants_channels_last(torch.device("mps"), "fp32")
+
+
+def test_builtin_session_encodes_images_through_the_fast_tower():
+    session = Session.open("shapes-tiny", device="cpu")
+    assert session.fast_image
+    x = torch.rand(4, 3, 48, 48)
+    fast, stock = session.encode_image(x), session.encode_image(x, fast=False)
+    assert torch.allclose(fast, stock, atol=1e-5)
+    assert (fast @ stock.T).diagonal().min() > 0.99999
