@@ -13,6 +13,7 @@ import typer
 
 if TYPE_CHECKING:
     from probe.session import Session
+    from probe.text_snapshot import TextSnapshot
 
 
 @dataclass
@@ -30,10 +31,23 @@ class State:
     config: dict[str, Any] = field(default_factory=dict)
     loads: int = 0
     _sessions: dict[str, "Session"] = field(default_factory=dict)
+    _snapshots: dict[str, "TextSnapshot | None"] = field(default_factory=dict)
 
     @property
     def session(self) -> "Session":
         return self.session_for(self.model)
+
+    @property
+    def text_session(self) -> "Session | TextSnapshot":
+        """For commands that only encode text: the loaded session if there is one, else the model's
+        text snapshot when it has one (no open_clip import: a faster cold start), else the session."""
+        if self.model in self._sessions:
+            return self._sessions[self.model]
+        if self.model not in self._snapshots:
+            from probe.text_snapshot import open_text_snapshot
+
+            self._snapshots[self.model] = open_text_snapshot(self.model, self.device, self.precision)
+        return self._snapshots[self.model] or self.session
 
     def session_for(self, model: str) -> "Session":
         """One Session per model spec per process: a second probe (or step) reuses the loaded one."""

@@ -42,7 +42,7 @@ def register(app: typer.Typer, plugins: list[LoadedPlugin]) -> None:
         rows = [[n, "default" if n == DEFAULT_MODEL else "", BUILTIN_MODELS.get(n, {}).get("about", "open_clip pretrained")] for n in names]
         console.print_table("Models", ["spec", "", "about"], rows)
 
-    cache = typer.Typer(help="List or clear the user cache (vocabulary indexes, hashes).", no_args_is_help=True)
+    cache = typer.Typer(help="List or clear the user cache (vocabulary indexes, text snapshots, hashes).", no_args_is_help=True)
 
     @cache.command("list")
     def cache_list(as_json: JsonFlag = False) -> None:

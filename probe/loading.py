@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,6 +18,7 @@ from open_clip.model import set_model_preprocess_cfg
 
 from probe.cache import file_sha256
 from probe.errors import ModelError
+from probe.identity import builtin_weights_digest, fingerprint_id, local_dir_raw
 from probe.models import BUILTIN_MODELS, PICKLE_SUFFIXES, ModelSpec, builtin_file
 
 RANDOM_INIT_SEED = 0
@@ -143,17 +143,8 @@ def _build(spec: ModelSpec, allow_pickle: bool, cache_dir: str | None) -> tuple[
     if spec.kind == "builtin":
         _register_builtin_configs()
         model = _create(spec.arch)
-        with ExitStack() as stack:
-            weights = stack.enter_context(resources.as_file(builtin_file(spec.arch, "weights")))
-            if not Path(weights).is_file():
-                raise ModelError(
-                    f"the built-in model {spec.arch} has no weights file in this install",
-                    hint="reinstall clip-probe, or train it with `probe world train`",
-                )
-            digest = file_sha256(Path(weights))
-            expected = builtin_file(spec.arch, "sha256").read_text().split()[0]
-            if digest != expected:
-                raise ModelError(f"the built-in weights of {spec.arch} are corrupt (sha256 mismatch)", hint="reinstall clip-probe")
+        digest = builtin_weights_digest(spec)
+        with resources.as_file(builtin_file(spec.arch, "weights")) as weights:
             _load_state_file(model, Path(weights), allow_pickle=False)
         return model, spec.arch, f"{spec.arch}:{digest}"
     if spec.kind == "random":
@@ -175,24 +166,14 @@ def _build(spec: ModelSpec, allow_pickle: bool, cache_dir: str | None) -> tuple[
         set_model_preprocess_cfg(model, pre)  # the tag's own mean/std (not every tag uses OpenAI's)
         return model, spec.arch, f"{spec.arch}@{spec.weights}"
     if spec.kind == "local-dir":
-        folder = Path(spec.arch.removeprefix("local-dir:")).expanduser()
-        config = folder / "open_clip_config.json"
-        if not config.is_file():
-            raise ModelError(f"no open_clip_config.json in {folder}", hint="a local-dir: folder needs its config and weights")
-        weights = [p for p in sorted(folder.iterdir()) if p.suffix in (".safetensors",) + PICKLE_SUFFIXES]
-        if not weights:
-            raise ModelError(f"no weights file in {folder}", hint="add open_clip_model.safetensors")
-        safe = [p for p in weights if p.suffix == ".safetensors"]
-        if not safe and not allow_pickle:
-            raise ModelError(f"only pickle weights in {folder}", hint="convert them to .safetensors, or pass --allow-pickle")
+        raw = local_dir_raw(spec, allow_pickle)  # checks the folder's files before open_clip reads them
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_INIT_SEED)
                 model = open_clip.create_model(spec.arch, weights_only=not allow_pickle)
         except Exception as exc:
             raise ModelError(f"cannot load {spec.arch}: {exc}", hint="check the folder's config and weights") from exc
-        ident = hashlib.sha256(config.read_bytes()).hexdigest()[:16] + ":" + file_sha256((safe or weights)[0])
-        return model, spec.arch, f"{spec.arch}:{ident}"
+        return model, spec.arch, raw
     # hf-hub
     model = _fetch(spec, lambda: open_clip.create_model(spec.arch))
     return model, spec.arch, spec.arch
@@ -213,5 +194,4 @@ def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | Non
     size = int(size[0] if isinstance(size, (tuple, list)) else size)
     mean = tuple(float(v) for v in pre.get("mean", open_clip.OPENAI_DATASET_MEAN))
     std = tuple(float(v) for v in pre.get("std", open_clip.OPENAI_DATASET_STD))
-    fp = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-    return LoadedModel(model, tokenizer, size, mean, std, f"{spec.arch.split(':')[-1].split('/')[-1]}-{fp}")
+    return LoadedModel(model, tokenizer, size, mean, std, fingerprint_id(spec.arch, fingerprint))

@@ -34,6 +34,7 @@ def register_commands(app: typer.Typer) -> None:
         from probe import console
         from probe.cli_state import get_state
         from probe.errors import UsageError
+        from probe.text_snapshot import TextSnapshot, save_text_snapshot
         from probe_neighbours.index import IndexParams
         from probe_neighbours.query import image_neighbours, load_query_images, text_neighbours
         from probe_neighbours.vocabularies import default_vocabs, read_entries
@@ -47,7 +48,7 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
         params = IndexParams(kind=index)
         state = get_state(ctx)
-        session = state.session
+        session = state.session if image else state.text_session  # text only: a snapshot spares the model load
         vocabs = list(vocab) if vocab else default_vocabs(session)
         indexes = _open_with_progress(session, vocabs, params, rebuild)
         for ix in indexes:
@@ -64,6 +65,8 @@ def register_commands(app: typer.Typer) -> None:
             pixels = load_query_images(session, list(image))
             rows += [(IMAGES_GROUP, r) for r in image_neighbours(session, pixels, [str(p) for p in image], vocabs, k, indexes=indexes)]
 
+        if not isinstance(session, TextSnapshot):
+            save_text_snapshot(session)  # once per model: the next text-only start skips open_clip
         rates = _group_rates(rows) if flag_rate_ else None
         if as_json:
             console.print_json(_json_payload(session, k, indexes, rows, rates))

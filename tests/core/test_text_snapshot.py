@@ -1,0 +1,127 @@
+"""Text snapshots: the text encoder saved so text-only commands start without open_clip. They must
+give the session's exact embeddings, be refused whenever they might not, and never break a command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from probe import text_snapshot
+from probe.session import Session
+from probe.text_snapshot import open_text_snapshot, save_text_snapshot
+
+TEXTS = ["a red star", "blue", "a green circle at the top left, small", "Hugh Jackman"]
+
+
+@pytest.fixture(scope="module")
+def builtin_session() -> Session:
+    return Session.open("shapes-tiny", device="cpu")
+
+
+def test_snapshot_encodes_exactly_like_the_session(builtin_session):
+    assert save_text_snapshot(builtin_session) is not None
+    snapshot = open_text_snapshot("shapes-tiny", device="cpu")
+    assert snapshot is not None
+    assert snapshot.fingerprint == builtin_session.fingerprint
+    assert snapshot.describe() == builtin_session.describe()
+    assert torch.equal(snapshot.encode_text(TEXTS), builtin_session.encode_text(TEXTS))
+    assert torch.equal(snapshot.encode_text(TEXTS, batch_size=1), builtin_session.encode_text(TEXTS, batch_size=1))
+    assert torch.equal(snapshot.tokenize(TEXTS), builtin_session.tokenize(TEXTS))
+
+
+def test_snapshot_refuses_over_long_prompts_like_the_session(builtin_session):
+    save_text_snapshot(builtin_session)
+    snapshot = open_text_snapshot("shapes-tiny", device="cpu")
+    long = " ".join(["star"] * 40)
+    with pytest.raises(Exception, match="longer than the model's 14-token context"):
+        snapshot.encode_text([long])
+    with pytest.warns(UserWarning, match="truncated"):
+        cut = snapshot.encode_text([long], truncate=True)
+    with pytest.warns(UserWarning):
+        assert torch.equal(cut, builtin_session.encode_text([long], truncate=True))
+
+
+def test_no_snapshot_where_it_might_not_apply(builtin_session, tiny_spec):
+    save_text_snapshot(builtin_session)
+    assert open_text_snapshot("shapes-tiny", device="cpu") is not None
+    assert open_text_snapshot("shapes-tiny", device="cpu", precision="bf16") is None
+    assert open_text_snapshot("shapes-tiny", device="cuda") is None
+    assert open_text_snapshot(tiny_spec, device="cpu") is None  # a model that never saved one
+
+
+def test_other_weights_do_not_find_a_snapshot(tiny_spec, tmp_path):
+    from tests.conftest import write_tiny_model
+
+    assert save_text_snapshot(Session.open(tiny_spec, device="cpu")) is not None  # local-dir models work too
+    assert open_text_snapshot(tiny_spec, device="cpu") is not None
+    other = f"local-dir:{write_tiny_model(tmp_path, seed=5)}"
+    assert open_text_snapshot(other, device="cpu") is None
+
+
+def test_damaged_or_foreign_snapshots_are_ignored(builtin_session):
+    pt = save_text_snapshot(builtin_session)
+    meta_path = pt.with_suffix(".json")
+    pt.write_bytes(pt.read_bytes()[:1000])  # truncated
+    assert open_text_snapshot("shapes-tiny", device="cpu") is None
+    pt.unlink()
+    meta_path.unlink()
+    pt = save_text_snapshot(builtin_session)
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps(dict(meta, torch="1.0.0")))
+    assert open_text_snapshot("shapes-tiny", device="cpu") is None
+
+
+def test_unknown_tokenizers_get_no_snapshot(builtin_session, monkeypatch):
+    monkeypatch.setattr(builtin_session, "tokenizer", lambda texts: builtin_session.tokenize(texts))
+    assert save_text_snapshot(builtin_session) is None
+
+
+def test_a_snapshot_that_disagrees_is_not_saved(builtin_session, monkeypatch):
+    monkeypatch.setattr(text_snapshot.TextSnapshot, "encode_text", lambda self, texts, **kw: torch.zeros(len(texts), 128))
+    assert save_text_snapshot(builtin_session) is None
+    assert open_text_snapshot("shapes-tiny", device="cpu") is None
+
+
+def test_neighbours_uses_the_snapshot_with_the_same_answer(invoke, monkeypatch):
+    first = invoke("neighbours", "a red star", "a blue circle", "--k", "5", "--json")
+    assert first.exit_code == 0, first.output
+    assert open_text_snapshot("shapes-tiny", device="cpu") is not None  # written by the first run
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded although a text snapshot exists")
+
+    monkeypatch.setattr(Session, "open", no_model)
+    second = invoke("neighbours", "a red star", "a blue circle", "--k", "5", "--json")
+    assert second.exit_code == 0, second.output
+    before, after = json.loads(first.stdout), json.loads(second.stdout)
+    assert after["results"] == before["results"] and after["model"] == before["model"]
+    assert [v["status"] for v in after["vocabs"]] == ["cached"]
+
+
+def test_image_queries_still_load_the_model(invoke, tmp_path):
+    from probe.io import write_png
+
+    assert invoke("neighbours", "a red star", "--json").exit_code == 0
+    path = tmp_path / "x.png"
+    write_png(path, torch.rand(3, 64, 64))
+    result = invoke("neighbours", "--image", str(path), "--k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"][0]["query"] == str(path)
+
+
+def test_cold_text_query_does_not_import_open_clip(invoke):
+    assert invoke("neighbours", "a red star", "--json").exit_code == 0  # writes the snapshot and index
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('IMPORTED', 'open_clip' in sys.modules, 'torchvision' in sys.modules, file=sys.stderr))\n"
+            "from probe.cli import main\n"
+            "sys.argv = ['probe', 'neighbours', 'a red star', '--k', '3']\n"
+            "main()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "star" in out.stdout
+    assert "IMPORTED False False" in out.stderr
