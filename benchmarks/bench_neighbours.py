@@ -210,63 +210,43 @@ def _measure(cmd: list[str], env: dict) -> tuple[float, float, float, int, str]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode, err.decode()[-500:]
 
 
-def _cache_without_snapshots(root: Path) -> Path:
-    """A cache folder sharing `root`'s indexes (symlinks) but with no text snapshots."""
-    import tempfile
-
-    other = Path(tempfile.mkdtemp(prefix="probe-cache-"))
-    for child in root.iterdir():
-        if child.name != "text-snapshots":
-            (other / child.name).symlink_to(child)
-    return other
-
-
 def bench_cold(runs: int, big: bool) -> None:
-    """The CLI run with the model's text snapshot (no open_clip import), the same run loading the model
-    (a cache without snapshots), and the bare imports each path needs, alternated in every round so
-    that the ratios hold on a loaded machine. Every process exits without the interpreter's teardown,
-    as `probe` does."""
-    import shutil
+    """The CLI run with the model's text snapshot (no open_clip import), the same run loading the
+    model (PROBE_TEXT_SNAPSHOTS=0: no snapshot opened or written), and the bare imports each path
+    needs, alternated in every round so the ratios hold on a loaded machine. Every process exits
+    without the interpreter's teardown, as `probe` does."""
     from importlib import resources
-
-    from probe.cache import cache_dir
 
     probe = str(Path(sys.executable).with_name("probe"))
     weights = resources.files("probe").joinpath("weights/shapes-tiny.safetensors")
     model = "shapes-tiny" if weights.is_file() else "shapes-tiny@random"
     env = dict(os.environ)
-    root = cache_dir()
-    plain = _cache_without_snapshots(root)
-    env_plain = dict(env, PROBE_CACHE_DIR=str(plain))
+    env_plain = dict(env, PROBE_TEXT_SNAPSHOTS="0")
     imports_model = [sys.executable, "-c", "import os, torch, open_clip, faiss; os._exit(0)"]
     imports_snapshot = [sys.executable, "-c", "import os, torch, faiss; os._exit(0)"]
     cases = [(model, ["neighbours", "a red star", "--k", "10"])]
     if big:  # the full CLIP-BPE index the build part cached (random weights: no snapshot applies)
         cases.append((BIG_MODEL, ["neighbours", "a famous actor", "--k", "10", "--vocab", "clip-bpe"]))
-    try:
-        for spec, args in cases:
-            cmd = [probe, "--model", spec, *args]
-            first = _measure(cmd, env)  # builds (or finds) the cached index, and the text snapshot
-            if first[3] != 0:
-                print(f"[cold] {' '.join(cmd)} failed: {first[4]}")
-                continue
-            rows = []
-            for _ in range(runs):
-                snap = _measure(cmd, env)
-                loaded = _measure(cmd, env_plain)
-                shutil.rmtree(plain / "text-snapshots", ignore_errors=True)  # keep that cache snapshot-free
-                bare_snap, bare_model = _measure(imports_snapshot, env), _measure(imports_model, env)
-                rows.append((snap[0], snap[1], snap[2], loaded[0], bare_snap[0], bare_model[0], loaded[0] / snap[0]))
-            med = [statistics.median(col) for col in zip(*rows)]
-            note = "" if spec != "shapes-tiny@random" else " (built-in weights not trained yet: same architecture, random weights)"
-            print(f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} rounds")
-            print(f"  CLI as users run it: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}, max {max(r[0] for r in rows):.2f}), "
-                  f"CPU {med[1]:.2f} s, peak RSS {max(r[2] for r in rows):.0f} MiB")
-            print(f"  same command without a text snapshot (loads the model through open_clip): wall {med[3]:.2f} s; "
-                  f"ratio {med[6]:.2f}x")
-            print(f"  bare imports, then os._exit: torch + faiss {med[4]:.2f} s, torch + open_clip + faiss {med[5]:.2f} s")
-    finally:
-        shutil.rmtree(plain, ignore_errors=True)
+    for spec, args in cases:
+        cmd = [probe, "--model", spec, *args]
+        first = _measure(cmd, env)  # builds (or finds) the cached index, and the text snapshot
+        if first[3] != 0:
+            print(f"[cold] {' '.join(cmd)} failed: {first[4]}")
+            continue
+        rows = []
+        for _ in range(runs):
+            snap = _measure(cmd, env)
+            loaded = _measure(cmd, env_plain)
+            bare_snap, bare_model = _measure(imports_snapshot, env), _measure(imports_model, env)
+            rows.append((snap[0], snap[1], snap[2], loaded[0], bare_snap[0], bare_model[0], loaded[0] / snap[0]))
+        med = [statistics.median(col) for col in zip(*rows)]
+        note = "" if spec != "shapes-tiny@random" else " (built-in weights not trained yet: same architecture, random weights)"
+        print(f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} rounds")
+        print(f"  CLI as users run it: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}, max {max(r[0] for r in rows):.2f}), "
+              f"CPU {med[1]:.2f} s, peak RSS {max(r[2] for r in rows):.0f} MiB")
+        print(f"  same command without a text snapshot (loads the model through open_clip): wall {med[3]:.2f} s; "
+              f"ratio {med[6]:.2f}x")
+        print(f"  bare imports, then os._exit: torch + faiss {med[4]:.2f} s, torch + open_clip + faiss {med[5]:.2f} s")
 
 
 def main() -> None:

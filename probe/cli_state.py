@@ -46,7 +46,7 @@ class State:
         if self.model not in self._snapshots:
             from probe.text_snapshot import open_text_snapshot
 
-            self._snapshots[self.model] = open_text_snapshot(self.model, self.device, self.precision)
+            self._snapshots[self.model] = open_text_snapshot(self.model, self.device, self.precision, self.allow_pickle)
         return self._snapshots[self.model] or self.session
 
     def session_for(self, model: str) -> "Session":

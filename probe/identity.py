@@ -35,8 +35,10 @@ def builtin_weights_digest(spec: ModelSpec) -> str:
     return digest
 
 
-def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, Path]:
-    """(config, weights file that identifies the model) of a local-dir: spec, with clear errors."""
+def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, list[Path]]:
+    """(config, every weights file) of a local-dir: spec, with clear errors. All weights files count
+    towards the identity: which one open_clip loads is its own rule, and a stale fingerprint would
+    let caches and text snapshots answer for other weights."""
     folder = Path(spec.arch.removeprefix("local-dir:")).expanduser()
     config = folder / "open_clip_config.json"
     if not config.is_file():
@@ -47,13 +49,13 @@ def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, Path]:
     safe = [p for p in weights if p.suffix == ".safetensors"]
     if not safe and not allow_pickle:
         raise ModelError(f"only pickle weights in {folder}", hint="convert them to .safetensors, or pass --allow-pickle")
-    return config, (safe or weights)[0]
+    return config, weights
 
 
 def local_dir_raw(spec: ModelSpec, allow_pickle: bool) -> str:
     config, weights = local_dir_files(spec, allow_pickle)
-    ident = hashlib.sha256(config.read_bytes()).hexdigest()[:16] + ":" + file_sha256(weights)
-    return f"{spec.arch}:{ident}"
+    files = ",".join(f"{p.name}={file_sha256(p)}" for p in weights)
+    return f"{spec.arch}:{hashlib.sha256(config.read_bytes()).hexdigest()[:16]}:{files}"
 
 
 def fingerprint_without_loading(spec: ModelSpec, allow_pickle: bool = False) -> str | None:

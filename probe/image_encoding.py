@@ -13,6 +13,7 @@ rounding keeps the stock tower, so an unfamiliar architecture is never silently 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -30,7 +31,8 @@ class FirstTokenAttentionPool(nn.Module):
     With a single query the key and value projections fold away by linearity: per head h,
     q_h . (W_k,h x_j + b_k,h) = (W_k,h^T q_h) . x_j + q_h . b_k,h, and since the attention weights
     a_hj sum to one, sum_j a_hj (W_v,h x_j + b_v,h) = W_v,h (sum_j a_hj x_j) + b_v,h. So no token but
-    the first is ever projected: about 2 projections per image instead of 2 x (HW + 1)."""
+    the first is ever projected: about 2 projections per image instead of 2 x (HW + 1). The key
+    bias adds q_h . b_k,h to every score of a head alike, which softmax cancels."""
 
     def __init__(self, pool: nn.Module) -> None:
         super().__init__()
@@ -48,7 +50,8 @@ class FirstTokenAttentionPool(nn.Module):
         w_k = p.k_proj.weight.view(heads, -1, c)  # [H, d, C]
         w_v = p.v_proj.weight.view(heads, -1, c)
         q_k = torch.einsum("nhd,hdc->nhc", q, w_k)  # each head's query pulled back to token space
-        scores = torch.einsum("nhc,nlc->nhl", q_k, tokens) + torch.einsum("nhd,hd->nh", q, p.k_proj.bias.view(heads, -1))[..., None]
+        # q_h . b_k,h is the same for every token, and softmax ignores a shift shared by all scores
+        scores = torch.einsum("nhc,nlc->nhl", q_k, tokens)
         mixed = torch.einsum("nhl,nlc->nhc", scores.softmax(dim=-1), tokens)  # [N, H, C]
         values = torch.einsum("nhc,hdc->nhd", mixed, w_v).reshape(n, -1) + p.v_proj.bias
         return F.linear(values, p.c_proj.weight, p.c_proj.bias)
@@ -95,11 +98,22 @@ def wants_channels_last(device: torch.device, precision: str) -> bool:
 
 
 def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device, channels_last: bool) -> bool:
+    """Whether the rewrite computes the stock function, checked in full fp32 (TF32 off on CUDA, so
+    its rounding cannot pass for a difference or hide one)."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, size, size, generator=generator).to(device)
-    with torch.no_grad():
-        want = stock(x).float()
-        got = fast(x.contiguous(memory_format=torch.channels_last) if channels_last else x).float()
+    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+    cudnn = torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False) if device.type == "cuda" \
+        else contextlib.nullcontext()
+    try:
+        if tf32:
+            torch.backends.cuda.matmul.allow_tf32 = False
+        with torch.no_grad(), cudnn:
+            want = stock(x).float()
+            got = fast(x.contiguous(memory_format=torch.channels_last) if channels_last else x).float()
+    finally:
+        if tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
     if want.shape != got.shape or not torch.isfinite(got).all():
         return False
     scale = want.abs().mean().clamp_min(1e-12)
@@ -107,14 +121,14 @@ def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device, c
 
 
 def fast_image_tower(visual: nn.Module, image_size: int, device: torch.device, precision: str) -> nn.Module | None:
-    """A frozen copy of `visual` in inference form, or None when there is nothing to gain or the
-    copy disagrees with the stock tower. Parameters the rewrite does not touch are shared, not copied."""
-    memo = {id(t): t for t in list(visual.parameters()) + list(visual.buffers())}
-    fast = copy.deepcopy(visual, memo)
+    """A copy of `visual` in inference form, or None when there is nothing to gain or the copy
+    disagrees with the stock tower. Parameters the rewrite leaves alone are shared, except 4-D
+    (convolution) weights: those are copied, so a layout change never touches the stock tower."""
+    memo = {id(t): t for t in list(visual.parameters()) + list(visual.buffers()) if t.dim() != 4}
+    fast = copy.deepcopy(visual, memo).eval()  # eval first: folding needs BatchNorm's running statistics
     if not _rewrite(fast):
         return None
     channels_last = wants_channels_last(device, precision)
-    fast = fast.eval().requires_grad_(False)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     return fast if _agree(visual, fast, image_size, device, channels_last) else None

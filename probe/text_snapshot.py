@@ -1,45 +1,47 @@
 """Text snapshots: a model's text encoder and tokenizer saved so that text-only commands can start
 without importing open_clip.
 
-Importing open_clip imports torchvision, which imports torch._dynamo: about 1.5 s of every cold
+Importing open_clip imports torchvision, which imports torch._dynamo: about 1.5-2 s of every cold
 start, for a `probe neighbours` query that only needs to encode a few words. After a full session
-has encoded text once, its exact fast text path (`probe.text_encoding`) is compiled with
-TorchScript and saved in the user cache under the model's fingerprint, with the tokenizer's
-settings. A later process opens the snapshot instead of the model when the model's files give
-the same fingerprint (`probe.identity`), on CPU in fp32.
+has encoded text, its exact fast text path (`probe.text_encoding`) is compiled with TorchScript and
+saved in the user cache under the model's fingerprint and the versions of the code involved, with
+the tokenizer's settings. A later process opens the snapshot instead of the model when the model's
+files give the same fingerprint (`probe.identity`: built-in and local-dir models), on CPU in fp32.
 
-A snapshot is only written after it reproduced the session's tokens and embeddings bit for bit,
-and anything unexpected when opening one (other torch version, a damaged file, TorchScript gone
-from a future torch) means "no snapshot": the caller loads the model as before.
+A snapshot is only written after it reproduced the session's tokens and embeddings bit for bit (a
+failed check is remembered, so it is not retried every run), and anything unexpected when opening
+one (a damaged file, TorchScript gone from a future torch) means "no snapshot": the caller loads the
+model as before. PROBE_TEXT_SNAPSHOTS=0 turns them off.
 """
 
 from __future__ import annotations
 
-import copy
-import importlib.util
 import io
 import json
-import sys
+import os
 import warnings
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from probe.cache import cache_dir, file_lock
-from probe.errors import UsageError
+from probe.cache import cache_dir, content_hash, file_lock
+from probe.errors import ProbeError, UsageError
 from probe.identity import fingerprint_without_loading
 from probe.io import atomic_write_bytes, atomic_write_text, read_json
 from probe.models import ModelSpec, parse_model_spec
+from probe.standalone_tokenizer import build_tokenizer, tokenizer_settings
 from probe.text_encoding import TextTower
 
 if TYPE_CHECKING:
     from probe.session import Session
 
 SNAPSHOT_FORMAT = 1
-CLEAN_NAMES = {"_clean_lower": "lower", "_clean_whitespace": "whitespace", "_clean_canonicalize": "canonicalize"}
-# texts the snapshot must reproduce exactly before it is saved: lengths from one word to the context
+SNAPSHOT_ENV = "PROBE_TEXT_SNAPSHOTS"
+SNAPSHOT_KINDS = ("builtin", "local-dir")  # the kinds whose fingerprint needs no open_clip
+# texts the snapshot must reproduce exactly before it is saved, from one word to past the context
 CHECK_TEXTS = ["a", "a red star", "Hugh Jackman", "an orange ring on a black background, photographed at dusk",
                "naïve café — «quoted» text, 123 numbers & symbols!"]
 
@@ -74,54 +76,30 @@ class _TruncatedText(torch.nn.Module):
         return self.project(self.ln_final(x))
 
 
-def _paths(fingerprint: str) -> tuple[Path, Path]:
+def enabled() -> bool:
+    return os.environ.get(SNAPSHOT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _versions() -> dict:
+    """The code a snapshot depends on: torch (the TorchScript), open_clip (tower and tokenizer code),
+    clip-probe, and the source of the fast text path and of this module."""
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    from probe import text_encoding
+
+    code = content_hash(*(Path(f).read_bytes() for f in (__file__, text_encoding.__file__)))
+    return {"format": SNAPSHOT_FORMAT, "torch": torch.__version__, "open_clip": version("open_clip_torch"),
+            "clip_probe": version("clip-probe"), "code": code}
+
+
+def _paths(fingerprint: str, versions: dict) -> tuple[Path, Path]:
     folder = cache_dir("text-snapshots")
-    stem = f"{fingerprint}.torch-{torch.__version__.split('+')[0]}.v{SNAPSHOT_FORMAT}"
+    stem = f"{fingerprint}.{content_hash(json.dumps(versions, sort_keys=True))[:12]}"
     return folder / f"{stem}.pt", folder / f"{stem}.json"
-
-
-def _standalone_tokenizer_module() -> Any:
-    """open_clip's tokenizer module, run from its file without the package (whose import is the cost
-    this module avoids); it imports only ftfy, regex, numpy and torch."""
-    name = "probe._open_clip_tokenizer"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("open_clip is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / "tokenizer.py"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
-
-
-def _tokenizer_settings(tokenizer: Any) -> dict | None:
-    """The SimpleTokenizer arguments that rebuild `tokenizer`, or None for any other tokenizer."""
-    if type(tokenizer).__name__ != "SimpleTokenizer" or getattr(tokenizer, "reduction_fn", None) is not None:
-        return None
-    clean = CLEAN_NAMES.get(getattr(getattr(tokenizer, "clean_fn", None), "__name__", ""))
-    if clean is None:
-        return None
-    extra = [tokenizer.decoder[i] for i in tokenizer.all_special_ids[2:]]
-    return {"context_length": tokenizer.context_length, "clean": clean, "additional_special_tokens": extra or None}
-
-
-def _build_tokenizer(settings: dict) -> Any:
-    """A SimpleTokenizer with `settings`. Importing the module already builds a default one (about
-    0.15 s of BPE tables); without extra special tokens the tables are the same, so that instance is
-    copied and given its context length and cleaner. save_text_snapshot checks the result token for
-    token against the session's tokenizer before any snapshot is written."""
-    module = _standalone_tokenizer_module()
-    default = getattr(module, "_tokenizer", None)
-    if settings.get("additional_special_tokens") or type(default) is not module.SimpleTokenizer:
-        return module.SimpleTokenizer(**settings)
-    tokenizer = copy.copy(default)
-    tokenizer.cache = dict(default.cache)
-    tokenizer.context_length = settings["context_length"]
-    tokenizer.clean_fn = module.get_clean_fn(settings["clean"])
-    return tokenizer
 
 
 class TextSnapshot:
@@ -161,7 +139,7 @@ class TextSnapshot:
                 hint="shorten them, or pass --truncate to cut them",
             )
         if too_long:
-            warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=3)
+            warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=2)
         return self.tokenizer(list(texts))
 
     def _positions(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -169,9 +147,12 @@ class TextSnapshot:
 
     @torch.no_grad()
     def encode_text(self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True) -> torch.Tensor:
-        """Normalised fp32 text embeddings [N, D], in input order: the same values as Session.encode_text."""
+        """Normalised fp32 text embeddings [N, D], in input order: the values Session.encode_text gives
+        (a snapshot is always its exact fast path; `fast` is accepted so callers need not care)."""
         tokens = self.tokenize(texts, truncate)
         out = torch.empty(tokens.shape[0], self.embed_dim)
+        if tokens.shape[0] == 0:
+            return out
         positions = self._positions(tokens)
         order = torch.argsort(positions, descending=True, stable=True)
         for idx in order.split(batch_size):
@@ -183,83 +164,78 @@ class TextSnapshot:
         return out
 
 
-def _session_tower(session: "Session") -> TextTower | None:
-    return getattr(session, "_tower", None)
-
-
 def save_text_snapshot(session: "Session") -> Path | None:
-    """Write the session's text snapshot if it has none and one can be exact; its path, or None."""
-    tower = _session_tower(session)
-    settings = _tokenizer_settings(session.tokenizer)
-    if (tower is None or settings is None or session.device.type != "cpu" or session.precision != "fp32"
+    """Write the session's text snapshot unless it has one (or a failed attempt is on record);
+    the snapshot's path, or None where none can stand in for the session. Never raises."""
+    tower = getattr(session, "_tower", None)
+    settings = tokenizer_settings(session.tokenizer)
+    if (not enabled() or tower is None or settings is None or session.spec.kind not in SNAPSHOT_KINDS
+            or session.device.type != "cpu" or session.precision != "fp32"
             or tower.transformer.get_cast_dtype() != torch.float32):
         return None
-    pt, meta_path = _paths(session.fingerprint)
-    if meta_path.is_file():
-        return pt
+    versions = _versions()
+    pt, meta_path = _paths(session.fingerprint, versions)
     try:
+        if meta_path.is_file():
+            return pt if read_json(meta_path).get("usable") else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript's deprecation notices are not the user's business
-            module = torch.jit.script(_TruncatedText(tower).eval())
-            meta = _meta(session, tower, settings)
-            if not _reproduces(session, TextSnapshot(session.spec, meta, module, _build_tokenizer(settings))):
-                return None
+            meta = {**versions, "fingerprint": session.fingerprint, "describe": session.describe(),
+                    "embed_dim": session.embed_dim, "pool_type": tower.pool_type, "eos_id": tower.eos_id,
+                    "tokenizer": settings}
+            try:
+                module = torch.jit.script(_TruncatedText(tower).eval())
+                usable = _reproduces(session, TextSnapshot(session.spec, meta, module, build_tokenizer(settings)))
+            except Exception as exc:  # TorchScript cannot compile this tower: remember, do not retry
+                usable, meta["reason"] = False, f"{type(exc).__name__}: {str(exc)[:200]}"
             with file_lock(meta_path):
                 if not meta_path.is_file():
-                    _save_module(module, pt)
-                    atomic_write_text(meta_path, json.dumps(meta, indent=2))  # written last: it marks the pair complete
-        return pt
-    except (RuntimeError, OSError, ImportError, AttributeError, TypeError):  # TorchScript or the cache said no
+                    if usable:
+                        buffer = io.BytesIO()
+                        torch.jit.save(module, buffer)
+                        atomic_write_bytes(pt, buffer.getvalue())
+                    atomic_write_text(meta_path, json.dumps({**meta, "usable": usable}, indent=2))  # last: marks it complete
+        return pt if usable else None
+    except Exception:  # a full cache, a lock timeout: the query's answer matters more than the snapshot
         return None
-
-
-def _save_module(module: torch.jit.ScriptModule, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.jit.save(module, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _meta(session: "Session", tower: TextTower, settings: dict) -> dict:
-    return {"format": SNAPSHOT_FORMAT, "torch": torch.__version__, "fingerprint": session.fingerprint,
-            "describe": session.describe(), "embed_dim": session.embed_dim,
-            "pool_type": tower.pool_type, "eos_id": tower.eos_id, "tokenizer": settings}
 
 
 def _reproduces(session: "Session", snapshot: TextSnapshot) -> bool:
-    """Same tokens and bit-identical embeddings on texts of every length, one at a time and batched
-    (called with warnings silenced: the context-filling text is truncated on purpose)."""
-    texts = CHECK_TEXTS + [" ".join(["word"] * (session.context_length - 2))]
-    try:
-        if not torch.equal(snapshot.tokenize(texts, truncate=True), session.tokenize(texts, truncate=True)):
-            return False
-        whole = torch.equal(snapshot.encode_text(texts, truncate=True), session.encode_text(texts, truncate=True))
-        single = all(torch.equal(snapshot.encode_text([t], truncate=True), session.encode_text([t], truncate=True)) for t in texts)
-        return whole and single
-    except Exception:  # any failure means the snapshot cannot stand in for the session
+    """Same tokens and bit-identical embeddings on texts of every length, batched and one at a time
+    (called with warnings silenced: the last text is truncated on purpose)."""
+    texts = CHECK_TEXTS + [" ".join(["word"] * (session.context_length + 5))]
+    if not torch.equal(snapshot.tokenize(texts, truncate=True), session.tokenize(texts, truncate=True)):
         return False
+    whole = torch.equal(snapshot.encode_text(texts, truncate=True), session.encode_text(texts, truncate=True))
+    return whole and all(torch.equal(snapshot.encode_text([t], truncate=True), session.encode_text([t], truncate=True))
+                         for t in texts)
 
 
-def open_text_snapshot(model: str, device: str = "auto", precision: str = "fp32") -> TextSnapshot | None:
+def open_text_snapshot(model: str, device: str = "auto", precision: str = "fp32",
+                       allow_pickle: bool = False) -> TextSnapshot | None:
     """The model's text snapshot when one exists and applies (CPU, fp32, a model identified by its
-    files), else None: then load the model."""
-    if precision != "fp32" or device not in ("auto", "cpu"):
-        return None
-    spec = parse_model_spec(model)
-    if spec.kind not in ("builtin", "local-dir"):
-        return None
-    if device == "auto" and (torch.cuda.is_available() or torch.backends.mps.is_available()):
-        return None
-    fingerprint = fingerprint_without_loading(spec)
-    pt, meta_path = _paths(fingerprint) if fingerprint else (None, None)
-    if pt is None or not meta_path.is_file() or not pt.is_file():
+    files), else None: then load the model. Never raises: a bad spec is left for the model load to report."""
+    if not enabled() or precision != "fp32" or device not in ("auto", "cpu"):
         return None
     try:
+        spec = parse_model_spec(model)
+        if spec.kind not in SNAPSHOT_KINDS:
+            return None
+        if device == "auto" and (torch.cuda.is_available() or torch.backends.mps.is_available()):
+            return None
+        fingerprint = fingerprint_without_loading(spec, allow_pickle)
+        if fingerprint is None:
+            return None
+        versions = _versions()
+        pt, meta_path = _paths(fingerprint, versions)
+        if not meta_path.is_file() or not pt.is_file():
+            return None
         meta = read_json(meta_path)
-        if meta.get("format") != SNAPSHOT_FORMAT or meta.get("torch") != torch.__version__ or meta.get("fingerprint") != fingerprint:
+        if not meta.get("usable") or meta.get("fingerprint") != fingerprint or any(meta.get(k) != v for k, v in versions.items()):
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             module = torch.jit.load(str(pt), map_location="cpu")
-        return TextSnapshot(spec, meta, module, _build_tokenizer(meta["tokenizer"]))
-    except Exception:  # a damaged or foreign snapshot is no snapshot; the model loads as before
+        return TextSnapshot(spec, meta, module, build_tokenizer(meta["tokenizer"]))
+    except (ProbeError, Exception):  # a damaged or foreign snapshot is no snapshot; the model loads as before
         return None

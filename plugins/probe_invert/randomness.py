@@ -31,7 +31,10 @@ class ImageRandom:
         out = torch.empty((len(self.generators) * rows,) + tuple(shape), device=self._gen_device)
         for i, g in enumerate(self.generators):
             block = out[i * rows:(i + 1) * rows]
-            block.uniform_(generator=g) if kind == "uniform" else block.normal_(generator=g)
+            if kind == "uniform":
+                block.uniform_(generator=g)
+            else:
+                block.normal_(generator=g)
         return out.to(self.device)
 
     def uniform(self, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0, per_copy: bool = True) -> torch.Tensor:

@@ -132,7 +132,7 @@ class Resize:
     antialiased backward is several times slower than a matmul's on CPU."""
 
     size: int
-    _matrices: dict = field(default_factory=dict, repr=False)
+    _matrices: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _matrix(self, n: int, like: torch.Tensor) -> torch.Tensor:
         key = (n, like.device, like.dtype)

@@ -65,8 +65,6 @@ def register_commands(app: typer.Typer) -> None:
             pixels = load_query_images(session, list(image))
             rows += [(IMAGES_GROUP, r) for r in image_neighbours(session, pixels, [str(p) for p in image], vocabs, k, indexes=indexes)]
 
-        if not isinstance(session, TextSnapshot):
-            save_text_snapshot(session)  # once per model: the next text-only start skips open_clip
         rates = _group_rates(rows) if flag_rate_ else None
         if as_json:
             console.print_json(_json_payload(session, k, indexes, rows, rates))
@@ -74,6 +72,8 @@ def register_commands(app: typer.Typer) -> None:
             _print_rates(console, rows, rates, k)
         else:
             _print_neighbours(console, rows, state.model)
+        if not isinstance(session, TextSnapshot):
+            save_text_snapshot(session)  # once per model, after the answer: the next text-only start skips open_clip
 
     @app.command("vocabs")
     def vocabs_cmd(

@@ -78,3 +78,25 @@ def test_builtin_session_encodes_images_through_the_fast_tower():
     fast, stock = session.encode_image(x), session.encode_image(x, fast=False)
     assert torch.allclose(fast, stock, atol=1e-5)
     assert (fast @ stock.T).diagonal().min() > 0.99999
+
+
+def test_layout_changes_stay_in_the_copy_even_for_unfolded_convolutions(resnet):
+    from open_clip.utils import freeze_batch_norm_2d
+
+    import copy
+
+    frozen = freeze_batch_norm_2d(copy.deepcopy(resnet))  # FrozenBatchNorm2d: nothing to fold
+    fast = fast_image_tower(frozen, 32, torch.device("cpu"), "fp32")
+    assert fast is not None and isinstance(fast.attnpool, FirstTokenAttentionPool)
+    assert frozen.conv1.weight.is_contiguous() and not frozen.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(fast(x), frozen(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_tower_in_training_mode_is_refused_not_crashed_on(resnet):
+    import copy
+
+    training = copy.deepcopy(resnet).train()  # BatchNorm on batch statistics: folding would change it
+    assert fast_image_tower(training, 32, torch.device("cpu"), "fp32") is None
+    assert training.training

@@ -125,3 +125,76 @@ def test_cold_text_query_does_not_import_open_clip(invoke):
     assert out.returncode == 0, out.stderr
     assert "star" in out.stdout
     assert "IMPORTED False False" in out.stderr
+
+
+def test_empty_input_and_the_switch(builtin_session, monkeypatch):
+    save_text_snapshot(builtin_session)
+    assert open_text_snapshot("shapes-tiny", device="cpu").encode_text([]).shape == (0, 128)
+    monkeypatch.setenv("PROBE_TEXT_SNAPSHOTS", "0")
+    assert open_text_snapshot("shapes-tiny", device="cpu") is None
+    assert save_text_snapshot(builtin_session) is None
+
+
+def test_only_models_found_by_their_files_get_snapshots():
+    assert save_text_snapshot(Session.open("shapes-tiny@random", device="cpu")) is None
+    assert not any(text_snapshot.cache_dir("text-snapshots").glob("*.pt"))
+
+
+def test_a_failed_attempt_is_remembered_not_retried(builtin_session, monkeypatch):
+    def cannot_compile(module):
+        raise Exception("this tower cannot be scripted")  # TorchScript's own errors are not RuntimeErrors either
+
+    monkeypatch.setattr(torch.jit, "script", cannot_compile)
+    assert save_text_snapshot(builtin_session) is None
+    [meta] = text_snapshot.cache_dir("text-snapshots").glob("*.json")
+    assert json.loads(meta.read_text())["usable"] is False and "cannot be scripted" in json.loads(meta.read_text())["reason"]
+
+    def must_not_run(module):
+        raise AssertionError("scripted again")
+
+    monkeypatch.setattr(torch.jit, "script", must_not_run)
+    assert save_text_snapshot(builtin_session) is None
+    assert open_text_snapshot("shapes-tiny", device="cpu") is None
+
+
+def test_neighbours_answers_even_when_no_snapshot_can_be_made(invoke, monkeypatch):
+    def cannot_compile(module):
+        raise Exception("this tower cannot be scripted")  # TorchScript's own errors are not RuntimeErrors either
+
+    monkeypatch.setattr(torch.jit, "script", cannot_compile)
+    result = invoke("neighbours", "a red star", "--k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["results"][0]["neighbours"]) == 3
+
+
+def test_pickle_only_local_dir_with_allow_pickle(invoke, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text((tiny_model_dir / "open_clip_config.json").read_text())
+    torch.save(load_file(str(tiny_model_dir / "open_clip_model.safetensors")), folder / "open_clip_pytorch_model.bin")
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("tree\nsunset\nhouse\n", encoding="utf-8")
+    args = ["--allow-pickle", "--model", f"local-dir:{folder}", "neighbours", "a photo", "--vocab", str(vocab), "--json"]
+    first, second = invoke(*args), invoke(*args)  # the second from the snapshot the first wrote
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert json.loads(first.stdout)["results"] == json.loads(second.stdout)["results"]
+    assert open_text_snapshot(f"local-dir:{folder}", device="cpu", allow_pickle=True) is not None
+    assert open_text_snapshot(f"local-dir:{folder}", device="cpu") is None  # refused weights: no snapshot either
+
+
+def test_local_dir_fingerprint_covers_every_weights_file(tmp_path):
+    import shutil
+
+    from probe.identity import fingerprint_without_loading
+    from probe.models import parse_model_spec
+    from tests.conftest import write_tiny_model
+
+    folder = write_tiny_model(tmp_path, seed=1)
+    shutil.copy(folder / "open_clip_model.safetensors", folder / "a-backup.safetensors")  # sorts first
+    spec = parse_model_spec(f"local-dir:{folder}")
+    before = fingerprint_without_loading(spec)
+    write_tiny_model(folder, seed=2)  # open_clip loads open_clip_model.safetensors: new weights
+    assert fingerprint_without_loading(spec) != before
+    assert Session.open(f"local-dir:{folder}", device="cpu").fingerprint == fingerprint_without_loading(spec)

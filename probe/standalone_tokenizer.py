@@ -1,0 +1,61 @@
+"""open_clip's BPE tokenizer without importing open_clip.
+
+The tokenizer module imports only ftfy, regex, numpy and torch; the open_clip package imports
+torchvision and, through it, torch._dynamo. Text snapshots (`probe.text_snapshot`) run the module
+from its installed file so a text-only command never pays for the package.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+MODULE_NAME = "probe._open_clip_tokenizer"
+CLEAN_NAMES = {"_clean_lower": "lower", "_clean_whitespace": "whitespace", "_clean_canonicalize": "canonicalize"}
+
+
+def tokenizer_module() -> Any:
+    """open_clip/tokenizer.py, executed once per process from its file (not through the package)."""
+    if MODULE_NAME in sys.modules:
+        return sys.modules[MODULE_NAME]
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("open_clip is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "tokenizer.py"
+    module_spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    sys.modules[MODULE_NAME] = module
+    return module
+
+
+def tokenizer_settings(tokenizer: Any) -> dict | None:
+    """The SimpleTokenizer arguments that rebuild `tokenizer`, or None for any other tokenizer."""
+    if type(tokenizer).__name__ != "SimpleTokenizer" or getattr(tokenizer, "reduction_fn", None) is not None:
+        return None
+    clean = CLEAN_NAMES.get(getattr(getattr(tokenizer, "clean_fn", None), "__name__", ""))
+    if clean is None:
+        return None
+    extra = [tokenizer.decoder[i] for i in tokenizer.all_special_ids[2:]]
+    return {"context_length": tokenizer.context_length, "clean": clean, "additional_special_tokens": extra or None}
+
+
+def build_tokenizer(settings: dict) -> Any:
+    """A SimpleTokenizer with `settings`. Importing the module already builds a default one (about
+    0.15 s of BPE tables); without extra special tokens the tables are the same, so that instance is
+    copied and given its context length and cleaner. Text snapshots check the result token for
+    token against the session's own tokenizer before one is written."""
+    module = tokenizer_module()
+    default = getattr(module, "_tokenizer", None)
+    if settings.get("additional_special_tokens") or type(default) is not module.SimpleTokenizer:
+        return module.SimpleTokenizer(**settings)
+    tokenizer = copy.copy(default)
+    tokenizer.cache = dict(default.cache)
+    tokenizer.context_length = settings["context_length"]
+    tokenizer.clean_fn = module.get_clean_fn(settings["clean"])
+    return tokenizer
