@@ -106,6 +106,26 @@ def batched_vs_single(session, prompts: list[str], steps: int | None, repeats: i
             "throughput_ratio_median": statistics.median(ratios), "throughput_ratio_range": [min(ratios), max(ratios)]}
 
 
+def cli_batched_vs_single(model: str, prompts: list[str]) -> dict:
+    """`probe invert` with all prompts in one command vs one command per prompt, each a fresh process
+    that loads the model: what a user pays for running prompts one at a time from the shell."""
+    import tempfile
+    from pathlib import Path
+
+    probe = str(Path(sys.executable).with_name("probe"))
+    with tempfile.TemporaryDirectory() as out:
+        def run(name: str, items: list[str]) -> float:
+            start = time.perf_counter()
+            subprocess.run([probe, "--model", model, "--out", f"{out}/{name}", "invert", *items, "--json"],
+                           check=True, capture_output=True)
+            return time.perf_counter() - start
+
+        batched = run("batched", prompts)
+        single = sum(run(f"one-{i}", [p]) for i, p in enumerate(prompts))
+    return {"images": len(prompts), "batched_seconds": batched, "one_command_per_prompt_seconds": single,
+            "throughput_ratio": single / batched}
+
+
 def tower_speed(session, batches: tuple[int, ...] = (4, 32), reps: int = 20) -> dict:
     """Image tower forward + backward to the pixels, ms per image: stock vs inference form, side by side."""
     out = {"fast_image_tower": session.fast_image}
@@ -189,7 +209,7 @@ def main() -> None:
     ap.add_argument("--batch-steps", type=int, default=None, help="steps for batched vs single (default: the preset's)")
     ap.add_argument("--repeats", type=int, default=3, help="alternating batched/single rounds")
     ap.add_argument("--memory-steps", type=int, default=3)
-    ap.add_argument("--parts", nargs="+", default=["quality", "tower", "batch", "memory", "gpu"])
+    ap.add_argument("--parts", nargs="+", default=["quality", "tower", "batch", "cli", "memory", "gpu"])
     args = ap.parse_args()
     from probe.session import Session
 
@@ -202,6 +222,8 @@ def main() -> None:
         report["image_tower"] = tower_speed(session)
     if "batch" in args.parts:
         report["batched_vs_single"] = batched_vs_single(session, prompts, args.batch_steps, args.repeats)
+    if "cli" in args.parts:
+        report["cli_batched_vs_one_command_per_prompt"] = cli_batched_vs_single(args.model, prompts)
     if "memory" in args.parts:
         report["memory"] = peak_memory(args.model, args.memory_steps)
     if "gpu" in args.parts:

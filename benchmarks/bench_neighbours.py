@@ -238,14 +238,14 @@ def bench_cold(runs: int, big: bool) -> None:
             snap = _measure(cmd, env)
             loaded = _measure(cmd, env_plain)
             bare_snap, bare_model = _measure(imports_snapshot, env), _measure(imports_model, env)
-            rows.append((snap[0], snap[1], snap[2], loaded[0], bare_snap[0], bare_model[0], loaded[0] / snap[0]))
+            rows.append((snap[0], snap[1], snap[2], loaded[0], bare_snap[0], bare_model[0], loaded[0] / snap[0], loaded[2]))
         med = [statistics.median(col) for col in zip(*rows)]
         note = "" if spec != "shapes-tiny@random" else " (built-in weights not trained yet: same architecture, random weights)"
         print(f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} rounds")
         print(f"  CLI as users run it: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}, max {max(r[0] for r in rows):.2f}), "
               f"CPU {med[1]:.2f} s, peak RSS {max(r[2] for r in rows):.0f} MiB")
-        print(f"  same command without a text snapshot (loads the model through open_clip): wall {med[3]:.2f} s; "
-              f"ratio {med[6]:.2f}x")
+        print(f"  same command without a text snapshot (loads the model through open_clip): wall {med[3]:.2f} s, "
+              f"peak RSS {max(r[7] for r in rows):.0f} MiB; ratio {med[6]:.2f}x")
         print(f"  bare imports, then os._exit: torch + faiss {med[4]:.2f} s, torch + open_clip + faiss {med[5]:.2f} s")
 
 
