@@ -5,7 +5,7 @@ is worth removing: a frozen BatchNorm is an affine map that folds into the convo
 a 1x1 average pool with stride 1 is the identity, the attention pool's output is only its first
 (mean) token so only that token needs a query, and on CPU (and for half precision on CUDA)
 channels-last memory lets oneDNN/cuDNN skip layout conversions. On the built-in model these make
-the tower's forward + backward about 1.9x faster at 32 views on CPU (benchmarks/bench_invert.py).
+the tower's forward + backward 1.6-1.9x faster at 32 views on CPU (benchmarks/bench_invert.py).
 
 The rewrite is checked against the stock tower on a random batch; any disagreement beyond float
 rounding keeps the stock tower, so an unfamiliar architecture is never silently changed.
@@ -124,8 +124,10 @@ def fast_image_tower(visual: nn.Module, image_size: int, device: torch.device, p
     """A copy of `visual` in inference form, or None when there is nothing to gain or the copy
     disagrees with the stock tower. Parameters the rewrite leaves alone are shared, except 4-D
     (convolution) weights: those are copied, so a layout change never touches the stock tower."""
+    if visual.training:  # BatchNorm on batch statistics does not fold (and the check would update them)
+        return None
     memo = {id(t): t for t in list(visual.parameters()) + list(visual.buffers()) if t.dim() != 4}
-    fast = copy.deepcopy(visual, memo).eval()  # eval first: folding needs BatchNorm's running statistics
+    fast = copy.deepcopy(visual, memo)
     if not _rewrite(fast):
         return None
     channels_last = wants_channels_last(device, precision)

@@ -18,7 +18,7 @@ from open_clip.model import set_model_preprocess_cfg
 
 from probe.cache import file_sha256
 from probe.errors import ModelError
-from probe.identity import builtin_weights_digest, fingerprint_id, local_dir_raw
+from probe.fingerprints import builtin_weights_digest, fingerprint_id, local_dir_raw
 from probe.models import BUILTIN_MODELS, PICKLE_SUFFIXES, ModelSpec, builtin_file
 
 RANDOM_INIT_SEED = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 from typing import Iterator
 
 import torch
@@ -13,7 +12,7 @@ from probe.errors import UsageError
 from probe.image_encoding import fast_image_tower, wants_channels_last
 from probe.loading import LoadedModel, load_model
 from probe.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
-from probe.text_encoding import encode_truncated, find_text_tower, length_buckets
+from probe.text_encoding import check_prompt_lengths, encode_truncated, find_text_tower, length_buckets, pool_positions
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -88,26 +87,11 @@ class Session:
             with torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision]):
                 yield
 
-    def _check_lengths(self, texts: list[str], truncate: bool) -> None:
-        encode = getattr(self.tokenizer, "encode", None)
-        if encode is None:
-            return
-        limit = self.context_length - 2
-        too_long = [t for t in texts if len(encode(t)) > limit]
-        if not too_long:
-            return
-        if not truncate:
-            raise UsageError(
-                f"{len(too_long)} prompt(s) longer than the model's {limit}-token context, e.g. {too_long[0][:60]!r}",
-                hint="shorten them, or pass --truncate to cut them",
-            )
-        warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=3)
-
     def tokenize(self, texts: list[str], truncate: bool = False) -> torch.Tensor:
         """Token ids [N, context]; prompts over the context are an error unless truncate is set."""
         if isinstance(texts, str):
             texts = [texts]
-        self._check_lengths(list(texts), truncate)
+        check_prompt_lengths(getattr(self.tokenizer, "encode", None), self.context_length, list(texts), truncate)
         return self.tokenizer(list(texts))
 
     @torch.no_grad()
@@ -118,7 +102,8 @@ class Session:
             return torch.empty(0, self.embed_dim)
         tower = self._tower if fast else None
         out: torch.Tensor | None = None
-        for idx in length_buckets(tokens, tower, batch_size):
+        positions = pool_positions(tokens, tower.pool_type, tower.eos_id) if tower is not None else None
+        for idx in length_buckets(tokens, positions, batch_size):
             batch = tokens[idx].to(self.device)
             with self.autocast():
                 feats = encode_truncated(tower, batch) if tower is not None else self.model.encode_text(batch)

@@ -7,10 +7,13 @@ Prompts are sorted by length and bucketed so short words never pay for a long se
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
+
+from probe.errors import UsageError
 
 
 @dataclass
@@ -50,16 +53,16 @@ def find_text_tower(model: torch.nn.Module) -> TextTower | None:
     )
 
 
-def pool_positions(tokens: torch.Tensor, tower: TextTower) -> torch.Tensor:
+def pool_positions(tokens: torch.Tensor, pool_type: str, eos_id: int | None) -> torch.Tensor:
     """Index of the pooled (end-of-text) token in each row."""
-    if tower.pool_type == "argmax":
+    if pool_type == "argmax":
         return tokens.argmax(dim=-1)
-    return (tokens == tower.eos_id).int().argmax(dim=-1)
+    return (tokens == eos_id).int().argmax(dim=-1)
 
 
 def encode_truncated(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
     """Unnormalised features of one batch, cut to its longest prompt (exact for causal towers)."""
-    pos = pool_positions(tokens, tower)
+    pos = pool_positions(tokens, tower.pool_type, tower.eos_id)
     length = int(pos.max().item()) + 1
     tokens = tokens[:, :length]
     cast = tower.transformer.get_cast_dtype()
@@ -74,10 +77,28 @@ def encode_truncated(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
     return x @ tower.text_projection
 
 
-def length_buckets(tokens: torch.Tensor, tower: TextTower | None, batch_size: int) -> list[torch.Tensor]:
-    """Row indices grouped into batches of similar length (longest first), for minimal padding."""
-    if tower is None:
+def length_buckets(tokens: torch.Tensor, positions: torch.Tensor | None, batch_size: int) -> list[torch.Tensor]:
+    """Row indices grouped into batches of similar length (longest first, by pooled position), for
+    minimal padding; in input order when there are no positions (the stock path)."""
+    if positions is None:
         order = torch.arange(tokens.shape[0])
     else:
-        order = torch.argsort(pool_positions(tokens, tower), descending=True, stable=True)
+        order = torch.argsort(positions, descending=True, stable=True)
     return list(order.split(batch_size))
+
+
+def check_prompt_lengths(encode: Callable[[str], list] | None, context_length: int, texts: list[str], truncate: bool) -> None:
+    """Prompts over the context (less the start and end tokens) are a usage error, or a warning when
+    `truncate` is set: a silently cut prompt would be a silently different query."""
+    if encode is None:
+        return
+    limit = context_length - 2
+    too_long = [t for t in texts if len(encode(t)) > limit]
+    if not too_long:
+        return
+    if not truncate:
+        raise UsageError(
+            f"{len(too_long)} prompt(s) longer than the model's {limit}-token context, e.g. {too_long[0][:60]!r}",
+            hint="shorten them, or pass --truncate to cut them",
+        )
+    warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=3)

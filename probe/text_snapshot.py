@@ -6,7 +6,7 @@ start, for a `probe neighbours` query that only needs to encode a few words. Aft
 has encoded text, its exact fast text path (`probe.text_encoding`) is compiled with TorchScript and
 saved in the user cache under the model's fingerprint and the versions of the code involved, with
 the tokenizer's settings. A later process opens the snapshot instead of the model when the model's
-files give the same fingerprint (`probe.identity`: built-in and local-dir models), on CPU in fp32.
+files give the same fingerprint (`probe.fingerprints`: built-in and local-dir models), on CPU in fp32.
 
 A snapshot is only written after it reproduced the session's tokens and embeddings bit for bit (a
 failed check is remembered, so it is not retried every run), and anything unexpected when opening
@@ -28,12 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from probe.cache import cache_dir, content_hash, file_lock
-from probe.errors import ProbeError, UsageError
-from probe.identity import fingerprint_without_loading
+from probe.fingerprints import fingerprint_without_loading
 from probe.io import atomic_write_bytes, atomic_write_text, read_json
 from probe.models import ModelSpec, parse_model_spec
 from probe.standalone_tokenizer import build_tokenizer, tokenizer_settings
-from probe.text_encoding import TextTower
+from probe.text_encoding import TextTower, check_prompt_lengths, length_buckets, pool_positions
 
 if TYPE_CHECKING:
     from probe.session import Session
@@ -47,6 +46,8 @@ CHECK_TEXTS = ["a", "a red star", "Hugh Jackman", "an orange ring on a black bac
 
 
 class _MatMul(torch.nn.Module):
+    """A text projection stored as a bare matrix, as a module TorchScript can hold."""
+
     def __init__(self, weight: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("weight", weight.detach().clone())
@@ -77,6 +78,8 @@ class _TruncatedText(torch.nn.Module):
 
 
 def enabled() -> bool:
+    """PROBE_TEXT_SNAPSHOTS=0 (or false/no/off) turns snapshots off: an escape hatch and a way to
+    time the model-loading path."""
     return os.environ.get(SNAPSHOT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
@@ -89,9 +92,9 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             return "unknown"
 
-    from probe import text_encoding
+    from probe import standalone_tokenizer, text_encoding
 
-    code = content_hash(*(Path(f).read_bytes() for f in (__file__, text_encoding.__file__)))
+    code = content_hash(*(Path(f).read_bytes() for f in (__file__, text_encoding.__file__, standalone_tokenizer.__file__)))
     return {"format": SNAPSHOT_FORMAT, "torch": torch.__version__, "open_clip": version("open_clip_torch"),
             "clip_probe": version("clip-probe"), "code": code}
 
@@ -114,7 +117,7 @@ class TextSnapshot:
         self.device = torch.device("cpu")
         self.precision = "fp32"
         self.fast_text = True
-        self._describe = dict(meta["describe"], model=spec.text)
+        self._describe = dict(meta["describe"], model=spec.text, device="cpu", precision="fp32")
         self._module = module
         self._eos = meta["eos_id"]
         self._pool = meta["pool_type"]
@@ -131,19 +134,8 @@ class TextSnapshot:
         """Token ids [N, context]; over-long prompts are an error unless truncate is set (as Session)."""
         if isinstance(texts, str):
             texts = [texts]
-        limit = self.context_length - 2
-        too_long = [t for t in texts if len(self.tokenizer.encode(t)) > limit]
-        if too_long and not truncate:
-            raise UsageError(
-                f"{len(too_long)} prompt(s) longer than the model's {limit}-token context, e.g. {too_long[0][:60]!r}",
-                hint="shorten them, or pass --truncate to cut them",
-            )
-        if too_long:
-            warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=2)
+        check_prompt_lengths(self.tokenizer.encode, self.context_length, list(texts), truncate)
         return self.tokenizer(list(texts))
-
-    def _positions(self, tokens: torch.Tensor) -> torch.Tensor:
-        return tokens.argmax(dim=-1) if self._pool == "argmax" else (tokens == self._eos).int().argmax(dim=-1)
 
     @torch.no_grad()
     def encode_text(self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True) -> torch.Tensor:
@@ -153,9 +145,8 @@ class TextSnapshot:
         out = torch.empty(tokens.shape[0], self.embed_dim)
         if tokens.shape[0] == 0:
             return out
-        positions = self._positions(tokens)
-        order = torch.argsort(positions, descending=True, stable=True)
-        for idx in order.split(batch_size):
+        positions = pool_positions(tokens, self._pool, self._eos)
+        for idx in length_buckets(tokens, positions, batch_size):
             pos = positions[idx]
             batch = tokens[idx][:, : int(pos.max()) + 1]
             with torch.jit.optimized_execution(False):  # the graph as saved: no profiling runs, same kernels
@@ -166,18 +157,22 @@ class TextSnapshot:
 
 def save_text_snapshot(session: "Session") -> Path | None:
     """Write the session's text snapshot unless it has one (or a failed attempt is on record);
-    the snapshot's path, or None where none can stand in for the session. Never raises."""
-    tower = getattr(session, "_tower", None)
-    settings = tokenizer_settings(session.tokenizer)
-    if (not enabled() or tower is None or settings is None or session.spec.kind not in SNAPSHOT_KINDS
-            or session.device.type != "cpu" or session.precision != "fp32"
-            or tower.transformer.get_cast_dtype() != torch.float32):
-        return None
-    versions = _versions()
-    pt, meta_path = _paths(session.fingerprint, versions)
+    the snapshot's path, or None where none can stand in for the session. Never raises: the
+    query's answer matters more than the snapshot (a full disk, a lock timeout, a cache in the way)."""
     try:
+        tower = getattr(session, "_tower", None)
+        settings = tokenizer_settings(session.tokenizer)
+        if (not enabled() or tower is None or settings is None or session.spec.kind not in SNAPSHOT_KINDS
+                or session.device.type != "cpu" or session.precision != "fp32"
+                or tower.transformer.get_cast_dtype() != torch.float32):
+            return None
+        versions = _versions()
+        pt, meta_path = _paths(session.fingerprint, versions)
         if meta_path.is_file():
-            return pt if read_json(meta_path).get("usable") else None
+            usable = bool(read_json(meta_path).get("usable"))
+            if not usable or pt.is_file():
+                return pt if usable else None
+            meta_path.unlink(missing_ok=True)  # the module went missing: write the pair again
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript's deprecation notices are not the user's business
             meta = {**versions, "fingerprint": session.fingerprint, "describe": session.describe(),
@@ -196,7 +191,7 @@ def save_text_snapshot(session: "Session") -> Path | None:
                         atomic_write_bytes(pt, buffer.getvalue())
                     atomic_write_text(meta_path, json.dumps({**meta, "usable": usable}, indent=2))  # last: marks it complete
         return pt if usable else None
-    except Exception:  # a full cache, a lock timeout: the query's answer matters more than the snapshot
+    except Exception:
         return None
 
 
@@ -233,9 +228,13 @@ def open_text_snapshot(model: str, device: str = "auto", precision: str = "fp32"
         meta = read_json(meta_path)
         if not meta.get("usable") or meta.get("fingerprint") != fingerprint or any(meta.get(k) != v for k, v in versions.items()):
             return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            module = torch.jit.load(str(pt), map_location="cpu")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                module = torch.jit.load(str(pt), map_location="cpu")
+        except Exception:  # a damaged module: drop its marker so the next full run writes it again
+            meta_path.unlink(missing_ok=True)
+            return None
         return TextSnapshot(spec, meta, module, build_tokenizer(meta["tokenizer"]))
-    except (ProbeError, Exception):  # a damaged or foreign snapshot is no snapshot; the model loads as before
+    except Exception:  # a bad spec, a foreign snapshot: no snapshot; the model load reports what is wrong
         return None

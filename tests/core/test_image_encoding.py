@@ -74,8 +74,11 @@ def test_channels_last_only_where_it_pays():
 def test_builtin_session_encodes_images_through_the_fast_tower():
     session = Session.open("shapes-tiny", device="cpu")
     assert session.fast_image
+    tower, calls = session._fast_image_tower(), []
+    tower.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     x = torch.rand(4, 3, 48, 48)
     fast, stock = session.encode_image(x), session.encode_image(x, fast=False)
+    assert calls == [4]  # the fast call went through the inference form, the stock call did not
     assert torch.allclose(fast, stock, atol=1e-5)
     assert (fast @ stock.T).diagonal().min() > 0.99999
 
@@ -94,9 +97,10 @@ def test_layout_changes_stay_in_the_copy_even_for_unfolded_convolutions(resnet):
     assert torch.allclose(fast(x), frozen(x), rtol=1e-4, atol=1e-5)
 
 
-def test_a_tower_in_training_mode_is_refused_not_crashed_on(resnet):
+def test_a_tower_in_training_mode_is_refused_untouched(resnet):
     import copy
 
     training = copy.deepcopy(resnet).train()  # BatchNorm on batch statistics: folding would change it
+    before = {k: v.clone() for k, v in training.state_dict().items()}
     assert fast_image_tower(training, 32, torch.device("cpu"), "fp32") is None
-    assert training.training
+    assert training.training and all(torch.equal(training.state_dict()[k], v) for k, v in before.items())

@@ -68,8 +68,7 @@ def test_damaged_or_foreign_snapshots_are_ignored(builtin_session):
     meta_path = pt.with_suffix(".json")
     pt.write_bytes(pt.read_bytes()[:1000])  # truncated
     assert open_text_snapshot("shapes-tiny", device="cpu") is None
-    pt.unlink()
-    meta_path.unlink()
+    assert not meta_path.exists()  # its marker dropped: the next full run writes the pair again
     pt = save_text_snapshot(builtin_session)
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps(dict(meta, torch="1.0.0")))
@@ -167,7 +166,7 @@ def test_neighbours_answers_even_when_no_snapshot_can_be_made(invoke, monkeypatc
     assert len(json.loads(result.stdout)["results"][0]["neighbours"]) == 3
 
 
-def test_pickle_only_local_dir_with_allow_pickle(invoke, tiny_model_dir, tmp_path):
+def test_pickle_only_local_dir_with_allow_pickle(invoke, tiny_model_dir, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     folder = tmp_path / "pickled"
@@ -177,8 +176,15 @@ def test_pickle_only_local_dir_with_allow_pickle(invoke, tiny_model_dir, tmp_pat
     vocab = tmp_path / "v.txt"
     vocab.write_text("tree\nsunset\nhouse\n", encoding="utf-8")
     args = ["--allow-pickle", "--model", f"local-dir:{folder}", "neighbours", "a photo", "--vocab", str(vocab), "--json"]
-    first, second = invoke(*args), invoke(*args)  # the second from the snapshot the first wrote
-    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded although a text snapshot exists")
+
+    monkeypatch.setattr(Session, "open", no_model)
+    second = invoke(*args)  # from the snapshot the first run wrote
+    assert second.exit_code == 0, second.output
     assert json.loads(first.stdout)["results"] == json.loads(second.stdout)["results"]
     assert open_text_snapshot(f"local-dir:{folder}", device="cpu", allow_pickle=True) is not None
     assert open_text_snapshot(f"local-dir:{folder}", device="cpu") is None  # refused weights: no snapshot either
@@ -187,7 +193,7 @@ def test_pickle_only_local_dir_with_allow_pickle(invoke, tiny_model_dir, tmp_pat
 def test_local_dir_fingerprint_covers_every_weights_file(tmp_path):
     import shutil
 
-    from probe.identity import fingerprint_without_loading
+    from probe.fingerprints import fingerprint_without_loading
     from probe.models import parse_model_spec
     from tests.conftest import write_tiny_model
 
@@ -198,3 +204,29 @@ def test_local_dir_fingerprint_covers_every_weights_file(tmp_path):
     write_tiny_model(folder, seed=2)  # open_clip loads open_clip_model.safetensors: new weights
     assert fingerprint_without_loading(spec) != before
     assert Session.open(f"local-dir:{folder}", device="cpu").fingerprint == fingerprint_without_loading(spec)
+
+
+def test_auto_device_with_a_gpu_loads_the_model(builtin_session, monkeypatch):
+    save_text_snapshot(builtin_session)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert open_text_snapshot("shapes-tiny", device="auto") is None
+    assert open_text_snapshot("shapes-tiny", device="cpu") is not None
+
+
+def test_a_damaged_module_is_written_again_by_the_next_full_run(builtin_session):
+    pt = save_text_snapshot(builtin_session)
+    pt.write_bytes(b"x")
+    assert open_text_snapshot("shapes-tiny", device="cpu") is None
+    assert save_text_snapshot(builtin_session) == pt
+    assert open_text_snapshot("shapes-tiny", device="cpu") is not None
+
+
+def test_a_cache_in_the_way_never_breaks_saving(builtin_session, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path))
+    (tmp_path / "text-snapshots").write_text("not a folder")
+    assert save_text_snapshot(builtin_session) is None
+
+
+def test_the_snapshot_reports_its_own_device(builtin_session):
+    save_text_snapshot(Session.open("shapes-tiny", device="cpu:0"))
+    assert open_text_snapshot("shapes-tiny", device="cpu").describe()["device"] == "cpu"

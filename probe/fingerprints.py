@@ -53,9 +53,13 @@ def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, list[Pat
 
 
 def local_dir_raw(spec: ModelSpec, allow_pickle: bool) -> str:
+    """config hash + the main weights file's sha256 (safetensors first), as before session 4 so
+    existing fingerprints stay valid; any other weights files in the folder are appended."""
     config, weights = local_dir_files(spec, allow_pickle)
-    files = ",".join(f"{p.name}={file_sha256(p)}" for p in weights)
-    return f"{spec.arch}:{hashlib.sha256(config.read_bytes()).hexdigest()[:16]}:{files}"
+    main = ([p for p in weights if p.suffix == ".safetensors"] or weights)[0]
+    raw = f"{spec.arch}:{hashlib.sha256(config.read_bytes()).hexdigest()[:16]}:{file_sha256(main)}"
+    others = [p for p in weights if p != main]
+    return raw + ("|" + ",".join(f"{p.name}={file_sha256(p)}" for p in others) if others else "")
 
 
 def fingerprint_without_loading(spec: ModelSpec, allow_pickle: bool = False) -> str | None:
