@@ -71,10 +71,13 @@ def _fold_pairs(module: nn.Module, pairs: list[tuple[str, str]]) -> None:
             setattr(module, bn_name, nn.Identity())
 
 
-def _rewrite(tower: nn.Module) -> bool:
-    """Rewrite an open_clip ModifiedResNet in place (its forward is known); False for anything else."""
-    if type(tower).__name__ != "ModifiedResNet" or not hasattr(tower, "attnpool"):
-        return False
+def _known(tower: nn.Module) -> bool:
+    """An open_clip ModifiedResNet: the one tower whose forward the rewrite knows."""
+    return type(tower).__name__ == "ModifiedResNet" and hasattr(tower, "attnpool")
+
+
+def _rewrite(tower: nn.Module) -> None:
+    """Rewrite a known tower in place."""
     stem_pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")]
     _fold_pairs(tower, stem_pairs)
     for block in tower.modules():
@@ -89,7 +92,11 @@ def _rewrite(tower: nn.Module) -> bool:
                     setattr(down, "-1", nn.Identity())
     if type(tower.attnpool).__name__ == "AttentionPool2d":
         tower.attnpool = FirstTokenAttentionPool(tower.attnpool)
-    return True
+
+
+def _channels_last_input(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the tower takes its input in the layout its weights are in."""
+    return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
 
 
 def wants_channels_last(device: torch.device, precision: str) -> bool:
@@ -97,7 +104,7 @@ def wants_channels_last(device: torch.device, precision: str) -> bool:
     return device.type == "cpu" or (device.type == "cuda" and precision != "fp32")
 
 
-def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device, channels_last: bool) -> bool:
+def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device) -> bool:
     """Whether the rewrite computes the stock function, checked in full fp32 (TF32 off on CUDA, so
     its rounding cannot pass for a difference or hide one)."""
     generator = torch.Generator().manual_seed(0)
@@ -110,7 +117,7 @@ def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device, c
             torch.backends.cuda.matmul.allow_tf32 = False
         with torch.no_grad(), cudnn:
             want = stock(x).float()
-            got = fast(x.contiguous(memory_format=torch.channels_last) if channels_last else x).float()
+            got = fast(x).float()
     finally:
         if tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -121,16 +128,15 @@ def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device, c
 
 
 def fast_image_tower(visual: nn.Module, image_size: int, device: torch.device, precision: str) -> nn.Module | None:
-    """A copy of `visual` in inference form, or None when there is nothing to gain or the copy
-    disagrees with the stock tower. Parameters the rewrite leaves alone are shared, except 4-D
+    """A copy of `visual` in inference form (taking inputs in any layout), or None when there is
+    nothing to gain or the copy disagrees with the stock tower. Parameters the rewrite leaves alone are shared, except 4-D
     (convolution) weights: those are copied, so a layout change never touches the stock tower."""
-    if visual.training:  # BatchNorm on batch statistics does not fold (and the check would update them)
+    if visual.training or not _known(visual):  # BatchNorm on batch statistics does not fold
         return None
     memo = {id(t): t for t in list(visual.parameters()) + list(visual.buffers()) if t.dim() != 4}
     fast = copy.deepcopy(visual, memo)
-    if not _rewrite(fast):
-        return None
-    channels_last = wants_channels_last(device, precision)
-    if channels_last:
+    _rewrite(fast)
+    if wants_channels_last(device, precision):
         fast = fast.to(memory_format=torch.channels_last)
-    return fast if _agree(visual, fast, image_size, device, channels_last) else None
+        fast.register_forward_pre_hook(_channels_last_input)
+    return fast if _agree(visual, fast, image_size, device) else None

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from probe.errors import UsageError
-from probe.image_encoding import fast_image_tower, wants_channels_last
+from probe.image_encoding import fast_image_tower
 from probe.loading import LoadedModel, load_model
 from probe.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
-from probe.text_encoding import check_prompt_lengths, encode_truncated, find_text_tower, length_buckets, pool_positions
+from probe.text_encoding import TruncatedText, check_prompt_lengths, encode_bucketed, encode_truncated, find_text_tower, pool_positions
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -55,8 +56,7 @@ class Session:
         self.fingerprint = loaded.fingerprint
         self.context_length = int(getattr(self.tokenizer, "context_length", 77) or 77)
         self._tower = find_text_tower(self.model)
-        self._image_tower: torch.nn.Module | None = None
-        self._image_tower_checked = False
+        self._text = TruncatedText(self._tower) if self._tower is not None else None
 
     @classmethod
     def open(
@@ -100,18 +100,17 @@ class Session:
         tokens = self.tokenize(texts, truncate)
         if tokens.shape[0] == 0:
             return torch.empty(0, self.embed_dim)
-        tower = self._tower if fast else None
-        out: torch.Tensor | None = None
-        positions = pool_positions(tokens, tower.pool_type, tower.eos_id) if tower is not None else None
-        for idx in length_buckets(tokens, positions, batch_size):
+        text = self._text if fast else None
+        positions = pool_positions(tokens, self._tower.pool_type, self._tower.eos_id) if text is not None else None
+
+        def encode_batch(idx: torch.Tensor) -> torch.Tensor:
             batch = tokens[idx].to(self.device)
             with self.autocast():
-                feats = encode_truncated(tower, batch) if tower is not None else self.model.encode_text(batch)
-            feats = F.normalize(feats.float(), dim=-1)
-            if out is None:
-                out = torch.empty(tokens.shape[0], feats.shape[1], device=self.device)
-            out[idx.to(self.device)] = feats
-        return out.cpu() if out is not None else out
+                if text is None:
+                    return self.model.encode_text(batch)
+                return encode_truncated(text, batch, positions[idx].to(self.device))
+
+        return encode_bucketed(tokens, positions, batch_size, encode_batch).cpu()
 
     def resize(self, images: torch.Tensor) -> torch.Tensor:
         """[B,3,H,W] or [3,H,W] in [0,1], any size -> [B,3,S,S] at the model's input size (bicubic, antialiased)."""
@@ -131,26 +130,20 @@ class Session:
     @property
     def fast_image(self) -> bool:
         """Whether encode_image runs the tower's inference form (folded BatchNorm etc., image_encoding)."""
-        return self._fast_image_tower() is not None
+        return self._image_tower is not None
 
-    def _fast_image_tower(self) -> torch.nn.Module | None:
-        if not self._image_tower_checked:  # built on first use: text-only commands never pay for it
-            self._image_tower = fast_image_tower(self.model.visual, self.image_size, self.device, self.precision)
-            self._image_tower_checked = True
-        return self._image_tower
+    @functools.cached_property
+    def _image_tower(self) -> torch.nn.Module | None:
+        """Built on first use: text-only commands never pay for it."""
+        return fast_image_tower(self.model.visual, self.image_size, self.device, self.precision)
 
     def encode_image(self, images: torch.Tensor, grad: bool = False, fast: bool = True) -> torch.Tensor:
         """Normalised image embeddings [B, D]; grad=True keeps the graph back to the pixels (inversion).
         fast=False runs the stock tower (the fast form agrees to float rounding)."""
-        tower = self._fast_image_tower() if fast else None
+        tower = self._image_tower if fast else None
         with torch.set_grad_enabled(grad), self.autocast():
             pixels = self.preprocess(images)
-            if tower is None:
-                feats = self.model.encode_image(pixels)
-            else:
-                if wants_channels_last(self.device, self.precision):
-                    pixels = pixels.contiguous(memory_format=torch.channels_last)
-                feats = tower(pixels)
+            feats = self.model.encode_image(pixels) if tower is None else tower(pixels)
         return F.normalize(feats.float(), dim=-1)
 
     @property

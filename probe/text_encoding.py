@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 from probe.errors import UsageError
 
@@ -60,21 +61,58 @@ def pool_positions(tokens: torch.Tensor, pool_type: str, eos_id: int | None) -> 
     return (tokens == eos_id).int().argmax(dim=-1)
 
 
-def encode_truncated(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
-    """Unnormalised features of one batch, cut to its longest prompt (exact for causal towers)."""
-    pos = pool_positions(tokens, tower.pool_type, tower.eos_id)
-    length = int(pos.max().item()) + 1
-    tokens = tokens[:, :length]
-    cast = tower.transformer.get_cast_dtype()
-    x = tower.token_embedding(tokens).to(cast) + tower.positional_embedding[:length].to(cast)
-    x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
-    x = x[torch.arange(x.shape[0], device=x.device), pos]
-    x = tower.ln_final(x)  # per-token LayerNorm: pooling first gives the same values for less work
-    if tower.text_projection is None:
-        return x
-    if isinstance(tower.text_projection, torch.nn.Linear):
-        return tower.text_projection(x)
-    return x @ tower.text_projection
+class _MatMul(torch.nn.Module):
+    """A text projection stored as a bare matrix, as a module (so TorchScript can hold it)."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight.detach())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight
+
+
+class TruncatedText(torch.nn.Module):
+    """The tower's forward for a batch already cut to its longest prompt, pooled at `pos`. One module
+    serves the session and text snapshots (`probe.text_snapshot` compiles it with TorchScript), so
+    the two cannot drift apart. Shares the tower's weights."""
+
+    def __init__(self, tower: TextTower) -> None:
+        super().__init__()
+        self.token_embedding = tower.token_embedding
+        self.transformer = tower.transformer
+        self.ln_final = tower.ln_final
+        self.register_buffer("positional_embedding", tower.positional_embedding.detach(), persistent=False)
+        self.register_buffer("attn_mask", tower.attn_mask.detach(), persistent=False)
+        proj = tower.text_projection
+        self.project = torch.nn.Identity() if proj is None else proj if isinstance(proj, torch.nn.Linear) else _MatMul(proj)
+        self.cast = tower.transformer.get_cast_dtype()
+
+    def forward(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        x = self.token_embedding(tokens).to(self.cast) + self.positional_embedding[:length].to(self.cast)
+        x = self.transformer(x, attn_mask=self.attn_mask[:length, :length])
+        x = x[torch.arange(x.shape[0], device=x.device), pos]
+        return self.project(self.ln_final(x))  # per-token LayerNorm: pooling first gives the same values for less work
+
+
+def encode_truncated(text: TruncatedText, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Unnormalised features of one batch (pooled positions `pos`), cut to its longest prompt: exact
+    for causal towers."""
+    return text(tokens[:, : int(pos.max().item()) + 1], pos)
+
+
+def encode_bucketed(tokens: torch.Tensor, positions: torch.Tensor | None, batch_size: int,
+                    encode_batch: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Normalised fp32 features [N, D] in input order, `encode_batch(row indices)` run per length
+    bucket (on whatever device it returns)."""
+    out: torch.Tensor | None = None
+    for idx in length_buckets(tokens, positions, batch_size):
+        feats = F.normalize(encode_batch(idx).float(), dim=-1)
+        if out is None:
+            out = torch.empty(tokens.shape[0], feats.shape[1], device=feats.device)
+        out[idx.to(feats.device)] = feats
+    return out
 
 
 def length_buckets(tokens: torch.Tensor, positions: torch.Tensor | None, batch_size: int) -> list[torch.Tensor]:

@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from probe.cache import cache_dir, content_hash, file_lock
 from probe.fingerprints import fingerprint_without_loading
 from probe.io import atomic_write_bytes, atomic_write_text, read_json
 from probe.models import ModelSpec, parse_model_spec
 from probe.standalone_tokenizer import build_tokenizer, tokenizer_settings
-from probe.text_encoding import TextTower, check_prompt_lengths, length_buckets, pool_positions
+from probe.text_encoding import check_prompt_lengths, encode_bucketed, encode_truncated, pool_positions
 
 if TYPE_CHECKING:
     from probe.session import Session
@@ -43,38 +42,6 @@ SNAPSHOT_KINDS = ("builtin", "local-dir")  # the kinds whose fingerprint needs n
 # texts the snapshot must reproduce exactly before it is saved, from one word to past the context
 CHECK_TEXTS = ["a", "a red star", "Hugh Jackman", "an orange ring on a black background, photographed at dusk",
                "naïve café — «quoted» text, 123 numbers & symbols!"]
-
-
-class _MatMul(torch.nn.Module):
-    """A text projection stored as a bare matrix, as a module TorchScript can hold."""
-
-    def __init__(self, weight: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight
-
-
-class _TruncatedText(torch.nn.Module):
-    """`encode_truncated` for one batch already cut to its longest prompt, in a form TorchScript compiles."""
-
-    def __init__(self, tower: TextTower) -> None:
-        super().__init__()
-        self.token_embedding = tower.token_embedding
-        self.transformer = tower.transformer
-        self.ln_final = tower.ln_final
-        self.register_buffer("positional_embedding", tower.positional_embedding.detach().clone())
-        self.register_buffer("attn_mask", tower.attn_mask.detach().clone())
-        proj = tower.text_projection
-        self.project = torch.nn.Identity() if proj is None else proj if isinstance(proj, torch.nn.Linear) else _MatMul(proj)
-
-    def forward(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        length = tokens.shape[1]
-        x = self.token_embedding(tokens) + self.positional_embedding[:length]
-        x = self.transformer(x, attn_mask=self.attn_mask[:length, :length])
-        x = x[torch.arange(x.shape[0], device=x.device), pos]
-        return self.project(self.ln_final(x))
 
 
 def enabled() -> bool:
@@ -142,17 +109,15 @@ class TextSnapshot:
         """Normalised fp32 text embeddings [N, D], in input order: the values Session.encode_text gives
         (a snapshot is always its exact fast path; `fast` is accepted so callers need not care)."""
         tokens = self.tokenize(texts, truncate)
-        out = torch.empty(tokens.shape[0], self.embed_dim)
         if tokens.shape[0] == 0:
-            return out
+            return torch.empty(0, self.embed_dim)
         positions = pool_positions(tokens, self._pool, self._eos)
-        for idx in length_buckets(tokens, positions, batch_size):
-            pos = positions[idx]
-            batch = tokens[idx][:, : int(pos.max()) + 1]
+
+        def encode_batch(idx: torch.Tensor) -> torch.Tensor:
             with torch.jit.optimized_execution(False):  # the graph as saved: no profiling runs, same kernels
-                feats = self._module(batch, pos)
-            out[idx] = F.normalize(feats.float(), dim=-1)
-        return out
+                return encode_truncated(self._module, tokens[idx], positions[idx])
+
+        return encode_bucketed(tokens, positions, batch_size, encode_batch)
 
 
 def save_text_snapshot(session: "Session") -> Path | None:
@@ -160,11 +125,10 @@ def save_text_snapshot(session: "Session") -> Path | None:
     the snapshot's path, or None where none can stand in for the session. Never raises: the
     query's answer matters more than the snapshot (a full disk, a lock timeout, a cache in the way)."""
     try:
-        tower = getattr(session, "_tower", None)
+        tower, text = getattr(session, "_tower", None), getattr(session, "_text", None)
         settings = tokenizer_settings(session.tokenizer)
-        if (not enabled() or tower is None or settings is None or session.spec.kind not in SNAPSHOT_KINDS
-                or session.device.type != "cpu" or session.precision != "fp32"
-                or tower.transformer.get_cast_dtype() != torch.float32):
+        if (not enabled() or text is None or settings is None or session.spec.kind not in SNAPSHOT_KINDS
+                or session.device.type != "cpu" or session.precision != "fp32" or text.cast != torch.float32):
             return None
         versions = _versions()
         pt, meta_path = _paths(session.fingerprint, versions)
@@ -179,7 +143,7 @@ def save_text_snapshot(session: "Session") -> Path | None:
                     "embed_dim": session.embed_dim, "pool_type": tower.pool_type, "eos_id": tower.eos_id,
                     "tokenizer": settings}
             try:
-                module = torch.jit.script(_TruncatedText(tower).eval())
+                module = torch.jit.script(text)  # the session's own module: shares its weights
                 usable = _reproduces(session, TextSnapshot(session.spec, meta, module, build_tokenizer(settings)))
             except Exception as exc:  # TorchScript cannot compile this tower: remember, do not retry
                 usable, meta["reason"] = False, f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -73,9 +73,14 @@ def load_concepts(name_or_path: str = "default") -> ConceptSet:
     return concepts_from_doc(parse_yaml(res.read_text(encoding="utf-8"), f"probe.vocab/{fname}"))
 
 
+def concept_prompts(concepts: ConceptSet) -> list[str]:
+    """Every concept prompt, then the anchors: what images are scored against."""
+    return [p for c in concepts.concepts for p in c.prompts] + list(concepts.anchors)
+
+
 def concept_text_embeddings(session, concepts: ConceptSet):
-    """Embeddings of every concept prompt, then the anchors: what `concept_probabilities` compares with."""
-    return session.encode_text([p for c in concepts.concepts for p in c.prompts] + list(concepts.anchors))
+    """Embeddings of `concept_prompts`: what `concept_probabilities` compares with."""
+    return session.encode_text(concept_prompts(concepts))
 
 
 def concept_probabilities(session, images, concepts: ConceptSet, text_emb=None) -> list[dict[str, float]]:
@@ -85,7 +90,7 @@ def concept_probabilities(session, images, concepts: ConceptSet, text_emb=None) 
     """
     from probe_score.scoring import zero_shot
 
-    prompts = [p for c in concepts.concepts for p in c.prompts] + list(concepts.anchors)
+    prompts = concept_prompts(concepts)
     if text_emb is None:
         text_emb = concept_text_embeddings(session, concepts)
     _, probs = zero_shot(session, images, prompts, text_emb=text_emb)

@@ -74,7 +74,7 @@ def test_channels_last_only_where_it_pays():
 def test_builtin_session_encodes_images_through_the_fast_tower():
     session = Session.open("shapes-tiny", device="cpu")
     assert session.fast_image
-    tower, calls = session._fast_image_tower(), []
+    tower, calls = session._image_tower, []
     tower.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     x = torch.rand(4, 3, 48, 48)
     fast, stock = session.encode_image(x), session.encode_image(x, fast=False)
