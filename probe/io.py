@@ -9,7 +9,7 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from probe.errors import DataError, UsageError
 
@@ -130,22 +130,56 @@ def load_image(path: Path):
     return torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0
 
 
+CAPTION_LINES = 3
+_LINE_HEIGHT = 12
+
+
+def wrap_caption(text: str, width: float, measure: Callable[[str], float], max_lines: int = CAPTION_LINES) -> list[str]:
+    """The caption as at most `max_lines` lines that each measure <= width: broken at spaces, long
+    words split, and an ellipsis where text had to be dropped, so a sheet never shows a silently cut
+    prompt."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        while measure(candidate) > width:
+            if line:  # the word starts the next line
+                lines.append(line)
+                line, candidate = "", word
+                continue
+            cut = next((k for k in range(len(candidate) - 1, 1, -1) if measure(candidate[:k]) <= width), 1)
+            lines.append(candidate[:cut])
+            candidate = candidate[cut:]
+        line = candidate
+    if line:
+        lines.append(line)
+    if len(lines) <= max_lines:
+        return lines
+    last = lines[max_lines - 1]
+    while last and measure(last + "...") > width:
+        last = last[:-1]
+    return lines[: max_lines - 1] + [last.rstrip() + "..."]
+
+
 def contact_sheet(images: Sequence, labels: Sequence[str] | None = None, columns: int = 8, cell: int = 128):
-    """A grid of images with optional captions under each, as one PIL image."""
+    """A grid of images with optional captions under each (wrapped to the cell), as one PIL image."""
     from PIL import Image, ImageDraw
 
     n = len(images)
     columns = max(1, min(columns, n))
     rows = (n + columns - 1) // columns
-    label_h = 14 if labels else 0
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    captions = [wrap_caption(str(label), cell - 4, measure) for label in labels] if labels else []
+    label_h = _LINE_HEIGHT * max((len(c) for c in captions), default=0) + (2 if captions else 0)
     sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, image in enumerate(images):
         pil = image if hasattr(image, "resize") and not hasattr(image, "dim") else to_pil(image)
         r, c = divmod(i, columns)
-        sheet.paste(pil.resize((cell, cell)), (c * cell, r * (cell + label_h)))
-        if labels:
-            draw.text((c * cell + 2, r * (cell + label_h) + cell), str(labels[i])[: cell // 6], fill="black")
+        top = r * (cell + label_h)
+        sheet.paste(pil.resize((cell, cell)), (c * cell, top))
+        for k, line in enumerate(captions[i] if captions else []):
+            draw.text((c * cell + 2, top + cell + k * _LINE_HEIGHT), line, fill="black")
     return sheet
 
 

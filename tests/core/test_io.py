@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from probe.errors import UsageError
-from probe.io import atomic_write_text, inside, png_bytes, safe_name, write_png
+from probe.io import atomic_write_text, contact_sheet, inside, png_bytes, safe_name, wrap_caption, write_png
 
 
 @pytest.mark.parametrize("prompt", ["../../x", "/etc/passwd", "..", "a/b\\c", "", "   ", "\x00evil"])
@@ -61,3 +61,23 @@ def test_atomic_write_uses_normal_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_captions_wrap_at_spaces_instead_of_being_cut():
+    lines = wrap_caption("s0 0.44 a red star | a blue circle:0.5", 12, len)
+    assert lines == ["s0 0.44 a", "red star | a", "blue..."]
+    assert wrap_caption("a red star", 12, len) == ["a red star"]
+
+
+def test_captions_split_long_words_and_mark_what_was_dropped():
+    assert wrap_caption("abcdefghijklmnop", 6, len) == ["abcdef", "ghijkl", "mnop"]
+    assert wrap_caption("abcdefghijklmnopqrstu", 6, len) == ["abcdef", "ghijkl", "mno..."]
+    assert all(len(line) <= 6 for line in wrap_caption("one two three four five six seven", 6, len))
+
+
+def test_contact_sheet_grows_to_fit_its_longest_caption():
+    image = torch.full((3, 8, 8), 0.5)
+    short = contact_sheet([image, image], ["a", "b"], columns=2, cell=64)
+    long = contact_sheet([image, image], ["a", "a purple cross | a white ring:0.5 | blurry:-0.3"], columns=2, cell=64)
+    assert short.size == (128, 64 + 14)
+    assert long.size == (128, 64 + 3 * 12 + 2)
