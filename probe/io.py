@@ -131,46 +131,70 @@ def load_image(path: Path):
 
 
 CAPTION_LINES = 3
-_LINE_HEIGHT = 12
+
+
+def _longest(n: int, fits: Callable[[int], bool]) -> int:
+    """The largest k in 0..n with fits(k), for a fits that holds up to some k and fails after
+    (bisection: a long word or URL costs log n measurements, not n)."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _next_line(text: str, width: float, measure: Callable[[str], float]) -> tuple[str, str]:
+    """(first line, rest): broken at the last space that fits, or inside a word too long for a line."""
+    if measure(text) <= width:
+        return text, ""
+    cut = max(1, _longest(len(text), lambda k: measure(text[:k]) <= width))
+    space = text.rfind(" ", 0, cut + 1)
+    if space > 0:
+        return text[:space], text[space + 1:]
+    return text[:cut], text[cut:].lstrip()
 
 
 def wrap_caption(text: str, width: float, measure: Callable[[str], float], max_lines: int = CAPTION_LINES) -> list[str]:
-    """The caption as at most `max_lines` lines that each measure <= width: broken at spaces, long
-    words split, and an ellipsis where text had to be dropped, so a sheet never shows a silently cut
-    prompt."""
+    """The caption as at most `max_lines` lines no wider than `width`, the last one ending in '...'
+    when text was dropped, so a sheet never shows a silently cut prompt. (A single character, or the
+    '...', wider than `width` is still written: wrapping always moves on.)"""
+    if width <= 0 or max_lines < 1:
+        raise ValueError(f"caption width and line count must be positive, got {width} and {max_lines}")
+    rest = " ".join(text.split())
     lines: list[str] = []
-    line = ""
-    for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        while measure(candidate) > width:
-            if line:  # the word starts the next line
-                lines.append(line)
-                line, candidate = "", word
-                continue
-            cut = next((k for k in range(len(candidate) - 1, 1, -1) if measure(candidate[:k]) <= width), 1)
-            lines.append(candidate[:cut])
-            candidate = candidate[cut:]
-        line = candidate
-    if line:
+    while rest and len(lines) < max_lines - 1:
+        line, rest = _next_line(rest, width, measure)
         lines.append(line)
-    if len(lines) <= max_lines:
-        return lines
-    last = lines[max_lines - 1]
-    while last and measure(last + "...") > width:
-        last = last[:-1]
-    return lines[: max_lines - 1] + [last.rstrip() + "..."]
+    if rest:
+        if measure(rest) > width:
+            rest = rest[: _longest(len(rest), lambda k: measure(rest[:k].rstrip() + "...") <= width)].rstrip() + "..."
+        lines.append(rest)
+    return lines
 
 
-def contact_sheet(images: Sequence, labels: Sequence[str] | None = None, columns: int = 8, cell: int = 128):
+def caption_line_height(font) -> int:
+    """Pixels per caption line in `font`: its tallest glyphs plus a gap, so descenders never touch
+    the next line whatever font Pillow falls back to."""
+    return font.getbbox("Ag|jy")[3] + 2
+
+
+def contact_sheet(images: Sequence, labels: Sequence[object] | None = None, columns: int = 8, cell: int = 128):
     """A grid of images with optional captions under each (wrapped to the cell), as one PIL image."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     n = len(images)
+    if labels is not None and len(labels) and len(labels) != n:
+        raise ValueError(f"contact sheet: {len(labels)} labels for {n} images")
     columns = max(1, min(columns, n))
     rows = (n + columns - 1) // columns
+    font = ImageFont.load_default()
+    line_h = caption_line_height(font)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
-    captions = [wrap_caption(str(label), cell - 4, measure) for label in labels] if labels else []
-    label_h = _LINE_HEIGHT * max((len(c) for c in captions), default=0) + (2 if captions else 0)
+    captions = [wrap_caption(str(label), cell - 4, lambda t: measure(t, font=font)) for label in labels or ()]
+    label_h = line_h * max(map(len, captions), default=0)
     sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, image in enumerate(images):
@@ -178,8 +202,8 @@ def contact_sheet(images: Sequence, labels: Sequence[str] | None = None, columns
         r, c = divmod(i, columns)
         top = r * (cell + label_h)
         sheet.paste(pil.resize((cell, cell)), (c * cell, top))
-        for k, line in enumerate(captions[i] if captions else []):
-            draw.text((c * cell + 2, top + cell + k * _LINE_HEIGHT), line, fill="black")
+        for k, line in enumerate(captions[i] if captions else ()):
+            draw.text((c * cell + 2, top + cell + k * line_h), line, fill="black", font=font)
     return sheet
 
 

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from probe.errors import UsageError
-from probe.io import atomic_write_text, contact_sheet, inside, png_bytes, safe_name, wrap_caption, write_png
+from probe.io import (atomic_write_text, caption_line_height, contact_sheet, inside, png_bytes, safe_name, wrap_caption,
+                      write_png)
 
 
 @pytest.mark.parametrize("prompt", ["../../x", "/etc/passwd", "..", "a/b\\c", "", "   ", "\x00evil"])
@@ -63,21 +64,42 @@ def test_atomic_write_uses_normal_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-def test_captions_wrap_at_spaces_instead_of_being_cut():
-    lines = wrap_caption("s0 0.44 a red star | a blue circle:0.5", 12, len)
-    assert lines == ["s0 0.44 a", "red star | a", "blue..."]
-    assert wrap_caption("a red star", 12, len) == ["a red star"]
+def test_captions_wrap_at_spaces_and_fill_the_last_line_before_the_ellipsis():
+    assert wrap_caption("s0 0.44 a red star | a blue circle:0.5", 12, len) == ["s0 0.44 a", "red star | a", "blue circ..."]
+    assert wrap_caption("  a red   star ", 12, len) == ["a red star"]
+    assert wrap_caption("one two three four five six seven", 6, len) == ["one", "two", "thr..."]
+    assert wrap_caption("one two three", 6, len, max_lines=1) == ["one..."]
+    assert wrap_caption("", 6, len) == [] and wrap_caption("   ", 6, len) == []
 
 
-def test_captions_split_long_words_and_mark_what_was_dropped():
+def test_captions_split_words_too_long_for_a_line():
     assert wrap_caption("abcdefghijklmnop", 6, len) == ["abcdef", "ghijkl", "mnop"]
     assert wrap_caption("abcdefghijklmnopqrstu", 6, len) == ["abcdef", "ghijkl", "mno..."]
-    assert all(len(line) <= 6 for line in wrap_caption("one two three four five six seven", 6, len))
+    calls = []
+    wrap_caption("x" * 5000, 6, lambda t: calls.append(t) or len(t))
+    assert len(calls) < 100  # bisection, not a scan of the word
 
 
-def test_contact_sheet_grows_to_fit_its_longest_caption():
+def test_captions_always_terminate_and_refuse_nonsense_sizes():
+    assert wrap_caption("abc", 6, lambda t: 10 * len(t)) == ["a", "b", "..."]  # glyphs wider than the cell
+    with pytest.raises(ValueError):
+        wrap_caption("ab", 0, len)
+    with pytest.raises(ValueError):
+        wrap_caption("ab", 6, len, max_lines=0)
+
+
+def test_contact_sheet_draws_wrapped_captions_and_grows_to_fit_them():
+    from PIL import ImageFont
+
+    line = caption_line_height(ImageFont.load_default())
     image = torch.full((3, 8, 8), 0.5)
     short = contact_sheet([image, image], ["a", "b"], columns=2, cell=64)
     long = contact_sheet([image, image], ["a", "a purple cross | a white ring:0.5 | blurry:-0.3"], columns=2, cell=64)
-    assert short.size == (128, 64 + 14)
-    assert long.size == (128, 64 + 3 * 12 + 2)
+    assert short.size == (128, 64 + line)
+    assert long.size == (128, 64 + 3 * line)
+    third_line = long.crop((64, 64 + 2 * line, 128, 64 + 3 * line)).convert("L")
+    assert third_line.getextrema()[0] < 128  # text was drawn there, in the long caption's column
+    assert long.crop((0, 64 + line, 64, 64 + 3 * line)).convert("L").getextrema()[0] == 255  # "a" needs one line
+    assert contact_sheet([image], [""], cell=64).size == (64, 64)
+    with pytest.raises(ValueError):
+        contact_sheet([image, image], ["only one"], cell=64)
