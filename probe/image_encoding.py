@@ -42,18 +42,19 @@ class FirstTokenAttentionPool(nn.Module):
         p = self.pool
         n, c = x.shape[:2]
         heads = p.num_heads
+        d = c // heads
         tokens = x.flatten(2).transpose(1, 2)  # [N, HW, C]
         tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
         tokens = tokens + p.positional_embedding.to(tokens.dtype)  # [N, L, C]
-        q = F.linear(tokens[:, 0], p.q_proj.weight, p.q_proj.bias).view(n, heads, -1)
-        q = q * q.shape[-1] ** -0.5
-        w_k = p.k_proj.weight.view(heads, -1, c)  # [H, d, C]
-        w_v = p.v_proj.weight.view(heads, -1, c)
-        q_k = torch.einsum("nhd,hdc->nhc", q, w_k)  # each head's query pulled back to token space
+        q = F.linear(tokens[:, 0], p.q_proj.weight, p.q_proj.bias) * d ** -0.5
+        # explicit bmm layouts (heads as the batch for the weights, images for the tokens): the same
+        # products einsum chose (bit-identical inversions here) without its permute copies and overhead
+        q_k = torch.bmm(q.view(n, heads, d).transpose(0, 1), p.k_proj.weight.view(heads, d, c))  # [H, N, C]
         # q_h . b_k,h is the same for every token, and softmax ignores a shift shared by all scores
-        scores = torch.einsum("nhc,nlc->nhl", q_k, tokens)
-        mixed = torch.einsum("nhl,nlc->nhc", scores.softmax(dim=-1), tokens)  # [N, H, C]
-        values = torch.einsum("nhc,hdc->nhd", mixed, w_v).reshape(n, -1) + p.v_proj.bias
+        scores = torch.bmm(q_k.transpose(0, 1), tokens.transpose(1, 2))  # [N, H, L]
+        mixed = torch.bmm(scores.softmax(dim=-1), tokens)  # [N, H, C]
+        values = torch.bmm(mixed.transpose(0, 1), p.v_proj.weight.view(heads, d, c).transpose(1, 2))  # [H, N, d]
+        values = values.transpose(0, 1).reshape(n, c) + p.v_proj.bias
         return F.linear(values, p.c_proj.weight, p.c_proj.bias)
 
 

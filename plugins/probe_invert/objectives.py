@@ -69,7 +69,7 @@ def weighted_cosine(features: torch.Tensor, targets: torch.Tensor, weights: torc
     """The reported score: sum_k w_k cos(f, t_k) / sum of positive w_k; features [B,D] or [B,C,D] -> [B] or [B,C]."""
     squeeze = features.dim() == 2
     f = features[:, None] if squeeze else features
-    cos = torch.einsum("bcd,bkd->bck", f, targets)
+    cos = torch.bmm(f, targets.transpose(1, 2))  # [B,C,K]
     score = (cos * weights[:, None, :]).sum(-1) / weights.clamp_min(0).sum(-1, keepdim=True).clamp_min(1e-12)
     return score[:, 0] if squeeze else score
 
@@ -93,7 +93,7 @@ class TextMatch(Objective):
         if self.form == "distance":
             per_target = (f[:, :, None, :] - self.targets[:, None, :, :]).norm(dim=-1)  # [B,C,K]
         else:
-            per_target = -torch.einsum("bcd,bkd->bck", f, self.targets)
+            per_target = -torch.bmm(f, self.targets.transpose(1, 2))
         return (per_target * self.weights[:, None, :]).sum(-1).mean(1)
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
