@@ -48,7 +48,7 @@ class FirstTokenAttentionPool(nn.Module):
         tokens = tokens + p.positional_embedding.to(tokens.dtype)  # [N, L, C]
         q = F.linear(tokens[:, 0], p.q_proj.weight, p.q_proj.bias) * d ** -0.5
         # explicit bmm layouts (heads as the batch for the weights, images for the tokens): the same
-        # products einsum chose (bit-identical inversions here) without its permute copies and overhead
+        # products einsum chose (bit-identical inversions on torch 2.14 here), without its permute copies
         q_k = torch.bmm(q.view(n, heads, d).transpose(0, 1), p.k_proj.weight.view(heads, d, c))  # [H, N, C]
         # q_h . b_k,h is the same for every token, and softmax ignores a shift shared by all scores
         scores = torch.bmm(q_k.transpose(0, 1), tokens.transpose(1, 2))  # [N, H, L]
