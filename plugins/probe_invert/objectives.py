@@ -66,7 +66,8 @@ class Scaled(Objective):
 
 
 def weighted_cosine(features: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The reported score: sum_k w_k cos(f, t_k) / sum of positive w_k; features [B,D] or [B,C,D] -> [B] or [B,C]."""
+    """The reported score: sum_k w_k cos(f, t_k) / sum of positive w_k; features [B,D] or [B,C,D] -> [B] or
+    [B,C], against each image's own targets [B,K,D] and weights [B,K]."""
     squeeze = features.dim() == 2
     f = features[:, None] if squeeze else features
     cos = torch.bmm(f, targets.transpose(1, 2))  # [B,C,K]
