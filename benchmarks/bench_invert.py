@@ -193,8 +193,8 @@ def gpu_paper(steps: int) -> dict:
         start = time.perf_counter()
         invert(session, PROMPTS, [0], settings)
         torch.cuda.synchronize()
-        out[precision] = {"seconds_per_image_at_steps": (time.perf_counter() - start) / len(PROMPTS), "steps": steps,
-                          "extrapolated_3400": (time.perf_counter() - start) / len(PROMPTS) * 3400 / steps}
+        per_image = (time.perf_counter() - start) / len(PROMPTS)
+        out[precision] = {"seconds_per_image_at_steps": per_image, "steps": steps, "extrapolated_3400": per_image * 3400 / steps}
     return out
 
 

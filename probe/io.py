@@ -192,8 +192,7 @@ def contact_sheet(images: Sequence, labels: Sequence[object] | None = None, colu
     rows = (n + columns - 1) // columns
     font = ImageFont.load_default()
     line_h = caption_line_height(font)
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
-    captions = [wrap_caption(str(label), cell - 4, lambda t: measure(t, font=font)) for label in labels or ()]
+    captions = [wrap_caption(str(label), cell - 4, font.getlength) for label in labels or ()]
     label_h = line_h * max(map(len, captions), default=0)
     sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
     draw = ImageDraw.Draw(sheet)

@@ -5,7 +5,9 @@ every image following its own seed. `benchmarks/gpu_check.sh` runs these on a le
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Callable
 
 import pytest
 import torch
@@ -30,13 +32,19 @@ def cpu() -> Session:
     return Session.open("shapes-tiny", device="cpu")
 
 
+@pytest.fixture(scope="module")
+def cuda() -> Callable[[str], Session]:
+    """One cuda session per precision for the whole module (the model loads once per precision)."""
+    return functools.cache(lambda precision="fp32": Session.open("shapes-tiny", device="cuda", precision=precision))
+
+
 def _pixels(n: int) -> torch.Tensor:
     return torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("precision, min_cosine", PRECISIONS)
-def test_cuda_embeddings_match_cpu(cpu, precision, min_cosine):
-    gpu = Session.open("shapes-tiny", device="cuda", precision=precision)
+def test_cuda_embeddings_match_cpu(cpu, cuda, precision, min_cosine):
+    gpu = cuda(precision)
     text = F.cosine_similarity(gpu.encode_text(TEXTS).cpu(), cpu.encode_text(TEXTS))
     assert text.min() > min_cosine
     assert gpu.fast_image  # the inference form passed its fp32 agreement check on this GPU
@@ -45,8 +53,8 @@ def test_cuda_embeddings_match_cpu(cpu, precision, min_cosine):
 
 
 @pytest.mark.parametrize("precision, min_cosine", GRADIENTS)
-def test_cuda_inference_form_gives_the_stock_pixel_gradients(precision, min_cosine):
-    gpu = Session.open("shapes-tiny", device="cuda", precision=precision)  # half precision: channels-last too
+def test_cuda_inference_form_gives_the_stock_pixel_gradients(cuda, precision, min_cosine):
+    gpu = cuda(precision)  # half precision: channels-last too
     grads = []
     for fast in (True, False):
         x = _pixels(8).cuda().requires_grad_(True)
@@ -74,8 +82,8 @@ def test_cuda_one_query_pool_matches_open_clips_pool(n, dtype):
     assert torch.allclose(grads[0], grads[1], atol=tol, rtol=tol)
 
 
-def test_cuda_inversion_is_batched_and_each_image_follows_its_seed():
-    gpu = Session.open("shapes-tiny", device="cuda")
+def test_cuda_inversion_is_batched_and_each_image_follows_its_seed(cuda):
+    gpu = cuda()
     settings = load_preset("default", steps=12, resize_at=[4, 8])
     batch = invert(gpu, ["a red star", "a blue circle"], [0, 1], settings)
     assert [r.status for r in batch] == ["done"] * 4 and all(math.isfinite(r.cosine) for r in batch)
