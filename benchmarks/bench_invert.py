@@ -81,29 +81,37 @@ def quality_speed(session, prompts: list[str], paper_steps: int, default_steps: 
     return result
 
 
-def batched_vs_single(session, prompts: list[str], steps: int | None, repeats: int) -> dict:
-    """Throughput of all prompts in one batch vs the same prompts one at a time, alternated `repeats`
-    times so both sides see the same machine load; the median ratio is the headline."""
+def batched_vs_single(sessions: dict, prompts: list[str], steps: int | None, repeats: int) -> dict:
+    """Throughput of all prompts in one batch vs the same prompts one at a time, per session
+    (precision), alternated `repeats` times so every side sees the same machine load; the median of
+    the per-round ratios is the headline. With several precisions, each round runs all of them."""
     from probe_invert.render import invert
     from probe_invert.settings import load_preset
 
     settings = load_preset("default", batch_size=len(prompts))
     if steps:
         settings = settings.with_overrides(steps=steps)
-    invert(session, prompts[:1], [0], settings.with_overrides(steps=2))  # warm-up
-    rounds = []
+    for session in sessions.values():
+        invert(session, prompts[:1], [0], settings.with_overrides(steps=2))  # warm-up
+    rounds: dict[str, list[dict]] = {name: [] for name in sessions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        invert(session, prompts, [0], settings)
-        batched = time.perf_counter() - start
-        start = time.perf_counter()
-        for p in prompts:
-            invert(session, [p], [0], settings)
-        single = time.perf_counter() - start
-        rounds.append({"batched_seconds": batched, "one_at_a_time_seconds": single, "throughput_ratio": single / batched})
-    ratios = [r["throughput_ratio"] for r in rounds]
-    return {"steps": settings.steps, "images": len(prompts), "fast_image_tower": session.fast_image, "rounds": rounds,
-            "throughput_ratio_median": statistics.median(ratios), "throughput_ratio_range": [min(ratios), max(ratios)]}
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            invert(session, prompts, [0], settings)
+            batched = time.perf_counter() - start
+            start = time.perf_counter()
+            for p in prompts:
+                invert(session, [p], [0], settings)
+            single = time.perf_counter() - start
+            rounds[name].append({"batched_seconds": batched, "one_at_a_time_seconds": single, "throughput_ratio": single / batched})
+    out = {}
+    for name, session in sessions.items():
+        ratios = [r["throughput_ratio"] for r in rounds[name]]
+        out[name] = {"steps": settings.steps, "images": len(prompts), "fast_image_tower": session.fast_image,
+                     "rounds": rounds[name], "throughput_ratio_median": statistics.median(ratios),
+                     "throughput_ratio_range": [min(ratios), max(ratios)],
+                     "batched_seconds_median": statistics.median(r["batched_seconds"] for r in rounds[name])}
+    return out
 
 
 def cli_batched_vs_single(model: str, prompts: list[str]) -> dict:
@@ -202,6 +210,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="shapes-tiny")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="the session's precision (autocast)")
+    ap.add_argument("--batch-precisions", nargs="+", default=None, choices=["fp32", "bf16", "fp16"],
+                    help="precisions for batched vs single, each its own session (default: --precision)")
     ap.add_argument("--prompts", type=int, default=8, help="prompts for the batched-vs-single comparison")
     ap.add_argument("--quality-prompts", type=int, default=4, help="prompts for default vs paper")
     ap.add_argument("--paper-steps", type=int, default=340, help="shortened paper run (schedule scaled); 3400 = full")
@@ -213,7 +224,7 @@ def main() -> None:
     args = ap.parse_args()
     from probe.session import Session
 
-    session = Session.open(args.model, device=args.device)
+    session = Session.open(args.model, device=args.device, precision=args.precision)
     prompts = PROMPTS[: args.prompts]
     report: dict = {"model": session.describe(), "torch_threads": torch.get_num_threads()}
     if "quality" in args.parts:
@@ -221,7 +232,9 @@ def main() -> None:
     if "tower" in args.parts:
         report["image_tower"] = tower_speed(session)
     if "batch" in args.parts:
-        report["batched_vs_single"] = batched_vs_single(session, prompts, args.batch_steps, args.repeats)
+        sessions = {p: session if p == args.precision else Session.open(args.model, device=args.device, precision=p)
+                    for p in dict.fromkeys(args.batch_precisions or [args.precision])}
+        report["batched_vs_single"] = batched_vs_single(sessions, prompts, args.batch_steps, args.repeats)
     if "cli" in args.parts:
         report["cli_batched_vs_one_command_per_prompt"] = cli_batched_vs_single(args.model, prompts)
     if "memory" in args.parts:
