@@ -18,7 +18,12 @@ import subprocess
 import sys
 import time
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from probe.session import Session
 
 PROMPTS = ["a red circle", "a green square", "a blue triangle", "a yellow star", "a purple cross", "an orange ring",
            "a white circle", "a black square"]
@@ -82,40 +87,52 @@ def quality_speed(session, prompts: list[str], paper_steps: int, default_steps: 
     return result
 
 
-def batched_vs_single(sessions: dict, prompts: list[str], steps: int | None, repeats: int) -> dict:
-    """Throughput of all prompts in one batch vs the same prompts one at a time, per session
-    (precision), alternated `repeats` times so every side sees the same machine load; the median of
-    the per-round ratios is the headline. With several precisions, each round runs all of them."""
+def _one_round(session, prompts: list[str], settings) -> dict:
+    """One batched run of all prompts, then the same prompts one run each (seconds of both)."""
+    from probe_invert.render import invert
+
+    start = time.perf_counter()
+    invert(session, prompts, [0], settings)
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    for p in prompts:
+        invert(session, [p], [0], settings)
+    single = time.perf_counter() - start
+    return {"batched_seconds": batched, "one_at_a_time_seconds": single, "throughput_ratio": single / batched}
+
+
+def batched_vs_single(sessions: dict[str, Session], prompts: list[str], steps: int | None, repeats: int) -> dict:
+    """Throughput of all prompts in one batch vs the same prompts one at a time, for each session
+    (one per precision). Every round runs every session, in reversed order on odd rounds, so drift
+    within a round does not always land on the same precision; the median of the per-round ratios
+    is the headline. Returns {precision: {rounds, medians, range, ...}}."""
     from probe_invert.render import invert
     from probe_invert.settings import load_preset
 
     settings = load_preset("default", batch_size=len(prompts))
     if steps:
         settings = settings.with_overrides(steps=steps)
+    warm = settings.with_overrides(steps=8, resize_at=[2, 4, 6])  # every resolution, batched and single shapes
     for session in sessions.values():
-        invert(session, prompts[:1], [0], settings.with_overrides(steps=2))  # warm-up
+        invert(session, prompts, [0], warm)
+        invert(session, prompts[:1], [0], warm)
     rounds: dict[str, list[dict]] = {name: [] for name in sessions}
-    for _ in range(repeats):
-        for name, session in sessions.items():
-            start = time.perf_counter()
-            invert(session, prompts, [0], settings)
-            batched = time.perf_counter() - start
-            start = time.perf_counter()
-            for p in prompts:
-                invert(session, [p], [0], settings)
-            single = time.perf_counter() - start
-            rounds[name].append({"batched_seconds": batched, "one_at_a_time_seconds": single, "throughput_ratio": single / batched})
+    for i in range(repeats):
+        order = list(sessions.items())
+        for name, session in (reversed(order) if i % 2 else order):
+            rounds[name].append(_one_round(session, prompts, settings))
     out = {}
     for name, session in sessions.items():
         ratios = [r["throughput_ratio"] for r in rounds[name]]
         out[name] = {"steps": settings.steps, "images": len(prompts), "fast_image_tower": session.fast_image,
                      "rounds": rounds[name], "throughput_ratio_median": statistics.median(ratios),
                      "throughput_ratio_range": [min(ratios), max(ratios)],
-                     "batched_seconds_median": statistics.median(r["batched_seconds"] for r in rounds[name])}
+                     "batched_seconds_median": statistics.median(r["batched_seconds"] for r in rounds[name]),
+                     "one_at_a_time_seconds_median": statistics.median(r["one_at_a_time_seconds"] for r in rounds[name])}
     return out
 
 
-def cli_batched_vs_single(model: str, prompts: list[str]) -> dict:
+def cli_batched_vs_single(model: str, prompts: list[str], device: str, precision: str) -> dict:
     """`probe invert` with all prompts in one command vs one command per prompt, each a fresh process
     that loads the model: what a user pays for running prompts one at a time from the shell."""
     import tempfile
@@ -125,7 +142,8 @@ def cli_batched_vs_single(model: str, prompts: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
         def run(name: str, items: list[str]) -> float:
             start = time.perf_counter()
-            subprocess.run([probe, "--model", model, "--out", f"{out}/{name}", "invert", *items, "--json"],
+            subprocess.run([probe, "--model", model, "--device", device, "--precision", precision, "--out", f"{out}/{name}",
+                            "invert", *items, "--json"],
                            check=True, capture_output=True)
             return time.perf_counter() - start
 
@@ -157,7 +175,7 @@ def tower_speed(session, batches: tuple[int, ...] = (4, 32), reps: int = 20) -> 
     return out
 
 
-def _peak_child(model: str, images: int, steps: int) -> float:
+def _peak_child(model: str, images: int, steps: int, device: str, precision: str) -> float:
     """Peak memory (MiB) of a fresh process inverting `images` images: VmHWM on CPU (ru_maxrss survives
     exec on Linux, so it would report the parent's peak), or peak CUDA memory."""
     code = f"""
@@ -165,7 +183,7 @@ import json, resource, torch
 from probe.session import Session
 from probe_invert.render import invert
 from probe_invert.settings import load_preset
-s = Session.open({model!r})
+s = Session.open({model!r}, device={device!r}, precision={precision!r})
 if s.device.type == "cuda": torch.cuda.reset_peak_memory_stats()
 invert(s, ["a red circle"], list(range({images})), load_preset("default", steps={steps}, batch_size={images}))
 def hwm():
@@ -181,8 +199,8 @@ print(json.dumps(peak))
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def peak_memory(model: str, steps: int, big: int = 16) -> dict:
-    one, many = _peak_child(model, 1, steps), _peak_child(model, big, steps)
+def peak_memory(model: str, steps: int, device: str, precision: str, big: int = 16) -> dict:
+    one, many = _peak_child(model, 1, steps, device, precision), _peak_child(model, big, steps, device, precision)
     return {"peak_mib_1_image": one, f"peak_mib_{big}_images": many, "mib_per_extra_image": (many - one) / (big - 1)}
 
 
@@ -211,9 +229,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="shapes-tiny")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="the session's precision (autocast)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="precision (autocast) of every part but batched vs single")
     ap.add_argument("--batch-precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"],
-                    help="precisions for batched vs single, each its own session, alternated within each round")
+                    help="precisions for batched vs single, each its own session, all run in every round (bf16 on a CPU "
+                         "without native bf16 is emulated: slow)")
     ap.add_argument("--prompts", type=int, default=8, help="prompts for the batched-vs-single comparison")
     ap.add_argument("--quality-prompts", type=int, default=4, help="prompts for default vs paper")
     ap.add_argument("--paper-steps", type=int, default=340, help="shortened paper run (schedule scaled); 3400 = full")
@@ -237,9 +256,9 @@ def main() -> None:
                     for p in dict.fromkeys(args.batch_precisions)}
         report["batched_vs_single"] = batched_vs_single(sessions, prompts, args.batch_steps, args.repeats)
     if "cli" in args.parts:
-        report["cli_batched_vs_one_command_per_prompt"] = cli_batched_vs_single(args.model, prompts)
+        report["cli_batched_vs_one_command_per_prompt"] = cli_batched_vs_single(args.model, prompts, args.device, args.precision)
     if "memory" in args.parts:
-        report["memory"] = peak_memory(args.model, args.memory_steps)
+        report["memory"] = peak_memory(args.model, args.memory_steps, args.device, args.precision)
     if "gpu" in args.parts:
         report["gpu_vit_b16_paper"] = gpu_paper(100) if torch.cuda.is_available() else "no GPU here: skipped"
     print(json.dumps(report, indent=2))

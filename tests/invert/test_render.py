@@ -1,4 +1,5 @@
-"""The render loop on the tiny random CLIP (image 32): order, determinism, NaN, stop, schedule, chunking."""
+"""The render loop on the tiny random CLIP (image 32): order, determinism, NaN, stop, schedule, chunking;
+bf16 on CPU on the shipped model."""
 
 import pytest
 import torch
@@ -55,17 +56,22 @@ def test_optimisation_raises_the_cosine(tiny_session):
 
 def test_bf16_on_cpu_is_deterministic_and_optimises():
     """bf16 autocast on CPU (the faster batched path on CPUs with native bf16) through the shipped
-    model's inference-form tower: same seed, same bytes, and the cosine still climbs."""
+    model's inference-form tower: same seed, same bytes; the cosine climbs; and the images differ
+    from fp32's, so bf16 really ran (not a silent fp32 fallback)."""
     from probe.session import Session
 
-    session = Session.open("shapes-tiny", device="cpu", precision="bf16")
-    assert session.fast_image
+    bf16 = Session.open("shapes-tiny", device="cpu", precision="bf16")
+    assert bf16.fast_image
     settings = load_preset("default", steps=12, resize_at=[4, 8], batch_size=8)
-    a = invert(session, ["a red circle", "a blue square"], [0], settings)
-    b = invert(session, ["a red circle", "a blue square"], [0], settings)
+    prompts = ["a red circle", "a blue square"]
+    a = invert(bf16, prompts, [0], settings)
+    b = invert(bf16, prompts, [0], settings)
     assert all(torch.equal(x.image, y.image) and x.image.dtype == torch.float32 for x, y in zip(a, b))
-    start = invert(session, ["a red circle", "a blue square"], [0], settings.with_overrides(steps=1))
-    assert all(y.cosine > x.cosine + 0.05 for x, y in zip(start, a))
+    # seen: about -0.21 after 1 step, 0.23-0.36 after 12 (fp32 alike)
+    start = invert(bf16, prompts, [0], settings.with_overrides(steps=1))
+    assert all(y.cosine > x.cosine + 0.2 for x, y in zip(start, a))
+    fp32 = invert(Session.open("shapes-tiny", device="cpu"), prompts, [0], settings)
+    assert all(not torch.equal(x.image, y.image) for x, y in zip(a, fp32))
 
 
 class NaNFor(Objective):
