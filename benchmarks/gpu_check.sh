@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one prepared check for a session lent a GPU: the CUDA tests (tests/gpu) and the GPU benchmarks
-# (image tower stock vs inference form on cuda; ViT-B-16 paper recipe, bf16 vs fp32).
+# (image tower stock vs inference form on cuda; ViT-B-16 paper recipe, bf16 vs fp32; last, 8 prompts
+# batched vs one at a time on cuda in fp32 and bf16, 3 rounds).
 # The device machine fetches nothing, and its image has torch but not open_clip, so the wheels it
 # lacks travel with the working tree:
 #   here, once:    bash benchmarks/gpu_check.sh fetch     (into .whl/, which git ignores)
@@ -26,4 +27,7 @@ python3 -m pytest -q -rs -p no:cacheprovider tests/gpu 2>&1 | tee "$out/gpu-test
 python3 benchmarks/bench_invert.py --device cuda --parts tower gpu >"$out/bench-invert-gpu.json" \
     2>"$out/bench-invert-gpu.err" || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
 cat "$out/bench-invert-gpu.json"
+python3 benchmarks/bench_invert.py --device cuda --parts batch --repeats 3 >"$out/bench-invert-gpu-batch.json" \
+    2>"$out/bench-invert-gpu-batch.err" || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
+cat "$out/bench-invert-gpu-batch.json"
 exit "$rc"
