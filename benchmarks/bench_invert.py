@@ -6,7 +6,7 @@ Every ratio is measured side by side in one run (same process, same load). The p
 steps take hours on 2 CPU cores, so --paper-steps runs it shortened (its resolution schedule
 scaled to match) and the script prints both that measured run and the per-step extrapolation to
 3,400 steps, labelled as such. Batched vs one at a time runs once per precision in
---batch-precisions (fp32 and bf16 autocast by default), the precisions alternated within each round.
+--batch-precisions (fp32 and bf16 autocast by default), every precision in every round.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import time
-
 from typing import TYPE_CHECKING
 
 import torch
