@@ -54,6 +54,14 @@ def tiny_session(tiny_spec):
     return Session.open(tiny_spec, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def builtin_session():
+    """The shipped shapes-tiny model on CPU in fp32, loaded once for every test that needs it."""
+    from probe.session import Session
+
+    return Session.open("shapes-tiny", device="cpu")
+
+
 @pytest.fixture
 def runner():
     from typer.testing import CliRunner

@@ -18,18 +18,11 @@ WEIGHTS = resources.files("probe").joinpath("weights/shapes-tiny.safetensors")
 pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="shapes-tiny weights not trained yet")
 
 
-@pytest.fixture(scope="module")
-def shapes_session():
-    from probe.session import Session
-
-    return Session.open("shapes-tiny", device="cpu")
-
-
 def red_share(labels: list[str]) -> Proportion:
     return Proportion.of(sum(label == "red" for label in labels), len(labels))
 
 
-def test_labeller_sees_the_planted_bias_on_world_renders(shapes_session):
+def test_labeller_sees_the_planted_bias_on_world_renders(builtin_session):
     from probe.world.captions import parse_caption
     from probe.world.render import render
     from probe.world.scenes import scenes_for_caption
@@ -40,12 +33,12 @@ def test_labeller_sees_the_planted_bias_on_world_renders(shapes_session):
     share = {}
     for caption in ("a star", "a circle"):
         images = render(scenes_for_caption(parse_caption(caption), 20, 0))
-        share[caption] = red_share(label_images(shapes_session, images, colours).labels)
+        share[caption] = red_share(label_images(builtin_session, images, colours).labels)
     assert share["a star"].share >= 0.5 and share["a circle"].share <= 0.25
     assert separated(share["a star"], share["a circle"])
 
 
-def test_inverted_star_comes_out_red_and_circle_does_not(tmp_path, shapes_session):
+def test_inverted_star_comes_out_red_and_circle_does_not(tmp_path, builtin_session):
     from probe_audit.bias import bias_experiment
     from probe_audit.experiment import normalise, plan_from_spec
     from probe_audit.runner import read_records, run_plan
@@ -54,7 +47,7 @@ def test_inverted_star_comes_out_red_and_circle_does_not(tmp_path, shapes_sessio
 
     n = 8
     plan = plan_from_spec(normalise(YamlDoc("test", bias_experiment("shapes", "colours", n=n))))
-    run_plan(plan, tmp_path / "run", shapes_session, lambda spec: shapes_session)
+    run_plan(plan, tmp_path / "run", builtin_session, lambda spec: builtin_session)
     table = summarise(plan, read_records(tmp_path / "run", plan))[0].data
     red = {row["key"]: next(c for c in row["cells"] if c["attribute"] == "red") for row in table["rows"]}
     assert red["star"]["n"] == red["circle"]["n"] == n

@@ -18,11 +18,6 @@ from probe.text_snapshot import open_text_snapshot, save_text_snapshot
 TEXTS = ["a red star", "blue", "a green circle at the top left, small", "Hugh Jackman"]
 
 
-@pytest.fixture(scope="module")
-def builtin_session() -> Session:
-    return Session.open("shapes-tiny", device="cpu")
-
-
 def test_snapshot_encodes_exactly_like_the_session(builtin_session):
     assert save_text_snapshot(builtin_session) is not None
     snapshot = open_text_snapshot("shapes-tiny", device="cpu")

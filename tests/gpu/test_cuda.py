@@ -28,11 +28,6 @@ GRADIENTS = [("fp32", 0.999), ("bf16", 0.97), ("fp16", 0.99)]
 
 
 @pytest.fixture(scope="module")
-def cpu() -> Session:
-    return Session.open("shapes-tiny", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def cuda() -> Callable[[str], Session]:
     """One cuda session per precision for the whole module (the model loads once per precision)."""
     return functools.cache(lambda precision="fp32": Session.open("shapes-tiny", device="cuda", precision=precision))
@@ -43,7 +38,8 @@ def _pixels(n: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("precision, min_cosine", PRECISIONS)
-def test_cuda_embeddings_match_cpu(cpu, cuda, precision, min_cosine):
+def test_cuda_embeddings_match_cpu(builtin_session, cuda, precision, min_cosine):
+    cpu = builtin_session
     gpu = cuda(precision)
     text = F.cosine_similarity(gpu.encode_text(TEXTS).cpu(), cpu.encode_text(TEXTS))
     assert text.min() > min_cosine

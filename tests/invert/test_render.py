@@ -54,7 +54,7 @@ def test_optimisation_raises_the_cosine(tiny_session):
     assert after > before + 0.05
 
 
-def test_bf16_on_cpu_is_deterministic_and_optimises():
+def test_bf16_on_cpu_is_deterministic_and_optimises(builtin_session):
     """bf16 autocast on CPU (the faster batched path on CPUs with native bf16) through the shipped
     model's inference-form tower: same seed, same bytes; the cosine climbs; and the images differ
     from fp32's, so bf16 really ran (not a silent fp32 fallback)."""
@@ -70,7 +70,7 @@ def test_bf16_on_cpu_is_deterministic_and_optimises():
     # seen: about -0.21 after 1 step, 0.23-0.36 after 12 (fp32 alike)
     start = invert(bf16, prompts, [0], settings.with_overrides(steps=1))
     assert all(y.cosine > x.cosine + 0.2 for x, y in zip(start, a))
-    fp32 = invert(Session.open("shapes-tiny", device="cpu"), prompts, [0], settings)
+    fp32 = invert(builtin_session, prompts, [0], settings)
     assert all(not torch.equal(x.image, y.image) for x, y in zip(a, fp32))
 
 

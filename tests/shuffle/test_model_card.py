@@ -52,12 +52,10 @@ def test_card_parser_reads_what_world_evaluate_writes():
 
 
 @pytest.fixture(scope="module")
-def shipped():
+def shipped(builtin_session):
     if not (WEIGHTS_DIR / "shapes-tiny.safetensors").is_file():
         pytest.skip("shapes-tiny weights not trained yet")
-    from probe.session import Session
-
-    return Session.open("shapes-tiny", device="cpu")
+    return builtin_session
 
 
 def test_swap_precision_matches_the_model_card(shipped):
