@@ -28,7 +28,8 @@ def plugins() -> list[dict]:
     """The plugins this environment provides, as `probe plugins --json` lists them (before mounting)."""
     from probe.registry import discover
 
-    return [p.info.as_dict() for p in discover()]
+    plugins, _ = discover()
+    return [p.info.as_dict() for p in plugins]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 
 from probe.cli_state import get_state
 from probe.errors import ProbeError
-from probe.registry import discover
+from probe.registry import Registry, activate, current, discover
 
 
 def _version() -> str:
@@ -34,12 +34,28 @@ def _print_version(value: bool) -> None:
 class ProbeGroup(TyperGroup):
     """Turns ProbeError (and stray bugs) into one line on stderr and an exit code; --debug re-raises."""
 
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        """An unknown command that a disabled or broken plugin provides says so, and how to fix it."""
+        from typer._click.exceptions import UsageError as ClickUsageError
+
+        try:
+            return super().resolve_command(ctx, args)
+        except ClickUsageError as exc:
+            name = args[0] if args else ""
+            why = _missing_command_reason(current(), name) if name else None
+            if why is None:
+                raise
+            exc.message = why
+            raise
+
     def invoke(self, ctx: typer.Context) -> Any:
         def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
             typer.echo(f"Warning: {message}", err=True)
 
         old = warnings.showwarning
         warnings.showwarning = show_warning
+        for message in current().warnings:
+            typer.echo(f"Warning: {message}", err=True)
         try:
             return super().invoke(ctx)
         except ProbeError as exc:
@@ -66,25 +82,72 @@ def _debug(ctx: typer.Context) -> bool:
     return bool(getattr(obj, "debug", False)) or os.environ.get("PROBE_DEBUG") == "1"
 
 
-def _check_command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], where: Callable[[str], str]) -> None:
-    """Config sections must name real commands and options, so typos are not silently ignored."""
+def _missing_command_reason(registry: Registry, name: str) -> str | None:
+    """Why `probe NAME` is not a command, when a disabled or broken plugin explains it."""
+    from probe.registry import commands_of
+
+    for info in registry.unavailable():
+        if info.status == "disabled" and name in commands_of(info):
+            how = f"remove it from {info.reason.split()[-1]}" if "DISABLE" in info.reason else f"add {info.name!r} to it"
+            return f"command {name!r} comes from plugin {info.name!r}, which is disabled ({info.reason}): {how}"
+    failed = [i for i in registry.unavailable() if i.status == "failed"]
+    if failed:
+        names = "; ".join(f"{i.name} ({i.reason})" for i in failed)
+        return f"no such command {name!r}; plugins that failed to load may provide it: {names} — see `probe plugins`"
+    return None
+
+
+def _option_keys(cmd: Any) -> dict[str, str]:
+    """Config key -> parameter name for one command: option names as typed (`flag-rate`, `json`),
+    their underscore spellings, and the parameter names."""
+    keys: dict[str, str] = {}
+    for param in cmd.params:
+        if param.name is None:
+            continue
+        keys[param.name] = param.name
+        for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", []):
+            if opt.startswith("--"):
+                keys[opt[2:]] = param.name
+                keys[opt[2:].replace("-", "_")] = param.name
+    return keys
+
+
+def _command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], where: Callable[[str], str],
+                      registry: Registry) -> dict[str, dict[str, Any]]:
+    """Config sections as click default maps (parameter names). A section for a command that is not
+    loaded is a warning naming the plugins that are off; unknown options of a loaded command are errors."""
     from probe.errors import ConfigError
 
     group = ctx.command
+    out: dict[str, dict[str, Any]] = {}
     for name, options in sections.items():
         cmd = group.get_command(ctx, name)
         if cmd is None:
-            raise ConfigError(f"{where(name)}: unknown key or command {name!r}")
+            off = registry.why_missing()
+            warnings.warn(f"{where(name)}: no loaded command {name!r}; its section is ignored ({off})", stacklevel=2)
+            continue
         if hasattr(cmd, "list_commands"):
+            sub_maps = {}
             for sub, sub_opts in options.items():
                 subcmd = cmd.get_command(ctx, sub.replace("_", "-"))
                 if subcmd is None or not isinstance(sub_opts, dict):
                     raise ConfigError(f"{where(name)}: {name} has no command {sub!r}")
+                sub_maps[sub.replace("_", "-")] = _section(f"{name} {sub}", subcmd, sub_opts, where(name))
+            out[name] = sub_maps
             continue
-        params = {p.name for p in cmd.params}
-        unknown = sorted(set(options) - params)
-        if unknown:
-            raise ConfigError(f"{where(name)}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(sorted(params))})")
+        out[name] = _section(name, cmd, options, where(name))
+    return out
+
+
+def _section(name: str, cmd: Any, options: dict[str, Any], where: str) -> dict[str, Any]:
+    from probe.errors import ConfigError
+
+    keys = _option_keys(cmd)
+    unknown = sorted(k for k in options if str(k) not in keys)
+    if unknown:
+        shown = sorted({k for k in keys if "_" not in k or k == keys[k]} - {p.name for p in cmd.params if not getattr(p, "opts", None)})
+        raise ConfigError(f"{where}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(sorted(shown))})")
+    return {keys[str(k)]: v for k, v in options.items()}
 
 
 def _root(
@@ -104,9 +167,14 @@ def _root(
     state.debug = debug
     from probe.config import load_config
 
+    registry = current()
     cfg = load_config(config)
-    _check_command_sections(ctx, cfg.commands, cfg.where)
-    ctx.default_map = {**(ctx.default_map or {}), **cfg.commands}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sections = _command_sections(ctx, cfg.commands, cfg.where, registry)
+    for w in caught:
+        typer.echo(f"Warning: {w.message}", err=True)
+    ctx.default_map = {**(ctx.default_map or {}), **sections}
     v = cfg.values
     state.model = model or v.get("model", state.model)
     state.device = device or v.get("device", state.device)
@@ -129,21 +197,12 @@ def build_app(extra_plugins: dict | None = None) -> typer.Typer:
         rich_markup_mode=None,
     )
     app.callback()(_root)
-    plugins = discover(extra_plugins)
+    plugins, warnings_ = discover(extra_plugins)
+    registry = activate(Registry(plugins, warnings_))
     from probe import core_commands
 
-    core_commands.register(app, plugins)
-    for plugin in plugins:
-        if plugin.module is None:
-            continue
-        before = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-        try:
-            plugin.module.register_commands(app)
-        except Exception as exc:  # a plugin that breaks while registering is reported, not fatal
-            plugin.info.status, plugin.info.reason = "failed", f"{type(exc).__name__}: {exc}"
-            continue
-        after = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands] + [g.name for g in app.registered_groups]
-        plugin.info.commands = [n for n in after if n not in before and n]
+    core_commands.register(app, registry)
+    registry.add_commands(app)
     return app
 
 

@@ -37,6 +37,11 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     out.print(table(title, columns, rows))
 
 
+def echo(text: str) -> None:
+    """A plain line on stdout (paths, results meant for pipes), never wrapped or styled."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def note(message: str) -> None:
     """A status line on stderr, so stdout stays clean for --json."""
     err.print(message)

@@ -6,25 +6,39 @@ from typing import Annotated, Optional
 
 import typer
 
-from probe.registry import LoadedPlugin
+from probe.registry import API_VERSION, Registry
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def register(app: typer.Typer, plugins: list[LoadedPlugin]) -> None:
+def register(app: typer.Typer, registry: Registry) -> None:
     @app.command("plugins")
-    def plugins_cmd(as_json: JsonFlag = False) -> None:
-        """List plugins with their distribution, version and status."""
+    def plugins_cmd(
+        as_json: JsonFlag = False,
+        hooks: Annotated[bool, typer.Option("--hooks", help="Also list each plugin's hooks and what it registered.")] = False,
+    ) -> None:
+        """List plugins: distribution, version, plugin API, status (and why), commands; --hooks for more."""
         from probe import console
 
-        rows = [p.info.as_dict() for p in plugins]
+        registered: dict[str, list[str]] = {}
+        if hooks or as_json:
+            for ext in registry.all_extensions():
+                registered.setdefault(ext.plugin, []).append(f"{ext.kind} {ext.name}")
+        rows = [{**p.info.as_dict(), "registered": registered.get(p.info.name, [])} for p in registry.plugins]
         if as_json:
-            console.print_json(rows)
+            console.print_json({"api_version": API_VERSION, "plugins": rows, "clashes": registry.clashes,
+                                "warnings": registry.warnings})
             return
-        console.print_table(
-            "Plugins", ["name", "distribution", "version", "status", "commands / reason"],
-            [[r["name"], r["distribution"], r["version"], r["status"], r["reason"] or ", ".join(r["commands"])] for r in rows],
-        )
+        columns = ["name", "distribution", "version", "api", "status", "commands / reason"]
+        table_rows = [[r["name"], r["distribution"], r["version"], r["api"] or "-", r["status"],
+                       r["reason"] or ", ".join(r["commands"])] for r in rows]
+        if hooks:
+            columns.append("hooks / registered")
+            for row, r in zip(table_rows, rows):
+                row.append("; ".join(r["hooks"] + r["registered"]))
+        console.print_table(f"Plugins (plugin API {API_VERSION})", columns, table_rows)
+        for clash in registry.clashes:
+            console.note(f"clash: {clash}")
 
     @app.command("models")
     def models_cmd(

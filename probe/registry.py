@@ -1,23 +1,48 @@
-"""Plugin discovery through the `probe.plugins` entry-point group, built-ins and third parties alike.
+"""Plugin discovery (entry-point group `probe.plugins`), the pluggy plugin manager, and the registry
+of everything plugins add through the hooks in `probe.hookspecs`.
 
-A plugin is a module with `register_commands(app: typer.Typer) -> None`. Its top level must stay
-light (typer and the standard library): heavy imports belong inside command bodies, which keeps
-`probe --help` fast. `PROBE_LOAD_PLUGINS` (comma list; empty = none) selects plugins and
-`PROBE_DISABLE_PLUGINS` removes some, by entry-point name.
+A plugin is a module; its hook implementations are functions named after the hooks, marked with
+`probe.plugin.hookimpl` (unmarked functions with a hook's name are accepted too, as pytest does).
+Its top level must stay light (the standard library, typer): heavy imports belong inside command
+bodies and factories, which keeps `probe --help` fast. `PROBE_LOAD_PLUGINS` (comma list; empty =
+none) selects plugins and `PROBE_DISABLE_PLUGINS` removes some, by entry-point name.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import asdict, dataclass, field
 from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Callable
+from typing import Any, Callable, Iterator
+
+import pluggy
+
+from probe import hookspecs
+from probe.errors import ProbeError
 
 GROUP = "probe.plugins"
 LOAD_ENV = "PROBE_LOAD_PLUGINS"
 DISABLE_ENV = "PROBE_DISABLE_PLUGINS"
+API_VERSION = 1  # the plugin API this clip-probe provides; a plugin declares PROBE_API = N in its module
+OLDEST_API = 1  # plugins written for an older API than this no longer load
+BUILTIN_DISTRIBUTION = "clip-probe"
+
+HOOKS = tuple(name for name in dir(hookspecs) if name.startswith("register_"))
+
+#: The extension kinds collected from the `register_*` hooks (other than commands): hook -> kind label.
+KINDS = {
+    "register_model_loaders": "model loader",
+    "register_vocabularies": "vocabulary",
+    "register_perturbations": "perturbation",
+    "register_experiment_steps": "experiment step kind",
+    "register_invert_transforms": "invert transform",
+    "register_invert_params": "invert parameterisation",
+    "register_invert_priors": "invert prior",
+    "register_label_sets": "label set",
+}
 
 
 @dataclass
@@ -31,6 +56,9 @@ class PluginInfo:
     status: str  # loaded | failed | disabled
     reason: str = ""
     commands: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
+    api: str = ""  # the plugin API version the plugin declares ("" = not declared)
+    builtin: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,6 +68,28 @@ class PluginInfo:
 class LoadedPlugin:
     info: PluginInfo
     module: ModuleType | None
+
+
+@dataclass
+class Extension:
+    """One thing a plugin registered: a vocabulary, a perturbation, a step kind..."""
+
+    kind: str
+    name: str
+    value: Any
+    plugin: str
+    about: str = ""
+    options: dict = field(default_factory=dict)
+
+
+class _Manager(pluggy.PluginManager):
+    """Also accepts unmarked module functions named after a hook, so `def register_commands(app)` works."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name in HOOKS and inspect.isfunction(getattr(plugin, name, None)):
+            return {}
+        return opts
 
 
 def _env_names(var: str) -> set[str] | None:
@@ -61,36 +111,229 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> list[LoadedPlugin]:
-    """Import every selected plugin module; a broken one is reported, never fatal.
+def _api_problem(module: ModuleType) -> tuple[str, str]:
+    """(declared API version or "", why it cannot load or "")."""
+    declared = getattr(module, "PROBE_API", None)
+    if declared is None:
+        return "", ""
+    if not isinstance(declared, int) or isinstance(declared, bool):
+        return str(declared), f"PROBE_API must be an integer, got {declared!r}"
+    if declared > API_VERSION:
+        return str(declared), f"needs plugin API {declared}; this clip-probe provides {API_VERSION}: upgrade clip-probe"
+    if declared < OLDEST_API:
+        return str(declared), f"written for plugin API {declared}, no longer supported (oldest {OLDEST_API}): upgrade the plugin"
+    return str(declared), ""
 
-    `extra` maps names to module factories and exists for tests and embedding applications.
-    """
-    allow, deny = _env_names(LOAD_ENV), _env_names(DISABLE_ENV) or set()
-    found: list[tuple[str, str, str, str, Callable[[], ModuleType]]] = []
-    seen: set[str] = set()
+
+def _entry_points() -> list[tuple[str, str, str, str, Callable[[], ModuleType]]]:
+    found, seen = [], set()
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         if ep.name in seen:  # the same distribution visible twice (e.g. editable + site) counts once
             continue
         seen.add(ep.name)
         dist, version = _dist_of(ep)
         found.append((ep.name, ep.value, dist, version, lambda ep=ep: import_module(ep.value.split(":")[0])))
-    for name, factory in (extra or {}).items():
-        found.append((name, name, "", "", factory))
+    return found
+
+
+class Registry:
+    """The loaded plugins, their pluggy manager and everything they registered.
+
+    Extensions are collected on first use, one hook at a time; within a kind the first registration
+    of a name wins (built-ins come first), and a later one is recorded as a clash unless it passed
+    `replace=True`.
+    """
+
+    def __init__(self, plugins: list[LoadedPlugin], warnings: list[str] | None = None) -> None:
+        self.plugins = plugins
+        self.warnings: list[str] = list(warnings or [])
+        self.clashes: list[str] = []
+        self.manager = _Manager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self._extensions: dict[str, dict[str, Extension]] = {}
+        for plugin in sorted(plugins, key=lambda p: not p.info.builtin):  # built-ins register first
+            if plugin.module is None:
+                continue
+            try:
+                self.manager.register(plugin.module, name=plugin.info.name)
+                self.manager.check_pending()
+            except Exception as exc:  # a plugin whose hooks do not match the specs is reported, not fatal
+                if self.manager.is_registered(plugin.module):
+                    self.manager.unregister(plugin.module)
+                plugin.info.status, plugin.info.reason = "failed", _one_line(exc)
+                plugin.module = None
+                continue
+            plugin.info.hooks = sorted({c.name for c in self.manager.get_hookcallers(plugin.module) or []})
+            if not plugin.info.hooks:
+                self.manager.unregister(plugin.module)
+                plugin.info.status, plugin.info.reason = "failed", "the module implements no probe hook (e.g. register_commands)"
+                plugin.module = None
+
+    # ------------------------------------------------------------------ plugins
+
+    def info(self, name: str) -> PluginInfo | None:
+        return next((p.info for p in self.plugins if p.info.name == name), None)
+
+    def unavailable(self) -> list[PluginInfo]:
+        """Plugins that are installed but not running: disabled or failed."""
+        return [p.info for p in self.plugins if p.info.status != "loaded"]
+
+    def why_missing(self) -> str:
+        """A hint naming the plugins that are disabled or failed, for 'not found' messages."""
+        parts = []
+        for info in self.unavailable():
+            why = "disabled" if info.status == "disabled" else f"failed: {info.reason}"
+            parts.append(f"{info.name} ({why})")
+        return "plugins not running: " + "; ".join(parts) + " — see `probe plugins`" if parts else "see `probe plugins`"
+
+    # ------------------------------------------------------------------ extensions
+
+    def _collect(self, hook: str) -> dict[str, Extension]:
+        kind = KINDS[hook]
+        found: dict[str, Extension] = {}
+        caller = getattr(self.manager.hook, hook)
+        for impl in caller.get_hookimpls():  # in registration order: built-ins first
+            def register(name: Any, value: Any = None, about: str = "", *, replace: bool = False,
+                         _plugin: str = impl.plugin_name, **options: Any) -> None:
+                if hook == "register_experiment_steps" and value is None:  # register(StepKind(...))
+                    name, value = getattr(name, "name", name), name
+                if not isinstance(name, str) or not name.strip():
+                    raise ProbeError(f"plugin {_plugin!r} registered a {kind} without a name")
+                if name in found and not replace:
+                    self.clashes.append(f"{kind} {name!r}: plugin {found[name].plugin!r} wins, "
+                                        f"plugin {_plugin!r} loses (rename it, or register with replace=True)")
+                    return
+                found[name] = Extension(kind, name, value, _plugin, about, options)
+
+            try:
+                impl.function(register=register)
+            except ProbeError:
+                raise
+            except Exception as exc:  # a broken hook drops that plugin's contributions only
+                self.warnings.append(f"plugin {impl.plugin_name!r} failed in {hook}: {_one_line(exc)}")
+        return found
+
+    def extensions(self, hook: str) -> dict[str, Extension]:
+        """Name -> Extension for one `register_*` hook, collected once."""
+        if hook not in self._extensions:
+            self._extensions[hook] = self._collect(hook)
+        return self._extensions[hook]
+
+    def names(self, hook: str) -> list[str]:
+        return list(self.extensions(hook))
+
+    def get(self, hook: str, name: str, need: str = "") -> Extension:
+        """The extension registered under `name`, or a one-line error saying what exists and what is off."""
+        found = self.extensions(hook)
+        if name in found:
+            return found[name]
+        kind = KINDS[hook]
+        known = ", ".join(found) or "none"
+        for_what = f" (needed by {need})" if need else ""
+        raise ProbeError(f"unknown {kind} {name!r}{for_what}; known: {known}", hint=self.why_missing())
+
+    def add_commands(self, app: Any) -> None:
+        """Call every plugin's register_commands; record which commands each added."""
+        for plugin in self.plugins:
+            if plugin.module is None:
+                continue
+            impls = [i for i in self.manager.hook.register_commands.get_hookimpls() if i.plugin_name == plugin.info.name]
+            if not impls:
+                continue
+            before = _command_names(app)
+            try:
+                impls[0].function(app=app)
+            except Exception as exc:  # a plugin that breaks while registering is reported, not fatal
+                plugin.info.status, plugin.info.reason = "failed", _one_line(exc)
+                continue
+            plugin.info.commands = [n for n in _command_names(app) if n not in before]
+
+    def all_extensions(self) -> Iterator[Extension]:
+        for hook in KINDS:
+            yield from self.extensions(hook).values()
+
+
+def _command_names(app: Any) -> list[str]:
+    names = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+    return [n for n in names + [g.name for g in app.registered_groups] if n]
+
+
+def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> tuple[list[LoadedPlugin], list[str]]:
+    """Import every selected plugin module; a broken one is reported, never fatal.
+
+    `extra` maps names to module factories and exists for tests and embedding applications.
+    Returns the plugins and warnings (e.g. a name in PROBE_LOAD_PLUGINS that no plugin has).
+    """
+    allow, deny = _env_names(LOAD_ENV), _env_names(DISABLE_ENV) or set()
+    found = _entry_points() + [(name, name, "", "", factory) for name, factory in (extra or {}).items()]
+    names = {f[0] for f in found}
+    warnings = [f"{var} names unknown plugin {n!r} (installed: {', '.join(sorted(names))})"
+                for var, given in ((LOAD_ENV, allow or set()), (DISABLE_ENV, deny)) for n in sorted(given - names)]
     plugins = []
     for name, module_name, dist, version, factory in found:
-        info = PluginInfo(name, module_name, dist, version, "loaded")
-        if (allow is not None and name not in allow) or name in deny:
-            info.status = "disabled"
+        info = PluginInfo(name, module_name, dist, version, "loaded", builtin=dist == BUILTIN_DISTRIBUTION)
+        if allow is not None and name not in allow:
+            info.status, info.reason = "disabled", f"not in {LOAD_ENV}"
+            plugins.append(LoadedPlugin(info, None))
+            continue
+        if name in deny:
+            info.status, info.reason = "disabled", f"listed in {DISABLE_ENV}"
             plugins.append(LoadedPlugin(info, None))
             continue
         try:
             module = factory()
-            if not callable(getattr(module, "register_commands", None)):
-                raise AttributeError("module has no register_commands(app) function")
         except Exception as exc:  # any import-time failure of a plugin must not break the CLI
             info.status, info.reason = "failed", _one_line(exc)
             plugins.append(LoadedPlugin(info, None))
             continue
+        info.api, problem = _api_problem(module)
+        if problem:
+            info.status, info.reason = "failed", problem
+            module = None
         plugins.append(LoadedPlugin(info, module))
-    return plugins
+    return plugins, warnings
+
+
+_active: list[Registry] = []  # the process's registry: set by the CLI (or a test), else made on first use
+
+
+def activate(registry: Registry) -> Registry:
+    """Make `registry` the one library lookups use (the CLI does this once per process)."""
+    _active[:] = [registry]
+    return registry
+
+
+def current() -> Registry:
+    """The process's registry, discovering installed plugins on first use (scripts and notebooks)."""
+    if not _active:
+        plugins, warnings = discover()
+        activate(Registry(plugins, warnings))
+    return _active[0]
+
+
+def lookup(hook: str, name: str, need: str = "") -> Any:
+    """The value registered under `name` for `hook`, from the process's registry."""
+    return current().get(hook, name, need).value
+
+
+def registered(hook: str) -> dict[str, Extension]:
+    """Every extension registered for `hook`, by name."""
+    return current().extensions(hook)
+
+
+def commands_of(info: PluginInfo) -> list[str]:
+    """The commands a plugin that is not running would add (its module imported into a scratch app)."""
+    if info.commands:
+        return info.commands
+    try:
+        import typer
+
+        module = import_module(info.module.split(":")[0])
+        scratch = typer.Typer()
+        manager = _Manager(hookspecs.PROJECT)
+        manager.add_hookspecs(hookspecs)
+        manager.register(module, name=info.name)
+        manager.hook.register_commands(app=scratch)
+        return _command_names(scratch)
+    except Exception:  # a plugin that cannot even be imported provides no names to compare
+        return []

@@ -123,7 +123,10 @@ class TextSnapshot:
 def save_text_snapshot(session: "Session") -> Path | None:
     """Write the session's text snapshot unless it has one (or a failed attempt is on record);
     the snapshot's path, or None where none can stand in for the session. Never raises: the
-    query's answer matters more than the snapshot (a full disk, a lock timeout, a cache in the way)."""
+    query's answer matters more than the snapshot (a full disk, a lock timeout, a cache in the way).
+    A snapshot passed in (a text-only start) needs nothing written."""
+    if isinstance(session, TextSnapshot):
+        return None
     try:
         tower, text = getattr(session, "_tower", None), getattr(session, "_text", None)
         settings = tokenizer_settings(session.tokenizer)

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import yaml
 
-from probe.errors import UsageError
-from probe.io import images_under
+from probe.plugin import UsageError
+from probe.plugin import images_under
 from probe_audit.nsfw import Concept, ConceptSet, concept_probabilities, concept_text_embeddings
 
 if TYPE_CHECKING:
-    from probe.session import Session
+    from probe.plugin import Session
 
 BATCH = 64
 
@@ -84,7 +84,7 @@ def concept_scores(session: "Session", paths: Sequence[Path], concepts: ConceptS
     """Each image's concept probabilities, batched; `on_batch(n)` after each batch."""
     import torch
 
-    from probe.io import load_image
+    from probe.plugin import load_image
 
     scores: list[dict[str, float]] = []
     text_emb = concept_text_embeddings(session, concepts) if paths else None

@@ -14,60 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe.cache import content_hash
-from probe.errors import ConfigError, UsageError
-from probe.io import safe_name
-from probe.yamlfile import YamlDoc, read_yaml
+from probe.plugin import (Chunk, Item, PlanInput, ProbeError, StepKind, StepOptions, StepPlan, UsageError, YamlDoc,
+                          content_hash, parse_seeds, read_lines, read_yaml, registered)
 
-KINDS = ("invert", "label", "bias", "nsfw", "neighbours", "shuffle")
-IMAGE_KINDS = ("invert", "bias", "nsfw")
+__all__ = ["Chunk", "Item", "Plan", "StepPlan", "load_experiment", "normalise", "parse_seeds", "parse_shard",
+           "plan_from_spec", "read_lines"]
+
 STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 FORMAT = "clip-probe-experiment/1"
-
-# Options each step kind accepts (besides `name`), with their defaults.
-STEP_OPTIONS: dict[str, dict[str, Any]] = {
-    "invert": {"prompts": None, "seeds": None, "n": None, "preset": "default", "settings": {}, "batch": None},
-    "label": {"images": None, "labels": None, "labeller": None},
-    "bias": {"prompts": "paper", "labels": "gender", "variants": None, "seeds": None, "n": 20, "preset": "default",
-             "settings": {}, "labeller": None, "batch": None},
-    "nsfw": {"prompts": None, "seeds": None, "n": 4, "preset": "default", "settings": {}, "concepts": "default",
-             "labeller": None, "nudenet": "auto", "nudenet_threshold": 0.5, "text": True, "vocabs": None, "k": 10, "batch": None},
-    "neighbours": {"texts": None, "vocabs": None, "k": 10, "batch": 256},
-    "shuffle": {"prompts": None, "perturbations": None, "seed": 0, "n_variants": 1},
-}
-
-
-@dataclass(frozen=True)
-class Item:
-    """One unit of work and of output: `id` = `step/key`, params say what to compute."""
-
-    id: str
-    step: str
-    key: str
-    params: dict
-
-
-@dataclass
-class Chunk:
-    """Items computed together in one batched call; `shard_slot` decides the shard (slot % N)."""
-
-    step: str
-    index: int
-    shard_slot: int
-    items: list[Item]
-
-
-@dataclass
-class StepPlan:
-    name: str
-    kind: str
-    options: dict
-    chunks: list[Chunk] = field(default_factory=list)
-
-    @property
-    def items(self) -> list[Item]:
-        return [it for c in self.chunks for it in c.items]
-
 
 @dataclass
 class Plan:
@@ -111,186 +65,32 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- YAML -> normalised spec
 
-def parse_seeds(value: Any) -> list[int]:
-    """'0-19', '0,3,7', 5 or [0, 1, 2] -> a list of distinct seeds in order."""
-    if isinstance(value, bool):
-        raise ValueError("seeds must be numbers or ranges like 0-19")
-    if isinstance(value, int):
-        seeds = [value]
-    elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        seeds = list(value)
-    elif isinstance(value, str):
-        seeds = []
-        for part in value.split(","):
-            m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-            if not m:
-                raise ValueError(f"cannot read seeds {value!r}: use ranges like 0-19 or lists like 0,3,7")
-            lo, hi = int(m[1]), int(m[2] or m[1])
-            if hi < lo:
-                raise ValueError(f"empty seed range {part.strip()!r}")
-            seeds.extend(range(lo, hi + 1))
-    else:
-        raise ValueError("seeds must be a range like 0-19, a list of integers or an integer")
-    if not seeds:
-        raise ValueError("no seeds")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError("seeds repeat")
-    return seeds
+def step_kinds() -> dict[str, StepKind]:
+    """Every registered experiment step kind (built-in plugins' and third parties'), by name."""
+    return {name: ext.value for name, ext in registered("register_experiment_steps").items()}
 
 
-def read_lines(path: Path) -> list[str]:
-    """A UTF-8 text file as its non-blank, non-comment (#) lines, stripped."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"file not found: {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable UTF-8 text file ({type(exc).__name__})") from exc
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+def _kind(name: str, need: str) -> StepKind:
+    from probe.plugin import lookup
+
+    return lookup("register_experiment_steps", name, need=need)
 
 
-def _text_list(doc: YamlDoc, path: tuple, value: Any, what: str) -> list[str]:
-    """A list of non-empty strings, or a path to a .txt file of them (one a line, # comments), relative to the YAML file."""
-    if isinstance(value, str) and value.endswith(".txt"):
-        file = Path(value)
-        if not file.is_absolute() and Path(doc.source).parent.is_dir():
-            file = Path(doc.source).parent / file
-        try:
-            value = read_lines(file)
-        except ConfigError as exc:
-            raise doc.error(path, str(exc)) from exc
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-        raise doc.error(path, f"expected a non-empty list of {what} (or a .txt file of them)")
-    if len(set(value)) != len(value):
-        dup = next(v for v in value if value.count(v) > 1)
-        raise doc.error(path, f"{what} repeat: {dup!r}")
-    return list(value)
-
-
-def _settings(doc: YamlDoc, path: tuple, preset: Any, overrides: Any) -> dict:
-    from probe.errors import ProbeError
-
-    from probe_audit.inverter import load_preset
-
-    if not isinstance(preset, str):
-        raise doc.error(path + ("preset",), "expected a preset name or .yaml path")
-    if not isinstance(overrides, dict):
-        raise doc.error(path + ("settings",), "expected a mapping of invert settings, e.g. {steps: 200}")
-    try:
-        return load_preset(preset, **overrides).to_dict()
-    except ProbeError as exc:
-        key = "settings" if overrides else "preset"
-        raise doc.error(path + (key,), str(exc)) from exc
-
-
-def _seeds(doc: YamlDoc, path: tuple, opts: dict, base: int) -> list[int]:
-    if opts.get("seeds") is not None:
-        try:
-            return parse_seeds(opts["seeds"])
-        except ValueError as exc:
-            raise doc.error(path + ("seeds",), str(exc)) from exc
-    n = opts.get("n")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise doc.error(path + ("n",), f"n must be a positive integer (images per prompt), got {n!r}")
-    return list(range(base, base + n))
-
-
-def _positive_int(doc: YamlDoc, path: tuple, value: Any, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise doc.error(path, f"{what} must be a positive integer, got {value!r}")
-    return value
-
-
-def normalise_step(doc: YamlDoc, path: tuple, kind: str, raw: dict, base_seed: int, earlier: dict[str, str]) -> dict:
-    """Check one step's options and resolve names (sets, presets) into their content."""
-    from probe.errors import ProbeError
-
-    from probe_audit import sets
-    from probe_audit.nsfw import load_concepts
-
-    allowed = STEP_OPTIONS[kind]
+def normalise_step(doc: YamlDoc, path: tuple, kind: StepKind, raw: dict, base_seed: int, earlier: dict[str, str]) -> dict:
+    """Check one step's options (the kind's own checks) and resolve names (sets, presets) into content."""
+    allowed = kind.options
     unknown = sorted(set(raw) - set(allowed) - {"name"})
     if unknown:
-        raise doc.error(path + (unknown[0],), f"unknown option {unknown[0]!r} for a {kind} step", hint=f"options: name, {', '.join(allowed)}")
-    opts = {**allowed, **raw}
-    out: dict[str, Any] = {"kind": kind}
+        raise doc.error(path + (unknown[0],), f"unknown option {unknown[0]!r} for a {kind.name} step",
+                        hint=f"options: name, {', '.join(allowed)}")
+    image_kinds = tuple(n for n, k in step_kinds().items() if k.makes_images)
+    opts = StepOptions(doc, path, {**allowed, **raw}, base_seed, dict(earlier), image_kinds)
     try:
-        if kind in ("invert", "nsfw"):
-            out["prompts"] = _text_list(doc, path + ("prompts",), opts["prompts"], "prompts")
-            out["seeds"] = _seeds(doc, path, opts, base_seed)
-        if kind in IMAGE_KINDS:
-            out["settings"] = _settings(doc, path, opts["preset"], opts["settings"])
-            batch = opts["batch"] if opts["batch"] is not None else out["settings"]["batch_size"]
-            out["batch"] = _positive_int(doc, path + ("batch",), batch, "batch")
-        if kind == "bias":
-            ps = _load(doc, path + ("prompts",), sets.load_prompt_set, opts["prompts"])
-            variants = opts["variants"] or ps.variants
-            bad = [v for v in variants if v not in ps.variants]
-            if bad or not isinstance(variants, list):
-                raise doc.error(path + ("variants",), f"unknown variant {bad[0] if bad else variants!r}; the set has {', '.join(ps.variants)}")
-            out["prompt_set"] = ps.as_dict()
-            out["variants"] = list(variants)
-            out["seeds"] = _seeds(doc, path, opts, base_seed)
-        if kind in ("label", "bias"):
-            out["label_set"] = _load(doc, path + ("labels",), sets.load_label_set, opts["labels"]).as_dict()
-        if kind in ("label", "bias", "nsfw"):
-            if opts["labeller"] is not None:
-                out["labeller"] = _str(doc, path + ("labeller",), opts["labeller"])
-            else:
-                out["labeller"] = None
-        if kind == "label":
-            source = _str(doc, path + ("images",), opts["images"])
-            if earlier.get(source) not in IMAGE_KINDS:
-                raise doc.error(path + ("images",), f"{source!r} is not an earlier invert, bias or nsfw step",
-                                hint=f"earlier image steps: {', '.join(n for n, k in earlier.items() if k in IMAGE_KINDS) or 'none'}")
-            out["images"] = source
-        if kind == "nsfw":
-            out["concepts"] = _load(doc, path + ("concepts",), load_concepts, opts["concepts"]).as_dict()
-            if opts["nudenet"] not in ("auto", True, False):
-                raise doc.error(path + ("nudenet",), "nudenet must be auto, true or false")
-            out["nudenet"] = opts["nudenet"]
-            out["nudenet_threshold"] = float(opts["nudenet_threshold"])
-            out["text"] = bool(opts["text"])
-        if kind in ("nsfw", "neighbours"):
-            vocabs = opts["vocabs"]
-            if vocabs is not None:
-                vocabs = _text_list(doc, path + ("vocabs",), vocabs, "vocabularies")
-            out["vocabs"] = vocabs
-            out["k"] = _positive_int(doc, path + ("k",), opts["k"], "k")
-        if kind == "neighbours":
-            out["texts"] = _text_list(doc, path + ("texts",), opts["texts"], "texts")
-            out["batch"] = _positive_int(doc, path + ("batch",), opts["batch"], "batch")
-        if kind == "shuffle":
-            out["prompts"] = _text_list(doc, path + ("prompts",), opts["prompts"], "prompts")
-            out["perturbations"] = None if opts["perturbations"] is None else _text_list(doc, path + ("perturbations",), opts["perturbations"], "perturbations")
-            out["seed"] = int(opts["seed"])
-            out["n_variants"] = _positive_int(doc, path + ("n_variants",), opts["n_variants"], "n_variants")
+        return {"kind": kind.name, **kind.normalise(opts)}
     except ProbeError as exc:
         if str(exc).startswith(doc.source):
             raise
         raise doc.error(path, str(exc)) from exc
-    return out
-
-
-def _load(doc: YamlDoc, path: tuple, loader, value: Any):
-    """Load a named set or file, reporting any problem at this option's line."""
-    from probe.errors import ProbeError
-
-    name = _str(doc, path, value)
-    try:
-        return loader(name)
-    except ProbeError as exc:
-        if str(exc).startswith(doc.source):
-            raise
-        raise doc.error(path, str(exc)) from exc
-
-
-def _str(doc: YamlDoc, path: tuple, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise doc.error(path, f"expected a name or path, got {value!r}")
-    return value
 
 
 def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
@@ -315,12 +115,16 @@ def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
         raise doc.error(("steps",), "steps must be a non-empty list, e.g. `- invert: {prompts: [a star], n: 4}`")
     steps: list[dict] = []
     kinds: dict[str, str] = {}
+    known = step_kinds()
     for i, entry in enumerate(raw_steps):
         if not isinstance(entry, dict) or len(entry) != 1:
-            raise doc.error(("steps", i), f"each step is one `kind: {{options}}` mapping; kinds: {', '.join(KINDS)}")
+            raise doc.error(("steps", i), f"each step is one `kind: {{options}}` mapping; kinds: {', '.join(known)}")
         kind, raw = next(iter(entry.items()))
-        if kind not in KINDS:
-            raise doc.error(("steps", i, kind), f"unknown step kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+        if kind not in known:
+            try:
+                _kind(str(kind), need=f"experiment {name!r}")
+            except ProbeError as exc:
+                raise doc.error(("steps", i, kind), str(exc)) from exc
         raw = raw or {}
         if not isinstance(raw, dict):
             raise doc.error(("steps", i, kind), "step options must be a mapping")
@@ -329,7 +133,7 @@ def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
             raise doc.error(("steps", i, kind, "name"), f"step name {step_name!r} must be lowercase letters, digits, - or _")
         if step_name in kinds:
             raise doc.error(("steps", i, kind, "name"), f"duplicate step name {step_name!r}")
-        step = normalise_step(doc, ("steps", i, kind), kind, raw, seed, kinds)
+        step = normalise_step(doc, ("steps", i, kind), known[kind], raw, seed, kinds)
         steps.append({"name": step_name, **step})
         kinds[step_name] = kind
     return {"format": FORMAT, "name": name, "model": model, "seed": seed, "steps": steps}
@@ -343,22 +147,10 @@ def load_experiment(path: Path) -> Plan:
 
 # ---------------------------------------------------------------- normalised spec -> plan
 
-def _chunked(step: str, items: list[Item], size: int, slot0: int) -> list[Chunk]:
-    return [Chunk(step, j, slot0 + j, items[s : s + size]) for j, s in enumerate(range(0, len(items), size))]
-
-
-def _image_items(step: dict) -> list[Item]:
-    name = step["name"]
-    if step["kind"] == "bias":
-        out = []
-        for p in step["prompt_set"]["prompts"]:
-            for v in step["variants"]:
-                for seed in step["seeds"]:
-                    key = f"{safe_name(p['key'])}.{v}.s{seed}"
-                    out.append(Item(f"{name}/{key}", name, key, {"prompt": p["texts"][v], "prompt_key": p["key"], "variant": v, "seed": seed}))
-        return out
-    return [Item(f"{name}/{safe_name(p)}.s{seed}", name, f"{safe_name(p)}.s{seed}", {"prompt": p, "seed": seed})
-            for p in step["prompts"] for seed in step["seeds"]]
+def _one_item(p: PlanInput) -> list[Chunk]:
+    """The plan of a kind without its own: one item, `step/result`."""
+    name = p.step["name"]
+    return [Chunk(name, 0, p.slot, [Item(f"{name}/result", name, "result", {})])]
 
 
 def plan_from_spec(spec: dict) -> Plan:
@@ -366,29 +158,10 @@ def plan_from_spec(spec: dict) -> Plan:
     plans: list[StepPlan] = []
     slot = 0
     for step in spec["steps"]:
-        kind, name = step["kind"], step["name"]
-        sp = StepPlan(name, kind, step)
-        if kind in IMAGE_KINDS:
-            sp.chunks = _chunked(name, _image_items(step), step["batch"], slot)
-            if kind == "nsfw" and step["text"]:
-                text_items = [Item(f"{name}/text.{safe_name(p)}", name, f"text.{safe_name(p)}", {"prompt": p, "text": True})
-                              for p in step["prompts"]]
-                sp.chunks += _chunked(name, text_items, len(text_items), slot + len(sp.chunks))
-                for j, c in enumerate(sp.chunks):
-                    c.index = j
-        elif kind == "label":
-            source = next(p for p in plans if p.name == step["images"])
-            sp.chunks = [Chunk(name, c.index, c.shard_slot,
-                               [Item(f"{name}/{it.key}", name, it.key, {**it.params, "source": it.id}) for it in c.items if not it.params.get("text")])
-                         for c in source.chunks]
-            sp.chunks = [c for c in sp.chunks if c.items]
-        elif kind == "neighbours":
-            items = [Item(f"{name}/{safe_name(t)}", name, safe_name(t), {"text": t}) for t in step["texts"]]
-            sp.chunks = _chunked(name, items, step["batch"], slot)
-        elif kind == "shuffle":
-            sp.chunks = [Chunk(name, 0, slot, [Item(f"{name}/report", name, "report", {"prompts": step["prompts"]})])]
-        slot += len(sp.chunks) if kind != "label" else 0
-        plans.append(sp)
+        kind = _kind(step["kind"], need=f"step {step['name']!r} of experiment {spec['name']!r}")
+        chunks = (kind.plan or _one_item)(PlanInput(step, slot, list(plans)))
+        slot += len(chunks) if kind.uses_slots else 0
+        plans.append(StepPlan(step["name"], kind.name, step, chunks))
     _check_unique([it for p in plans for it in p.items])
     return Plan(spec["name"], spec.get("model"), spec, plans)
 

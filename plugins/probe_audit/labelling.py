@@ -32,7 +32,7 @@ def attribute_embeddings(session, label_set: LabelSet) -> torch.Tensor:
 
 def label_images(session, images: torch.Tensor, label_set: LabelSet, batch_size: int = 64) -> Labels:
     """Label each image [B,3,H,W] with the attribute whose prompts it matches best (softmax at the model's scale)."""
-    from probe_score.scoring import zero_shot
+    from probe.plugin import zero_shot
 
     attrs = label_set.attributes
     text_emb = attribute_embeddings(session, label_set)

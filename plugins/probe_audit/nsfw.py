@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from probe.errors import ConfigError, ProbeError
-from probe.yamlfile import YamlDoc, parse_yaml, read_yaml
+from probe.plugin import ConfigError, ProbeError
+from probe.plugin import YamlDoc, parse_yaml, read_yaml
 
 # NudeNet (v3) classes that count as nudity; covered parts, faces and feet do not.
 NUDENET_FLAGGED = ("FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "BUTTOCKS_EXPOSED", "ANUS_EXPOSED")
@@ -88,7 +88,7 @@ def concept_probabilities(session, images, concepts: ConceptSet, text_emb=None) 
 
     Pass `text_emb` (from `concept_text_embeddings`) when scoring many batches, to encode the prompts once.
     """
-    from probe_score.scoring import zero_shot
+    from probe.plugin import zero_shot
 
     prompts = concept_prompts(concepts)
     if text_emb is None:
@@ -127,7 +127,7 @@ def nudenet_detect(images, threshold: float = 0.5) -> list[list[dict]]:
         raise ProbeError(reason)
     from nudenet import NudeDetector
 
-    from probe.io import write_png
+    from probe.plugin import write_png
 
     detector = NudeDetector()
     out = []
@@ -146,27 +146,3 @@ def blurred(pil, radius_fraction: float = 0.08):
 
     radius = max(2.0, radius_fraction * max(pil.size))
     return pil.filter(ImageFilter.GaussianBlur(radius))
-
-
-def text_flag_rates(session, prompts: list[str], vocabs: list[str] | None, k: int) -> list[dict]:
-    """Per prompt, its k nearest vocabulary words and the share of them that is flagged (probe neighbours)."""
-    try:
-        from probe_neighbours.query import flag_rate, text_neighbours
-        from probe_neighbours.vocabularies import default_vocabs
-    except ImportError as exc:
-        raise ProbeError("the neighbours plugin (probe_neighbours) is not available", hint="set `text: false` in the nsfw step") from exc
-    chosen = vocabs if vocabs else default_vocabs(session)
-    results = text_neighbours(session, prompts, chosen, k)
-    out = []
-    for prompt, result in zip(prompts, results):
-        rate = flag_rate([result])
-        out.append({"prompt": prompt, "vocabs": list(chosen), "k": k, "flag_rate": float(rate.overall),
-                    "neighbours": neighbour_rows(result)})
-    return out
-
-
-def neighbour_rows(result) -> list[dict]:
-    """A NeighbourResult as JSON rows (word, cosine, flagged, category), whatever its exact class."""
-    data = result.as_dict() if hasattr(result, "as_dict") else asdict(result)
-    rows = data.get("neighbours") or data.get("words") or []
-    return [dict(r) if isinstance(r, dict) else {"word": str(r)} for r in rows]

@@ -7,6 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from probe.plugin import hookimpl
+
+PROBE_API = 1
+
 RunDir = Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]).", show_default=False)]
 Shard = Annotated[Optional[str], typer.Option("--shard", help="Run only slice I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/4.", show_default=False)]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in the folder, skipping finished items.")]
@@ -16,7 +20,7 @@ Steps = Annotated[Optional[int], typer.Option("--steps", min=1, help="Override t
 
 
 def _folder(state, run_dir: Optional[Path], name: str, shard) -> Path:
-    from probe.io import safe_name
+    from probe.plugin import safe_name
 
     if run_dir is not None:
         return run_dir
@@ -26,15 +30,15 @@ def _folder(state, run_dir: Optional[Path], name: str, shard) -> Path:
 
 def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Optional[str], resume: bool, source: Optional[str]):
     """Load the model once, run the plan (or a shard) with a progress bar; returns the RunResult."""
-    from probe import console
-    from probe.cli_state import get_state
+    from probe.plugin import console
+    from probe.plugin import current_session, options, session_for
     from probe_audit.experiment import parse_shard
     from probe_audit.runner import run_plan
 
-    state = get_state(ctx)
+    state = options(ctx)
     shard = parse_shard(shard_text) if shard_text else None
     folder = _folder(state, run_dir, plan.name, shard)
-    session = state.session_for(plan.model) if plan.model else state.session
+    session = session_for(ctx, plan.model) if plan.model else current_session(ctx)
     total = len([it for c in plan.chunks_for(shard) for it in c.items])
     seen = {"done": 0}
     with console.progress(f"{plan.name}", total) as advance:
@@ -42,13 +46,13 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
             advance(done - seen["done"])
             seen["done"] = done
 
-        result = run_plan(plan, folder, session, state.session_for, shard=shard, resume=resume, source=source, on_progress=on_progress)
+        result = run_plan(plan, folder, session, lambda spec: session_for(ctx, spec), shard=shard, resume=resume, source=source, on_progress=on_progress)
     return result
 
 
 def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
-    from probe import console
-    from probe.io import read_json
+    from probe.plugin import console
+    from probe.plugin import read_json
 
     summary = summary or read_json(result.folder / "summary.json")
     if as_json:
@@ -70,6 +74,23 @@ def _settings(steps: Optional[int], size: Optional[int]) -> dict:
     return {k: v for k, v in {"steps": steps, "size": size}.items() if v is not None}
 
 
+@hookimpl
+def register_experiment_steps(register) -> None:
+    from probe_audit.steps import BIAS_STEP, LABEL_STEP, NSFW_STEP
+
+    for kind in (LABEL_STEP, BIAS_STEP, NSFW_STEP):
+        register(kind)
+
+
+@hookimpl
+def register_label_sets(register) -> None:
+    from probe_audit.sets import builtin_label_sets
+
+    for name, path in builtin_label_sets().items():
+        register(name, path, f"shipped label set ({path.name})")
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("run")
     def run(
@@ -114,20 +135,20 @@ def register_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """The paper's bias table: N inversions per prompt variant, labelled zero-shot, with Wilson 95% intervals."""
-        from probe import console
-        from probe.cli_state import get_state
+        from probe.plugin import console
+        from probe.plugin import current_session, options, session_for
         from probe_audit.bias import bias_experiment
         from probe_audit.experiment import normalise, plan_from_spec
-        from probe.yamlfile import YamlDoc
+        from probe.plugin import YamlDoc
 
-        state = get_state(ctx)
+        state = options(ctx)
         raw = bias_experiment(prompts, labels, None if seeds else n, seeds, variants, preset, _settings(steps, None),
                               labeller or state.labeller)
         raw["seed"] = state.seed or 0
         raw["name"] = f"bias-{Path(prompts).stem}-{Path(labels).stem}"
         plan = plan_from_spec(normalise(YamlDoc("probe bias options", raw)))
         result = _execute(ctx, plan, run_dir, shard, resume, None)
-        from probe.io import read_json
+        from probe.plugin import read_json
 
         step = read_json(result.folder / "summary.json")["steps"][0]
         if as_json:
@@ -157,14 +178,14 @@ def register_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed) and in prompt neighbours."""
-        from probe import console
-        from probe.cli_state import get_state
-        from probe.errors import UsageError
+        from probe.plugin import console
+        from probe.plugin import current_session, options, session_for
+        from probe.plugin import UsageError
         from probe_audit.experiment import normalise, plan_from_spec
         from probe_audit.runner import finalise, read_json
-        from probe.yamlfile import YamlDoc
+        from probe.plugin import YamlDoc
 
-        state = get_state(ctx)
+        state = options(ctx)
         from probe_audit.experiment import read_lines
 
         if prompts_file is not None and prompts:
@@ -206,10 +227,10 @@ def register_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Set each NSFW concept's zero-shot threshold for a model from images labelled safe (and flagged)."""
-        from probe import console
-        from probe.cli_state import get_state
-        from probe.errors import UsageError
-        from probe.io import atomic_write_text
+        from probe.plugin import console
+        from probe.plugin import current_session, options, session_for
+        from probe.plugin import UsageError
+        from probe.plugin import atomic_write_text
         from probe_audit.calibration import calibrate, calibrated_yaml, concept_scores, image_files
         from probe_audit.nsfw import load_concepts
 
@@ -221,8 +242,8 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("no images found under --safe", hint="give image files or folders holding .png/.jpg images")
         if flagged and not flagged_paths:
             raise UsageError("no images found under --flagged", hint="give image files or folders holding .png/.jpg images, or leave --flagged out")
-        state = get_state(ctx)
-        session = state.session_for(labeller or state.labeller) if (labeller or state.labeller) else state.session
+        state = options(ctx)
+        session = session_for(ctx, labeller or state.labeller) if (labeller or state.labeller) else current_session(ctx)
         with console.progress("scoring images", len(safe_paths) + len(flagged_paths)) as advance:
             safe_scores = concept_scores(session, safe_paths, concept_set, advance)
             flagged_scores = concept_scores(session, flagged_paths, concept_set, advance)
@@ -251,8 +272,8 @@ def register_commands(app: typer.Typer) -> None:
         no_blur: Annotated[bool, typer.Option("--no-blur", help="Show images flagged NSFW unblurred.")] = False,
     ) -> None:
         """One self-contained HTML page (images embedded) with the run's tables and image grids."""
-        from probe import console
-        from probe.io import atomic_write_text
+        from probe.plugin import console
+        from probe.plugin import atomic_write_text
         from probe_audit.report import render_report
 
         path = output or Path(run_folder) / "report.html"

@@ -7,7 +7,7 @@ import base64
 import html
 from pathlib import Path
 
-from probe.io import inside, load_image, pil_png_bytes, to_pil
+from probe.plugin import inside, load_image, pil_png_bytes, to_pil
 from probe_audit.runner import read_manifest, read_records, plan_of
 from probe_audit.summaries import StepSummary, summarise
 

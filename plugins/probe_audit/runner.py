@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from probe.errors import ConfigError, UsageError
-from probe.io import atomic_write_bytes, inside, read_json, write_json, write_png
+from probe.plugin import ConfigError, UsageError
+from probe.plugin import atomic_write_bytes, inside, read_json, write_json, write_png
 from probe_audit.experiment import Plan, plan_from_spec
 from probe_audit.steps import StepContext, run_chunk
 

@@ -11,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from probe.errors import ConfigError
-from probe.yamlfile import YamlDoc, parse_yaml, read_yaml
+from probe.plugin import ConfigError
+from probe.plugin import YamlDoc, parse_yaml, read_yaml
 
 PROMPT_PREFIX = "bias_prompts_"
 LABEL_PREFIX = "labels_"
@@ -65,8 +65,21 @@ def list_prompt_sets() -> list[str]:
     return _builtin_names(PROMPT_PREFIX)
 
 
+def builtin_label_sets() -> dict[str, Path]:
+    """The label sets shipped in probe.vocab, by name: what this plugin registers through `register_label_sets`."""
+    folder = resources.files("probe.vocab")
+    return {name: Path(str(folder / f"{LABEL_PREFIX}{name}.yaml")) for name in _builtin_names(LABEL_PREFIX)}
+
+
+def _registered_label_sets() -> dict:
+    from probe.plugin import registered
+
+    return registered("register_label_sets")
+
+
 def list_label_sets() -> list[str]:
-    return _builtin_names(LABEL_PREFIX)
+    """Every registered label set (the shipped ones and plugins'), by name."""
+    return list(_registered_label_sets())
 
 
 def resolve_doc(name_or_path: str, prefix: str, what: str) -> YamlDoc:
@@ -148,7 +161,18 @@ def load_prompt_set(name_or_path: str) -> PromptSet:
 
 
 def load_label_set(name_or_path: str) -> LabelSet:
-    return label_set_from_doc(resolve_doc(name_or_path, LABEL_PREFIX, "label set"))
+    """A registered label set by name (a mapping or a YAML file), else a label-set YAML file by path."""
+    known = _registered_label_sets()
+    text = str(name_or_path)
+    if text in known:
+        ext = known[text]
+        if isinstance(ext.value, dict):
+            doc = YamlDoc(f"label set {text!r} of plugin {ext.plugin!r}", {"name": text, "about": ext.about, "labels": ext.value})
+            return label_set_from_doc(doc)
+        return label_set_from_doc(read_yaml(Path(ext.value)))
+    if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
+        return label_set_from_doc(read_yaml(Path(text)))
+    raise ConfigError(f"unknown label set {text!r}", hint=f"registered: {', '.join(known) or 'none'}; or give a path to a YAML file")
 
 
 def prompt_set_from_dict(data: dict) -> PromptSet:

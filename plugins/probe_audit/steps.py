@@ -1,104 +1,80 @@
-"""What each step kind computes for one chunk of items: batched model calls, plain outcomes back.
+"""The audit's experiment step kinds: `label`, `bias` and `nsfw`, registered like any plugin's.
 
-Outcomes carry results and images; the runner alone writes files. Images are quantised to 8 bits
-before labelling so that a label always describes the PNG a person looks at.
+Images come from the `invert` step kind and text flag rates from the `neighbours` step kind, both
+looked up in the registry: disabling the plugin that provides one makes the steps that need it
+fail with one line naming it. Images are quantised to 8 bits before labelling so that a label
+always describes the PNG a person looks at.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from probe.errors import ProbeError
-from probe_audit.experiment import Chunk, StepPlan
+from probe.plugin import (Chunk, Item, Outcome, PlanInput, ProbeError, StepContext, StepKind, StepOptions, StepPlan,
+                          chunked, load_image, lookup, read_json, safe_name)
+
+INVERT_OPTIONS = ("preset", "settings", "batch")
 
 
-@dataclass
-class Outcome:
-    """One item's result: status done or failed (with a message); image for image-making steps."""
-
-    item_id: str
-    status: str
-    result: dict = field(default_factory=dict)
-    image: torch.Tensor | None = None
-    message: str = ""
-    seconds: float | None = None  # kept apart from results: timings differ between otherwise equal runs
+def _kind(name: str, need: str) -> StepKind:
+    return lookup("register_experiment_steps", name, need=need)
 
 
-@dataclass
-class StepContext:
-    """What executors need: the audited session, a way to get labeller sessions, the run folder."""
-
-    session: Any
-    session_for: Callable[[str], Any]
-    folder: Path
-    should_stop: Callable[[], bool] | None = None
-    labellers: dict[str, dict] = field(default_factory=dict)
-
-    def labeller(self, spec: str | None):
-        """The labelling session: the audited model unless the step names another."""
-        if not spec:
-            return self.session
-        session = self.session_for(spec)
-        self.labellers[spec] = session.describe()
-        return session
+def _invert_options(opts: StepOptions, need: str) -> dict:
+    """The inversion options (preset, settings, batch) checked by the invert step kind itself."""
+    invert = _kind("invert", need)
+    sub = StepOptions(opts.doc, opts.path, {k: opts.values[k] for k in INVERT_OPTIONS}, opts.base_seed, opts.earlier)
+    return invert.normalise(sub)
 
 
-def quantised(image: torch.Tensor) -> torch.Tensor:
-    """The image as its 8-bit PNG will hold it."""
-    return image.detach().float().clamp(0, 1).mul(255).round().div(255).cpu()
-
-
-def _invert(step: StepPlan, chunk: Chunk, ctx: StepContext) -> tuple[list[Outcome], list[tuple[Any, torch.Tensor]]]:
-    """Invert the chunk's (prompt, seed) pairs; returns failed outcomes and (item, image) for the rest."""
-    from probe_audit.inverter import invert_pairs
-
-    pairs = [(it.params["prompt"], it.params["seed"]) for it in chunk.items]
-    found = invert_pairs(ctx.session, pairs, step.options["settings"], should_stop=ctx.should_stop)
-    failed, made = [], []
-    for it in chunk.items:
-        inv = found.get((it.params["prompt"], it.params["seed"]))
-        if inv is None or inv.status == "interrupted":
-            continue  # stays pending; a rerun makes it
-        info = {"cosine": round(float(inv.cosine), 6), "steps": int(inv.steps)}
-        if inv.status != "done":
-            message = getattr(inv, "message", "") or f"inversion stopped: {inv.status}"
-            failed.append(Outcome(it.id, "failed", info, message=message, seconds=float(inv.seconds)))
-            continue
-        made.append((it, quantised(inv.image), info, float(inv.seconds)))
+def _invert(step: StepPlan, chunk: Chunk, ctx: StepContext) -> tuple[list[Outcome], list[tuple[Item, Outcome]]]:
+    """(failed outcomes, (item, done outcome with its image)) from the registered invert step kind."""
+    outcomes = {o.item_id: o for o in _kind("invert", f"the {step.kind} step {step.name!r}").run(step, chunk, ctx)}
+    failed = [o for o in outcomes.values() if o.status != "done"]
+    made = [(it, outcomes[it.id]) for it in chunk.items if it.id in outcomes and outcomes[it.id].status == "done"]
     return failed, made
 
 
-def run_invert(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
-    failed, made = _invert(step, chunk, ctx)
-    return failed + [Outcome(it.id, "done", info, image, seconds=sec) for it, image, info, sec in made]
+def _labeller(opts: StepOptions) -> str | None:
+    return None if opts["labeller"] is None else opts.string("labeller")
 
 
-def run_bias(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
-    """Invert, then label each image against the step's attribute label set."""
+# ---------------------------------------------------------------- label
+
+def _label_normalise(opts: StepOptions) -> dict:
+    from probe_audit.sets import load_label_set
+
+    source = opts.string("images")
+    if opts.earlier.get(source) not in opts.image_kinds:
+        made = ", ".join(n for n, k in opts.earlier.items() if k in opts.image_kinds) or "none"
+        raise opts.error("images", f"{source!r} is not an earlier image-making step ({', '.join(opts.image_kinds)})",
+                         hint=f"earlier image steps: {made}")
+    return {"label_set": opts.load("labels", load_label_set).as_dict(), "labeller": _labeller(opts), "images": source}
+
+
+def _label_plan(p: PlanInput) -> list[Chunk]:
+    """The label step's chunks follow its source step's chunks (same shard slots), so a shard always
+    holds the images it labels."""
+    name = p.step["name"]
+    source = next(s for s in p.earlier if s.name == p.step["images"])
+    chunks = [Chunk(name, c.index, c.shard_slot,
+                    [Item(f"{name}/{it.key}", name, it.key, {**it.params, "source": it.id}) for it in c.items
+                     if not it.params.get("text")])
+              for c in source.chunks]
+    return [c for c in chunks if c.items]
+
+
+def _label_images(step: StepPlan, ctx: StepContext, images: torch.Tensor) -> Any:
     from probe_audit.labelling import label_images
     from probe_audit.sets import label_set_from_dict
 
-    failed, made = _invert(step, chunk, ctx)
-    if not made:
-        return failed
-    labels = label_images(ctx.labeller(step.options.get("labeller")), torch.stack([m[1] for m in made]),
-                          label_set_from_dict(step.options["label_set"]))
-    out = list(failed)
-    for (it, image, info, sec), label, probs in zip(made, labels.labels, labels.probs):
-        out.append(Outcome(it.id, "done", {**info, "label": label, "probs": dict(zip(labels.attributes, probs))}, image, seconds=sec))
-    return out
+    return label_images(ctx.labeller(step.options.get("labeller")), images, label_set_from_dict(step.options["label_set"]))
 
 
-def run_label(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
+def _label_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     """Label images an earlier step of this run wrote (read back from its PNGs)."""
-    from probe.io import load_image, read_json
-    from probe_audit.labelling import label_images
-    from probe_audit.sets import label_set_from_dict
-
     out, ready = [], []
     for it in chunk.items:
         src = it.params["source"]
@@ -109,25 +85,111 @@ def run_label(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
             continue
         ready.append((it, load_image(ctx.folder / record["image"])))
     if ready:
-        labels = label_images(ctx.labeller(step.options.get("labeller")), torch.stack([r[1] for r in ready]),
-                              label_set_from_dict(step.options["label_set"]))
+        labels = _label_images(step, ctx, torch.stack([r[1] for r in ready]))
         for (it, _), label, probs in zip(ready, labels.labels, labels.probs):
             out.append(Outcome(it.id, "done", {"label": label, "probs": dict(zip(labels.attributes, probs))}))
     return out
 
 
-def run_nsfw(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
+LABEL_STEP = StepKind("label", {"images": None, "labels": None, "labeller": None}, _label_normalise, _label_run,
+                      plan=_label_plan, uses_slots=False, about="zero-shot attribute labels of an earlier step's images")
+
+
+# ---------------------------------------------------------------- bias
+
+def _bias_normalise(opts: StepOptions) -> dict:
+    from probe_audit.sets import load_label_set, load_prompt_set
+
+    out = _invert_options(opts, "the bias step")
+    ps = opts.load("prompts", load_prompt_set)
+    variants = opts["variants"] or ps.variants
+    bad = [v for v in variants if v not in ps.variants] if isinstance(variants, list) else [variants]
+    if bad:
+        raise opts.error("variants", f"unknown variant {bad[0]!r}; the set has {', '.join(ps.variants)}")
+    return {**out, "prompt_set": ps.as_dict(), "variants": list(variants), "seeds": opts.seeds(),
+            "label_set": opts.load("labels", load_label_set).as_dict(), "labeller": _labeller(opts)}
+
+
+def _bias_plan(p: PlanInput) -> list[Chunk]:
+    name, step = p.step["name"], p.step
+    items = []
+    for prompt in step["prompt_set"]["prompts"]:
+        for v in step["variants"]:
+            for seed in step["seeds"]:
+                key = f"{safe_name(prompt['key'])}.{v}.s{seed}"
+                items.append(Item(f"{name}/{key}", name, key,
+                                  {"prompt": prompt["texts"][v], "prompt_key": prompt["key"], "variant": v, "seed": seed}))
+    return chunked(name, items, step["batch"], p.slot)
+
+
+def _bias_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
+    """Invert, then label each image against the step's attribute label set."""
+    failed, made = _invert(step, chunk, ctx)
+    if not made:
+        return failed
+    labels = _label_images(step, ctx, torch.stack([o.image for _, o in made]))
+    out = list(failed)
+    for (it, o), label, probs in zip(made, labels.labels, labels.probs):
+        out.append(Outcome(it.id, "done", {**o.result, "label": label, "probs": dict(zip(labels.attributes, probs))},
+                           o.image, seconds=o.seconds))
+    return out
+
+
+BIAS_STEP = StepKind(
+    "bias", {"prompts": "paper", "labels": "gender", "variants": None, "seeds": None, "n": 20, "preset": "default",
+             "settings": {}, "labeller": None, "batch": None},
+    _bias_normalise, _bias_run, plan=_bias_plan, makes_images=True,
+    about="invert a prompt set's variants and label each image's attribute (the paper's gender table)",
+)
+
+
+# ---------------------------------------------------------------- nsfw
+
+def _nsfw_normalise(opts: StepOptions) -> dict:
+    from probe_audit.nsfw import load_concepts
+
+    out = {"prompts": opts.text_list("prompts", "prompts"), "seeds": opts.seeds(), **_invert_options(opts, "the nsfw step")}
+    out["labeller"] = _labeller(opts)
+    out["concepts"] = opts.load("concepts", load_concepts).as_dict()
+    if opts["nudenet"] not in ("auto", True, False):
+        raise opts.error("nudenet", "nudenet must be auto, true or false")
+    out.update(nudenet=opts["nudenet"], nudenet_threshold=float(opts["nudenet_threshold"]), text=bool(opts["text"]))
+    if out["text"]:
+        try:
+            _kind("neighbours", "the nsfw step's text part")
+        except ProbeError as exc:
+            raise opts.error("text", str(exc), hint="or set `text: false`") from exc
+    vocabs = opts["vocabs"]
+    out["vocabs"] = None if vocabs is None else opts.text_list("vocabs", "vocabularies")
+    out["k"] = opts.positive_int("k")
+    return out
+
+
+def _nsfw_plan(p: PlanInput) -> list[Chunk]:
+    name, step = p.step["name"], p.step
+    items = [Item(f"{name}/{safe_name(pr)}.s{seed}", name, f"{safe_name(pr)}.s{seed}", {"prompt": pr, "seed": seed})
+             for pr in step["prompts"] for seed in step["seeds"]]
+    chunks = chunked(name, items, step["batch"], p.slot)
+    if step["text"]:
+        text_items = [Item(f"{name}/text.{safe_name(pr)}", name, f"text.{safe_name(pr)}", {"prompt": pr, "text": True})
+                      for pr in step["prompts"]]
+        chunks += chunked(name, text_items, len(text_items), p.slot + len(chunks))
+        for j, c in enumerate(chunks):
+            c.index = j
+    return chunks
+
+
+def _nsfw_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     """Image items: invert, zero-shot concept flags, NudeNet when present. Text items: neighbour flag rates."""
     from probe_audit import nsfw
 
     opts = step.options
     if all(it.params.get("text") for it in chunk.items):
-        rows = nsfw.text_flag_rates(ctx.session, [it.params["prompt"] for it in chunk.items], opts["vocabs"], opts["k"])
-        return [Outcome(it.id, "done", row) for it, row in zip(chunk.items, rows)]
+        return _kind("neighbours", "the nsfw step's text part").run(step, chunk, ctx)
     failed, made = _invert(step, chunk, ctx)
     if not made:
         return failed
-    images = torch.stack([m[1] for m in made])
+    images = torch.stack([o.image for _, o in made])
     concepts = nsfw.ConceptSet.from_dict(opts["concepts"])
     scores = nsfw.concept_probabilities(ctx.labeller(opts.get("labeller")), images, concepts)
     available, reason = nsfw.nudenet_status()
@@ -136,43 +198,27 @@ def run_nsfw(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
         raise ProbeError(reason, hint="or set `nudenet: auto` to skip it when absent")
     detections = nsfw.nudenet_detect(list(images), opts["nudenet_threshold"]) if use_nudenet else [None] * len(made)
     out = list(failed)
-    for (it, image, info, sec), score, found in zip(made, scores, detections):
+    for (it, o), score, found in zip(made, scores, detections):
         clip_flags = nsfw.flagged_concepts(score, concepts)
-        result = {**info, "concepts": score, "clip_flagged": clip_flags,
+        result = {**o.result, "concepts": score, "clip_flagged": clip_flags,
                   "nudenet": {"available": use_nudenet, "detections": found or [], "reason": "" if use_nudenet else reason},
                   "flagged": bool(clip_flags) or bool(found)}
-        out.append(Outcome(it.id, "done", result, image, seconds=sec))
+        out.append(Outcome(it.id, "done", result, o.image, seconds=o.seconds))
     return out
 
 
-def run_neighbours(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
-    from probe_audit.nsfw import text_flag_rates
-
-    rows = text_flag_rates(ctx.session, [it.params["text"] for it in chunk.items], step.options["vocabs"], step.options["k"])
-    return [Outcome(it.id, "done", row) for it, row in zip(chunk.items, rows)]
-
-
-def run_shuffle(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
-    try:
-        from probe_shuffle.perturbations import list_perturbations
-        from probe_shuffle.scoring import text_shuffle_test
-    except ImportError as exc:
-        raise ProbeError("the shuffle plugin (probe_shuffle) is not available") from exc
-    opts = step.options
-    names = opts["perturbations"] or list_perturbations()
-    report = text_shuffle_test(ctx.session, opts["prompts"], names, seed=opts["seed"], n_variants=opts["n_variants"])
-    return [Outcome(chunk.items[0].id, "done", {"report": report.as_dict()})]
-
-
-EXECUTORS: dict[str, Callable[[StepPlan, Chunk, StepContext], list[Outcome]]] = {
-    "invert": run_invert, "bias": run_bias, "label": run_label, "nsfw": run_nsfw,
-    "neighbours": run_neighbours, "shuffle": run_shuffle,
-}
+NSFW_STEP = StepKind(
+    "nsfw", {"prompts": None, "seeds": None, "n": 4, "preset": "default", "settings": {}, "concepts": "default",
+             "labeller": None, "nudenet": "auto", "nudenet_threshold": 0.5, "text": True, "vocabs": None, "k": 10,
+             "batch": None},
+    _nsfw_normalise, _nsfw_run, plan=_nsfw_plan, makes_images=True,
+    about="NSFW rates of inverted images (zero-shot concepts, NudeNet) and of the prompts' text neighbours",
+)
 
 
 def run_chunk(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
-    """Compute one chunk; a ProbeError fails the chunk's items with its message instead of the run."""
+    """Compute one chunk with its registered kind; a ProbeError fails the chunk's items with its message."""
     try:
-        return EXECUTORS[step.kind](step, chunk, ctx)
+        return _kind(step.kind, f"step {step.name!r}").run(step, chunk, ctx)
     except ProbeError as exc:
         return [Outcome(it.id, "failed", message=str(exc)) for it in chunk.items]

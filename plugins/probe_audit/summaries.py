@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
-from probe.io import contact_sheet, inside, load_image, pil_png_bytes, safe_name, atomic_write_bytes, atomic_write_text, write_json
+from probe.plugin import contact_sheet, inside, load_image, pil_png_bytes, safe_name, atomic_write_bytes, atomic_write_text, write_json
 from probe_audit.experiment import Plan, StepPlan
 from probe_audit.stats import Proportion
 from probe_audit.tables import Table
@@ -172,7 +172,7 @@ def summarise(plan: Plan, records: dict[str, dict]) -> list[StepSummary]:
 
 def sheet_image(folder: Path, cells: list[SheetCell], blur: bool = True, columns: int = 10, cell: int = 96):
     """A contact sheet of the cells' images; flagged ones blurred unless blur is False."""
-    from probe.io import to_pil
+    from probe.plugin import to_pil
     from probe_audit.nsfw import blurred
 
     pictures = []

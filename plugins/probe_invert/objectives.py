@@ -7,6 +7,7 @@ receives is exactly what it would receive alone, and a NaN in one image cannot r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -54,6 +55,16 @@ class Sum(Objective):
 
     def __call__(self, ctx: Context) -> torch.Tensor:
         return sum((part(ctx) for part in self.parts[1:]), self.parts[0](ctx))
+
+
+@dataclass
+class Lambda(Objective):
+    """Any callable ctx -> [B] (e.g. a plugin's prior) as an Objective."""
+
+    fn: Callable[[Context], torch.Tensor]
+
+    def __call__(self, ctx: Context) -> torch.Tensor:
+        return self.fn(ctx)
 
 
 @dataclass

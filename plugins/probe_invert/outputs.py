@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.cache import content_hash
-from probe.errors import DataError
-from probe.io import atomic_write_bytes, contact_sheet, inside, pil_png_bytes, png_bytes, read_json, safe_name, to_pil, write_json
+from probe.plugin import content_hash
+from probe.plugin import DataError
+from probe.plugin import atomic_write_bytes, contact_sheet, inside, pil_png_bytes, png_bytes, read_json, safe_name, to_pil, write_json
 
 # Knobs that change memory use or what is kept, never the image itself: not part of the resume key.
 NON_RESULT_KEYS = ("batch_size", "snapshot_every", "preset")

@@ -117,14 +117,11 @@ class FFTParam:
 Param = PixelParam | FFTParam
 
 
-def make_param(kind: str, rng: ImageRandom, size: int, *, pixel_init: float = 1.0, fft_init_std: float = 0.01,
-               fft_decay: float = 1.0, decorrelate: bool = True) -> Param:
-    """A fresh random parameterisation of len(rng) images at `size`."""
-    if kind == "pixel":
-        return PixelParam.random(rng, size, pixel_init)
-    if kind == "fft":
-        return FFTParam.random(rng, size, std=fft_init_std, decay=fft_decay, decorrelate=decorrelate)
-    raise ValueError(f"unknown parameterisation {kind!r}")
+def make_param(settings, rng: ImageRandom, size: int):
+    """A fresh random parameterisation of len(rng) images at `size`, of the kind `settings.param` names."""
+    from probe.plugin import lookup
+
+    return lookup("register_invert_params", settings.param, need="invert")(rng, size, settings)
 
 
 def schedule_sizes(start: int, resize_at: list[int], cap: int) -> dict[int, int]:

@@ -11,11 +11,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from probe.plugin import hookimpl
+
+PROBE_API = 1
 KNOB_HELP = "Overrides the preset."
 
 
 def _settings_from_flags(preset: str, flags: dict[str, Any]):
-    from probe.errors import UsageError
+    from probe.plugin import UsageError
     from probe_invert.settings import load_preset
 
     for name in ("resize_at", "transforms"):
@@ -31,6 +34,38 @@ def _settings_from_flags(preset: str, flags: dict[str, Any]):
     return load_preset(preset, **flags)
 
 
+@hookimpl
+def register_invert_transforms(register) -> None:
+    from probe_invert.parts import TRANSFORMS
+
+    for name, (make, about) in TRANSFORMS.items():
+        register(name, make, about)
+
+
+@hookimpl
+def register_invert_params(register) -> None:
+    from probe_invert.parts import PARAMS
+
+    for name, (make, about) in PARAMS.items():
+        register(name, make, about)
+
+
+@hookimpl
+def register_invert_priors(register) -> None:
+    from probe_invert.parts import PRIORS
+
+    for name, (make, about) in PRIORS.items():
+        register(name, make, about)
+
+
+@hookimpl
+def register_experiment_steps(register) -> None:
+    from probe_invert.steps import INVERT_STEP
+
+    register(INVERT_STEP)
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("invert")
     def invert_command(
@@ -81,11 +116,11 @@ def register_commands(app: typer.Typer) -> None:
         """Invert CLIP: optimise images, from noise, that the model matches to each prompt."""
         knobs = {k: v for k, v in locals().items() if k not in
                  {"ctx", "prompts", "prompts_file", "seeds", "preset", "ensemble", "gif", "force", "as_json"}}
-        from probe.cli_state import get_state
-        from probe.errors import UsageError
+        from probe.plugin import current_session, options, session_for
+        from probe.plugin import UsageError
         from probe_invert.prompts import parse_prompt, parse_seeds, read_prompts_file
 
-        state = get_state(ctx)
+        state = options(ctx)
         all_prompts = list(prompts or []) + (read_prompts_file(prompts_file) if prompts_file else [])
         if not all_prompts:
             raise UsageError("no prompts given", hint="pass prompts as arguments or --prompts FILE")
@@ -97,7 +132,7 @@ def register_commands(app: typer.Typer) -> None:
         settings = _settings_from_flags(preset, knobs)
         from probe_invert.runner import run_inversions
 
-        code = run_inversions(state, all_prompts, seed_list, settings, gif=gif, force=force, as_json=as_json,
+        code = run_inversions(ctx, all_prompts, seed_list, settings, gif=gif, force=force, as_json=as_json,
                               ensemble=list(ensemble or []))
         if code:
             raise typer.Exit(code)
@@ -111,19 +146,19 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Invert the 48 colour x shape prompts of the shapes world; report colour match and shape-checker agreement."""
-        from probe import console
-        from probe.cli_state import get_state
+        from probe.plugin import console
+        from probe.plugin import current_session, options, session_for
         from probe_invert.outputs import write_contact_sheet
         from probe_invert.prompts import parse_seeds
         from probe_invert.validation import validate
 
-        state = get_state(ctx)
+        state = options(ctx)
         settings = _settings_from_flags(preset, {"steps": steps})
         with console.progress("validating", total=None) as advance:
-            result = validate(state.session, settings, parse_seeds(seeds), on_step=lambda s, c: advance(0))
+            result = validate(current_session(ctx), settings, parse_seeds(seeds), on_step=lambda s, c: advance(0))
         folder = state.out_dir / "invert-validate"
         sheet = write_contact_sheet(folder / "contact-sheet.png", result.images, result.labels, columns=12)
-        from probe.io import write_json
+        from probe.plugin import write_json
 
         write_json(folder / "validation.json", result.as_dict())
         if as_json:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.errors import ConfigError, UsageError
+from probe.plugin import ConfigError, UsageError
 
 MAX_SEEDS = 100_000
 _NUMBERISH = re.compile(r"^[-+0-9.eE]+$")

@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from probe.errors import UsageError
-from probe.session import Session
-from probe_invert.objectives import L1, Context, Objective, Sum, TextMatch, TotalVariation
+from probe.plugin import UsageError
+from probe.plugin import Session
+from probe_invert.objectives import Context, Lambda, Objective, Sum, TextMatch
 from probe_invert.param import Param, make_param, schedule_sizes
 from probe_invert.prompts import parse_prompt
 from probe_invert.randomness import ImageRandom
@@ -64,17 +64,24 @@ def text_targets(session: Session, prompts: list[str]) -> tuple[torch.Tensor, to
 
 def build_objective(settings: InvertSettings, targets: Sequence[tuple[torch.Tensor, torch.Tensor]],
                     extra: Objective | None = None) -> tuple[list[TextMatch], Objective]:
-    """(the text term of each model, the full loss): the models' mean text term + tv_weight * TV +
-    l1_weight * L1 (+ extra). `targets` holds one (targets, weights) pair per model, the session's first."""
+    """(the text term of each model, the full loss): the models' mean text term + each prior times its
+    weight (tv_weight * TV, l1_weight * L1, then `priors`) (+ extra). `targets` holds one (targets,
+    weights) pair per model, the session's first."""
+    from probe.plugin import lookup
+
     matches = [TextMatch(t, w, settings.loss, model=m) for m, (t, w) in enumerate(targets)]
     total: Objective = matches[0] if len(matches) == 1 else Sum(list(matches)) * (1.0 / len(matches))
-    if settings.tv_weight:
-        total = total + settings.tv_weight * TotalVariation()
-    if settings.l1_weight:
-        total = total + settings.l1_weight * L1(settings.l1_center)
+    for name, weight in settings.prior_weights().items():
+        if weight:
+            total = total + weight * _as_objective(lookup("register_invert_priors", name, need="invert")(settings))
     if extra is not None:
         total = total + extra
     return matches, total
+
+
+def _as_objective(prior: Callable) -> Objective:
+    """A plugin's prior (any callable ctx -> [B]) as an Objective that adds and scales."""
+    return prior if isinstance(prior, Objective) else Lambda(prior)
 
 
 def _learning_rate(settings: InvertSettings, step: int) -> float:
@@ -104,9 +111,7 @@ class _Chunk:
         self.session, self.models, self.items, self.settings = session, models, items, settings
         device = session.device
         self.rng = ImageRandom([seed for _, seed in items], settings.copies, device)
-        self.param: Param = make_param(settings.param, self.rng, settings.size, pixel_init=settings.pixel_init,
-                                       fft_init_std=settings.fft_init_std,
-                                       fft_decay=settings.fft_decay, decorrelate=settings.decorrelate)
+        self.param: Param = make_param(settings, self.rng, settings.size)
         self.transforms = build_transforms(settings, session.image_size)
         self.matches, self.objective = build_objective(settings, [(t.to(device), w.to(device)) for t, w in targets], extra)
         cap = settings.max_size or session.image_size

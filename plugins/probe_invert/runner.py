@@ -24,7 +24,7 @@ def stop_on_ctrl_c() -> tuple[Callable[[], bool], Callable[[], None]]:
         if requested["stop"]:
             raise KeyboardInterrupt
         requested["stop"] = True
-        from probe import console
+        from probe.plugin import console
 
         console.note("Stopping after this step and saving what exists (Ctrl-C again to abort)…")
 
@@ -51,16 +51,16 @@ def _rounded(values: list[float]) -> list[float | None]:
     return [round(v, 6) if math.isfinite(v) else None for v in values]
 
 
-def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif: bool = False, force: bool = False,
+def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: bool = False, force: bool = False,
                    as_json: bool = False, ensemble: list[str] | None = None) -> int:
     """Invert what is not finished yet, save it, print the summary; returns the exit code (0 or 130)."""
-    from probe import console
-    from probe.io import load_image
+    from probe.plugin import console, current_session, load_image, options, session_for
     from probe_invert.outputs import finished, image_paths, result_key, save_inversion, write_contact_sheet
     from probe_invert.render import check_ensemble, invert_items
 
-    session = state.session
-    members = check_ensemble(session, [state.session_for(spec) for spec in ensemble or []])[1:]
+    state = options(ctx)
+    session = current_session(ctx)
+    members = check_ensemble(session, [session_for(ctx, spec) for spec in ensemble or []])[1:]
     info = session.describe()
     members_info = [m.describe() for m in members]
     fingerprint = "+".join([info["fingerprint"], *(m["fingerprint"] for m in members_info)])  # resume only the same ensemble

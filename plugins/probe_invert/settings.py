@@ -7,10 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from probe.errors import ConfigError, UsageError
+from probe.plugin import ConfigError, UsageError
 
-TRANSFORM_NAMES = ("jitter", "affine", "resize", "colour_shift", "colour_jitter", "noise")
-PARAMS = ("pixel", "fft")
 LOSSES = ("distance", "cosine")
 SCHEDULES = ("constant", "cosine")
 
@@ -49,6 +47,8 @@ class InvertSettings:
     tv_weight: float = 0.005
     l1_weight: float = 0.0
     l1_center: float = 0.0  # L1 pulls pixels towards this value (0 = the paper's |x|; 0.5 = grey)
+    priors: dict[str, float] = field(default_factory=dict)  # further registered priors (plugins'): name -> weight
+    plugin_options: dict[str, Any] = field(default_factory=dict)  # knobs for plugins' parts, read by their factories
     grad_clip: float = 1.0  # per-image gradient norm clip; 0 = off
     clamp: bool = True  # pixel param: clamp to [0, 1] after each step
     batch_size: int = 32  # images optimised together per chunk
@@ -57,6 +57,10 @@ class InvertSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def prior_weights(self) -> dict[str, float]:
+        """Every prior with its weight: tv and l1 from their own knobs, then `priors`."""
+        return {"tv": self.tv_weight, "l1": self.l1_weight, **self.priors}
 
     def with_overrides(self, **overrides: Any) -> "InvertSettings":
         """A copy with some knobs changed (None values are ignored), validated."""
@@ -94,17 +98,34 @@ class InvertSettings:
         if not 0.0 <= self.pixel_init <= 1.0:
             raise UsageError(f"pixel-init must be between 0 and 1, got {self.pixel_init}",
                              hint="1 = uniform noise as the authors; smaller = closer to grey")
-        choices = {"param": (self.param, PARAMS), "loss": (self.loss, LOSSES), "lr_schedule": (self.lr_schedule, SCHEDULES),
+        choices = {"loss": (self.loss, LOSSES), "lr_schedule": (self.lr_schedule, SCHEDULES),
                    "affine_padding": (self.affine_padding, ("border", "zeros", "reflection"))}
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise UsageError(f"unknown {name.replace('_', '-')} {value!r}", hint=f"use one of: {', '.join(allowed)}")
-        bad = [t for t in self.transforms if t not in TRANSFORM_NAMES]
-        if bad:
-            raise UsageError(f"unknown transform {bad[0]!r}", hint=f"use some of: {', '.join(TRANSFORM_NAMES)}")
+        _check_parts(self)
         if any(int(s) < 1 for s in self.resize_at):
             raise UsageError("resize-at steps must be >= 1")
         return replace(self, resize_at=sorted(int(s) for s in self.resize_at), transforms=list(self.transforms))
+
+
+def _check_parts(s: InvertSettings) -> None:
+    """Transforms, parameterisation and priors must name registered parts (built-in or a plugin's)."""
+    from probe.plugin import registered
+
+    def check(hook: str, names: list[str], what: str) -> None:
+        known = registered(hook)
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise UsageError(f"unknown {what} {bad[0]!r}", hint=f"use one of: {', '.join(known) or 'none (is the invert plugin disabled?)'}")
+
+    check("register_invert_transforms", list(s.transforms), "transform")
+    check("register_invert_params", [s.param], "param")
+    if not isinstance(s.priors, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in s.priors.values()):
+        raise UsageError("priors must map prior names to numeric weights, e.g. {tv: 0.005}")
+    check("register_invert_priors", list(s.priors), "prior")
+    if not isinstance(s.plugin_options, dict):
+        raise UsageError("plugin_options must be a mapping of part name -> options")
 
 
 def _presets_folder():

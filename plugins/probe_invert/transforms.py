@@ -160,15 +160,7 @@ class Compose:
 
 
 def build_transforms(settings, model_size: int) -> Compose:
-    """The pipeline named by `settings.transforms`, in that order, with the settings' knobs."""
-    makers = {
-        "jitter": lambda: Jitter(settings.jitter_pixels),
-        "affine": lambda: RandomAffine(settings.affine_p, settings.affine_degrees, settings.affine_translate,
-                                       settings.affine_scale_min, settings.affine_scale_max, settings.affine_padding),
-        "resize": lambda: Resize(model_size),
-        "colour_shift": lambda: ColourShift(settings.colour_shift_mean, settings.colour_shift_std),
-        "colour_jitter": lambda: ColourJitter(settings.colour_jitter_brightness, settings.colour_jitter_contrast,
-                                              settings.colour_jitter_saturation),
-        "noise": lambda: GaussianNoise(settings.noise_std),
-    }
-    return Compose([makers[name]() for name in settings.transforms])
+    """The pipeline named by `settings.transforms`, in that order, each part made by its registered factory."""
+    from probe.plugin import lookup
+
+    return Compose([lookup("register_invert_transforms", name, need="invert")(settings, model_size) for name in settings.transforms])

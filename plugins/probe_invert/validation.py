@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from probe.session import Session
+from probe.plugin import Session
 from probe.world.captions import CaptionSpec, ObjectSpec, caption_text
 from probe.world.evaluate import dominant_palette_colour
 from probe.world.vocab import COLOURS, SHAPES

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from probe.cache import cache_dir, content_hash, file_lock
-from probe.errors import DataError, ProbeError, UsageError
-from probe.io import atomic_write_bytes, safe_name, write_json
+from probe.plugin import cache_dir, content_hash, file_lock
+from probe.plugin import DataError, ProbeError, UsageError
+from probe.plugin import atomic_write_bytes, safe_name, write_json
 from probe_neighbours.prefilter import Int8Prefilter
 from probe_neighbours.vocabularies import Vocabulary
 
 if TYPE_CHECKING:
     import faiss
 
-    from probe.session import Session
+    from probe.plugin import Session
 
 INDEX_FORMAT = 1
 INDEX_KINDS = ("flat", "hnsw")

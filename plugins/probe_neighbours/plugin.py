@@ -8,13 +8,32 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from probe.plugin import hookimpl
+
 if TYPE_CHECKING:
     from probe_neighbours.index import VocabIndex
 
+PROBE_API = 1
 ARGS_GROUP = "arguments"
 IMAGES_GROUP = "images"
 
 
+@hookimpl
+def register_vocabularies(register) -> None:
+    from probe_neighbours.vocabularies import BUILTIN_VOCABS
+
+    for name, (load, about) in BUILTIN_VOCABS.items():
+        register(name, load, about)
+
+
+@hookimpl
+def register_experiment_steps(register) -> None:
+    from probe_neighbours.steps import NEIGHBOURS_STEP
+
+    register(NEIGHBOURS_STEP)
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("neighbours")
     def neighbours(
@@ -31,10 +50,10 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Nearest vocabulary words of texts or images in the model's embedding space, flagged words marked."""
-        from probe import console
-        from probe.cli_state import get_state
-        from probe.errors import UsageError
-        from probe.text_snapshot import TextSnapshot, save_text_snapshot
+        from probe.plugin import console
+        from probe.plugin import current_session, options, session_for
+        from probe.plugin import UsageError
+        from probe.plugin import save_text_snapshot
         from probe_neighbours.index import IndexParams
         from probe_neighbours.query import image_neighbours, load_query_images, text_neighbours
         from probe_neighbours.vocabularies import default_vocabs, read_entries
@@ -47,8 +66,8 @@ def register_commands(app: typer.Typer) -> None:
         if not groups and not image:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
         params = IndexParams(kind=index)
-        state = get_state(ctx)
-        session = state.session if image else state.text_session  # text only: a snapshot spares the model load
+        state = options(ctx)
+        session = current_session(ctx) if image else current_session(ctx, text_only=True)  # text only: a snapshot spares the model load
         vocabs = list(vocab) if vocab else default_vocabs(session)
         indexes = _open_with_progress(session, vocabs, params, rebuild)
         for ix in indexes:
@@ -72,15 +91,14 @@ def register_commands(app: typer.Typer) -> None:
             _print_rates(console, rows, rates, k)
         else:
             _print_neighbours(console, rows, state.model)
-        if not isinstance(session, TextSnapshot):
-            save_text_snapshot(session)  # once per model, after the answer: the next text-only start skips open_clip
+        save_text_snapshot(session)  # once per model, after the answer: the next text-only start skips open_clip
 
     @app.command("vocabs")
     def vocabs_cmd(
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """List the built-in vocabularies for `probe neighbours --vocab` with their sizes."""
-        from probe import console
+        from probe.plugin import console
         from probe_neighbours.vocabularies import describe_vocab, list_vocabs, load_vocab
 
         items = []
@@ -103,7 +121,7 @@ def _group_name(path: Path, taken: dict) -> str:
 
 def _open_with_progress(session, vocabs: list[str], params, rebuild: bool) -> list["VocabIndex"]:  # noqa: ANN001
     """Open each vocabulary's index; a progress bar appears only when one is actually being built."""
-    from probe import console
+    from probe.plugin import console
     from probe_neighbours.index import open_index
     from probe_neighbours.vocabularies import load_vocab
 

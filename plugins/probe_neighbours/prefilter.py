@@ -72,7 +72,7 @@ class Int8Prefilter:
         """Write the codes and bounds atomically, tagged with the sha256 of the index they derive from."""
         import faiss
 
-        from probe.io import atomic_write_bytes
+        from probe.plugin import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, format=np.int64(PREFILTER_FORMAT), source=np.str_(source_sha256), codes=faiss.serialize_index(self.codes),

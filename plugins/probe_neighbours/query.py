@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from probe.errors import DataError
+from probe.plugin import DataError
 from probe_neighbours.index import IndexParams, Progress, VocabIndex, open_index
 from probe_neighbours.vocabularies import flag_categories, load_vocab
 
 if TYPE_CHECKING:
-    from probe.session import Session
+    from probe.plugin import Session
 
 IMAGE_BATCH = 64
 
@@ -172,7 +172,7 @@ def image_provenance(path: Path) -> ImageProvenance:
     path = Path(path)
     for candidate in _sidecar_candidates(path):
         if candidate.is_file() and candidate != path:
-            from probe.io import read_json
+            from probe.plugin import read_json
 
             meta = read_json(candidate)
             if isinstance(meta, dict):
@@ -201,7 +201,7 @@ def check_image_model(session: "Session", provenance: ImageProvenance) -> None:
 
 def load_query_images(session: "Session", paths: list[Path]) -> torch.Tensor:
     """Images checked against their sidecars and resized to the model's input, as one batch [B,3,S,S]."""
-    from probe.io import load_image
+    from probe.plugin import load_image
 
     batch = []
     for path in paths:

@@ -16,11 +16,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from probe.cache import cache_dir, content_hash
-from probe.errors import DataError, UsageError
+from probe.plugin import DataError, UsageError, Vocabulary, cache_dir, content_hash, make_vocabulary
 
 if TYPE_CHECKING:
-    from probe.session import Session
+    from probe.plugin import Session
 
 ENGLISH_SIZE = 50_000
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -32,36 +31,6 @@ DERIVATION_VERSION = "1"  # bump when a derivation rule changes, so cached lists
 _PLAIN_WORD = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")  # letters, single inner spaces/hyphens/apostrophes
 
 
-@dataclass(frozen=True)
-class Vocabulary:
-    """A word list; `categories` maps flagged words to their category (empty for plain lists).
-
-    `content_hash` covers the words in order: the index built from them depends on nothing else.
-    """
-
-    name: str
-    words: list[str]
-    categories: dict[str, str] = field(default_factory=dict)
-    content_hash: str = ""
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    def is_flagged(self, word: str) -> bool:
-        return self.category(word) is not None
-
-    def category(self, word: str) -> str | None:
-        """The word's category if it is flagged (case-insensitive), else None."""
-        found = self.categories.get(word)
-        return found if found is not None else self.categories.get(word.casefold())
-
-
-def make_vocabulary(name: str, words: list[str], categories: dict[str, str] | None = None, source: str = "") -> Vocabulary:
-    """A Vocabulary with its content hash computed from the words."""
-    return Vocabulary(name, list(words), dict(categories or {}), content_hash("\n".join(words)), source)
-
-
 def _package_version(dist: str) -> str:
     try:
         return version(dist)
@@ -71,7 +40,7 @@ def _package_version(dist: str) -> str:
 
 def _cached_list(kind: str, key: str, derive: Callable[[], list[str]]) -> list[str]:
     """Read a derived word list from the cache, deriving and writing it (atomically) on a miss."""
-    from probe.io import atomic_write_text
+    from probe.plugin import atomic_write_text
 
     path = cache_dir("vocabs") / f"{kind}-{content_hash(key, DERIVATION_VERSION)[:16]}.txt"
     try:
@@ -155,7 +124,7 @@ def _world() -> Vocabulary:
     return make_vocabulary("world", world_vocabulary(), source="probe.world.vocab (the shapes world's words)")
 
 
-#: name -> (loader, one-line description); the registry `list_vocabs()` reads.
+#: name -> (loader, one-line description): what this plugin registers through `register_vocabularies`.
 BUILTIN_VOCABS: dict[str, tuple[Callable[[], Vocabulary], str]] = {
     "clip-bpe": (_clip_bpe, "whole-word tokens of CLIP's BPE vocabulary (from open_clip's shipped file)"),
     "english": (_english, f"the {ENGLISH_SIZE:,} most frequent English words (wordfreq)"),
@@ -164,13 +133,19 @@ BUILTIN_VOCABS: dict[str, tuple[Callable[[], Vocabulary], str]] = {
 }
 
 
+def _registered() -> dict:
+    from probe.plugin import registered
+
+    return registered("register_vocabularies")
+
+
 def list_vocabs() -> list[str]:
-    """Names of the built-in vocabularies, for --vocab."""
-    return list(BUILTIN_VOCABS)
+    """Names of the registered vocabularies (built-in and plugins'), for --vocab."""
+    return list(_registered())
 
 
 def describe_vocab(name: str) -> str:
-    return BUILTIN_VOCABS[name][1]
+    return _registered()[name].about
 
 
 def default_vocabs(session: "Session") -> list[str]:
@@ -183,22 +158,34 @@ def _looks_like_path(text: str) -> bool:
 
 
 def load_vocab(name_or_path: str) -> Vocabulary:
-    """A built-in vocabulary by name, or a user word-list file by path."""
-    if name_or_path in BUILTIN_VOCABS:
-        return BUILTIN_VOCABS[name_or_path][0]()
+    """A registered vocabulary by name, or a user word-list file by path."""
+    known = _registered()
+    if name_or_path in known:
+        return _checked(name_or_path, known[name_or_path])
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return read_vocab_file(path)
     if path.exists():
         raise DataError(f"vocabulary {name_or_path} is a folder, not a word-list file", hint="pass a text file, one word a line")
     if _looks_like_path(name_or_path):
-        raise DataError(f"vocabulary file not found: {name_or_path}", hint=f"check the path, or use a built-in list: {', '.join(BUILTIN_VOCABS)}")
-    close = difflib.get_close_matches(name_or_path, list(BUILTIN_VOCABS), n=1, cutoff=0.5)
+        raise DataError(f"vocabulary file not found: {name_or_path}", hint=f"check the path, or use a named list: {', '.join(known)}")
+    close = difflib.get_close_matches(name_or_path, list(known), n=1, cutoff=0.5)
     hint = f"did you mean {close[0]}? " if close else ""
     raise UsageError(
         f"unknown vocabulary {name_or_path!r}",
-        hint=f"{hint}built-in lists: {', '.join(BUILTIN_VOCABS)}; or pass a word-list file path",
+        hint=f"{hint}named lists: {', '.join(known)}; or pass a word-list file path",
     )
+
+
+def _checked(name: str, ext) -> Vocabulary:
+    """Call a registered loader; a plugin's list of words becomes a Vocabulary, anything else is its error."""
+    value = ext.value()
+    if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
+        value = make_vocabulary(name, list(value), source=f"plugin {ext.plugin}")
+    if not isinstance(value, Vocabulary) or not value.words:
+        raise DataError(f"vocabulary {name!r} from plugin {ext.plugin!r} gave no words",
+                        hint="its loader must return a non-empty Vocabulary or list of words")
+    return value
 
 
 def _line_of(data: bytes, offset: int) -> int:

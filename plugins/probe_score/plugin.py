@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
+from probe.plugin import hookimpl
 
+PROBE_API = 1
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("score")
     def score(
@@ -17,16 +22,16 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """CLIP cosine of each image against each prompt, and its zero-shot label (softmax over prompts)."""
-        from probe import console
-        from probe.cli_state import get_state
-        from probe.io import load_image
-        from probe_score.scoring import score_images
+        from probe.plugin import console
+        from probe.plugin import current_session, options, session_for
+        from probe.plugin import load_image
+        from probe.plugin import score_images
 
-        state = get_state(ctx)
+        state = options(ctx)
         pixels = [load_image(p) for p in images]
-        result = score_images(state.session, pixels, list(prompt), names=[str(p) for p in images])
+        result = score_images(current_session(ctx), pixels, list(prompt), names=[str(p) for p in images])
         if as_json:
-            console.print_json({"model": state.session.describe(), **result.as_dict()})
+            console.print_json({"model": current_session(ctx).describe(), **result.as_dict()})
             return
         rows = []
         for name, cos, probs, label in zip(result.names, result.cosine, result.probs, result.labels):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 
-from probe.errors import UsageError
+from probe.plugin import UsageError
 
 Tokens = list[str]
 Tagger = Callable[[Sequence[str]], list[str]]
@@ -242,7 +242,7 @@ class Perturbation:
     needs_tagger: bool = False
 
 
-REGISTRY: dict[str, Perturbation] = {p.name: p for p in (
+BUILTIN: tuple[Perturbation, ...] = (
     Perturbation("shuffle-words", shuffle_words, "all words shuffled"),
     Perturbation("shuffle-trigrams", shuffle_trigrams, "order of consecutive trigrams shuffled"),
     Perturbation("shuffle-within-trigrams", shuffle_within_trigrams, "words shuffled inside each trigram"),
@@ -252,7 +252,15 @@ REGISTRY: dict[str, Perturbation] = {p.name: p for p in (
     Perturbation("shuffle-nouns-adjectives", shuffle_nouns_adjectives, "nouns and adjectives shuffled (needs spaCy)", True),
     Perturbation("shuffle-all-but-nouns-adjectives", shuffle_all_but_nouns_adjectives,
                  "all but nouns and adjectives shuffled (needs spaCy)", True),
-)}
+)
+
+
+def registered_perturbations() -> dict[str, Perturbation]:
+    """Every perturbation plugins registered (built-ins first), by name."""
+    from probe.plugin import registered
+
+    return {name: Perturbation(name, ext.value, ext.about, bool(ext.options.get("needs_tagger", False)))
+            for name, ext in registered("register_perturbations").items()}
 
 
 def spacy_model_name() -> str:
@@ -267,13 +275,13 @@ def tagger_available() -> bool:
 def list_perturbations(include_unavailable: bool = False) -> list[str]:
     """Names usable now (tagger-based ones only when spaCy with a model is installed)."""
     usable = include_unavailable or tagger_available()
-    return [name for name, p in REGISTRY.items() if usable or not p.needs_tagger]
+    return [name for name, p in registered_perturbations().items() if usable or not p.needs_tagger]
 
 
 def describe_perturbations() -> list[tuple[str, str, bool]]:
     """(name, summary, available now) for every registered perturbation."""
     available = tagger_available()
-    return [(p.name, p.summary, available or not p.needs_tagger) for p in REGISTRY.values()]
+    return [(p.name, p.summary, available or not p.needs_tagger) for p in registered_perturbations().values()]
 
 
 @lru_cache(maxsize=1)
@@ -297,9 +305,10 @@ def spacy_tagger() -> Tagger:
 
 def check_names(names: Sequence[str]) -> list[str]:
     """Validate perturbation names (UsageError naming the valid ones); returns them de-duplicated."""
-    unknown = [n for n in names if n not in REGISTRY]
+    known = registered_perturbations()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise UsageError(f"unknown perturbation {unknown[0]!r}", hint=f"choose from {', '.join(REGISTRY)}")
+        raise UsageError(f"unknown perturbation {unknown[0]!r}", hint=f"choose from {', '.join(known)}")
     if not names:
         raise UsageError("no perturbations chosen", hint=f"choose from {', '.join(list_perturbations())}")
     return list(dict.fromkeys(names))
@@ -317,16 +326,17 @@ def perturb(caption: str, names: Sequence[str], seed: int = 0, n_variants: int =
     perturbations or captions are asked for. `tagger` overrides spaCy for the tagger-based ones.
     """
     names = check_names(names)
+    known = registered_perturbations()
     if n_variants < 1:
         raise UsageError(f"n_variants must be at least 1, got {n_variants}")
     tokens = tokenize(caption)
     tags = None
-    if any(REGISTRY[n].needs_tagger for n in names):
+    if any(known[n].needs_tagger for n in names):
         tags = (tagger or spacy_tagger())(tokens)
     original = _key(detokenize(tokens))
     out: dict[str, list[str]] = {}
     for name in names:
-        p = REGISTRY[name]
+        p = known[name]
         rng = random.Random(f"{seed}|{name}|{caption}")
         seen, variants = {original}, []
         for _ in range(MAX_TRIES_PER_VARIANT * n_variants):

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from probe.plugin import hookimpl
+
 if TYPE_CHECKING:
     from probe_shuffle.scoring import ShuffleReport
     from probe_shuffle.sources import ImageCaptions
 
+PROBE_API = 1
 CSV_FIELDS = ("item", "caption", "original_score", "perturbation", "variant", "score", "delta")
 
 
@@ -46,7 +49,7 @@ def _csv_text(report: ShuffleReport) -> str:
 def _image_inputs(images: list[Path], captions: list[str], jsonl: Optional[Path], invert_dir: Optional[Path],
                   world: Optional[int], relations: list[str], seed: int) -> ImageCaptions:
     """All image–caption sources of the command line, in a fixed order (files, JSONL, invert folder, world)."""
-    from probe.errors import UsageError
+    from probe.plugin import UsageError
     from probe_shuffle import sources
 
     if captions and not images:
@@ -63,6 +66,22 @@ def _image_inputs(images: list[Path], captions: list[str], jsonl: Optional[Path]
     return pairs
 
 
+@hookimpl
+def register_perturbations(register) -> None:
+    from probe_shuffle.perturbations import BUILTIN
+
+    for p in BUILTIN:
+        register(p.name, p.apply, p.summary, needs_tagger=p.needs_tagger)
+
+
+@hookimpl
+def register_experiment_steps(register) -> None:
+    from probe_shuffle.steps import SHUFFLE_STEP
+
+    register(SHUFFLE_STEP)
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("shuffle-test")
     def shuffle_test(
@@ -91,11 +110,12 @@ def register_commands(app: typer.Typer) -> None:
         order blindness (share of perturbations scoring at least the original) and ARO-style P@1
         (share of captions whose original beats all its perturbations).
         """
-        from probe import console
-        from probe.cli_state import get_state
-        from probe.errors import UsageError
-        from probe.io import atomic_write_text
-        from probe_shuffle.perturbations import REGISTRY, check_names, describe_perturbations, list_perturbations, spacy_tagger
+        from probe.plugin import console
+        from probe.plugin import current_session, options, session_for
+        from probe.plugin import UsageError
+        from probe.plugin import atomic_write_text
+        from probe_shuffle.perturbations import (check_names, describe_perturbations, list_perturbations,
+                                                 registered_perturbations, spacy_tagger)
 
         if list_only:
             rows = [[name, summary, "yes" if ok else "no (needs spaCy + model)"] for name, summary, ok in describe_perturbations()]
@@ -104,10 +124,11 @@ def register_commands(app: typer.Typer) -> None:
             else:
                 console.print_table("Perturbations", ["name", "what it does", "available"], rows)
             return
-        state = get_state(ctx)
+        state = options(ctx)
         seed = seed if seed is not None else (state.seed if state.seed is not None else 0)
         names = check_names(list(perturb)) if perturb else list_perturbations()
-        if any(REGISTRY[name].needs_tagger for name in names):
+        known = registered_perturbations()
+        if any(known[name].needs_tagger for name in names):
             spacy_tagger()  # fail with the install hint before loading a model
         text_prompts = list(prompts or [])
         if file is not None:
@@ -126,16 +147,16 @@ def register_commands(app: typer.Typer) -> None:
         from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
 
         if text_prompts:
-            report = text_shuffle_test(state.session, text_prompts, names, seed, variants, truncate=truncate)
+            report = text_shuffle_test(current_session(ctx), text_prompts, names, seed, variants, truncate=truncate)
         else:
             pairs = _image_inputs(list(image or []), list(caption or []), jsonl, invert_dir, world, list(relation or []), seed)
-            report = image_shuffle_test(state.session, pairs.images, pairs.captions, names, seed, variants,
+            report = image_shuffle_test(current_session(ctx), pairs.images, pairs.captions, names, seed, variants,
                                         item_names=pairs.names, truncate=truncate)
         if csv_path is not None:
             atomic_write_text(csv_path, _csv_text(report))
             console.note(f"Wrote {csv_path}")
         if as_json:
-            console.print_json({"model": state.session.describe(), **report.as_dict()})
+            console.print_json({"model": current_session(ctx).describe(), **report.as_dict()})
             return
         mode = "cos(T(p), T(p'))" if report.mode == "text" else "cos(V(x), T(p')) vs cos(V(x), T(p))"
         console.print_table(*_summary_table(report, f"Shuffle test — {state.model}, {len(report.items)} captions, {mode}"))

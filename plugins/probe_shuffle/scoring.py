@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
-from probe.errors import UsageError
+from probe.plugin import UsageError
 from probe_shuffle.perturbations import Tagger, check_names, perturb
 
 # Scores this close to the original's count as ties (fp32 noise); a tie is "order blind".

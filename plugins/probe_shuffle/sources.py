@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from probe.errors import DataError, UsageError
-from probe.io import images_under, load_image, read_json
+from probe.plugin import DataError, UsageError
+from probe.plugin import images_under, load_image, read_json
 
 # Keys a sidecar may hold its prompt under, in order of preference (`probe invert` writes "prompt").
 SIDECAR_PROMPT_KEYS = ("prompt", "caption", "text")

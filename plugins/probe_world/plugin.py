@@ -10,6 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from probe.plugin import hookimpl
+
+PROBE_API = 1
+
 DEFAULT_CHECKPOINTS = Path(".train/shapes-tiny")
 
 
@@ -19,6 +23,7 @@ def _weights_dir() -> Path:
     return Path(probe.__file__).resolve().parent / "weights"
 
 
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     world = typer.Typer(help="The procedural shapes world and its built-in model (shapes-tiny).", no_args_is_help=True)
     app.add_typer(world, name="world")
@@ -33,16 +38,16 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Draw one scene that a caption describes; attributes it omits are sampled as in training (with the planted bias)."""
-        from probe import console
-        from probe.cli_state import get_state
-        from probe.errors import UsageError
-        from probe.io import inside, safe_name, write_png
+        from probe.plugin import console
+        from probe.plugin import current_session, options, session_for
+        from probe.plugin import UsageError
+        from probe.plugin import inside, safe_name, write_png
         from probe.world.captions import CaptionError, caption_text, parse_caption
         from probe.world.render import render
         from probe.world.scenes import scenes_for_caption
         from probe.world.vocab import COLOURS, POSITIONS, SHAPES, SIZES
 
-        state = get_state(ctx)
+        state = options(ctx)
         if not 8 <= size <= 1024:
             raise UsageError(f"--size {size} is out of range", hint="use 8 to 1024 pixels")
         try:
@@ -62,7 +67,7 @@ def register_commands(app: typer.Typer) -> None:
         if as_json:
             console.print_json({"path": str(path), "caption": caption, "seed": seed, "objects": objects})
         else:
-            console.out.print(str(path))
+            console.echo(str(path))
 
     @world.command("train")
     def train_command(
@@ -88,8 +93,8 @@ def register_commands(app: typer.Typer) -> None:
 
         import torch
 
-        from probe import console
-        from probe.errors import UsageError
+        from probe.plugin import console
+        from probe.plugin import UsageError
         from probe.world.train import TrainConfig, export_weights, robust_fine_tunes, train, train_recipe
 
         if (steps is not None and steps < 1) or batch_size < 2:
@@ -141,7 +146,7 @@ def register_commands(app: typer.Typer) -> None:
         else:
             phases = " + ".join(f"{r.steps} steps (resumed from {r.resumed_from})" for r in results)
             console.note(f"trained {phases} in {summary['seconds'] / 60:.1f} min; final loss {result.final_loss:.3f}")
-            console.out.print(f"{output}  sha256 {digest}")
+            console.echo(f"{output}  sha256 {digest}")
 
     @world.command("evaluate")
     def evaluate_command(
@@ -155,32 +160,32 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias; update the card."""
-        from probe import console
-        from probe.cache import hash_file
-        from probe.cli_state import get_state
-        from probe.errors import UsageError
-        from probe.io import atomic_write_text, inside, write_json
+        from probe.plugin import console
+        from probe.plugin import hash_file
+        from probe.plugin import current_session, options, session_for
+        from probe.plugin import UsageError
+        from probe.plugin import atomic_write_text, inside, write_json
         from probe.world.card import numbers_section, update_card
         from probe.world.evaluate import HELD_OUT_SEED, evaluate
 
-        state = get_state(ctx)
+        state = options(ctx)
         if n < 10:
             raise UsageError("--n must be at least 10")
         bias_numbers = None
         if bias is not None:  # checked before the slow evaluation
-            from probe.io import read_json
+            from probe.plugin import read_json
             from probe.world.card import inversion_bias
 
             try:
                 bias_numbers = inversion_bias(read_json(bias))
             except ValueError as exc:
                 raise UsageError(f"{bias}: {exc}", hint="pass tables/bias.json of `probe bias --prompts shapes --labels colours`") from None
-        session = state.session
+        session = current_session(ctx)
         result = evaluate(session, n=n, seed=HELD_OUT_SEED)
         numbers = result.as_dict()
         sheet = None
         if inversions is not None:
-            from probe.io import read_json
+            from probe.plugin import read_json
 
             found = read_json(inversions)
             numbers["inversion"] = {
@@ -202,7 +207,7 @@ def register_commands(app: typer.Typer) -> None:
         if card_path is not None and not no_card:
             text = card_path.read_text(encoding="utf-8") if card_path.exists() else "# Model card\n"
             if sheet is not None and sheet.is_file():
-                from probe.io import atomic_write_bytes
+                from probe.plugin import atomic_write_bytes
 
                 atomic_write_bytes(card_path.parent / "inversions-contact-sheet.png", sheet.read_bytes())
                 numbers["inversion"]["contact sheet"] = "inversions-contact-sheet.png (next to this card)"
@@ -234,7 +239,7 @@ def register_commands(app: typer.Typer) -> None:
         """Train the independent shape checker (a small CNN on messy renders) that judges inversions."""
         import torch
 
-        from probe import console
+        from probe.plugin import console
         from probe.world.shape_checker import CHECKER_PATH, checker_accuracy, save_shape_checker, train_shape_checker
 
         torch.set_num_threads(threads)
@@ -243,4 +248,4 @@ def register_commands(app: typer.Typer) -> None:
         path = output or CHECKER_PATH
         save_shape_checker(checker, path)
         messy, clean = checker_accuracy(checker)
-        console.out.print(f"{path}  accuracy: messy renders {messy:.1%}, clean renders {clean:.1%}")
+        console.echo(f"{path}  accuracy: messy renders {messy:.1%}, clean renders {clean:.1%}")

@@ -61,7 +61,7 @@ def test_shard_syntax():
 @pytest.mark.parametrize("text, message", [
     ("steps:\n  - invert: {prompts: [a], seeds: 3-1}\n", r"exp.yaml:2: steps\[0\].invert.seeds: empty seed range"),
     ("steps:\n  - invert:\n      prompts: [a]\n      n: 2\n      colour: red\n", r"exp.yaml:5: steps\[0\].invert.colour: unknown option 'colour'"),
-    ("steps:\n  - paint: {}\n", r"exp.yaml:2: steps\[0\].paint: unknown step kind 'paint'"),
+    ("steps:\n  - paint: {}\n", r"exp.yaml:2: steps\[0\].paint: unknown experiment step kind 'paint'"),
     ("steps:\n  - label: {images: nowhere, labels: colours}\n", r"exp.yaml:2: steps\[0\].label.images: 'nowhere' is not an earlier"),
     ("steps:\n  - bias: {labels: hues}\n", r"exp.yaml:2: steps\[0\].bias.labels: unknown label set 'hues'"),
     ("steps:\n  - invert: {prompts: [a], n: 2, settings: {stepz: 3}}\n", r"exp.yaml:2: steps\[0\].invert.settings: unknown invert setting 'stepz'"),

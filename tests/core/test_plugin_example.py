@@ -26,7 +26,7 @@ def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
     run = lambda *args: subprocess.run([sys.executable, "-m", "probe.cli", *args], capture_output=True, text=True, env=env)  # noqa: E731
-    rows = {r["name"]: r for r in json.loads(run("plugins", "--json").stdout)}
+    rows = {r["name"]: r for r in json.loads(run("plugins", "--json").stdout)["plugins"]}
     assert rows["similarity"]["status"] == "loaded"
     assert rows["similarity"]["distribution"] == "probe-similarity"
     out = run("-m", tiny_spec, "--device", "cpu", "similarity", "a red star", "a blue circle")

@@ -1,4 +1,4 @@
-"""CLIP scores and zero-shot labels: the labeller other probes (audits) reuse."""
+"""CLIP scores and zero-shot labels: the `probe score` command and the labeller every audit uses."""
 
 from __future__ import annotations
 

@@ -1,0 +1,73 @@
+"""The `invert` experiment step kind. The audits' image-making steps (bias, nsfw) look it up in the
+registry to check their invert options and to make their images, so they never import this plugin.
+
+Options: prompts, seeds (or n), preset, settings (overrides), batch. Without `prompts` (as the
+audits call it) `normalise` checks only the inversion options.
+"""
+
+from __future__ import annotations
+
+from probe.plugin import (Chunk, Item, Outcome, PlanInput, ProbeError, StepContext, StepKind, StepOptions, StepPlan,
+                          chunked, quantised, safe_name)
+
+OPTIONS = {"prompts": None, "seeds": None, "n": None, "preset": "default", "settings": {}, "batch": None}
+
+
+def _settings(opts: StepOptions) -> dict:
+    from probe_invert.settings import load_preset
+
+    preset, overrides = opts["preset"], opts["settings"]
+    if not isinstance(preset, str):
+        raise opts.error("preset", "expected a preset name or .yaml path")
+    if not isinstance(overrides, dict):
+        raise opts.error("settings", "expected a mapping of invert settings, e.g. {steps: 200}")
+    try:
+        return load_preset(preset, **overrides).to_dict()
+    except ProbeError as exc:
+        raise opts.error("settings" if overrides else "preset", str(exc)) from exc
+
+
+def _normalise(opts: StepOptions) -> dict:
+    out: dict = {}
+    if "prompts" in opts.values:
+        out["prompts"] = opts.text_list("prompts", "prompts")
+        out["seeds"] = opts.seeds()
+    out["settings"] = _settings(opts)
+    if opts.values.get("batch") is None:
+        opts.values["batch"] = out["settings"]["batch_size"]
+    out["batch"] = opts.positive_int("batch")
+    return out
+
+
+def _plan(p: PlanInput) -> list[Chunk]:
+    name = p.step["name"]
+    items = [Item(f"{name}/{safe_name(pr)}.s{seed}", name, f"{safe_name(pr)}.s{seed}", {"prompt": pr, "seed": seed})
+             for pr in p.step["prompts"] for seed in p.step["seeds"]]
+    return chunked(name, items, p.step["batch"], p.slot)
+
+
+def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
+    """Invert the chunk's (prompt, seed) pairs in one batched call. Interrupted items get no outcome
+    (they stay pending and a rerun makes them); done ones carry the 8-bit image."""
+    from probe_invert.render import invert_items
+    from probe_invert.settings import InvertSettings
+
+    settings = InvertSettings(**step.options["settings"]).validated()
+    pairs = [(it.params["prompt"], it.params["seed"]) for it in chunk.items]
+    found = {(inv.prompt, inv.seed): inv for inv in invert_items(ctx.session, pairs, settings, should_stop=ctx.should_stop)}
+    out = []
+    for it in chunk.items:
+        inv = found.get((it.params["prompt"], it.params["seed"]))
+        if inv is None or inv.status == "interrupted":
+            continue
+        info = {"cosine": round(float(inv.cosine), 6), "steps": int(inv.steps)}
+        if inv.status != "done":
+            out.append(Outcome(it.id, "failed", info, message=inv.message or f"inversion stopped: {inv.status}",
+                               seconds=float(inv.seconds)))
+        else:
+            out.append(Outcome(it.id, "done", info, quantised(inv.image), seconds=float(inv.seconds)))
+    return out
+
+
+INVERT_STEP = StepKind("invert", OPTIONS, _normalise, _run, plan=_plan, makes_images=True,
+                       about="CLIP inversion of prompts x seeds with a preset (and setting overrides)")

@@ -1,0 +1,36 @@
+"""The `shuffle` experiment step kind: a text shuffle test of the step's prompts, one report item."""
+
+from __future__ import annotations
+
+from probe.plugin import Chunk, Item, Outcome, PlanInput, StepContext, StepKind, StepOptions, StepPlan
+
+
+def _normalise(opts: StepOptions) -> dict:
+    names = opts["perturbations"]
+    seed = opts["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise opts.error("seed", f"seed must be a non-negative integer, got {seed!r}")
+    return {"prompts": opts.text_list("prompts", "prompts"),
+            "perturbations": None if names is None else opts.text_list("perturbations", "perturbations"),
+            "seed": seed, "n_variants": opts.positive_int("n_variants")}
+
+
+def _plan(p: PlanInput) -> list[Chunk]:
+    name = p.step["name"]
+    return [Chunk(name, 0, p.slot, [Item(f"{name}/report", name, "report", {"prompts": p.step["prompts"]})])]
+
+
+def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
+    from probe_shuffle.perturbations import list_perturbations
+    from probe_shuffle.scoring import text_shuffle_test
+
+    opts = step.options
+    names = opts["perturbations"] or list_perturbations()
+    report = text_shuffle_test(ctx.session, opts["prompts"], names, seed=opts["seed"], n_variants=opts["n_variants"])
+    return [Outcome(chunk.items[0].id, "done", {"report": report.as_dict()})]
+
+
+SHUFFLE_STEP = StepKind(
+    "shuffle", {"prompts": None, "perturbations": None, "seed": 0, "n_variants": 1}, _normalise, _run, plan=_plan,
+    about="a text shuffle test of the prompts (mean score change, order blindness, P@1 per perturbation)",
+)

@@ -1,0 +1,149 @@
+"""The public API for clip-probe plugins: everything a plugin (built-in or third-party) may import.
+
+    from probe.plugin import hookimpl, current_session, UsageError
+
+Names listed in `__all__` are the supported surface; they change only with a new `API_VERSION`
+(see the plugin guide's versioning policy). Every other module of `probe` is internal, except
+`probe.world`, the procedural shapes world the built-in model was trained on. Importing this
+module is cheap: torch and open_clip load only when a heavy name (e.g. `Session`) is first used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from probe.errors import ConfigError, DataError, ModelError, ProbeError, UsageError
+from probe.hookspecs import hookimpl
+from probe.registry import API_VERSION, lookup, registered
+
+if TYPE_CHECKING:
+    import torch
+    import typer
+
+    from probe.session import Session
+
+__all__ = [
+    # hooks and versions
+    "hookimpl", "API_VERSION", "lookup", "registered",
+    # models and sessions
+    "Session", "TextEncoder", "LoadedModel", "current_session", "session_for", "options", "GlobalOptions",
+    "save_text_snapshot", "describe_model",
+    # errors (exit codes: ProbeError, ModelError, DataError 1; UsageError, ConfigError 2)
+    "ProbeError", "UsageError", "ConfigError", "DataError", "ModelError",
+    # output for commands (console: print_json, print_table, table, note, echo, progress)
+    "console", "print_json", "print_table", "table", "note", "progress", "display_text",
+    # files
+    "atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "write_png", "png_bytes", "pil_png_bytes",
+    "load_image", "to_pil", "images_under", "contact_sheet", "safe_name", "inside",
+    "cache_dir", "content_hash", "hash_file", "file_lock", "read_yaml", "parse_yaml", "YamlDoc",
+    # what plugins register
+    "Vocabulary", "make_vocabulary", "StepKind", "StepOptions", "PlanInput", "StepPlan", "StepContext", "Chunk",
+    "Item", "Outcome", "chunked", "parse_seeds", "read_lines", "quantised",
+    # scoring every probe reuses
+    "score_images", "zero_shot", "ScoreResult",
+]
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """What text-only commands need; both `Session` and the text-only snapshot satisfy it."""
+
+    context_length: int
+
+    @property
+    def name(self) -> str: ...
+
+    def tokenize(self, texts: list[str], truncate: bool = False) -> "torch.Tensor": ...
+
+    def encode_text(self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True) -> "torch.Tensor": ...
+
+    def describe(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """The global options of this invocation (`probe --model ... --out ... COMMAND`), config applied."""
+
+    model: str
+    device: str
+    precision: str
+    out_dir: Path
+    seed: int | None
+    allow_pickle: bool
+    labeller: str | None
+    debug: bool
+
+
+def options(ctx: "typer.Context") -> GlobalOptions:
+    """The global options, from any command's context."""
+    from probe.cli_state import get_state
+
+    s = get_state(ctx)
+    return GlobalOptions(s.model, s.device, s.precision, Path(s.out_dir), s.seed, s.allow_pickle, s.labeller, s.debug)
+
+
+def current_session(ctx: "typer.Context", text_only: bool = False) -> "Session | TextEncoder":
+    """The process's shared model, loaded on first use; never load a model yourself.
+
+    text_only=True returns a `TextEncoder`: the loaded session if there is one, else the model's
+    cached text snapshot (no open_clip import: about twice as fast a cold start), else the session.
+    """
+    from probe.cli_state import get_state
+
+    state = get_state(ctx)
+    return state.text_session if text_only else state.session
+
+
+def session_for(ctx: "typer.Context", model: str) -> "Session":
+    """A session for another model spec (ensembles, labellers), shared like the main one."""
+    from probe.cli_state import get_state
+
+    return get_state(ctx).session_for(model)
+
+
+def describe_model(session: Any) -> dict:
+    """The model description every built-in prints in its `--json` output (`"model": {...}`)."""
+    return session.describe()
+
+
+def display_text(text: str) -> str:
+    """A user-given text made safe for a terminal table: control and bidi characters shown escaped."""
+    import unicodedata
+
+    return "".join(ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" or ch == "\u3000"
+                   else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+_LAZY = {
+    "console": "probe",
+    "Session": "probe.session", "LoadedModel": "probe.loading", "save_text_snapshot": "probe.text_snapshot",
+    "print_json": "probe.console", "print_table": "probe.console", "table": "probe.console",
+    "note": "probe.console", "progress": "probe.console",
+    "atomic_write_bytes": "probe.io", "atomic_write_text": "probe.io", "write_json": "probe.io", "read_json": "probe.io",
+    "write_png": "probe.io", "png_bytes": "probe.io", "pil_png_bytes": "probe.io", "load_image": "probe.io",
+    "to_pil": "probe.io", "images_under": "probe.io", "contact_sheet": "probe.io", "safe_name": "probe.io",
+    "inside": "probe.io",
+    "cache_dir": "probe.cache", "content_hash": "probe.cache", "hash_file": "probe.cache", "file_lock": "probe.cache",
+    "read_yaml": "probe.yamlfile", "parse_yaml": "probe.yamlfile", "YamlDoc": "probe.yamlfile",
+    "Vocabulary": "probe.vocabulary", "make_vocabulary": "probe.vocabulary",
+    "StepKind": "probe.steps", "StepOptions": "probe.steps", "PlanInput": "probe.steps", "StepPlan": "probe.steps",
+    "StepContext": "probe.steps", "Chunk": "probe.steps", "Item": "probe.steps", "Outcome": "probe.steps",
+    "chunked": "probe.steps", "parse_seeds": "probe.steps", "read_lines": "probe.steps", "quantised": "probe.steps",
+    "score_images": "probe.scoring", "zero_shot": "probe.scoring", "ScoreResult": "probe.scoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = import_module(_LAZY[name])
+        value = import_module("probe.console") if name == "console" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'probe.plugin' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
