@@ -36,6 +36,19 @@ class LoadedModel:
     fingerprint: str
 
 
+def _plugin_model(spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
+    """A model from the loader a plugin registered for the spec's prefix."""
+    from probe.registry import current
+
+    ext = current().get("register_model_loaders", spec.arch, need=spec.text)
+    loaded = ext.value(spec.weights or "", allow_pickle=allow_pickle)
+    if not isinstance(loaded, LoadedModel):
+        raise ModelError(f"the model loader of plugin {ext.plugin!r} for {spec.arch!r} returned {type(loaded).__name__}, "
+                         "not a LoadedModel", hint="report this to the plugin's authors")
+    loaded.model.eval().requires_grad_(False)
+    return loaded
+
+
 def _register_builtin_configs() -> None:
     """Make the packaged configs visible to open_clip's factory (idempotent)."""
     missing = [n for n in BUILTIN_MODELS if n not in open_clip.list_models()]
@@ -181,6 +194,8 @@ def _build(spec: ModelSpec, allow_pickle: bool, cache_dir: str | None) -> tuple[
 
 def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | None = None) -> LoadedModel:
     """Build, freeze and describe the model; moves nothing to a device (the session does)."""
+    if spec.kind == "plugin":
+        return _plugin_model(spec, allow_pickle)
     if spec.kind == "hf-hub" or spec.kind == "pretrained":
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     model, tok_name, fingerprint = _build(spec, allow_pickle, cache_dir)

@@ -34,7 +34,7 @@ BUILTIN_MODELS: dict[str, dict[str, str]] = {
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
 
-SpecKind = Literal["builtin", "pretrained", "random", "file", "hf-hub", "local-dir"]
+SpecKind = Literal["builtin", "pretrained", "random", "file", "hf-hub", "local-dir", "plugin"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,13 @@ def _pretrained_tags(arch: str) -> list[str]:
     return list(open_clip.list_pretrained_tags_by_model(arch))
 
 
+def _plugin_prefixes() -> list[str]:
+    """Spec prefixes that plugins' model loaders claim (`register_model_loaders`), longest first."""
+    from probe.registry import registered
+
+    return sorted(registered("register_model_loaders"), key=len, reverse=True)
+
+
 def _suggest(name: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     if not close:
@@ -72,6 +79,9 @@ def parse_model_spec(text: str) -> ModelSpec:
     text = text.strip()
     if not text:
         raise ModelError("empty model name", hint=f"try --model {DEFAULT_MODEL}")
+    for prefix in _plugin_prefixes():
+        if text.startswith(prefix):
+            return ModelSpec("plugin", prefix, text[len(prefix):], text)
     if text.startswith("hf-hub:"):
         return ModelSpec("hf-hub", text, None, text)
     if text.startswith("local-dir:"):

@@ -166,8 +166,17 @@ SUMMARISERS = {"invert": summarise_invert, "label": summarise_label, "bias": sum
                "neighbours": summarise_neighbours, "shuffle": summarise_shuffle}
 
 
+def summarise_generic(step: StepPlan, records: dict[str, dict]) -> StepSummary:
+    """Any other kind (a plugin's): one row per finished item with its result's plain values."""
+    recs = _done(step, records)
+    columns = sorted({k for r in recs for k, v in r["result"].items() if not isinstance(v, (dict, list))})
+    rows = [[r["key"], *(_fmt(r["result"].get(c, "")) for c in columns)] for r in recs]
+    return StepSummary(step.name, step.kind, Table(f"{step.kind}: {step.name}", ["item", *columns], rows),
+                       {"items": [{"key": r["key"], **r["result"]} for r in recs], "status": _status_counts(step, records)})
+
+
 def summarise(plan: Plan, records: dict[str, dict]) -> list[StepSummary]:
-    return [SUMMARISERS[step.kind](step, records) for step in plan.steps]
+    return [SUMMARISERS.get(step.kind, summarise_generic)(step, records) for step in plan.steps]
 
 
 def sheet_image(folder: Path, cells: list[SheetCell], blur: bool = True, columns: int = 10, cell: int = 96):

@@ -17,10 +17,28 @@ PROBE_API = 1
 KNOB_HELP = "Overrides the preset."
 
 
+def _parse_priors(items: list[str]) -> dict[str, float]:
+    from probe.plugin import UsageError
+
+    out = {}
+    for item in items:
+        name, sep, weight = item.partition("=")
+        try:
+            out[name.strip()] = float(weight)
+        except ValueError:
+            raise UsageError(f"bad --prior {item!r}", hint="use NAME=WEIGHT, e.g. --prior tv=0.005") from None
+        if not sep or not name.strip():
+            raise UsageError(f"bad --prior {item!r}", hint="use NAME=WEIGHT, e.g. --prior tv=0.005")
+    return out
+
+
 def _settings_from_flags(preset: str, flags: dict[str, Any]):
     from probe.plugin import UsageError
     from probe_invert.settings import load_preset
 
+    priors = flags.pop("prior", None)
+    if priors:
+        flags["priors"] = _parse_priors(priors)
     for name in ("resize_at", "transforms"):
         text = flags.get(name)
         if text is not None:
@@ -77,7 +95,7 @@ def register_commands(app: typer.Typer) -> None:
         steps: Annotated[Optional[int], typer.Option(help=KNOB_HELP, show_default=False)] = None,
         lr: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
         lr_schedule: Annotated[Optional[str], typer.Option(help="constant | cosine.", show_default=False)] = None,
-        param: Annotated[Optional[str], typer.Option(help="pixel | fft.", show_default=False)] = None,
+        param: Annotated[Optional[str], typer.Option(help="pixel | fft (or a plugin's parameterisation).", show_default=False)] = None,
         size: Annotated[Optional[int], typer.Option(help="Starting resolution.", show_default=False)] = None,
         resize_at: Annotated[Optional[str], typer.Option(help="Steps at which the resolution doubles, e.g. 900,1800.", show_default=False)] = None,
         max_size: Annotated[Optional[int], typer.Option(help="Resolution cap (0 = model input).", show_default=False)] = None,
@@ -86,7 +104,7 @@ def register_commands(app: typer.Typer) -> None:
         fft_init_std: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
         decorrelate: Annotated[Optional[bool], typer.Option("--decorrelate/--no-decorrelate", help="fft: decorrelated colour.", show_default=False)] = None,
         copies: Annotated[Optional[int], typer.Option(help="Augmented copies per image per step.", show_default=False)] = None,
-        transforms: Annotated[Optional[str], typer.Option(help="Ordered list from jitter, affine, resize, colour_shift, colour_jitter, noise.", show_default=False)] = None,
+        transforms: Annotated[Optional[str], typer.Option(help="Ordered list from jitter, affine, resize, colour_shift, colour_jitter, noise (and plugins' transforms).", show_default=False)] = None,
         affine_p: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
         affine_degrees: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
         affine_translate: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
@@ -103,6 +121,7 @@ def register_commands(app: typer.Typer) -> None:
         loss: Annotated[Optional[str], typer.Option(help="distance | cosine.", show_default=False)] = None,
         tv_weight: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
         l1_weight: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        prior: Annotated[Optional[list[str]], typer.Option("--prior", help="NAME=WEIGHT: add a registered prior (e.g. a plugin's); repeat for several.", show_default=False)] = None,
         l1_center: Annotated[Optional[float], typer.Option(help="Value L1 pulls pixels towards (0 = paper, 0.5 = grey).", show_default=False)] = None,
         grad_clip: Annotated[Optional[float], typer.Option(help="Per-image gradient norm clip (0 = off).", show_default=False)] = None,
         clamp: Annotated[Optional[bool], typer.Option("--clamp/--no-clamp", help=KNOB_HELP, show_default=False)] = None,
