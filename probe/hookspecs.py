@@ -68,3 +68,10 @@ def register_invert_priors(register: Callable[..., None]) -> None:
 def register_label_sets(register: Callable[..., None]) -> None:
     """`register(name, labels, about="")`: an attribute label set for the audits (`--labels name`);
     `labels` is a mapping attribute -> list of prompts, or a path to a label-set YAML file."""
+
+
+@hookspec
+def register_python_api(register: Callable[..., None]) -> None:
+    """`register(name, function, about="")`: a function for scripts and notebooks, reachable as
+    `probe.<name>` (e.g. `probe.invert(session, prompts)`). Return dataclasses, ideally with a
+    `_repr_html_` so that Jupyter shows them as a table or an image grid."""

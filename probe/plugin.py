@@ -44,6 +44,8 @@ __all__ = [
     "Item", "Outcome", "chunked", "parse_seeds", "read_lines", "quantised",
     # scoring every probe reuses
     "score_images", "zero_shot", "ScoreResult",
+    # notebooks
+    "html_table", "html_image_grid",
 ]
 
 
@@ -132,6 +134,7 @@ _LAZY = {
     "StepKind": "probe.steps", "StepOptions": "probe.steps", "PlanInput": "probe.steps", "StepPlan": "probe.steps",
     "StepContext": "probe.steps", "Chunk": "probe.steps", "Item": "probe.steps", "Outcome": "probe.steps",
     "chunked": "probe.steps", "parse_seeds": "probe.steps", "read_lines": "probe.steps", "quantised": "probe.steps",
+    "html_table": "probe.html", "html_image_grid": "probe.html",
     "score_images": "probe.scoring", "zero_shot": "probe.scoring", "ScoreResult": "probe.scoring",
 }
 
@@ -139,7 +142,7 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = import_module(_LAZY[name])
-        value = import_module("probe.console") if name == "console" else getattr(module, name)
+        value = import_module("probe.console") if name == "console" else getattr(module, name.removeprefix("html_"))
         globals()[name] = value
         return value
     raise AttributeError(f"module 'probe.plugin' has no attribute {name!r}")

@@ -42,6 +42,7 @@ KINDS = {
     "register_invert_params": "invert parameterisation",
     "register_invert_priors": "invert prior",
     "register_label_sets": "label set",
+    "register_python_api": "Python API function",
 }
 
 

@@ -22,6 +22,13 @@ class ScoreResult:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def _repr_html_(self) -> str:
+        from probe.html import table
+
+        rows = [[n, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs)), label]
+                for n, cos, probs, label in zip(self.names, self.cosine, self.probs, self.labels)]
+        return table(["image", *self.prompts, "label"], rows, "CLIP cosine (zero-shot probability)")
+
 
 def logit_scale(session: Session) -> float:
     """The model's learned temperature (100 for OpenAI CLIP), used for zero-shot softmax."""

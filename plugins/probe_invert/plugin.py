@@ -84,6 +84,13 @@ def register_experiment_steps(register) -> None:
 
 
 @hookimpl
+def register_python_api(register) -> None:
+    from probe_invert.api import invert
+
+    register("invert", invert, "CLIP inversion: images the model matches to prompts")
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("invert")
     def invert_command(

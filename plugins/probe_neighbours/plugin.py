@@ -34,6 +34,13 @@ def register_experiment_steps(register) -> None:
 
 
 @hookimpl
+def register_python_api(register) -> None:
+    from probe_neighbours.api import neighbours
+
+    register("neighbours", neighbours, "nearest vocabulary words of texts or images")
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("neighbours")
     def neighbours(

@@ -13,6 +13,13 @@ PROBE_API = 1
 
 
 @hookimpl
+def register_python_api(register) -> None:
+    from probe_score.api import score
+
+    register("score", score, "CLIP cosines and zero-shot labels of images against prompts")
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("score")
     def score(

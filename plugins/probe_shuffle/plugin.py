@@ -82,6 +82,13 @@ def register_experiment_steps(register) -> None:
 
 
 @hookimpl
+def register_python_api(register) -> None:
+    from probe_shuffle.api import shuffle_test
+
+    register("shuffle_test", shuffle_test, "how much scores change when captions are perturbed")
+
+
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("shuffle-test")
     def shuffle_test(

@@ -102,6 +102,17 @@ class ShuffleReport:
             data.pop("items")
         return data
 
+    def _repr_html_(self) -> str:
+        from probe.plugin import html_table
+
+        def fmt(v: float | None, pct: bool = False) -> str:
+            return "—" if v is None else (f"{v:.1%}" if pct else f"{v:+.4f}")
+
+        rows = [[r.name, r.n_items, r.n, fmt(r.mean_delta), fmt(r.order_blindness, True), fmt(r.precision_at_1, True)]
+                for r in self.rows]
+        return html_table(["perturbation", "captions", "variants", "mean Δ", "order blindness", "P@1"], rows,
+                          f"Shuffle test ({self.mode} mode, seed {self.seed})")
+
 
 def encode_images(session: Encoder, images: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 256) -> torch.Tensor:
     """Normalised image embeddings [B, D] on CPU; a list of any-size [3,H,W] images is resized first."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 import types
 from pathlib import Path
 
@@ -33,6 +34,7 @@ SECTIONS = _sections()
 
 def _module(hook: str) -> types.ModuleType:
     module = types.ModuleType(f"guide_{hook}")
+    sys.modules[module.__name__] = module  # as an installed plugin's module would be (dataclasses need it)
     exec(compile(SECTIONS[hook][0], f"{GUIDE}:{hook}", "exec"), module.__dict__)
     return module
 
@@ -107,6 +109,17 @@ def test_invert_priors(invoke, tmp_path):
 def test_label_sets(invoke, tmp_path):
     (result,) = _run(invoke, "register_label_sets", tmp_path)
     assert "warm" in result.stdout and "cool" in result.stdout
+
+
+def test_python_api(invoke, tmp_path):
+    import probe
+
+    (result,) = _run(invoke, "register_python_api", tmp_path)
+    rows = {r["name"]: r for r in json.loads(result.stdout)["plugins"]}
+    assert "Python API function similarity" in rows["register_python_api"]["registered"]
+    found = probe.similarity(probe.open(), ["a red star", "<b>a blue star</b>"])
+    assert found.matrix[0][0] == pytest.approx(1.0, abs=1e-5)
+    assert "&lt;b&gt;a blue star&lt;/b&gt;" in found._repr_html_()
 
 
 def test_unknown_part_names_the_plugin_state(invoke, tmp_path, monkeypatch):

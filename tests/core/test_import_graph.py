@@ -1,0 +1,59 @@
+"""Built-in plugins use only the public plugin API: no built-in imports another built-in's modules,
+and none imports a core module other than `probe.plugin` (and the shapes world, `probe.world`)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir() and p.name.startswith("probe_"))
+ALLOWED_CORE = ("probe.plugin", "probe.world")
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in a file, `from X import Y` giving X (and X.Y for `from probe import Y`)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            if node.module == "probe":
+                found += [(node.lineno, f"probe.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__":
+            found.append((node.lineno, "__import__"))
+    return found
+
+
+def violations(package: Path) -> list[str]:
+    bad = []
+    for path in sorted(package.rglob("*.py")):
+        for line, module in _imports(path):
+            top = module.split(".")[0]
+            where = f"{path.relative_to(ROOT)}:{line}: {module}"
+            if module == "__import__":
+                bad.append(where)
+            elif top.startswith("probe_") and top != package.name:
+                bad.append(where)
+            elif top == "probe" and module != "probe" and not module.startswith(ALLOWED_CORE):
+                bad.append(where)
+    return bad
+
+
+def test_built_in_plugins_import_only_the_public_api():
+    assert PLUGINS, "no built-in plugins found"
+    bad = [v for package in PLUGINS for v in violations(package)]
+    assert bad == []
+
+
+def test_the_check_catches_both_kinds_of_import(tmp_path):
+    package = tmp_path / "probe_fake"
+    package.mkdir()
+    (package / "a.py").write_text("from probe.io import safe_name\nimport probe_invert.render\nfrom probe.plugin import hookimpl\n")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        assert violations(package) == ["probe_fake/a.py:1: probe.io", "probe_fake/a.py:2: probe_invert.render"]
+    finally:
+        ROOT = saved
