@@ -4,13 +4,18 @@ from typing import Annotated
 
 import typer
 
+from probe.plugin import current_session, hookimpl
+
+PROBE_API = 1
+
 
 def similarity(session, texts: list[str]) -> list[list[float]]:
-    """Library function: other plugins may call it with the shared session."""
+    """Library function: scripts and other plugins call it with a session."""
     emb = session.encode_text(texts)
     return (emb @ emb.T).tolist()
 
 
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("similarity")
     def similarity_cmd(
@@ -18,8 +23,11 @@ def register_commands(app: typer.Typer) -> None:
         texts: Annotated[list[str], typer.Argument(help="Two or more texts.")],
     ) -> None:
         """Cosine similarity between texts in the model's text space."""
-        from probe.cli_state import get_state
-
-        session = get_state(ctx).session  # the shared, lazily loaded model
+        session = current_session(ctx, text_only=True)  # the shared model, loaded on first use
         for text, row in zip(texts, similarity(session, texts)):
             typer.echo(text + "\t" + "\t".join(f"{v:.3f}" for v in row))
+
+
+@hookimpl
+def register_python_api(register) -> None:
+    register("similarity", similarity, "cosine similarity matrix of texts")

@@ -33,3 +33,34 @@ def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("a red star\t1.000\t")
+
+
+PALETTE = ROOT / "examples" / "probe-palette"
+
+
+def test_palette_example_extends_the_built_in_commands(tmp_path):
+    """The second example adds a vocabulary, a perturbation and a prior; the built-in commands use them."""
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(PALETTE)],
+        check=True, capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*args):
+        out = subprocess.run([sys.executable, "-m", "probe.cli", "--device", "cpu", *args], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    rows = {r["name"]: r for r in run("plugins", "--json")["plugins"]}
+    assert rows["palette"]["status"] == "loaded" and rows["palette"]["api"] == "1"
+    assert sorted(rows["palette"]["registered"]) == ["invert prior muted", "perturbation swap-colours", "vocabulary palette"]
+    found = run("neighbours", "a red star", "-v", "palette", "--k", "3", "--json")["results"][0]["neighbours"]
+    assert len(found) == 3 and {n["vocab"] for n in found} == {"palette"}
+    assert all(n["flagged"] == (n["category"] == "warm") for n in found)
+    listed = [p["name"] for p in run("shuffle-test", "--list", "--json")]
+    assert "swap-colours" in listed and "shuffle-words" in listed
+    report = run("shuffle-test", "a red star left of a blue circle", "--perturb", "swap-colours", "--json")
+    assert [v["text"] for v in report["items"][0]["variants"]] == ["a blue star left of a red circle"]
+    inverted = run("-o", str(tmp_path / "out"), "invert", "a red star", "--prior", "muted=0.5", "--steps", "2", "--json")
+    assert inverted["settings"]["priors"] == {"muted": 0.5} and inverted["images"][0]["status"] == "done"
