@@ -123,7 +123,7 @@ def _command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], w
     for name, options in sections.items():
         cmd = group.get_command(ctx, name)
         if cmd is None:
-            off = registry.why_missing()
+            off = registry.why_missing() if registry.unavailable() else "no installed plugin provides it"
             warnings.warn(f"{where(name)}: no loaded command {name!r}; its section is ignored ({off})", stacklevel=2)
             continue
         if hasattr(cmd, "list_commands"):
@@ -132,21 +132,22 @@ def _command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], w
                 subcmd = cmd.get_command(ctx, sub.replace("_", "-"))
                 if subcmd is None or not isinstance(sub_opts, dict):
                     raise ConfigError(f"{where(name)}: {name} has no command {sub!r}")
-                sub_maps[sub.replace("_", "-")] = _section(f"{name} {sub}", subcmd, sub_opts, where(name))
+                sub_maps[sub.replace("_", "-")] = _section(f"{name} {sub}", subcmd, sub_opts, lambda k: where(name, sub, k))
             out[name] = sub_maps
             continue
-        out[name] = _section(name, cmd, options, where(name))
+        out[name] = _section(name, cmd, options, lambda k, name=name: where(name, k))
     return out
 
 
-def _section(name: str, cmd: Any, options: dict[str, Any], where: str) -> dict[str, Any]:
+def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
     from probe.errors import ConfigError
 
     keys = _option_keys(cmd)
-    unknown = sorted(k for k in options if str(k) not in keys)
+    unknown = [k for k in options if str(k) not in keys]
     if unknown:
-        shown = sorted({k for k in keys if "_" not in k or k == keys[k]} - {p.name for p in cmd.params if not getattr(p, "opts", None)})
-        raise ConfigError(f"{where}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(sorted(shown))})")
+        shown = sorted(next((o[2:] for o in getattr(p, "opts", []) if o.startswith("--")), p.name)
+                       for p in cmd.params if getattr(p, "param_type_name", "") == "option")
+        raise ConfigError(f"{where(unknown[0])}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(shown)})")
     return {keys[str(k)]: v for k, v in options.items()}
 
 

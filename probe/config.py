@@ -28,8 +28,11 @@ class Config:
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
 
-    def where(self, key: str) -> str:
-        return f"{self.path}:{self.lines.get(key, 1)}"
+    def where(self, *path: str) -> str:
+        """'file:line' of a key (a section, or a section's option)."""
+        while path and path not in self.lines:
+            path = path[:-1]
+        return f"{self.path}:{self.lines.get(path, 1)}"
 
 
 def load_config(path: Path | None) -> Config:
@@ -47,16 +50,17 @@ def load_config(path: Path | None) -> Config:
         return Config(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping of keys to values")
-    lines = {key[0]: line for key, line in doc.lines.items() if len(key) == 1}
+    lines = {tuple(str(k).replace("_", "-") if i == 0 else str(k) for i, k in enumerate(key)): line
+             for key, line in doc.lines.items()}
     cfg = Config(path, lines=lines)
     for key, value in data.items():
-        where = f"{path}:{lines.get(key, 1)}"
+        where = f"{path}:{doc.lines.get((key,), 1)}"
         if key in GLOBAL_KEYS:
             if not isinstance(value, GLOBAL_KEYS[key]) or (GLOBAL_KEYS[key] is int and isinstance(value, bool)):
                 raise ConfigError(f"{where}: {key!r} must be {GLOBAL_KEYS[key].__name__}, got {value!r}")
             cfg.values[key] = value
         elif isinstance(value, dict):
-            cfg.commands[str(key).replace("_", "-")] = {str(k).replace("-", "_"): v for k, v in value.items()}
+            cfg.commands[str(key).replace("_", "-")] = {str(k): v for k, v in value.items()}
         else:
             known = ", ".join(sorted(GLOBAL_KEYS))
             raise ConfigError(f"{where}: unknown key {key!r}: use one of {known}, or a command name with a mapping of its options")
