@@ -35,7 +35,7 @@ def register(app: typer.Typer, registry: Registry) -> None:
         if hooks:
             columns.append("hooks / registered")
             for row, r in zip(table_rows, rows):
-                row.append("; ".join(r["hooks"] + r["registered"]))
+                row.append("; ".join([h.removeprefix("register_") for h in r["hooks"]] + r["registered"]))
         console.print_table(f"Plugins (plugin API {API_VERSION})", columns, table_rows)
         for clash in registry.clashes:
             console.note(f"clash: {clash}")

@@ -108,8 +108,9 @@ def _dist_of(ep: EntryPoint) -> tuple[str, str]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    """The exception as one line; a multi-line message (pluggy's validation errors) joined with '; '."""
+    text = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
 def _api_problem(module: ModuleType) -> tuple[str, str]:

@@ -1,0 +1,140 @@
+"""Plugins coming and going: disabled built-ins, config sections for absent commands, option-name
+config keys, diagnostics of `probe plugins`, registration clashes and API versions."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+
+BUILT_INS = ["audit", "invert", "neighbours", "score", "shuffle", "world"]
+#: one cheap command per built-in plugin that must keep working when any other plugin is disabled
+CHECKS = {
+    "audit": ["report", "--help"],
+    "invert": ["invert", "--help"],
+    "neighbours": ["vocabs", "--json"],
+    "score": ["score", "--help"],
+    "shuffle": ["shuffle-test", "--list", "--json"],
+    "world": ["world", "--help"],
+}
+
+
+@pytest.mark.parametrize("disabled", BUILT_INS)
+def test_disabling_one_built_in_leaves_the_others_working(invoke, monkeypatch, disabled):
+    monkeypatch.setenv("PROBE_DISABLE_PLUGINS", disabled)
+    for plugin, args in CHECKS.items():
+        result = invoke(*args)
+        if plugin == disabled:
+            assert result.exit_code == 2 and f"plugin {disabled!r}, which is disabled" in result.output
+        else:
+            assert result.exit_code == 0, f"{args} with {disabled} disabled: {result.output}"
+
+
+def test_bias_without_invert_says_invert_is_disabled(invoke, monkeypatch):
+    monkeypatch.setenv("PROBE_DISABLE_PLUGINS", "invert")
+    result = invoke("bias", "--prompts", "shapes", "--labels", "colours", "--n", "1")
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "step kind 'invert'" in lines[0] and "invert (disabled)" in lines[0]
+
+
+def test_nsfw_text_part_without_neighbours_names_it(invoke, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROBE_DISABLE_PLUGINS", "neighbours")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("steps:\n  - nsfw: {prompts: [a star], n: 1, settings: {steps: 1}}\n")
+    result = invoke("-o", tmp_path, "run", exp)
+    assert result.exit_code == 2 and "exp.yaml:2" in result.output and "neighbours (disabled)" in result.output
+    assert "text: false" in result.output
+
+
+def test_config_section_for_an_absent_plugin_is_a_warning(invoke, tmp_path, monkeypatch):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text("odd-one-out:\n  rounds: 3\nneighbours:\n  k: 2\n  json: true\n")
+    result = invoke("-c", cfg, "neighbours", "star")
+    assert result.exit_code == 0, result.output
+    assert "probe.yaml:1: no loaded command 'odd-one-out'" in result.output
+    assert len(json.loads(result.stdout)["results"][0]["neighbours"]) == 2  # `k` and `json` as typed
+    monkeypatch.setenv("PROBE_DISABLE_PLUGINS", "neighbours")
+    result = invoke("-c", cfg, "plugins", "--json")
+    assert result.exit_code == 0 and "neighbours (disabled)" in result.output
+
+
+@pytest.mark.parametrize("key", ["flag-rate", "flag_rate", "flag_rate_"])
+def test_config_keys_are_option_names_or_parameter_names(invoke, tmp_path, key):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text(f"neighbours:\n  {key}: true\n  json: true\n")
+    result = invoke("-c", cfg, "neighbours", "star", "--k", "2")
+    assert result.exit_code == 0, result.output
+    assert "flag_rate" in json.loads(result.stdout)
+
+
+def test_unknown_config_option_names_file_and_line(invoke, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text("neighbours:\n  k: 2\n  kk: 3\n")
+    result = invoke("-c", cfg, "neighbours", "star")
+    assert result.exit_code == 2 and "probe.yaml:3: `probe neighbours` has no option 'kk'" in result.output
+    assert "flag-rate" in result.output and "as_json" not in result.output
+
+
+def test_unknown_names_in_the_plugin_variables_warn(invoke, monkeypatch):
+    monkeypatch.setenv("PROBE_LOAD_PLUGINS", "scor")
+    result = invoke("models", "--json")
+    assert result.exit_code == 0
+    assert "PROBE_LOAD_PLUGINS names unknown plugin 'scor'" in result.output
+
+
+def _plugin(**functions) -> types.ModuleType:
+    module = types.ModuleType("fake_parts")
+    module.__dict__.update(functions)
+    return module
+
+
+def test_clashes_name_the_winner_and_the_loser(invoke):
+    def register_vocabularies(register):
+        register("world", lambda: ["a", "b"], "mine")
+        register("mine", lambda: ["x", "y"], "mine too")
+
+    result = invoke("plugins", "--json", extra_plugins={"copycat": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    data = json.loads(result.stdout)
+    assert data["clashes"] == ["vocabulary 'world': plugin 'neighbours' wins, plugin 'copycat' loses "
+                               "(rename it, or register with replace=True)"]
+    rows = {r["name"]: r for r in data["plugins"]}
+    assert rows["copycat"]["registered"] == ["vocabulary mine"]
+
+
+def test_replace_true_replaces_a_built_in_part(invoke):
+    def register_vocabularies(register):
+        register("world", lambda: ["circle", "square"], "a smaller world", replace=True)
+
+    result = invoke("neighbours", "star", "--json", extra_plugins={"mine": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    words = {n["word"] for n in json.loads(result.stdout)["results"][0]["neighbours"]}
+    assert words == {"circle", "square"}
+
+
+@pytest.mark.parametrize("api, status, reason", [(1, "loaded", ""), (2, "failed", "upgrade clip-probe"),
+                                                 ("one", "failed", "must be an integer")])
+def test_plugin_api_version(invoke, api, status, reason):
+    module = _plugin(register_vocabularies=lambda register: None, PROBE_API=api)
+    rows = {r["name"]: r for r in json.loads(invoke("plugins", "--json", extra_plugins={"v": lambda: module}).stdout)["plugins"]}
+    assert rows["v"]["status"] == status and reason in rows["v"]["reason"]
+
+
+def test_a_hook_with_wrong_arguments_fails_that_plugin_only(invoke):
+    from probe.plugin import hookimpl
+
+    @hookimpl
+    def register_vocabularies(register, extra):
+        pass
+
+    result = invoke("plugins", "--json", extra_plugins={"bad": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    rows = {r["name"]: r for r in json.loads(result.stdout)["plugins"]}
+    assert rows["bad"]["status"] == "failed" and "extra" in rows["bad"]["reason"]
+    assert rows["neighbours"]["status"] == "loaded"
+
+
+def test_hooks_listing(invoke):
+    rows = {r["name"]: r for r in json.loads(invoke("plugins", "--json").stdout)["plugins"]}
+    assert rows["invert"]["hooks"] == ["register_commands", "register_experiment_steps", "register_invert_params",
+                                       "register_invert_priors", "register_invert_transforms", "register_python_api"]
+    assert "invert prior tv" in rows["invert"]["registered"]
