@@ -32,7 +32,11 @@ def _print_version(value: bool) -> None:
 
 
 class ProbeGroup(TyperGroup):
-    """Turns ProbeError (and stray bugs) into one line on stderr and an exit code; --debug re-raises."""
+    """Turns ProbeError (and stray bugs) into one line on stderr and an exit code; --debug re-raises.
+    Global options may also follow the command name (`probe invert "a star" -m shapes-tiny`)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
 
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
         """An unknown command that a disabled or broken plugin provides says so, and how to fix it."""
@@ -80,6 +84,57 @@ class ProbeGroup(TyperGroup):
 def _debug(ctx: typer.Context) -> bool:
     obj = ctx.find_root().obj
     return bool(getattr(obj, "debug", False)) or os.environ.get("PROBE_DEBUG") == "1"
+
+
+def _option_names(command: Any) -> tuple[set[str], set[str]]:
+    """(names of options that take a value, names of flags) of a click command."""
+    valued, flags = set(), set()
+    for param in getattr(command, "params", []):
+        names = list(getattr(param, "opts", [])) + list(getattr(param, "secondary_opts", []))
+        if getattr(param, "param_type_name", "") != "option":
+            continue
+        (flags if getattr(param, "is_flag", False) or getattr(param, "count", False) else valued).update(names)
+    return valued, flags
+
+
+def hoist_global_options(group: Any, ctx: typer.Context, args: list[str]) -> list[str]:
+    """Move global options written after the command name (and not defined by that command) in front
+    of it, so every command, a plugin's included, accepts them in either place with one meaning."""
+    g_valued, g_flags = _option_names(group)
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":  # the root's own options
+        i += 1 if args[i] in g_flags or "=" in args[i] or args[i] not in g_valued else 2
+    if i >= len(args) or args[i] == "--":
+        return args
+    head, rest = args[: i + 1], args[i + 1 :]
+    command = group.get_command(ctx, args[i])
+    local_valued, local_flags = _option_names(command)
+    while rest and hasattr(command, "get_command") and not rest[0].startswith("-"):  # nested groups (cache, world)
+        command = command.get_command(ctx, rest[0])
+        head, rest = head + rest[:1], rest[1:]
+        valued, flags = _option_names(command)
+        local_valued, local_flags = local_valued | valued, local_flags | flags
+    hoisted, kept, j = [], [], 0
+    while j < len(rest):
+        token = rest[j]
+        if token == "--":
+            kept += rest[j:]
+            break
+        name = token.split("=", 1)[0]
+        if name in local_valued or name in local_flags:
+            kept += rest[j : j + (1 if "=" in token or name in local_flags else 2)]
+            j += 1 if "=" in token or name in local_flags else 2
+        elif name in g_flags and name not in ("--help", "-h", "--version"):
+            hoisted.append(token)
+            j += 1
+        elif name in g_valued:
+            take = 1 if "=" in token else 2
+            hoisted += rest[j : j + take]
+            j += take
+        else:
+            kept.append(token)
+            j += 1
+    return head[:i] + hoisted + head[i:] + kept
 
 
 def _missing_command_reason(registry: Registry, name: str) -> str | None:
@@ -163,7 +218,10 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=lambda v: _print_version(v))] = False,
 ) -> None:
-    """Look inside CLIP models: inversion, nearest words, word-order tests and audits."""
+    """Look inside CLIP models: inversion, nearest words, word-order tests and audits.
+
+    Global options may come before or after the command name, e.g. `probe invert "a star" -m MODEL`.
+    """
     state = get_state(ctx)
     state.debug = debug
     from probe.config import load_config

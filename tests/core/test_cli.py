@@ -192,3 +192,28 @@ def test_fast_exit_still_runs_atexit_handlers(tmp_path, monkeypatch):
             "sys.argv = ['probe', 'no-such-command']; main()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 2 and (tmp_path / "ran").read_text() == "yes"
+
+
+def test_global_options_after_the_command(invoke, tiny_spec, tmp_path):
+    """`-m`, `-o`, `--device`, `--seed` work after the command too, for plugin commands as well."""
+    before = json.loads(invoke("-m", tiny_spec, "--device", "cpu", "neighbours", "star", "--k", "3", "--json").stdout)
+    after = invoke("neighbours", "star", "-m", tiny_spec, "--k", "3", "--device=cpu", "--json")
+    assert after.exit_code == 0, after.output
+    assert json.loads(after.stdout)["results"] == before["results"] and json.loads(after.stdout)["model"] == before["model"]
+    assert before["model"]["model"] == tiny_spec and before["model"]["device"] == "cpu"
+    fake = invoke("fake-two-probes", "-m", tiny_spec, extra_plugins={"fake": lambda: fake_plugin})
+    assert fake.exit_code == 0 and "same=True" in fake.stdout
+
+
+def test_a_commands_own_option_wins_over_the_global_one(invoke, tmp_path):
+    from probe.cli import build_app, hoist_global_options
+
+    app = build_app()
+    import typer.main
+
+    group = typer.main.get_command(app)
+    ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
+    assert hoist_global_options(group, ctx, ["merge", "a", "-o", "out"]) == ["merge", "a", "-o", "out"]  # merge's own -o
+    assert hoist_global_options(group, ctx, ["invert", "x", "-o", "out", "--steps", "2"]) == ["-o", "out", "invert", "x", "--steps", "2"]
+    assert hoist_global_options(group, ctx, ["--debug", "world", "render", "c", "--seed", "3", "-m", "M"]) == \
+        ["--debug", "-m", "M", "world", "render", "c", "--seed", "3"]  # world render's own --seed stays
