@@ -83,6 +83,19 @@ class Extension:
     options: dict = field(default_factory=dict)
 
 
+def _shape_problem(hook: str, name: str, value: Any) -> str:
+    """Why a registered value cannot work (checked at registration, not at first use), or ""."""
+    if hook == "register_experiment_steps":
+        if not all(callable(getattr(value, a, None)) for a in ("normalise", "run")) or not hasattr(value, "options"):
+            return "register a StepKind(name, options, normalise, run, ...)"
+        if getattr(value, "name", name) != name:
+            return f"its StepKind is named {value.name!r}"
+        return ""
+    if hook == "register_label_sets":
+        return "" if isinstance(value, (dict, str, os.PathLike)) else "give a mapping attribute -> prompts or a YAML path"
+    return "" if callable(value) else f"expected a function, got {type(value).__name__}"
+
+
 class _Manager(pluggy.PluginManager):
     """Also accepts unmarked module functions named after a hook, so `def register_commands(app)` works."""
 
@@ -201,6 +214,10 @@ class Registry:
                     name, value = getattr(name, "name", name), name
                 if not isinstance(name, str) or not name.strip():
                     raise ProbeError(f"plugin {_plugin!r} registered a {kind} without a name")
+                problem = _shape_problem(hook, name, value)
+                if problem:
+                    self.warnings.append(f"plugin {_plugin!r}: {kind} {name!r} ignored: {problem}")
+                    return
                 if name in found and not replace:
                     self.clashes.append(f"{kind} {name!r}: plugin {found[name].plugin!r} wins, "
                                         f"plugin {_plugin!r} loses (rename it, or register with replace=True)")

@@ -138,3 +138,11 @@ def test_hooks_listing(invoke):
     assert rows["invert"]["hooks"] == ["register_commands", "register_experiment_steps", "register_invert_params",
                                        "register_invert_priors", "register_invert_transforms", "register_python_api"]
     assert "invert prior tv" in rows["invert"]["registered"]
+
+
+def test_a_registration_that_cannot_work_is_reported_at_once(invoke):
+    def register_vocabularies(register):
+        register("broken", ["not", "a", "function"], "a list instead of a loader")
+
+    result = invoke("plugins", "--json", extra_plugins={"oops": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    assert "plugin 'oops': vocabulary 'broken' ignored: expected a function, got list" in json.loads(result.stdout)["warnings"]
