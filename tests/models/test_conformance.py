@@ -8,6 +8,7 @@ structure, smaller layers). `benchmarks/conformance.py` runs the same checks at 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -31,6 +32,10 @@ FAMILIES = {
     "coca_ViT-B-32@laion2b_s13b_b90k": False,  # CoCa: CLS-token text embedding
     "xlm-roberta-base-ViT-B-32@laion5b_s13b_b90k": False,  # Hugging Face text tower
 }
+#: Families whose five probe runs take tens of seconds each on 2 CPU cores (timm towers, 224-pixel
+#: inputs): run with PROBE_SLOW_TESTS=1 (`make conformance`); the rest run in every test session.
+SLOW_PROBES = {"RN50@openai", "convnext_base@laion400m_s13b_b51k", "ViT-B-16-SigLIP@webli", "ViT-B-16-SigLIP2@webli",
+               "EVA02-B-16@merged2b_s8b_b131k", "MobileCLIP-S1@datacompdr"}
 TEXTS = ["a photo of the dog", "red circle left of blue square", "star", "a"]
 
 
@@ -73,7 +78,12 @@ def test_embeddings_equal_open_clip(cached):
     assert session.describe()["fast_text"] is FAMILIES[cached]
 
 
-@pytest.mark.parametrize("cached", list(FAMILIES), indirect=True)
+def _probe_params() -> list:
+    skip = pytest.mark.skipif(os.environ.get("PROBE_SLOW_TESTS") != "1", reason="slow on CPU: PROBE_SLOW_TESTS=1 runs it")
+    return [pytest.param(s, marks=skip) if s in SLOW_PROBES else s for s in FAMILIES]
+
+
+@pytest.mark.parametrize("cached", _probe_params(), indirect=True)
 def test_every_probe_runs(cached, invoke, tmp_path, monkeypatch):
     monkeypatch.setenv("PROBE_DEVICE", "cpu")
     Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "red.png")
@@ -131,3 +141,18 @@ def test_hf_hub_repo_loads_from_the_cache_with_a_content_fingerprint(tmp_path, m
     first = session.fingerprint
     save_file({k: v.contiguous() + 1 for k, v in model.state_dict().items()}, str(weights))
     assert Session.open("hf-hub:someone/tiny-clip", device="cpu").fingerprint != first
+
+
+@pytest.mark.parametrize("cached", ["ViT-B-16-SigLIP@webli", "xlm-roberta-base-ViT-B-32@laion5b_s13b_b90k"], indirect=True)
+def test_without_transformers_one_line_names_the_install(cached, invoke, monkeypatch, tmp_path):
+    import sys
+
+    from open_clip import hf_model
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails as if not installed
+    monkeypatch.setattr(hf_model, "transformers", None)  # open_clip imported it at its own import
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    result = invoke("--model", cached, "score", tmp_path / "x.png", "-p", "a")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "needs the Python package 'transformers'" in result.stderr and "pip install 'clip-probe[hf]'" in result.stderr
