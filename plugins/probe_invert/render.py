@@ -104,13 +104,14 @@ class _Chunk:
         self.session, self.models, self.items, self.settings = session, models, items, settings
         device = session.device
         self.rng = ImageRandom([seed for _, seed in items], settings.copies, device)
-        self.param: Param = make_param(settings.param, self.rng, settings.size, pixel_init=settings.pixel_init,
+        start = settings.start_size(session.image_size)
+        self.param: Param = make_param(settings.param, self.rng, start, pixel_init=settings.pixel_init,
                                        fft_init_std=settings.fft_init_std,
                                        fft_decay=settings.fft_decay, decorrelate=settings.decorrelate)
         self.transforms = build_transforms(settings, session.image_size)
         self.matches, self.objective = build_objective(settings, [(t.to(device), w.to(device)) for t, w in targets], extra)
         cap = settings.max_size or session.image_size
-        self.sizes = schedule_sizes(settings.size, settings.resize_at, max(cap, settings.size))
+        self.sizes = schedule_sizes(start, settings.resize_at, max(cap, start))
         self.optimizer = torch.optim.Adam(self.param.parameters(), lr=settings.lr)
         n = len(items)
         self.alive = torch.ones(n, dtype=torch.bool, device=device)
