@@ -76,7 +76,10 @@ def _check_command_sections(ctx: typer.Context, sections: dict[str, dict[str, An
         if cmd is None:
             raise ConfigError(f"{where(name)}: unknown key or command {name!r}")
         if hasattr(cmd, "list_commands"):
+            own = {p.name for p in cmd.params}  # a group's own options (e.g. `probe models --json`)
             for sub, sub_opts in options.items():
+                if sub in own:
+                    continue
                 subcmd = cmd.get_command(ctx, sub.replace("_", "-"))
                 if subcmd is None or not isinstance(sub_opts, dict):
                     raise ConfigError(f"{where(name)}: {name} has no command {sub!r}")
