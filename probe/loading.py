@@ -250,6 +250,10 @@ def _tokenizer(spec: ModelSpec, name: str, online: bool) -> Any:
 
 def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | None = None) -> LoadedModel:
     """Build, freeze and describe the model; moves nothing to a device (the session does)."""
+    if spec.kind == "hf-transformers":
+        from probe import hf_transformers
+
+        return hf_transformers.load(spec.weights or "", allow_pickle=allow_pickle)
     if spec.kind == "hf-hub" or spec.kind == "pretrained":
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     online = spec.kind in ("pretrained", "hf-hub", "local-dir") and _network_available()

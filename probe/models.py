@@ -7,6 +7,7 @@ Syntax (documented in the README):
   ARCH@/path/weights.safetensors   an architecture with a local checkpoint file
   hf-hub:org/repo                  an open_clip model on the Hugging Face hub (cache only, offline)
   local-dir:/path/folder           a folder with open_clip_config.json and weights
+  hf-transformers:REPO_OR_FOLDER   a Hugging Face transformers CLIPModel (folder or cached repo)
 This module only parses and lists; loading lives in `probe.loading` so listing stays torch-free.
 """
 
@@ -34,7 +35,7 @@ BUILTIN_MODELS: dict[str, dict[str, str]] = {
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
 
-SpecKind = Literal["builtin", "pretrained", "random", "file", "hf-hub", "local-dir"]
+SpecKind = Literal["builtin", "pretrained", "random", "file", "hf-hub", "local-dir", "hf-transformers"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def parse_model_spec(text: str) -> ModelSpec:
         return ModelSpec("hf-hub", text, None, text)
     if text.startswith("local-dir:"):
         return ModelSpec("local-dir", text, None, text)
+    if text.startswith("hf-transformers:"):
+        return ModelSpec("hf-transformers", text, text.removeprefix("hf-transformers:"), text)
     arch, sep, weights = text.partition("@")
     if arch in BUILTIN_MODELS and not sep:
         return ModelSpec("builtin", arch, None, text)

@@ -87,19 +87,25 @@ def repo_file(cache: Path, repo: str, filename: str) -> Path:
     return path
 
 
-def write_tokenizer(cache: Path, repo: str, context_length: int = 64) -> None:
-    """A small word-level fast tokenizer (tokenizer.json + config) under `repo`: AutoTokenizer loads it."""
+def save_tokenizer(folder: Path, context_length: int = 64) -> None:
+    """A small word-level fast tokenizer (tokenizer.json + config) in `folder`: AutoTokenizer loads it."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
     vocab = {tok: i for i, tok in enumerate(["<s>", "<pad>", "</s>", "<unk>", *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
-    tok.save(str(repo_file(cache, repo, "tokenizer.json")))
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": context_length, "bos_token": "<s>",
               "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>"}
-    repo_file(cache, repo, "tokenizer_config.json").write_text(json.dumps(config))
-    repo_file(cache, repo, "special_tokens_map.json").write_text(json.dumps({k: v for k, v in config.items() if k.endswith("_token")}))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "special_tokens_map.json").write_text(json.dumps({k: v for k, v in config.items() if k.endswith("_token")}))
+
+
+def write_tokenizer(cache: Path, repo: str, context_length: int = 64) -> None:
+    """`save_tokenizer` into `repo`'s snapshot in the cache."""
+    save_tokenizer(repo_file(cache, repo, "tokenizer.json").parent, context_length)
     if not repo_file(cache, repo, "config.json").is_file():  # a real download records the files a repo lacks
         missing = cache / f"models--{repo.replace('/', '--')}" / ".no_exist" / REVISION / "config.json"
         missing.parent.mkdir(parents=True, exist_ok=True)
