@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench conformance clean
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,11 @@ test: install
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# Every open_clip family at real sizes (tens of minutes on 2 CPU cores), then the slow test cases.
+conformance: install
+	$(PY) benchmarks/conformance.py
+	PROBE_SLOW_TESTS=1 $(PY) -m pytest tests/models -q
 
 clean:
 	rm -rf $(VENV) probe-out .pytest_cache

@@ -182,8 +182,12 @@ def _command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], w
             warnings.warn(f"{where(name)}: no loaded command {name!r}; its section is ignored ({off})", stacklevel=2)
             continue
         if hasattr(cmd, "list_commands"):
-            sub_maps = {}
+            own = _option_keys(cmd)  # a group's own options (e.g. `probe models --json`)
+            sub_maps: dict[str, Any] = {}
             for sub, sub_opts in options.items():
+                if str(sub) in own:
+                    sub_maps[own[str(sub)]] = sub_opts
+                    continue
                 subcmd = cmd.get_command(ctx, sub.replace("_", "-"))
                 if subcmd is None or not isinstance(sub_opts, dict):
                     raise ConfigError(f"{where(name)}: {name} has no command {sub!r}")

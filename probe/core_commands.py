@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -40,12 +41,17 @@ def register(app: typer.Typer, registry: Registry) -> None:
         for clash in registry.clashes:
             console.note(f"clash: {clash}")
 
-    @app.command("models")
+    models = typer.Typer(help="List models, or convert a checkpoint to safetensors.", invoke_without_command=True)
+
+    @models.callback()
     def models_cmd(
+        ctx: typer.Context,
         as_json: JsonFlag = False,
         pretrained: Annotated[bool, typer.Option("--pretrained", help="Also list open_clip ARCH@TAG pairs (need cached weights).")] = False,
     ) -> None:
         """List built-in models (and, with --pretrained, open_clip's tagged weights)."""
+        if ctx.invoked_subcommand is not None:
+            return
         from probe import console
         from probe.models import BUILTIN_MODELS, DEFAULT_MODEL, list_models
 
@@ -55,6 +61,28 @@ def register(app: typer.Typer, registry: Registry) -> None:
             return
         rows = [[n, "default" if n == DEFAULT_MODEL else "", BUILTIN_MODELS.get(n, {}).get("about", "open_clip pretrained")] for n in names]
         console.print_table("Models", ["spec", "", "about"], rows)
+
+    @models.command("convert")
+    def models_convert(
+        ctx: typer.Context,
+        src: Annotated[Path, typer.Argument(help="Pickle checkpoint (.pt, .pth, .bin, .ckpt).")],
+        dst: Annotated[Path, typer.Argument(help="Output .safetensors file (a .sha256 file is written beside it).")],
+        allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read the pickle: only for files you trust.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Replace DST if it exists.")] = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Convert a pickle checkpoint to safetensors once (the pickle is read only with --allow-pickle)."""
+        from probe import console
+        from probe.cli_state import get_state
+        from probe.convert import convert_checkpoint
+
+        path, digest = convert_checkpoint(src, dst, allow_pickle=allow_pickle or get_state(ctx).allow_pickle, force=force)
+        if as_json:
+            console.print_json({"safetensors": str(path), "sha256": digest})
+            return
+        console.note(f"wrote {path} (sha256 {digest}) and {path.name}.sha256; load it with -m ARCH@{path}")
+
+    app.add_typer(models, name="models")
 
     cache = typer.Typer(help="List or clear the user cache (vocabulary indexes, text snapshots, hashes).", no_args_is_help=True)
 

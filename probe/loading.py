@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import Any, Callable, Iterator
 
 import open_clip
 import torch
-from open_clip.model import set_model_preprocess_cfg
 
 from probe.cache import file_sha256
 from probe.errors import ModelError
@@ -58,42 +58,62 @@ def _register_builtin_configs() -> None:
 
 
 def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
-    """open_clip's factory with random init made deterministic, so @random and fingerprints agree."""
-    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly" before we load weights
+    """open_clip's factory with random init made deterministic, so @random and fingerprints agree.
+    Without a checkpoint, Hugging Face text towers stay random too (no base-weight download)."""
+    kwargs.setdefault("pretrained", None)
+    kwargs.setdefault("pretrained_text", False)
+    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly" and about QuickGELU tags
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             torch.manual_seed(RANDOM_INIT_SEED)
-            return open_clip.create_model(arch, pretrained=None, **kwargs)
+            return open_clip.create_model(arch, **kwargs)
     finally:
         logging.disable(logging.NOTSET)
 
 
-def _load_state_file(model: torch.nn.Module, path: Path, allow_pickle: bool) -> None:
+HF_EXTRA_HINT = ("install the Hugging Face extra: pip install 'clip-probe[hf]' (transformers, sentencepiece); "
+                 "offline, also cache the text tower's config and tokenizer files (README: 'Bringing your own weights')")
+
+
+def missing_extra(exc: BaseException) -> ModelError | None:
+    """A ModelError naming the install command when `exc` (or its cause) is a missing transformers /
+    sentencepiece / tokenizers package, which SigLIP and Hugging Face text towers need; else None."""
+    while exc is not None:
+        name = getattr(exc, "name", None) or ""
+        text = str(exc)
+        if isinstance(exc, ImportError) and name.split(".")[0] in ("transformers", "sentencepiece", "tokenizers"):
+            return ModelError(f"this model needs the Python package {name.split('.')[0]!r}", hint=HF_EXTRA_HINT)
+        if "pip install transformers" in text or "install sentencepiece" in text.lower():
+            return ModelError("this model needs the Python package 'transformers'", hint=HF_EXTRA_HINT)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _check_weights_file(path: Path, allow_pickle: bool) -> None:
+    """Clear errors for a local checkpoint before open_clip reads it (missing, unknown format, pickle)."""
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}", hint="check the path after '@'")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path))
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise ModelError(f"cannot read weights file {path}: {exc}", hint="is it a complete safetensors file?") from exc
-    elif path.suffix in PICKLE_SUFFIXES:
-        if not allow_pickle:
-            raise ModelError(
-                f"refusing to load pickle checkpoint {path}: pickle files can run code",
-                hint="convert it to .safetensors, or pass --allow-pickle if you trust it",
-            )
-        state = torch.load(str(path), map_location="cpu", weights_only=False)
-        state = state.get("state_dict", state)
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    else:
+    if path.suffix in PICKLE_SUFFIXES and not allow_pickle:
+        raise ModelError(
+            f"refusing to load pickle checkpoint {path}: pickle files can run code",
+            hint="convert it once with `probe models convert`, or pass --allow-pickle if you trust it",
+        )
+    if path.suffix != ".safetensors" and path.suffix not in PICKLE_SUFFIXES:
         raise ModelError(f"unknown weights format {path.suffix!r} for {path}", hint="use a .safetensors file")
+
+
+def _load_state_file(model: torch.nn.Module, path: Path, allow_pickle: bool) -> None:
+    """open_clip's own `load_checkpoint` (key renames, position-embedding resizing, logit shapes),
+    with the file checked first and its failures as one-line errors."""
+    _check_weights_file(path, allow_pickle)
     try:
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+        open_clip.load_checkpoint(model, str(path), weights_only=not allow_pickle)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise ModelError(f"weights in {path} do not fit this architecture: {first}", hint="check ARCH before '@'") from exc
+    except Exception as exc:  # safetensors and torch.load raise their own error types for corrupt files
+        raise ModelError(f"cannot read weights file {path}: {exc}", hint="is it a complete weights file?") from exc
 
 
 def _config_hash(arch: str) -> str:
@@ -139,20 +159,46 @@ def _hub_mode(online: bool) -> Iterator[None]:
         constants.HF_HUB_OFFLINE = old
 
 
-def _fetch(spec: ModelSpec, fn: Callable[[], Any]) -> Any:
-    """Call a download-capable open_clip function: from the cache when offline, with a clear error."""
-    online = _network_available()
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+def _fetch(spec: ModelSpec, fn: Callable[[], Any], online: bool) -> Any:
+    """Call a download-capable function: from the cache when offline, with a clear error."""
     with _hub_mode(online):
         try:
             return fn()
         except Exception as exc:  # network and cache failures surface as many exception types
+            extra = missing_extra(exc)
+            if extra is not None:
+                raise extra from exc
             if not online:
                 raise _offline_error(spec) from exc
-            raise ModelError(f"cannot download weights for {spec.text}: {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"cannot download weights for {spec.text}: {type(exc).__name__}: {_first_line(exc)}") from exc
 
 
-def _build(spec: ModelSpec, allow_pickle: bool, cache_dir: str | None) -> tuple[torch.nn.Module, str, str]:
-    """Returns (model, tokenizer name, fingerprint)."""
+def _open_clip_model(spec: ModelSpec, online: bool, **kwargs: Any) -> torch.nn.Module:
+    """open_clip's own factory (checkpoint conversions, tag preprocessing, custom text towers), run
+    cache-only when offline, with its failures as one-line errors."""
+    with _hub_mode(online):
+        try:
+            return _create(spec.arch, **kwargs)
+        except Exception as exc:  # open_clip wraps most failures in RuntimeError
+            extra = missing_extra(exc)
+            if extra is not None:
+                raise extra from exc
+            first = _first_line(exc)
+            if isinstance(exc, AssertionError) or any(k in str(exc) for k in ("size mismatch", "Missing key", "Unexpected key")):
+                raise ModelError(f"weights for {spec.text} do not fit this architecture: {first}",
+                                 hint="check ARCH before '@'") from exc
+            hint = None if online else ("offline: the model's text tower config and tokenizer files must be in the "
+                                        "Hugging Face cache too (README: 'Bringing your own weights')")
+            raise ModelError(f"cannot load {spec.text}: {type(exc).__name__}: {first}", hint=hint) from exc
+
+
+def _build(spec: ModelSpec, allow_pickle: bool, cache_dir: str | None, online: bool) -> tuple[torch.nn.Module, str, str]:
+    """Returns (model, tokenizer name, fingerprint source). Every kind but the built-in one loads
+    through open_clip's factory; identities come from the weights' content."""
     if spec.kind == "builtin":
         _register_builtin_configs()
         model = _create(spec.arch)
@@ -166,30 +212,53 @@ def _build(spec: ModelSpec, allow_pickle: bool, cache_dir: str | None) -> tuple[
     if spec.kind == "file":
         _register_builtin_configs()
         path = Path(spec.weights or "").expanduser()
-        model = _create(spec.arch)
-        _load_state_file(model, path, allow_pickle)
-        return model, spec.arch, f"{spec.arch}:{file_sha256(path)}"
+        _check_weights_file(path, allow_pickle)
+        try:
+            model = _open_clip_model(spec, online=False, pretrained=str(path), weights_only=not allow_pickle)
+        except ModelError as exc:
+            if "do not fit" in str(exc) or missing_extra(exc.__cause__) is not None:
+                raise
+            raise ModelError(f"cannot read weights file {path}: {exc.__cause__}", hint="is it a complete weights file?") from exc
+        return model, spec.arch, f"{spec.arch}:{_config_hash(spec.arch)[:16]}:{file_sha256(path)}"
     if spec.kind == "pretrained":
         cfg = open_clip.get_pretrained_cfg(spec.arch, spec.weights or "")
-        path = _fetch(spec, lambda: open_clip.download_pretrained(cfg, cache_dir=cache_dir))
-        model = _create(spec.arch, force_quick_gelu=bool(cfg.get("quick_gelu", False)))
-        _load_state_file(model, Path(path), allow_pickle=True)  # open_clip's own published files
-        pre = open_clip.get_model_preprocess_cfg(model)
-        pre.update({k: cfg[k] for k in ("mean", "std", "size", "interpolation", "resize_mode") if k in cfg})
-        set_model_preprocess_cfg(model, pre)  # the tag's own mean/std (not every tag uses OpenAI's)
-        return model, spec.arch, f"{spec.arch}@{spec.weights}"
+        path = _fetch(spec, lambda: open_clip.download_pretrained(cfg, cache_dir=cache_dir), online)
+        quick_gelu = bool(cfg.get("quick_gelu", False))  # open_clip only warns on a mismatch; the tag's setting is right
+        model = _open_clip_model(spec, online, pretrained=spec.weights, force_quick_gelu=quick_gelu, cache_dir=cache_dir)
+        raw = f"{spec.arch}@{spec.weights}:{_config_hash(spec.arch)[:16]}:{quick_gelu}:{file_sha256(Path(path))}"
+        return model, spec.arch, raw
     if spec.kind == "local-dir":
         raw = local_dir_raw(spec, allow_pickle)  # checks the folder's files before open_clip reads them
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(RANDOM_INIT_SEED)
-                model = open_clip.create_model(spec.arch, weights_only=not allow_pickle)
-        except Exception as exc:
-            raise ModelError(f"cannot load {spec.arch}: {exc}", hint="check the folder's config and weights") from exc
+        model = _open_clip_model(spec, online, weights_only=not allow_pickle, pretrained_text=True)
         return model, spec.arch, raw
-    # hf-hub
-    model = _fetch(spec, lambda: open_clip.create_model(spec.arch))
-    return model, spec.arch, spec.arch
+    # hf-hub: the repo's open_clip config and the weights file open_clip picks, both by content
+    from open_clip.pretrained import download_pretrained_from_hf
+
+    repo = spec.arch.removeprefix("hf-hub:")
+    path = _fetch(spec, lambda: download_pretrained_from_hf(repo, cache_dir=cache_dir), online)
+    config = _fetch(spec, lambda: _hf_file(repo, "open_clip_config.json", cache_dir), online)
+    model = _open_clip_model(spec, online, cache_dir=cache_dir, pretrained_text=True)
+    raw = f"{spec.arch}:{file_sha256(Path(config))[:16]}:{file_sha256(Path(path))}"
+    return model, spec.arch, raw
+
+
+def _hf_file(repo: str, filename: str, cache_dir: str | None) -> str:
+    from huggingface_hub import hf_hub_download
+
+    return hf_hub_download(repo_id=repo, filename=filename, cache_dir=cache_dir)
+
+
+def _tokenizer(spec: ModelSpec, name: str, online: bool) -> Any:
+    """open_clip's tokenizer for the model (Hugging Face ones come from the cache when offline)."""
+    with _hub_mode(online):
+        try:
+            return open_clip.get_tokenizer(name)
+        except Exception as exc:
+            extra = missing_extra(exc)
+            if extra is not None:
+                raise extra from exc
+            raise ModelError(f"cannot build the tokenizer of {spec.text}: {type(exc).__name__}: {_first_line(exc)}",
+                             hint="offline, the tokenizer files must be in the Hugging Face cache") from exc
 
 
 def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | None = None) -> LoadedModel:
@@ -198,12 +267,10 @@ def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | Non
         return _plugin_model(spec, allow_pickle)
     if spec.kind == "hf-hub" or spec.kind == "pretrained":
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    model, tok_name, fingerprint = _build(spec, allow_pickle, cache_dir)
+    online = spec.kind in ("pretrained", "hf-hub", "local-dir") and _network_available()
+    model, tok_name, fingerprint = _build(spec, allow_pickle, cache_dir, online)
     model.eval().requires_grad_(False)
-    try:
-        tokenizer = open_clip.get_tokenizer(tok_name)
-    except Exception as exc:
-        raise ModelError(f"cannot build the tokenizer of {spec.text}: {exc}") from exc
+    tokenizer = _tokenizer(spec, tok_name, online)
     pre = open_clip.get_model_preprocess_cfg(model)
     size = pre.get("size", 224)
     size = int(size[0] if isinstance(size, (tuple, list)) else size)

@@ -7,6 +7,7 @@ Syntax (documented in the README):
   ARCH@/path/weights.safetensors   an architecture with a local checkpoint file
   hf-hub:org/repo                  an open_clip model on the Hugging Face hub (cache only, offline)
   local-dir:/path/folder           a folder with open_clip_config.json and weights
+  hf-transformers:REPO_OR_FOLDER   a Hugging Face transformers CLIPModel (folder or cached repo)
 This module only parses and lists; loading lives in `probe.loading` so listing stays torch-free.
 """
 

@@ -30,7 +30,7 @@ __all__ = [
     "hookimpl", "API_VERSION", "lookup", "registered",
     # models and sessions
     "Session", "TextEncoder", "LoadedModel", "current_session", "session_for", "options", "GlobalOptions",
-    "save_text_snapshot", "describe_model",
+    "save_text_snapshot", "describe_model", "BUILTIN_MODELS",
     # errors (exit codes: ProbeError, ModelError, DataError 1; UsageError, ConfigError 2)
     "ProbeError", "UsageError", "ConfigError", "DataError", "ModelError",
     # output for commands (console: print_json, print_table, table, note, echo, progress)
@@ -121,7 +121,7 @@ def display_text(text: str) -> str:
 
 _LAZY = {
     "console": "probe",
-    "Session": "probe.session", "LoadedModel": "probe.loading", "save_text_snapshot": "probe.text_snapshot",
+    "Session": "probe.session", "LoadedModel": "probe.loading", "BUILTIN_MODELS": "probe.models", "save_text_snapshot": "probe.text_snapshot",
     "print_json": "probe.console", "print_table": "probe.console", "table": "probe.console",
     "note": "probe.console", "progress": "probe.console",
     "atomic_write_bytes": "probe.io", "atomic_write_text": "probe.io", "write_json": "probe.io", "read_json": "probe.io",

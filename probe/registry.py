@@ -166,6 +166,9 @@ class Registry:
         self.manager = _Manager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self._extensions: dict[str, dict[str, Extension]] = {}
+        from probe import core_plugin
+
+        self.manager.register(core_plugin, name=core_plugin.NAME)  # the core's own registrations come first
         for plugin in sorted(plugins, key=lambda p: not p.info.builtin):  # built-ins register first
             if plugin.module is None:
                 continue

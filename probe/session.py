@@ -160,4 +160,5 @@ class Session:
             "precision": self.precision,
             "image_size": self.image_size,
             "context_length": self.context_length,
+            "fast_text": self.fast_text,  # False: the tower's stock forward (not causal, or pooling that sees padding)
         }

@@ -151,10 +151,13 @@ def register_commands(app: typer.Typer) -> None:
         from probe.plugin import read_json
 
         step = read_json(result.folder / "summary.json")["steps"][0]
+        notes = _bias_notes(state.model, labeller or state.labeller or state.model, prompts, labels)
         if as_json:
-            console.print_json({**result.as_dict(), "table": step["data"]})
+            console.print_json({**result.as_dict(), "table": step["data"], "notes": notes})
             return
         _print_run(result, False)
+        for note in notes:
+            console.note(note)
         console.note(f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}")
 
     @app.command("nsfw")
@@ -280,3 +283,22 @@ def register_commands(app: typer.Typer) -> None:
         atomic_write_text(path, render_report(Path(run_folder), blur=not no_blur))
         console.note(f"wrote {path}")
         typer.echo(str(path))
+
+
+def _bias_notes(model: str, labeller: str, prompts: str, labels: str) -> list[str]:
+    """A built-in model asked about people (or anything outside its shapes world) says so: its rates
+    for such prompts or labels are noise, not a bias."""
+    from probe.plugin import BUILTIN_MODELS
+    from probe.world.vocab import unknown_words
+    from probe_audit.sets import load_label_set, load_prompt_set
+
+    notes = []
+    texts = {"prompts": [t for p in load_prompt_set(prompts).prompts for t in p.texts.values()],
+             "labels": [t for ts in load_label_set(labels).labels.values() for t in ts]}
+    for who, kind in ((model, "prompts"), (labeller, "labels")):
+        words = list(dict.fromkeys(w for t in texts[kind] for w in unknown_words(t)))
+        if who in BUILTIN_MODELS and words:
+            shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
+            notes.append(f"{who} knows no people, nor any word outside its shapes world ({shown}): "
+                         f"its rates for these {kind} are noise (use --prompts shapes --labels colours, or a real CLIP with -m)")
+    return notes

@@ -111,11 +111,12 @@ class _Chunk:
         self.session, self.models, self.items, self.settings = session, models, items, settings
         device = session.device
         self.rng = ImageRandom([seed for _, seed in items], settings.copies, device)
-        self.param: Param = make_param(settings, self.rng, settings.size)
+        start = settings.start_size(session.image_size)
+        self.param: Param = make_param(settings, self.rng, start)
         self.transforms = build_transforms(settings, session.image_size)
         self.matches, self.objective = build_objective(settings, [(t.to(device), w.to(device)) for t, w in targets], extra)
         cap = settings.max_size or session.image_size
-        self.sizes = schedule_sizes(settings.size, settings.resize_at, max(cap, settings.size))
+        self.sizes = schedule_sizes(start, settings.resize_at, max(cap, start))
         self.optimizer = torch.optim.Adam(self.param.parameters(), lr=settings.lr)
         n = len(items)
         self.alive = torch.ones(n, dtype=torch.bool, device=device)

@@ -118,12 +118,16 @@ def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: 
             images.append(image)
             labels.append((f"s{seed} {row['cosine']:.2f} " if row["cosine"] is not None else f"s{seed} ") + prompt)
     sheet = write_contact_sheet(folder / "contact-sheet.png", images, labels) if images else None
+    notes = _vocabulary_notes([info["model"], *(m["model"] for m in members_info)], prompts)
+    for note in notes:
+        console.note(note)
     for row in rows:
         if row["status"] == "nan":
             console.note(f"{row['prompt']!r} seed {row['seed']}: {row['message']}")
     if as_json:
         console.print_json({"model": info, "ensemble": members_info, "preset": settings.preset, "settings": settings.to_dict(), "images": rows,
-                            "contact_sheet": str(sheet) if sheet else None, "interrupted": interrupted})
+                            "contact_sheet": str(sheet) if sheet else None, "interrupted": interrupted,
+                            "notes": notes})
     else:
         models = " + ".join([info["model"], *(m["model"] for m in members_info)])
         console.print_table(f"probe invert — {models}, preset {settings.preset}",
@@ -138,3 +142,12 @@ def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: 
         console.note(f"Interrupted: saved {partial} partial image(s); rerun the same command to finish the rest.")
         return EXIT_INTERRUPTED
     return 0
+
+
+def _vocabulary_notes(models: list[str], prompts: list[str]) -> list[str]:
+    """Notes for prompt words a built-in model never saw (its image for them is noise, not a finding)."""
+    from probe.world.vocab import builtin_text_notes
+    from probe_invert.prompts import parse_prompt
+
+    texts = [text for p in prompts for text, _ in parse_prompt(p).parts]
+    return [note for model in dict.fromkeys(models) for note in builtin_text_notes(model, texts)]

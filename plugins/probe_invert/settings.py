@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ class InvertSettings:
     lr_schedule: str = "constant"  # constant | cosine (decays to 0 over `steps`)
     param: str = "pixel"  # pixel | fft (lucent-style decorrelated spectrum)
     size: int = 64  # starting resolution of the optimised image
+    size_fraction: float = 0.0  # > 0: start at ceil(model input x this) instead of `size`, so doublings reach the input
     resize_at: list[int] = field(default_factory=list)  # steps at which the resolution doubles
     max_size: int = 0  # cap for the doubling; 0 = the model's input size (as the authors' code)
     pixel_init: float = 1.0  # pixel: initial noise amplitude around grey (1 = uniform [0, 1), as the authors)
@@ -62,6 +64,11 @@ class InvertSettings:
         """Every prior with its weight: tv and l1 from their own knobs, then `priors`."""
         return {"tv": self.tv_weight, "l1": self.l1_weight, **self.priors}
 
+    def start_size(self, image_size: int) -> int:
+        """The starting resolution on a model with `image_size` inputs: the same schedule then ends at
+        any model's own input size when the fraction is 1 / 2**len(resize_at)."""
+        return max(1, math.ceil(image_size * self.size_fraction - 1e-9)) if self.size_fraction > 0 else self.size
+
     def with_overrides(self, **overrides: Any) -> "InvertSettings":
         """A copy with some knobs changed (None values are ignored), validated."""
         known = {f.name for f in fields(self)}
@@ -69,6 +76,8 @@ class InvertSettings:
         if unknown:
             raise UsageError(f"unknown invert setting {unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}")
         changes = {k: v for k, v in overrides.items() if v is not None}
+        if "size" in changes and "size_fraction" not in changes:
+            changes["size_fraction"] = 0.0  # an explicit --size means that size, on any model
         return replace(self, **changes).validated()
 
     def validated(self) -> "InvertSettings":
@@ -95,6 +104,9 @@ class InvertSettings:
             raise UsageError(f"affine-p must be in [0, 1], got {self.affine_p}")
         if not 0 < self.affine_scale_min <= self.affine_scale_max:
             raise UsageError("affine scale range must satisfy 0 < affine-scale-min <= affine-scale-max")
+        if not 0.0 <= self.size_fraction <= 1.0:
+            raise UsageError(f"size-fraction must be between 0 and 1, got {self.size_fraction}",
+                             hint="0 = use --size; 0.125 = an eighth of the model input")
         if not 0.0 <= self.pixel_init <= 1.0:
             raise UsageError(f"pixel-init must be between 0 and 1, got {self.pixel_init}",
                              hint="1 = uniform noise as the authors; smaller = closer to grey")

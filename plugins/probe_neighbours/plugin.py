@@ -77,9 +77,9 @@ def register_commands(app: typer.Typer) -> None:
         session = current_session(ctx) if image else current_session(ctx, text_only=True)  # text only: a snapshot spares the model load
         vocabs = list(vocab) if vocab else default_vocabs(session)
         indexes = _open_with_progress(session, vocabs, params, rebuild)
-        for ix in indexes:
-            if ix.message:
-                console.note(ix.message)
+        notes = [ix.message for ix in indexes if ix.message] + _caveats(state.model, groups, indexes, flag_rate_)
+        for message in notes:
+            console.note(message)
 
         rows: list[tuple[str, Any]] = []  # (group, NeighbourResult)
         all_texts = [t for g in groups.values() for t in g]
@@ -93,7 +93,7 @@ def register_commands(app: typer.Typer) -> None:
 
         rates = _group_rates(rows) if flag_rate_ else None
         if as_json:
-            console.print_json(_json_payload(session, k, indexes, rows, rates))
+            console.print_json(_json_payload(session, k, indexes, rows, rates, notes))
         elif rates is not None:
             _print_rates(console, rows, rates, k)
         else:
@@ -160,7 +160,25 @@ def _group_rates(rows: list) -> dict:
     return rates
 
 
-def _json_payload(session, k: int, indexes: list, rows: list, rates: dict | None) -> dict:  # noqa: ANN001
+def _caveats(model: str, groups: dict[str, list[str]], indexes: list, flag_rate: bool) -> list[str]:
+    """What the answer cannot say: texts with words the built-in model never saw, and flag rates
+    that are 0% or 100% whatever the model does (no flagged word, or only flagged words, to find)."""
+    from probe.world.vocab import builtin_text_notes
+
+    notes = builtin_text_notes(model, [t for texts in groups.values() for t in texts])
+    if flag_rate:
+        words = sum(len(ix.vocab.words) for ix in indexes)
+        flagged = sum(sum(1 for w in ix.vocab.words if ix.vocab.is_flagged(w)) for ix in indexes)
+        names = ", ".join(ix.vocab.name for ix in indexes)
+        if flagged == 0:
+            notes.append(f"no word of the vocabulary ({names}) is flagged: every flag rate is 0% by construction "
+                         "(add --vocab flagged to measure one)")
+        elif flagged == words:
+            notes.append(f"every word of the vocabulary ({names}) is flagged: every flag rate is 100% by construction")
+    return notes
+
+
+def _json_payload(session, k: int, indexes: list, rows: list, rates: dict | None, notes: list[str]) -> dict:  # noqa: ANN001
     payload = {
         "model": session.describe(),
         "k": k,
@@ -169,7 +187,7 @@ def _json_payload(session, k: int, indexes: list, rows: list, rates: dict | None
              "status": ix.status, "recall_at_10": ix.recall_at_10}
             for ix in indexes
         ],
-        "notes": [ix.message for ix in indexes if ix.message],
+        "notes": notes,
         "results": [{"group": g, **r.as_dict()} for g, r in rows],
     }
     if rates is not None:

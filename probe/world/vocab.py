@@ -42,3 +42,33 @@ def world_vocabulary() -> list[str]:
     """Every content word the world's captions use, in a stable order (the default for neighbours)."""
     words = [*COLOURS, *SHAPES, *SIZES, *POSITIONS, "shape", "above", "below"]
     return list(dict.fromkeys(words))
+
+
+#: Every word the world's captions (and so the built-in model's training text) contain.
+CAPTION_WORDS: frozenset[str] = frozenset(
+    [*COLOURS, *SHAPES, *SIZES, *POSITIONS, *FUNCTION_WORDS, "an", "left", "right", "of"]
+    + [w for phrase in POSITION_PHRASES.values() for w in phrase.split()]
+)
+
+
+def unknown_words(text: str) -> list[str]:
+    """Words of `text` that no caption of the world contains, in order, once each (lower-cased)."""
+    import re
+
+    return list(dict.fromkeys(w for w in re.findall(r"[a-z]+", text.lower()) if w not in CAPTION_WORDS))
+
+
+def builtin_text_notes(model: str, texts: list[str]) -> list[str]:
+    """A note per text with words the built-in model never saw; empty for any other model. Its
+    answers for such words are noise, and users should not read them as a finding."""
+    from probe.models import BUILTIN_MODELS
+
+    if model not in BUILTIN_MODELS:
+        return []
+    notes = []
+    for text in dict.fromkeys(texts):
+        words = unknown_words(text)
+        if words:
+            notes.append(f"{model} knows only its shapes world's words; {', '.join(repr(w) for w in words[:6])} in "
+                         f"{text!r} mean nothing to it (use a real CLIP with -m for these)")
+    return notes

@@ -66,3 +66,23 @@ def test_safetensors_file_and_mismatch(tiny_session, tmp_path):
 def test_uncached_pretrained_weights_fail_fast_and_clearly():
     with pytest.raises(ModelError, match="not cached and cannot be downloaded.*shapes-tiny"):
         Session.open("RN50@openai")
+
+
+def test_models_convert_needs_allow_pickle_and_writes_safetensors_with_its_sum(invoke, tmp_path):
+    import hashlib
+
+    state = Session.open("shapes-tiny@random", device="cpu").model.state_dict()
+    src = tmp_path / "w.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, src)
+    dst = tmp_path / "w.safetensors"
+    refused = invoke("models", "convert", src, dst)
+    assert refused.exit_code == 1 and "refusing to read pickle" in refused.stderr and not dst.exists()
+    result = invoke("models", "convert", src, dst, "--allow-pickle", "--json")
+    assert result.exit_code == 0, result.stderr
+    digest = hashlib.sha256(dst.read_bytes()).hexdigest()
+    assert (tmp_path / "w.safetensors.sha256").read_text() == f"{digest}  w.safetensors\n"
+    again = invoke("models", "convert", src, dst, "--allow-pickle")
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    loaded = Session.open(f"shapes-tiny@{dst}", device="cpu").model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert invoke("models", "--json").exit_code == 0

@@ -107,3 +107,21 @@ def test_validate_command_runs_all_48_prompts(invoke, tiny_spec, tmp_path):
     report = json.loads(r.stdout)
     assert report["n_images"] == 48 and 0 <= report["colour_match"] <= 1
     assert os.path.isfile(tmp_path / "invert-validate" / "contact-sheet.png")
+
+
+def test_default_preset_writes_full_resolution_images_on_a_224_pixel_model(invoke, tmp_path):
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    from tests.conftest import TINY_CFG
+
+    cfg = {**TINY_CFG, "vision_cfg": {**TINY_CFG["vision_cfg"], "image_size": 224}}
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
+    torch.manual_seed(0)
+    state = open_clip.CLIP(**cfg).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "open_clip_model.safetensors"))
+    r = run(invoke, f"local-dir:{tmp_path}", tmp_path / "out", "a red circle", "--steps", "61", "--copies", "1", "--json")
+    assert r.exit_code == 0, r.stderr
+    with Image.open(json.loads(r.stdout)["images"][0]["png"]) as im:
+        assert im.size == (224, 224)

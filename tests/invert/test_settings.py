@@ -13,6 +13,23 @@ def test_presets_listed_and_paper_is_the_authors_recipe():
     assert (p.affine_p, p.affine_degrees, p.affine_translate, p.affine_scale_min, p.affine_scale_max, p.affine_padding) == (
         0.5, 30.0, 0.1, 0.7, 1.2, "border")
     assert p.preset == "paper"
+    assert p.start_size(224) == 64 and p.start_size(64) == 64  # the authors' absolute 64, on any model
+
+
+@pytest.mark.parametrize(("image_size", "start", "end"), [(64, 8, 64), (224, 28, 224), (256, 32, 256), (378, 48, 378)])
+def test_default_schedule_reaches_the_model_input(image_size, start, end):
+    from probe_invert.param import schedule_sizes
+
+    s = load_preset("default")
+    assert s.start_size(image_size) == start
+    assert max(schedule_sizes(start, s.resize_at, image_size).values()) == end
+
+
+def test_explicit_size_wins_over_the_preset_fraction():
+    assert load_preset("default", size=16).start_size(224) == 16
+    assert load_preset("default", size=16, size_fraction=0.25).start_size(224) == 56
+    with pytest.raises(UsageError, match="size-fraction"):
+        load_preset("default", size_fraction=2.0)
 
 
 def test_overrides_and_to_dict():

@@ -1,0 +1,71 @@
+"""Convert a pickle checkpoint (.pt/.pth/.bin/.ckpt) to safetensors once, so later loads never unpickle.
+
+The pickle is read only when the caller allows it (pickle files can run code); the result holds every
+tensor of the state dict (a `state_dict` entry, a `module.` prefix and TorchScript archives are
+unwrapped as open_clip does) and gets a `.sha256` file beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from probe.cache import hash_file
+from probe.errors import DataError, ModelError, UsageError
+from probe.io import atomic_write_text
+from probe.models import PICKLE_SUFFIXES
+
+
+def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of a pickle checkpoint or TorchScript archive, tensors only."""
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    except RuntimeError:  # OpenAI's original .pt files are TorchScript archives
+        try:
+            obj = torch.jit.load(str(path), map_location="cpu").state_dict()
+        except Exception as exc:
+            raise DataError(f"cannot read checkpoint {path}: {exc}") from exc
+    except Exception as exc:  # corrupt or foreign pickles raise many error types
+        raise DataError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise DataError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
+    tensors = {str(k).removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise DataError(f"{path} holds no tensors")
+    return tensors
+
+
+def convert_checkpoint(src: Path, dst: Path, allow_pickle: bool, force: bool = False) -> tuple[Path, str]:
+    """Write `src`'s tensors to `dst` (.safetensors) and `dst`.sha256; returns (dst, sha256 hex).
+    Refuses to overwrite unless `force`; the file appears complete or not at all."""
+    from safetensors.torch import save_file
+
+    src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    if not src.is_file():
+        raise UsageError(f"checkpoint not found: {src}")
+    if src.suffix not in PICKLE_SUFFIXES:
+        raise UsageError(f"{src} is not a pickle checkpoint ({', '.join(PICKLE_SUFFIXES)})", hint="safetensors files need no conversion")
+    if dst.suffix != ".safetensors":
+        raise UsageError(f"the output must end in .safetensors, got {dst.name}")
+    if dst.exists() and not force:
+        raise UsageError(f"{dst} already exists", hint="pick another name, or pass --force to replace it")
+    if not allow_pickle:
+        raise ModelError(f"refusing to read pickle checkpoint {src}: pickle files can run code",
+                         hint="pass --allow-pickle if you trust where it came from")
+    tensors = {k: v.detach().contiguous().clone() for k, v in _read_pickle(src).items()}  # no shared storage
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "converted_from": src.name})
+        digest = hash_file(tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    atomic_write_text(dst.with_name(dst.name + ".sha256"), f"{digest}  {dst.name}\n")
+    return dst, digest

@@ -1,0 +1,44 @@
+"""The built-in model says what it cannot answer: words outside its world, people, rates fixed by construction."""
+
+import json
+
+from probe.world.vocab import builtin_text_notes, unknown_words
+
+
+def test_unknown_words_are_those_no_caption_uses():
+    assert unknown_words("Taylor Swift") == ["taylor", "swift"]
+    assert unknown_words("a big red circle on the left of a blue square") == []
+    assert builtin_text_notes("shapes-tiny", ["a red star"]) == []
+    assert builtin_text_notes("ViT-B-16@openai", ["Taylor Swift"]) == []  # real models: no note
+
+
+def test_neighbours_notes_words_the_builtin_model_never_saw(invoke):
+    result = invoke("--device", "cpu", "neighbours", "Taylor Swift", "a red star", "--json")
+    assert result.exit_code == 0, result.stderr
+    notes = [n for n in json.loads(result.stdout)["notes"] if "knows only" in n]
+    assert len(notes) == 1 and "'taylor', 'swift'" in notes[0] and "mean nothing" in notes[0]
+    table = invoke("--device", "cpu", "neighbours", "Taylor Swift")
+    assert "'taylor', 'swift'" in table.stderr
+
+
+def test_flag_rate_of_a_vocabulary_without_flagged_words_says_so(invoke):
+    result = invoke("--device", "cpu", "neighbours", "a red star", "--flag-rate", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert any("0% by construction" in n for n in json.loads(result.stdout)["notes"])
+
+
+def test_invert_notes_unknown_words(invoke, tmp_path):
+    result = invoke("--device", "cpu", "--out", tmp_path, "invert", "a photo of a dog", "--steps", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    notes = json.loads(result.stdout)["notes"]
+    assert len(notes) == 1 and "'photo', 'dog'" in notes[0]
+
+
+def test_bias_with_person_prompts_on_the_builtin_model_says_it_knows_no_people(invoke, tmp_path):
+    result = invoke("--device", "cpu", "--out", tmp_path, "bias", "--variant", "neutral", "--n", "1", "--steps", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    notes = json.loads(result.stdout)["notes"]
+    assert [n.split(" knows no people")[0] for n in notes] == ["shapes-tiny", "shapes-tiny"]  # prompts and labels
+    shapes = invoke("--device", "cpu", "--out", tmp_path, "bias", "--prompts", "shapes", "--labels", "colours",
+                    "--n", "1", "--steps", "1", "--json")
+    assert json.loads(shapes.stdout)["notes"] == []
