@@ -68,6 +68,27 @@ def test_two_shards_merged_equal_the_unsharded_run(runs, tmp_path, tiny_session)
     assert manifest["model"]["fingerprint"] == tiny_session.fingerprint
 
 
+def test_labels_of_a_second_image_step_merge_equal_to_the_unsharded_run(tmp_path, tiny_session):
+    """The label step labels the second image step, whose chunks do not start at shard slot 0."""
+    fast = "{steps: 1, size: 32, copies: 1}"
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"""\
+steps:
+  - invert: {{name: first, prompts: [a star], seeds: 0, settings: {fast}, batch: 1}}
+  - invert: {{name: second, prompts: [a circle, a square], seeds: 0-1, settings: {fast}, batch: 2}}
+  - label: {{images: second, labels: colours}}
+""")
+    plan = load_experiment(exp)
+    session_for, _ = sessions(tiny_session)
+    whole = run_plan(plan, tmp_path / "whole", tiny_session, session_for)
+    for index in range(2):
+        run_plan(plan, tmp_path / f"s{index}", tiny_session, session_for, shard=(index, 2))
+    merged = merge_runs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
+    assert whole.counts == merged.counts == {"done": 9, "failed": 0, "pending": 0}
+    a, b = snapshot(tmp_path / "whole"), snapshot(tmp_path / "merged")
+    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
+
+
 def test_merge_reports_missing_shards_and_refuses_mixed_experiments(runs, tmp_path):
     plan, root, _ = runs
     partial = merge_runs([root / "s0"], tmp_path / "m")
