@@ -117,15 +117,41 @@ def test_resize_gradient_matches_interpolate():
     assert torch.allclose(mine, x.grad, atol=1e-4)
 
 
-def test_compose_and_resize_to_model_input():
+def test_default_pipeline_is_its_transforms_applied_in_order():
     s = load_preset("default")
+    assert s.transforms == ["jitter", "affine", "resize", "colour_shift", "noise"]
+    x = torch.rand(4, 3, 16, 16)
     pipeline = build_transforms(s, model_size=32)
     assert isinstance(pipeline, Compose)
-    out = pipeline(torch.rand(4, 3, 64, 64), ImageRandom([0, 1], copies=2, device="cpu"))
+    out = pipeline(x, ImageRandom([0, 1], copies=2, device="cpu"))
+    # the same draws in the same order, the colour shift and the noise written out by their formulas
+    rng = ImageRandom([0, 1], copies=2, device="cpu")
+    y = Jitter(s.jitter_pixels)(x, rng)
+    y = RandomAffine(s.affine_p, s.affine_degrees, s.affine_translate, s.affine_scale_min, s.affine_scale_max, s.affine_padding)(y, rng)
+    y = Resize(32)(y, rng)
+    mu = rng.uniform((3, 1, 1), -s.colour_shift_mean, s.colour_shift_mean)
+    sigma = rng.uniform((3, 1, 1), -s.colour_shift_std, s.colour_shift_std).exp()
+    want = (y - mu) / sigma + rng.normal((3, 32, 32), s.noise_std)
     assert out.shape == (4, 3, 32, 32)
-    assert Resize(8)(torch.rand(1, 3, 8, 8), None).shape == (1, 3, 8, 8)
+    assert torch.allclose(out, want, atol=1e-6)
+
+
+def test_colour_shift_in_a_pipeline_moves_each_channels_mean_and_spread_as_drawn():
+    s = load_preset("default", transforms=["colour_shift"], colour_shift_mean=0.5, colour_shift_std=0.5)
+    x = torch.rand(1, 3, 8, 8).expand(3, 3, 8, 8)  # three copies of one image
+    out = build_transforms(s, model_size=8)(x, ImageRandom([4], copies=3, device="cpu"))
+    rng = ImageRandom([4], copies=3, device="cpu")
+    mu, sigma = rng.uniform((3, 1, 1), -0.5, 0.5), rng.uniform((3, 1, 1), -0.5, 0.5).exp()
+    mean, std = x.mean((2, 3), keepdim=True), x.std((2, 3), keepdim=True)
+    assert torch.allclose(out.mean((2, 3), keepdim=True), (mean - mu) / sigma, atol=1e-6)
+    assert torch.allclose(out.std((2, 3), keepdim=True), std / sigma, atol=1e-6)
+
+
+def test_noise_is_the_drawn_normal_scaled_and_resize_keeps_a_matching_size():
     noisy = GaussianNoise(0.1)(torch.zeros(2, 3, 8, 8), ImageRandom([0], copies=2, device="cpu"))
-    assert 0.05 < noisy.std().item() < 0.2
+    assert torch.equal(noisy, ImageRandom([0], copies=2, device="cpu").normal((3, 8, 8), 0.1))
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(Resize(8)(x, None), x)
 
 
 def test_tv_matches_the_four_direction_l2_definition():
