@@ -235,12 +235,16 @@ def register_commands(app: typer.Typer) -> None:
         import torch
 
         from probe import console
+        from probe.errors import UsageError
         from probe.world.shape_checker import CHECKER_PATH, checker_accuracy, save_shape_checker, train_shape_checker
 
+        if steps < 1:
+            raise UsageError("--steps must be ≥ 1")
         torch.set_num_threads(threads)
         with console.progress("training shape checker", steps, extra="{task.fields[info]}") as advance:
             checker = train_shape_checker(steps=steps, seed=seed, on_progress=lambda step, loss: advance(1, info=f"loss {loss:.3f}"))
         path = output or CHECKER_PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_shape_checker(checker, path)
         messy, clean = checker_accuracy(checker)
         console.out.print(f"{path}  accuracy: messy renders {messy:.1%}, clean renders {clean:.1%}")
