@@ -104,6 +104,37 @@ def test_merge_reports_missing_shards_and_refuses_mixed_experiments(runs, tmp_pa
         merge_runs([root / "s0"], tmp_path / "m")
 
 
+def test_cli_merge_writes_the_unsharded_run_and_says_what_is_missing(runs, tmp_path, invoke):
+    plan, root, results = runs
+    result = invoke("merge", root / "s0", root / "s1", "-o", tmp_path / "merged", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"] == results["whole"].counts
+    assert data["summary"] == json.loads((root / "whole" / "summary.json").read_text())
+    assert snapshot(tmp_path / "merged") == snapshot(root / "whole")
+    partial = invoke("merge", root / "s0", "-o", tmp_path / "partial")
+    assert partial.exit_code == 0, partial.output
+    pending = len(plan.items) - sum(len(c.items) for c in plan.chunks_for((0, 2)))
+    assert f"0 failed, {pending} pending" in " ".join(partial.output.split()) and "missing shards: 1" in partial.output
+
+
+def test_cli_merge_refuses_a_used_folder_and_mixed_experiments_in_one_line(runs, tmp_path, invoke):
+    _, root, _ = runs
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    result = invoke("merge", root / "s0", root / "s1", "-o", tmp_path / "used")
+    assert result.exit_code == 2 and "is not empty" in result.stderr and "Traceback" not in result.output
+    assert [p.name for p in (tmp_path / "used").iterdir()] == ["notes.txt"]
+    other = tmp_path / "other"
+    shutil.copytree(root / "s1", other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["digest"] = "0" * len(manifest["digest"])
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("merge", root / "s0", other, "-o", tmp_path / "m")
+    assert result.exit_code == 2 and "different experiment" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+
+
 def test_resume_refuses_another_shard(runs, tiny_session):
     plan, root, _ = runs
     session_for, _ = sessions(tiny_session)
