@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench mutate clean
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,8 +20,14 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# Mutation testing (minutes per module; not run by CI): `make mutate` or `make mutate MODULES="plugins/probe_audit/stats.py"`.
+# Surviving mutants go to mutation-report.md; scratch copy and caches under .mutate/.
+mutate: install
+	$(PY) -m pip install -q -e ".[mutation]"
+	$(PY) tools/mutate.py $(MODULES)
+
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) probe-out .pytest_cache
+	rm -rf $(VENV) probe-out .pytest_cache .mutate

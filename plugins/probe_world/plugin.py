@@ -206,6 +206,7 @@ def register_commands(app: typer.Typer) -> None:
 
                 atomic_write_bytes(card_path.parent / "inversions-contact-sheet.png", sheet.read_bytes())
                 numbers["inversion"]["contact sheet"] = "inversions-contact-sheet.png (next to this card)"
+            write_json(card_path.with_suffix(".json"), {"meta": meta, "numbers": numbers})  # the card's numbers, unrounded
             atomic_write_text(card_path, update_card(text, numbers_section(numbers, meta)))
         if as_json:
             console.print_json({"meta": meta, "numbers": numbers, "json": str(path)})
