@@ -3,7 +3,9 @@
 `probe world evaluate` writes the card's numbers section and, beside the card, the same numbers
 unrounded (MODEL_CARD.json). Here the card must be exactly what those numbers render to, for the
 shipped weights; and the swap comparisons rerun through `image_shuffle_test` on other seeded scenes
-must agree with the JSON within a binomial tolerance from both sample sizes.
+must agree with the JSON within 3 standard deviations of the difference of two proportions, from
+both sample sizes (a 0.3% chance per comparison of failing when the model is unchanged; the scenes
+are seeded, so a pass or a failure repeats).
 """
 
 from __future__ import annotations
@@ -47,16 +49,17 @@ def test_the_card_is_what_the_evaluation_renders_to_for_the_shipped_weights(eval
         assert section.startswith(expected.removesuffix(END).rstrip())
 
 
-def two_proportion_tolerance(a: float, n_a: int, b: float, n_b: int, sigmas: float = 4.0) -> float:
+def two_proportion_tolerance(a: float, n_a: int, b: float, n_b: int, sigmas: float = 3.0) -> float:
     """`sigmas` standard deviations of the difference of two independent proportions (pooled estimate)."""
     pooled = (a * n_a + b * n_b) / (n_a + n_b)
     return sigmas * math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
 
 
 def test_tolerance_shrinks_with_the_samples_and_at_the_extremes():
-    assert two_proportion_tolerance(0.5, 300, 0.5, 500) == pytest.approx(4 * math.sqrt(0.25 * (1 / 300 + 1 / 500)))
+    assert two_proportion_tolerance(0.5, 300, 0.5, 500) == pytest.approx(3 * math.sqrt(0.25 * (1 / 300 + 1 / 500)))
     assert two_proportion_tolerance(1.0, 300, 1.0, 500) == 0.0
-    assert two_proportion_tolerance(0.982, 500, 0.92, 300) < 0.982 - 0.92  # a drop from 98.2% to 92% fails
+    assert two_proportion_tolerance(0.98, 300, 0.92, 500) < 0.98 - 0.92  # 98% measured against a card's 92% fails
+    assert two_proportion_tolerance(0.92, 300, 0.98, 500) < 0.98 - 0.92  # and the other way round
 
 
 def test_swap_precision_matches_the_evaluation(builtin_session, evaluation):
