@@ -8,6 +8,7 @@ The surviving mutants (with their diffs) and the kill ratio per module go to mut
 
     python tools/mutate.py                                  # every module below
     python tools/mutate.py plugins/probe_audit/stats.py     # just these
+    python tools/mutate.py --retest plugins/probe_audit/stats.py   # after new tests: its survivors again
 """
 
 from __future__ import annotations
@@ -54,16 +55,37 @@ def copy_tree(dest: Path) -> None:
             shutil.copy2(src, dest / rel)
 
 
-def run_module(tree: Path, module: str, tests: list[str]) -> None:
-    """mutmut over one module with its test subset as the runner, in a fresh cache (tree/.mutmut-cache),
-    so the baseline time (which sets the timeout, 10x) is this subset's own."""
-    (tree / ".mutmut-cache").unlink(missing_ok=True)
-    runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
+def _env(tree: Path) -> dict[str, str]:
     # no .pyc files: a mutant of the same size written within the same second would otherwise reuse a stale one
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "plugins")])}
-    cmd = [sys.executable, "-m", "mutmut", "run", "--paths-to-mutate", module, "--runner", runner,
-           "--tests-dir", "tests", "--simple-output", "--no-progress"]
-    subprocess.run(cmd, cwd=tree, env=env, check=False)
+    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "plugins")])}
+
+
+def _cache(module: str) -> Path:
+    """Where one module's mutmut cache is kept between runs."""
+    return ROOT / ".mutate" / "caches" / (re.sub(r"[^A-Za-z0-9]+", "-", module) + ".sqlite")
+
+
+def run_module(tree: Path, module: str, tests: list[str], retest: bool = False) -> None:
+    """mutmut over one module with its test subset as the runner, in the module's own cache (so the
+    baseline time, which sets the timeout at 10x, is this subset's own). With `retest`, only the
+    mutants that survived the module's last run are tried again, against the current tests."""
+    runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
+    base = [sys.executable, "-m", "mutmut", "run", "--paths-to-mutate", module, "--runner", runner,
+            "--tests-dir", "tests", "--simple-output", "--no-progress"]
+    (tree / ".mutmut-cache").unlink(missing_ok=True)
+    if not retest:
+        subprocess.run(base, cwd=tree, env=_env(tree), check=False)
+        return
+    if not _cache(module).is_file():
+        raise SystemExit(f"no earlier run of {module} to retest: run it without --retest first")
+    shutil.copy2(_cache(module), tree / ".mutmut-cache")
+    for mutant_id in statuses(tree).get("bad_survived", []):
+        subprocess.run(base[:4] + [str(mutant_id)] + base[4:], cwd=tree, env=_env(tree), check=False)
+
+
+def keep_cache(tree: Path, module: str) -> None:
+    _cache(module).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(tree / ".mutmut-cache", _cache(module))
 
 
 def statuses(tree: Path) -> dict[str, list[int]]:
@@ -102,10 +124,11 @@ def collect(tree: Path, module: str) -> Outcome:
                    len(found.get("bad_timeout", [])), survivors)
 
 
-def write_report(outcomes: list[Outcome], path: Path, seconds: float) -> tuple[int, int]:
+def write_report(outcomes: list[Outcome], path: Path, seconds: float, retest: bool = False) -> tuple[int, int]:
     """mutation-report.md: per module killed / total, then every surviving mutant's diff."""
     modules = [o.module for o in outcomes]
-    lines = ["# Mutation report", "", f"Command: `python tools/mutate.py {' '.join(modules)}` ({seconds / 60:.1f} min).", "",
+    lines = ["# Mutation report", "", f"Command: `python tools/mutate.py {' '.join(modules)}` ({seconds / 60:.1f} min"
+             f"{'; survivors of the previous run retested' if retest else ''}).", "",
              "| module | tests | killed | timed out | survived | killed or timed out |", "|---|---|---|---|---|---|"]
     for o in outcomes:
         ratio = f"{(o.killed + o.timeout) / o.total:.1%}" if o.total else "–"
@@ -127,6 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all of them)")
     parser.add_argument("--report", type=Path, default=ROOT / "mutation-report.md")
+    parser.add_argument("--retest", action="store_true", help="try only the last run's surviving mutants again (after adding tests)")
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -137,9 +161,10 @@ def main() -> int:
     start = time.monotonic()
     outcomes = []
     for module in modules:
-        run_module(tree, module, MODULES[module])
+        run_module(tree, module, MODULES[module], args.retest)
         outcomes.append(collect(tree, module))
-    caught, total = write_report(outcomes, args.report, time.monotonic() - start)
+        keep_cache(tree, module)
+    caught, total = write_report(outcomes, args.report, time.monotonic() - start, args.retest)
     print(f"{caught} of {total} mutants killed or timed out; survivors in {args.report}")
     return 0
 

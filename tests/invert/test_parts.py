@@ -176,3 +176,12 @@ def test_text_match_distance_and_cosine_forms_and_composition():
     combo = TextMatch(t, w, "cosine") + 2 * L1() - L1()
     assert combo(ctx).item() == pytest.approx(cos.item())
     assert weighted_cosine(feats[:1], t, w).item() == pytest.approx(1.0)
+
+
+def test_context_gives_each_models_features_per_image():
+    features, other = torch.arange(12.0).view(4, 3), -torch.arange(12.0).view(4, 3)
+    ctx = Context(torch.zeros(2, 3, 4, 4), features, 2, (other,))
+    assert torch.equal(ctx.features_per_image(), features.view(2, 2, 3))  # the session's model by default
+    assert torch.equal(ctx.features_per_image(1), other.view(2, 2, 3))
+    alone = Context(torch.zeros(2, 3, 4, 4), features, 2)
+    assert alone.ensemble == () and torch.equal(alone.features_per_image(0), features.view(2, 2, 3))
