@@ -68,7 +68,7 @@ def _cache(module: str) -> Path:
 def run_module(tree: Path, module: str, tests: list[str], retest: bool = False) -> None:
     """mutmut over one module with its test subset as the runner, in the module's own cache (so the
     baseline time, which sets the timeout at 10x, is this subset's own). With `retest`, only the
-    mutants that survived the module's last run are tried again, against the current tests."""
+    mutants that survived or timed out in the module's last run are tried again, against the current tests."""
     runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
     base = [sys.executable, "-m", "mutmut", "run", "--paths-to-mutate", module, "--runner", runner,
             "--tests-dir", "tests", "--simple-output", "--no-progress"]
@@ -79,8 +79,8 @@ def run_module(tree: Path, module: str, tests: list[str], retest: bool = False) 
     if not _cache(module).is_file():
         raise SystemExit(f"no earlier run of {module} to retest: run it without --retest first")
     shutil.copy2(_cache(module), tree / ".mutmut-cache")
-    for mutant_id in statuses(tree).get("bad_survived", []):
-        subprocess.run(base[:4] + [str(mutant_id)] + base[4:], cwd=tree, env=_env(tree), check=False)
+    # mutmut keeps killed mutants killed and, the tests having changed, tries every other one again
+    subprocess.run(base, cwd=tree, env=_env(tree), check=False)
 
 
 def keep_cache(tree: Path, module: str) -> None:
@@ -150,7 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all of them)")
     parser.add_argument("--report", type=Path, default=ROOT / "mutation-report.md")
-    parser.add_argument("--retest", action="store_true", help="try only the last run's surviving mutants again (after adding tests)")
+    parser.add_argument("--retest", action="store_true", help="try only the last run's surviving and timed-out mutants again (after adding tests)")
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
