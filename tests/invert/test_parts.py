@@ -179,9 +179,59 @@ def test_text_match_distance_and_cosine_forms_and_composition():
 
 
 def test_context_gives_each_models_features_per_image():
-    features, other = torch.arange(12.0).view(4, 3), -torch.arange(12.0).view(4, 3)
-    ctx = Context(torch.zeros(2, 3, 4, 4), features, 2, (other,))
+    features, first, second = torch.arange(12.0).view(4, 3), -torch.arange(12.0).view(4, 3), torch.ones(4, 3)
+    ctx = Context(torch.zeros(2, 3, 4, 4), features, 2, (first, second))
     assert torch.equal(ctx.features_per_image(), features.view(2, 2, 3))  # the session's model by default
-    assert torch.equal(ctx.features_per_image(1), other.view(2, 2, 3))
+    assert torch.equal(ctx.features_per_image(1), first.view(2, 2, 3))
+    assert torch.equal(ctx.features_per_image(2), second.view(2, 2, 3))
     alone = Context(torch.zeros(2, 3, 4, 4), features, 2)
     assert alone.ensemble == () and torch.equal(alone.features_per_image(0), features.view(2, 2, 3))
+
+
+def test_tv_and_l1_equal_their_definitions_written_as_loops():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 4, 5)
+    ctx = Context(x, torch.zeros(2, 2), 1)
+    steps = [(0, 1), (1, 0), (1, 1), (1, -1)]  # right, down, down-right, down-left neighbours
+    for b in range(2):
+        total = 0.0
+        for dy, dx in steps:
+            per_channel = []
+            for c in range(3):
+                diffs = [x[b, c, i + dy, j + dx] - x[b, c, i, j] for i in range(4) for j in range(5)
+                         if 0 <= i + dy < 4 and 0 <= j + dx < 5]
+                per_channel.append(math.sqrt(sum(float(d) ** 2 for d in diffs)))
+            total += sum(per_channel) / 3
+        assert TotalVariation()(ctx)[b].item() == pytest.approx(total, rel=1e-5)
+        assert L1(0.5)(ctx)[b].item() == pytest.approx(sum(abs(float(v) - 0.5) for v in x[b].flatten()), rel=1e-5)
+
+
+def test_text_match_and_weighted_cosine_equal_their_definitions_written_as_loops():
+    torch.manual_seed(1)
+    b, c, k, d = 2, 3, 2, 4  # images, copies, targets, embedding size: all different
+    f = torch.nn.functional.normalize(torch.randn(b * c, d), dim=-1)
+    t = torch.nn.functional.normalize(torch.randn(b, k, d), dim=-1)
+    w = torch.tensor([[1.0, -0.5], [0.7, 0.3]])
+    ctx = Context(torch.zeros(b, 3, 2, 2), f, c)
+    per_copy = f.view(b, c, d)
+    for i in range(b):
+        cos = [[float(per_copy[i, j] @ t[i, m]) for m in range(k)] for j in range(c)]
+        dist = [[float((per_copy[i, j] - t[i, m]).norm()) for m in range(k)] for j in range(c)]
+        positive = sum(float(v) for v in w[i] if v > 0)
+        want_score = [sum(float(w[i, m]) * cos[j][m] for m in range(k)) / positive for j in range(c)]
+        assert weighted_cosine(per_copy, t, w)[i].tolist() == pytest.approx(want_score, abs=1e-6)
+        assert weighted_cosine(per_copy[:, 0], t, w)[i].item() == pytest.approx(want_score[0], abs=1e-6)
+        want_cos = sum(-float(w[i, m]) * cos[j][m] for j in range(c) for m in range(k)) / c
+        want_dist = sum(float(w[i, m]) * dist[j][m] for j in range(c) for m in range(k)) / c
+        assert TextMatch(t, w, "cosine")(ctx)[i].item() == pytest.approx(want_cos, abs=1e-6)
+        assert TextMatch(t, w)(ctx)[i].item() == pytest.approx(want_dist, abs=1e-6)  # distance by default
+
+
+def test_objective_arithmetic_is_per_image_arithmetic():
+    x = torch.rand(2, 3, 4, 4)
+    ctx = Context(x, torch.zeros(2, 2), 1)
+    tv, l1 = TotalVariation()(ctx), L1(0.5)(ctx)
+    assert torch.allclose((TotalVariation() + L1(0.5))(ctx), tv + l1)
+    assert torch.allclose((TotalVariation() - L1(0.5))(ctx), tv - l1)
+    assert torch.allclose((-L1(0.5))(ctx), -l1)
+    assert torch.allclose((3 * L1(0.5))(ctx), 3 * l1) and torch.allclose((L1(0.5) * 3)(ctx), 3 * l1)
