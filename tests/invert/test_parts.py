@@ -211,7 +211,7 @@ def test_text_match_and_weighted_cosine_equal_their_definitions_written_as_loops
     b, c, k, d = 2, 3, 2, 4  # images, copies, targets, embedding size: all different
     f = torch.nn.functional.normalize(torch.randn(b * c, d), dim=-1)
     t = torch.nn.functional.normalize(torch.randn(b, k, d), dim=-1)
-    w = torch.tensor([[1.0, -0.5], [0.7, 0.3]])
+    w = torch.tensor([[1.0, -0.5], [0.6, 0.2]])  # positive weights summing to 1 and to 0.8
     ctx = Context(torch.zeros(b, 3, 2, 2), f, c)
     per_copy = f.view(b, c, d)
     for i in range(b):
