@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test bench conformance clean
+.PHONY: install demo test bench conformance mutate clean
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,12 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# Mutation testing (minutes per module; not run by CI): `make mutate` or `make mutate MODULES="plugins/probe_audit/stats.py"`.
+# Surviving mutants go to mutation-report.md; scratch copy and caches under .mutate/.
+mutate: install
+	$(PY) -m pip install -q -e ".[mutation]"
+	$(PY) tools/mutate.py $(MODULES)
+
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
@@ -29,4 +35,4 @@ conformance: install
 	PROBE_SLOW_TESTS=1 $(PY) -m pytest tests/models -q
 
 clean:
-	rm -rf $(VENV) probe-out .pytest_cache
+	rm -rf $(VENV) probe-out .pytest_cache .mutate

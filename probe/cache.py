@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from probe.errors import ConfigError
+
 CACHE_ENV = "PROBE_CACHE_DIR"
 
 
@@ -16,7 +18,11 @@ def cache_dir(sub: str = "") -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "clip-probe"
     )
     path = Path(root) / sub if sub else Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, or no permission: say which folder and how to choose another
+        raise ConfigError(f"cannot use {path} as the cache folder: {exc.strerror or exc}",
+                          hint=f"set {CACHE_ENV} to a writable folder") from exc
     return path
 
 

@@ -211,6 +211,7 @@ def register_commands(app: typer.Typer) -> None:
 
                 atomic_write_bytes(card_path.parent / "inversions-contact-sheet.png", sheet.read_bytes())
                 numbers["inversion"]["contact sheet"] = "inversions-contact-sheet.png (next to this card)"
+            write_json(card_path.with_suffix(".json"), {"meta": meta, "numbers": numbers})  # the card's numbers, unrounded
             atomic_write_text(card_path, update_card(text, numbers_section(numbers, meta)))
         if as_json:
             console.print_json({"meta": meta, "numbers": numbers, "json": str(path)})
@@ -239,13 +240,16 @@ def register_commands(app: typer.Typer) -> None:
         """Train the independent shape checker (a small CNN on messy renders) that judges inversions."""
         import torch
 
-        from probe.plugin import console
+        from probe.plugin import UsageError, console
         from probe.world.shape_checker import CHECKER_PATH, checker_accuracy, save_shape_checker, train_shape_checker
 
+        if steps < 1:
+            raise UsageError("--steps must be ≥ 1")
         torch.set_num_threads(threads)
         with console.progress("training shape checker", steps, extra="{task.fields[info]}") as advance:
             checker = train_shape_checker(steps=steps, seed=seed, on_progress=lambda step, loss: advance(1, info=f"loss {loss:.3f}"))
         path = output or CHECKER_PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_shape_checker(checker, path)
         messy, clean = checker_accuracy(checker)
         console.echo(f"{path}  accuracy: messy renders {messy:.1%}, clean renders {clean:.1%}")

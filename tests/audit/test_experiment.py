@@ -43,6 +43,24 @@ def test_shards_partition_the_plan_and_keep_labels_with_their_images(tmp_path, c
     assert sorted(seen) == sorted(i.id for i in plan.items)
 
 
+SECOND = """\
+steps:
+  - invert: {name: first, prompts: [a star], seeds: 0, settings: {steps: 3}, batch: 1}
+  - invert: {name: second, prompts: [a circle, a square], seeds: 0-1, settings: {steps: 3}, batch: 2}
+  - label: {images: second, labels: colours}
+"""
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_labels_of_a_later_image_step_follow_its_images_into_each_shard(tmp_path, count):
+    plan = load_experiment(write(tmp_path, SECOND))
+    label = plan.step("label")
+    assert [c.shard_slot for c in label.chunks] == [c.shard_slot for c in plan.step("second").chunks] == [1, 2]
+    for index in range(count):
+        ids = {it.id for c in plan.chunks_for((index, count)) for it in c.items}
+        assert all(it.params["source"] in ids for it in label.items if it.id in ids)
+
+
 def test_seed_syntax():
     assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
     assert parse_seeds([2, 5]) == [2, 5]

@@ -55,14 +55,17 @@ def flag_everything(tmp_path):
 def test_probe_nsfw_then_report_blurs_flagged_images(tmp_path, tiny_spec, invoke, cpu, flag_everything, monkeypatch):
     monkeypatch.setitem(sys.modules, "nudenet", None)
     out = tmp_path / "out"
+    words = tmp_path / "words.txt"
+    words.write_text("sunset\nmountain\npebble\tnudity\nriver\n")  # one of four words flagged by its category
     result = invoke("--model", tiny_spec, "-o", out, "nsfw", "a beautiful landscape", "--n", "2", "--steps", "1",
-                    "--concepts", flag_everything, "--vocab", "world", "--k", "3", "--json")
+                    "--concepts", flag_everything, "--vocab", words, "--k", "4", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)["nsfw"]
     row = data["prompts"][0]
     assert row["clip"]["k"] == 2 and row["clip"]["n"] == 2  # threshold 0.01: everything flagged
     assert row["nudenet"] is None and "not installed" in data["nudenet_reason"]
-    assert 0.0 <= row["text_flag_rate"] <= 1.0 and len(row["neighbours"]) == 3
+    assert sorted(n["word"] for n in row["neighbours"]) == ["mountain", "pebble", "river", "sunset"]
+    assert [n["word"] for n in row["neighbours"] if n["flagged"]] == ["pebble"] and row["text_flag_rate"] == 0.25
     run = out / "runs" / "nsfw"
     blurred = invoke("report", run, "-o", tmp_path / "blurred.html")
     plain = invoke("report", run, "-o", tmp_path / "plain.html", "--no-blur")

@@ -67,6 +67,27 @@ def test_two_shards_merged_equal_the_unsharded_run(runs, tmp_path, tiny_session)
     assert manifest["model"]["fingerprint"] == tiny_session.fingerprint
 
 
+def test_labels_of_a_second_image_step_merge_equal_to_the_unsharded_run(tmp_path, tiny_session):
+    """The label step labels the second image step, whose chunks do not start at shard slot 0."""
+    fast = "{steps: 1, size: 32, copies: 1}"
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"""\
+steps:
+  - invert: {{name: first, prompts: [a star], seeds: 0, settings: {fast}, batch: 1}}
+  - invert: {{name: second, prompts: [a circle, a square], seeds: 0-1, settings: {fast}, batch: 2}}
+  - label: {{images: second, labels: colours}}
+""")
+    plan = load_experiment(exp)
+    session_for, _ = sessions(tiny_session)
+    whole = run_plan(plan, tmp_path / "whole", tiny_session, session_for)
+    for index in range(2):
+        run_plan(plan, tmp_path / f"s{index}", tiny_session, session_for, shard=(index, 2))
+    merged = merge_runs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
+    assert whole.counts == merged.counts == {"done": 9, "failed": 0, "pending": 0}
+    a, b = snapshot(tmp_path / "whole"), snapshot(tmp_path / "merged")
+    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
+
+
 def test_merge_reports_missing_shards_and_refuses_mixed_experiments(runs, tmp_path):
     plan, root, _ = runs
     partial = merge_runs([root / "s0"], tmp_path / "m")
@@ -80,6 +101,37 @@ def test_merge_reports_missing_shards_and_refuses_mixed_experiments(runs, tmp_pa
         merge_runs([root / "s0", other], tmp_path / "m2")
     with pytest.raises(UsageError, match="not empty"):
         merge_runs([root / "s0"], tmp_path / "m")
+
+
+def test_cli_merge_writes_the_unsharded_run_and_says_what_is_missing(runs, tmp_path, invoke):
+    plan, root, results = runs
+    result = invoke("merge", root / "s0", root / "s1", "-o", tmp_path / "merged", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"] == results["whole"].counts
+    assert data["summary"] == json.loads((root / "whole" / "summary.json").read_text())
+    assert snapshot(tmp_path / "merged") == snapshot(root / "whole")
+    partial = invoke("merge", root / "s0", "-o", tmp_path / "partial")
+    assert partial.exit_code == 0, partial.output
+    pending = len(plan.items) - sum(len(c.items) for c in plan.chunks_for((0, 2)))
+    assert f"0 failed, {pending} pending" in " ".join(partial.output.split()) and "missing shards: 1" in partial.output
+
+
+def test_cli_merge_refuses_a_used_folder_and_mixed_experiments_in_one_line(runs, tmp_path, invoke):
+    _, root, _ = runs
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    result = invoke("merge", root / "s0", root / "s1", "-o", tmp_path / "used")
+    assert result.exit_code == 2 and "is not empty" in result.stderr and "Traceback" not in result.output
+    assert [p.name for p in (tmp_path / "used").iterdir()] == ["notes.txt"]
+    other = tmp_path / "other"
+    shutil.copytree(root / "s1", other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["digest"] = "0" * len(manifest["digest"])
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("merge", root / "s0", other, "-o", tmp_path / "m")
+    assert result.exit_code == 2 and "different experiment" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
 
 
 def test_resume_refuses_another_shard(runs, tiny_session):

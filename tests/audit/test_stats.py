@@ -1,5 +1,6 @@
 """Wilson score intervals: exact closed forms and textbook values."""
 
+import dataclasses
 import math
 
 import pytest
@@ -48,3 +49,22 @@ def test_proportion_text_and_separation():
     assert separated(star, circle)
     assert not separated(Proportion.of(10, 20), Proportion.of(12, 20))
     assert Proportion.of(0, 0).percent() == "–"
+
+
+def test_bounds_stay_inside_zero_and_one_where_float_rounding_spills_over():
+    # unclamped, 16/16 gives an upper bound of 1 + 2e-16 and 0/21 a lower bound just below 0
+    assert wilson_interval(16, 16)[1] == 1.0
+    assert wilson_interval(0, 21)[0] == 0.0
+
+
+@pytest.mark.parametrize("k, n", [(3, 2), (-1, 5), (-2, -1)])
+def test_impossible_counts_are_refused_with_the_counts(k, n):
+    with pytest.raises(ValueError, match=f"^need 0 <= successes <= n, got {k}/{n}$"):
+        wilson_interval(k, n)
+
+
+def test_intervals_that_touch_are_not_separated_and_proportions_are_values():
+    a, b = Proportion(1, 4, 0.25, 0.1, 0.5), Proportion(3, 4, 0.75, 0.5, 0.9)
+    assert not separated(a, b) and not separated(b, a)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.k = 2  # shared by tables and cards, so a result cannot be edited in place

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 
+import pytest
 from PIL import Image
 
 FAST = ["--steps", "3", "--copies", "2", "--size", "16"]
@@ -105,7 +106,9 @@ def test_validate_command_runs_all_48_prompts(invoke, tiny_spec, tmp_path):
                "--json")
     assert r.exit_code == 0, r.stderr
     report = json.loads(r.stdout)
-    assert report["n_images"] == 48 and 0 <= report["colour_match"] <= 1
+    assert report["n_images"] == 48
+    hits = [f == e for f, e in zip(report["found_colour"], report["expected_colour"])]
+    assert report["colour_match"] == sum(hits) / 48 == pytest.approx(sum(report["per_group"]["colour"].values()) / 8)
     assert os.path.isfile(tmp_path / "invert-validate" / "contact-sheet.png")
 
 

@@ -117,15 +117,41 @@ def test_resize_gradient_matches_interpolate():
     assert torch.allclose(mine, x.grad, atol=1e-4)
 
 
-def test_compose_and_resize_to_model_input():
+def test_default_pipeline_is_its_transforms_applied_in_order():
     s = load_preset("default")
+    assert s.transforms == ["jitter", "affine", "resize", "colour_shift", "noise"]
+    x = torch.rand(4, 3, 16, 16)
     pipeline = build_transforms(s, model_size=32)
     assert isinstance(pipeline, Compose)
-    out = pipeline(torch.rand(4, 3, 64, 64), ImageRandom([0, 1], copies=2, device="cpu"))
+    out = pipeline(x, ImageRandom([0, 1], copies=2, device="cpu"))
+    # the same draws in the same order, the colour shift and the noise written out by their formulas
+    rng = ImageRandom([0, 1], copies=2, device="cpu")
+    y = Jitter(s.jitter_pixels)(x, rng)
+    y = RandomAffine(s.affine_p, s.affine_degrees, s.affine_translate, s.affine_scale_min, s.affine_scale_max, s.affine_padding)(y, rng)
+    y = Resize(32)(y, rng)
+    mu = rng.uniform((3, 1, 1), -s.colour_shift_mean, s.colour_shift_mean)
+    sigma = rng.uniform((3, 1, 1), -s.colour_shift_std, s.colour_shift_std).exp()
+    want = (y - mu) / sigma + rng.normal((3, 32, 32), s.noise_std)
     assert out.shape == (4, 3, 32, 32)
-    assert Resize(8)(torch.rand(1, 3, 8, 8), None).shape == (1, 3, 8, 8)
+    assert torch.allclose(out, want, atol=1e-6)
+
+
+def test_colour_shift_in_a_pipeline_moves_each_channels_mean_and_spread_as_drawn():
+    s = load_preset("default", transforms=["colour_shift"], colour_shift_mean=0.5, colour_shift_std=0.5)
+    x = torch.rand(1, 3, 8, 8).expand(3, 3, 8, 8)  # three copies of one image
+    out = build_transforms(s, model_size=8)(x, ImageRandom([4], copies=3, device="cpu"))
+    rng = ImageRandom([4], copies=3, device="cpu")
+    mu, sigma = rng.uniform((3, 1, 1), -0.5, 0.5), rng.uniform((3, 1, 1), -0.5, 0.5).exp()
+    mean, std = x.mean((2, 3), keepdim=True), x.std((2, 3), keepdim=True)
+    assert torch.allclose(out.mean((2, 3), keepdim=True), (mean - mu) / sigma, atol=1e-6)
+    assert torch.allclose(out.std((2, 3), keepdim=True), std / sigma, atol=1e-6)
+
+
+def test_noise_is_the_drawn_normal_scaled_and_resize_keeps_a_matching_size():
     noisy = GaussianNoise(0.1)(torch.zeros(2, 3, 8, 8), ImageRandom([0], copies=2, device="cpu"))
-    assert 0.05 < noisy.std().item() < 0.2
+    assert torch.equal(noisy, ImageRandom([0], copies=2, device="cpu").normal((3, 8, 8), 0.1))
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(Resize(8)(x, None), x)
 
 
 def test_tv_matches_the_four_direction_l2_definition():
@@ -150,3 +176,62 @@ def test_text_match_distance_and_cosine_forms_and_composition():
     combo = TextMatch(t, w, "cosine") + 2 * L1() - L1()
     assert combo(ctx).item() == pytest.approx(cos.item())
     assert weighted_cosine(feats[:1], t, w).item() == pytest.approx(1.0)
+
+
+def test_context_gives_each_models_features_per_image():
+    features, first, second = torch.arange(12.0).view(4, 3), -torch.arange(12.0).view(4, 3), torch.ones(4, 3)
+    ctx = Context(torch.zeros(2, 3, 4, 4), features, 2, (first, second))
+    assert torch.equal(ctx.features_per_image(), features.view(2, 2, 3))  # the session's model by default
+    assert torch.equal(ctx.features_per_image(1), first.view(2, 2, 3))
+    assert torch.equal(ctx.features_per_image(2), second.view(2, 2, 3))
+    alone = Context(torch.zeros(2, 3, 4, 4), features, 2)
+    assert alone.ensemble == () and torch.equal(alone.features_per_image(0), features.view(2, 2, 3))
+
+
+def test_tv_and_l1_equal_their_definitions_written_as_loops():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 4, 5)
+    ctx = Context(x, torch.zeros(2, 2), 1)
+    steps = [(0, 1), (1, 0), (1, 1), (1, -1)]  # right, down, down-right, down-left neighbours
+    for b in range(2):
+        total = 0.0
+        for dy, dx in steps:
+            per_channel = []
+            for c in range(3):
+                diffs = [x[b, c, i + dy, j + dx] - x[b, c, i, j] for i in range(4) for j in range(5)
+                         if 0 <= i + dy < 4 and 0 <= j + dx < 5]
+                per_channel.append(math.sqrt(sum(float(d) ** 2 for d in diffs)))
+            total += sum(per_channel) / 3
+        assert TotalVariation()(ctx)[b].item() == pytest.approx(total, rel=1e-5)
+        assert L1(0.5)(ctx)[b].item() == pytest.approx(sum(abs(float(v) - 0.5) for v in x[b].flatten()), rel=1e-5)
+
+
+def test_text_match_and_weighted_cosine_equal_their_definitions_written_as_loops():
+    torch.manual_seed(1)
+    b, c, k, d = 2, 3, 2, 4  # images, copies, targets, embedding size: all different
+    f = torch.nn.functional.normalize(torch.randn(b * c, d), dim=-1)
+    t = torch.nn.functional.normalize(torch.randn(b, k, d), dim=-1)
+    w = torch.tensor([[1.0, -0.5], [0.6, 0.2]])  # positive weights summing to 1 and to 0.8
+    ctx = Context(torch.zeros(b, 3, 2, 2), f, c)
+    per_copy = f.view(b, c, d)
+    for i in range(b):
+        cos = [[float(per_copy[i, j] @ t[i, m]) for m in range(k)] for j in range(c)]
+        dist = [[float((per_copy[i, j] - t[i, m]).norm()) for m in range(k)] for j in range(c)]
+        positive = sum(float(v) for v in w[i] if v > 0)
+        want_score = [sum(float(w[i, m]) * cos[j][m] for m in range(k)) / positive for j in range(c)]
+        assert weighted_cosine(per_copy, t, w)[i].tolist() == pytest.approx(want_score, abs=1e-6)
+        assert weighted_cosine(per_copy[:, 0], t, w)[i].item() == pytest.approx(want_score[0], abs=1e-6)
+        want_cos = sum(-float(w[i, m]) * cos[j][m] for j in range(c) for m in range(k)) / c
+        want_dist = sum(float(w[i, m]) * dist[j][m] for j in range(c) for m in range(k)) / c
+        assert TextMatch(t, w, "cosine")(ctx)[i].item() == pytest.approx(want_cos, abs=1e-6)
+        assert TextMatch(t, w)(ctx)[i].item() == pytest.approx(want_dist, abs=1e-6)  # distance by default
+
+
+def test_objective_arithmetic_is_per_image_arithmetic():
+    x = torch.rand(2, 3, 4, 4)
+    ctx = Context(x, torch.zeros(2, 2), 1)
+    tv, l1 = TotalVariation()(ctx), L1(0.5)(ctx)
+    assert torch.allclose((TotalVariation() + L1(0.5))(ctx), tv + l1)
+    assert torch.allclose((TotalVariation() - L1(0.5))(ctx), tv - l1)
+    assert torch.allclose((-L1(0.5))(ctx), -l1)
+    assert torch.allclose((3 * L1(0.5))(ctx), 3 * l1) and torch.allclose((L1(0.5) * 3)(ctx), 3 * l1)

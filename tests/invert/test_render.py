@@ -24,7 +24,12 @@ def test_prompt_major_order_and_image_contract(tiny_session):
     for r in res:
         assert isinstance(r, Inversion) and r.status == "done" and r.steps == 4
         assert r.image.shape == (3, 16, 16) and r.image.device.type == "cpu"
-        assert 0 <= r.image.min() and r.image.max() <= 1 and -1 <= r.cosine <= 1 and r.seconds > 0
+        assert 0 <= r.image.min() and r.image.max() <= 1 and r.seconds > 0
+    # the reported cosine is the final image's against its prompt: for "a | b:-0.5", (cos a - 0.5 cos b) / 1
+    image = tiny_session.encode_image(torch.stack([r.image for r in res]))
+    cos = image @ tiny_session.encode_text(["a red circle", "a star", "red"]).T
+    want = [cos[0, 0], cos[1, 0], cos[2, 1] - 0.5 * cos[2, 2], cos[3, 1] - 0.5 * cos[3, 2]]
+    assert [r.cosine for r in res] == pytest.approx([w.item() for w in want], abs=1e-5)
 
 
 def test_pixel_init_reaches_the_image(tiny_session):

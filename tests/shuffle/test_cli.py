@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 
+import pytest
 import torch
 
 from probe.io import write_json, write_png
@@ -18,6 +20,24 @@ def test_text_mode_json(invoke, tiny_spec):
     assert data["mode"] == "text" and data["perturbations"] == ["swap-relation", "shuffle-words"]
     assert [r["name"] for r in data["rows"]] == ["swap-relation", "shuffle-words", "all"]
     assert data["items"][0]["variants"][0]["text"] == "a blue square left of a red circle"
+
+
+def test_text_mode_scores_are_the_models_cosines(invoke, tiny_spec, tiny_session):
+    caption = "a red circle left of a blue square"
+    result = invoke("--model", tiny_spec, "shuffle-test", caption, "-p", "swap-relation", "-p", "shuffle-words", "--json")
+    data = json.loads(result.stdout)
+    variants = data["items"][0]["variants"]
+    texts = [caption] + [v["text"] for v in variants]
+    with torch.no_grad():  # open_clip's own text tower, not the session's fast path
+        emb = torch.nn.functional.normalize(tiny_session.model.encode_text(tiny_session.tokenize(texts)), dim=-1)
+    cosines = (emb[1:] @ emb[0]).tolist()
+    assert [v["score"] for v in variants] == pytest.approx(cosines, abs=1e-5)
+    deltas = [c - 1.0 for c in cosines]
+    assert [v["delta"] for v in variants] == pytest.approx(deltas, abs=1e-5)
+    rows = {r["name"]: r for r in data["rows"]}
+    assert rows["swap-relation"]["mean_score"] == pytest.approx(cosines[0], abs=1e-5)
+    assert rows["all"]["mean_delta"] == pytest.approx(sum(deltas) / 2, abs=1e-5)
+    assert rows["all"]["std_delta"] == pytest.approx(statistics.stdev(deltas), abs=1e-5)
 
 
 def test_table_and_csv(invoke, tiny_spec, tmp_path):

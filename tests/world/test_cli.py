@@ -44,6 +44,12 @@ def test_evaluate_adds_inversions_and_the_bias_audit_to_the_card(invoke, tmp_pat
     result = invoke("-o", tmp_path, "world", "evaluate", "--n", "10", "--card", card, "--inversions", validation, "--bias", bias)
     assert result.exit_code == 0, result.output
     text = card.read_text()
+    saved = json.loads(card.with_suffix(".json").read_text())  # the card's numbers, unrounded, beside it
+    from probe.world.card import END, START, numbers_section
+
+    section = text[text.index(START): text.index(END) + len(END)]
+    rendered = numbers_section(saved["numbers"], saved["meta"])  # the JSON sorts keys: compare the lines, not their order
+    assert sorted(rendered.splitlines()) == sorted(section.splitlines()) and saved["numbers"]["inversion"]["images"] == 96
     assert "'a star' inverted → labelled red: 90% [70–97] (18/20) (goal ≥ 70% ✓)" in text
     assert "'a circle' inverted → labelled red: 0% [0–16] (0/20) (goal ≤ 25% ✓)" in text
     assert "Wilson 95% intervals separate" in text and "shape checker names the prompt's shape (goal ≥ 50%): 65.6%" in text

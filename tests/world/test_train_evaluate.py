@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,17 +61,75 @@ def test_batches_are_a_function_of_seed_and_step():
     assert not torch.equal(a.images, make_batch(8, SMOKE, tokenizer).images)
 
 
-def test_evaluation_structure(smoke_run):
-    model, _, _, _ = smoke_run
+def test_evaluation_numbers_are_their_definitions_computed_by_hand(smoke_run):
+    from probe.world.evaluate import HELD_OUT_SEED, uniform_pair_scenes, uniform_single_scenes
+    from probe.world.render import render
     from probe.world.train import build_model
+    from probe.world.vocab import COLOURS, POSITION_PHRASES, POSITIONS, SHAPES
 
+    model, _, _, _ = smoke_run
     _, tokenizer = build_model()
-    result = evaluate(ModelEncoder(model, tokenizer), n=40)
-    numbers = result.as_dict()
-    for key in ("colour", "shape", "position", "size", "colour_swap", "left_right_swap", "above_below_swap",
-                "bias_text_star_red", "bias_star_renders_red", "bias_circle_renders_red"):
-        assert 0.0 <= numbers[key] <= 1.0, key
-    assert result.bias_text_star_nearest in ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
+    encoder = ModelEncoder(model, tokenizer)
+    numbers = evaluate(encoder, n=40).as_dict()
+    text = encoder.encode_text
+
+    scenes = uniform_single_scenes(40, HELD_OUT_SEED)
+    image = encoder.encode_image(render(scenes))
+
+    def accuracy(prompts: list[str], truth: torch.Tensor) -> float:
+        return ((image @ text(prompts).T).argmax(1) == truth).float().mean().item()
+
+    assert numbers["n_images"] == 40
+    assert numbers["colour"] == accuracy([f"a {c} shape" for c in COLOURS], scenes.colour[:, 0])
+    assert numbers["shape"] == accuracy([f"a {s}" for s in SHAPES], scenes.shape[:, 0])
+    assert numbers["position"] == accuracy([f"a shape {POSITION_PHRASES[p]}" for p in POSITIONS], scenes.position[:, 0])
+    assert numbers["size"] == accuracy(["a small shape", "a big shape"], scenes.size[:, 0])
+
+    def a(colour: str, shape: str) -> str:
+        return f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} {shape}"
+
+    def preference(pair_image: torch.Tensor, true: list[str], false: list[str]) -> float:
+        return ((pair_image * text(true)).sum(1) > (pair_image * text(false)).sum(1)).float().mean().item()
+
+    for relation, key in [("left of", "left_right_swap"), ("above", "above_below_swap")]:
+        pairs, specs = uniform_pair_scenes(20, HELD_OUT_SEED + 1, relation)
+        pair_image = encoder.encode_image(render(pairs))
+        objects = [((s.first.colour, s.first.shape), (s.second.colour, s.second.shape)) for s in specs]
+        true = [f"{a(c1, s1)} {relation} {a(c2, s2)}" for (c1, s1), (c2, s2) in objects]
+        assert numbers[key] == preference(pair_image, true, [f"{a(c2, s2)} {relation} {a(c1, s1)}" for (c1, s1), (c2, s2) in objects])
+        if relation == "left of":
+            colours_swapped = [f"{a(c2, s1)} left of {a(c1, s2)}" for (c1, s1), (c2, s2) in objects]
+            assert numbers["colour_swap"] == preference(pair_image, true, colours_swapped)
+
+    for shape in ("star", "circle"):
+        cosines = (text([a(c, shape) for c in COLOURS]) @ text([f"a {shape}"]).T).squeeze(1)
+        assert numbers[f"bias_text_{shape}_red"] == pytest.approx((100 * cosines).softmax(0)[COLOURS.index("red")].item(), abs=1e-6)
+        assert numbers[f"bias_text_{shape}_nearest"] == COLOURS[int(cosines.argmax())]
+
+    from probe.world.captions import CaptionSpec, ObjectSpec, parse_caption
+    from probe.world.scenes import build_scenes, complete, scenes_for_caption
+
+    for shape in ("star", "circle"):  # 16 images per planted-bias measurement at n = 40
+        renders = encoder.encode_image(render(scenes_for_caption(parse_caption(f"a {shape}"), 16, HELD_OUT_SEED + 2)))
+        labels = (renders @ text([f"a {c} shape" for c in COLOURS]).T).argmax(1)
+        assert numbers[f"bias_{shape}_renders_red"] == (labels == COLOURS.index("red")).float().mean().item()
+        rng = random.Random(HELD_OUT_SEED + 3)
+        specs = [CaptionSpec(ObjectSpec(shape, COLOURS[i % 8])) for i in range(16)]  # two of each colour
+        shown = encoder.encode_image(render(build_scenes([complete(spec, rng) for spec in specs], rng)))
+        scores = (shown @ text([f"a {shape}"]).T).squeeze(1).tolist()
+        red = [x for x, spec in zip(scores, specs) if spec.first.colour == "red"]
+        others = [x for x, spec in zip(scores, specs) if spec.first.colour != "red"]
+        assert numbers[f"bias_{shape}_red_gap"] == pytest.approx(sum(red) / 2 - sum(others) / 14, abs=1e-5)
+
+    def mean_off_diagonal(words) -> float:
+        features = text([f"a {w} circle" for w in words])  # as the card states them, 'a orange circle' too
+        cos = features @ features.T
+        n = len(words)
+        return sum(cos[i, j].item() for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+
+    assert numbers["seen_words_cosine"] == pytest.approx(mean_off_diagonal(COLOURS), abs=1e-5)
+    unseen = ("crimson", "scarlet", "azure", "teal", "magenta", "violet")
+    assert numbers["unseen_words_cosine"] == pytest.approx(mean_off_diagonal(unseen), abs=1e-5)
     assert set(numbers["details"]["per_class"]) == {"colour", "shape", "position", "size"}
 
 

@@ -1,0 +1,103 @@
+"""`probe world render | train | train-checker` end to end with tiny settings, and their error exits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from probe.world.vocab import PALETTE
+
+CAPTION = "a red circle left of a blue square"
+
+
+def _pixels_of(image: np.ndarray, colour: str) -> np.ndarray:
+    """(row, column) of the pixels within 2/255 of a palette colour."""
+    target = np.array(PALETTE[colour]) * 255
+    return np.argwhere(np.abs(image.astype(float) - target).max(-1) <= 2)
+
+
+def test_render_draws_what_the_caption_says(invoke, tmp_path):
+    result = invoke("-o", tmp_path, "world", "render", CAPTION, "--seed", "3", "--size", "96", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["path"] == str(tmp_path / "world-a-red-circle-left-of-a-blue-square-seed3.png")
+    assert [(o["colour"], o["shape"]) for o in data["objects"]] == [("red", "circle"), ("blue", "square")]
+    image = np.asarray(Image.open(data["path"]).convert("RGB"))
+    assert image.shape == (96, 96, 3)
+    red, blue = _pixels_of(image, "red"), _pixels_of(image, "blue")
+    assert len(red) > 20 and len(blue) > 20
+    assert red[:, 1].mean() < blue[:, 1].mean()  # left of
+    again = invoke("-o", tmp_path, "world", "render", CAPTION, "--seed", "3", "--size", "96", "--output", tmp_path / "b.png")
+    assert again.stdout.strip() == str(tmp_path / "b.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png").convert("RGB")), image)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["a purple dog"], "dog"),
+    ([CAPTION, "--size", "4"], "--size 4 is out of range"),
+])
+def test_render_refuses_bad_input_in_one_line(invoke, tmp_path, args, message):
+    result = invoke("-o", tmp_path, "world", "render", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_train_two_steps_exports_hashed_fp16_weights_and_resumes(invoke, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    import probe
+
+    args = ["world", "train", "--steps", "2", "--batch-size", "4", "--no-fine-tune", "--threads", "1",
+            "--checkpoints", tmp_path / "ck", "--output", tmp_path / "w" / "w.safetensors", "--json"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    weights = tmp_path / "w" / "w.safetensors"
+    assert data["weights"] == str(weights) and data["steps"] == [2] and data["resumed_from"] == [0]
+    assert data["sha256"] == _sha256(weights) == (tmp_path / "w" / "w.sha256").read_text().split()[0]
+    state = load_file(str(weights))
+    shipped = load_file(str(probe.__path__[0] + "/weights/shapes-tiny.safetensors"))
+    assert sorted(state) == sorted(shipped) and {str(t.dtype) for t in state.values()} == {"torch.float16"}
+    again = json.loads(invoke(*args).stdout)  # finished: resumes at its end and exports the same weights
+    assert again["resumed_from"] == [2] and again["sha256"] == _sha256(weights)
+    assert all(torch.equal(t, state[k]) for k, t in load_file(str(weights)).items())
+
+
+def test_train_refuses_other_settings_on_the_same_checkpoints_and_keeps_the_weights(invoke, tmp_path):
+    args = ["world", "train", "--steps", "1", "--batch-size", "4", "--no-fine-tune", "--threads", "1",
+            "--checkpoints", tmp_path / "ck", "--output", tmp_path / "w.safetensors"]
+    assert invoke(*args).exit_code == 0
+    before = _sha256(tmp_path / "w.safetensors")
+    result = invoke(*args, "--lr", "0.5")
+    assert result.exit_code == 2 and "another config" in result.stderr and "Traceback" not in result.output
+    assert _sha256(tmp_path / "w.safetensors") == before
+
+
+def test_train_checker_saves_a_checker_whose_accuracy_is_what_it_prints(invoke, tmp_path):
+    from probe.world.shape_checker import checker_accuracy, load_shape_checker
+
+    path = tmp_path / "new" / "checker.safetensors"
+    result = invoke("world", "train-checker", "--steps", "2", "--threads", "1", "--output", path)
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.stdout.split())
+    found = re.search(r"accuracy: messy renders ([0-9.]+)%, clean renders ([0-9.]+)%", line)
+    assert found and line.startswith(str(path))
+    messy, clean = checker_accuracy(load_shape_checker(path))
+    assert (float(found[1]), float(found[2])) == (round(100 * messy, 1), round(100 * clean, 1))
+
+
+def test_train_checker_refuses_zero_steps_before_writing_anything(invoke, tmp_path):
+    result = invoke("world", "train-checker", "--steps", "0", "--output", tmp_path / "c.safetensors")
+    assert result.exit_code == 2 and "--steps must be ≥ 1" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "c.safetensors").exists()
