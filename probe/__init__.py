@@ -19,7 +19,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["open", "Session", "ProbeError", "list_models", "parse_model_spec", "DEFAULT_MODEL", "plugins", "api"]
+__all__ = ["Session", "ProbeError", "list_models", "parse_model_spec", "DEFAULT_MODEL", "plugins", "api"]
 
 _LAZY = {
     "Session": ("probe.session", "Session"),

@@ -44,13 +44,14 @@ class ProbeGroup(TyperGroup):
 
         try:
             return super().resolve_command(ctx, args)
-        except ClickUsageError as exc:
+        except ClickUsageError:
             name = args[0] if args else ""
             why = _missing_command_reason(current(), name) if name else None
             if why is None:
                 raise
-            exc.message = why
-            raise
+            from probe.errors import UsageError
+
+            raise UsageError(why) from None  # one line, exit 2
 
     def invoke(self, ctx: typer.Context) -> Any:
         def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
@@ -58,8 +59,8 @@ class ProbeGroup(TyperGroup):
 
         old = warnings.showwarning
         warnings.showwarning = show_warning
-        for message in current().warnings:
-            typer.echo(f"Warning: {message}", err=True)
+        registry = current()
+        _show(registry.messages())
         try:
             return super().invoke(ctx)
         except ProbeError as exc:
@@ -79,6 +80,12 @@ class ProbeGroup(TyperGroup):
             ctx.exit(1)
         finally:
             warnings.showwarning = old
+            _show(registry.messages())  # what plugins got wrong while this command used them
+
+
+def _show(messages: list[str]) -> None:
+    for message in messages:
+        typer.echo(f"Warning: {message}", err=True)
 
 
 def _debug(ctx: typer.Context) -> bool:
@@ -127,6 +134,10 @@ def hoist_global_options(group: Any, ctx: typer.Context, args: list[str]) -> lis
         elif name in g_flags and name not in ("--help", "-h", "--version"):
             hoisted.append(token)
             j += 1
+        elif name in g_valued and "=" not in token and j + 1 >= len(rest):
+            from typer._click.exceptions import UsageError as ClickUsageError
+
+            raise ClickUsageError(f"Option '{name}' requires an argument.", ctx)
         elif name in g_valued:
             take = 1 if "=" in token else 2
             hoisted += rest[j : j + take]
@@ -148,22 +159,23 @@ def _missing_command_reason(registry: Registry, name: str) -> str | None:
     failed = [i for i in registry.unavailable() if i.status == "failed"]
     if failed:
         names = "; ".join(f"{i.name} ({i.reason})" for i in failed)
-        return f"no such command {name!r}; plugins that failed to load may provide it: {names} — see `probe plugins`"
+        return f"no such command {name!r}; plugins that failed to load may provide it: {names} (see `probe plugins`)"
     return None
 
 
 def _option_keys(cmd: Any) -> dict[str, str]:
     """Config key -> parameter name for one command: option names as typed (`flag-rate`, `json`),
-    their underscore spellings, and the parameter names."""
+    their underscore spellings, and the parameter names. The off switch of a flag pair
+    (`no-decorrelate`) maps to "!decorrelate": its value is inverted."""
     keys: dict[str, str] = {}
     for param in cmd.params:
         if param.name is None:
             continue
         keys[param.name] = param.name
-        for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", []):
-            if opt.startswith("--"):
-                keys[opt[2:]] = param.name
-                keys[opt[2:].replace("-", "_")] = param.name
+        for opts, prefix in ((getattr(param, "opts", []), ""), (getattr(param, "secondary_opts", []), "!")):
+            for opt in opts:
+                if opt.startswith("--"):
+                    keys[opt[2:]] = keys[opt[2:].replace("-", "_")] = prefix + param.name
     return keys
 
 
@@ -183,15 +195,16 @@ def _command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], w
             continue
         if hasattr(cmd, "list_commands"):
             own = _option_keys(cmd)  # a group's own options (e.g. `probe models --json`)
-            sub_maps: dict[str, Any] = {}
+            sub_maps: dict[str, Any] = _section(name, cmd, {k: v for k, v in options.items() if str(k) in own},
+                                                lambda k, name=name: where(name, k))
             for sub, sub_opts in options.items():
                 if str(sub) in own:
-                    sub_maps[own[str(sub)]] = sub_opts
                     continue
                 subcmd = cmd.get_command(ctx, sub.replace("_", "-"))
                 if subcmd is None or not isinstance(sub_opts, dict):
-                    raise ConfigError(f"{where(name)}: {name} has no command {sub!r}")
-                sub_maps[sub.replace("_", "-")] = _section(f"{name} {sub}", subcmd, sub_opts, lambda k: where(name, sub, k))
+                    raise ConfigError(f"{where(name, sub)}: {name} has no command or option {sub!r}")
+                sub_maps[sub.replace("_", "-")] = _section(f"{name} {sub}", subcmd, sub_opts,
+                                                           lambda k, name=name, sub=sub: where(name, sub, k))
             out[name] = sub_maps
             continue
         out[name] = _section(name, cmd, options, lambda k, name=name: where(name, k))
@@ -207,7 +220,15 @@ def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str]
         shown = sorted(next((o[2:] for o in getattr(p, "opts", []) if o.startswith("--")), p.name)
                        for p in cmd.params if getattr(p, "param_type_name", "") == "option")
         raise ConfigError(f"{where(unknown[0])}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(shown)})")
-    return {keys[str(k)]: v for k, v in options.items()}
+    out = {}
+    for key, value in options.items():
+        target = keys[str(key)]
+        if target.startswith("!"):  # `no-x: true` means x = false
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where(key)}: {key!r} takes true or false, got {value!r}")
+            target, value = target[1:], not value
+        out[target] = value
+    return out
 
 
 def _root(

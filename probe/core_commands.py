@@ -22,13 +22,13 @@ def register(app: typer.Typer, registry: Registry) -> None:
         from probe import console
 
         registered: dict[str, list[str]] = {}
-        if hooks or as_json:
-            for ext in registry.all_extensions():
-                registered.setdefault(ext.plugin, []).append(f"{ext.kind} {ext.name}")
+        for ext in registry.all_extensions():  # collected always, so clashes and broken hooks show
+            registered.setdefault(ext.plugin, []).append(f"{ext.kind} {ext.name}")
         rows = [{**p.info.as_dict(), "registered": registered.get(p.info.name, [])} for p in registry.plugins]
         if as_json:
             console.print_json({"api_version": API_VERSION, "plugins": rows, "clashes": registry.clashes,
                                 "warnings": registry.warnings})
+            registry.messages()  # in the JSON already: not repeated on stderr
             return
         columns = ["name", "distribution", "version", "api", "status", "commands / reason"]
         table_rows = [[r["name"], r["distribution"], r["version"], r["api"] or "-", r["status"],
@@ -36,10 +36,8 @@ def register(app: typer.Typer, registry: Registry) -> None:
         if hooks:
             columns.append("hooks / registered")
             for row, r in zip(table_rows, rows):
-                row.append("; ".join([h.removeprefix("register_") for h in r["hooks"]] + r["registered"]))
+                row.append("\n".join([", ".join(h.removeprefix("register_") for h in r["hooks"])] + r["registered"]))
         console.print_table(f"Plugins (plugin API {API_VERSION})", columns, table_rows)
-        for clash in registry.clashes:
-            console.note(f"clash: {clash}")
 
     models = typer.Typer(help="List models, or convert a checkpoint to safetensors.", invoke_without_command=True)
 

@@ -38,14 +38,14 @@ __all__ = [
     # files
     "atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "write_png", "png_bytes", "pil_png_bytes",
     "load_image", "to_pil", "images_under", "contact_sheet", "safe_name", "inside",
-    "cache_dir", "content_hash", "hash_file", "file_lock", "read_yaml", "parse_yaml", "YamlDoc",
+    "cache_dir", "content_hash", "hash_file", "file_lock", "read_yaml", "parse_yaml", "YamlDoc", "data_files",
     # what plugins register
     "Vocabulary", "make_vocabulary", "StepKind", "StepOptions", "PlanInput", "StepPlan", "StepContext", "Chunk",
     "Item", "Outcome", "chunked", "parse_seeds", "read_lines", "quantised",
     # scoring every probe reuses
     "score_images", "zero_shot", "ScoreResult",
-    # notebooks
-    "html_table", "html_image_grid",
+    # notebooks and tests
+    "html_table", "html_image_grid", "run_cli",
 ]
 
 
@@ -109,6 +109,24 @@ def session_for(ctx: "typer.Context", model: str) -> "Session":
 def describe_model(session: Any) -> dict:
     """The model description every built-in prints in its `--json` output (`"model": {...}`)."""
     return session.describe()
+
+
+def run_cli(*args: Any, plugins: dict[str, Any] | None = None) -> Any:
+    """Run `probe ARGS...` in this process with extra plugin modules loaded (for a plugin's tests);
+    returns Typer's Result: exit_code, stdout, output."""
+    from typer.testing import CliRunner
+
+    from probe.cli import build_app
+
+    extra = {name: (lambda module=module: module) for name, module in (plugins or {}).items()}
+    return CliRunner().invoke(build_app(extra), [str(a) for a in args])
+
+
+def data_files() -> Any:
+    """The word lists, flagged lists, prompt sets and label sets clip-probe ships (a Traversable)."""
+    from importlib import resources
+
+    return resources.files("probe.vocab")
 
 
 def display_text(text: str) -> str:

@@ -166,6 +166,7 @@ class Registry:
         self.manager = _Manager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self._extensions: dict[str, dict[str, Extension]] = {}
+        self._shown: set[str] = set()
         from probe import core_plugin
 
         self.manager.register(core_plugin, name=core_plugin.NAME)  # the core's own registrations come first
@@ -182,6 +183,13 @@ class Registry:
                 plugin.module = None
                 continue
             plugin.info.hooks = sorted({c.name for c in self.manager.get_hookcallers(plugin.module) or []})
+            wrappers = [i.function.__name__ for c in self.manager.get_hookcallers(plugin.module) or []
+                        for i in c.get_hookimpls() if i.plugin is plugin.module and (i.hookwrapper or i.wrapper)]
+            if wrappers:
+                self.manager.unregister(plugin.module)
+                plugin.info.status, plugin.info.reason = "failed", f"hook wrappers are not supported ({', '.join(wrappers)})"
+                plugin.module = None
+                continue
             if not plugin.info.hooks:
                 self.manager.unregister(plugin.module)
                 plugin.info.status, plugin.info.reason = "failed", "the module implements no probe hook (e.g. register_commands)"
@@ -207,33 +215,43 @@ class Registry:
     # ------------------------------------------------------------------ extensions
 
     def _collect(self, hook: str) -> dict[str, Extension]:
+        """Call each plugin's implementation in registration order (built-ins first). A plugin's
+        registrations count only if its hook finishes; a bad one is a warning, never fatal."""
         kind = KINDS[hook]
         found: dict[str, Extension] = {}
-        caller = getattr(self.manager.hook, hook)
-        for impl in caller.get_hookimpls():  # in registration order: built-ins first
+        for impl in getattr(self.manager.hook, hook).get_hookimpls():
+            staged: list[tuple[Extension, bool]] = []
+
             def register(name: Any, value: Any = None, about: str = "", *, replace: bool = False,
                          _plugin: str = impl.plugin_name, **options: Any) -> None:
                 if hook == "register_experiment_steps" and value is None:  # register(StepKind(...))
                     name, value = getattr(name, "name", name), name
                 if not isinstance(name, str) or not name.strip():
-                    raise ProbeError(f"plugin {_plugin!r} registered a {kind} without a name")
+                    raise ValueError(f"a {kind} registered without a name")
                 problem = _shape_problem(hook, name, value)
                 if problem:
-                    self.warnings.append(f"plugin {_plugin!r}: {kind} {name!r} ignored: {problem}")
-                    return
-                if name in found and not replace:
-                    self.clashes.append(f"{kind} {name!r}: plugin {found[name].plugin!r} wins, "
-                                        f"plugin {_plugin!r} loses (rename it, or register with replace=True)")
-                    return
-                found[name] = Extension(kind, name, value, _plugin, about, options)
+                    raise ValueError(f"{kind} {name!r}: {problem}")
+                staged.append((Extension(kind, name, value, _plugin, about, options), replace))
 
             try:
                 impl.function(register=register)
-            except ProbeError:
-                raise
-            except Exception as exc:  # a broken hook drops that plugin's contributions only
-                self.warnings.append(f"plugin {impl.plugin_name!r} failed in {hook}: {_one_line(exc)}")
+            except Exception as exc:  # a broken hook drops that plugin's contributions to this hook only
+                self.warnings.append(f"plugin {impl.plugin_name!r} failed in {hook}, nothing it registered there is used: "
+                                     f"{_one_line(exc)}")
+                continue
+            for ext, replace in staged:
+                if ext.name in found and not replace:
+                    self.clashes.append(f"{kind} {ext.name!r}: plugin {found[ext.name].plugin!r} wins, "
+                                        f"plugin {ext.plugin!r} loses (rename it, or register with replace=True)")
+                    continue
+                found[ext.name] = ext
         return found
+
+    def messages(self) -> list[str]:
+        """Warnings and clashes not yet shown (each is returned once), for the CLI to print."""
+        out = [m for m in self.warnings + [f"clash: {c}" for c in self.clashes] if m not in self._shown]
+        self._shown.update(out)
+        return out
 
     def extensions(self, hook: str) -> dict[str, Extension]:
         """Name -> Extension for one `register_*` hook, collected once."""
@@ -262,22 +280,42 @@ class Registry:
             impls = [i for i in self.manager.hook.register_commands.get_hookimpls() if i.plugin_name == plugin.info.name]
             if not impls:
                 continue
-            before = _command_names(app)
+            taken = set(_command_names(app))
+            n_commands, n_groups = len(app.registered_commands), len(app.registered_groups)
             try:
                 impls[0].function(app=app)
             except Exception as exc:  # a plugin that breaks while registering is reported, not fatal
+                del app.registered_commands[n_commands:], app.registered_groups[n_groups:]
                 plugin.info.status, plugin.info.reason = "failed", _one_line(exc)
                 continue
-            plugin.info.commands = [n for n in _command_names(app) if n not in before]
+            plugin.info.commands = []
+            for entries, start in ((app.registered_commands, n_commands), (app.registered_groups, n_groups)):
+                kept = []
+                for entry in entries[start:]:
+                    name = _entry_name(entry)
+                    if name in taken:  # the first plugin to take a command name keeps it
+                        owner = next((p.info.name for p in self.plugins if name in p.info.commands), "core")
+                        self.clashes.append(f"command {name!r}: plugin {owner!r} wins, plugin {plugin.info.name!r} loses "
+                                            "(rename the command)")
+                        continue
+                    taken.add(name)
+                    kept.append(entry)
+                    plugin.info.commands.append(name)
+                entries[start:] = kept
 
     def all_extensions(self) -> Iterator[Extension]:
         for hook in KINDS:
             yield from self.extensions(hook).values()
 
 
+def _entry_name(entry: Any) -> str:
+    """The command name of a Typer command or group registration."""
+    callback = getattr(entry, "callback", None)
+    return entry.name or (callback.__name__.replace("_", "-") if callback else "")
+
+
 def _command_names(app: Any) -> list[str]:
-    names = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
-    return [n for n in names + [g.name for g in app.registered_groups] if n]
+    return [n for n in map(_entry_name, list(app.registered_commands) + list(app.registered_groups)) if n]
 
 
 def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> tuple[list[LoadedPlugin], list[str]]:
@@ -325,6 +363,11 @@ def activate(registry: Registry) -> Registry:
     return registry
 
 
+def deactivate() -> None:
+    """Forget the process's registry; the next lookup discovers the installed plugins again."""
+    _active.clear()
+
+
 def current() -> Registry:
     """The process's registry, discovering installed plugins on first use (scripts and notebooks)."""
     if not _active:
@@ -344,18 +387,24 @@ def registered(hook: str) -> dict[str, Extension]:
 
 
 def commands_of(info: PluginInfo) -> list[str]:
-    """The commands a plugin that is not running would add (its module imported into a scratch app)."""
+    """The commands a plugin that is not running would add, read from its source without running it
+    (`@app.command("name")` and `add_typer(..., name="name")` with literal names)."""
+    import ast
+    from importlib.util import find_spec
+
     if info.commands:
         return info.commands
     try:
-        import typer
-
-        module = import_module(info.module.split(":")[0])
-        scratch = typer.Typer()
-        manager = _Manager(hookspecs.PROJECT)
-        manager.add_hookspecs(hookspecs)
-        manager.register(module, name=info.name)
-        manager.hook.register_commands(app=scratch)
-        return _command_names(scratch)
-    except Exception:  # a plugin that cannot even be imported provides no names to compare
+        spec = find_spec(info.module.split(":")[0])
+        source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else ""
+        tree = ast.parse(source)
+    except (ImportError, OSError, SyntaxError, ValueError):
         return []
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "command" and node.args and isinstance(node.args[0], ast.Constant):
+                names.append(str(node.args[0].value))
+            names += [str(k.value.value) for k in node.keywords
+                      if node.func.attr in ("command", "add_typer") and k.arg == "name" and isinstance(k.value, ast.Constant)]
+    return names

@@ -21,6 +21,10 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for var in ("PROBE_LOAD_PLUGINS", "PROBE_DISABLE_PLUGINS", "PROBE_MODEL", "PROBE_CONFIG", "PROBE_OUT", "PROBE_DEVICE"):
         monkeypatch.delenv(var, raising=False)
+    yield
+    from probe.registry import deactivate
+
+    deactivate()  # a test's plugins (fakes, disabled built-ins) never reach the next test
 
 
 def write_tiny_model(folder: Path, seed: int) -> Path:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from probe.plugin import data_files
 from probe.plugin import ConfigError, ProbeError
 from probe.plugin import YamlDoc, parse_yaml, read_yaml
 
@@ -67,7 +68,7 @@ def load_concepts(name_or_path: str = "default") -> ConceptSet:
     if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
         return concepts_from_doc(read_yaml(Path(name_or_path)))
     fname = "nsfw_concepts.yaml" if name_or_path == "default" else f"nsfw_concepts_{name_or_path}.yaml"
-    res = resources.files("probe.vocab") / fname
+    res = data_files() / fname
     if not res.is_file():
         raise ConfigError(f"unknown NSFW concept list {name_or_path!r}", hint="use default, or a path to a YAML file")
     return concepts_from_doc(parse_yaml(res.read_text(encoding="utf-8"), f"probe.vocab/{fname}"))

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from probe.plugin import data_files
 from probe.plugin import ConfigError
 from probe.plugin import YamlDoc, parse_yaml, read_yaml
 
@@ -57,7 +58,7 @@ class LabelSet:
 
 
 def _builtin_names(prefix: str) -> list[str]:
-    folder = resources.files("probe.vocab")
+    folder = data_files()
     return sorted(p.name[len(prefix) : -len(".yaml")] for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(".yaml"))
 
 
@@ -67,7 +68,7 @@ def list_prompt_sets() -> list[str]:
 
 def builtin_label_sets() -> dict[str, Path]:
     """The label sets shipped in probe.vocab, by name: what this plugin registers through `register_label_sets`."""
-    folder = resources.files("probe.vocab")
+    folder = data_files()
     return {name: Path(str(folder / f"{LABEL_PREFIX}{name}.yaml")) for name in _builtin_names(LABEL_PREFIX)}
 
 
@@ -87,7 +88,7 @@ def resolve_doc(name_or_path: str, prefix: str, what: str) -> YamlDoc:
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
         return read_yaml(Path(text))
-    resource = resources.files("probe.vocab") / f"{prefix}{text}.yaml"
+    resource = data_files() / f"{prefix}{text}.yaml"
     if not resource.is_file():
         names = ", ".join(_builtin_names(prefix)) or "none"
         raise ConfigError(f"unknown {what} {text!r}", hint=f"built-in: {names}; or give a path to a YAML file")

@@ -8,12 +8,13 @@ always describes the PNG a person looks at.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from probe.plugin import (Chunk, Item, Outcome, PlanInput, ProbeError, StepContext, StepKind, StepOptions, StepPlan,
                           chunked, load_image, lookup, read_json, safe_name)
+
+if TYPE_CHECKING:
+    import torch
 
 INVERT_OPTIONS = ("preset", "settings", "batch")
 
@@ -66,7 +67,7 @@ def _label_plan(p: PlanInput) -> list[Chunk]:
     return [c for c in chunks if c.items]
 
 
-def _label_images(step: StepPlan, ctx: StepContext, images: torch.Tensor) -> Any:
+def _label_images(step: StepPlan, ctx: StepContext, images: "torch.Tensor") -> Any:
     from probe_audit.labelling import label_images
     from probe_audit.sets import label_set_from_dict
 
@@ -75,6 +76,8 @@ def _label_images(step: StepPlan, ctx: StepContext, images: torch.Tensor) -> Any
 
 def _label_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     """Label images an earlier step of this run wrote (read back from its PNGs)."""
+    import torch
+
     out, ready = [], []
     for it in chunk.items:
         src = it.params["source"]
@@ -124,6 +127,8 @@ def _bias_plan(p: PlanInput) -> list[Chunk]:
 
 def _bias_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     """Invert, then label each image against the step's attribute label set."""
+    import torch
+
     failed, made = _invert(step, chunk, ctx)
     if not made:
         return failed
@@ -181,6 +186,8 @@ def _nsfw_plan(p: PlanInput) -> list[Chunk]:
 
 def _nsfw_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     """Image items: invert, zero-shot concept flags, NudeNet when present. Text items: neighbour flag rates."""
+    import torch
+
     from probe_audit import nsfw
 
     opts = step.options

@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from probe.plugin import data_files
 from probe.plugin import DataError, UsageError, Vocabulary, cache_dir, content_hash, make_vocabulary
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def _english() -> Vocabulary:
 
 def _project_flagged() -> dict[str, str]:
     """word -> category from this project's `vocab/flagged_words.tsv`."""
-    text = (resources.files("probe.vocab") / FLAGGED_FILE).read_text(encoding="utf-8")
+    text = (data_files() / FLAGGED_FILE).read_text(encoding="utf-8")
     entries: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):

@@ -16,9 +16,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
 
-from probe.plugin import UsageError
+from probe.plugin import UsageError, data_files
 
 Tokens = list[str]
 Tagger = Callable[[Sequence[str]], list[str]]
@@ -64,7 +63,7 @@ def is_word(token: str) -> bool:
 @lru_cache(maxsize=1)
 def stop_words() -> frozenset[str]:
     """The shipped function-word list (vocab/stopwords.txt, package data probe.vocab)."""
-    text = files("probe.vocab").joinpath("stopwords.txt").read_text(encoding="utf-8")
+    text = data_files().joinpath("stopwords.txt").read_text(encoding="utf-8")
     return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
@@ -74,7 +73,7 @@ def attribute_kinds() -> dict[str, str]:
     from probe.world.vocab import COLOURS, SIZES
 
     kinds = {}
-    text = files("probe.vocab").joinpath("attribute_words.tsv").read_text(encoding="utf-8")
+    text = data_files().joinpath("attribute_words.tsv").read_text(encoding="utf-8")
     for line in text.splitlines():
         if line.strip() and not line.startswith("#"):
             word, kind = line.split("\t")[:2]

@@ -18,9 +18,10 @@ DEFAULT_CHECKPOINTS = Path(".train/shapes-tiny")
 
 
 def _weights_dir() -> Path:
-    import probe
+    """The built-in model's weights folder, beside the shapes world in the installed package."""
+    import probe.world
 
-    return Path(probe.__file__).resolve().parent / "weights"
+    return Path(probe.world.__file__).resolve().parent.parent / "weights"
 
 
 @hookimpl

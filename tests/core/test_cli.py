@@ -25,6 +25,14 @@ def test_help_does_not_import_heavy_libraries():
     assert out.stdout.strip() == "[]"
 
 
+def test_listing_plugins_and_their_registrations_does_not_import_torch():
+    code = "import sys; from probe.cli import build_app; from typer.testing import CliRunner; " \
+           "r = CliRunner().invoke(build_app(), ['plugins', '--json']); assert r.exit_code == 0, r.output; " \
+           "print(sorted(m for m in ('torch', 'open_clip', 'faiss', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_plugins_command_lists_status(invoke):
     result = invoke("plugins", "--json", extra_plugins={"fake": lambda: fake_plugin})
     rows = {r["name"]: r for r in json.loads(result.stdout)["plugins"]}
@@ -217,3 +225,29 @@ def test_a_commands_own_option_wins_over_the_global_one(invoke, tmp_path):
     assert hoist_global_options(group, ctx, ["invert", "x", "-o", "out", "--steps", "2"]) == ["-o", "out", "invert", "x", "--steps", "2"]
     assert hoist_global_options(group, ctx, ["--debug", "world", "render", "c", "--seed", "3", "-m", "M"]) == \
         ["--debug", "-m", "M", "world", "render", "c", "--seed", "3"]  # world render's own --seed stays
+
+
+def test_a_global_option_without_its_value_is_reported_not_hoisted(invoke):
+    result = invoke("neighbours", "star", "-m")
+    assert result.exit_code == 2 and "requires an argument" in result.output and "No such command" not in result.output
+
+
+def test_config_off_switch_of_a_flag_pair_inverts(tmp_path):
+    from probe.cli import _option_keys, _section
+    from probe.cli import build_app
+    import typer.main
+
+    group = typer.main.get_command(build_app())
+    ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
+    invert = group.get_command(ctx, "invert")
+    assert _option_keys(invert)["no-decorrelate"] == "!decorrelate"
+    assert _section("invert", invert, {"no-decorrelate": True, "steps": 3}, lambda k: "f:1") == {"decorrelate": False, "steps": 3}
+
+
+def test_a_disabled_plugins_command_is_one_line(invoke, monkeypatch):
+    monkeypatch.setenv("PROBE_DISABLE_PLUGINS", "neighbours")
+    result = invoke("vocabs")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: command 'vocabs' comes from plugin 'neighbours', which is disabled (listed in PROBE_DISABLE_PLUGINS): "
+        "remove it from PROBE_DISABLE_PLUGINS"]

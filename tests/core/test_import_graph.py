@@ -21,8 +21,12 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             found.append((node.lineno, node.module))
             if node.module == "probe":
                 found += [(node.lineno, f"probe.{alias.name}") for alias in node.names]
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__":
-            found.append((node.lineno, "__import__"))
+        elif isinstance(node, ast.Call):
+            func = getattr(node.func, "id", "") or getattr(node.func, "attr", "")
+            if func == "__import__":
+                found.append((node.lineno, "__import__"))
+            elif func in ("import_module", "files") and node.args and isinstance(node.args[0], ast.Constant):
+                found.append((node.lineno, str(node.args[0].value)))  # modules and package data by name
     return found
 
 
@@ -36,7 +40,7 @@ def violations(package: Path) -> list[str]:
                 bad.append(where)
             elif top.startswith("probe_") and top != package.name:
                 bad.append(where)
-            elif top == "probe" and module != "probe" and not module.startswith(ALLOWED_CORE):
+            elif top == "probe" and not module.startswith(ALLOWED_CORE):  # `import probe` too
                 bad.append(where)
     return bad
 
@@ -50,10 +54,13 @@ def test_built_in_plugins_import_only_the_public_api():
 def test_the_check_catches_both_kinds_of_import(tmp_path):
     package = tmp_path / "probe_fake"
     package.mkdir()
-    (package / "a.py").write_text("from probe.io import safe_name\nimport probe_invert.render\nfrom probe.plugin import hookimpl\n")
+    (package / "a.py").write_text("from probe.io import safe_name\nimport probe_invert.render\nfrom probe.plugin import hookimpl\n"
+                                  "import probe\nfiles('probe.vocab')\nimport_module('probe_invert.render')\n")
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
-        assert violations(package) == ["probe_fake/a.py:1: probe.io", "probe_fake/a.py:2: probe_invert.render"]
+        assert violations(package) == ["probe_fake/a.py:1: probe.io", "probe_fake/a.py:2: probe_invert.render",
+                                       "probe_fake/a.py:4: probe", "probe_fake/a.py:5: probe.vocab",
+                                       "probe_fake/a.py:6: probe_invert.render"]
     finally:
         ROOT = saved

@@ -103,6 +103,27 @@ def test_clashes_name_the_winner_and_the_loser(invoke):
     assert rows["copycat"]["registered"] == ["vocabulary mine"]
 
 
+def test_a_command_name_taken_twice_keeps_the_first(invoke):
+    def register_commands(app):
+        @app.command("vocabs")
+        def hijack() -> None:
+            print("HIJACKED")
+
+    result = invoke("vocabs", extra_plugins={"zzz": lambda: _plugin(register_commands=register_commands)})
+    assert result.exit_code == 0 and "HIJACKED" not in result.stdout and "world" in result.stdout
+    assert "clash: command 'vocabs': plugin 'neighbours' wins, plugin 'zzz' loses" in result.output
+
+
+def test_a_failing_hook_registers_nothing(invoke):
+    def register_vocabularies(register):
+        register("half", lambda: ["a", "b"])
+        raise RuntimeError("boom")
+
+    result = invoke("vocabs", "--json", extra_plugins={"bad": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    assert result.exit_code == 0 and "half" not in result.stdout
+    assert "plugin 'bad' failed in register_vocabularies, nothing it registered there is used: RuntimeError: boom" in result.output
+
+
 def test_replace_true_replaces_a_built_in_part(invoke):
     def register_vocabularies(register):
         register("world", lambda: ["circle", "square"], "a smaller world", replace=True)
@@ -145,4 +166,8 @@ def test_a_registration_that_cannot_work_is_reported_at_once(invoke):
         register("broken", ["not", "a", "function"], "a list instead of a loader")
 
     result = invoke("plugins", "--json", extra_plugins={"oops": lambda: _plugin(register_vocabularies=register_vocabularies)})
-    assert "plugin 'oops': vocabulary 'broken' ignored: expected a function, got list" in json.loads(result.stdout)["warnings"]
+    assert json.loads(result.stdout)["warnings"] == [
+        "plugin 'oops' failed in register_vocabularies, nothing it registered there is used: "
+        "ValueError: vocabulary 'broken': expected a function, got list"]
+    listing = invoke("plugins", extra_plugins={"oops": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    assert "Warning: plugin 'oops' failed in register_vocabularies" in listing.output

@@ -126,3 +126,23 @@ def test_unknown_part_names_the_plugin_state(invoke, tmp_path, monkeypatch):
     """Without the plugin, its part is an unknown name that lists what exists."""
     result = invoke("-o", tmp_path, "invert", "a red star", "--prior", "desaturate=0.5", "--steps", "1")
     assert result.exit_code == 2 and "unknown prior 'desaturate'" in result.output and "tv, l1" in result.output
+
+
+def test_the_testing_recipe_runs():
+    text = GUIDE.read_text(encoding="utf-8")
+    recipe = re.search(r"## Testing a plugin.*?```python\n(.*?)```", text, re.S).group(1)
+    sys.modules["my_plugin"] = _module("register_commands")
+    try:
+        namespace: dict = {}
+        exec(compile(recipe, f"{GUIDE}:testing", "exec"), namespace)
+        namespace["test_similarity_command"]()
+    finally:
+        del sys.modules["my_plugin"]
+
+
+def test_the_guides_files_are_the_shipped_ones():
+    text = GUIDE.read_text(encoding="utf-8")
+    yaml_block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    assert yaml_block == (ROOT / "docs" / "examples" / "token-count.yaml").read_text(encoding="utf-8")
+    toml_block = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    assert toml_block in (ROOT / "examples" / "probe-palette" / "pyproject.toml").read_text(encoding="utf-8")
