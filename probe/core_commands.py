@@ -33,11 +33,12 @@ def register(app: typer.Typer, registry: Registry) -> None:
         columns = ["name", "distribution", "version", "api", "status", "commands / reason"]
         table_rows = [[r["name"], r["distribution"], r["version"], r["api"] or "-", r["status"],
                        r["reason"] or ", ".join(r["commands"])] for r in rows]
-        if hooks:
-            columns.append("hooks / registered")
-            for row, r in zip(table_rows, rows):
-                row.append("\n".join([", ".join(h.removeprefix("register_") for h in r["hooks"])] + r["registered"]))
         console.print_table(f"Plugins (plugin API {API_VERSION})", columns, table_rows)
+        if hooks:
+            console.print_table("Registered through hooks", ["plugin", "hooks", "registered", "about"],
+                                [[p.info.name, ", ".join(h.removeprefix("register_") for h in p.info.hooks), "", ""]
+                                 for p in registry.plugins if p.module is not None]
+                                + [[ext.plugin, "", f"{ext.kind} {ext.name}", ext.about] for ext in registry.all_extensions()])
 
     models = typer.Typer(help="List models, or convert a checkpoint to safetensors.", invoke_without_command=True)
 
