@@ -7,17 +7,43 @@ import json
 import os
 from pathlib import Path
 
+from probe.errors import ProbeError
+
 CACHE_ENV = "PROBE_CACHE_DIR"
+MARKER = ".clip-probe-cache"
+"""A file in every subfolder the tool makes in the cache, so `probe cache clear` deletes only those."""
+BUILTIN_SUBFOLDERS = ("hashes", "indexes", "text-snapshots", "vocabs")
+"""The core's and built-in plugins' cache subfolders (also recognised when made before the marker existed)."""
 
 
-def cache_dir(sub: str = "") -> Path:
-    """$PROBE_CACHE_DIR, else $XDG_CACHE_HOME/clip-probe, else ~/.cache/clip-probe."""
+def cache_root() -> Path:
+    """$PROBE_CACHE_DIR, else $XDG_CACHE_HOME/clip-probe, else ~/.cache/clip-probe (not created)."""
     root = os.environ.get(CACHE_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "clip-probe"
     )
-    path = Path(root) / sub if sub else Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    return Path(root)
+
+
+def cache_dir(sub: str = "") -> Path:
+    """The cache folder (or its subfolder `sub`, marked as the tool's own), created on first use;
+    a cache path that is a file or cannot be created is a ProbeError that says what to set."""
+    path = cache_root() / sub if sub else cache_root()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if sub and not (path / MARKER).exists():
+            (path / MARKER).touch()
+    except OSError as exc:
+        raise ProbeError(f"cache folder {path} is not usable: {exc.strerror or exc}",
+                         hint=f"set {CACHE_ENV} to a writable folder") from exc
     return path
+
+
+def tool_subfolders(root: Path) -> list[Path]:
+    """Subfolders of the cache root that the tool made (they hold its marker file, or have a built-in name)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
+                  and ((p / MARKER).is_file() or p.name in BUILTIN_SUBFOLDERS))
 
 
 def content_hash(*parts: str | bytes) -> str:

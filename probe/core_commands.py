@@ -62,20 +62,25 @@ def register(app: typer.Typer, plugins: list[LoadedPlugin]) -> None:
 
     @cache.command("clear")
     def cache_clear(
-        what: Annotated[Optional[str], typer.Argument(help="Subfolder to clear (e.g. indexes); all when omitted.")] = None,
+        what: Annotated[Optional[str], typer.Argument(help="Subfolder to clear (e.g. indexes); all the tool's own when omitted.")] = None,
     ) -> None:
-        """Delete cached files (they are rebuilt on demand)."""
+        """Delete cached files (they are rebuilt on demand); files the tool did not write are kept."""
         import shutil
 
         from probe import console
-        from probe.cache import cache_dir
+        from probe.cache import cache_root, tool_subfolders
         from probe.errors import UsageError
 
-        root = cache_dir()
-        target = root / what if what else root
-        if what and (not target.resolve().is_relative_to(root.resolve()) or not target.is_dir()):
-            raise UsageError(f"no cache folder {what!r} under {root}", hint="see `probe cache list`")
-        shutil.rmtree(target, ignore_errors=True)
-        console.note(f"cleared {target}")
+        root = cache_root()
+        ours = tool_subfolders(root)
+        targets = [p for p in ours if p.name == what] if what else ours
+        if what and not targets:
+            names = ", ".join(p.name for p in ours) or "none yet"
+            raise UsageError(f"no cache folder {what!r} under {root}", hint=f"the tool's cache folders: {names}")
+        for target in targets:
+            shutil.rmtree(target, ignore_errors=True)
+            console.note(f"cleared {target}")
+        if not targets:
+            console.note(f"nothing to clear in {root}")
 
     app.add_typer(cache, name="cache")

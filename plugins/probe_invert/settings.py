@@ -117,13 +117,9 @@ def list_presets() -> list[str]:
 
 
 def _read_yaml(text: str, where: str) -> dict[str, Any]:
-    import yaml
+    from probe.yamlfile import parse_yaml
 
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{where}:{mark.line + 1 if mark else 1}: invalid YAML") from exc
+    data = parse_yaml(text, where).data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a preset must be a mapping of setting: value")
     known = {f.name for f in fields(InvertSettings)}
