@@ -85,6 +85,12 @@ def _check_command_sections(ctx: typer.Context, sections: dict[str, dict[str, An
         unknown = sorted(set(options) - params)
         if unknown:
             raise ConfigError(f"{where(name)}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(sorted(params))})")
+        for param in cmd.params:
+            if param.name in options and options[param.name] is not None and param.callback is None:
+                try:
+                    param.process_value(ctx, options[param.name])  # the value click would get: converted and range-checked
+                except typer.BadParameter as exc:
+                    raise ConfigError(f"{where(name)}: {name}.{param.name}: bad value {options[param.name]!r}: {exc.message}") from None
 
 
 def _root(

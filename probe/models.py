@@ -72,6 +72,9 @@ def parse_model_spec(text: str) -> ModelSpec:
     text = text.strip()
     if not text:
         raise ModelError("empty model name", hint=f"try --model {DEFAULT_MODEL}")
+    for prefix, example in (("hf-hub:", "hf-hub:org/repo"), ("local-dir:", "local-dir:/path/folder")):
+        if text.startswith(prefix) and not text[len(prefix):].strip():
+            raise ModelError(f"nothing after {prefix!r} in model spec {text!r}", hint=f"write {example}")
     if text.startswith("hf-hub:"):
         return ModelSpec("hf-hub", text, None, text)
     if text.startswith("local-dir:"):

@@ -237,7 +237,7 @@ def normalise_step(doc: YamlDoc, path: tuple, kind: str, raw: dict, base_seed: i
             out["label_set"] = _load(doc, path + ("labels",), sets.load_label_set, opts["labels"]).as_dict()
         if kind in ("label", "bias", "nsfw"):
             if opts["labeller"] is not None:
-                out["labeller"] = _str(doc, path + ("labeller",), opts["labeller"])
+                out["labeller"] = _model_spec(doc, path + ("labeller",), opts["labeller"])
             else:
                 out["labeller"] = None
         if kind == "label":
@@ -287,6 +287,19 @@ def _load(doc: YamlDoc, path: tuple, loader, value: Any):
         raise doc.error(path, str(exc)) from exc
 
 
+def _model_spec(doc: YamlDoc, path: tuple, value: Any) -> str:
+    """A model spec that parses (known architecture, tag or file syntax): checked before any model loads."""
+    from probe.errors import ProbeError
+    from probe.models import parse_model_spec
+
+    text = _str(doc, path, value)
+    try:
+        parse_model_spec(text)
+    except ProbeError as exc:
+        raise doc.error(path, str(exc)) from exc
+    return text
+
+
 def _str(doc: YamlDoc, path: tuple, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise doc.error(path, f"expected a name or path, got {value!r}")
@@ -307,6 +320,8 @@ def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
     model = data.get("model")
     if model is not None and not isinstance(model, str):
         raise doc.error(("model",), "model must be a model spec string")
+    if model is not None:
+        _model_spec(doc, ("model",), model)
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise doc.error(("seed",), f"seed must be a non-negative integer, got {seed!r}")

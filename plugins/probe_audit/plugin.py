@@ -46,6 +46,11 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
     return result
 
 
+def _exit_code(result) -> int:
+    """1 when any item failed or a merge lacks shards (so `afterok` chains stop), else 0."""
+    return 1 if result.counts.get("failed", 0) or result.missing_shards else 0
+
+
 def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
     from probe import console
     from probe.io import read_json
@@ -84,7 +89,9 @@ def register_commands(app: typer.Typer) -> None:
         from probe_audit.experiment import load_experiment
 
         plan = load_experiment(experiment)
-        _print_run(_execute(ctx, plan, run_dir, shard, resume, str(experiment)), as_json)
+        result = _execute(ctx, plan, run_dir, shard, resume, str(experiment))
+        _print_run(result, as_json)
+        raise typer.Exit(_exit_code(result))
 
     @app.command("merge")
     def merge(
@@ -95,7 +102,9 @@ def register_commands(app: typer.Typer) -> None:
         """Combine shard folders into one run folder, equal to an unsharded run."""
         from probe_audit.runner import merge_runs
 
-        _print_run(merge_runs(list(folders), out), as_json)
+        result = merge_runs(list(folders), out)
+        _print_run(result, as_json)
+        raise typer.Exit(_exit_code(result))
 
     @app.command("bias")
     def bias(
@@ -132,9 +141,10 @@ def register_commands(app: typer.Typer) -> None:
         step = read_json(result.folder / "summary.json")["steps"][0]
         if as_json:
             console.print_json({**result.as_dict(), "table": step["data"]})
-            return
-        _print_run(result, False)
-        console.note(f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}")
+        else:
+            _print_run(result, False)
+            console.note(f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}")
+        raise typer.Exit(_exit_code(result))
 
     @app.command("nsfw")
     def nsfw(
@@ -190,8 +200,9 @@ def register_commands(app: typer.Typer) -> None:
             finalise(result.folder, plan, blur=False)
         if as_json:
             console.print_json({**result.as_dict(), "nsfw": read_json(result.folder / "summary.json")["steps"][0]["data"]})
-            return
-        _print_run(result, False)
+        else:
+            _print_run(result, False)
+        raise typer.Exit(_exit_code(result))
 
     @app.command("nsfw-calibrate")
     def nsfw_calibrate(

@@ -214,7 +214,11 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
     counts = {m["shard"]["count"] for m in manifests if m.get("shard")}
     if len(counts) > 1:
         raise ConfigError(f"shard folders disagree on the number of shards: {sorted(counts)}")
-    have = {m["shard"]["index"] for m in manifests if m.get("shard")}
+    indexes = [m["shard"]["index"] for m in manifests if m.get("shard")]
+    twice = sorted({i for i in indexes if indexes.count(i) > 1})
+    if twice:
+        raise UsageError(f"shard {twice[0]} is given more than once", hint="pass each shard folder once")
+    have = set(indexes)
     missing = sorted(set(range(counts.pop())) - have) if counts else []
     out.mkdir(parents=True, exist_ok=True)
     merged: dict[str, dict] = {}
