@@ -100,7 +100,7 @@ def _root(
     precision: Annotated[Optional[str], typer.Option(envvar="PROBE_PRECISION", help="fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU (faster batched inversion on CPUs with native bf16, slightly less accurate).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="PROBE_CONFIG", help="YAML file of defaults (global keys and per-command sections).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", envvar="PROBE_OUT", help="Output folder (default probe-out).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Base random seed.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Base random seed (0 to 2**63-1).", min=0, max=2**63 - 1)] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow loading pickle checkpoints (.pt/.bin): only for files you trust.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=lambda v: _print_version(v))] = False,

@@ -98,6 +98,9 @@ class Plan:
         return [c for c in chunks if c.shard_slot % count == index]
 
 
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+MAX_SEEDS = 100_000
+
 def parse_shard(text: str) -> tuple[int, int]:
     """'I/N' with 0 <= I < N (Slurm's $SLURM_ARRAY_TASK_ID/N)."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
@@ -128,11 +131,15 @@ def parse_seeds(value: Any) -> list[int]:
             lo, hi = int(m[1]), int(m[2] or m[1])
             if hi < lo:
                 raise ValueError(f"empty seed range {part.strip()!r}")
+            if hi - lo + len(seeds) >= MAX_SEEDS:
+                raise ValueError(f"more than {MAX_SEEDS} seeds in {value!r}")
             seeds.extend(range(lo, hi + 1))
     else:
         raise ValueError("seeds must be a range like 0-19, a list of integers or an integer")
     if not seeds:
         raise ValueError("no seeds")
+    if any(s < 0 or s > MAX_SEED for s in seeds):
+        raise ValueError(f"seeds go from 0 to {MAX_SEED}")
     if len(set(seeds)) != len(seeds):
         raise ValueError("seeds repeat")
     return seeds

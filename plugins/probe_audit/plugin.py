@@ -34,6 +34,9 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
     state = get_state(ctx)
     shard = parse_shard(shard_text) if shard_text else None
     folder = _folder(state, run_dir, plan.name, shard)
+    from probe.io import check_writable
+
+    check_writable(folder)  # before the model loads and any step runs
     session = state.session_for(plan.model) if plan.model else state.session
     total = len([it for c in plan.chunks_for(shard) for it in c.items])
     seen = {"done": 0}
@@ -232,6 +235,10 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("no images found under --safe", hint="give image files or folders holding .png/.jpg images")
         if flagged and not flagged_paths:
             raise UsageError("no images found under --flagged", hint="give image files or folders holding .png/.jpg images, or leave --flagged out")
+        from probe.io import check_images, check_writable
+
+        check_images(safe_paths + flagged_paths)  # before the model loads
+        check_writable(output.parent)
         state = get_state(ctx)
         session = state.session_for(labeller or state.labeller) if (labeller or state.labeller) else state.session
         with console.progress("scoring images", len(safe_paths) + len(flagged_paths)) as advance:

@@ -10,6 +10,7 @@ from pathlib import Path
 from probe.errors import ConfigError, UsageError
 
 MAX_SEEDS = 100_000
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
 _NUMBERISH = re.compile(r"^[-+0-9.eE]+$")
 
 
@@ -72,6 +73,8 @@ def parse_seeds(text: str) -> list[int]:
         high = int(match.group(2)) if match.group(2) is not None else low
         if high < low:
             raise UsageError(f"bad seed range {chunk!r}: end before start", hint=f"write {high}-{low}")
+        if high > MAX_SEED:
+            raise UsageError(f"seed {high} is too large", hint=f"seeds go from 0 to {MAX_SEED}")
         if high - low + len(seeds) >= MAX_SEEDS:
             raise UsageError(f"too many seeds in {text!r} (limit {MAX_SEEDS})")
         seeds.extend(range(low, high + 1))

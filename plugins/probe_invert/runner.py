@@ -55,10 +55,11 @@ def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif
                    as_json: bool = False, ensemble: list[str] | None = None) -> int:
     """Invert what is not finished yet, save it, print the summary; returns the exit code (0 or 130)."""
     from probe import console
-    from probe.io import load_image
+    from probe.io import check_writable, load_image
     from probe_invert.outputs import finished, image_paths, result_key, save_inversion, write_contact_sheet
     from probe_invert.render import check_ensemble, invert_items
 
+    check_writable(state.out_dir / "invert")  # before the model loads and any step runs
     session = state.session
     members = check_ensemble(session, [state.session_for(spec) for spec in ensemble or []])[1:]
     info = session.describe()

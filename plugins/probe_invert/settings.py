@@ -13,6 +13,9 @@ TRANSFORM_NAMES = ("jitter", "affine", "resize", "colour_shift", "colour_jitter"
 PARAMS = ("pixel", "fft")
 LOSSES = ("distance", "cosine")
 SCHEDULES = ("constant", "cosine")
+#: Upper bounds that keep a typo from asking for hours of work or terabytes of memory.
+LIMITS = {"steps": 1_000_000, "size": 4096, "max_size": 4096, "copies": 1024, "batch_size": 4096,
+          "jitter_pixels": 4096, "snapshot_every": 1_000_000}
 
 
 @dataclass
@@ -85,6 +88,12 @@ class InvertSettings:
         for name, value in non_negative.items():
             if not float(value) >= 0:  # also rejects NaN
                 raise UsageError(f"{name.replace('_', '-')} must be >= 0, got {value}")
+        for name, limit in LIMITS.items():
+            if getattr(self, name) > limit:
+                raise UsageError(f"{name.replace('_', '-')} {getattr(self, name)} is over the limit of {limit}",
+                                 hint=f"use at most {limit}")
+        if any(int(s) > LIMITS["steps"] for s in self.resize_at):
+            raise UsageError(f"resize-at steps must be at most {LIMITS['steps']}")
         if self.lr <= 0:
             raise UsageError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.affine_p <= 1:

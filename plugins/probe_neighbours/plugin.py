@@ -46,6 +46,9 @@ def register_commands(app: typer.Typer) -> None:
             groups[_group_name(path, groups)] = read_entries(path, "prompts")[0]
         if not groups and not image:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
+        from probe.io import check_images
+
+        check_images(list(image or []))  # before the model loads
         params = IndexParams(kind=index)
         state = get_state(ctx)
         session = state.session if image else state.text_session  # text only: a snapshot spares the model load

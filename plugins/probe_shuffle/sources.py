@@ -77,7 +77,7 @@ def sidecar_prompt(image: Path) -> str | None:
         try:
             with Image.open(image) as im:
                 chunks = dict(getattr(im, "text", {}) or {})
-        except OSError:
+        except (OSError, Image.DecompressionBombError):
             return None
         for key in SIDECAR_PROMPT_KEYS:
             if key in chunks:
