@@ -147,12 +147,16 @@ def parse_seeds(value: Any) -> list[int]:
 
 def read_lines(path: Path) -> list[str]:
     """A UTF-8 text file as its non-blank, non-comment (#) lines, stripped."""
+    from probe.io import refuse_nul
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"file not found: {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not a readable UTF-8 text file ({type(exc).__name__})") from exc
+    refuse_nul(path, text, ConfigError)
+    lines = text.splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 

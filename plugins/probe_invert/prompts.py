@@ -43,8 +43,9 @@ def _split_weight(part: str, prompt: str) -> tuple[str, float]:
 
 def parse_prompt(prompt: str) -> WeightedPrompt:
     """Split on '|' into weighted parts; every part non-empty, weights non-zero, at least one positive."""
-    if not prompt.strip():
-        raise UsageError("empty prompt", hint="give some text, e.g. 'a red circle'")
+    from probe.io import check_prompts
+
+    check_prompts([prompt])
     parts = []
     for raw in prompt.split("|"):
         raw = raw.strip()
@@ -89,6 +90,9 @@ def read_prompts_file(path: Path) -> list[str]:
         raise ConfigError(f"prompts file not found: {path}") from None
     except (UnicodeDecodeError, IsADirectoryError):
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    from probe.io import refuse_nul
+
+    refuse_nul(path, text, ConfigError)
     prompts = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()

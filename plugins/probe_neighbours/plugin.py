@@ -31,6 +31,10 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Nearest vocabulary words of texts or images in the model's embedding space, flagged words marked."""
+        from probe.io import check_images, check_prompts
+
+        check_prompts(list(texts or []), "text")
+        check_images(list(image or []))  # headers only, before torch or the model loads
         from probe import console
         from probe.cli_state import get_state
         from probe.errors import UsageError
@@ -46,9 +50,6 @@ def register_commands(app: typer.Typer) -> None:
             groups[_group_name(path, groups)] = read_entries(path, "prompts")[0]
         if not groups and not image:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
-        from probe.io import check_images
-
-        check_images(list(image or []))  # before the model loads
         params = IndexParams(kind=index)
         state = get_state(ctx)
         session = state.session if image else state.text_session  # text only: a snapshot spares the model load

@@ -17,8 +17,9 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """CLIP cosine of each image against each prompt, and its zero-shot label (softmax over prompts)."""
-        from probe.io import check_images
+        from probe.io import check_images, check_prompts
 
+        check_prompts(list(prompt))
         check_images(images)  # headers only: a missing or bad file fails before torch or the model loads
         from probe import console
         from probe.cli_state import get_state

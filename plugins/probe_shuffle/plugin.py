@@ -122,8 +122,10 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("--relation only applies to --world scenes", hint="add --world N")
         if not text_prompts and not has_images:
             raise UsageError("nothing to test", hint="give prompts, --file, --image/--caption, --jsonl, --invert-dir or --world N")
-        from probe.io import check_images
+        from probe.io import check_images, check_prompts
 
+        check_prompts(text_prompts)
+        check_prompts(list(caption or []), "caption")
         check_images(list(image or []))  # before the model loads
 
         from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test

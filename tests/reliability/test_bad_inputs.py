@@ -107,3 +107,22 @@ def test_folder_where_an_index_file_should_be(invoke, tmp_path):
     index.unlink()
     index.mkdir()
     one_line_error(invoke("--device", "cpu", "neighbours", "a star", "--vocab", "world"), str(index), "folder")
+
+
+@pytest.mark.parametrize("args", [
+    ["score", "missing.png", "-p", "a star"],
+    ["neighbours", "--image", "missing.png"],
+    ["shuffle-test", "--image", "missing.png", "--caption", "a star"],
+])
+def test_missing_image_fails_before_torch_is_imported(args, tmp_path):
+    """Pre-flight: a missing input file is reported without importing torch, let alone loading a model."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+            f"r = CliRunner().invoke(build_app(), {args!r}); "
+            "print(r.exit_code, 'torch' in sys.modules); print(r.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    status, message = out.stdout.split("\n", 1)
+    assert status == "1 False", out.stdout
+    assert "image not found: missing.png" in message
