@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from probe.errors import ProbeError
+from probe.errors import ProbeError, UsageError
 
 CACHE_ENV = "PROBE_CACHE_DIR"
 MARKER = ".clip-probe-cache"
@@ -25,12 +27,12 @@ def cache_root() -> Path:
 
 
 def cache_dir(sub: str = "") -> Path:
-    """The cache folder (or its subfolder `sub`, marked as the tool's own), created on first use;
+    """The cache folder (or its subfolder `sub`, marked as the tool's own unless built in), created on first use;
     a cache path that is a file or cannot be created is a ProbeError that says what to set."""
     path = cache_root() / sub if sub else cache_root()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if sub and not (path / MARKER).exists():
+        if sub and sub not in BUILTIN_SUBFOLDERS and not (path / MARKER).exists():
             (path / MARKER).touch()
     except OSError as exc:
         raise ProbeError(f"cache folder {path} is not usable: {exc.strerror or exc}",
@@ -87,3 +89,22 @@ def file_lock(path: Path, timeout: float = 600.0):
     from filelock import FileLock
 
     return FileLock(str(path) + ".lock", timeout=timeout)
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """An exclusive lock on an output folder (a hidden lock file beside it), so a second run into the
+    same folder fails at once with a clear message instead of computing and writing the same files."""
+    from filelock import Timeout
+
+    folder = Path(folder)
+    lock = file_lock(folder.parent / f".{folder.name}", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UsageError(f"another probe {what} is writing to {folder}",
+                         hint="wait for it to finish, or choose another output folder") from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -48,12 +48,12 @@ def register(app: typer.Typer, plugins: list[LoadedPlugin]) -> None:
     def cache_list(as_json: JsonFlag = False) -> None:
         """Show cached items under the cache folder with their sizes."""
         from probe import console
-        from probe.cache import cache_dir
+        from probe.cache import MARKER, cache_dir
 
         root = cache_dir()
         items = [
             {"path": str(p.relative_to(root)), "bytes": p.stat().st_size}
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock")
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock") and p.name != MARKER
         ]
         if as_json:
             console.print_json({"folder": str(root), "items": items})
