@@ -37,6 +37,10 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
     from probe.io import check_writable
 
     check_writable(folder)  # before the model loads and any step runs
+    from probe.cache import folder_lock
+
+    with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
+        pass
     session = state.session_for(plan.model) if plan.model else state.session
     total = len([it for c in plan.chunks_for(shard) for it in c.items])
     seen = {"done": 0}
@@ -274,6 +278,11 @@ def register_commands(app: typer.Typer) -> None:
         from probe_audit.report import render_report
 
         path = output or Path(run_folder) / "report.html"
-        atomic_write_text(path, render_report(Path(run_folder), blur=not no_blur))
+        page = render_report(Path(run_folder), blur=not no_blur)
+        atomic_write_text(path, page)
+        damaged = page.count("<figure class='missing'>")
+        if damaged:
+            console.note(f"{damaged} image(s) of {run_folder} are missing or damaged (noted in the report): "
+                         "rerun the run with --resume to recompute them")
         console.note(f"wrote {path}")
         typer.echo(str(path))
