@@ -113,6 +113,15 @@ def _atomic_write(path: Path, data: bytes) -> Path:
     return path
 
 
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete the temp files of atomic writes that a killed process left under `folder` (call it only
+    while holding the folder's lock, so no live writer's file is touched); returns how many."""
+    stale = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()] if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

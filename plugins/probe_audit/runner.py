@@ -174,9 +174,12 @@ def run_plan(plan: Plan, folder: Path, session, session_for: Callable[[str], Any
 def _run_locked(plan: Plan, folder: Path, session, session_for: Callable[[str], Any], shard: tuple[int, int] | None,
                 resume: bool, source: str | None, on_progress: Progress | None,
                 should_stop: Callable[[], bool] | None) -> RunResult:
+    from probe.io import remove_stale_temp_files
+
     model = session.describe()
     old = _check_resume(folder, plan, model, shard, resume)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(folder)  # left by a killed run; we hold the folder's lock
     created = old["created"] if old else time.strftime("%Y-%m-%dT%H:%M:%S")
     ctx = StepContext(session, session_for, folder, should_stop, dict(old.get("labellers") or {}) if old else {})
     records = read_records(folder, plan, verify_images=True)

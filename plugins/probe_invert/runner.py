@@ -90,8 +90,10 @@ def _run_locked(state, folder, prompts: list[str], seeds: list[int], settings, *
     from probe.errors import UsageError
     from probe.io import load_image
     from probe_invert.outputs import finished, finished_in, image_paths, made_otherwise, result_key, save_inversion, write_contact_sheet
+    from probe.io import remove_stale_temp_files
     from probe_invert.render import check_ensemble, invert_items
 
+    remove_stale_temp_files(folder)  # left by a killed run; we hold the folder's lock
     session = state.session
     members = check_ensemble(session, [state.session_for(spec) for spec in ensemble or []])[1:]
     info = session.describe()

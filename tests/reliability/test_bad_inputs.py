@@ -126,3 +126,19 @@ def test_missing_image_fails_before_torch_is_imported(args, tmp_path):
     status, message = out.stdout.split("\n", 1)
     assert status == "1 False", out.stdout
     assert "image not found: missing.png" in message
+
+
+@pytest.mark.parametrize("command", [["invert", "a star", *FAST], ["bias", "--prompts", "shapes", "--labels", "colours", "--n", "1"]])
+def test_read_only_output_is_found_before_the_model_loads(invoke, tmp_path, monkeypatch, command):
+    """A read-only output folder (faked: the tests run as root) fails before any work, naming the folder."""
+    import os
+    import tempfile
+
+    from probe.cli_state import State
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(State, "session_for", lambda self, model: pytest.fail("the model loaded"))
+    one_line_error(invoke("-o", tmp_path, *command), str(tmp_path), os.strerror(errno.EROFS), "-o")

@@ -3,6 +3,7 @@ finishes with files byte-identical to an uninterrupted run."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -66,8 +67,56 @@ def test_interrupted_run_keeps_finished_images_and_resumes_to_identical_bytes(tm
     for seed in (0, 1):  # the finished chunk is on disk, complete
         png = tmp_path / "invert" / "a-red-star" / f"seed-{seed}.png"
         assert png.read_bytes() == baseline[f"a-red-star/seed-{seed}.png"]
-    assert not list((tmp_path / "invert").rglob("*.tmp"))
     resumed = run_probe(invert_args(tmp_path), probe_env, tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    assert not list((tmp_path / "invert").rglob("*.tmp"))  # what a kill -9 mid-write leaves is cleaned up
     assert "2 of 4 images already finished" in resumed.stderr
     assert pngs(tmp_path) == baseline
+
+
+RUN_EXPERIMENT = """\
+name: rel
+steps:
+  - invert: {prompts: [a red star, a blue circle], seeds: 0-1, settings: {steps: 16, size: 32, copies: 1, resize_at: []}, batch: 2}
+"""
+
+
+def run_outputs(folder: Path) -> dict[str, bytes]:
+    """A run folder's images, contact sheets and tables (records and manifest hold timings)."""
+    keep = [p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".png" or p.parent.name == "tables")]
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(keep)}
+
+
+@pytest.fixture(scope="module")
+def run_baseline(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    import os
+
+    root = tmp_path_factory.mktemp("run-whole")
+    exp = root / "exp.yaml"
+    exp.write_text(RUN_EXPERIMENT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROBE_")}
+    env.update(PROBE_CACHE_DIR=str(tmp_path_factory.mktemp("cache")), PROBE_DEVICE="cpu")
+    done = run_probe(["-o", root, "run", exp], env, root)
+    assert done.returncode == 0, done.stderr
+    return exp, run_outputs(root / "runs" / "rel")
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "kill-9"])
+def test_interrupted_probe_run_resumes_to_identical_bytes(tmp_path, probe_env, run_baseline, how):
+    exp, whole = run_baseline
+    proc = subprocess.Popen([probe_exe(), "-o", str(tmp_path), "run", str(exp)], env=probe_env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = tmp_path / "runs" / "rel" / "items" / "invert"
+    deadline = time.monotonic() + 120
+    while len(list(records.glob("*.json"))) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the first chunk never finished"
+        time.sleep(0.02)
+    proc.send_signal(how)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    resumed = run_probe(["-o", tmp_path, "run", exp, "--resume", "--json"], probe_env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list((tmp_path / "runs").rglob("*.tmp"))  # what a kill -9 mid-write leaves is cleaned up
+    assert json.loads(resumed.stdout)["skipped"] >= 2  # the finished chunk was kept, not recomputed
+    assert run_outputs(tmp_path / "runs" / "rel") == whole
