@@ -46,13 +46,13 @@ def _cell(value: Any) -> Any:
     """A table cell: rich objects as they are, anything else as plain text (no markup, escaped controls)."""
     if hasattr(value, "__rich__") or hasattr(value, "__rich_console__"):
         return value
-    return Text(printable(str(value)))
+    return Text(printable(str(value)), overflow="fold")
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     t = Table(title=Text(printable(title)) if title is not None else None, title_justify="left")
     for col in columns:
-        t.add_column(Text(printable(str(col))), overflow="fold")
+        t.add_column(col, overflow="fold")
     for row in rows:
         t.add_row(*[_cell(c) for c in row])
     return t

@@ -74,12 +74,11 @@ def _rounded(values: list[float]) -> list[float | None]:
 def run_inversions(state, prompts: list[str], seeds: list[int], settings, *, gif: bool = False, force: bool = False,
                    as_json: bool = False, ensemble: list[str] | None = None) -> int:
     """Invert what is not finished yet, save it, print the summary; returns the exit code (0 or 130)."""
+    from probe.cache import folder_lock
     from probe.io import check_writable
 
     folder = state.out_dir / "invert"
     check_writable(folder)  # before the model loads and any step runs
-    from probe.cache import folder_lock
-
     with folder_lock(folder, "invert"):
         return _run_locked(state, folder, prompts, seeds, settings, gif=gif, force=force, as_json=as_json, ensemble=ensemble)
 
@@ -88,9 +87,8 @@ def _run_locked(state, folder, prompts: list[str], seeds: list[int], settings, *
                 as_json: bool, ensemble: list[str] | None) -> int:
     from probe import console
     from probe.errors import UsageError
-    from probe.io import load_image
+    from probe.io import load_image, remove_stale_temp_files
     from probe_invert.outputs import finished, finished_in, image_paths, made_otherwise, result_key, save_inversion, write_contact_sheet
-    from probe.io import remove_stale_temp_files
     from probe_invert.render import check_ensemble, invert_items
 
     remove_stale_temp_files(folder)  # left by a killed run; we hold the folder's lock
@@ -104,7 +102,6 @@ def _run_locked(state, folder, prompts: list[str], seeds: list[int], settings, *
     keys = [result_key(p, s, fingerprint, info["device"], info["precision"], settings.to_dict()) for p, s in items]
     clashes = [i for i, (pa, k) in enumerate(zip(paths, keys)) if made_otherwise(pa, k)]
     if clashes and not force:
-        prompt, seed = items[clashes[0]]
         raise UsageError(f"{len(clashes)} finished image(s) in {folder} were made with other settings or another model, "
                          f"e.g. {paths[clashes[0]].png}",
                          hint="choose another folder with -o to keep them, or pass --force to replace them")
