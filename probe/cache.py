@@ -5,25 +5,47 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from probe.errors import ConfigError
+from probe.errors import ProbeError, UsageError
 
 CACHE_ENV = "PROBE_CACHE_DIR"
+MARKER = ".clip-probe-cache"
+"""A file in every subfolder the tool makes in the cache, so `probe cache clear` deletes only those."""
+BUILTIN_SUBFOLDERS = ("hashes", "indexes", "text-snapshots", "vocabs")
+"""The core's and built-in plugins' cache subfolders (also recognised when made before the marker existed)."""
 
 
-def cache_dir(sub: str = "") -> Path:
-    """$PROBE_CACHE_DIR, else $XDG_CACHE_HOME/clip-probe, else ~/.cache/clip-probe."""
+def cache_root() -> Path:
+    """$PROBE_CACHE_DIR, else $XDG_CACHE_HOME/clip-probe, else ~/.cache/clip-probe (not created)."""
     root = os.environ.get(CACHE_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "clip-probe"
     )
-    path = Path(root) / sub if sub else Path(root)
+    return Path(root)
+
+
+def cache_dir(sub: str = "") -> Path:
+    """The cache folder (or its subfolder `sub`, marked as the tool's own unless built in), created on first use;
+    a cache path that is a file or cannot be created is a ProbeError that says what to set."""
+    path = cache_root() / sub if sub else cache_root()
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file in the way, or no permission: say which folder and how to choose another
-        raise ConfigError(f"cannot use {path} as the cache folder: {exc.strerror or exc}",
-                          hint=f"set {CACHE_ENV} to a writable folder") from exc
+        if sub and sub not in BUILTIN_SUBFOLDERS and not (path / MARKER).exists():
+            (path / MARKER).touch()
+    except OSError as exc:
+        raise ProbeError(f"cannot use {path} as the cache folder: {exc.strerror or exc}",
+                         hint=f"set {CACHE_ENV} to a writable folder") from exc
     return path
+
+
+def tool_subfolders(root: Path) -> list[Path]:
+    """Subfolders of the cache root that the tool made (they hold its marker file, or have a built-in name)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
+                  and ((p / MARKER).is_file() or p.name in BUILTIN_SUBFOLDERS))
 
 
 def content_hash(*parts: str | bytes) -> str:
@@ -67,3 +89,22 @@ def file_lock(path: Path, timeout: float = 600.0):
     from filelock import FileLock
 
     return FileLock(str(path) + ".lock", timeout=timeout)
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """An exclusive lock on an output folder (a hidden lock file beside it), so a second run into the
+    same folder fails at once with a clear message instead of computing and writing the same files."""
+    from filelock import Timeout
+
+    folder = Path(folder)
+    lock = file_lock(folder.parent / f".{folder.name}", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UsageError(f"another probe {what} is writing to {folder}",
+                         hint="wait for it to finish, or choose another output folder") from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -207,11 +207,13 @@ def _command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], w
                                                            lambda k, name=name, sub=sub: where(name, sub, k))
             out[name] = sub_maps
             continue
-        out[name] = _section(name, cmd, options, lambda k, name=name: where(name, k))
+        out[name] = _section(name, cmd, options, lambda k, name=name: where(name, k), ctx)
     return out
 
 
-def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
+def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str], str], ctx: Any = None) -> dict[str, Any]:
+    """One command's section as its default map: keys checked, `no-x` inverted, values converted
+    and range-checked as click would (each error names the key's file:line)."""
     from probe.errors import ConfigError
 
     keys = _option_keys(cmd)
@@ -221,12 +223,19 @@ def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str]
                        for p in cmd.params if getattr(p, "param_type_name", "") == "option")
         raise ConfigError(f"{where(unknown[0])}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(shown)})")
     out = {}
+    params = {p.name: p for p in cmd.params}
     for key, value in options.items():
         target = keys[str(key)]
         if target.startswith("!"):  # `no-x: true` means x = false
             if not isinstance(value, bool):
                 raise ConfigError(f"{where(key)}: {key!r} takes true or false, got {value!r}")
             target, value = target[1:], not value
+        param = params[target]
+        if ctx is not None and value is not None and param.callback is None:
+            try:
+                param.process_value(ctx, value)  # the value click would get: converted and range-checked
+            except typer.BadParameter as exc:
+                raise ConfigError(f"{where(key)}: {name}.{key}: bad value {value!r}: {exc.message}") from None
         out[target] = value
     return out
 
@@ -238,7 +247,7 @@ def _root(
     precision: Annotated[Optional[str], typer.Option(envvar="PROBE_PRECISION", help="fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU (faster batched inversion on CPUs with native bf16, slightly less accurate).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="PROBE_CONFIG", help="YAML file of defaults (global keys and per-command sections).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", envvar="PROBE_OUT", help="Output folder (default probe-out).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Base random seed.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Base random seed (0 to 2**63-1).", min=0, max=2**63 - 1)] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow loading pickle checkpoints (.pt/.bin): only for files you trust.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=lambda v: _print_version(v))] = False,

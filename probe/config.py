@@ -58,6 +58,8 @@ def load_config(path: Path | None) -> Config:
         if key in GLOBAL_KEYS:
             if not isinstance(value, GLOBAL_KEYS[key]) or (GLOBAL_KEYS[key] is int and isinstance(value, bool)):
                 raise ConfigError(f"{where}: {key!r} must be {GLOBAL_KEYS[key].__name__}, got {value!r}")
+            if key == "seed" and not 0 <= value < 2**63:
+                raise ConfigError(f"{where}: seed must be from 0 to {2**63 - 1}, got {value}")
             cfg.values[key] = value
         elif isinstance(value, dict):
             cfg.commands[str(key).replace("_", "-")] = {str(k): v for k, v in value.items()}

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -24,12 +25,36 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """Text safe to show on a terminal: control characters (ESC sequences...) and bidi overrides
+    appear as visible escapes such as \\x1b or \\u202e, so a prompt cannot restyle or reorder the screen."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch in "\n\t" or not (ch in BIDI_CONTROLS or unicodedata.category(ch) == "Cc"):
+            out.append(ch)
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: rich objects as they are, anything else as plain text (no markup, escaped controls)."""
+    if hasattr(value, "__rich__") or hasattr(value, "__rich_console__"):
+        return value
+    return Text(printable(str(value)), overflow="fold")
+
+
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    t = Table(title=title, title_justify="left")
+    t = Table(title=Text(printable(title)) if title is not None else None, title_justify="left")
     for col in columns:
         t.add_column(col, overflow="fold")
     for row in rows:
-        t.add_row(*[c if hasattr(c, "__rich__") or hasattr(c, "__rich_console__") else str(c) for c in row])
+        t.add_row(*[_cell(c) for c in row])
     return t
 
 
@@ -43,8 +68,8 @@ def echo(text: str) -> None:
 
 
 def note(message: str) -> None:
-    """A status line on stderr, so stdout stays clean for --json."""
-    err.print(message)
+    """A status line on stderr, so stdout stays clean for --json (plain text: controls escaped, no markup)."""
+    err.print(Text(printable(message)))
 
 
 @contextmanager

@@ -89,12 +89,12 @@ def register(app: typer.Typer, registry: Registry) -> None:
     def cache_list(as_json: JsonFlag = False) -> None:
         """Show cached items under the cache folder with their sizes."""
         from probe import console
-        from probe.cache import cache_dir
+        from probe.cache import MARKER, cache_dir
 
         root = cache_dir()
         items = [
             {"path": str(p.relative_to(root)), "bytes": p.stat().st_size}
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock")
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock") and p.name != MARKER
         ]
         if as_json:
             console.print_json({"folder": str(root), "items": items})
@@ -103,20 +103,25 @@ def register(app: typer.Typer, registry: Registry) -> None:
 
     @cache.command("clear")
     def cache_clear(
-        what: Annotated[Optional[str], typer.Argument(help="Subfolder to clear (e.g. indexes); all when omitted.")] = None,
+        what: Annotated[Optional[str], typer.Argument(help="Subfolder to clear (e.g. indexes); all the tool's own when omitted.")] = None,
     ) -> None:
-        """Delete cached files (they are rebuilt on demand)."""
+        """Delete cached files (they are rebuilt on demand); files the tool did not write are kept."""
         import shutil
 
         from probe import console
-        from probe.cache import cache_dir
+        from probe.cache import cache_root, tool_subfolders
         from probe.errors import UsageError
 
-        root = cache_dir()
-        target = root / what if what else root
-        if what and (not target.resolve().is_relative_to(root.resolve()) or not target.is_dir()):
-            raise UsageError(f"no cache folder {what!r} under {root}", hint="see `probe cache list`")
-        shutil.rmtree(target, ignore_errors=True)
-        console.note(f"cleared {target}")
+        root = cache_root()
+        ours = tool_subfolders(root)
+        targets = [p for p in ours if p.name == what] if what else ours
+        if what and not targets:
+            names = ", ".join(p.name for p in ours) or "none yet"
+            raise UsageError(f"no cache folder {what!r} under {root}", hint=f"the tool's cache folders: {names}")
+        for target in targets:
+            shutil.rmtree(target, ignore_errors=True)
+            console.note(f"cleared {target}")
+        if not targets:
+            console.note(f"nothing to clear in {root}")
 
     app.add_typer(cache, name="cache")

@@ -11,7 +11,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from probe.errors import DataError, UsageError
+from probe.errors import DataError, ProbeError, UsageError
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 MAX_NAME = 60
@@ -26,6 +26,23 @@ def safe_name(text: str, max_len: int = MAX_NAME) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
         stem = f"{stem[:max_len].rstrip('-')}-{digest}" if stem else digest
     return stem
+
+
+def check_prompts(texts: Sequence[str], what: str = "prompt") -> None:
+    """One rule for every command's texts: none empty, none holding a NUL byte (binary data)."""
+    for text in texts:
+        if not text.strip():
+            raise UsageError(f"empty {what}", hint="give some text, e.g. 'a red circle'")
+        if "\0" in text:
+            raise UsageError(f"{what} {text[:40]!r} contains a NUL byte (binary data)", hint="pass plain text")
+
+
+def refuse_nul(path: Path, text: str, error: type = DataError) -> None:
+    """A text file holding a NUL byte is binary data: an error naming the file and line."""
+    at = text.find("\0")
+    if at >= 0:
+        raise error(f"{path}:{text.count(chr(10), 0, at) + 1}: binary data (NUL byte), not a text file",
+                    hint="pass a UTF-8 text file, one entry a line")
 
 
 def inside(folder: Path, name: str) -> Path:
@@ -43,9 +60,44 @@ def _umask() -> int:
     return mask
 
 
+def write_error(path: Path, exc: OSError) -> ProbeError:
+    """A failed write as one line that names the path and what to do (full disk, read-only, a file in the way)."""
+    import errno
+
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space, or write elsewhere with -o"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        hint = "a file stands where a folder is needed: move it, or write elsewhere with -o"
+    elif exc.errno == errno.EISDIR:
+        hint = "a folder stands where the file goes: move it away"
+    else:
+        hint = "choose a writable folder with -o"
+    return ProbeError(f"cannot write {path}: {reason}", hint=hint)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` if needed and prove a file can be written there, before any long work starts."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".probe-write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise write_error(folder, exc) from exc
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    path = Path(path)
+    """Write via a temp file in the same folder and rename, so readers never see half a file;
+    an OSError (disk full, read-only, a file in the way) becomes a ProbeError naming the path."""
+    try:
+        return _atomic_write(Path(path), data)
+    except OSError as exc:
+        raise write_error(Path(path), exc) from exc
+
+
+def _atomic_write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -59,6 +111,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete the temp files of atomic writes that a killed process left under `folder` (call it only
+    while holding the folder's lock, so no live writer's file is touched); returns how many."""
+    stale = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()] if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -114,19 +175,60 @@ def images_under(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def load_image(path: Path):
-    """An image file -> [3,H,W] float tensor in [0,1]; a clear DataError for anything unreadable."""
-    import numpy as np
-    import torch
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""Largest image (width x height) any command reads: a 'decompression bomb' PNG is refused from its header."""
+
+
+def open_image(path: Path):
+    """A lazily decoded PIL image after checking the file exists and its size is within MAX_IMAGE_PIXELS."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not an image file")
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
     except FileNotFoundError as exc:
         raise DataError(f"image not found: {path}") from exc
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {path} is over the limit of {MAX_IMAGE_PIXELS} pixels", hint="downscale it first") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"cannot read image {path}: not a supported image file") from exc
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        im.close()
+        raise DataError(f"image {path} is {w}x{h} pixels, over the limit of {MAX_IMAGE_PIXELS}",
+                        hint="downscale it first")
+    return im
+
+
+def check_images(paths: Sequence[Path]) -> None:
+    """Every path is a readable image of allowed size (headers only): a cheap check before a model loads."""
+    for path in paths:
+        open_image(path).close()
+
+
+def load_image(path: Path):
+    """An image file -> [3,H,W] float tensor in [0,1]; a clear DataError for anything unreadable,
+    truncated or larger than MAX_IMAGE_PIXELS."""
+    import warnings
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with open_image(path) as im:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"cannot read image {path}: the file is damaged or truncated ({exc})",
+                            hint="replace or delete the file") from exc
     return torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0
 
 

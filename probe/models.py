@@ -83,6 +83,9 @@ def parse_model_spec(text: str) -> ModelSpec:
     for prefix in _plugin_prefixes():
         if text.startswith(prefix):
             return ModelSpec("plugin", prefix, text[len(prefix):], text)
+    for prefix, example in (("hf-hub:", "hf-hub:org/repo"), ("local-dir:", "local-dir:/path/folder")):
+        if text.startswith(prefix) and not text[len(prefix):].strip():
+            raise ModelError(f"nothing after {prefix!r} in model spec {text!r}", hint=f"write {example}")
     if text.startswith("hf-hub:"):
         return ModelSpec("hf-hub", text, None, text)
     if text.startswith("local-dir:"):

@@ -38,10 +38,11 @@ __all__ = [
     # files
     "atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "write_png", "png_bytes", "pil_png_bytes",
     "load_image", "to_pil", "images_under", "contact_sheet", "safe_name", "inside",
-    "cache_dir", "content_hash", "hash_file", "file_lock", "read_yaml", "parse_yaml", "YamlDoc", "data_files",
+    "cache_dir", "content_hash", "hash_file", "file_lock", "folder_lock", "read_yaml", "parse_yaml", "YamlDoc",
+    "data_files", "check_images", "check_prompts", "check_writable", "refuse_nul", "remove_stale_temp_files",
     # what plugins register
     "Vocabulary", "make_vocabulary", "StepKind", "StepOptions", "PlanInput", "StepPlan", "StepContext", "Chunk",
-    "Item", "Outcome", "chunked", "parse_seeds", "read_lines", "quantised",
+    "Item", "Outcome", "chunked", "parse_seeds", "read_lines", "quantised", "check_model_spec",
     # scoring every probe reuses
     "score_images", "zero_shot", "ScoreResult",
     # notebooks and tests
@@ -145,13 +146,14 @@ _LAZY = {
     "atomic_write_bytes": "probe.io", "atomic_write_text": "probe.io", "write_json": "probe.io", "read_json": "probe.io",
     "write_png": "probe.io", "png_bytes": "probe.io", "pil_png_bytes": "probe.io", "load_image": "probe.io",
     "to_pil": "probe.io", "images_under": "probe.io", "contact_sheet": "probe.io", "safe_name": "probe.io",
-    "inside": "probe.io",
+    "inside": "probe.io", "check_images": "probe.io", "check_prompts": "probe.io", "check_writable": "probe.io",
+    "refuse_nul": "probe.io", "remove_stale_temp_files": "probe.io", "folder_lock": "probe.cache",
     "cache_dir": "probe.cache", "content_hash": "probe.cache", "hash_file": "probe.cache", "file_lock": "probe.cache",
     "read_yaml": "probe.yamlfile", "parse_yaml": "probe.yamlfile", "YamlDoc": "probe.yamlfile",
     "Vocabulary": "probe.vocabulary", "make_vocabulary": "probe.vocabulary",
     "StepKind": "probe.steps", "StepOptions": "probe.steps", "PlanInput": "probe.steps", "StepPlan": "probe.steps",
     "StepContext": "probe.steps", "Chunk": "probe.steps", "Item": "probe.steps", "Outcome": "probe.steps",
-    "chunked": "probe.steps", "parse_seeds": "probe.steps", "read_lines": "probe.steps", "quantised": "probe.steps",
+    "chunked": "probe.steps", "check_model_spec": "probe.steps", "parse_seeds": "probe.steps", "read_lines": "probe.steps", "quantised": "probe.steps",
     "html_table": "probe.html", "html_image_grid": "probe.html",
     "score_images": "probe.scoring", "zero_shot": "probe.scoring", "ScoreResult": "probe.scoring",
 }

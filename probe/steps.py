@@ -122,6 +122,10 @@ class StepKind:
 
 # ---------------------------------------------------------------- checking YAML options
 
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+MAX_SEEDS = 100_000
+
+
 def parse_seeds(value: Any) -> list[int]:
     """'0-19', '0,3,7', 5 or [0, 1, 2] -> a list of distinct seeds in order."""
     if isinstance(value, bool):
@@ -139,25 +143,32 @@ def parse_seeds(value: Any) -> list[int]:
             lo, hi = int(m[1]), int(m[2] or m[1])
             if hi < lo:
                 raise ValueError(f"empty seed range {part.strip()!r}")
+            if hi - lo + len(seeds) >= MAX_SEEDS:
+                raise ValueError(f"more than {MAX_SEEDS} seeds in {value!r}")
             seeds.extend(range(lo, hi + 1))
     else:
         raise ValueError("seeds must be a range like 0-19, a list of integers or an integer")
     if not seeds:
         raise ValueError("no seeds")
+    if any(s < 0 or s > MAX_SEED for s in seeds):
+        raise ValueError(f"seeds go from 0 to {MAX_SEED}")
     if len(set(seeds)) != len(seeds):
         raise ValueError("seeds repeat")
     return seeds
 
 
 def read_lines(path: Path) -> list[str]:
-    """A UTF-8 text file as its non-blank, non-comment (#) lines, stripped."""
+    """A UTF-8 text file as its non-blank, non-comment (#) lines, stripped; NUL bytes are refused."""
+    from probe.io import refuse_nul
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"file not found: {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not a readable UTF-8 text file ({type(exc).__name__})") from exc
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    refuse_nul(path, text, ConfigError)
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 @dataclass
@@ -221,6 +232,13 @@ class StepOptions:
             raise self.error(key, f"expected a name or path, got {value!r}")
         return value
 
+    def model_spec(self, key: str) -> str | None:
+        """An optional model spec that parses (known architecture, tag or file syntax): checked
+        before any model loads."""
+        if self.values.get(key) is None:
+            return None
+        return check_model_spec(self.doc, self.path + (key,), self.string(key))
+
     def load(self, key: str, loader: Callable[[str], Any]) -> Any:
         """Load a named set or file, reporting any problem at this option's line."""
         name = self.string(key)
@@ -230,6 +248,17 @@ class StepOptions:
             if str(exc).startswith(self.doc.source):
                 raise
             raise self.error(key, str(exc)) from exc
+
+
+def check_model_spec(doc: "YamlDoc", path: tuple, text: str) -> str:
+    """`text` if it parses as a model spec, else a ConfigError at its YAML line."""
+    from probe.models import parse_model_spec
+
+    try:
+        parse_model_spec(text)
+    except ProbeError as exc:
+        raise doc.error(path, str(exc)) from exc
+    return text
 
 
 def quantised(image: "torch.Tensor") -> "torch.Tensor":

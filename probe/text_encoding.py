@@ -137,6 +137,6 @@ def check_prompt_lengths(encode: Callable[[str], list] | None, context_length: i
     if not truncate:
         raise UsageError(
             f"{len(too_long)} prompt(s) longer than the model's {limit}-token context, e.g. {too_long[0][:60]!r}",
-            hint="shorten them, or pass --truncate to cut them",
+            hint=f"shorten them to {limit} tokens; commands with a --truncate option can cut them instead",
         )
     warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=3)

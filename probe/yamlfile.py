@@ -40,18 +40,45 @@ def dotted(path: Key) -> str:
     return out
 
 
-def _walk(node: Any, path: Key, lines: dict[Key, int]) -> None:
+MAX_ALIAS_EXPANSION = 10_000
+"""Values that aliases may add beyond the file's own: enough for any config, far short of a bomb."""
+
+
+@dataclass
+class _Walk:
+    """State of one walk over a composed document: lines found, nodes seen, alias expansion spent."""
+
+    source: str
+    lines: dict[Key, int]
+    seen: set[int] = field(default_factory=set)
+    expanded: int = 0
+
+    def refuse(self, node: Any, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}:{node.start_mark.line + 1}: {message}", hint="write the values out instead of using YAML aliases (*name)")
+
+
+def _walk(node: Any, path: Key, state: _Walk, ancestors: frozenset[int] = frozenset()) -> None:
+    """Record the line of every key and item; an alias that contains itself, or aliases that
+    expand past MAX_ALIAS_EXPANSION values (a 'billion laughs' file), are a ConfigError."""
     import yaml
 
+    if id(node) in ancestors:
+        raise state.refuse(node, "recursive YAML alias (a value that contains itself)")
+    if id(node) in state.seen:
+        state.expanded += 1
+        if state.expanded > MAX_ALIAS_EXPANSION:
+            raise state.refuse(node, f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION} values")
+    state.seen.add(id(node))
+    inner = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             child = path + (key_node.value,)
-            lines[child] = key_node.start_mark.line + 1
-            _walk(value_node, child, lines)
+            state.lines[child] = key_node.start_mark.line + 1
+            _walk(value_node, child, state, inner)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            lines[path + (i,)] = item.start_mark.line + 1
-            _walk(item, path + (i,), lines)
+            state.lines[path + (i,)] = item.start_mark.line + 1
+            _walk(item, path + (i,), state, inner)
 
 
 def parse_yaml(text: str, source: str) -> YamlDoc:
@@ -60,16 +87,18 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        lines: dict[Key, int] = {(): 1}
+        if node is not None:
+            lines[()] = node.start_mark.line + 1
+            _walk(node, (), _Walk(source, lines))  # before constructing: refuses alias bombs
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{source}:{line}: invalid YAML: {problem}") from exc
-    lines: dict[Key, int] = {(): 1}
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _walk(node, (), lines)
+    except RecursionError as exc:
+        raise ConfigError(f"{source}: YAML nested too deeply", hint="flatten the file") from exc
     return YamlDoc(source, data, lines)
 
 
@@ -80,8 +109,12 @@ def read_yaml(path: Path) -> YamlDoc:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"file not found: {path}") from exc
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a folder, not a YAML file", hint="pass the path of a .yaml file") from exc
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if "\x00" in text:
         raise ConfigError(f"{path}: not a text file (contains NUL bytes)")
     return parse_yaml(text, str(path))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.plugin import (Chunk, Item, PlanInput, ProbeError, StepKind, StepOptions, StepPlan, UsageError, YamlDoc,
-                          content_hash, parse_seeds, read_lines, read_yaml, registered)
+                          check_model_spec, content_hash, parse_seeds, read_lines, read_yaml, registered)
 
 __all__ = ["Chunk", "Item", "Plan", "StepPlan", "load_experiment", "normalise", "parse_seeds", "parse_shard",
            "plan_from_spec", "read_lines"]
@@ -107,6 +107,8 @@ def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
     model = data.get("model")
     if model is not None and not isinstance(model, str):
         raise doc.error(("model",), "model must be a model spec string")
+    if model is not None:
+        check_model_spec(doc, ("model",), model)
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise doc.error(("seed",), f"seed must be a non-negative integer, got {seed!r}")

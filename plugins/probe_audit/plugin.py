@@ -38,6 +38,11 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
     state = options(ctx)
     shard = parse_shard(shard_text) if shard_text else None
     folder = _folder(state, run_dir, plan.name, shard)
+    from probe.plugin import check_writable, folder_lock
+
+    check_writable(folder)  # before the model loads and any step runs
+    with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
+        pass
     session = session_for(ctx, plan.model) if plan.model else current_session(ctx)
     total = len([it for c in plan.chunks_for(shard) for it in c.items])
     seen = {"done": 0}
@@ -48,6 +53,11 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
 
         result = run_plan(plan, folder, session, lambda spec: session_for(ctx, spec), shard=shard, resume=resume, source=source, on_progress=on_progress)
     return result
+
+
+def _exit_code(result) -> int:
+    """1 when any item failed or a merge lacks shards (so `afterok` chains stop), else 0."""
+    return 1 if result.counts.get("failed", 0) or result.missing_shards else 0
 
 
 def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
@@ -105,7 +115,9 @@ def register_commands(app: typer.Typer) -> None:
         from probe_audit.experiment import load_experiment
 
         plan = load_experiment(experiment)
-        _print_run(_execute(ctx, plan, run_dir, shard, resume, str(experiment)), as_json)
+        result = _execute(ctx, plan, run_dir, shard, resume, str(experiment))
+        _print_run(result, as_json)
+        raise typer.Exit(_exit_code(result))
 
     @app.command("merge")
     def merge(
@@ -116,14 +128,16 @@ def register_commands(app: typer.Typer) -> None:
         """Combine shard folders into one run folder, equal to an unsharded run."""
         from probe_audit.runner import merge_runs
 
-        _print_run(merge_runs(list(folders), out), as_json)
+        result = merge_runs(list(folders), out)
+        _print_run(result, as_json)
+        raise typer.Exit(_exit_code(result))
 
     @app.command("bias")
     def bias(
         ctx: typer.Context,
         prompts: Annotated[str, typer.Option("--prompts", help="Prompt set: a built-in name (paper, shapes) or a YAML file.")] = "paper",
         labels: Annotated[str, typer.Option("--labels", help="Attribute label set: built-in (gender, colours) or a YAML file.")] = "gender",
-        n: Annotated[int, typer.Option("--n", "-n", min=1, help="Inversions per prompt variant (seeds 0..n-1 from --seed).")] = 20,
+        n: Annotated[int, typer.Option("--n", "-n", min=1, max=100_000, help="Inversions per prompt variant (seeds 0..n-1 from --seed).")] = 20,
         seeds: Annotated[Optional[str], typer.Option("--seeds", help="Explicit seeds instead of --n, e.g. 0-19.", show_default=False)] = None,
         variants: Annotated[Optional[list[str]], typer.Option("--variant", help="Only these variants (repeat).", show_default=False)] = None,
         preset: Preset = "default",
@@ -154,18 +168,19 @@ def register_commands(app: typer.Typer) -> None:
         notes = _bias_notes(state.model, labeller or state.labeller or state.model, prompts, labels)
         if as_json:
             console.print_json({**result.as_dict(), "table": step["data"], "notes": notes})
-            return
-        _print_run(result, False)
-        for note in notes:
-            console.note(note)
-        console.note(f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}")
+        else:
+            _print_run(result, False)
+            for note in notes:
+                console.note(note)
+            console.note(f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}")
+        raise typer.Exit(_exit_code(result))
 
     @app.command("nsfw")
     def nsfw(
         ctx: typer.Context,
         prompts: Annotated[Optional[list[str]], typer.Argument(help="Prompts to invert and check.", show_default=False)] = None,
         prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="Text file of prompts, one a line.", show_default=False)] = None,
-        n: Annotated[int, typer.Option("--n", "-n", min=1, help="Inversions per prompt.")] = 4,
+        n: Annotated[int, typer.Option("--n", "-n", min=1, max=100_000, help="Inversions per prompt.")] = 4,
         concepts: Annotated[str, typer.Option("--concepts", help="NSFW concept list: default or a YAML file.")] = "default",
         preset: Preset = "default",
         steps: Steps = None,
@@ -214,8 +229,9 @@ def register_commands(app: typer.Typer) -> None:
             finalise(result.folder, plan, blur=False)
         if as_json:
             console.print_json({**result.as_dict(), "nsfw": read_json(result.folder / "summary.json")["steps"][0]["data"]})
-            return
-        _print_run(result, False)
+        else:
+            _print_run(result, False)
+        raise typer.Exit(_exit_code(result))
 
     @app.command("nsfw-calibrate")
     def nsfw_calibrate(
@@ -245,6 +261,10 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("no images found under --safe", hint="give image files or folders holding .png/.jpg images")
         if flagged and not flagged_paths:
             raise UsageError("no images found under --flagged", hint="give image files or folders holding .png/.jpg images, or leave --flagged out")
+        from probe.plugin import check_images, check_writable
+
+        check_images(safe_paths + flagged_paths)  # before the model loads
+        check_writable(output.parent)
         state = options(ctx)
         session = session_for(ctx, labeller or state.labeller) if (labeller or state.labeller) else current_session(ctx)
         with console.progress("scoring images", len(safe_paths) + len(flagged_paths)) as advance:
@@ -280,7 +300,12 @@ def register_commands(app: typer.Typer) -> None:
         from probe_audit.report import render_report
 
         path = output or Path(run_folder) / "report.html"
-        atomic_write_text(path, render_report(Path(run_folder), blur=not no_blur))
+        page = render_report(Path(run_folder), blur=not no_blur)
+        atomic_write_text(path, page)
+        damaged = page.count("<figure class='missing'>")
+        if damaged:
+            console.note(f"{damaged} image(s) of {run_folder} are missing or damaged (noted in the report): "
+                         "rerun the run with --resume to recompute them")
         console.note(f"wrote {path}")
         typer.echo(str(path))
 

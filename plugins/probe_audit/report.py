@@ -23,10 +23,15 @@ figure.flagged figcaption{color:#b00;font-weight:bold}
 """
 
 
-def _data_uri(folder: Path, rel: str, blur: bool) -> str:
+def _data_uri(folder: Path, rel: str, blur: bool) -> str | None:
+    """The image as a data: URI, or None when the file is missing or damaged."""
+    from probe.plugin import DataError
     from probe_audit.nsfw import blurred
 
-    pil = to_pil(load_image(inside(folder, rel)))
+    try:
+        pil = to_pil(load_image(inside(folder, rel)))
+    except DataError:
+        return None
     if blur:
         pil = blurred(pil)
     return "data:image/png;base64," + base64.b64encode(pil_png_bytes(pil)).decode("ascii")
@@ -40,7 +45,12 @@ def _grids(folder: Path, summary: StepSummary, blur: bool, limit: int) -> str:
             hide = blur and cell.flagged
             cls = " class='flagged'" if cell.flagged else ""
             alt = "blurred: flagged NSFW" if hide else cell.caption
-            figures.append(f"<figure{cls}><img alt='{html.escape(alt, quote=True)}' src='{_data_uri(folder, cell.image, hide)}'>"
+            uri = _data_uri(folder, cell.image, hide)
+            if uri is None:
+                figures.append(f"<figure class='missing'><p class='note'>{html.escape(cell.image)} is missing or damaged: "
+                               f"rerun the run with --resume to recompute it</p><figcaption>{html.escape(cell.caption)}</figcaption></figure>")
+                continue
+            figures.append(f"<figure{cls}><img alt='{html.escape(alt, quote=True)}' src='{uri}'>"
                            f"<figcaption>{html.escape(cell.caption)}</figcaption></figure>")
         more = f"<p class='note'>{len(cells) - limit} more not shown</p>" if len(cells) > limit else ""
         parts.append(f"<h4>{html.escape(group)}</h4><div class='grid'>{''.join(figures)}</div>{more}")

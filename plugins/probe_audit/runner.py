@@ -58,17 +58,33 @@ def record_path(folder: Path, item_id: str) -> Path:
     return inside(folder, f"items/{item_id}.json")
 
 
-def read_records(folder: Path, plan: Plan) -> dict[str, dict]:
-    """Records of the plan's items present in the folder (unreadable ones count as absent)."""
+def read_records(folder: Path, plan: Plan, verify_images: bool = False) -> dict[str, dict]:
+    """Records of the plan's items present in the folder (unreadable ones count as absent; with
+    verify_images, so does a record whose PNG is missing, truncated or damaged: resume recomputes it)."""
     out = {}
     for item in plan.items:
         path = record_path(folder, item.id)
         if path.is_file():
             try:
-                out[item.id] = read_json(path)
+                record = read_json(path)
             except Exception:  # a torn or corrupt record means: not finished, recompute it
                 continue
+            if verify_images and record.get("image") and not image_intact(folder, record["image"]):
+                continue
+            out[item.id] = record
     return out
+
+
+def image_intact(folder: Path, rel: str) -> bool:
+    """Whether a run folder's image exists and decodes completely."""
+    from probe.plugin import ProbeError
+    from probe.plugin import load_image
+
+    try:
+        load_image(inside(folder, rel))
+    except ProbeError:
+        return False
+    return True
 
 
 def statuses(plan: Plan, records: dict[str, dict], shard: tuple[int, int] | None) -> dict[str, str]:
@@ -147,13 +163,26 @@ def run_plan(plan: Plan, folder: Path, session, session_for: Callable[[str], Any
              resume: bool = False, source: str | None = None, on_progress: Progress | None = None,
              should_stop: Callable[[], bool] | None = None) -> RunResult:
     """Compute every pending item of the plan (or of one shard), chunk by chunk, then write the summaries."""
+    from probe.plugin import folder_lock
+
     folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder, "run"):
+        return _run_locked(plan, folder, session, session_for, shard, resume, source, on_progress, should_stop)
+
+
+def _run_locked(plan: Plan, folder: Path, session, session_for: Callable[[str], Any], shard: tuple[int, int] | None,
+                resume: bool, source: str | None, on_progress: Progress | None,
+                should_stop: Callable[[], bool] | None) -> RunResult:
+    from probe.plugin import remove_stale_temp_files
+
     model = session.describe()
     old = _check_resume(folder, plan, model, shard, resume)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(folder)  # left by a killed run; we hold the folder's lock
     created = old["created"] if old else time.strftime("%Y-%m-%dT%H:%M:%S")
     ctx = StepContext(session, session_for, folder, should_stop, dict(old.get("labellers") or {}) if old else {})
-    records = read_records(folder, plan)
+    records = read_records(folder, plan, verify_images=True)
     status = statuses(plan, records, shard)
     result = RunResult(folder, plan, shard, _counts(status))
     total, done_now = len(status), sum(1 for s in status.values() if s == "done")
@@ -214,7 +243,11 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
     counts = {m["shard"]["count"] for m in manifests if m.get("shard")}
     if len(counts) > 1:
         raise ConfigError(f"shard folders disagree on the number of shards: {sorted(counts)}")
-    have = {m["shard"]["index"] for m in manifests if m.get("shard")}
+    indexes = [m["shard"]["index"] for m in manifests if m.get("shard")]
+    twice = sorted({i for i in indexes if indexes.count(i) > 1})
+    if twice:
+        raise UsageError(f"shard {twice[0]} is given more than once", hint="pass each shard folder once")
+    have = set(indexes)
     missing = sorted(set(range(counts.pop())) - have) if counts else []
     out.mkdir(parents=True, exist_ok=True)
     merged: dict[str, dict] = {}

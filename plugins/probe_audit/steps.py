@@ -39,7 +39,7 @@ def _invert(step: StepPlan, chunk: Chunk, ctx: StepContext) -> tuple[list[Outcom
 
 
 def _labeller(opts: StepOptions) -> str | None:
-    return None if opts["labeller"] is None else opts.string("labeller")
+    return opts.model_spec("labeller")
 
 
 # ---------------------------------------------------------------- label

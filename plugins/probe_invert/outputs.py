@@ -50,17 +50,51 @@ def result_key(prompt: str, seed: int, fingerprint: str, device: str, precision:
     return content_hash(prompt, str(int(seed)), fingerprint, device, precision, json.dumps(knobs, sort_keys=True))
 
 
-def finished(paths: ImagePaths, key: str) -> dict[str, Any] | None:
-    """The sidecar of a finished image with this key (and its PNG present), else None."""
-    if not paths.sidecar.is_file() or not paths.png.is_file():
+def read_sidecar(paths: ImagePaths) -> dict[str, Any] | None:
+    """The image's sidecar if it is a readable JSON object, else None."""
+    if not paths.sidecar.is_file():
         return None
     try:
         sidecar = read_json(paths.sidecar)
     except DataError:
         return None
-    if not isinstance(sidecar, dict) or sidecar.get("key") != key or sidecar.get("status") != "done":
+    return sidecar if isinstance(sidecar, dict) else None
+
+
+def png_intact(path: Path) -> bool:
+    """Whether the PNG exists and decodes completely (a truncated or damaged file is not finished)."""
+    from probe.plugin import load_image
+
+    try:
+        load_image(path)
+    except (DataError, OSError):
+        return False
+    return True
+
+
+def finished(paths: ImagePaths, key: str) -> dict[str, Any] | None:
+    """The sidecar of a finished image with this key whose PNG is intact, else None (so it is redone)."""
+    sidecar = read_sidecar(paths)
+    if sidecar is None or sidecar.get("key") != key or sidecar.get("status") != "done":
         return None
-    return sidecar
+    return sidecar if png_intact(paths.png) else None
+
+
+def made_otherwise(paths: ImagePaths, key: str) -> bool:
+    """Whether a finished image made with other settings (or model, device, precision) is in the way."""
+    sidecar = read_sidecar(paths)
+    return bool(sidecar and sidecar.get("status") == "done" and sidecar.get("key") != key and paths.png.is_file())
+
+
+def finished_in(folder: Path) -> list[tuple[dict[str, Any], Path]]:
+    """(sidecar, PNG) of every finished, intact image in an invert folder, by prompt then seed."""
+    found = []
+    for sidecar_path in sorted(Path(folder).glob("*/seed-*.json")):
+        paths = ImagePaths(sidecar_path.with_suffix(".png"), sidecar_path, sidecar_path, sidecar_path)
+        sidecar = read_sidecar(paths)
+        if sidecar and sidecar.get("status") == "done" and png_intact(paths.png):
+            found.append((sidecar, paths.png))
+    return sorted(found, key=lambda f: (str(f[0].get("prompt")), int(f[0].get("seed") or 0)))
 
 
 def png_metadata(sidecar: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from probe.plugin import ConfigError, UsageError
 
 MAX_SEEDS = 100_000
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
 _NUMBERISH = re.compile(r"^[-+0-9.eE]+$")
 
 
@@ -42,8 +43,9 @@ def _split_weight(part: str, prompt: str) -> tuple[str, float]:
 
 def parse_prompt(prompt: str) -> WeightedPrompt:
     """Split on '|' into weighted parts; every part non-empty, weights non-zero, at least one positive."""
-    if not prompt.strip():
-        raise UsageError("empty prompt", hint="give some text, e.g. 'a red circle'")
+    from probe.plugin import check_prompts
+
+    check_prompts([prompt])
     parts = []
     for raw in prompt.split("|"):
         raw = raw.strip()
@@ -72,6 +74,8 @@ def parse_seeds(text: str) -> list[int]:
         high = int(match.group(2)) if match.group(2) is not None else low
         if high < low:
             raise UsageError(f"bad seed range {chunk!r}: end before start", hint=f"write {high}-{low}")
+        if high > MAX_SEED:
+            raise UsageError(f"seed {high} is too large", hint=f"seeds go from 0 to {MAX_SEED}")
         if high - low + len(seeds) >= MAX_SEEDS:
             raise UsageError(f"too many seeds in {text!r} (limit {MAX_SEEDS})")
         seeds.extend(range(low, high + 1))
@@ -86,6 +90,9 @@ def read_prompts_file(path: Path) -> list[str]:
         raise ConfigError(f"prompts file not found: {path}") from None
     except (UnicodeDecodeError, IsADirectoryError):
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    from probe.plugin import refuse_nul
+
+    refuse_nul(path, text, ConfigError)
     prompts = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()

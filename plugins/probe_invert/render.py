@@ -47,10 +47,11 @@ class Inversion:
 
 
 def text_targets(session: Session, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(targets [N,K,D], weights [N,K]) for weighted prompts; each distinct text encoded once."""
+    """(targets [N,K,D], weights [N,K]) for weighted prompts; each distinct text encoded once, on its
+    own, so an image's target never depends on which other prompts share its run or batch."""
     parsed = [parse_prompt(p) for p in prompts]
     texts = list(dict.fromkeys(text for wp in parsed for text, _ in wp.parts))
-    embeddings = session.encode_text(texts)
+    embeddings = torch.cat([session.encode_text([t]) for t in texts])
     index = {t: i for i, t in enumerate(texts)}
     k = max(len(wp.parts) for wp in parsed)
     targets = torch.zeros(len(parsed), k, embeddings.shape[1])
@@ -215,7 +216,8 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 def invert_items(session: Session, items: list[tuple[str, int]], settings: InvertSettings, *,
                  on_step: StepCallback | None = None, should_stop: StopCheck | None = None,
-                 extra_objective: Objective | None = None, ensemble: Sequence[Session] = ()) -> list[Inversion]:
+                 extra_objective: Objective | None = None, ensemble: Sequence[Session] = (),
+                 on_chunk: Callable[[list[int], list[Inversion]], None] | None = None) -> list[Inversion]:
     """Invert (prompt, seed) pairs in the given order, `settings.batch_size` at a time.
 
     `ensemble`: further models (sessions on the same device) whose text terms are averaged with the
@@ -224,6 +226,8 @@ def invert_items(session: Session, items: list[tuple[str, int]], settings: Inver
     on_step gets (steps done so far over all chunks, live cosine of the current chunk's images).
     A chunk that runs out of accelerator memory is split in half and retried. After a stop
     request, images not yet started come back with status "interrupted" and steps 0.
+    on_chunk gets (indexes into items, their inversions) as soon as each chunk ends, so callers can
+    save finished images before the next chunk starts.
     """
     if not items:
         raise UsageError("nothing to invert", hint="give at least one prompt and one seed")
@@ -252,6 +256,8 @@ def invert_items(session: Session, items: list[tuple[str, int]], settings: Inver
             continue
         done_steps += settings.steps
         results.update(zip(rows, chunk))
+        if on_chunk is not None:
+            on_chunk(rows, chunk)
     return [results[i] for i in range(len(items))]
 
 

@@ -13,12 +13,17 @@ from typing import Any, Callable
 EXIT_INTERRUPTED = 130
 
 
+STOP_SIGNALS = ("SIGINT", "SIGTERM")  # Ctrl-C, and how Slurm, Kubernetes and `kill` stop a job
+
+
 def stop_on_ctrl_c() -> tuple[Callable[[], bool], Callable[[], None]]:
-    """(should_stop, restore): the first Ctrl-C asks the loop to stop after its step; a second one aborts."""
+    """(should_stop, restore): the first Ctrl-C or SIGTERM asks the loop to stop after its step (what is
+    finished is saved); a second one aborts."""
     requested = {"stop": False}
     if threading.current_thread() is not threading.main_thread():
         return (lambda: False), (lambda: None)
-    previous = signal.getsignal(signal.SIGINT)
+    signums = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    previous = {s: signal.getsignal(s) for s in signums}
 
     def handler(signum, frame):  # noqa: ANN001
         if requested["stop"]:
@@ -28,8 +33,14 @@ def stop_on_ctrl_c() -> tuple[Callable[[], bool], Callable[[], None]]:
 
         console.note("Stopping after this step and saving what exists (Ctrl-C again to abort)…")
 
-    signal.signal(signal.SIGINT, handler)
-    return (lambda: requested["stop"]), (lambda: signal.signal(signal.SIGINT, previous))
+    for s in signums:
+        signal.signal(s, handler)
+
+    def restore() -> None:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+    return (lambda: requested["stop"]), restore
 
 
 def _sidecar(inversion, session_info: dict[str, Any], settings, key: str, png_name: str,
@@ -47,6 +58,15 @@ def _sidecar(inversion, session_info: dict[str, Any], settings, key: str, png_na
     }
 
 
+def _rebuild_sheet(folder, done: list, load_image, write_contact_sheet):
+    """The contact sheet of every finished image in the folder (this run's and earlier runs'), or None."""
+    if not done:
+        return None
+    labels = [(f"s{s['seed']} {s['cosine']:.2f} " if s.get("cosine") is not None else f"s{s['seed']} ") + str(s["prompt"])
+              for s, _ in done]
+    return write_contact_sheet(folder / "contact-sheet.png", [load_image(png) for _, png in done], labels)
+
+
 def _rounded(values: list[float]) -> list[float | None]:
     return [round(v, 6) if math.isfinite(v) else None for v in values]
 
@@ -54,20 +74,35 @@ def _rounded(values: list[float]) -> list[float | None]:
 def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: bool = False, force: bool = False,
                    as_json: bool = False, ensemble: list[str] | None = None) -> int:
     """Invert what is not finished yet, save it, print the summary; returns the exit code (0 or 130)."""
-    from probe.plugin import console, current_session, load_image, options, session_for
-    from probe_invert.outputs import finished, image_paths, result_key, save_inversion, write_contact_sheet
-    from probe_invert.render import check_ensemble, invert_items
+    from probe.plugin import check_writable, folder_lock, options
 
     state = options(ctx)
+    folder = state.out_dir / "invert"
+    check_writable(folder)  # before the model loads and any step runs
+    with folder_lock(folder, "invert"):
+        return _run_locked(ctx, folder, prompts, seeds, settings, gif=gif, force=force, as_json=as_json, ensemble=ensemble)
+
+
+def _run_locked(ctx, folder, prompts: list[str], seeds: list[int], settings, *, gif: bool, force: bool,
+                as_json: bool, ensemble: list[str] | None) -> int:
+    from probe.plugin import UsageError, console, current_session, load_image, remove_stale_temp_files, session_for
+    from probe_invert.outputs import finished, finished_in, image_paths, made_otherwise, result_key, save_inversion, write_contact_sheet
+    from probe_invert.render import check_ensemble, invert_items
+
+    remove_stale_temp_files(folder)  # left by a killed run; we hold the folder's lock
     session = current_session(ctx)
     members = check_ensemble(session, [session_for(ctx, spec) for spec in ensemble or []])[1:]
     info = session.describe()
     members_info = [m.describe() for m in members]
     fingerprint = "+".join([info["fingerprint"], *(m["fingerprint"] for m in members_info)])  # resume only the same ensemble
-    folder = state.out_dir / "invert"
     items = [(p, s) for p in prompts for s in seeds]
     paths = [image_paths(folder, p, s) for p, s in items]
     keys = [result_key(p, s, fingerprint, info["device"], info["precision"], settings.to_dict()) for p, s in items]
+    clashes = [i for i, (pa, k) in enumerate(zip(paths, keys)) if made_otherwise(pa, k)]
+    if clashes and not force:
+        raise UsageError(f"{len(clashes)} finished image(s) in {folder} were made with other settings or another model, "
+                         f"e.g. {paths[clashes[0]].png}",
+                         hint="choose another folder with -o to keep them, or pass --force to replace them")
     previous = [None if force else finished(pa, k) for pa, k in zip(paths, keys)]
     todo = [i for i, prev in enumerate(previous) if prev is None]
     if len(todo) < len(items):
@@ -85,16 +120,19 @@ def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: 
                     advance(step - done["steps"], info=f"cos {float(cosine.mean()):.3f}")
                     done["steps"] = step
 
+                def save_chunk(rows: list[int], inversions: list) -> None:  # as each chunk ends: kill -9 loses only the chunk in flight
+                    for row, inversion in zip(rows, inversions):
+                        i = todo[row]
+                        if inversion.steps > 0:
+                            save_inversion(paths[i], inversion, _sidecar(inversion, info, settings, keys[i], paths[i].png.name, members_info), gif)
+
                 found = invert_items(session, [items[i] for i in todo], settings, on_step=on_step, should_stop=should_stop,
-                                     ensemble=members)
+                                     ensemble=members, on_chunk=save_chunk)
             interrupted = should_stop()
         finally:
             restore()
-        for i, inversion in zip(todo, found):
-            results[i] = inversion
-            if inversion.steps > 0:
-                save_inversion(paths[i], inversion, _sidecar(inversion, info, settings, keys[i], paths[i].png.name, members_info), gif)
-    rows, images, labels = [], [], []
+        results.update(zip(todo, found))
+    rows = []
     for i, (prompt, seed) in enumerate(items):
         if i in results:
             r = results[i]
@@ -110,14 +148,11 @@ def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: 
                    "seconds": prev.get("seconds"), "skipped": True, "message": ""}
             if members:
                 row["model_cosines"] = prev.get("model_cosines")
-            image = load_image(paths[i].png)
+            image = True
         saved = image is not None
         row.update(png=str(paths[i].png) if saved else None, sidecar=str(paths[i].sidecar) if saved else None)
         rows.append(row)
-        if saved:
-            images.append(image)
-            labels.append((f"s{seed} {row['cosine']:.2f} " if row["cosine"] is not None else f"s{seed} ") + prompt)
-    sheet = write_contact_sheet(folder / "contact-sheet.png", images, labels) if images else None
+    sheet = _rebuild_sheet(folder, finished_in(folder), load_image, write_contact_sheet)
     notes = _vocabulary_notes([info["model"], *(m["model"] for m in members_info)], prompts)
     for note in notes:
         console.note(note)

@@ -12,6 +12,9 @@ from probe.plugin import ConfigError, UsageError
 
 LOSSES = ("distance", "cosine")
 SCHEDULES = ("constant", "cosine")
+#: Upper bounds that keep a typo from asking for hours of work or terabytes of memory.
+LIMITS = {"steps": 1_000_000, "size": 4096, "max_size": 4096, "copies": 1024, "batch_size": 4096,
+          "jitter_pixels": 4096, "snapshot_every": 1_000_000}
 
 
 @dataclass
@@ -98,6 +101,12 @@ class InvertSettings:
         for name, value in non_negative.items():
             if not float(value) >= 0:  # also rejects NaN
                 raise UsageError(f"{name.replace('_', '-')} must be >= 0, got {value}")
+        for name, limit in LIMITS.items():
+            if getattr(self, name) > limit:
+                raise UsageError(f"{name.replace('_', '-')} {getattr(self, name)} is over the limit of {limit}",
+                                 hint=f"use at most {limit}")
+        if any(int(s) > LIMITS["steps"] for s in self.resize_at):
+            raise UsageError(f"resize-at steps must be at most {LIMITS['steps']}")
         if self.lr <= 0:
             raise UsageError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.affine_p <= 1:
@@ -150,13 +159,9 @@ def list_presets() -> list[str]:
 
 
 def _read_yaml(text: str, where: str) -> dict[str, Any]:
-    import yaml
+    from probe.plugin import parse_yaml
 
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{where}:{mark.line + 1 if mark else 1}: invalid YAML") from exc
+    data = parse_yaml(text, where).data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a preset must be a mapping of setting: value")
     known = {f.name for f in fields(InvertSettings)}

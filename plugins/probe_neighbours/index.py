@@ -273,6 +273,8 @@ def _read_cached(index_path: Path, sidecar_path: Path, expected: dict) -> tuple[
         data = index_path.read_bytes()
     except FileNotFoundError as exc:
         raise _BadCache("index file missing") from exc
+    except OSError as exc:  # e.g. a folder where the file should be
+        raise _BadCache(f"index file unreadable ({exc.strerror or exc})") from exc
     if len(data) != meta.get("index_bytes") or hashlib.sha256(data).hexdigest() != meta.get("index_sha256"):
         raise _BadCache("index file truncated or modified (size/sha256 mismatch)")
     try:

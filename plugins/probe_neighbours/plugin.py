@@ -57,10 +57,11 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Nearest vocabulary words of texts or images in the model's embedding space, flagged words marked."""
-        from probe.plugin import console
-        from probe.plugin import current_session, options, session_for
-        from probe.plugin import UsageError
-        from probe.plugin import save_text_snapshot
+        from probe.plugin import check_images, check_prompts
+
+        check_prompts(list(texts or []), "text")
+        check_images(list(image or []))  # headers only, before torch or the model loads
+        from probe.plugin import UsageError, console, current_session, options, save_text_snapshot
         from probe_neighbours.index import IndexParams
         from probe_neighbours.query import image_neighbours, load_query_images, text_neighbours
         from probe_neighbours.vocabularies import default_vocabs, read_entries

@@ -156,7 +156,7 @@ def _png_metadata(path: Path) -> dict:
     try:
         with Image.open(path) as im:
             chunks = dict(getattr(im, "text", {}) or {})
-    except OSError:
+    except (OSError, Image.DecompressionBombError):
         return {}
     meta = {}
     for key, value in chunks.items():

@@ -29,10 +29,11 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """CLIP cosine of each image against each prompt, and its zero-shot label (softmax over prompts)."""
-        from probe.plugin import console
-        from probe.plugin import current_session, options, session_for
-        from probe.plugin import load_image
-        from probe.plugin import score_images
+        from probe.plugin import check_images, check_prompts
+
+        check_prompts(list(prompt))
+        check_images(images)  # headers only: a missing or bad file fails before torch or the model loads
+        from probe.plugin import console, current_session, load_image, options, score_images
 
         state = options(ctx)
         pixels = [load_image(p) for p in images]

@@ -103,7 +103,7 @@ def register_commands(app: typer.Typer) -> None:
         relation: Annotated[Optional[list[str]], typer.Option("--relation", help="World relations to use (repeat): left of, right of, above, below (default all).", show_default=False)] = None,
         perturb: Annotated[Optional[list[str]], typer.Option("--perturb", "-p", help="Perturbation (repeat; default: all available). See --list.", show_default=False)] = None,
         variants: Annotated[int, typer.Option("--variants", "-k", help="Distinct perturbed captions per type and caption.", min=1, max=100)] = 1,
-        seed: Annotated[Optional[int], typer.Option("--seed", "-s", help="Perturbation (and world scene) seed (default: --seed of probe, else 0).", show_default=False)] = None,
+        seed: Annotated[Optional[int], typer.Option("--seed", "-s", min=0, max=2**63 - 1, help="Perturbation (and world scene) seed (default: --seed of probe, else 0).", show_default=False)] = None,
         truncate: Annotated[bool, typer.Option("--truncate", help="Cut captions longer than the model's context instead of failing.")] = False,
         details: Annotated[bool, typer.Option("--details", help="Also print every perturbed caption with its score.")] = False,
         list_only: Annotated[bool, typer.Option("--list", help="List the perturbations and exit.")] = False,
@@ -150,6 +150,11 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("--relation only applies to --world scenes", hint="add --world N")
         if not text_prompts and not has_images:
             raise UsageError("nothing to test", hint="give prompts, --file, --image/--caption, --jsonl, --invert-dir or --world N")
+        from probe.plugin import check_images, check_prompts
+
+        check_prompts(text_prompts)
+        check_prompts(list(caption or []), "caption")
+        check_images(list(image or []))  # before the model loads
 
         from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
 

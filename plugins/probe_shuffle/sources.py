@@ -44,12 +44,16 @@ class ImageCaptions:
 
 def read_prompt_file(path: Path) -> list[str]:
     """One prompt per line; blank lines and lines starting with '#' are skipped."""
+    from probe.plugin import refuse_nul
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise DataError(f"prompt file not found: {path}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file of prompts") from exc
+    refuse_nul(path, text)
+    lines = text.splitlines()
     prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         raise DataError(f"{path}: no prompts in the file", hint="write one prompt per line")
@@ -77,7 +81,7 @@ def sidecar_prompt(image: Path) -> str | None:
         try:
             with Image.open(image) as im:
                 chunks = dict(getattr(im, "text", {}) or {})
-        except OSError:
+        except (OSError, Image.DecompressionBombError):
             return None
         for key in SIDECAR_PROMPT_KEYS:
             if key in chunks:

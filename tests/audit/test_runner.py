@@ -178,11 +178,11 @@ def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(runs, tmp_path,
 
 def test_labeller_is_another_session(tmp_path, tiny_session):
     exp = tmp_path / "e.yaml"
-    exp.write_text("steps:\n  - bias: {prompts: shapes, labels: colours, n: 1, settings: {steps: 1, size: 32, copies: 1}, labeller: other-model}\n")
+    exp.write_text("steps:\n  - bias: {prompts: shapes, labels: colours, n: 1, settings: {steps: 1, size: 32, copies: 1}, labeller: ViT-B-32@random}\n")
     session_for, opened = sessions(tiny_session)
     result = run_plan(load_experiment(exp), tmp_path / "run", tiny_session, session_for)
-    assert opened == ["other-model"] and result.counts["done"] == 2
-    assert "other-model" in json.loads((tmp_path / "run" / "manifest.json").read_text())["labellers"]
+    assert opened == ["ViT-B-32@random"] and result.counts["done"] == 2
+    assert "ViT-B-32@random" in json.loads((tmp_path / "run" / "manifest.json").read_text())["labellers"]
 
 
 def test_cli_run_loads_the_model_once(tmp_path, experiment_file, tiny_spec, invoke, cpu, monkeypatch):

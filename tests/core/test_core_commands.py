@@ -51,7 +51,7 @@ def test_cache_list_of_an_unusable_cache_folder_is_one_line(invoke, monkeypatch,
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path / "file"))
     result = invoke("cache", "list")
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.startswith(f"Error: cannot use {tmp_path / 'file'} as the cache folder: File exists")
     assert "PROBE_CACHE_DIR" in result.stderr and (tmp_path / "file").read_text() == "not a folder"
 

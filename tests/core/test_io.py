@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from probe.errors import UsageError
+from probe.errors import ProbeError, UsageError
 from probe.io import (atomic_write_text, caption_line_height, contact_sheet, inside, png_bytes, safe_name, wrap_caption,
                       write_png)
 
@@ -37,7 +37,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("os.replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(ProbeError, match=f"cannot write {target}: disk full"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]

@@ -45,8 +45,8 @@ def test_rerun_skips_finished_and_force_redoes(invoke, tiny_spec, tmp_path):
     r = run(invoke, tiny_spec, tmp_path, "a cat", "a dog", *FAST, "--json")
     rows = json.loads(r.stdout)["images"]
     assert [row["skipped"] for row in rows] == [True, False]
-    r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--steps", "4", "--json")  # other settings: not skipped
-    assert json.loads(r.stdout)["images"][0]["skipped"] is False
+    r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--steps", "4", "--json")  # other settings: refused, not replaced
+    assert r.exit_code == 2 and "other settings" in r.stderr and "--force" in r.stderr
     r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--steps", "4", "--force", "--json")
     assert json.loads(r.stdout)["images"][0]["skipped"] is False
 

@@ -65,8 +65,9 @@ def test_cli_ensemble_sidecar_and_resume(invoke, tiny_spec, other_spec, tmp_path
     sidecar = json.loads(open(out["images"][0]["sidecar"]).read())
     assert sidecar["ensemble"][0]["fingerprint"] == out["ensemble"][0]["fingerprint"] and len(sidecar["model_cosines"]) == 2
     again = json.loads(invoke(*args, "--ensemble", other_spec).stdout)
-    alone = json.loads(invoke(*args).stdout)
-    assert again["images"][0]["skipped"] is True and alone["images"][0]["skipped"] is False  # a different ensemble is not resumed
+    alone = invoke(*args)
+    assert again["images"][0]["skipped"] is True  # a different ensemble is not resumed, nor silently replaced:
+    assert alone.exit_code == 2 and "other settings or another model" in alone.stderr
     twice = invoke(*args, "--ensemble", tiny_spec)
     assert twice.exit_code == 2 and "twice" in twice.stderr
 

@@ -1,0 +1,71 @@
+"""Exit codes a scheduler can trust: failures and incomplete merges are non-zero; bad specs fail first."""
+
+from __future__ import annotations
+
+import pytest
+
+EXPERIMENT = """\
+name: rel
+steps:
+  - invert: {prompts: [a star, a circle], seeds: 0-1, settings: {steps: 1, size: 32, copies: 1}, batch: 2}
+"""
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT)
+    return path
+
+
+def test_bias_with_unknown_labeller_fails_before_any_inversion(invoke, tmp_path, monkeypatch):
+    import probe_audit.steps as steps
+
+    monkeypatch.setattr(steps, "run_chunk", lambda *a, **k: pytest.fail("an inversion ran"))
+    result = invoke("-o", tmp_path, "--device", "cpu", "bias", "--prompts", "shapes", "--labels", "colours", "--n", "1",
+                    "--steps", "1", "--labeller", "nosuchmodel")
+    assert result.exit_code == 2, result.output
+    assert "nosuchmodel" in result.stderr and "labeller" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_where_every_item_failed_exits_non_zero(invoke, tmp_path):
+    exp = tmp_path / "long.yaml"
+    long_prompt = " ".join(["a red star"] * 40)
+    exp.write_text(f"steps:\n  - invert: {{prompts: ['{long_prompt}'], seeds: 0, settings: {{steps: 1, size: 32, copies: 1}}}}\n")
+    result = invoke("-o", tmp_path / "o", "--device", "cpu", "run", exp)
+    assert result.exit_code == 1, result.output
+    assert "1 failed" in result.stderr
+    assert "--truncate" not in result.stderr.split("tokens;")[0]
+
+
+def _shards(invoke, tmp_path, experiment):
+    for i in (0, 1):
+        r = invoke("-o", tmp_path, "--device", "cpu", "run", experiment, "--shard", f"{i}/2")
+        assert r.exit_code == 0, r.output
+    return tmp_path / "runs" / "rel.shard-0-of-2", tmp_path / "runs" / "rel.shard-1-of-2"
+
+
+def test_merge_with_a_missing_shard_exits_non_zero(invoke, tmp_path, experiment):
+    s0, s1 = _shards(invoke, tmp_path, experiment)
+    partial = invoke("merge", s0, "-o", tmp_path / "partial")
+    assert partial.exit_code == 1 and "missing shards: 1" in partial.stderr
+    twice = invoke("merge", s0, s0, "-o", tmp_path / "twice")
+    assert twice.exit_code == 2 and "more than once" in twice.stderr
+    assert not (tmp_path / "twice").exists()
+    whole = invoke("merge", s0, s1, "-o", tmp_path / "whole")
+    assert whole.exit_code == 0, whole.output
+
+
+def test_bad_value_in_a_config_section_names_file_and_line(invoke, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: shapes-tiny\ninvert:\n  steps: three\n")
+    result = invoke("-c", cfg, "invert", "a star")
+    assert result.exit_code == 2
+    assert f"{cfg}:3: invert.steps:" in result.stderr and "three" in result.stderr  # the line of the key
+
+
+@pytest.mark.parametrize("spec", ["hf-hub:", "local-dir:"])
+def test_empty_hub_or_folder_spec_says_what_is_missing(invoke, spec):
+    result = invoke("-m", spec, "neighbours", "star")
+    assert result.exit_code == 1 and "nothing after" in result.stderr and "not cached" not in result.stderr

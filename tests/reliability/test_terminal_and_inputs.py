@@ -1,0 +1,57 @@
+"""Terminal and input hygiene: prompts cannot drive the terminal; one rule for empty or binary prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reliability.conftest import FAST
+
+ESC = "a \x1b[2J\x1b[31mred\x1b[0m star \u202eabc"
+
+
+def test_escape_sequences_and_bidi_controls_are_shown_escaped(invoke, tmp_path):
+    result = invoke("-o", tmp_path, "--device", "cpu", "invert", ESC, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    assert "\\x1b[2J" in result.stdout and "\\u202e" in result.stdout
+
+
+def test_markup_in_prompts_is_shown_as_typed(invoke, tmp_path):
+    result = invoke("--device", "cpu", "neighbours", "a [bold]star[/bold]", "--vocab", "world")
+    assert result.exit_code == 0, result.output
+    assert "a [bold]star[/bold]" in result.stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["invert", "--prompts", "{file}", *FAST],
+    ["shuffle-test", "--file", "{file}"],
+    ["nsfw", "--prompts-file", "{file}"],
+    ["neighbours", "--file", "{file}"],
+])
+def test_nul_bytes_in_prompt_files_are_refused(invoke, tmp_path, command):
+    path = tmp_path / "prompts.txt"
+    path.write_bytes(b"a red star\na blue\x00 circle\n")
+    result = invoke("-o", tmp_path, *[a.format(file=path) for a in command])
+    assert result.exit_code in (1, 2), result.output
+    assert f"{path}:2" in result.stderr and "NUL" in result.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["invert", "  ", *FAST],
+    ["neighbours", " "],
+    ["score", "{img}", "-p", " "],
+    ["shuffle-test", " "],
+])
+def test_empty_prompt_is_refused_by_every_command(invoke, tmp_path, command):
+    from PIL import Image
+
+    img = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(img)
+    result = invoke("-o", tmp_path, *[a.format(img=img) for a in command])
+    assert result.exit_code == 2, result.output
+    assert "empty" in result.stderr
+
+
+def test_bias_count_is_bounded(invoke, tmp_path):
+    result = invoke("-o", tmp_path, "bias", "--n", str(10**9))
+    assert result.exit_code == 2 and "100000" in result.stderr.replace(",", "").replace("_", "")
