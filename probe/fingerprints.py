@@ -53,8 +53,8 @@ def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, list[Pat
 
 
 def local_dir_raw(spec: ModelSpec, allow_pickle: bool) -> str:
-    """config hash + the main weights file's sha256 (safetensors first), as before session 4 so
-    existing fingerprints stay valid; any other weights files in the folder are appended."""
+    """config hash + the main weights file's sha256 (safetensors first), in the original form so
+    fingerprints written by earlier versions stay valid; any other weights files in the folder are appended."""
     config, weights = local_dir_files(spec, allow_pickle)
     main = ([p for p in weights if p.suffix == ".safetensors"] or weights)[0]
     raw = f"{spec.arch}:{hashlib.sha256(config.read_bytes()).hexdigest()[:16]}:{file_sha256(main)}"

@@ -312,7 +312,7 @@ def open_index(
     progress: Progress | None = None,
     batch_size: int = 2048,
 ) -> VocabIndex:
-    """Load the cached index of `vocab` for this session's model, or build and cache it.
+    """Load the cached index of `vocab` for the session's model, or build and cache it.
 
     A missing index is built; a corrupt or stale one is rebuilt with a `message` saying why.
     `progress(n)` is called with the number of words just embedded while building.

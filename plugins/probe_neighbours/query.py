@@ -187,9 +187,9 @@ def image_provenance(path: Path) -> ImageProvenance:
 def check_image_model(session: "Session", provenance: ImageProvenance) -> None:
     """An image inverted with another model says nothing about this one's embedding space: refuse it."""
     if provenance.fingerprint and provenance.fingerprint != session.fingerprint:
-        mismatch = f"fingerprint {provenance.fingerprint}, this session has {session.fingerprint}"
+        mismatch = f"fingerprint {provenance.fingerprint}, the loaded model has {session.fingerprint}"
     elif not provenance.fingerprint and provenance.model and provenance.model != session.name:
-        mismatch = f"this session uses {session.name}"
+        mismatch = f"the loaded model is {session.name}"
     else:
         return
     made_with = provenance.model or "another model"
