@@ -1,4 +1,4 @@
-"""Issue 4's validation on the shapes world: do inversions of "a <colour> <shape>" show that colour and shape?
+"""Inversion validation on the shapes world: do inversions of "a <colour> <shape>" show that colour and shape?
 
 Colour: each pixel goes to its nearest reference colour (the world's 8 palette colours, plus greys
 spanning the world's background range); grey pixels are background; the prompt's colour must be the
