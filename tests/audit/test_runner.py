@@ -112,7 +112,7 @@ def test_cli_merge_writes_the_unsharded_run_and_says_what_is_missing(runs, tmp_p
     assert data["summary"] == json.loads((root / "whole" / "summary.json").read_text())
     assert snapshot(tmp_path / "merged") == snapshot(root / "whole")
     partial = invoke("merge", root / "s0", "-o", tmp_path / "partial")
-    assert partial.exit_code == 0, partial.output
+    assert partial.exit_code == 1, partial.output  # a missing shard fails the merge (so `afterok` chains stop)
     pending = len(plan.items) - sum(len(c.items) for c in plan.chunks_for((0, 2)))
     assert f"0 failed, {pending} pending" in " ".join(partial.output.split()) and "missing shards: 1" in partial.output
 
