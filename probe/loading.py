@@ -261,6 +261,19 @@ def _tokenizer(spec: ModelSpec, name: str, online: bool) -> Any:
                              hint="offline, the tokenizer files must be in the Hugging Face cache") from exc
 
 
+def tokenizer_only(spec: ModelSpec) -> Any | None:
+    """The model's tokenizer without its weights, for checking prompt lengths before a model loads;
+    None where that is not possible offline (the session checks again when it encodes)."""
+    if spec.kind == "plugin":
+        return None
+    try:
+        _register_builtin_configs()
+        with _hub_mode(False):  # a pre-flight check never downloads
+            return open_clip.get_tokenizer(spec.arch)
+    except Exception:  # any failure here is reported, better worded, by the model load itself
+        return None
+
+
 def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | None = None) -> LoadedModel:
     """Build, freeze and describe the model; moves nothing to a device (the session does)."""
     if spec.kind == "plugin":

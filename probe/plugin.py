@@ -30,7 +30,7 @@ __all__ = [
     "hookimpl", "API_VERSION", "lookup", "registered",
     # models and sessions
     "Session", "TextEncoder", "LoadedModel", "current_session", "session_for", "options", "GlobalOptions",
-    "save_text_snapshot", "describe_model", "BUILTIN_MODELS",
+    "save_text_snapshot", "describe_model", "BUILTIN_MODELS", "check_prompt_lengths",
     # errors (exit codes: ProbeError, ModelError, DataError 1; UsageError, ConfigError 2)
     "ProbeError", "UsageError", "ConfigError", "DataError", "ModelError",
     # output for commands (console: print_json, print_table, table, note, echo, progress)
@@ -105,6 +105,20 @@ def session_for(ctx: "typer.Context", model: str) -> "Session":
     from probe.cli_state import get_state
 
     return get_state(ctx).session_for(model)
+
+
+def check_prompt_lengths(ctx: "typer.Context", texts: list[str], model: str | None = None, truncate: bool = False) -> None:
+    """Texts longer than the model's context are a one-line UsageError now, before the model loads
+    (only its tokenizer is built). `model` defaults to the global --model."""
+    from probe.loading import tokenizer_only
+    from probe.models import parse_model_spec
+    from probe.text_encoding import check_prompt_lengths as check
+
+    if not texts:
+        return
+    tokenizer = tokenizer_only(parse_model_spec(model or options(ctx).model))
+    if tokenizer is not None:
+        check(getattr(tokenizer, "encode", None), int(getattr(tokenizer, "context_length", 77) or 77), list(texts), truncate)
 
 
 def describe_model(session: Any) -> dict:

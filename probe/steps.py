@@ -108,6 +108,8 @@ class StepKind:
     run(StepPlan, Chunk, StepContext) -> list[Outcome]: compute one chunk.
     makes_images: outcomes carry images (later `label` steps may label them).
     uses_slots: its chunks take new shard slots (False for steps that follow another step's chunks).
+    texts(spec) -> list[str]: the texts the step encodes with the audited model, checked against its
+      context before the model loads (optional).
     """
 
     name: str
@@ -118,6 +120,7 @@ class StepKind:
     makes_images: bool = False
     uses_slots: bool = True
     about: str = ""
+    texts: Callable[[dict], list[str]] | None = None
 
 
 # ---------------------------------------------------------------- checking YAML options

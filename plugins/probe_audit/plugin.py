@@ -38,9 +38,10 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
     state = options(ctx)
     shard = parse_shard(shard_text) if shard_text else None
     folder = _folder(state, run_dir, plan.name, shard)
-    from probe.plugin import check_writable, folder_lock
+    from probe.plugin import check_prompt_lengths, check_writable, folder_lock
 
     check_writable(folder)  # before the model loads and any step runs
+    check_prompt_lengths(ctx, _step_texts(plan), model=plan.model)
     with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
         pass
     session = session_for(ctx, plan.model) if plan.model else current_session(ctx)
@@ -53,6 +54,17 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
 
         result = run_plan(plan, folder, session, lambda spec: session_for(ctx, spec), shard=shard, resume=resume, source=source, on_progress=on_progress)
     return result
+
+
+def _step_texts(plan) -> list[str]:
+    """Every text the plan's steps will encode with the audited model (for the pre-flight length check)."""
+    from probe.plugin import lookup
+
+    texts = []
+    for step in plan.steps:
+        kind = lookup("register_experiment_steps", step.kind)
+        texts += kind.texts(step.options) if kind.texts else []
+    return list(dict.fromkeys(texts))
 
 
 def _exit_code(result) -> int:

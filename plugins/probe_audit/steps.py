@@ -144,6 +144,7 @@ BIAS_STEP = StepKind(
     "bias", {"prompts": "paper", "labels": "gender", "variants": None, "seeds": None, "n": 20, "preset": "default",
              "settings": {}, "labeller": None, "batch": None},
     _bias_normalise, _bias_run, plan=_bias_plan, makes_images=True,
+    texts=lambda spec: [t for p in spec["prompt_set"]["prompts"] for v, t in p["texts"].items() if v in spec["variants"]],
     about="invert a prompt set's variants and label each image's attribute (the paper's gender table)",
 )
 
@@ -219,6 +220,7 @@ NSFW_STEP = StepKind(
              "labeller": None, "nudenet": "auto", "nudenet_threshold": 0.5, "text": True, "vocabs": None, "k": 10,
              "batch": None},
     _nsfw_normalise, _nsfw_run, plan=_nsfw_plan, makes_images=True,
+    texts=lambda spec: _kind("invert", "the nsfw step").texts(spec),
     about="NSFW rates of inverted images (zero-shot concepts, NudeNet) and of the prompts' text neighbours",
 )
 

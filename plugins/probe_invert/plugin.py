@@ -143,16 +143,15 @@ def register_commands(app: typer.Typer) -> None:
         """Invert CLIP: optimise images, from noise, that the model matches to each prompt."""
         knobs = {k: v for k, v in locals().items() if k not in
                  {"ctx", "prompts", "prompts_file", "seeds", "preset", "ensemble", "gif", "force", "as_json"}}
-        from probe.plugin import current_session, options, session_for
-        from probe.plugin import UsageError
+        from probe.plugin import UsageError, check_prompt_lengths, options
         from probe_invert.prompts import parse_prompt, parse_seeds, read_prompts_file
 
         state = options(ctx)
         all_prompts = list(prompts or []) + (read_prompts_file(prompts_file) if prompts_file else [])
         if not all_prompts:
             raise UsageError("no prompts given", hint="pass prompts as arguments or --prompts FILE")
-        for p in all_prompts:
-            parse_prompt(p)  # fail on bad syntax before loading the model
+        parts = [text for p in all_prompts for text, _ in parse_prompt(p).parts]  # bad syntax fails before the model loads
+        check_prompt_lengths(ctx, parts)  # too long for the model's context: fail now too, not after it loads
         seed_list = parse_seeds(seeds) if seeds is not None else [int(state.seed or 0)]
         if gif and not (knobs.get("snapshot_every") or 0):
             knobs["snapshot_every"] = max(1, (knobs.get("steps") or _settings_from_flags(preset, {}).steps) // 20)

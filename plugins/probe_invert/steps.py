@@ -69,5 +69,12 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     return out
 
 
-INVERT_STEP = StepKind("invert", OPTIONS, _normalise, _run, plan=_plan, makes_images=True,
+def prompt_texts(spec: dict) -> list[str]:
+    """The texts of the step's weighted prompts ("a panda | blurry:-0.3" -> both parts)."""
+    from probe_invert.prompts import parse_prompt
+
+    return [text for prompt in spec.get("prompts", []) for text, _ in parse_prompt(prompt).parts]
+
+
+INVERT_STEP = StepKind("invert", OPTIONS, _normalise, _run, plan=_plan, makes_images=True, texts=prompt_texts,
                        about="CLIP inversion of prompts x seeds with a preset (and setting overrides)")

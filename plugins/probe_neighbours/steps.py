@@ -50,5 +50,6 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
 NEIGHBOURS_STEP = StepKind(
     "neighbours", {"texts": None, "vocabs": None, "k": 10, "batch": 256}, _normalise, _run, plan=_plan,
+    texts=lambda spec: list(spec["texts"]),
     about="each text's k nearest vocabulary words and the share of them that is flagged",
 )

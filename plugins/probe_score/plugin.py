@@ -29,10 +29,11 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """CLIP cosine of each image against each prompt, and its zero-shot label (softmax over prompts)."""
-        from probe.plugin import check_images, check_prompts
+        from probe.plugin import check_images, check_prompt_lengths, check_prompts
 
         check_prompts(list(prompt))
         check_images(images)  # headers only: a missing or bad file fails before torch or the model loads
+        check_prompt_lengths(ctx, list(prompt))  # the tokenizer only, before the model loads
         from probe.plugin import console, current_session, load_image, options, score_images
 
         state = options(ctx)

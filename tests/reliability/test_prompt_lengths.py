@@ -1,0 +1,52 @@
+"""Prompts longer than the model's context fail before the model loads (only its tokenizer is built),
+in `invert`, `score` and `probe run`; blended prompts are checked part by part."""
+
+from __future__ import annotations
+
+import pytest
+
+LONG = "a big red star left of a small blue circle above a big green square below a small yellow triangle"
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    from probe.session import Session
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(Session, "open", classmethod(refuse))
+
+
+def test_invert_refuses_an_over_long_prompt_before_the_model_loads(invoke, tmp_path, no_model_load):
+    result = invoke("-o", tmp_path, "invert", "a star", LONG, "--steps", "1")
+    assert result.exit_code == 2 and "longer than the model's 14-token context" in result.stderr
+    assert "shorten them to 14 tokens" in result.stderr and not (tmp_path / "invert").exists()
+
+
+def test_a_blend_is_checked_part_by_part(invoke, tmp_path, monkeypatch):
+    from probe.plugin import check_prompt_lengths
+
+    blend = "a big red star left of a small blue circle | a big green square below a yellow triangle:0.5"
+    check_prompt_lengths(None, ["a big red star left of a small blue circle", "a big green square below a yellow triangle"],
+                         model="shapes-tiny")  # each part fits
+    with pytest.raises(Exception, match="longer than the model's 14-token context"):
+        check_prompt_lengths(None, [blend], model="shapes-tiny")  # the whole text would not
+    result = invoke("-o", tmp_path, "invert", blend, "--steps", "1")
+    assert result.exit_code == 0, result.output
+
+
+def test_score_refuses_an_over_long_prompt_before_the_model_loads(invoke, tmp_path, no_model_load):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "red.png")
+    result = invoke("score", tmp_path / "red.png", "-p", "red", "-p", LONG)
+    assert result.exit_code == 2 and "longer than the model's 14-token context" in result.stderr
+
+
+def test_run_refuses_an_over_long_prompt_before_the_model_loads(invoke, tmp_path, no_model_load):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"steps:\n  - invert: {{prompts: [a star, {LONG}], n: 1, settings: {{steps: 1}}}}\n")
+    result = invoke("-o", tmp_path, "run", exp)
+    assert result.exit_code == 2 and "longer than the model's 14-token context" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.png"))
