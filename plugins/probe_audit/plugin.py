@@ -40,8 +40,8 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
     folder = _folder(state, run_dir, plan.name, shard)
     from probe.plugin import check_prompt_lengths, check_writable, folder_lock
 
-    check_writable(folder)  # before the model loads and any step runs
-    check_prompt_lengths(ctx, _step_texts(plan), model=plan.model)
+    check_prompt_lengths(ctx, _step_texts(plan), model=plan.model)  # before the model loads and any step runs
+    check_writable(folder)
     with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
         pass
     session = session_for(ctx, plan.model) if plan.model else current_session(ctx)

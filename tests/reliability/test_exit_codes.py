@@ -30,13 +30,36 @@ def test_bias_with_unknown_labeller_fails_before_any_inversion(invoke, tmp_path,
 
 
 def test_run_where_every_item_failed_exits_non_zero(invoke, tmp_path):
+    """A step whose every item fails (here a plugin's step kind that always raises) makes `probe run` exit 1."""
+    import types
+
+    from probe.plugin import Item, ProbeError, StepKind, chunked
+
+    def run(step, chunk, ctx):
+        raise ProbeError("this step always fails")
+
+    def plan(p):
+        name = p.step["name"]
+        return chunked(name, [Item(f"{name}/{t}", name, t, {"text": t}) for t in p.step["texts"]], 1, p.slot)
+
+    module = types.ModuleType("failing_steps")
+    module.register_experiment_steps = lambda register: register(
+        StepKind("always-fails", {"texts": None}, lambda o: {"texts": o.text_list("texts", "texts")}, run, plan=plan))
+    exp = tmp_path / "fails.yaml"
+    exp.write_text("steps:\n  - always-fails: {texts: [a, b]}\n")
+    result = invoke("-o", tmp_path / "o", "--device", "cpu", "run", exp, extra_plugins={"failing": lambda: module})
+    assert result.exit_code == 1, result.output
+    assert "2 failed" in result.stderr
+
+
+def test_run_with_an_over_long_prompt_fails_before_any_step(invoke, tmp_path):
     exp = tmp_path / "long.yaml"
     long_prompt = " ".join(["a red star"] * 40)
     exp.write_text(f"steps:\n  - invert: {{prompts: ['{long_prompt}'], seeds: 0, settings: {{steps: 1, size: 32, copies: 1}}}}\n")
     result = invoke("-o", tmp_path / "o", "--device", "cpu", "run", exp)
-    assert result.exit_code == 1, result.output
-    assert "1 failed" in result.stderr
-    assert "--truncate" not in result.stderr.split("tokens;")[0]
+    assert result.exit_code == 2, result.output
+    assert "longer than the model's 14-token context" in result.stderr and "--truncate" not in result.stderr.split("tokens;")[0]
+    assert not (tmp_path / "o" / "runs").exists()
 
 
 def _shards(invoke, tmp_path, experiment):
