@@ -244,7 +244,7 @@ def _root(
     ctx: typer.Context,
     model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="PROBE_MODEL", help="Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, local-dir:…", show_default=False)] = None,
     device: Annotated[Optional[str], typer.Option(envvar="PROBE_DEVICE", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")] = None,
-    precision: Annotated[Optional[str], typer.Option(envvar="PROBE_PRECISION", help="fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU (faster batched inversion of the built-in model on CPUs with native bf16, slightly less accurate; slower than fp32 for ViT towers on CPUs without AMX).")] = None,
+    precision: Annotated[Optional[str], typer.Option(envvar="PROBE_PRECISION", help="fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU (faster on CPUs with native bf16, slightly less accurate).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="PROBE_CONFIG", help="YAML file of defaults (global keys and per-command sections).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", envvar="PROBE_OUT", help="Output folder (default probe-out).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Base random seed (0 to 2**63-1).", min=0, max=2**63 - 1)] = None,

@@ -1,4 +1,5 @@
-"""An inference form of a frozen ResNet image tower: the same function in fewer, cheaper ops.
+"""An inference form of a frozen image tower (open_clip's ResNet and ViT): the same function in
+fewer, cheaper ops.
 
 Inversion runs the image tower forward and backward thousands of times, so what is free to remove
 is worth removing: a frozen BatchNorm is an affine map that folds into the convolution before it,
@@ -6,6 +7,11 @@ a 1x1 average pool with stride 1 is the identity, the attention pool's output is
 (mean) token so only that token needs a query, and on CPU (and for half precision on CUDA)
 channels-last memory lets oneDNN/cuDNN skip layout conversions. On the built-in model these make
 the tower's forward + backward 1.6-1.9x faster at 32 views on CPU (benchmarks/bench_invert.py).
+In a ViT, each block's attention gets its input as one contiguous sequence-first tensor: torch's
+batch-first attention transposes it to a strided view, and a linear layer on that view (with a
+gradient wanted) runs as a batched product over every sequence position instead of one matrix
+product: on ViT-B-16 at 4 views on CPU the rewrite takes forward + backward from 2.12 to 1.65 s in
+fp32, bit-identical, and bf16 from 9.1 to 1.0 s per inversion step (benchmarks/bench_tower_floor.py).
 
 The rewrite is checked against the stock tower on a random batch; any disagreement beyond float
 rounding keeps the stock tower, so an unfamiliar architecture is never silently changed.
@@ -72,9 +78,42 @@ def _fold_pairs(module: nn.Module, pairs: list[tuple[str, str]]) -> None:
             setattr(module, bn_name, nn.Identity())
 
 
+class SequenceFirstAttention(nn.Module):
+    """A batch-first nn.MultiheadAttention fed contiguous sequence-first inputs (same parameters,
+    same function): its projections then run as plain matrix products."""
+
+    def __init__(self, attention: nn.MultiheadAttention) -> None:
+        super().__init__()
+        attention.batch_first = False  # this copy only: the stock tower keeps its own module
+        self.attention = attention
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **kwargs):  # noqa: ANN201
+        q = query.transpose(0, 1).contiguous()
+        k = q if key is query else key.transpose(0, 1).contiguous()
+        v = k if value is key else value.transpose(0, 1).contiguous()
+        out, weights = self.attention(q, k, v, **kwargs)
+        return out.transpose(0, 1), weights
+
+
+def _batch_first_attentions(tower: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(block, attribute) of every batch-first nn.MultiheadAttention in an open_clip ViT's blocks."""
+    blocks = getattr(getattr(tower, "transformer", None), "resblocks", [])
+    return [(b, "attn") for b in blocks
+            if isinstance(getattr(b, "attn", None), nn.MultiheadAttention) and b.attn.batch_first]
+
+
 def _known(tower: nn.Module) -> bool:
-    """An open_clip ModifiedResNet: the one tower whose forward the rewrite knows."""
-    return type(tower).__name__ == "ModifiedResNet" and hasattr(tower, "attnpool")
+    """An open_clip ModifiedResNet or a VisionTransformer with batch-first attention: the towers
+    whose forward the rewrite knows."""
+    if type(tower).__name__ == "ModifiedResNet" and hasattr(tower, "attnpool"):
+        return True
+    return type(tower).__name__ == "VisionTransformer" and bool(_batch_first_attentions(tower))
+
+
+def _rewrite_vit(tower: nn.Module) -> None:
+    """Rewrite a ViT in place: sequence-first contiguous attention inputs."""
+    for block, name in _batch_first_attentions(tower):
+        setattr(block, name, SequenceFirstAttention(getattr(block, name)))
 
 
 def _rewrite(tower: nn.Module) -> None:
@@ -136,6 +175,9 @@ def fast_image_tower(visual: nn.Module, image_size: int, device: torch.device, p
         return None
     memo = {id(t): t for t in list(visual.parameters()) + list(visual.buffers()) if t.dim() != 4}
     fast = copy.deepcopy(visual, memo)
+    if type(fast).__name__ == "VisionTransformer":
+        _rewrite_vit(fast)
+        return fast if _agree(visual, fast, image_size, device) else None
     _rewrite(fast)
     if wants_channels_last(device, precision):
         fast = fast.to(memory_format=torch.channels_last)

@@ -59,9 +59,33 @@ def test_a_rewrite_that_disagrees_is_refused(resnet, monkeypatch):
     assert fast_image_tower(resnet, 32, torch.device("cpu"), "fp32") is None
 
 
-def test_towers_it_does_not_know_are_not_rewritten(tiny_session):
-    assert fast_image_tower(tiny_session.model.visual, 32, torch.device("cpu"), "fp32") is None  # a ViT
-    assert not tiny_session.fast_image
+def test_towers_it_does_not_know_are_not_rewritten():
+    class Tower(torch.nn.Module):  # an unknown architecture
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    assert fast_image_tower(Tower().eval(), 32, torch.device("cpu"), "fp32") is None
+
+
+def test_vit_attention_gets_contiguous_sequence_first_inputs(tiny_session):
+    """A ViT's inference form computes the stock embeddings and pixel gradients exactly, and its
+    attention input projections run as plain matrix products (no per-position batched product)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from probe.image_encoding import SequenceFirstAttention
+
+    assert tiny_session.fast_image
+    tower = tiny_session._image_tower
+    assert all(isinstance(b.attn, SequenceFirstAttention) for b in tower.transformer.resblocks)
+    assert all(b.attn.batch_first for b in tiny_session.model.visual.transformer.resblocks)  # the stock tower is untouched
+    x = torch.rand(3, 3, 40, 40, requires_grad=True)
+    fast, stock = tiny_session.encode_image(x, grad=True), tiny_session.encode_image(x, grad=True, fast=False)
+    assert torch.allclose(fast, stock, atol=1e-6)
+    (g_fast,), (g_stock,) = torch.autograd.grad(fast.sum(), x), torch.autograd.grad(stock.sum(), x)
+    assert torch.allclose(g_fast, g_stock, atol=1e-6)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch.autograd.grad(tiny_session.encode_image(x, grad=True).sum(), x)
+    assert "aten::bmm" not in {e.key for e in prof.key_averages()}
 
 
 def test_channels_last_only_where_it_pays():
