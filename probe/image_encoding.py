@@ -156,11 +156,13 @@ def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device) -
         if tf32:
             torch.backends.cuda.matmul.allow_tf32 = False
         with torch.no_grad(), cudnn:
-            want = stock(x).float()
-            got = fast(x).float()
+            want, got = stock(x), fast(x)
     finally:
         if tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
+    if not isinstance(want, torch.Tensor) or not isinstance(got, torch.Tensor):  # e.g. CoCa's (pooled, tokens)
+        return False
+    want, got = want.float(), got.float()
     if want.shape != got.shape or not torch.isfinite(got).all():
         return False
     scale = want.abs().mean().clamp_min(1e-12)

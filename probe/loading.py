@@ -267,7 +267,8 @@ def tokenizer_only(spec: ModelSpec) -> Any | None:
     if spec.kind == "plugin":
         return None
     try:
-        _register_builtin_configs()
+        if spec.kind == "builtin":
+            _register_builtin_configs()
         with _hub_mode(False):  # a pre-flight check never downloads
             return open_clip.get_tokenizer(spec.arch)
     except Exception:  # any failure here is reported, better worded, by the model load itself
