@@ -1,7 +1,9 @@
 """The project's documents, comments and docstrings speak of the product and its users only.
 
-Development history ("session 4", "this session", "the issue says", "no GPU was lent to this work")
-belongs in CHANGELOG.md; every other tracked text file is scanned for it.
+Development history (numbered work sessions, which machines the work borrowed, what the issue
+tracker asked) belongs in CHANGELOG.md; every other tracked text file is scanned for it. The
+patterns below match spaces with a whitespace class, so this file (scanned too) does not hold the
+phrases it looks for.
 """
 
 from __future__ import annotations
@@ -14,21 +16,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SUFFIXES = {".md", ".py", ".yaml", ".sh", ".toml"}
-SKIPPED = {"CHANGELOG.md", "tests/test_no_history.py"}
-# README.md is being rewritten as the product's front page; remove it from here once it is done.
-KNOWN_TO_FIX: set[str] = set()
+SKIPPED = {"CHANGELOG.md"}
 HISTORY = [
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
-        r"\bsessions? \d",
-        r"\bthis session\b",
-        r"\bearlier session",
-        r"\bin session\b",
-        r"\bwas lent\b",
-        r"no GPU was (lent|available) to this work",
-        r"\bthe issue (says|asks)",
-        r"\bthe issue's\b",
-        r"\bissue \d+'s\b",
+        r"\bsessions?\s\d",
+        r"\bthis\ssession\b",
+        r"\bearlier\ssession",
+        r"\bin\ssession\b",
+        r"\bwas\slent\b",
+        r"no\sGPU\swas\s(lent|available)\sto\sthis\swork",
+        r"\bthe\sissue\s(says|asks)",
+        r"\bthe\sissue's\b",
+        r"\bissue\s\d+'s\b",
     )
 ]
 
@@ -49,7 +49,8 @@ def history_lines(text: str) -> list[tuple[int, str]]:
 
 
 def test_history_phrases_are_found_and_product_words_are_not():
-    planted = "Fast.\nMeasured in session 5 on the idle box.\nsessions 2 and 3 agreed\nthe issue says so\n"
+    word = "sess" + "ion"  # planted at run time, so this file never holds a history phrase itself
+    planted = f"Fast.\nMeasured in {word} 5 on the idle box.\n{word}s 2 and 3 agreed\nthe issue {'says'} so\n"
     assert [number for number, _ in history_lines(planted)] == [2, 3, 4]
     product = "Load the index for the session's model.\nfor session in sessions.values():\n"
     assert history_lines(product) == []
@@ -58,7 +59,7 @@ def test_history_phrases_are_found_and_product_words_are_not():
 def test_no_tracked_document_or_comment_holds_development_history():
     found = []
     for name in tracked_files():
-        if name in SKIPPED or name in KNOWN_TO_FIX or not (ROOT / name).is_file():
+        if name in SKIPPED or not (ROOT / name).is_file():
             continue
         text = (ROOT / name).read_text(encoding="utf-8", errors="replace")
         found += [f"{name}:{number}: {line}" for number, line in history_lines(text)]
