@@ -19,20 +19,18 @@ from probe.models import PICKLE_SUFFIXES
 
 
 def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict of a pickle checkpoint or TorchScript archive, tensors only."""
+    """The state dict of a pickle checkpoint or TorchScript archive, tensors only, read by open_clip's
+    own reader (so OpenAI's archives lose the same non-weight entries as when open_clip loads them)."""
+    from open_clip.factory import load_state_dict
+
     try:
+        obj = load_state_dict(str(path), weights_only=False)
+    except AttributeError:  # a pickled nn.Module, which open_clip's reader does not unwrap
         obj = torch.load(str(path), map_location="cpu", weights_only=False)
-    except RuntimeError:  # OpenAI's original .pt files are TorchScript archives
-        try:
-            obj = torch.jit.load(str(path), map_location="cpu").state_dict()
-        except Exception as exc:
-            raise DataError(f"cannot read checkpoint {path}: {exc}") from exc
     except Exception as exc:  # corrupt or foreign pickles raise many error types
         raise DataError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise DataError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
     tensors = {str(k).removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}

@@ -206,6 +206,16 @@ def open_image(path: Path):
     return im
 
 
+def image_intact(path: Path) -> bool:
+    """Whether an image file exists and decodes completely (a truncated or damaged file does not)."""
+    try:
+        with open_image(path) as im:
+            im.load()
+    except (DataError, OSError):
+        return False
+    return True
+
+
 def check_images(paths: Sequence[Path]) -> None:
     """Every path is a readable image of allowed size (headers only): a cheap check before a model loads."""
     for path in paths:

@@ -30,7 +30,7 @@ __all__ = [
     "hookimpl", "API_VERSION", "lookup", "registered",
     # models and sessions
     "Session", "TextEncoder", "LoadedModel", "current_session", "session_for", "options", "GlobalOptions",
-    "save_text_snapshot", "describe_model", "BUILTIN_MODELS", "check_prompt_lengths",
+    "save_text_snapshot", "BUILTIN_MODELS", "check_prompt_lengths",
     # errors (exit codes: ProbeError, ModelError, DataError 1; UsageError, ConfigError 2)
     "ProbeError", "UsageError", "ConfigError", "DataError", "ModelError",
     # output for commands (console: print_json, print_table, table, note, echo, progress)
@@ -39,7 +39,7 @@ __all__ = [
     "atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "write_png", "png_bytes", "pil_png_bytes",
     "load_image", "to_pil", "images_under", "contact_sheet", "safe_name", "inside",
     "cache_dir", "content_hash", "hash_file", "file_lock", "folder_lock", "read_yaml", "parse_yaml", "YamlDoc",
-    "data_files", "check_images", "check_prompts", "check_writable", "refuse_nul", "remove_stale_temp_files",
+    "data_files", "image_intact", "check_images", "check_prompts", "check_writable", "refuse_nul", "remove_stale_temp_files",
     # what plugins register
     "Vocabulary", "make_vocabulary", "StepKind", "StepOptions", "PlanInput", "StepPlan", "StepContext", "Chunk",
     "Item", "Outcome", "chunked", "parse_seeds", "read_lines", "quantised", "check_model_spec",
@@ -121,11 +121,6 @@ def check_prompt_lengths(ctx: "typer.Context", texts: list[str], model: str | No
         check(getattr(tokenizer, "encode", None), int(getattr(tokenizer, "context_length", 77) or 77), list(texts), truncate)
 
 
-def describe_model(session: Any) -> dict:
-    """The model description every built-in prints in its `--json` output (`"model": {...}`)."""
-    return session.describe()
-
-
 def run_cli(*args: Any, plugins: dict[str, Any] | None = None) -> Any:
     """Run `probe ARGS...` in this process with extra plugin modules loaded (for a plugin's tests);
     returns Typer's Result: exit_code, stdout, output."""
@@ -145,11 +140,10 @@ def data_files() -> Any:
 
 
 def display_text(text: str) -> str:
-    """A user-given text made safe for a terminal table: control and bidi characters shown escaped."""
-    import unicodedata
+    """A user-given text made safe for a terminal: control and bidi characters shown escaped."""
+    from probe.console import printable
 
-    return "".join(ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" or ch == "\u3000"
-                   else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return printable(text)
 
 
 _LAZY = {
@@ -160,7 +154,7 @@ _LAZY = {
     "atomic_write_bytes": "probe.io", "atomic_write_text": "probe.io", "write_json": "probe.io", "read_json": "probe.io",
     "write_png": "probe.io", "png_bytes": "probe.io", "pil_png_bytes": "probe.io", "load_image": "probe.io",
     "to_pil": "probe.io", "images_under": "probe.io", "contact_sheet": "probe.io", "safe_name": "probe.io",
-    "inside": "probe.io", "check_images": "probe.io", "check_prompts": "probe.io", "check_writable": "probe.io",
+    "inside": "probe.io", "image_intact": "probe.io", "check_images": "probe.io", "check_prompts": "probe.io", "check_writable": "probe.io",
     "refuse_nul": "probe.io", "remove_stale_temp_files": "probe.io", "folder_lock": "probe.cache",
     "cache_dir": "probe.cache", "content_hash": "probe.cache", "hash_file": "probe.cache", "file_lock": "probe.cache",
     "read_yaml": "probe.yamlfile", "parse_yaml": "probe.yamlfile", "YamlDoc": "probe.yamlfile",

@@ -197,9 +197,6 @@ class Registry:
 
     # ------------------------------------------------------------------ plugins
 
-    def info(self, name: str) -> PluginInfo | None:
-        return next((p.info for p in self.plugins if p.info.name == name), None)
-
     def unavailable(self) -> list[PluginInfo]:
         """Plugins that are installed but not running: disabled or failed."""
         return [p.info for p in self.plugins if p.info.status != "loaded"]
@@ -258,9 +255,6 @@ class Registry:
         if hook not in self._extensions:
             self._extensions[hook] = self._collect(hook)
         return self._extensions[hook]
-
-    def names(self, hook: str) -> list[str]:
-        return list(self.extensions(hook))
 
     def get(self, hook: str, name: str, need: str = "") -> Extension:
         """The extension registered under `name`, or a one-line error saying what exists and what is off."""

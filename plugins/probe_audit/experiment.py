@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from probe.plugin import (Chunk, Item, PlanInput, ProbeError, StepKind, StepOptions, StepPlan, UsageError, YamlDoc,
                           check_model_spec, content_hash, parse_seeds, read_lines, read_yaml, registered)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 from probe.plugin import data_files

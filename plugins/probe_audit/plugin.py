@@ -162,7 +162,7 @@ def register_commands(app: typer.Typer) -> None:
     ) -> None:
         """The paper's bias table: N inversions per prompt variant, labelled zero-shot, with Wilson 95% intervals."""
         from probe.plugin import console
-        from probe.plugin import current_session, options, session_for
+        from probe.plugin import options
         from probe_audit.bias import bias_experiment
         from probe_audit.experiment import normalise, plan_from_spec
         from probe.plugin import YamlDoc
@@ -209,7 +209,7 @@ def register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed) and in prompt neighbours."""
         from probe.plugin import console
-        from probe.plugin import current_session, options, session_for
+        from probe.plugin import options
         from probe.plugin import UsageError
         from probe_audit.experiment import normalise, plan_from_spec
         from probe_audit.runner import finalise, read_json

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from probe.plugin import ConfigError, UsageError
-from probe.plugin import atomic_write_bytes, inside, read_json, write_json, write_png
+from probe.plugin import (ConfigError, ProbeError, UsageError, atomic_write_bytes, image_intact, inside, read_json, write_json,
+                          write_png)
 from probe_audit.experiment import Plan, plan_from_spec
 from probe_audit.steps import StepContext, run_chunk
 
@@ -69,22 +69,18 @@ def read_records(folder: Path, plan: Plan, verify_images: bool = False) -> dict[
                 record = read_json(path)
             except Exception:  # a torn or corrupt record means: not finished, recompute it
                 continue
-            if verify_images and record.get("image") and not image_intact(folder, record["image"]):
+            if verify_images and record.get("image") and not _image_ok(folder, record["image"]):
                 continue
             out[item.id] = record
     return out
 
 
-def image_intact(folder: Path, rel: str) -> bool:
-    """Whether a run folder's image exists and decodes completely."""
-    from probe.plugin import ProbeError
-    from probe.plugin import load_image
-
+def _image_ok(folder: Path, rel: str) -> bool:
+    """Whether a run folder's image (a path inside it) exists and decodes completely."""
     try:
-        load_image(inside(folder, rel))
-    except ProbeError:
+        return image_intact(inside(folder, rel))
+    except ProbeError:  # a record naming a path outside the folder is no finished image
         return False
-    return True
 
 
 def statuses(plan: Plan, records: dict[str, dict], shard: tuple[int, int] | None) -> dict[str, str]:

@@ -7,7 +7,6 @@ Built-in sets live in the installed `probe.vocab` data (`bias_prompts_<name>.yam
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 

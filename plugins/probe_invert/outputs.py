@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.plugin import content_hash
-from probe.plugin import DataError
-from probe.plugin import atomic_write_bytes, contact_sheet, inside, pil_png_bytes, png_bytes, read_json, safe_name, to_pil, write_json
+from probe.plugin import (DataError, atomic_write_bytes, contact_sheet, content_hash, image_intact, inside, load_image,
+                          pil_png_bytes, png_bytes, read_json, safe_name, to_pil, write_json)
 
 # Knobs that change memory use or what is kept, never the image itself: not part of the resume key.
 NON_RESULT_KEYS = ("batch_size", "snapshot_every", "preset")
@@ -61,23 +60,12 @@ def read_sidecar(paths: ImagePaths) -> dict[str, Any] | None:
     return sidecar if isinstance(sidecar, dict) else None
 
 
-def png_intact(path: Path) -> bool:
-    """Whether the PNG exists and decodes completely (a truncated or damaged file is not finished)."""
-    from probe.plugin import load_image
-
-    try:
-        load_image(path)
-    except (DataError, OSError):
-        return False
-    return True
-
-
 def finished(paths: ImagePaths, key: str) -> dict[str, Any] | None:
     """The sidecar of a finished image with this key whose PNG is intact, else None (so it is redone)."""
     sidecar = read_sidecar(paths)
     if sidecar is None or sidecar.get("key") != key or sidecar.get("status") != "done":
         return None
-    return sidecar if png_intact(paths.png) else None
+    return sidecar if image_intact(paths.png) else None
 
 
 def made_otherwise(paths: ImagePaths, key: str) -> bool:
@@ -86,14 +74,19 @@ def made_otherwise(paths: ImagePaths, key: str) -> bool:
     return bool(sidecar and sidecar.get("status") == "done" and sidecar.get("key") != key and paths.png.is_file())
 
 
-def finished_in(folder: Path) -> list[tuple[dict[str, Any], Path]]:
-    """(sidecar, PNG) of every finished, intact image in an invert folder, by prompt then seed."""
+def finished_in(folder: Path) -> list[tuple[dict[str, Any], Any]]:
+    """(sidecar, image) of every finished, intact image in an invert folder, by prompt then seed;
+    each PNG decoded once (a damaged one is left out)."""
     found = []
     for sidecar_path in sorted(Path(folder).glob("*/seed-*.json")):
         paths = ImagePaths(sidecar_path.with_suffix(".png"), sidecar_path, sidecar_path, sidecar_path)
         sidecar = read_sidecar(paths)
-        if sidecar and sidecar.get("status") == "done" and png_intact(paths.png):
-            found.append((sidecar, paths.png))
+        if not sidecar or sidecar.get("status") != "done":
+            continue
+        try:
+            found.append((sidecar, load_image(paths.png)))
+        except (DataError, OSError):
+            continue
     return sorted(found, key=lambda f: (str(f[0].get("prompt")), int(f[0].get("seed") or 0)))
 
 

@@ -93,8 +93,7 @@ def _l1(s: Any) -> Any:
 PRIORS.update({"tv": (_tv, "total variation (weight tv_weight)"), "l1": (_l1, "L1 towards l1_center (weight l1_weight)")})
 
 
-def registered_parts(hook: str) -> dict[str, Any]:
-    """Name -> Extension of one invert part hook, from the process's registry."""
-    from probe.plugin import registered
-
-    return registered(hook)
+def register_all(register: Callable[..., None], parts: dict[str, tuple[Callable[..., Any], str]]) -> None:
+    """Register every part of one table (name -> (factory, about)) through a hook's callback."""
+    for name, (make, about) in parts.items():
+        register(name, make, about)

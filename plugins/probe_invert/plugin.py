@@ -54,26 +54,23 @@ def _settings_from_flags(preset: str, flags: dict[str, Any]):
 
 @hookimpl
 def register_invert_transforms(register) -> None:
-    from probe_invert.parts import TRANSFORMS
+    from probe_invert.parts import TRANSFORMS, register_all
 
-    for name, (make, about) in TRANSFORMS.items():
-        register(name, make, about)
+    register_all(register, TRANSFORMS)
 
 
 @hookimpl
 def register_invert_params(register) -> None:
-    from probe_invert.parts import PARAMS
+    from probe_invert.parts import PARAMS, register_all
 
-    for name, (make, about) in PARAMS.items():
-        register(name, make, about)
+    register_all(register, PARAMS)
 
 
 @hookimpl
 def register_invert_priors(register) -> None:
-    from probe_invert.parts import PRIORS
+    from probe_invert.parts import PRIORS, register_all
 
-    for name, (make, about) in PRIORS.items():
-        register(name, make, about)
+    register_all(register, PRIORS)
 
 
 @hookimpl
@@ -173,7 +170,7 @@ def register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Invert the 48 colour x shape prompts of the shapes world; report colour match and shape-checker agreement."""
         from probe.plugin import console
-        from probe.plugin import current_session, options, session_for
+        from probe.plugin import current_session, options
         from probe_invert.outputs import write_contact_sheet
         from probe_invert.prompts import parse_seeds
         from probe_invert.validation import validate

@@ -58,13 +58,15 @@ def _sidecar(inversion, session_info: dict[str, Any], settings, key: str, png_na
     }
 
 
-def _rebuild_sheet(folder, done: list, load_image, write_contact_sheet):
+def _rebuild_sheet(folder, done: list):
     """The contact sheet of every finished image in the folder (this run's and earlier runs'), or None."""
+    from probe_invert.outputs import write_contact_sheet
+
     if not done:
         return None
     labels = [(f"s{s['seed']} {s['cosine']:.2f} " if s.get("cosine") is not None else f"s{s['seed']} ") + str(s["prompt"])
               for s, _ in done]
-    return write_contact_sheet(folder / "contact-sheet.png", [load_image(png) for _, png in done], labels)
+    return write_contact_sheet(folder / "contact-sheet.png", [image for _, image in done], labels)
 
 
 def _rounded(values: list[float]) -> list[float | None]:
@@ -85,8 +87,8 @@ def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: 
 
 def _run_locked(ctx, folder, prompts: list[str], seeds: list[int], settings, *, gif: bool, force: bool,
                 as_json: bool, ensemble: list[str] | None) -> int:
-    from probe.plugin import UsageError, console, current_session, load_image, remove_stale_temp_files, session_for
-    from probe_invert.outputs import finished, finished_in, image_paths, made_otherwise, result_key, save_inversion, write_contact_sheet
+    from probe.plugin import UsageError, console, current_session, remove_stale_temp_files, session_for
+    from probe_invert.outputs import finished, finished_in, image_paths, made_otherwise, result_key, save_inversion
     from probe_invert.render import check_ensemble, invert_items
 
     remove_stale_temp_files(folder)  # left by a killed run; we hold the folder's lock
@@ -141,18 +143,17 @@ def _run_locked(ctx, folder, prompts: list[str], seeds: list[int], settings, *, 
                    "message": r.message}
             if members:
                 row["model_cosines"] = _rounded(r.model_cosines)
-            image = r.image if r.steps > 0 else None
+            saved = r.steps > 0
         else:
             prev = previous[i]
             row = {"prompt": prompt, "seed": seed, "cosine": prev.get("cosine"), "status": "done", "steps": prev.get("steps"),
                    "seconds": prev.get("seconds"), "skipped": True, "message": ""}
             if members:
                 row["model_cosines"] = prev.get("model_cosines")
-            image = True
-        saved = image is not None
+            saved = True
         row.update(png=str(paths[i].png) if saved else None, sidecar=str(paths[i].sidecar) if saved else None)
         rows.append(row)
-    sheet = _rebuild_sheet(folder, finished_in(folder), load_image, write_contact_sheet)
+    sheet = _rebuild_sheet(folder, finished_in(folder))
     notes = _vocabulary_notes([info["model"], *(m["model"] for m in members_info)], prompts)
     for note in notes:
         console.note(note)

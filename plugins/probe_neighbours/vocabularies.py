@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import gzip
 import re
-from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path

@@ -118,7 +118,7 @@ def register_commands(app: typer.Typer) -> None:
         (share of captions whose original beats all its perturbations).
         """
         from probe.plugin import console
-        from probe.plugin import current_session, options, session_for
+        from probe.plugin import current_session, options
         from probe.plugin import UsageError
         from probe.plugin import atomic_write_text
         from probe_shuffle.perturbations import (check_names, describe_perturbations, list_perturbations,

@@ -40,7 +40,7 @@ def register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Draw one scene that a caption describes; attributes it omits are sampled as in training (with the planted bias)."""
         from probe.plugin import console
-        from probe.plugin import current_session, options, session_for
+        from probe.plugin import options
         from probe.plugin import UsageError
         from probe.plugin import inside, safe_name, write_png
         from probe.world.captions import CaptionError, caption_text, parse_caption
@@ -163,7 +163,7 @@ def register_commands(app: typer.Typer) -> None:
         """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias; update the card."""
         from probe.plugin import console
         from probe.plugin import hash_file
-        from probe.plugin import current_session, options, session_for
+        from probe.plugin import current_session, options
         from probe.plugin import UsageError
         from probe.plugin import atomic_write_text, inside, write_json
         from probe.world.card import numbers_section, update_card
