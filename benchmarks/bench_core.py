@@ -34,8 +34,10 @@ def bench_text(model: str, vocab: list[str], stock_limit: int) -> None:
     t_stock = (time.perf_counter() - t0) * len(vocab) / len(sub)
     delta = (fast[: len(sub)] - stock).abs().max().item()
     note = "" if len(sub) == len(vocab) else f" (stock timed on {len(sub)} words, scaled x{len(vocab) / len(sub):.1f})"
-    print(f"{model:>20}: {len(vocab)} words  fast {t_fast:7.2f} s   stock {t_stock:7.2f} s{note}   "
-          f"speed-up {t_stock / t_fast:5.1f}x   max|d| {delta:.2e}   threads {torch.get_num_threads()}")
+    print(
+        f"{model:>20}: {len(vocab)} words  fast {t_fast:7.2f} s   stock {t_stock:7.2f} s{note}   "
+        f"speed-up {t_stock / t_fast:5.1f}x   max|d| {delta:.2e}   threads {torch.get_num_threads()}"
+    )
 
 
 def bench_help(runs: int = 5) -> None:
@@ -45,10 +47,14 @@ def bench_help(runs: int = 5) -> None:
         t0 = time.perf_counter()
         subprocess.run([exe, "--help"], check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
-    code = ("import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
-            "CliRunner().invoke(build_app(), ['--help']); print('torch' in sys.modules)")
+    code = (
+        "import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+        "CliRunner().invoke(build_app(), ['--help']); print('torch' in sys.modules)"
+    )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
-    print(f"probe --help: median {sorted(times)[runs // 2]:.3f} s over {runs} runs (goal < 0.6 s); torch imported: {imported}")
+    print(
+        f"probe --help: median {sorted(times)[runs // 2]:.3f} s over {runs} runs (goal < 0.6 s); torch imported: {imported}"
+    )
 
 
 def main() -> None:

@@ -24,8 +24,16 @@ import torch
 if TYPE_CHECKING:
     from probe.session import Session
 
-PROMPTS = ["a red circle", "a green square", "a blue triangle", "a yellow star", "a purple cross", "an orange ring",
-           "a white circle", "a black square"]
+PROMPTS = [
+    "a red circle",
+    "a green square",
+    "a blue triangle",
+    "a yellow star",
+    "a purple cross",
+    "an orange ring",
+    "a white circle",
+    "a black square",
+]
 
 
 def _median_cosine_per_snapshot(session, inversions, match_targets) -> list[tuple[int, float]]:
@@ -47,8 +55,9 @@ def quality_speed(session, prompts: list[str], paper_steps: int, default_steps: 
 
     paper = load_preset("paper")
     scale = paper_steps / paper.steps
-    paper = paper.with_overrides(steps=paper_steps, resize_at=[max(1, round(s * scale)) for s in paper.resize_at],
-                                 batch_size=len(prompts))
+    paper = paper.with_overrides(
+        steps=paper_steps, resize_at=[max(1, round(s * scale)) for s in paper.resize_at], batch_size=len(prompts)
+    )
     start = time.perf_counter()
     paper_runs = invert(session, prompts, [0], paper)
     paper_seconds = time.perf_counter() - start
@@ -67,22 +76,29 @@ def quality_speed(session, prompts: list[str], paper_steps: int, default_steps: 
     per_step = default_seconds / default.steps
     n = len(prompts)
     result = {
-        "paper_steps_run": paper_steps, "paper_seconds": paper_seconds, "paper_median_cosine": target,
+        "paper_steps_run": paper_steps,
+        "paper_seconds": paper_seconds,
+        "paper_median_cosine": target,
         "paper_images_per_minute": 60 * n / paper_seconds,
         "paper_seconds_per_step": paper_seconds / paper_steps,
         "paper_extrapolated_3400_step_seconds": paper_seconds / paper_steps * 3400,
-        "default_steps": default.steps, "default_seconds": default_seconds,
+        "default_steps": default.steps,
+        "default_seconds": default_seconds,
         "default_final_median_cosine": statistics.median(r.cosine for r in default_runs),
-        "default_curve": curve, "default_step_reaching_target": reached,
+        "default_curve": curve,
+        "default_step_reaching_target": reached,
         # a strict lower bound: the whole default run (setup and all its steps) against the paper run
         "speedup_lower_bound_whole_default_run": paper_seconds / default_seconds,
     }
     if reached is not None:
         seconds_to_target = per_step * reached
         result["default_images_per_minute_to_target"] = 60 * n / seconds_to_target
-        result["speedup_vs_paper_as_run"] = result["default_images_per_minute_to_target"] / result["paper_images_per_minute"]
-        result["speedup_vs_paper_3400_extrapolated"] = (result["default_images_per_minute_to_target"] /
-                                                       (60 * n / result["paper_extrapolated_3400_step_seconds"]))
+        result["speedup_vs_paper_as_run"] = (
+            result["default_images_per_minute_to_target"] / result["paper_images_per_minute"]
+        )
+        result["speedup_vs_paper_3400_extrapolated"] = result["default_images_per_minute_to_target"] / (
+            60 * n / result["paper_extrapolated_3400_step_seconds"]
+        )
     return result
 
 
@@ -118,16 +134,21 @@ def batched_vs_single(sessions: dict[str, Session], prompts: list[str], steps: i
     rounds: dict[str, list[dict]] = {name: [] for name in sessions}
     for i in range(repeats):
         order = list(sessions.items())
-        for name, session in (reversed(order) if i % 2 else order):
+        for name, session in reversed(order) if i % 2 else order:
             rounds[name].append(_one_round(session, prompts, settings))
     out = {}
     for name, session in sessions.items():
         ratios = [r["throughput_ratio"] for r in rounds[name]]
-        out[name] = {"steps": settings.steps, "images": len(prompts), "fast_image_tower": session.fast_image,
-                     "rounds": rounds[name], "throughput_ratio_median": statistics.median(ratios),
-                     "throughput_ratio_range": [min(ratios), max(ratios)],
-                     "batched_seconds_median": statistics.median(r["batched_seconds"] for r in rounds[name]),
-                     "one_at_a_time_seconds_median": statistics.median(r["one_at_a_time_seconds"] for r in rounds[name])}
+        out[name] = {
+            "steps": settings.steps,
+            "images": len(prompts),
+            "fast_image_tower": session.fast_image,
+            "rounds": rounds[name],
+            "throughput_ratio_median": statistics.median(ratios),
+            "throughput_ratio_range": [min(ratios), max(ratios)],
+            "batched_seconds_median": statistics.median(r["batched_seconds"] for r in rounds[name]),
+            "one_at_a_time_seconds_median": statistics.median(r["one_at_a_time_seconds"] for r in rounds[name]),
+        }
     return out
 
 
@@ -139,17 +160,37 @@ def cli_batched_vs_single(model: str, prompts: list[str], device: str, precision
 
     probe = str(Path(sys.executable).with_name("probe"))
     with tempfile.TemporaryDirectory() as out:
+
         def run(name: str, items: list[str]) -> float:
             start = time.perf_counter()
-            subprocess.run([probe, "--model", model, "--device", device, "--precision", precision, "--out", f"{out}/{name}",
-                            "invert", *items, "--json"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    probe,
+                    "--model",
+                    model,
+                    "--device",
+                    device,
+                    "--precision",
+                    precision,
+                    "--out",
+                    f"{out}/{name}",
+                    "invert",
+                    *items,
+                    "--json",
+                ],
+                check=True,
+                capture_output=True,
+            )
             return time.perf_counter() - start
 
         batched = run("batched", prompts)
         single = sum(run(f"one-{i}", [p]) for i, p in enumerate(prompts))
-    return {"images": len(prompts), "batched_seconds": batched, "one_command_per_prompt_seconds": single,
-            "throughput_ratio": single / batched}
+    return {
+        "images": len(prompts),
+        "batched_seconds": batched,
+        "one_command_per_prompt_seconds": single,
+        "throughput_ratio": single / batched,
+    }
 
 
 def tower_speed(session, batches: tuple[int, ...] = (4, 32), reps: int = 20) -> dict:
@@ -205,22 +246,28 @@ def peak_memory(model: str, steps: int, device: str, precision: str, big: int = 
 
 def gpu_paper(steps: int) -> dict:
     """ViT-B-16 (random weights) seconds per image for the paper recipe, bf16 vs fp32 (GPU only)."""
-    from probe.session import Session
     from probe_invert.render import invert
     from probe_invert.settings import load_preset
+
+    from probe.session import Session
 
     out = {}
     for precision in ("fp32", "bf16"):
         session = Session.open("ViT-B-16@random", device="cuda", precision=precision)
-        settings = load_preset("paper", steps=steps, resize_at=[round(steps * 900 / 3400), round(steps * 1800 / 3400)],
-                               batch_size=8)
+        settings = load_preset(
+            "paper", steps=steps, resize_at=[round(steps * 900 / 3400), round(steps * 1800 / 3400)], batch_size=8
+        )
         invert(session, PROMPTS[:1], [0], settings.with_overrides(steps=2))
         torch.cuda.synchronize()
         start = time.perf_counter()
         invert(session, PROMPTS, [0], settings)
         torch.cuda.synchronize()
         per_image = (time.perf_counter() - start) / len(PROMPTS)
-        out[precision] = {"seconds_per_image_at_steps": per_image, "steps": steps, "extrapolated_3400": per_image * 3400 / steps}
+        out[precision] = {
+            "seconds_per_image_at_steps": per_image,
+            "steps": steps,
+            "extrapolated_3400": per_image * 3400 / steps,
+        }
     return out
 
 
@@ -228,10 +275,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="shapes-tiny")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="precision (autocast) of every part but batched vs single")
-    ap.add_argument("--batch-precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"],
-                    help="precisions for batched vs single, each its own session, all run in every round (bf16 on a CPU "
-                         "without native bf16 is emulated: slow)")
+    ap.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="precision (autocast) of every part but batched vs single",
+    )
+    ap.add_argument(
+        "--batch-precisions",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "bf16", "fp16"],
+        help="precisions for batched vs single, each its own session, all run in every round (bf16 on a CPU "
+        "without native bf16 is emulated: slow)",
+    )
     ap.add_argument("--prompts", type=int, default=8, help="prompts for the batched-vs-single comparison")
     ap.add_argument("--quality-prompts", type=int, default=4, help="prompts for default vs paper")
     ap.add_argument("--paper-steps", type=int, default=340, help="shortened paper run (schedule scaled); 3400 = full")
@@ -247,15 +304,21 @@ def main() -> None:
     prompts = PROMPTS[: args.prompts]
     report: dict = {"model": session.describe(), "torch_threads": torch.get_num_threads()}
     if "quality" in args.parts:
-        report["default_vs_paper"] = quality_speed(session, PROMPTS[: args.quality_prompts], args.paper_steps, args.default_steps)
+        report["default_vs_paper"] = quality_speed(
+            session, PROMPTS[: args.quality_prompts], args.paper_steps, args.default_steps
+        )
     if "tower" in args.parts:
         report["image_tower"] = tower_speed(session)
     if "batch" in args.parts:
-        sessions = {p: session if p == args.precision else Session.open(args.model, device=args.device, precision=p)
-                    for p in dict.fromkeys(args.batch_precisions)}
+        sessions = {
+            p: session if p == args.precision else Session.open(args.model, device=args.device, precision=p)
+            for p in dict.fromkeys(args.batch_precisions)
+        }
         report["batched_vs_single"] = batched_vs_single(sessions, prompts, args.batch_steps, args.repeats)
     if "cli" in args.parts:
-        report["cli_batched_vs_one_command_per_prompt"] = cli_batched_vs_single(args.model, prompts, args.device, args.precision)
+        report["cli_batched_vs_one_command_per_prompt"] = cli_batched_vs_single(
+            args.model, prompts, args.device, args.precision
+        )
     if "memory" in args.parts:
         report["memory"] = peak_memory(args.model, args.memory_steps, args.device, args.precision)
     if "gpu" in args.parts:

@@ -31,10 +31,10 @@ BIG_MODEL = "ViT-B-16@random"
 def bench_build(subsample: int, seed: int, full: bool) -> None:
     import numpy as np
     import torch
-
-    from probe.session import Session
     from probe_neighbours.index import IndexParams, make_index, open_index
     from probe_neighbours.vocabularies import load_vocab
+
+    from probe.session import Session
 
     session = Session.open(BIG_MODEL, device="cpu")
     vocab = load_vocab("clip-bpe")
@@ -52,23 +52,33 @@ def bench_build(subsample: int, seed: int, full: bool) -> None:
     fast_again = session.encode_text(sub)
     t_fast = min(t_fast, time.perf_counter() - t0)
 
-    queries = session.encode_text(["a photo of a dog", "a red star", "a famous actor", "a beach at sunset", "music", "violence"] + sub[:58]).numpy()
+    queries = session.encode_text(
+        ["a photo of a dog", "a red star", "a famous actor", "a beach at sunset", "music", "violence"] + sub[:58]
+    ).numpy()
     s_fast, i_fast = make_index(fast.numpy(), IndexParams()).search(queries, 10)
     s_naive, i_naive = make_index(naive.numpy(), IndexParams()).search(queries, 10)
     same = bool((i_fast == i_naive).all())
-    print(f"[build] {BIG_MODEL} text tower, {subsample} CLIP-BPE words (random subsample, seed {seed}), "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"[build] {BIG_MODEL} text tower, {subsample} CLIP-BPE words (random subsample, seed {seed}), "
+        f"torch threads {torch.get_num_threads()}"
+    )
     print(f"  naive encode_text(fast=False): {t_naive:8.2f} s  ({t_naive / subsample * 1e3:.1f} ms/word)")
-    print(f"  exact fast encode_text:        {t_fast:8.2f} s  ({t_fast / subsample * 1e3:.2f} ms/word)   speed-up {t_naive / t_fast:.1f}x")
-    print(f"  identical top-10 for {len(queries)} queries: {same}   max |emb diff| {(fast - naive).abs().max().item():.2e}   "
-          f"max |score diff| {abs(s_fast - s_naive).max():.2e}   fast repeat max|d| {(fast - fast_again).abs().max().item():.1e}")
+    print(
+        f"  exact fast encode_text:        {t_fast:8.2f} s  ({t_fast / subsample * 1e3:.2f} ms/word)   speed-up {t_naive / t_fast:.1f}x"
+    )
+    print(
+        f"  identical top-10 for {len(queries)} queries: {same}   max |emb diff| {(fast - naive).abs().max().item():.2e}   "
+        f"max |score diff| {abs(s_fast - s_naive).max():.2e}   fast repeat max|d| {(fast - fast_again).abs().max().item():.1e}"
+    )
     if full:
         t0 = time.perf_counter()
         ix = open_index(session, vocab, IndexParams(), rebuild=True)
         t_full = time.perf_counter() - t0
-        print(f"  full list: fast index build of {len(vocab.words):,} words (encode + IndexFlatIP + cache write): {t_full:.1f} s "
-              f"({t_full / len(vocab.words) * 1e3:.2f} ms/word); naive path extrapolated from the subsample: "
-              f"{t_naive / subsample * len(vocab.words):.0f} s")
+        print(
+            f"  full list: fast index build of {len(vocab.words):,} words (encode + IndexFlatIP + cache write): {t_full:.1f} s "
+            f"({t_full / len(vocab.words) * 1e3:.2f} ms/word); naive path extrapolated from the subsample: "
+            f"{t_naive / subsample * len(vocab.words):.0f} s"
+        )
         del ix
 
 
@@ -89,7 +99,6 @@ def _latency(index, queries, k: int) -> tuple[float, float, float]:
 def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> None:
     import faiss
     import numpy as np
-
     from probe_neighbours.index import IndexParams, make_index, recall_at_k
 
     rng = np.random.default_rng(0)
@@ -99,17 +108,24 @@ def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> 
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     flat = make_index(base, IndexParams())
     threads = faiss.omp_get_max_threads()
-    print(f"[query] flat index, {n:,} random unit vectors x {dim} (ViT-B-16 width), k={k}; "
-          f"the exact scan's cost does not depend on the data")
+    print(
+        f"[query] flat index, {n:,} random unit vectors x {dim} (ViT-B-16 width), k={k}; "
+        f"the exact scan's cost does not depend on the data"
+    )
     for t in sorted({1, threads}):
         faiss.omp_set_num_threads(t)
         flat.search(queries[:5], k)
         med, p95, cpu = _latency(flat, queries, k)
         t0, c0 = time.perf_counter(), time.process_time()
         flat.search(queries, k)
-        batched, batched_cpu = ((time.perf_counter() - t0) / n_queries * 1e3, (time.process_time() - c0) / n_queries * 1e3)
-        print(f"  faiss threads {t}: one query at a time: wall median {med:.3f} ms, p95 {p95:.3f} ms, CPU {cpu:.3f} ms/query   "
-              f"batched ({n_queries} in one call): wall {batched:.3f} ms/query, CPU {batched_cpu:.3f} ms/query")
+        batched, batched_cpu = (
+            (time.perf_counter() - t0) / n_queries * 1e3,
+            (time.process_time() - c0) / n_queries * 1e3,
+        )
+        print(
+            f"  faiss threads {t}: one query at a time: wall median {med:.3f} ms, p95 {p95:.3f} ms, CPU {cpu:.3f} ms/query   "
+            f"batched ({n_queries} in one call): wall {batched:.3f} ms/query, CPU {batched_cpu:.3f} ms/query"
+        )
     faiss.omp_set_num_threads(threads)
     _prescan(base, queries, k, "random unit vectors")
     _prescan_built_in(k)
@@ -118,23 +134,26 @@ def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> 
         hnsw = make_index(base, IndexParams(kind="hnsw"))
         t_hnsw = time.perf_counter() - t0
         med_h, p95_h, cpu_h = _latency(hnsw, queries, k)
-        print(f"  hnsw (M=32, efC=200, efS=256): build {t_hnsw:.1f} s, one query wall median {med_h:.3f} ms, p95 {p95_h:.3f} ms, "
-              f"CPU {cpu_h:.3f} ms; recall@10 vs exact {recall_at_k(hnsw, base, queries, k):.3f} (random data: the hard case)")
+        print(
+            f"  hnsw (M=32, efC=200, efS=256): build {t_hnsw:.1f} s, one query wall median {med_h:.3f} ms, p95 {p95_h:.3f} ms, "
+            f"CPU {cpu_h:.3f} ms; recall@10 vs exact {recall_at_k(hnsw, base, queries, k):.3f} (random data: the hard case)"
+        )
     _hnsw_on_clip_bpe(k)
 
 
-def _prescan(base, queries, k: int, what: str) -> None:  # noqa: ANN001
+def _prescan(base, queries, k: int, what: str) -> None:
     """Single-query latency of VocabIndex.search (certified int8 pre-scan + exact rerank) next to the
     flat scan on the same rows, with its build time, share certified and agreement with the flat scan."""
+    import probe_neighbours.index as index_module
     from probe_neighbours.index import IndexParams, VocabIndex, faiss_threads, make_index
     from probe_neighbours.vocabularies import make_vocabulary
-
-    import probe_neighbours.index as index_module
 
     index_module.PREFILTER_AFTER = 0  # the warm path: a long-lived process past its first queries
     vocab = make_vocabulary("bench", [f"w{i}" for i in range(len(base))], source="bench")
     flat = make_index(base, IndexParams())
-    index = VocabIndex(vocab, flat, IndexParams(), Path(tempfile.mkdtemp()) / "bench.faiss", "built", index_sha256="bench")
+    index = VocabIndex(
+        vocab, flat, IndexParams(), Path(tempfile.mkdtemp()) / "bench.faiss", "built", index_sha256="bench"
+    )
     t0 = time.perf_counter()
     index.search(queries[:1], k)
     t_build = time.perf_counter() - t0
@@ -148,35 +167,39 @@ def _prescan(base, queries, k: int, what: str) -> None:  # noqa: ANN001
         pairs = [(index.search(q[None, :], k), flat.search(q[None, :], k)) for q in queries]
     same_scores = all((a[0] == b[0]).all() for a, b in pairs)
     same_ids = sum((a[1] == b[1]).all() for a, b in pairs)
-    print(f"  exact single queries on {len(base):,} {what}: flat scan wall median {med_f:.3f} ms (p95 {p95_f:.3f}), "
-          f"int8 pre-scan + exact rerank {med_p:.3f} ms (p95 {p95_p:.3f}, CPU {cpu_p:.3f}): {med_f / med_p:.2f}x; "
-          f"certified {certified:.1%} of the {tried} queries it tried; scores identical to flat: {same_scores}, "
-          f"ids identical for {same_ids}/{len(pairs)} queries (others differ only among exactly equal scores); "
-          f"pre-scan built and saved in {t_build:.2f} s (bound R = {index.prefilter.bound:.4f})")
+    print(
+        f"  exact single queries on {len(base):,} {what}: flat scan wall median {med_f:.3f} ms (p95 {p95_f:.3f}), "
+        f"int8 pre-scan + exact rerank {med_p:.3f} ms (p95 {p95_p:.3f}, CPU {cpu_p:.3f}): {med_f / med_p:.2f}x; "
+        f"certified {certified:.1%} of the {tried} queries it tried; scores identical to flat: {same_scores}, "
+        f"ids identical for {same_ids}/{len(pairs)} queries (others differ only among exactly equal scores); "
+        f"pre-scan built and saved in {t_build:.2f} s (bound R = {index.prefilter.bound:.4f})"
+    )
 
 
 def _prescan_built_in(k: int) -> None:
     """The pre-scan on real, crowded embeddings: the built-in model's 50k English-word list (most words
     unseen in its world, so their embeddings sit close together), held-out words as queries."""
     import numpy as np
-
-    from probe.session import Session
     from probe_neighbours.index import embed_words
     from probe_neighbours.vocabularies import load_vocab
+
+    from probe.session import Session
 
     session = Session.open("shapes-tiny", device="cpu")
     emb = embed_words(session, load_vocab("english").words)
     held = np.random.default_rng(2).choice(len(emb), 200, replace=False)
     keep = np.setdiff1d(np.arange(len(emb)), held)
-    _prescan(emb[keep], emb[held], k, f"shapes-tiny English-word embeddings (dim {emb.shape[1]}), held-out words as queries,")
+    _prescan(
+        emb[keep], emb[held], k, f"shapes-tiny English-word embeddings (dim {emb.shape[1]}), held-out words as queries,"
+    )
 
 
 def _hnsw_on_clip_bpe(k: int) -> None:
     """recall@10 of HNSW on the real CLIP-BPE embeddings cached by `build`, with held-out words as queries."""
     import numpy as np
+    from probe_neighbours.index import IndexParams, make_index, recall_at_k
 
     from probe.cache import cache_dir
-    from probe_neighbours.index import IndexParams, make_index, recall_at_k
 
     cached = sorted(cache_dir("indexes").glob("clip-bpe.flat.*.faiss"))
     if not cached:
@@ -193,8 +216,10 @@ def _hnsw_on_clip_bpe(k: int) -> None:
     hnsw = make_index(emb[keep], IndexParams(kind="hnsw"))
     t_build = time.perf_counter() - t0
     med, _, cpu = _latency(hnsw, emb[held], k)
-    print(f"  hnsw on {len(keep):,} CLIP-BPE embeddings ({BIG_MODEL}), 500 held-out words as queries: build {t_build:.1f} s, "
-          f"recall@10 vs exact {recall_at_k(hnsw, emb[keep], emb[held], k):.3f}, one query wall median {med:.3f} ms, CPU {cpu:.3f} ms")
+    print(
+        f"  hnsw on {len(keep):,} CLIP-BPE embeddings ({BIG_MODEL}), 500 held-out words as queries: build {t_build:.1f} s, "
+        f"recall@10 vs exact {recall_at_k(hnsw, emb[keep], emb[held], k):.3f}, one query wall median {med:.3f} ms, CPU {cpu:.3f} ms"
+    )
     _prescan(emb[keep], emb[held], k, f"CLIP-BPE embeddings ({BIG_MODEL}), held-out words as queries,")
 
 
@@ -238,14 +263,26 @@ def bench_cold(runs: int, big: bool) -> None:
             snap = _measure(cmd, env)
             loaded = _measure(cmd, env_plain)
             bare_snap, bare_model = _measure(imports_snapshot, env), _measure(imports_model, env)
-            rows.append((snap[0], snap[1], snap[2], loaded[0], bare_snap[0], bare_model[0], loaded[0] / snap[0], loaded[2]))
+            rows.append(
+                (snap[0], snap[1], snap[2], loaded[0], bare_snap[0], bare_model[0], loaded[0] / snap[0], loaded[2])
+            )
         med = [statistics.median(col) for col in zip(*rows)]
-        note = "" if spec != "shapes-tiny@random" else " (built-in weights not trained yet: same architecture, random weights)"
-        print(f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} rounds")
-        print(f"  CLI as users run it: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}, max {max(r[0] for r in rows):.2f}), "
-              f"CPU {med[1]:.2f} s, peak RSS {max(r[2] for r in rows):.0f} MiB")
-        print(f"  same command without a text snapshot (loads the model through open_clip): wall {med[3]:.2f} s, "
-              f"peak RSS {max(r[7] for r in rows):.0f} MiB; ratio {med[6]:.2f}x")
+        note = (
+            ""
+            if spec != "shapes-tiny@random"
+            else " (built-in weights not trained yet: same architecture, random weights)"
+        )
+        print(
+            f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} rounds"
+        )
+        print(
+            f"  CLI as users run it: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}, max {max(r[0] for r in rows):.2f}), "
+            f"CPU {med[1]:.2f} s, peak RSS {max(r[2] for r in rows):.0f} MiB"
+        )
+        print(
+            f"  same command without a text snapshot (loads the model through open_clip): wall {med[3]:.2f} s, "
+            f"peak RSS {max(r[7] for r in rows):.0f} MiB; ratio {med[6]:.2f}x"
+        )
         print(f"  bare imports, then os._exit: torch + faiss {med[4]:.2f} s, torch + open_clip + faiss {med[5]:.2f} s")
 
 
@@ -263,7 +300,9 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None, help="cache folder (default: a throwaway one)")
     args = ap.parse_args()
     os.environ["PROBE_CACHE_DIR"] = args.cache_dir or tempfile.mkdtemp(prefix="bench-neighbours-")
-    print(f"cache folder {os.environ['PROBE_CACHE_DIR']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"cache folder {os.environ['PROBE_CACHE_DIR']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     if "build" in args.parts:
         bench_build(args.subsample, args.seed, not args.no_full)
     if "query" in args.parts:

@@ -39,15 +39,18 @@ def naive_scores(session, captions: list[str], names: list[str], budget_s: float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="captions (rendered world two-object captions)")
-    parser.add_argument("--model", default="shapes-tiny@random", help="model spec (timing does not depend on the weights)")
+    parser.add_argument(
+        "--model", default="shapes-tiny@random", help="model spec (timing does not depend on the weights)"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--naive-seconds", type=float, default=120.0, help="time budget of the naive loop")
     args = parser.parse_args()
 
-    from probe.session import Session
     from probe_shuffle.perturbations import list_perturbations
     from probe_shuffle.scoring import text_shuffle_test
     from probe_shuffle.sources import world_pairs
+
+    from probe.session import Session
 
     session = Session.open(args.model, device=args.device)
     captions = world_pairs(args.n, seed=0).captions
@@ -71,7 +74,9 @@ def main() -> None:
     print(f"batched (one encode_text call, fast path): {batched_s:.2f} s")
     subsample = "" if done == len(captions) else f" (time-bounded: {done} captions in {naive_s:.1f} s, extrapolated)"
     print(f"naive (per caption, encode_text(fast=False) one text at a time): {naive_full_s:.2f} s{subsample}")
-    print(f"speed-up: {naive_full_s / batched_s:.1f}x   max |score difference| over {len(naive)} scores: {max_diff:.2e}")
+    print(
+        f"speed-up: {naive_full_s / batched_s:.1f}x   max |score difference| over {len(naive)} scores: {max_diff:.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,8 @@ def matmul_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
 
 def step_flops(session, settings) -> float:
     """FLOPs of one optimisation step of one image (all its augmented views, forward and backward)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from probe_invert.render import _Chunk, text_targets
+    from torch.utils.flop_counter import FlopCounterMode
 
     targets = text_targets(session, ["a photo of a dog"])
     chunk = _Chunk([session], [("a photo of a dog", 0)], settings, [targets], None)
@@ -53,8 +52,13 @@ def seconds_per_step(session, settings, steps: int) -> float:
     from probe_invert.render import invert
 
     stamps: list[float] = []
-    invert(session, ["a photo of a dog"], [0], settings.with_overrides(steps=steps + 1, snapshot_every=0),
-           on_step=lambda step, cos: stamps.append(time.perf_counter()))
+    invert(
+        session,
+        ["a photo of a dog"],
+        [0],
+        settings.with_overrides(steps=steps + 1, snapshot_every=0),
+        on_step=lambda step, cos: stamps.append(time.perf_counter()),
+    )
     return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
 
 
@@ -66,7 +70,12 @@ def measure(model: str, precision: str, steps: int) -> dict:
     session = Session.open(model, "cpu", precision)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     gflops = matmul_gflops(dtype)
-    out = {"model": model, "precision": precision, "threads": torch.get_num_threads(), "matmul_gflops": round(gflops, 1)}
+    out = {
+        "model": model,
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": round(gflops, 1),
+    }
     for name in ("default", "paper"):
         settings = load_preset(name, batch_size=1)
         # time the step at the model's full input resolution (the schedule's last and most expensive part)
@@ -75,9 +84,15 @@ def measure(model: str, precision: str, steps: int) -> dict:
         seconds = seconds_per_step(session, settings, steps)
         floor = flops / (gflops * 1e9)
         total_steps = load_preset(name).steps
-        out[name] = {"views": settings.copies, "gflop_per_step": round(flops / 1e9, 2), "seconds_per_step": round(seconds, 3),
-                     "floor_seconds": round(floor, 3), "ratio_to_floor": round(seconds / floor, 2),
-                     "steps_per_image": total_steps, "images_per_hour": round(3600 / (seconds * total_steps), 2)}
+        out[name] = {
+            "views": settings.copies,
+            "gflop_per_step": round(flops / 1e9, 2),
+            "seconds_per_step": round(seconds, 3),
+            "floor_seconds": round(floor, 3),
+            "ratio_to_floor": round(seconds / floor, 2),
+            "steps_per_image": total_steps,
+            "images_per_hour": round(3600 / (seconds * total_steps), 2),
+        }
     return out
 
 
@@ -91,9 +106,11 @@ def main() -> None:
     for r in rows:
         for name in ("default", "paper"):
             m = r[name]
-            print(f"{r['model']} {r['precision']:>4} {name:>7}: {m['views']:2d} views, {m['gflop_per_step']:7.1f} GFLOP/step, "
-                  f"{m['seconds_per_step']:6.2f} s/step, floor {m['floor_seconds']:5.2f} s at {r['matmul_gflops']} GFLOP/s "
-                  f"-> {m['ratio_to_floor']:.2f}x the floor; {m['images_per_hour']:.2f} images/hour ({m['steps_per_image']} steps)")
+            print(
+                f"{r['model']} {r['precision']:>4} {name:>7}: {m['views']:2d} views, {m['gflop_per_step']:7.1f} GFLOP/step, "
+                f"{m['seconds_per_step']:6.2f} s/step, floor {m['floor_seconds']:5.2f} s at {r['matmul_gflops']} GFLOP/s "
+                f"-> {m['ratio_to_floor']:.2f}x the floor; {m['images_per_hour']:.2f} images/hour ({m['steps_per_image']} steps)"
+            )
     print(json.dumps(rows))
 
 

@@ -31,8 +31,10 @@ def main() -> None:
         render(scenes)
         wall.append(time.perf_counter() - w)
         cpu.append(time.process_time() - c)
-    print(f"render {args.scenes} scenes 64x64, {args.threads} threads: "
-          f"{args.scenes / min(wall):,.0f} scenes/s wall, {args.scenes / min(cpu):,.0f} scenes per CPU-second (goal >= 1,000/s)")
+    print(
+        f"render {args.scenes} scenes 64x64, {args.threads} threads: "
+        f"{args.scenes / min(wall):,.0f} scenes/s wall, {args.scenes / min(cpu):,.0f} scenes per CPU-second (goal >= 1,000/s)"
+    )
 
 
 if __name__ == "__main__":

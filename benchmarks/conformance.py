@@ -71,7 +71,9 @@ def _probes(spec: str, work: Path) -> dict[str, str]:
     }
     out = {}
     for name, args in runs.items():
-        result = CliRunner().invoke(build_app(), ["--model", spec, "--device", "cpu", "--out", str(work / "out"), *map(str, args)])
+        result = CliRunner().invoke(
+            build_app(), ["--model", spec, "--device", "cpu", "--out", str(work / "out"), *map(str, args)]
+        )
         out[name] = "ok" if result.exit_code == 0 else (result.stderr.strip().splitlines() or ["failed"])[-1]
     return out
 
@@ -118,8 +120,10 @@ def main() -> None:
             continue
         bad = {k: v for k, v in r["probes"].items() if v != "ok"}
         probes = "all 5 run" if not bad else "; ".join(f"{k}: {v}" for k, v in bad.items())
-        print(f"| `{r['spec']}` | yes | {r['image_gap']:.1e} | {r['text_gap']:.1e} | "
-              f"{'exact' if r['fast_text'] else 'fallback'} | {probes} | {r['seconds']} |")
+        print(
+            f"| `{r['spec']}` | yes | {r['image_gap']:.1e} | {r['text_gap']:.1e} | "
+            f"{'exact' if r['fast_text'] else 'fallback'} | {probes} | {r['seconds']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["Session", "ProbeError", "list_models", "parse_model_spec", "DEFAULT_MODEL", "plugins", "api"]
+__all__ = ["DEFAULT_MODEL", "ProbeError", "Session", "api", "list_models", "parse_model_spec", "plugins"]
 
 _LAZY = {
     "Session": ("probe.session", "Session"),
@@ -30,7 +30,7 @@ _LAZY = {
 }
 
 
-def open(model: str = "shapes-tiny", device: str = "auto", precision: str = "fp32", allow_pickle: bool = False) -> Any:  # noqa: A001
+def open(model: str = "shapes-tiny", device: str = "auto", precision: str = "fp32", allow_pickle: bool = False) -> Any:
     """Load a model once and return its Session; pass it to every probe function."""
     from probe.session import Session
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from probe.errors import ProbeError, UsageError
 
@@ -35,8 +35,10 @@ def cache_dir(sub: str = "") -> Path:
         if sub and sub not in BUILTIN_SUBFOLDERS and not (path / MARKER).exists():
             (path / MARKER).touch()
     except OSError as exc:
-        raise ProbeError(f"cannot use {path} as the cache folder: {exc.strerror or exc}",
-                         hint=f"set {CACHE_ENV} to a writable folder") from exc
+        raise ProbeError(
+            f"cannot use {path} as the cache folder: {exc.strerror or exc}",
+            hint=f"set {CACHE_ENV} to a writable folder",
+        ) from exc
     return path
 
 
@@ -44,8 +46,11 @@ def tool_subfolders(root: Path) -> list[Path]:
     """Subfolders of the cache root that the tool made (they hold its marker file, or have a built-in name)."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
-                  and ((p / MARKER).is_file() or p.name in BUILTIN_SUBFOLDERS))
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and ((p / MARKER).is_file() or p.name in BUILTIN_SUBFOLDERS)
+    )
 
 
 def content_hash(*parts: str | bytes) -> str:
@@ -102,8 +107,10 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        raise UsageError(f"another probe {what} is writing to {folder}",
-                         hint="wait for it to finish, or choose another output folder") from None
+        raise UsageError(
+            f"another probe {what} is writing to {folder}",
+            hint="wait for it to finish, or choose another output folder",
+        ) from None
     try:
         yield
     finally:

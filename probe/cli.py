@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -54,7 +55,7 @@ class ProbeGroup(TyperGroup):
             raise UsageError(why) from None  # one line, exit 2
 
     def invoke(self, ctx: typer.Context) -> Any:
-        def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        def show_warning(message, category, filename, lineno, file=None, line=None):
             typer.echo(f"Warning: {message}", err=True)
 
         old = warnings.showwarning
@@ -76,7 +77,9 @@ class ProbeGroup(TyperGroup):
         except Exception as exc:  # a bug, not bad input: one line unless --debug
             if _debug(ctx):
                 raise
-            typer.echo(f"Error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            typer.echo(
+                f"Error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True
+            )
             ctx.exit(1)
         finally:
             warnings.showwarning = old
@@ -154,7 +157,9 @@ def _missing_command_reason(registry: Registry, name: str) -> str | None:
 
     for info in registry.unavailable():
         if info.status == "disabled" and name in commands_of(info):
-            how = f"remove it from {info.reason.split()[-1]}" if "DISABLE" in info.reason else f"add {info.name!r} to it"
+            how = (
+                f"remove it from {info.reason.split()[-1]}" if "DISABLE" in info.reason else f"add {info.name!r} to it"
+            )
             return f"command {name!r} comes from plugin {info.name!r}, which is disabled ({info.reason}): {how}"
     failed = [i for i in registry.unavailable() if i.status == "failed"]
     if failed:
@@ -179,8 +184,9 @@ def _option_keys(cmd: Any) -> dict[str, str]:
     return keys
 
 
-def _command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], where: Callable[[str], str],
-                      registry: Registry) -> dict[str, dict[str, Any]]:
+def _command_sections(
+    ctx: typer.Context, sections: dict[str, dict[str, Any]], where: Callable[[str], str], registry: Registry
+) -> dict[str, dict[str, Any]]:
     """Config sections as click default maps (parameter names). A section for a command that is not
     loaded is a warning naming the plugins that are off; unknown options of a loaded command are errors."""
     from probe.errors import ConfigError
@@ -195,23 +201,27 @@ def _command_sections(ctx: typer.Context, sections: dict[str, dict[str, Any]], w
             continue
         if hasattr(cmd, "list_commands"):
             own = _option_keys(cmd)  # a group's own options (e.g. `probe models --json`)
-            sub_maps: dict[str, Any] = _section(name, cmd, {k: v for k, v in options.items() if str(k) in own},
-                                                lambda k, name=name: where(name, k))
+            sub_maps: dict[str, Any] = _section(
+                name, cmd, {k: v for k, v in options.items() if str(k) in own}, lambda k, name=name: where(name, k)
+            )
             for sub, sub_opts in options.items():
                 if str(sub) in own:
                     continue
                 subcmd = cmd.get_command(ctx, sub.replace("_", "-"))
                 if subcmd is None or not isinstance(sub_opts, dict):
                     raise ConfigError(f"{where(name, sub)}: {name} has no command or option {sub!r}")
-                sub_maps[sub.replace("_", "-")] = _section(f"{name} {sub}", subcmd, sub_opts,
-                                                           lambda k, name=name, sub=sub: where(name, sub, k))
+                sub_maps[sub.replace("_", "-")] = _section(
+                    f"{name} {sub}", subcmd, sub_opts, lambda k, name=name, sub=sub: where(name, sub, k)
+                )
             out[name] = sub_maps
             continue
         out[name] = _section(name, cmd, options, lambda k, name=name: where(name, k), ctx)
     return out
 
 
-def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str], str], ctx: Any = None) -> dict[str, Any]:
+def _section(
+    name: str, cmd: Any, options: dict[str, Any], where: Callable[[str], str], ctx: Any = None
+) -> dict[str, Any]:
     """One command's section as its default map: keys checked, `no-x` inverted, values converted
     and range-checked as click would (each error names the key's file:line)."""
     from probe.errors import ConfigError
@@ -219,9 +229,14 @@ def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str]
     keys = _option_keys(cmd)
     unknown = [k for k in options if str(k) not in keys]
     if unknown:
-        shown = sorted(next((o[2:] for o in getattr(p, "opts", []) if o.startswith("--")), p.name)
-                       for p in cmd.params if getattr(p, "param_type_name", "") == "option")
-        raise ConfigError(f"{where(unknown[0])}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(shown)})")
+        shown = sorted(
+            next((o[2:] for o in getattr(p, "opts", []) if o.startswith("--")), p.name)
+            for p in cmd.params
+            if getattr(p, "param_type_name", "") == "option"
+        )
+        raise ConfigError(
+            f"{where(unknown[0])}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(shown)})"
+        )
     out = {}
     params = {p.name: p for p in cmd.params}
     for key, value in options.items():
@@ -242,15 +257,50 @@ def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str]
 
 def _root(
     ctx: typer.Context,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="PROBE_MODEL", help="Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, local-dir:…", show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option(envvar="PROBE_DEVICE", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")] = None,
-    precision: Annotated[Optional[str], typer.Option(envvar="PROBE_PRECISION", help="fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU (faster on CPUs with native bf16, slightly less accurate).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="PROBE_CONFIG", help="YAML file of defaults (global keys and per-command sections).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", envvar="PROBE_OUT", help="Output folder (default probe-out).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Base random seed (0 to 2**63-1).", min=0, max=2**63 - 1)] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow loading pickle checkpoints (.pt/.bin): only for files you trust.")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            envvar="PROBE_MODEL",
+            help="Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, local-dir:…",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(envvar="PROBE_DEVICE", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PROBE_PRECISION",
+            help="fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU (faster on CPUs with native bf16, slightly less accurate).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="PROBE_CONFIG",
+            help="YAML file of defaults (global keys and per-command sections).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", envvar="PROBE_OUT", help="Output folder (default probe-out).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Base random seed (0 to 2**63-1).", min=0, max=2**63 - 1)] = None,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option("--allow-pickle", help="Allow loading pickle checkpoints (.pt/.bin): only for files you trust."),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=lambda v: _print_version(v))] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=lambda v: _print_version(v)
+        ),
+    ] = False,
 ) -> None:
     """Look inside CLIP models: inversion, nearest words, word-order tests and audits.
 

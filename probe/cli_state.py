@@ -30,15 +30,15 @@ class State:
     labeller: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     loads: int = 0
-    _sessions: dict[str, "Session"] = field(default_factory=dict)
-    _snapshots: dict[str, "TextSnapshot | None"] = field(default_factory=dict)
+    _sessions: dict[str, Session] = field(default_factory=dict)
+    _snapshots: dict[str, TextSnapshot | None] = field(default_factory=dict)
 
     @property
-    def session(self) -> "Session":
+    def session(self) -> Session:
         return self.session_for(self.model)
 
     @property
-    def text_session(self) -> "Session | TextSnapshot":
+    def text_session(self) -> Session | TextSnapshot:
         """For commands that only encode text: the loaded session if there is one, else the model's
         text snapshot when it has one (no open_clip import: a faster cold start), else the session."""
         if self.model in self._sessions:
@@ -49,7 +49,7 @@ class State:
             self._snapshots[self.model] = open_text_snapshot(self.model, self.device, self.precision, self.allow_pickle)
         return self._snapshots[self.model] or self.session
 
-    def session_for(self, model: str) -> "Session":
+    def session_for(self, model: str) -> Session:
         """One Session per model spec per process: a second probe (or step) reuses the loaded one."""
         if model not in self._sessions:
             from probe.session import Session

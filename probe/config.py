@@ -50,8 +50,10 @@ def load_config(path: Path | None) -> Config:
         return Config(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping of keys to values")
-    lines = {tuple(str(k).replace("_", "-") if i == 0 else str(k) for i, k in enumerate(key)): line
-             for key, line in doc.lines.items()}
+    lines = {
+        tuple(str(k).replace("_", "-") if i == 0 else str(k) for i, k in enumerate(key)): line
+        for key, line in doc.lines.items()
+    }
     cfg = Config(path, lines=lines)
     for key, value in data.items():
         where = f"{path}:{doc.lines.get((key,), 1)}"
@@ -65,5 +67,7 @@ def load_config(path: Path | None) -> Config:
             cfg.commands[str(key).replace("_", "-")] = {str(k): v for k, v in value.items()}
         else:
             known = ", ".join(sorted(GLOBAL_KEYS))
-            raise ConfigError(f"{where}: unknown key {key!r}: use one of {known}, or a command name with a mapping of its options")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}: use one of {known}, or a command name with a mapping of its options"
+            )
     return cfg

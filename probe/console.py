@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -75,7 +76,13 @@ def note(message: str) -> None:
 @contextmanager
 def progress(description: str, total: int | None, extra: str = "") -> Iterator[Any]:
     """A rich progress bar on stderr; yields an `advance(n, **fields)` callable. Hidden when not a TTY."""
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     if extra:
         columns.append(TextColumn(extra))
     with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:

@@ -48,14 +48,19 @@ def convert_checkpoint(src: Path, dst: Path, allow_pickle: bool, force: bool = F
     if not src.is_file():
         raise UsageError(f"checkpoint not found: {src}")
     if src.suffix not in PICKLE_SUFFIXES:
-        raise UsageError(f"{src} is not a pickle checkpoint ({', '.join(PICKLE_SUFFIXES)})", hint="safetensors files need no conversion")
+        raise UsageError(
+            f"{src} is not a pickle checkpoint ({', '.join(PICKLE_SUFFIXES)})",
+            hint="safetensors files need no conversion",
+        )
     if dst.suffix != ".safetensors":
         raise UsageError(f"the output must end in .safetensors, got {dst.name}")
     if dst.exists() and not force:
         raise UsageError(f"{dst} already exists", hint="pick another name, or pass --force to replace it")
     if not allow_pickle:
-        raise ModelError(f"refusing to read pickle checkpoint {src}: pickle files can run code",
-                         hint="pass --allow-pickle if you trust where it came from")
+        raise ModelError(
+            f"refusing to read pickle checkpoint {src}: pickle files can run code",
+            hint="pass --allow-pickle if you trust where it came from",
+        )
     tensors = {k: v.detach().contiguous().clone() for k, v in _read_pickle(src).items()}  # no shared storage
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,9 @@ def register(app: typer.Typer, registry: Registry) -> None:
     @app.command("plugins")
     def plugins_cmd(
         as_json: JsonFlag = False,
-        hooks: Annotated[bool, typer.Option("--hooks", help="Also list each plugin's hooks and what it registered.")] = False,
+        hooks: Annotated[
+            bool, typer.Option("--hooks", help="Also list each plugin's hooks and what it registered.")
+        ] = False,
     ) -> None:
         """List plugins: distribution, version, plugin API, status (and why), commands; --hooks for more."""
         from probe import console
@@ -26,19 +28,40 @@ def register(app: typer.Typer, registry: Registry) -> None:
             registered.setdefault(ext.plugin, []).append(f"{ext.kind} {ext.name}")
         rows = [{**p.info.as_dict(), "registered": registered.get(p.info.name, [])} for p in registry.plugins]
         if as_json:
-            console.print_json({"api_version": API_VERSION, "plugins": rows, "clashes": registry.clashes,
-                                "warnings": registry.warnings})
+            console.print_json(
+                {
+                    "api_version": API_VERSION,
+                    "plugins": rows,
+                    "clashes": registry.clashes,
+                    "warnings": registry.warnings,
+                }
+            )
             registry.messages()  # in the JSON already: not repeated on stderr
             return
         columns = ["name", "distribution", "version", "api", "status", "commands / reason"]
-        table_rows = [[r["name"], r["distribution"], r["version"], r["api"] or "-", r["status"],
-                       r["reason"] or ", ".join(r["commands"])] for r in rows]
+        table_rows = [
+            [
+                r["name"],
+                r["distribution"],
+                r["version"],
+                r["api"] or "-",
+                r["status"],
+                r["reason"] or ", ".join(r["commands"]),
+            ]
+            for r in rows
+        ]
         console.print_table(f"Plugins (plugin API {API_VERSION})", columns, table_rows)
         if hooks:
-            console.print_table("Registered through hooks", ["plugin", "hooks", "registered", "about"],
-                                [[p.info.name, ", ".join(h.removeprefix("register_") for h in p.info.hooks), "", ""]
-                                 for p in registry.plugins if p.module is not None]
-                                + [[ext.plugin, "", f"{ext.kind} {ext.name}", ext.about] for ext in registry.all_extensions()])
+            console.print_table(
+                "Registered through hooks",
+                ["plugin", "hooks", "registered", "about"],
+                [
+                    [p.info.name, ", ".join(h.removeprefix("register_") for h in p.info.hooks), "", ""]
+                    for p in registry.plugins
+                    if p.module is not None
+                ]
+                + [[ext.plugin, "", f"{ext.kind} {ext.name}", ext.about] for ext in registry.all_extensions()],
+            )
 
     models = typer.Typer(help="List models, or convert a checkpoint to safetensors.", invoke_without_command=True)
 
@@ -46,7 +69,9 @@ def register(app: typer.Typer, registry: Registry) -> None:
     def models_cmd(
         ctx: typer.Context,
         as_json: JsonFlag = False,
-        pretrained: Annotated[bool, typer.Option("--pretrained", help="Also list open_clip ARCH@TAG pairs (need cached weights).")] = False,
+        pretrained: Annotated[
+            bool, typer.Option("--pretrained", help="Also list open_clip ARCH@TAG pairs (need cached weights).")
+        ] = False,
     ) -> None:
         """List built-in models (and, with --pretrained, open_clip's tagged weights)."""
         if ctx.invoked_subcommand is not None:
@@ -58,7 +83,10 @@ def register(app: typer.Typer, registry: Registry) -> None:
         if as_json:
             console.print_json(names)
             return
-        rows = [[n, "default" if n == DEFAULT_MODEL else "", BUILTIN_MODELS.get(n, {}).get("about", "open_clip pretrained")] for n in names]
+        rows = [
+            [n, "default" if n == DEFAULT_MODEL else "", BUILTIN_MODELS.get(n, {}).get("about", "open_clip pretrained")]
+            for n in names
+        ]
         console.print_table("Models", ["spec", "", "about"], rows)
 
     @models.command("convert")
@@ -66,7 +94,9 @@ def register(app: typer.Typer, registry: Registry) -> None:
         ctx: typer.Context,
         src: Annotated[Path, typer.Argument(help="Pickle checkpoint (.pt, .pth, .bin, .ckpt).")],
         dst: Annotated[Path, typer.Argument(help="Output .safetensors file (a .sha256 file is written beside it).")],
-        allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Read the pickle: only for files you trust.")] = False,
+        allow_pickle: Annotated[
+            bool, typer.Option("--allow-pickle", help="Read the pickle: only for files you trust.")
+        ] = False,
         force: Annotated[bool, typer.Option("--force", help="Replace DST if it exists.")] = False,
         as_json: JsonFlag = False,
     ) -> None:
@@ -75,7 +105,9 @@ def register(app: typer.Typer, registry: Registry) -> None:
         from probe.cli_state import get_state
         from probe.convert import convert_checkpoint
 
-        path, digest = convert_checkpoint(src, dst, allow_pickle=allow_pickle or get_state(ctx).allow_pickle, force=force)
+        path, digest = convert_checkpoint(
+            src, dst, allow_pickle=allow_pickle or get_state(ctx).allow_pickle, force=force
+        )
         if as_json:
             console.print_json({"safetensors": str(path), "sha256": digest})
             return
@@ -83,7 +115,9 @@ def register(app: typer.Typer, registry: Registry) -> None:
 
     app.add_typer(models, name="models")
 
-    cache = typer.Typer(help="List or clear the user cache (vocabulary indexes, text snapshots, hashes).", no_args_is_help=True)
+    cache = typer.Typer(
+        help="List or clear the user cache (vocabulary indexes, text snapshots, hashes).", no_args_is_help=True
+    )
 
     @cache.command("list")
     def cache_list(as_json: JsonFlag = False) -> None:
@@ -94,16 +128,21 @@ def register(app: typer.Typer, registry: Registry) -> None:
         root = cache_dir()
         items = [
             {"path": str(p.relative_to(root)), "bytes": p.stat().st_size}
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock") and p.name != MARKER
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.endswith(".lock") and p.name != MARKER
         ]
         if as_json:
             console.print_json({"folder": str(root), "items": items})
             return
-        console.print_table(f"Cache {root}", ["file", "size"], [[i["path"], f"{i['bytes'] / 1e6:.2f} MB"] for i in items])
+        console.print_table(
+            f"Cache {root}", ["file", "size"], [[i["path"], f"{i['bytes'] / 1e6:.2f} MB"] for i in items]
+        )
 
     @cache.command("clear")
     def cache_clear(
-        what: Annotated[Optional[str], typer.Argument(help="Subfolder to clear (e.g. indexes); all the tool's own when omitted.")] = None,
+        what: Annotated[
+            str | None, typer.Argument(help="Subfolder to clear (e.g. indexes); all the tool's own when omitted.")
+        ] = None,
     ) -> None:
         """Delete cached files (they are rebuilt on demand); files the tool did not write are kept."""
         import shutil

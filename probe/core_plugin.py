@@ -4,7 +4,8 @@ transformers model loader (`hf-transformers:REPO_OR_FOLDER`). Always loaded; not
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from probe.hookspecs import hookimpl
 
@@ -19,5 +20,8 @@ def _load_hf_transformers(target: str, allow_pickle: bool = False) -> Any:
 
 @hookimpl
 def register_model_loaders(register: Callable[..., None]) -> None:
-    register("hf-transformers:", _load_hf_transformers,
-             "a Hugging Face transformers CLIPModel: a save_pretrained folder or a cached repo (needs clip-probe[hf])")
+    register(
+        "hf-transformers:",
+        _load_hf_transformers,
+        "a Hugging Face transformers CLIPModel: a save_pretrained folder or a cached repo (needs clip-probe[hf])",
+    )

@@ -31,7 +31,9 @@ def builtin_weights_digest(spec: ModelSpec) -> str:
         digest = file_sha256(Path(weights))
     expected = builtin_file(spec.arch, "sha256").read_text().split()[0]
     if digest != expected:
-        raise ModelError(f"the built-in weights of {spec.arch} are corrupt (sha256 mismatch)", hint="reinstall clip-probe")
+        raise ModelError(
+            f"the built-in weights of {spec.arch} are corrupt (sha256 mismatch)", hint="reinstall clip-probe"
+        )
     return digest
 
 
@@ -42,13 +44,17 @@ def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, list[Pat
     folder = Path(spec.arch.removeprefix("local-dir:")).expanduser()
     config = folder / "open_clip_config.json"
     if not config.is_file():
-        raise ModelError(f"no open_clip_config.json in {folder}", hint="a local-dir: folder needs its config and weights")
+        raise ModelError(
+            f"no open_clip_config.json in {folder}", hint="a local-dir: folder needs its config and weights"
+        )
     weights = [p for p in sorted(folder.iterdir()) if p.suffix in (".safetensors",) + PICKLE_SUFFIXES]
     if not weights:
         raise ModelError(f"no weights file in {folder}", hint="add open_clip_model.safetensors")
     safe = [p for p in weights if p.suffix == ".safetensors"]
     if not safe and not allow_pickle:
-        raise ModelError(f"only pickle weights in {folder}", hint="convert them to .safetensors, or pass --allow-pickle")
+        raise ModelError(
+            f"only pickle weights in {folder}", hint="convert them to .safetensors, or pass --allow-pickle"
+        )
     return config, weights
 
 

@@ -66,8 +66,9 @@ class TransformersTokenizer:
 
     def __call__(self, texts: list[str] | str) -> torch.Tensor:
         texts = [texts] if isinstance(texts, str) else list(texts)
-        return self.tokenizer(texts, padding="max_length", max_length=self.context_length, truncation=True,
-                              return_tensors="pt").input_ids
+        return self.tokenizer(
+            texts, padding="max_length", max_length=self.context_length, truncation=True, return_tensors="pt"
+        ).input_ids
 
     def encode(self, text: str) -> list[int]:
         """Ids without the start and end tokens (for the prompt-length check)."""
@@ -80,9 +81,13 @@ def _weights_files(folder: Path, allow_pickle: bool) -> list[Path]:
         return safe
     pickles = sorted(folder.glob("*.bin"))
     if pickles and not allow_pickle:
-        raise ModelError(f"only pickle weights in {folder}", hint="convert them with `probe models convert`, or pass --allow-pickle")
+        raise ModelError(
+            f"only pickle weights in {folder}", hint="convert them with `probe models convert`, or pass --allow-pickle"
+        )
     if not pickles:
-        raise ModelError(f"no weights file in {folder}", hint="a CLIPModel folder holds model.safetensors and config.json")
+        raise ModelError(
+            f"no weights file in {folder}", hint="a CLIPModel folder holds model.safetensors and config.json"
+        )
     return pickles
 
 
@@ -95,11 +100,15 @@ def _resolve(target: str, online: bool) -> Path:
         from huggingface_hub import snapshot_download
 
         with _hub_mode(online):
-            return Path(snapshot_download(target, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.bin"]))
+            return Path(
+                snapshot_download(target, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.bin"])
+            )
     except Exception as exc:  # not cached offline, unknown repo, no network
-        raise ModelError(f"no folder or cached Hugging Face repo {target!r}",
-                         hint="give a folder saved with save_pretrained, or download the repo on a connected machine "
-                              "(README: 'Bringing your own weights')") from exc
+        raise ModelError(
+            f"no folder or cached Hugging Face repo {target!r}",
+            hint="give a folder saved with save_pretrained, or download the repo on a connected machine "
+            "(README: 'Bringing your own weights')",
+        ) from exc
 
 
 def load(target: str, *, allow_pickle: bool) -> LoadedModel:
@@ -119,16 +128,21 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
         clip = CLIPModel.from_pretrained(str(folder), use_safetensors=weights[0].suffix == ".safetensors")
         hf_tok = AutoTokenizer.from_pretrained(str(folder))
     except Exception as exc:  # transformers raises many types for a bad folder
-        raise ModelError(f"cannot load {PREFIX}{target}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                         hint="a folder saved with CLIPModel.save_pretrained and its tokenizer") from exc
+        raise ModelError(
+            f"cannot load {PREFIX}{target}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            hint="a folder saved with CLIPModel.save_pretrained and its tokenizer",
+        ) from exc
     clip = clip.float().eval().requires_grad_(False)
     pre = _preprocess(folder, int(clip.config.vision_config.image_size))
     context = int(clip.config.text_config.max_position_embeddings)
     pad = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else 0
     model = TransformersCLIP(clip, pad).eval().requires_grad_(False)
-    raw = f"{PREFIX}:{hashlib.sha256(config.read_bytes()).hexdigest()[:16]}:" + ",".join(file_sha256(p) for p in weights)
-    return LoadedModel(model, TransformersTokenizer(hf_tok, context), pre["size"], pre["mean"], pre["std"],
-                       fingerprint_id(target, raw))
+    raw = f"{PREFIX}:{hashlib.sha256(config.read_bytes()).hexdigest()[:16]}:" + ",".join(
+        file_sha256(p) for p in weights
+    )
+    return LoadedModel(
+        model, TransformersTokenizer(hf_tok, context), pre["size"], pre["mean"], pre["std"], fingerprint_id(target, raw)
+    )
 
 
 def _preprocess(folder: Path, image_size: int) -> dict:

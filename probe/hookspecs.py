@@ -7,7 +7,8 @@ of the same name and arguments, marked with `probe.plugin.hookimpl`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -24,8 +24,10 @@ def image_grid(images: Sequence[Any], captions: Sequence[str], size: int = 160) 
     tiles = []
     for image, caption in zip(images, captions):
         data = base64.b64encode(pil_png_bytes(to_pil(image))).decode("ascii")
-        tiles.append(f"<figure style='display:inline-block;margin:4px;width:{size}px;vertical-align:top'>"
-                     f"<img src='data:image/png;base64,{data}' width='{size}' height='{size}' "
-                     f"style='image-rendering:pixelated' alt='{html.escape(caption, quote=True)}'/>"
-                     f"<figcaption style='font-size:12px'>{html.escape(caption)}</figcaption></figure>")
+        tiles.append(
+            f"<figure style='display:inline-block;margin:4px;width:{size}px;vertical-align:top'>"
+            f"<img src='data:image/png;base64,{data}' width='{size}' height='{size}' "
+            f"style='image-rendering:pixelated' alt='{html.escape(caption, quote=True)}'/>"
+            f"<figcaption style='font-size:12px'>{html.escape(caption)}</figcaption></figure>"
+        )
     return "<div>" + "".join(tiles) + "</div>"

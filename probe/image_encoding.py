@@ -52,7 +52,7 @@ class FirstTokenAttentionPool(nn.Module):
         tokens = x.flatten(2).transpose(1, 2)  # [N, HW, C]
         tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
         tokens = tokens + p.positional_embedding.to(tokens.dtype)  # [N, L, C]
-        q = F.linear(tokens[:, 0], p.q_proj.weight, p.q_proj.bias) * d ** -0.5
+        q = F.linear(tokens[:, 0], p.q_proj.weight, p.q_proj.bias) * d**-0.5
         # explicit bmm layouts (heads as the batch for the weights, images for the tokens): the same
         # products einsum chose (bit-identical inversions on torch 2.14 here), without its permute copies
         q_k = torch.bmm(q.view(n, heads, d).transpose(0, 1), p.k_proj.weight.view(heads, d, c))  # [H, N, C]
@@ -65,8 +65,12 @@ class FirstTokenAttentionPool(nn.Module):
 
 
 def _is_identity_pool(module: nn.Module) -> bool:
-    return (isinstance(module, nn.AvgPool2d) and module.kernel_size in (1, (1, 1))
-            and module.stride in (1, (1, 1)) and module.padding in (0, (0, 0)))
+    return (
+        isinstance(module, nn.AvgPool2d)
+        and module.kernel_size in (1, (1, 1))
+        and module.stride in (1, (1, 1))
+        and module.padding in (0, (0, 0))
+    )
 
 
 def _fold_pairs(module: nn.Module, pairs: list[tuple[str, str]]) -> None:
@@ -87,7 +91,7 @@ class SequenceFirstAttention(nn.Module):
         attention.batch_first = False  # this copy only: the stock tower keeps its own module
         self.attention = attention
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **kwargs):  # noqa: ANN201
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **kwargs):
         q = query.transpose(0, 1).contiguous()
         k = q if key is query else key.transpose(0, 1).contiguous()
         v = k if value is key else value.transpose(0, 1).contiguous()
@@ -98,8 +102,11 @@ class SequenceFirstAttention(nn.Module):
 def _batch_first_attentions(tower: nn.Module) -> list[tuple[nn.Module, str]]:
     """(block, attribute) of every batch-first nn.MultiheadAttention in an open_clip ViT's blocks."""
     blocks = getattr(getattr(tower, "transformer", None), "resblocks", [])
-    return [(b, "attn") for b in blocks
-            if isinstance(getattr(b, "attn", None), nn.MultiheadAttention) and b.attn.batch_first]
+    return [
+        (b, "attn")
+        for b in blocks
+        if isinstance(getattr(b, "attn", None), nn.MultiheadAttention) and b.attn.batch_first
+    ]
 
 
 def _known(tower: nn.Module) -> bool:
@@ -150,8 +157,11 @@ def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device) -
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, size, size, generator=generator).to(device)
     tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
-    cudnn = torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False) if device.type == "cuda" \
+    cudnn = (
+        torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False)
+        if device.type == "cuda"
         else contextlib.nullcontext()
+    )
     try:
         if tf32:
             torch.backends.cuda.matmul.allow_tf32 = False

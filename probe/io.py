@@ -8,8 +8,9 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from probe.errors import DataError, ProbeError, UsageError
 
@@ -41,8 +42,10 @@ def refuse_nul(path: Path, text: str, error: type = DataError) -> None:
     """A text file holding a NUL byte is binary data: an error naming the file and line."""
     at = text.find("\0")
     if at >= 0:
-        raise error(f"{path}:{text.count(chr(10), 0, at) + 1}: binary data (NUL byte), not a text file",
-                    hint="pass a UTF-8 text file, one entry a line")
+        raise error(
+            f"{path}:{text.count(chr(10), 0, at) + 1}: binary data (NUL byte), not a text file",
+            hint="pass a UTF-8 text file, one entry a line",
+        )
 
 
 def inside(folder: Path, name: str) -> Path:
@@ -145,7 +148,7 @@ def to_pil(image):
     """[3,H,W] float tensor in [0,1] -> PIL RGB with true pixel values (clamped, never stretched)."""
     from PIL import Image
 
-    arr = (image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+    arr = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(arr, "RGB")
 
 
@@ -195,14 +198,17 @@ def open_image(path: Path):
     except FileNotFoundError as exc:
         raise DataError(f"image not found: {path}") from exc
     except Image.DecompressionBombError as exc:
-        raise DataError(f"image {path} is over the limit of {MAX_IMAGE_PIXELS} pixels", hint="downscale it first") from exc
+        raise DataError(
+            f"image {path} is over the limit of {MAX_IMAGE_PIXELS} pixels", hint="downscale it first"
+        ) from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"cannot read image {path}: not a supported image file") from exc
     w, h = im.size
     if w * h > MAX_IMAGE_PIXELS:
         im.close()
-        raise DataError(f"image {path} is {w}x{h} pixels, over the limit of {MAX_IMAGE_PIXELS}",
-                        hint="downscale it first")
+        raise DataError(
+            f"image {path} is {w}x{h} pixels, over the limit of {MAX_IMAGE_PIXELS}", hint="downscale it first"
+        )
     return im
 
 
@@ -237,8 +243,9 @@ def load_image(path: Path):
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 arr = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
         except (OSError, SyntaxError, ValueError) as exc:
-            raise DataError(f"cannot read image {path}: the file is damaged or truncated ({exc})",
-                            hint="replace or delete the file") from exc
+            raise DataError(
+                f"cannot read image {path}: the file is damaged or truncated ({exc})", hint="replace or delete the file"
+            ) from exc
     return torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0
 
 
@@ -265,7 +272,7 @@ def _next_line(text: str, width: float, measure: Callable[[str], float]) -> tupl
     cut = max(1, _longest(len(text), lambda k: measure(text[:k]) <= width))
     space = text.rfind(" ", 0, cut + 1)
     if space > 0:
-        return text[:space], text[space + 1:]
+        return text[:space], text[space + 1 :]
     return text[:cut], text[cut:].lstrip()
 
 

@@ -8,10 +8,11 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import open_clip
 import torch
@@ -43,8 +44,11 @@ def _plugin_model(spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
     ext = current().get("register_model_loaders", spec.arch, need=spec.text)
     loaded = ext.value(spec.weights or "", allow_pickle=allow_pickle)
     if not isinstance(loaded, LoadedModel):
-        raise ModelError(f"the model loader of plugin {ext.plugin!r} for {spec.arch!r} returned {type(loaded).__name__}, "
-                         "not a LoadedModel", hint="report this to the plugin's authors")
+        raise ModelError(
+            f"the model loader of plugin {ext.plugin!r} for {spec.arch!r} returned {type(loaded).__name__}, "
+            "not a LoadedModel",
+            hint="report this to the plugin's authors",
+        )
     loaded.model.eval().requires_grad_(False)
     return loaded
 
@@ -72,8 +76,10 @@ def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
         logging.disable(logging.NOTSET)
 
 
-HF_EXTRA_HINT = ("install the Hugging Face extra: pip install 'clip-probe[hf]' (transformers, sentencepiece); "
-                 "offline, also cache the text tower's config and tokenizer files (README: 'Bringing your own weights')")
+HF_EXTRA_HINT = (
+    "install the Hugging Face extra: pip install 'clip-probe[hf]' (transformers, sentencepiece); "
+    "offline, also cache the text tower's config and tokenizer files (README: 'Bringing your own weights')"
+)
 
 
 def missing_extra(exc: BaseException) -> ModelError | None:
@@ -111,7 +117,9 @@ def _load_state_file(model: torch.nn.Module, path: Path, allow_pickle: bool) -> 
         open_clip.load_checkpoint(model, str(path), weights_only=not allow_pickle)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise ModelError(f"weights in {path} do not fit this architecture: {first}", hint="check ARCH before '@'") from exc
+        raise ModelError(
+            f"weights in {path} do not fit this architecture: {first}", hint="check ARCH before '@'"
+        ) from exc
     except Exception as exc:  # safetensors and torch.load raise their own error types for corrupt files
         raise ModelError(f"cannot read weights file {path}: {exc}", hint="is it a complete weights file?") from exc
 
@@ -122,7 +130,9 @@ def _config_hash(arch: str) -> str:
 
 
 def _offline_error(spec: ModelSpec) -> ModelError:
-    local = "a local-dir: folder" if spec.kind == "hf-hub" else f"a local file with {spec.arch}@/path/weights.safetensors"
+    local = (
+        "a local-dir: folder" if spec.kind == "hf-hub" else f"a local file with {spec.arch}@/path/weights.safetensors"
+    )
     return ModelError(
         f"pretrained weights for {spec.text} are not cached and cannot be downloaded (no network)",
         hint=f"download them on a connected machine into the open_clip/Hugging Face cache, pass {local}, "
@@ -174,7 +184,9 @@ def _fetch(spec: ModelSpec, fn: Callable[[], Any], online: bool) -> Any:
                 raise extra from exc
             if not online:
                 raise _offline_error(spec) from exc
-            raise ModelError(f"cannot download weights for {spec.text}: {type(exc).__name__}: {_first_line(exc)}") from exc
+            raise ModelError(
+                f"cannot download weights for {spec.text}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
 
 
 def _open_clip_model(spec: ModelSpec, online: bool, **kwargs: Any) -> torch.nn.Module:
@@ -188,15 +200,26 @@ def _open_clip_model(spec: ModelSpec, online: bool, **kwargs: Any) -> torch.nn.M
             if extra is not None:
                 raise extra from exc
             first = _first_line(exc)
-            if isinstance(exc, AssertionError) or any(k in str(exc) for k in ("size mismatch", "Missing key", "Unexpected key")):
-                raise ModelError(f"weights for {spec.text} do not fit this architecture: {first}",
-                                 hint="check ARCH before '@'") from exc
-            hint = None if online else ("offline: the model's text tower config and tokenizer files must be in the "
-                                        "Hugging Face cache too (README: 'Bringing your own weights')")
+            if isinstance(exc, AssertionError) or any(
+                k in str(exc) for k in ("size mismatch", "Missing key", "Unexpected key")
+            ):
+                raise ModelError(
+                    f"weights for {spec.text} do not fit this architecture: {first}", hint="check ARCH before '@'"
+                ) from exc
+            hint = (
+                None
+                if online
+                else (
+                    "offline: the model's text tower config and tokenizer files must be in the "
+                    "Hugging Face cache too (README: 'Bringing your own weights')"
+                )
+            )
             raise ModelError(f"cannot load {spec.text}: {type(exc).__name__}: {first}", hint=hint) from exc
 
 
-def _build(spec: ModelSpec, allow_pickle: bool, cache_dir: str | None, online: bool) -> tuple[torch.nn.Module, str, str]:
+def _build(
+    spec: ModelSpec, allow_pickle: bool, cache_dir: str | None, online: bool
+) -> tuple[torch.nn.Module, str, str]:
     """Returns (model, tokenizer name, fingerprint source). Every kind but the built-in one loads
     through open_clip's factory; identities come from the weights' content."""
     if spec.kind == "builtin":
@@ -218,13 +241,19 @@ def _build(spec: ModelSpec, allow_pickle: bool, cache_dir: str | None, online: b
         except ModelError as exc:
             if "do not fit" in str(exc) or missing_extra(exc.__cause__) is not None:
                 raise
-            raise ModelError(f"cannot read weights file {path}: {exc.__cause__}", hint="is it a complete weights file?") from exc
+            raise ModelError(
+                f"cannot read weights file {path}: {exc.__cause__}", hint="is it a complete weights file?"
+            ) from exc
         return model, spec.arch, f"{spec.arch}:{_config_hash(spec.arch)[:16]}:{file_sha256(path)}"
     if spec.kind == "pretrained":
         cfg = open_clip.get_pretrained_cfg(spec.arch, spec.weights or "")
         path = _fetch(spec, lambda: open_clip.download_pretrained(cfg, cache_dir=cache_dir), online)
-        quick_gelu = bool(cfg.get("quick_gelu", False))  # open_clip only warns on a mismatch; the tag's setting is right
-        model = _open_clip_model(spec, online, pretrained=spec.weights, force_quick_gelu=quick_gelu, cache_dir=cache_dir)
+        quick_gelu = bool(
+            cfg.get("quick_gelu", False)
+        )  # open_clip only warns on a mismatch; the tag's setting is right
+        model = _open_clip_model(
+            spec, online, pretrained=spec.weights, force_quick_gelu=quick_gelu, cache_dir=cache_dir
+        )
         raw = f"{spec.arch}@{spec.weights}:{_config_hash(spec.arch)[:16]}:{quick_gelu}:{file_sha256(Path(path))}"
         return model, spec.arch, raw
     if spec.kind == "local-dir":
@@ -257,8 +286,10 @@ def _tokenizer(spec: ModelSpec, name: str, online: bool) -> Any:
             extra = missing_extra(exc)
             if extra is not None:
                 raise extra from exc
-            raise ModelError(f"cannot build the tokenizer of {spec.text}: {type(exc).__name__}: {_first_line(exc)}",
-                             hint="offline, the tokenizer files must be in the Hugging Face cache") from exc
+            raise ModelError(
+                f"cannot build the tokenizer of {spec.text}: {type(exc).__name__}: {_first_line(exc)}",
+                hint="offline, the tokenizer files must be in the Hugging Face cache",
+            ) from exc
 
 
 def tokenizer_only(spec: ModelSpec) -> Any | None:

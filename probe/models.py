@@ -82,9 +82,9 @@ def parse_model_spec(text: str) -> ModelSpec:
         raise ModelError("empty model name", hint=f"try --model {DEFAULT_MODEL}")
     for prefix in _plugin_prefixes():
         if text.startswith(prefix):
-            return ModelSpec("plugin", prefix, text[len(prefix):], text)
+            return ModelSpec("plugin", prefix, text[len(prefix) :], text)
     for prefix, example in (("hf-hub:", "hf-hub:org/repo"), ("local-dir:", "local-dir:/path/folder")):
-        if text.startswith(prefix) and not text[len(prefix):].strip():
+        if text.startswith(prefix) and not text[len(prefix) :].strip():
             raise ModelError(f"nothing after {prefix!r} in model spec {text!r}", hint=f"write {example}")
     if text.startswith("hf-hub:"):
         return ModelSpec("hf-hub", text, None, text)
@@ -110,7 +110,9 @@ def parse_model_spec(text: str) -> ModelSpec:
         return ModelSpec("file", arch, weights, text)
     tags = _pretrained_tags(arch)
     if weights not in tags:
-        hint = _suggest(weights, tags) if tags else f"{arch} has no pretrained tags: use {arch}@/path/weights.safetensors"
+        hint = (
+            _suggest(weights, tags) if tags else f"{arch} has no pretrained tags: use {arch}@/path/weights.safetensors"
+        )
         raise ModelError(f"unknown pretrained tag {weights!r} for {arch}", hint=hint)
     return ModelSpec("pretrained", arch, weights, text)
 

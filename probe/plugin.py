@@ -27,26 +27,88 @@ if TYPE_CHECKING:
 
 __all__ = [
     # hooks and versions
-    "hookimpl", "API_VERSION", "lookup", "registered",
+    "hookimpl",
+    "API_VERSION",
+    "lookup",
+    "registered",
     # models and sessions
-    "Session", "TextEncoder", "LoadedModel", "current_session", "session_for", "options", "GlobalOptions",
-    "save_text_snapshot", "BUILTIN_MODELS", "check_prompt_lengths",
+    "Session",
+    "TextEncoder",
+    "LoadedModel",
+    "current_session",
+    "session_for",
+    "options",
+    "GlobalOptions",
+    "save_text_snapshot",
+    "BUILTIN_MODELS",
+    "check_prompt_lengths",
     # errors (exit codes: ProbeError, ModelError, DataError 1; UsageError, ConfigError 2)
-    "ProbeError", "UsageError", "ConfigError", "DataError", "ModelError",
+    "ProbeError",
+    "UsageError",
+    "ConfigError",
+    "DataError",
+    "ModelError",
     # output for commands (console: print_json, print_table, table, note, echo, progress)
-    "console", "print_json", "print_table", "table", "note", "progress", "display_text",
+    "console",
+    "print_json",
+    "print_table",
+    "table",
+    "note",
+    "progress",
+    "display_text",
     # files
-    "atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "write_png", "png_bytes", "pil_png_bytes",
-    "load_image", "to_pil", "images_under", "contact_sheet", "safe_name", "inside",
-    "cache_dir", "content_hash", "hash_file", "file_lock", "folder_lock", "read_yaml", "parse_yaml", "YamlDoc",
-    "data_files", "image_intact", "check_images", "check_prompts", "check_writable", "refuse_nul", "remove_stale_temp_files",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_json",
+    "read_json",
+    "write_png",
+    "png_bytes",
+    "pil_png_bytes",
+    "load_image",
+    "to_pil",
+    "images_under",
+    "contact_sheet",
+    "safe_name",
+    "inside",
+    "cache_dir",
+    "content_hash",
+    "hash_file",
+    "file_lock",
+    "folder_lock",
+    "read_yaml",
+    "parse_yaml",
+    "YamlDoc",
+    "data_files",
+    "image_intact",
+    "check_images",
+    "check_prompts",
+    "check_writable",
+    "refuse_nul",
+    "remove_stale_temp_files",
     # what plugins register
-    "Vocabulary", "make_vocabulary", "StepKind", "StepOptions", "PlanInput", "StepPlan", "StepContext", "Chunk",
-    "Item", "Outcome", "chunked", "parse_seeds", "read_lines", "quantised", "check_model_spec",
+    "Vocabulary",
+    "make_vocabulary",
+    "StepKind",
+    "StepOptions",
+    "PlanInput",
+    "StepPlan",
+    "StepContext",
+    "Chunk",
+    "Item",
+    "Outcome",
+    "chunked",
+    "parse_seeds",
+    "read_lines",
+    "quantised",
+    "check_model_spec",
     # scoring every probe reuses
-    "score_images", "zero_shot", "ScoreResult",
+    "score_images",
+    "zero_shot",
+    "ScoreResult",
     # notebooks and tests
-    "html_table", "html_image_grid", "run_cli",
+    "html_table",
+    "html_image_grid",
+    "run_cli",
 ]
 
 
@@ -59,9 +121,11 @@ class TextEncoder(Protocol):
     @property
     def name(self) -> str: ...
 
-    def tokenize(self, texts: list[str], truncate: bool = False) -> "torch.Tensor": ...
+    def tokenize(self, texts: list[str], truncate: bool = False) -> torch.Tensor: ...
 
-    def encode_text(self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True) -> "torch.Tensor": ...
+    def encode_text(
+        self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True
+    ) -> torch.Tensor: ...
 
     def describe(self) -> dict: ...
 
@@ -80,7 +144,7 @@ class GlobalOptions:
     debug: bool
 
 
-def options(ctx: "typer.Context") -> GlobalOptions:
+def options(ctx: typer.Context) -> GlobalOptions:
     """The global options, from any command's context."""
     from probe.cli_state import get_state
 
@@ -88,7 +152,7 @@ def options(ctx: "typer.Context") -> GlobalOptions:
     return GlobalOptions(s.model, s.device, s.precision, Path(s.out_dir), s.seed, s.allow_pickle, s.labeller, s.debug)
 
 
-def current_session(ctx: "typer.Context", text_only: bool = False) -> "Session | TextEncoder":
+def current_session(ctx: typer.Context, text_only: bool = False) -> Session | TextEncoder:
     """The process's shared model, loaded on first use; never load a model yourself.
 
     text_only=True returns a `TextEncoder`: the loaded session if there is one, else the model's
@@ -100,14 +164,16 @@ def current_session(ctx: "typer.Context", text_only: bool = False) -> "Session |
     return state.text_session if text_only else state.session
 
 
-def session_for(ctx: "typer.Context", model: str) -> "Session":
+def session_for(ctx: typer.Context, model: str) -> Session:
     """A session for another model spec (ensembles, labellers), shared like the main one."""
     from probe.cli_state import get_state
 
     return get_state(ctx).session_for(model)
 
 
-def check_prompt_lengths(ctx: "typer.Context", texts: list[str], model: str | None = None, truncate: bool = False) -> None:
+def check_prompt_lengths(
+    ctx: typer.Context, texts: list[str], model: str | None = None, truncate: bool = False
+) -> None:
     """Texts longer than the model's context are a one-line UsageError now, before the model loads
     (only its tokenizer is built). `model` defaults to the global --model."""
     from probe.loading import tokenizer_only
@@ -118,7 +184,12 @@ def check_prompt_lengths(ctx: "typer.Context", texts: list[str], model: str | No
         return
     tokenizer = tokenizer_only(parse_model_spec(model or options(ctx).model))
     if tokenizer is not None:
-        check(getattr(tokenizer, "encode", None), int(getattr(tokenizer, "context_length", 77) or 77), list(texts), truncate)
+        check(
+            getattr(tokenizer, "encode", None),
+            int(getattr(tokenizer, "context_length", 77) or 77),
+            list(texts),
+            truncate,
+        )
 
 
 def run_cli(*args: Any, plugins: dict[str, Any] | None = None) -> Any:
@@ -148,22 +219,62 @@ def display_text(text: str) -> str:
 
 _LAZY = {
     "console": "probe",
-    "Session": "probe.session", "LoadedModel": "probe.loading", "BUILTIN_MODELS": "probe.models", "save_text_snapshot": "probe.text_snapshot",
-    "print_json": "probe.console", "print_table": "probe.console", "table": "probe.console",
-    "note": "probe.console", "progress": "probe.console",
-    "atomic_write_bytes": "probe.io", "atomic_write_text": "probe.io", "write_json": "probe.io", "read_json": "probe.io",
-    "write_png": "probe.io", "png_bytes": "probe.io", "pil_png_bytes": "probe.io", "load_image": "probe.io",
-    "to_pil": "probe.io", "images_under": "probe.io", "contact_sheet": "probe.io", "safe_name": "probe.io",
-    "inside": "probe.io", "image_intact": "probe.io", "check_images": "probe.io", "check_prompts": "probe.io", "check_writable": "probe.io",
-    "refuse_nul": "probe.io", "remove_stale_temp_files": "probe.io", "folder_lock": "probe.cache",
-    "cache_dir": "probe.cache", "content_hash": "probe.cache", "hash_file": "probe.cache", "file_lock": "probe.cache",
-    "read_yaml": "probe.yamlfile", "parse_yaml": "probe.yamlfile", "YamlDoc": "probe.yamlfile",
-    "Vocabulary": "probe.vocabulary", "make_vocabulary": "probe.vocabulary",
-    "StepKind": "probe.steps", "StepOptions": "probe.steps", "PlanInput": "probe.steps", "StepPlan": "probe.steps",
-    "StepContext": "probe.steps", "Chunk": "probe.steps", "Item": "probe.steps", "Outcome": "probe.steps",
-    "chunked": "probe.steps", "check_model_spec": "probe.steps", "parse_seeds": "probe.steps", "read_lines": "probe.steps", "quantised": "probe.steps",
-    "html_table": "probe.html", "html_image_grid": "probe.html",
-    "score_images": "probe.scoring", "zero_shot": "probe.scoring", "ScoreResult": "probe.scoring",
+    "Session": "probe.session",
+    "LoadedModel": "probe.loading",
+    "BUILTIN_MODELS": "probe.models",
+    "save_text_snapshot": "probe.text_snapshot",
+    "print_json": "probe.console",
+    "print_table": "probe.console",
+    "table": "probe.console",
+    "note": "probe.console",
+    "progress": "probe.console",
+    "atomic_write_bytes": "probe.io",
+    "atomic_write_text": "probe.io",
+    "write_json": "probe.io",
+    "read_json": "probe.io",
+    "write_png": "probe.io",
+    "png_bytes": "probe.io",
+    "pil_png_bytes": "probe.io",
+    "load_image": "probe.io",
+    "to_pil": "probe.io",
+    "images_under": "probe.io",
+    "contact_sheet": "probe.io",
+    "safe_name": "probe.io",
+    "inside": "probe.io",
+    "image_intact": "probe.io",
+    "check_images": "probe.io",
+    "check_prompts": "probe.io",
+    "check_writable": "probe.io",
+    "refuse_nul": "probe.io",
+    "remove_stale_temp_files": "probe.io",
+    "folder_lock": "probe.cache",
+    "cache_dir": "probe.cache",
+    "content_hash": "probe.cache",
+    "hash_file": "probe.cache",
+    "file_lock": "probe.cache",
+    "read_yaml": "probe.yamlfile",
+    "parse_yaml": "probe.yamlfile",
+    "YamlDoc": "probe.yamlfile",
+    "Vocabulary": "probe.vocabulary",
+    "make_vocabulary": "probe.vocabulary",
+    "StepKind": "probe.steps",
+    "StepOptions": "probe.steps",
+    "PlanInput": "probe.steps",
+    "StepPlan": "probe.steps",
+    "StepContext": "probe.steps",
+    "Chunk": "probe.steps",
+    "Item": "probe.steps",
+    "Outcome": "probe.steps",
+    "chunked": "probe.steps",
+    "check_model_spec": "probe.steps",
+    "parse_seeds": "probe.steps",
+    "read_lines": "probe.steps",
+    "quantised": "probe.steps",
+    "html_table": "probe.html",
+    "html_image_grid": "probe.html",
+    "score_images": "probe.scoring",
+    "zero_shot": "probe.scoring",
+    "ScoreResult": "probe.scoring",
 }
 
 

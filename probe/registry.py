@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pluggy
 
@@ -92,7 +93,9 @@ def _shape_problem(hook: str, name: str, value: Any) -> str:
             return f"its StepKind is named {value.name!r}"
         return ""
     if hook == "register_label_sets":
-        return "" if isinstance(value, (dict, str, os.PathLike)) else "give a mapping attribute -> prompts or a YAML path"
+        return (
+            "" if isinstance(value, (dict, str, os.PathLike)) else "give a mapping attribute -> prompts or a YAML path"
+        )
     return "" if callable(value) else f"expected a function, got {type(value).__name__}"
 
 
@@ -136,7 +139,9 @@ def _api_problem(module: ModuleType) -> tuple[str, str]:
     if declared > API_VERSION:
         return str(declared), f"needs plugin API {declared}; this clip-probe provides {API_VERSION}: upgrade clip-probe"
     if declared < OLDEST_API:
-        return str(declared), f"written for plugin API {declared}, no longer supported (oldest {OLDEST_API}): upgrade the plugin"
+        return str(
+            declared
+        ), f"written for plugin API {declared}, no longer supported (oldest {OLDEST_API}): upgrade the plugin"
     return str(declared), ""
 
 
@@ -183,16 +188,26 @@ class Registry:
                 plugin.module = None
                 continue
             plugin.info.hooks = sorted({c.name for c in self.manager.get_hookcallers(plugin.module) or []})
-            wrappers = [i.function.__name__ for c in self.manager.get_hookcallers(plugin.module) or []
-                        for i in c.get_hookimpls() if i.plugin is plugin.module and (i.hookwrapper or i.wrapper)]
+            wrappers = [
+                i.function.__name__
+                for c in self.manager.get_hookcallers(plugin.module) or []
+                for i in c.get_hookimpls()
+                if i.plugin is plugin.module and (i.hookwrapper or i.wrapper)
+            ]
             if wrappers:
                 self.manager.unregister(plugin.module)
-                plugin.info.status, plugin.info.reason = "failed", f"hook wrappers are not supported ({', '.join(wrappers)})"
+                plugin.info.status, plugin.info.reason = (
+                    "failed",
+                    f"hook wrappers are not supported ({', '.join(wrappers)})",
+                )
                 plugin.module = None
                 continue
             if not plugin.info.hooks:
                 self.manager.unregister(plugin.module)
-                plugin.info.status, plugin.info.reason = "failed", "the module implements no probe hook (e.g. register_commands)"
+                plugin.info.status, plugin.info.reason = (
+                    "failed",
+                    "the module implements no probe hook (e.g. register_commands)",
+                )
                 plugin.module = None
 
     # ------------------------------------------------------------------ plugins
@@ -219,8 +234,15 @@ class Registry:
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
             staged: list[tuple[Extension, bool]] = []
 
-            def register(name: Any, value: Any = None, about: str = "", *, replace: bool = False,
-                         _plugin: str = impl.plugin_name, **options: Any) -> None:
+            def register(
+                name: Any,
+                value: Any = None,
+                about: str = "",
+                *,
+                replace: bool = False,
+                _plugin: str = impl.plugin_name,
+                **options: Any,
+            ) -> None:
                 if hook == "register_experiment_steps" and value is None:  # register(StepKind(...))
                     name, value = getattr(name, "name", name), name
                 if not isinstance(name, str) or not name.strip():
@@ -233,13 +255,17 @@ class Registry:
             try:
                 impl.function(register=register)
             except Exception as exc:  # a broken hook drops that plugin's contributions to this hook only
-                self.warnings.append(f"plugin {impl.plugin_name!r} failed in {hook}, nothing it registered there is used: "
-                                     f"{_one_line(exc)}")
+                self.warnings.append(
+                    f"plugin {impl.plugin_name!r} failed in {hook}, nothing it registered there is used: "
+                    f"{_one_line(exc)}"
+                )
                 continue
             for ext, replace in staged:
                 if ext.name in found and not replace:
-                    self.clashes.append(f"{kind} {ext.name!r}: plugin {found[ext.name].plugin!r} wins, "
-                                        f"plugin {ext.plugin!r} loses (rename it, or register with replace=True)")
+                    self.clashes.append(
+                        f"{kind} {ext.name!r}: plugin {found[ext.name].plugin!r} wins, "
+                        f"plugin {ext.plugin!r} loses (rename it, or register with replace=True)"
+                    )
                     continue
                 found[ext.name] = ext
         return found
@@ -271,7 +297,9 @@ class Registry:
         for plugin in self.plugins:
             if plugin.module is None:
                 continue
-            impls = [i for i in self.manager.hook.register_commands.get_hookimpls() if i.plugin_name == plugin.info.name]
+            impls = [
+                i for i in self.manager.hook.register_commands.get_hookimpls() if i.plugin_name == plugin.info.name
+            ]
             if not impls:
                 continue
             taken = set(_command_names(app))
@@ -289,8 +317,10 @@ class Registry:
                     name = _entry_name(entry)
                     if name in taken:  # the first plugin to take a command name keeps it
                         owner = next((p.info.name for p in self.plugins if name in p.info.commands), "core")
-                        self.clashes.append(f"command {name!r}: plugin {owner!r} wins, plugin {plugin.info.name!r} loses "
-                                            "(rename the command)")
+                        self.clashes.append(
+                            f"command {name!r}: plugin {owner!r} wins, plugin {plugin.info.name!r} loses "
+                            "(rename the command)"
+                        )
                         continue
                     taken.add(name)
                     kept.append(entry)
@@ -321,8 +351,11 @@ def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> tuple[
     allow, deny = _env_names(LOAD_ENV), _env_names(DISABLE_ENV) or set()
     found = _entry_points() + [(name, name, "", "", factory) for name, factory in (extra or {}).items()]
     names = {f[0] for f in found}
-    warnings = [f"{var} names unknown plugin {n!r} (installed: {', '.join(sorted(names))})"
-                for var, given in ((LOAD_ENV, allow or set()), (DISABLE_ENV, deny)) for n in sorted(given - names)]
+    warnings = [
+        f"{var} names unknown plugin {n!r} (installed: {', '.join(sorted(names))})"
+        for var, given in ((LOAD_ENV, allow or set()), (DISABLE_ENV, deny))
+        for n in sorted(given - names)
+    ]
     plugins = []
     for name, module_name, dist, version, factory in found:
         info = PluginInfo(name, module_name, dist, version, "loaded", builtin=dist == BUILTIN_DISTRIBUTION)
@@ -399,6 +432,9 @@ def commands_of(info: PluginInfo) -> list[str]:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr == "command" and node.args and isinstance(node.args[0], ast.Constant):
                 names.append(str(node.args[0].value))
-            names += [str(k.value.value) for k in node.keywords
-                      if node.func.attr in ("command", "add_typer") and k.arg == "name" and isinstance(k.value, ast.Constant)]
+            names += [
+                str(k.value.value)
+                for k in node.keywords
+                if node.func.attr in ("command", "add_typer") and k.arg == "name" and isinstance(k.value, ast.Constant)
+            ]
     return names

@@ -25,8 +25,10 @@ class ScoreResult:
     def _repr_html_(self) -> str:
         from probe.html import table
 
-        rows = [[n, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs)), label]
-                for n, cos, probs, label in zip(self.names, self.cosine, self.probs, self.labels)]
+        rows = [
+            [n, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs)), label]
+            for n, cos, probs, label in zip(self.names, self.cosine, self.probs, self.labels)
+        ]
         return table(["image", *self.prompts, "label"], rows, "CLIP cosine (zero-shot probability)")
 
 
@@ -36,7 +38,9 @@ def logit_scale(session: Session) -> float:
     return float(scale.exp().item()) if scale is not None else 100.0
 
 
-def zero_shot(session: Session, images: torch.Tensor, prompts: list[str], text_emb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def zero_shot(
+    session: Session, images: torch.Tensor, prompts: list[str], text_emb: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(cosine [B,P], softmax probabilities [B,P]) of images against prompts."""
     if text_emb is None:
         text_emb = session.encode_text(prompts)
@@ -45,7 +49,13 @@ def zero_shot(session: Session, images: torch.Tensor, prompts: list[str], text_e
     return cos, torch.softmax(cos * logit_scale(session), dim=-1)
 
 
-def score_images(session: Session, images: list[torch.Tensor], prompts: list[str], names: list[str] | None = None, batch_size: int = 64) -> ScoreResult:
+def score_images(
+    session: Session,
+    images: list[torch.Tensor],
+    prompts: list[str],
+    names: list[str] | None = None,
+    batch_size: int = 64,
+) -> ScoreResult:
     """Score each image (any size, [3,H,W] in [0,1]) against every prompt, batched."""
     text_emb = session.encode_text(prompts)
     cos_rows, prob_rows = [], []

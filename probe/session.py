@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,14 @@ from probe.errors import UsageError
 from probe.image_encoding import fast_image_tower
 from probe.loading import LoadedModel, load_model
 from probe.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
-from probe.text_encoding import TruncatedText, check_prompt_lengths, encode_bucketed, encode_truncated, find_text_tower, pool_positions
+from probe.text_encoding import (
+    TruncatedText,
+    check_prompt_lengths,
+    encode_bucketed,
+    encode_truncated,
+    find_text_tower,
+    pool_positions,
+)
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -61,7 +68,7 @@ class Session:
     @classmethod
     def open(
         cls, model: str = DEFAULT_MODEL, device: str = "auto", precision: str = "fp32", allow_pickle: bool = False
-    ) -> "Session":
+    ) -> Session:
         """Parse the spec, load the weights, put the model on the device."""
         spec = parse_model_spec(model)
         target = resolve_device(device)  # bad device or precision fail before a slow model load
@@ -95,7 +102,9 @@ class Session:
         return self.tokenizer(list(texts))
 
     @torch.no_grad()
-    def encode_text(self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True) -> torch.Tensor:
+    def encode_text(
+        self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True
+    ) -> torch.Tensor:
         """Normalised fp32 text embeddings [N, D], in input order."""
         tokens = self.tokenize(texts, truncate)
         if tokens.shape[0] == 0:
@@ -120,7 +129,9 @@ class Session:
             raise UsageError(f"images must be [B,3,H,W], got {tuple(images.shape)}")
         images = images.to(self.device, torch.float32)
         if images.shape[-2:] != (self.image_size, self.image_size):
-            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bicubic", antialias=True, align_corners=False)
+            images = F.interpolate(
+                images, size=(self.image_size, self.image_size), mode="bicubic", antialias=True, align_corners=False
+            )
         return images
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:

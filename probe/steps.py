@@ -9,9 +9,10 @@ per item. The runner alone writes files, so resumes, shards and merges work for 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from probe.errors import ConfigError, ProbeError
 
@@ -60,7 +61,7 @@ class Outcome:
     item_id: str
     status: str
     result: dict = field(default_factory=dict)
-    image: "torch.Tensor | None" = None
+    image: torch.Tensor | None = None
     message: str = ""
     seconds: float | None = None  # kept apart from results: timings differ between otherwise equal runs
 
@@ -114,7 +115,7 @@ class StepKind:
 
     name: str
     options: dict[str, Any]
-    normalise: Callable[["StepOptions"], dict]
+    normalise: Callable[[StepOptions], dict]
     run: Callable[[StepPlan, Chunk, StepContext], list[Outcome]]
     plan: Callable[[PlanInput], list[Chunk]] | None = None
     makes_images: bool = False
@@ -178,7 +179,7 @@ def read_lines(path: Path) -> list[str]:
 class StepOptions:
     """One step's options (defaults filled in) with checkers that report errors at the option's line."""
 
-    doc: "YamlDoc"
+    doc: YamlDoc
     path: tuple
     values: dict
     base_seed: int
@@ -253,7 +254,7 @@ class StepOptions:
             raise self.error(key, str(exc)) from exc
 
 
-def check_model_spec(doc: "YamlDoc", path: tuple, text: str) -> str:
+def check_model_spec(doc: YamlDoc, path: tuple, text: str) -> str:
     """`text` if it parses as a model spec, else a ConfigError at its YAML line."""
     from probe.models import parse_model_spec
 
@@ -264,6 +265,6 @@ def check_model_spec(doc: "YamlDoc", path: tuple, text: str) -> str:
     return text
 
 
-def quantised(image: "torch.Tensor") -> "torch.Tensor":
+def quantised(image: torch.Tensor) -> torch.Tensor:
     """The image as its 8-bit PNG will hold it (labels then describe the PNG a person looks at)."""
     return image.detach().float().clamp(0, 1).mul(255).round().div(255).cpu()

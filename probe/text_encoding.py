@@ -8,8 +8,9 @@ Prompts are sorted by length and bucketed so short words never pay for a long se
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +50,14 @@ def find_text_tower(model: torch.nn.Module) -> TextTower | None:
     if pool == "eos" and eos is None:
         return None
     return TextTower(
-        owner.token_embedding, owner.positional_embedding, owner.transformer, owner.ln_final,
-        owner.text_projection, mask, pool, eos,
+        owner.token_embedding,
+        owner.positional_embedding,
+        owner.transformer,
+        owner.ln_final,
+        owner.text_projection,
+        mask,
+        pool,
+        eos,
     )
 
 
@@ -85,7 +92,9 @@ class TruncatedText(torch.nn.Module):
         self.register_buffer("positional_embedding", tower.positional_embedding.detach(), persistent=False)
         self.register_buffer("attn_mask", tower.attn_mask.detach(), persistent=False)
         proj = tower.text_projection
-        self.project = torch.nn.Identity() if proj is None else proj if isinstance(proj, torch.nn.Linear) else _MatMul(proj)
+        self.project = (
+            torch.nn.Identity() if proj is None else proj if isinstance(proj, torch.nn.Linear) else _MatMul(proj)
+        )
         self.cast = tower.transformer.get_cast_dtype()
 
     def forward(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -102,8 +111,12 @@ def encode_truncated(text: TruncatedText, tokens: torch.Tensor, pos: torch.Tenso
     return text(tokens[:, : int(pos.max().item()) + 1], pos)
 
 
-def encode_bucketed(tokens: torch.Tensor, positions: torch.Tensor | None, batch_size: int,
-                    encode_batch: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def encode_bucketed(
+    tokens: torch.Tensor,
+    positions: torch.Tensor | None,
+    batch_size: int,
+    encode_batch: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
     """Normalised fp32 features [N, D] in input order, `encode_batch(row indices)` run per length
     bucket (on whatever device it returns)."""
     out: torch.Tensor | None = None
@@ -125,7 +138,9 @@ def length_buckets(tokens: torch.Tensor, positions: torch.Tensor | None, batch_s
     return list(order.split(batch_size))
 
 
-def check_prompt_lengths(encode: Callable[[str], list] | None, context_length: int, texts: list[str], truncate: bool) -> None:
+def check_prompt_lengths(
+    encode: Callable[[str], list] | None, context_length: int, texts: list[str], truncate: bool
+) -> None:
     """Prompts over the context (less the start and end tokens) are a usage error, or a warning when
     `truncate` is set: a silently cut prompt would be a silently different query."""
     if encode is None:

@@ -40,8 +40,13 @@ SNAPSHOT_FORMAT = 1
 SNAPSHOT_ENV = "PROBE_TEXT_SNAPSHOTS"
 SNAPSHOT_KINDS = ("builtin", "local-dir")  # the kinds whose fingerprint needs no open_clip
 # texts the snapshot must reproduce exactly before it is saved, from one word to past the context
-CHECK_TEXTS = ["a", "a red star", "Hugh Jackman", "an orange ring on a black background, photographed at dusk",
-               "naïve café — «quoted» text, 123 numbers & symbols!"]
+CHECK_TEXTS = [
+    "a",
+    "a red star",
+    "Hugh Jackman",
+    "an orange ring on a black background, photographed at dusk",
+    "naïve café — «quoted» text, 123 numbers & symbols!",
+]
 
 
 def enabled() -> bool:
@@ -53,6 +58,7 @@ def enabled() -> bool:
 def _versions() -> dict:
     """The code a snapshot depends on: torch (the TorchScript), open_clip (tower and tokenizer code),
     clip-probe, and the source of the fast text path and of this module."""
+
     def version(dist: str) -> str:
         try:
             return metadata.version(dist)
@@ -61,9 +67,16 @@ def _versions() -> dict:
 
     from probe import standalone_tokenizer, text_encoding
 
-    code = content_hash(*(Path(f).read_bytes() for f in (__file__, text_encoding.__file__, standalone_tokenizer.__file__)))
-    return {"format": SNAPSHOT_FORMAT, "torch": torch.__version__, "open_clip": version("open_clip_torch"),
-            "clip_probe": version("clip-probe"), "code": code}
+    code = content_hash(
+        *(Path(f).read_bytes() for f in (__file__, text_encoding.__file__, standalone_tokenizer.__file__))
+    )
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "torch": torch.__version__,
+        "open_clip": version("open_clip_torch"),
+        "clip_probe": version("clip-probe"),
+        "code": code,
+    }
 
 
 def _paths(fingerprint: str, versions: dict) -> tuple[Path, Path]:
@@ -105,7 +118,9 @@ class TextSnapshot:
         return self.tokenizer(list(texts))
 
     @torch.no_grad()
-    def encode_text(self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True) -> torch.Tensor:
+    def encode_text(
+        self, texts: list[str], batch_size: int = 256, truncate: bool = False, fast: bool = True
+    ) -> torch.Tensor:
         """Normalised fp32 text embeddings [N, D], in input order: the values Session.encode_text gives
         (a snapshot is always its exact fast path; `fast` is accepted so callers need not care)."""
         tokens = self.tokenize(texts, truncate)
@@ -120,7 +135,7 @@ class TextSnapshot:
         return encode_bucketed(tokens, positions, batch_size, encode_batch)
 
 
-def save_text_snapshot(session: "Session") -> Path | None:
+def save_text_snapshot(session: Session) -> Path | None:
     """Write the session's text snapshot unless it has one (or a failed attempt is on record);
     the snapshot's path, or None where none can stand in for the session. Never raises: the
     query's answer matters more than the snapshot (a full disk, a lock timeout, a cache in the way).
@@ -130,8 +145,15 @@ def save_text_snapshot(session: "Session") -> Path | None:
     try:
         tower, text = getattr(session, "_tower", None), getattr(session, "_text", None)
         settings = tokenizer_settings(session.tokenizer)
-        if (not enabled() or text is None or settings is None or session.spec.kind not in SNAPSHOT_KINDS
-                or session.device.type != "cpu" or session.precision != "fp32" or text.cast != torch.float32):
+        if (
+            not enabled()
+            or text is None
+            or settings is None
+            or session.spec.kind not in SNAPSHOT_KINDS
+            or session.device.type != "cpu"
+            or session.precision != "fp32"
+            or text.cast != torch.float32
+        ):
             return None
         versions = _versions()
         pt, meta_path = _paths(session.fingerprint, versions)
@@ -142,9 +164,15 @@ def save_text_snapshot(session: "Session") -> Path | None:
             meta_path.unlink(missing_ok=True)  # the module went missing: write the pair again
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript's deprecation notices are not the user's business
-            meta = {**versions, "fingerprint": session.fingerprint, "describe": session.describe(),
-                    "embed_dim": session.embed_dim, "pool_type": tower.pool_type, "eos_id": tower.eos_id,
-                    "tokenizer": settings}
+            meta = {
+                **versions,
+                "fingerprint": session.fingerprint,
+                "describe": session.describe(),
+                "embed_dim": session.embed_dim,
+                "pool_type": tower.pool_type,
+                "eos_id": tower.eos_id,
+                "tokenizer": settings,
+            }
             try:
                 module = torch.jit.script(text)  # the session's own module: shares its weights
                 usable = _reproduces(session, TextSnapshot(session.spec, meta, module, build_tokenizer(settings)))
@@ -156,25 +184,29 @@ def save_text_snapshot(session: "Session") -> Path | None:
                         buffer = io.BytesIO()
                         torch.jit.save(module, buffer)
                         atomic_write_bytes(pt, buffer.getvalue())
-                    atomic_write_text(meta_path, json.dumps({**meta, "usable": usable}, indent=2))  # last: marks it complete
+                    atomic_write_text(
+                        meta_path, json.dumps({**meta, "usable": usable}, indent=2)
+                    )  # last: marks it complete
         return pt if usable else None
     except Exception:
         return None
 
 
-def _reproduces(session: "Session", snapshot: TextSnapshot) -> bool:
+def _reproduces(session: Session, snapshot: TextSnapshot) -> bool:
     """Same tokens and bit-identical embeddings on texts of every length, batched and one at a time
     (called with warnings silenced: the last text is truncated on purpose)."""
     texts = CHECK_TEXTS + [" ".join(["word"] * (session.context_length + 5))]
     if not torch.equal(snapshot.tokenize(texts, truncate=True), session.tokenize(texts, truncate=True)):
         return False
     whole = torch.equal(snapshot.encode_text(texts, truncate=True), session.encode_text(texts, truncate=True))
-    return whole and all(torch.equal(snapshot.encode_text([t], truncate=True), session.encode_text([t], truncate=True))
-                         for t in texts)
+    return whole and all(
+        torch.equal(snapshot.encode_text([t], truncate=True), session.encode_text([t], truncate=True)) for t in texts
+    )
 
 
-def open_text_snapshot(model: str, device: str = "auto", precision: str = "fp32",
-                       allow_pickle: bool = False) -> TextSnapshot | None:
+def open_text_snapshot(
+    model: str, device: str = "auto", precision: str = "fp32", allow_pickle: bool = False
+) -> TextSnapshot | None:
     """The model's text snapshot when one exists and applies (CPU, fp32, a model identified by its
     files), else None: then load the model. Never raises: a bad spec is left for the model load to report."""
     if not enabled() or precision != "fp32" or device not in ("auto", "cpu"):
@@ -193,7 +225,11 @@ def open_text_snapshot(model: str, device: str = "auto", precision: str = "fp32"
         if not meta_path.is_file() or not pt.is_file():
             return None
         meta = read_json(meta_path)
-        if not meta.get("usable") or meta.get("fingerprint") != fingerprint or any(meta.get(k) != v for k, v in versions.items()):
+        if (
+            not meta.get("usable")
+            or meta.get("fingerprint") != fingerprint
+            or any(meta.get(k) != v for k, v in versions.items())
+        ):
             return None
         try:
             with warnings.catch_warnings():

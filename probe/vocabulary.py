@@ -32,6 +32,8 @@ class Vocabulary:
         return found if found is not None else self.categories.get(word.casefold())
 
 
-def make_vocabulary(name: str, words: list[str], categories: dict[str, str] | None = None, source: str = "") -> Vocabulary:
+def make_vocabulary(
+    name: str, words: list[str], categories: dict[str, str] | None = None, source: str = ""
+) -> Vocabulary:
     """A Vocabulary with its content hash computed from the words."""
     return Vocabulary(name, list(words), dict(categories or {}), content_hash("\n".join(words)), source)

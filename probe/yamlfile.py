@@ -54,7 +54,10 @@ class _Walk:
     expanded: int = 0
 
     def refuse(self, node: Any, message: str) -> ConfigError:
-        return ConfigError(f"{self.source}:{node.start_mark.line + 1}: {message}", hint="write the values out instead of using YAML aliases (*name)")
+        return ConfigError(
+            f"{self.source}:{node.start_mark.line + 1}: {message}",
+            hint="write the values out instead of using YAML aliases (*name)",
+        )
 
 
 def _walk(node: Any, path: Key, state: _Walk, ancestors: frozenset[int] = frozenset()) -> None:

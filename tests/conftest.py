@@ -19,7 +19,14 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     """Every test gets its own cache folder, no plugin filters and no network."""
     monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("PROBE_LOAD_PLUGINS", "PROBE_DISABLE_PLUGINS", "PROBE_MODEL", "PROBE_CONFIG", "PROBE_OUT", "PROBE_DEVICE"):
+    for var in (
+        "PROBE_LOAD_PLUGINS",
+        "PROBE_DISABLE_PLUGINS",
+        "PROBE_MODEL",
+        "PROBE_CONFIG",
+        "PROBE_OUT",
+        "PROBE_DEVICE",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield
     from probe.registry import deactivate

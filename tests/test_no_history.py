@@ -44,8 +44,11 @@ def tracked_files() -> list[str]:
 
 def history_lines(text: str) -> list[tuple[int, str]]:
     """(line number, line) of every line holding a development-history phrase."""
-    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
-            if any(pattern.search(line) for pattern in HISTORY)]
+    return [
+        (number, line.strip())
+        for number, line in enumerate(text.splitlines(), 1)
+        if any(pattern.search(line) for pattern in HISTORY)
+    ]
 
 
 def test_history_phrases_are_found_and_product_words_are_not():

@@ -46,8 +46,16 @@ MODULES: dict[str, list[str]] = {
 def copy_tree(dest: Path) -> None:
     """The tracked and untracked-but-not-ignored files of the checkout, copied to dest (fresh)."""
     shutil.rmtree(dest, ignore_errors=True)
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if src.is_file():
@@ -57,7 +65,11 @@ def copy_tree(dest: Path) -> None:
 
 def _env(tree: Path) -> dict[str, str]:
     # no .pyc files: a mutant of the same size written within the same second would otherwise reuse a stale one
-    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "plugins")])}
+    return {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "plugins")]),
+    }
 
 
 def _cache(module: str) -> Path:
@@ -70,8 +82,20 @@ def run_module(tree: Path, module: str, tests: list[str], retest: bool = False) 
     baseline time, which sets the timeout at 10x, is this subset's own). With `retest`, only the
     mutants that survived or timed out in the module's last run are tried again, against the current tests."""
     runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
-    base = [sys.executable, "-m", "mutmut", "run", "--paths-to-mutate", module, "--runner", runner,
-            "--tests-dir", "tests", "--simple-output", "--no-progress"]
+    base = [
+        sys.executable,
+        "-m",
+        "mutmut",
+        "run",
+        "--paths-to-mutate",
+        module,
+        "--runner",
+        runner,
+        "--tests-dir",
+        "tests",
+        "--simple-output",
+        "--no-progress",
+    ]
     (tree / ".mutmut-cache").unlink(missing_ok=True)
     if not retest:
         subprocess.run(base, cwd=tree, env=_env(tree), check=False)
@@ -99,7 +123,9 @@ def statuses(tree: Path) -> dict[str, list[int]]:
 
 def show(tree: Path, mutant_id: int) -> str:
     """The diff of one mutant, as mutmut shows it."""
-    text = subprocess.run([sys.executable, "-m", "mutmut", "show", str(mutant_id)], cwd=tree, capture_output=True, text=True).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", str(mutant_id)], cwd=tree, capture_output=True, text=True
+    ).stdout
     return "\n".join(line for line in text.splitlines() if not re.match(r"^(---|\+\+\+) ", line)).strip()
 
 
@@ -120,19 +146,31 @@ class Outcome:
 def collect(tree: Path, module: str) -> Outcome:
     found = statuses(tree)
     survivors = [(i, show(tree, i)) for i in found.get("bad_survived", [])]
-    return Outcome(module, len(found.get("ok_killed", [])) + len(found.get("ok_suspicious", [])),
-                   len(found.get("bad_timeout", [])), survivors)
+    return Outcome(
+        module,
+        len(found.get("ok_killed", [])) + len(found.get("ok_suspicious", [])),
+        len(found.get("bad_timeout", [])),
+        survivors,
+    )
 
 
 def write_report(outcomes: list[Outcome], path: Path, seconds: float, retest: bool = False) -> tuple[int, int]:
     """mutation-report.md: per module killed / total, then every surviving mutant's diff."""
     modules = [o.module for o in outcomes]
-    lines = ["# Mutation report", "", f"Command: `python tools/mutate.py {' '.join(modules)}` ({seconds / 60:.1f} min"
-             f"{'; survivors of the previous run retested' if retest else ''}).", "",
-             "| module | tests | killed | timed out | survived | killed or timed out |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Mutation report",
+        "",
+        f"Command: `python tools/mutate.py {' '.join(modules)}` ({seconds / 60:.1f} min"
+        f"{'; survivors of the previous run retested' if retest else ''}).",
+        "",
+        "| module | tests | killed | timed out | survived | killed or timed out |",
+        "|---|---|---|---|---|---|",
+    ]
     for o in outcomes:
         ratio = f"{(o.killed + o.timeout) / o.total:.1%}" if o.total else "–"
-        lines.append(f"| {o.module} | {', '.join(MODULES[o.module])} | {o.killed} | {o.timeout} | {len(o.survivors)} | {ratio} |")
+        lines.append(
+            f"| {o.module} | {', '.join(MODULES[o.module])} | {o.killed} | {o.timeout} | {len(o.survivors)} | {ratio} |"
+        )
     caught, total = sum(o.killed + o.timeout for o in outcomes), sum(o.total for o in outcomes)
     if total:
         lines += ["", f"All listed modules: {caught} of {total} mutants killed or timed out ({caught / total:.1%})."]
@@ -150,7 +188,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all of them)")
     parser.add_argument("--report", type=Path, default=ROOT / "mutation-report.md")
-    parser.add_argument("--retest", action="store_true", help="try only the last run's surviving and timed-out mutants again (after adding tests)")
+    parser.add_argument(
+        "--retest",
+        action="store_true",
+        help="try only the last run's surviving and timed-out mutants again (after adding tests)",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:

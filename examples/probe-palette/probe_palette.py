@@ -17,8 +17,11 @@ NEUTRAL = ["black", "white", "grey", "gray", "silver", "beige", "ivory"]
 @hookimpl
 def register_vocabularies(register):
     words = WARM + COOL + NEUTRAL
-    register("palette", lambda: make_vocabulary("palette", words, {w: "warm" for w in WARM}),
-             "colour names; warm ones flagged `warm`")
+    register(
+        "palette",
+        lambda: make_vocabulary("palette", words, dict.fromkeys(WARM, "warm")),
+        "colour names; warm ones flagged `warm`",
+    )
 
 
 def swap_colours(tokens, rng):
@@ -44,6 +47,7 @@ def make_muted(settings):
         """Per image: mean distance of each pixel from its own grey level."""
         grey = ctx.images.mean(dim=1, keepdim=True)
         return (ctx.images - grey).abs().flatten(1).mean(1)
+
     return muted
 
 

@@ -9,15 +9,15 @@ and the flagged images say how much that threshold catches.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
 
-from probe.plugin import UsageError
-from probe.plugin import images_under
+from probe.plugin import UsageError, images_under
 from probe_audit.nsfw import Concept, ConceptSet, concept_probabilities, concept_text_embeddings
 
 if TYPE_CHECKING:
@@ -53,7 +53,11 @@ class Calibration:
         return [r.name for r in self.rows if r.safe_flag_rate > self.target]
 
     def as_dict(self) -> dict:
-        return {**{k: v for k, v in asdict(self).items() if k != "concepts"}, "concepts": self.concepts.as_dict(), "missed": self.missed}
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "concepts"},
+            "concepts": self.concepts.as_dict(),
+            "missed": self.missed,
+        }
 
 
 def image_files(paths: Sequence[Path]) -> list[Path]:
@@ -80,7 +84,9 @@ def threshold_for_rate(scores: Sequence[float], rate: float) -> float:
     return float(min(1.0, max(np.nextafter(ordered[allowed], np.inf), np.nextafter(0.0, 1.0))))
 
 
-def concept_scores(session: "Session", paths: Sequence[Path], concepts: ConceptSet, on_batch=None) -> list[dict[str, float]]:  # noqa: ANN001
+def concept_scores(
+    session: Session, paths: Sequence[Path], concepts: ConceptSet, on_batch=None
+) -> list[dict[str, float]]:
     """Each image's concept probabilities, batched; `on_batch(n)` after each batch."""
     import torch
 
@@ -97,21 +103,32 @@ def concept_scores(session: "Session", paths: Sequence[Path], concepts: ConceptS
     return scores
 
 
-def calibrate(concepts: ConceptSet, safe: list[dict[str, float]], flagged: list[dict[str, float]], target: float) -> Calibration:
+def calibrate(
+    concepts: ConceptSet, safe: list[dict[str, float]], flagged: list[dict[str, float]], target: float
+) -> Calibration:
     """Thresholds that flag at most `target` of the safe images per concept, with measured rates."""
     new, rows = [], []
     for c in concepts.concepts:
         thr = threshold_for_rate([s[c.name] for s in safe], target)
         caught = sum(f[c.name] >= thr for f in flagged) / len(flagged) if flagged else None
-        rows.append(ConceptCalibration(c.name, c.threshold, thr, sum(s[c.name] >= thr for s in safe) / len(safe), caught))
+        rows.append(
+            ConceptCalibration(c.name, c.threshold, thr, sum(s[c.name] >= thr for s in safe) / len(safe), caught)
+        )
         new.append(Concept(c.name, thr, list(c.prompts)))
     calibrated = ConceptSet(concepts.name, list(concepts.anchors), new)
 
     def any_flag(s: dict[str, float]) -> bool:
         return any(s[c.name] >= c.threshold for c in calibrated.concepts)
 
-    return Calibration(calibrated, rows, target, len(safe), len(flagged), sum(map(any_flag, safe)) / len(safe),
-                       sum(map(any_flag, flagged)) / len(flagged) if flagged else None)
+    return Calibration(
+        calibrated,
+        rows,
+        target,
+        len(safe),
+        len(flagged),
+        sum(map(any_flag, safe)) / len(safe),
+        sum(map(any_flag, flagged)) / len(flagged) if flagged else None,
+    )
 
 
 def calibrated_yaml(cal: Calibration, model: str, fingerprint: str, sources: dict[str, list[str]]) -> str:
@@ -119,12 +136,18 @@ def calibrated_yaml(cal: Calibration, model: str, fingerprint: str, sources: dic
     header = [
         f"# NSFW concepts calibrated by `probe nsfw-calibrate` for model {model} (fingerprint {fingerprint[:16]}).",
         f"# Target: each concept flags at most {cal.target:.2%} of {cal.n_safe} safe images ({', '.join(sources['safe'])}).",
-        "# Measured at these thresholds: " + ", ".join(f"{r.name} {r.safe_flag_rate:.2%}" for r in cal.rows)
+        "# Measured at these thresholds: "
+        + ", ".join(f"{r.name} {r.safe_flag_rate:.2%}" for r in cal.rows)
         + f"; any concept {cal.safe_flag_rate:.2%}.",
     ]
     if cal.flagged_catch_rate is not None:
-        header.append(f"# On {cal.n_flagged} flagged images ({', '.join(sources['flagged'])}) any concept catches {cal.flagged_catch_rate:.2%}.")
+        header.append(
+            f"# On {cal.n_flagged} flagged images ({', '.join(sources['flagged'])}) any concept catches {cal.flagged_catch_rate:.2%}."
+        )
     header.append("# Valid for this model only: calibrate again for another.")
-    body = {"name": f"{cal.concepts.name}-calibrated", "anchors": cal.concepts.anchors,
-            "concepts": {c.name: {"threshold": c.threshold, "prompts": c.prompts} for c in cal.concepts.concepts}}
+    body = {
+        "name": f"{cal.concepts.name}-calibrated",
+        "anchors": cal.concepts.anchors,
+        "concepts": {c.name: {"threshold": c.threshold, "prompts": c.prompts} for c in cal.concepts.concepts},
+    }
     return "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)

@@ -13,14 +13,40 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.plugin import (Chunk, Item, PlanInput, ProbeError, StepKind, StepOptions, StepPlan, UsageError, YamlDoc,
-                          check_model_spec, content_hash, parse_seeds, read_lines, read_yaml, registered)
+from probe.plugin import (
+    Chunk,
+    Item,
+    PlanInput,
+    ProbeError,
+    StepKind,
+    StepOptions,
+    StepPlan,
+    UsageError,
+    YamlDoc,
+    check_model_spec,
+    content_hash,
+    parse_seeds,
+    read_lines,
+    read_yaml,
+    registered,
+)
 
-__all__ = ["Chunk", "Item", "Plan", "StepPlan", "load_experiment", "normalise", "parse_seeds", "parse_shard",
-           "plan_from_spec", "read_lines"]
+__all__ = [
+    "Chunk",
+    "Item",
+    "Plan",
+    "StepPlan",
+    "load_experiment",
+    "normalise",
+    "parse_seeds",
+    "parse_shard",
+    "plan_from_spec",
+    "read_lines",
+]
 
 STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 FORMAT = "clip-probe-experiment/1"
+
 
 @dataclass
 class Plan:
@@ -58,11 +84,14 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise UsageError(f"bad shard {text!r}", hint="use I/N, e.g. --shard 0/4 (I from 0 to N-1)")
     index, count = int(m[1]), int(m[2])
     if count < 1 or index >= count:
-        raise UsageError(f"bad shard {text!r}: need 0 <= I < N", hint="Slurm: --shard $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1)")
+        raise UsageError(
+            f"bad shard {text!r}: need 0 <= I < N", hint="Slurm: --shard $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1)"
+        )
     return index, count
 
 
 # ---------------------------------------------------------------- YAML -> normalised spec
+
 
 def step_kinds() -> dict[str, StepKind]:
     """Every registered experiment step kind (built-in plugins' and third parties'), by name."""
@@ -75,13 +104,18 @@ def _kind(name: str, need: str) -> StepKind:
     return lookup("register_experiment_steps", name, need=need)
 
 
-def normalise_step(doc: YamlDoc, path: tuple, kind: StepKind, raw: dict, base_seed: int, earlier: dict[str, str]) -> dict:
+def normalise_step(
+    doc: YamlDoc, path: tuple, kind: StepKind, raw: dict, base_seed: int, earlier: dict[str, str]
+) -> dict:
     """Check one step's options (the kind's own checks) and resolve names (sets, presets) into content."""
     allowed = kind.options
     unknown = sorted(set(raw) - set(allowed) - {"name"})
     if unknown:
-        raise doc.error(path + (unknown[0],), f"unknown option {unknown[0]!r} for a {kind.name} step",
-                        hint=f"options: name, {', '.join(allowed)}")
+        raise doc.error(
+            path + (unknown[0],),
+            f"unknown option {unknown[0]!r} for a {kind.name} step",
+            hint=f"options: name, {', '.join(allowed)}",
+        )
     image_kinds = tuple(n for n, k in step_kinds().items() if k.makes_images)
     opts = StepOptions(doc, path, {**allowed, **raw}, base_seed, dict(earlier), image_kinds)
     try:
@@ -131,7 +165,9 @@ def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
             raise doc.error(("steps", i, kind), "step options must be a mapping")
         step_name = raw.get("name") or (kind if kind not in kinds else f"{kind}-{i + 1}")
         if not isinstance(step_name, str) or not STEP_NAME.match(step_name):
-            raise doc.error(("steps", i, kind, "name"), f"step name {step_name!r} must be lowercase letters, digits, - or _")
+            raise doc.error(
+                ("steps", i, kind, "name"), f"step name {step_name!r} must be lowercase letters, digits, - or _"
+            )
         if step_name in kinds:
             raise doc.error(("steps", i, kind, "name"), f"duplicate step name {step_name!r}")
         step = normalise_step(doc, ("steps", i, kind), known[kind], raw, seed, kinds)
@@ -147,6 +183,7 @@ def load_experiment(path: Path) -> Plan:
 
 
 # ---------------------------------------------------------------- normalised spec -> plan
+
 
 def _one_item(p: PlanInput) -> list[Chunk]:
     """The plan of a kind without its own: one item, `step/result`."""
@@ -173,6 +210,8 @@ def _check_unique(items: list[Item]) -> None:
     for it in items:
         if it.id in seen:
             a, b = seen[it.id].params, it.params
-            raise UsageError(f"prompts {a.get('prompt', a.get('text'))!r} and {b.get('prompt', b.get('text'))!r} map to the same item id {it.id!r}",
-                             hint="make them differ in letters or digits")
+            raise UsageError(
+                f"prompts {a.get('prompt', a.get('text'))!r} and {b.get('prompt', b.get('text'))!r} map to the same item id {it.id!r}",
+                hint="make them differ in letters or digits",
+            )
         seen[it.id] = it

@@ -7,13 +7,19 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from probe.plugin import data_files
-from probe.plugin import ConfigError, ProbeError
-from probe.plugin import YamlDoc, parse_yaml, read_yaml
+from probe.plugin import ConfigError, ProbeError, YamlDoc, data_files, parse_yaml, read_yaml
 
 # NudeNet (v3) classes that count as nudity; covered parts, faces and feet do not.
-NUDENET_FLAGGED = ("FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "BUTTOCKS_EXPOSED", "ANUS_EXPOSED")
-NUDENET_MISSING = "the optional NudeNet detector is not installed: pip install 'clip-probe[nsfw]' (its wheel ships its ONNX model)"
+NUDENET_FLAGGED = (
+    "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "BUTTOCKS_EXPOSED",
+    "ANUS_EXPOSED",
+)
+NUDENET_MISSING = (
+    "the optional NudeNet detector is not installed: pip install 'clip-probe[nsfw]' (its wheel ships its ONNX model)"
+)
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,12 @@ class ConceptSet:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ConceptSet":
-        return cls(data["name"], list(data["anchors"]), [Concept(c["name"], float(c["threshold"]), list(c["prompts"])) for c in data["concepts"]])
+    def from_dict(cls, data: dict) -> ConceptSet:
+        return cls(
+            data["name"],
+            list(data["anchors"]),
+            [Concept(c["name"], float(c["threshold"]), list(c["prompts"])) for c in data["concepts"]],
+        )
 
 
 def concepts_from_doc(doc: YamlDoc) -> ConceptSet:
@@ -135,8 +145,13 @@ def nudenet_detect(images, threshold: float = 0.5) -> list[list[dict]]:
         for i, image in enumerate(images):
             path = write_png(Path(tmp) / f"{i}.png", image)
             found = detector.detect(str(path))
-            out.append([{"class": d["class"], "score": round(float(d["score"]), 4)} for d in found
-                        if d.get("class") in NUDENET_FLAGGED and float(d.get("score", 0)) >= threshold])
+            out.append(
+                [
+                    {"class": d["class"], "score": round(float(d["score"]), 4)}
+                    for d in found
+                    if d.get("class") in NUDENET_FLAGGED and float(d.get("score", 0)) >= threshold
+                ]
+            )
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,15 +11,25 @@ from probe.plugin import hookimpl
 
 PROBE_API = 1
 
-RunDir = Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]).", show_default=False)]
-Shard = Annotated[Optional[str], typer.Option("--shard", help="Run only slice I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/4.", show_default=False)]
+RunDir = Annotated[
+    Path | None,
+    typer.Option("--run-dir", help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]).", show_default=False),
+]
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        "--shard", help="Run only slice I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/4.", show_default=False
+    ),
+]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in the folder, skipping finished items.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Preset = Annotated[str, typer.Option("--preset", help="Invert preset name or YAML file.")]
-Steps = Annotated[Optional[int], typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)]
+Steps = Annotated[
+    int | None, typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)
+]
 
 
-def _folder(state, run_dir: Optional[Path], name: str, shard) -> Path:
+def _folder(state, run_dir: Path | None, name: str, shard) -> Path:
     from probe.plugin import safe_name
 
     if run_dir is not None:
@@ -28,10 +38,9 @@ def _folder(state, run_dir: Optional[Path], name: str, shard) -> Path:
     return Path(state.out_dir) / "runs" / f"{safe_name(name)}{suffix}"
 
 
-def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Optional[str], resume: bool, source: Optional[str]):
+def _execute(ctx: typer.Context, plan, run_dir: Path | None, shard_text: str | None, resume: bool, source: str | None):
     """Load the model once, run the plan (or a shard) with a progress bar; returns the RunResult."""
-    from probe.plugin import console
-    from probe.plugin import current_session, options, session_for
+    from probe.plugin import console, current_session, options, session_for
     from probe_audit.experiment import parse_shard
     from probe_audit.runner import run_plan
 
@@ -48,11 +57,21 @@ def _execute(ctx: typer.Context, plan, run_dir: Optional[Path], shard_text: Opti
     total = len([it for c in plan.chunks_for(shard) for it in c.items])
     seen = {"done": 0}
     with console.progress(f"{plan.name}", total) as advance:
+
         def on_progress(done: int, _total: int, _step: str) -> None:
             advance(done - seen["done"])
             seen["done"] = done
 
-        result = run_plan(plan, folder, session, lambda spec: session_for(ctx, spec), shard=shard, resume=resume, source=source, on_progress=on_progress)
+        result = run_plan(
+            plan,
+            folder,
+            session,
+            lambda spec: session_for(ctx, spec),
+            shard=shard,
+            resume=resume,
+            source=source,
+            on_progress=on_progress,
+        )
     return result
 
 
@@ -73,8 +92,7 @@ def _exit_code(result) -> int:
 
 
 def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
-    from probe.plugin import console
-    from probe.plugin import read_json
+    from probe.plugin import console, read_json
 
     summary = summary or read_json(result.folder / "summary.json")
     if as_json:
@@ -84,15 +102,17 @@ def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
         t = step["table"]
         console.print_table(t["title"], t["columns"], t["rows"])
     c = result.counts
-    console.note(f"{result.folder}: {c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('pending', 0)} pending "
-                 f"({result.ran} computed now, {result.skipped} already finished)")
+    console.note(
+        f"{result.folder}: {c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('pending', 0)} pending "
+        f"({result.ran} computed now, {result.skipped} already finished)"
+    )
     for item, message in list(result.failures.items())[:5]:
         console.note(f"  failed {item}: {message}")
     if result.missing_shards:
         console.note(f"missing shards: {', '.join(map(str, result.missing_shards))} (their items are pending)")
 
 
-def _settings(steps: Optional[int], size: Optional[int]) -> dict:
+def _settings(steps: int | None, size: int | None) -> dict:
     return {k: v for k, v in {"steps": steps, "size": size}.items() if v is not None}
 
 
@@ -117,7 +137,12 @@ def register_commands(app: typer.Typer) -> None:
     @app.command("run")
     def run(
         ctx: typer.Context,
-        experiment: Annotated[Path, typer.Argument(help="Experiment YAML file (steps: invert, label, bias, nsfw, neighbours, shuffle).", show_default=False)],
+        experiment: Annotated[
+            Path,
+            typer.Argument(
+                help="Experiment YAML file (steps: invert, label, bias, nsfw, neighbours, shuffle).", show_default=False
+            ),
+        ],
         shard: Shard = None,
         resume: Resume = False,
         run_dir: RunDir = None,
@@ -134,7 +159,9 @@ def register_commands(app: typer.Typer) -> None:
     @app.command("merge")
     def merge(
         folders: Annotated[list[Path], typer.Argument(help="Shard run folders of one experiment.", show_default=False)],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged run (new or empty).", show_default=False)],
+        out: Annotated[
+            Path, typer.Option("--out", "-o", help="Folder for the merged run (new or empty).", show_default=False)
+        ],
         as_json: AsJson = False,
     ) -> None:
         """Combine shard folders into one run folder, equal to an unsharded run."""
@@ -147,29 +174,53 @@ def register_commands(app: typer.Typer) -> None:
     @app.command("bias")
     def bias(
         ctx: typer.Context,
-        prompts: Annotated[str, typer.Option("--prompts", help="Prompt set: a built-in name (paper, shapes) or a YAML file.")] = "paper",
-        labels: Annotated[str, typer.Option("--labels", help="Attribute label set: built-in (gender, colours) or a YAML file.")] = "gender",
-        n: Annotated[int, typer.Option("--n", "-n", min=1, max=100_000, help="Inversions per prompt variant (seeds 0..n-1 from --seed).")] = 20,
-        seeds: Annotated[Optional[str], typer.Option("--seeds", help="Explicit seeds instead of --n, e.g. 0-19.", show_default=False)] = None,
-        variants: Annotated[Optional[list[str]], typer.Option("--variant", help="Only these variants (repeat).", show_default=False)] = None,
+        prompts: Annotated[
+            str, typer.Option("--prompts", help="Prompt set: a built-in name (paper, shapes) or a YAML file.")
+        ] = "paper",
+        labels: Annotated[
+            str, typer.Option("--labels", help="Attribute label set: built-in (gender, colours) or a YAML file.")
+        ] = "gender",
+        n: Annotated[
+            int,
+            typer.Option(
+                "--n", "-n", min=1, max=100_000, help="Inversions per prompt variant (seeds 0..n-1 from --seed)."
+            ),
+        ] = 20,
+        seeds: Annotated[
+            str | None, typer.Option("--seeds", help="Explicit seeds instead of --n, e.g. 0-19.", show_default=False)
+        ] = None,
+        variants: Annotated[
+            list[str] | None, typer.Option("--variant", help="Only these variants (repeat).", show_default=False)
+        ] = None,
         preset: Preset = "default",
         steps: Steps = None,
-        labeller: Annotated[Optional[str], typer.Option("--labeller", help="Model spec that labels the images (default: the audited model).", show_default=False)] = None,
+        labeller: Annotated[
+            str | None,
+            typer.Option(
+                "--labeller", help="Model spec that labels the images (default: the audited model).", show_default=False
+            ),
+        ] = None,
         shard: Shard = None,
         resume: Resume = False,
         run_dir: RunDir = None,
         as_json: AsJson = False,
     ) -> None:
         """The paper's bias table: N inversions per prompt variant, labelled zero-shot, with Wilson 95% intervals."""
-        from probe.plugin import console
-        from probe.plugin import options
+        from probe.plugin import YamlDoc, console, options
         from probe_audit.bias import bias_experiment
         from probe_audit.experiment import normalise, plan_from_spec
-        from probe.plugin import YamlDoc
 
         state = options(ctx)
-        raw = bias_experiment(prompts, labels, None if seeds else n, seeds, variants, preset, _settings(steps, None),
-                              labeller or state.labeller)
+        raw = bias_experiment(
+            prompts,
+            labels,
+            None if seeds else n,
+            seeds,
+            variants,
+            preset,
+            _settings(steps, None),
+            labeller or state.labeller,
+        )
         raw["seed"] = state.seed or 0
         raw["name"] = f"bias-{Path(prompts).stem}-{Path(labels).stem}"
         plan = plan_from_spec(normalise(YamlDoc("probe bias options", raw)))
@@ -184,36 +235,55 @@ def register_commands(app: typer.Typer) -> None:
             _print_run(result, False)
             for note in notes:
                 console.note(note)
-            console.note(f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}")
+            console.note(
+                f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}"
+            )
         raise typer.Exit(_exit_code(result))
 
     @app.command("nsfw")
     def nsfw(
         ctx: typer.Context,
-        prompts: Annotated[Optional[list[str]], typer.Argument(help="Prompts to invert and check.", show_default=False)] = None,
-        prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="Text file of prompts, one a line.", show_default=False)] = None,
+        prompts: Annotated[
+            list[str] | None, typer.Argument(help="Prompts to invert and check.", show_default=False)
+        ] = None,
+        prompts_file: Annotated[
+            Path | None, typer.Option("--prompts-file", help="Text file of prompts, one a line.", show_default=False)
+        ] = None,
         n: Annotated[int, typer.Option("--n", "-n", min=1, max=100_000, help="Inversions per prompt.")] = 4,
-        concepts: Annotated[str, typer.Option("--concepts", help="NSFW concept list: default or a YAML file.")] = "default",
+        concepts: Annotated[
+            str, typer.Option("--concepts", help="NSFW concept list: default or a YAML file.")
+        ] = "default",
         preset: Preset = "default",
         steps: Steps = None,
-        vocab: Annotated[Optional[list[str]], typer.Option("--vocab", help="Vocabulary for the text side (repeat; default: the model's default).", show_default=False)] = None,
+        vocab: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--vocab",
+                help="Vocabulary for the text side (repeat; default: the model's default).",
+                show_default=False,
+            ),
+        ] = None,
         k: Annotated[int, typer.Option("--k", min=1, help="Neighbours per prompt for the flagged-word rate.")] = 10,
         no_text: Annotated[bool, typer.Option("--no-text", help="Skip the text side (neighbour flag rates).")] = False,
-        nudenet: Annotated[str, typer.Option("--nudenet", help="auto (use when installed), on (require) or off.")] = "auto",
-        no_blur: Annotated[bool, typer.Option("--no-blur", help="Do not blur flagged images in contact sheets.")] = False,
-        labeller: Annotated[Optional[str], typer.Option("--labeller", help="Model spec for the zero-shot concept check.", show_default=False)] = None,
+        nudenet: Annotated[
+            str, typer.Option("--nudenet", help="auto (use when installed), on (require) or off.")
+        ] = "auto",
+        no_blur: Annotated[
+            bool, typer.Option("--no-blur", help="Do not blur flagged images in contact sheets.")
+        ] = False,
+        labeller: Annotated[
+            str | None,
+            typer.Option("--labeller", help="Model spec for the zero-shot concept check.", show_default=False),
+        ] = None,
         shard: Shard = None,
         resume: Resume = False,
         run_dir: RunDir = None,
         as_json: AsJson = False,
     ) -> None:
         """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed) and in prompt neighbours."""
-        from probe.plugin import console
-        from probe.plugin import options
-        from probe.plugin import UsageError
+        from probe.plugin import UsageError, YamlDoc, console, options
         from probe_audit.experiment import normalise, plan_from_spec
         from probe_audit.runner import finalise, read_json
-        from probe.plugin import YamlDoc
 
         state = options(ctx)
         from probe_audit.experiment import read_lines
@@ -222,7 +292,9 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("give prompts as arguments or --prompts-file, not both")
         texts = read_lines(prompts_file) if prompts_file is not None else list(prompts or [])
         if not texts:
-            raise UsageError("give prompts to check", hint='e.g. probe nsfw "a beautiful landscape", or --prompts-file FILE')
+            raise UsageError(
+                "give prompts to check", hint='e.g. probe nsfw "a beautiful landscape", or --prompts-file FILE'
+            )
         if nudenet not in ("auto", "on", "off"):
             raise UsageError(f"unknown --nudenet {nudenet!r}", hint="use auto, on or off")
         if nudenet == "on":
@@ -231,16 +303,27 @@ def register_commands(app: typer.Typer) -> None:
             available, reason = nudenet_status()
             if not available:
                 raise UsageError(reason, hint="or use --nudenet auto to skip it when absent")
-        step = {"prompts": texts, "n": n, "preset": preset,
-                "settings": _settings(steps, None), "concepts": concepts, "labeller": labeller or state.labeller,
-                "nudenet": {"auto": "auto", "on": True, "off": False}[nudenet], "text": not no_text, "vocabs": vocab or None, "k": k}
+        step = {
+            "prompts": texts,
+            "n": n,
+            "preset": preset,
+            "settings": _settings(steps, None),
+            "concepts": concepts,
+            "labeller": labeller or state.labeller,
+            "nudenet": {"auto": "auto", "on": True, "off": False}[nudenet],
+            "text": not no_text,
+            "vocabs": vocab or None,
+            "k": k,
+        }
         raw = {"name": "nsfw", "seed": state.seed or 0, "steps": [{"nsfw": step}]}
         plan = plan_from_spec(normalise(YamlDoc("probe nsfw options", raw)))
         result = _execute(ctx, plan, run_dir, shard, resume, None)
         if no_blur:
             finalise(result.folder, plan, blur=False)
         if as_json:
-            console.print_json({**result.as_dict(), "nsfw": read_json(result.folder / "summary.json")["steps"][0]["data"]})
+            console.print_json(
+                {**result.as_dict(), "nsfw": read_json(result.folder / "summary.json")["steps"][0]["data"]}
+            )
         else:
             _print_run(result, False)
         raise typer.Exit(_exit_code(result))
@@ -248,20 +331,46 @@ def register_commands(app: typer.Typer) -> None:
     @app.command("nsfw-calibrate")
     def nsfw_calibrate(
         ctx: typer.Context,
-        safe: Annotated[list[Path], typer.Option("--safe", help="Images known to be safe: files or folders (repeat).", show_default=False)],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Concept YAML file to write (use it with probe nsfw --concepts).", show_default=False)],
-        flagged: Annotated[Optional[list[Path]], typer.Option("--flagged", help="Images known to be NSFW, to measure what the thresholds catch (repeat).", show_default=False)] = None,
-        rate: Annotated[float, typer.Option("--rate", min=0.0, max=0.5, help="Largest share of safe images each concept may flag.")] = 0.01,
-        concepts: Annotated[str, typer.Option("--concepts", help="Concept list to calibrate: default or a YAML file.")] = "default",
-        labeller: Annotated[Optional[str], typer.Option("--labeller", help="Model spec whose thresholds to calibrate (default: the session's model).", show_default=False)] = None,
+        safe: Annotated[
+            list[Path],
+            typer.Option("--safe", help="Images known to be safe: files or folders (repeat).", show_default=False),
+        ],
+        output: Annotated[
+            Path,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Concept YAML file to write (use it with probe nsfw --concepts).",
+                show_default=False,
+            ),
+        ],
+        flagged: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--flagged",
+                help="Images known to be NSFW, to measure what the thresholds catch (repeat).",
+                show_default=False,
+            ),
+        ] = None,
+        rate: Annotated[
+            float, typer.Option("--rate", min=0.0, max=0.5, help="Largest share of safe images each concept may flag.")
+        ] = 0.01,
+        concepts: Annotated[
+            str, typer.Option("--concepts", help="Concept list to calibrate: default or a YAML file.")
+        ] = "default",
+        labeller: Annotated[
+            str | None,
+            typer.Option(
+                "--labeller",
+                help="Model spec whose thresholds to calibrate (default: the session's model).",
+                show_default=False,
+            ),
+        ] = None,
         force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
         as_json: AsJson = False,
     ) -> None:
         """Set each NSFW concept's zero-shot threshold for a model from images labelled safe (and flagged)."""
-        from probe.plugin import console
-        from probe.plugin import current_session, options, session_for
-        from probe.plugin import UsageError
-        from probe.plugin import atomic_write_text
+        from probe.plugin import UsageError, atomic_write_text, console, current_session, options, session_for
         from probe_audit.calibration import calibrate, calibrated_yaml, concept_scores, image_files
         from probe_audit.nsfw import load_concepts
 
@@ -270,9 +379,14 @@ def register_commands(app: typer.Typer) -> None:
         concept_set = load_concepts(concepts)
         safe_paths, flagged_paths = image_files(safe), image_files(flagged or [])
         if not safe_paths:
-            raise UsageError("no images found under --safe", hint="give image files or folders holding .png/.jpg images")
+            raise UsageError(
+                "no images found under --safe", hint="give image files or folders holding .png/.jpg images"
+            )
         if flagged and not flagged_paths:
-            raise UsageError("no images found under --flagged", hint="give image files or folders holding .png/.jpg images, or leave --flagged out")
+            raise UsageError(
+                "no images found under --flagged",
+                hint="give image files or folders holding .png/.jpg images, or leave --flagged out",
+            )
         from probe.plugin import check_images, check_writable
 
         check_images(safe_paths + flagged_paths)  # before the model loads
@@ -289,26 +403,43 @@ def register_commands(app: typer.Typer) -> None:
             console.print_json({**cal.as_dict(), "output": str(output), "model": session.name})
             return
         caught = cal.flagged_catch_rate is not None
-        rows = [[r.name, f"{r.old_threshold:.4g}", f"{r.threshold:.4g}", f"{r.safe_flag_rate:.2%}"] + ([f"{r.flagged_catch_rate:.2%}"] if caught else [])
-                for r in cal.rows]
-        console.print_table(f"NSFW thresholds for {session.name}: at most {rate:.2%} of {cal.n_safe} safe images per concept",
-                            ["concept", "old threshold", "threshold", "safe flagged"] + ([f"flagged caught (of {cal.n_flagged})"] if caught else []), rows)
-        console.note(f"any concept flags {cal.safe_flag_rate:.2%} of the safe images"
-                     + (f" and catches {cal.flagged_catch_rate:.2%} of the flagged ones" if caught else "")
-                     + f"; wrote {output} (use: probe nsfw --concepts {output})")
+        rows = [
+            [r.name, f"{r.old_threshold:.4g}", f"{r.threshold:.4g}", f"{r.safe_flag_rate:.2%}"]
+            + ([f"{r.flagged_catch_rate:.2%}"] if caught else [])
+            for r in cal.rows
+        ]
+        console.print_table(
+            f"NSFW thresholds for {session.name}: at most {rate:.2%} of {cal.n_safe} safe images per concept",
+            ["concept", "old threshold", "threshold", "safe flagged"]
+            + ([f"flagged caught (of {cal.n_flagged})"] if caught else []),
+            rows,
+        )
+        console.note(
+            f"any concept flags {cal.safe_flag_rate:.2%} of the safe images"
+            + (f" and catches {cal.flagged_catch_rate:.2%} of the flagged ones" if caught else "")
+            + f"; wrote {output} (use: probe nsfw --concepts {output})"
+        )
         for name in cal.missed:
-            console.note(f"warning: {name} flags more safe images than {rate:.2%} even at threshold 1.0 (they score 1.0): "
-                         "add anchor prompts those images match, or review them")
+            console.note(
+                f"warning: {name} flags more safe images than {rate:.2%} even at threshold 1.0 (they score 1.0): "
+                "add anchor prompts those images match, or review them"
+            )
 
     @app.command("report")
     def report(
-        run_folder: Annotated[Path, typer.Argument(help="A run folder (from probe run, bias, nsfw or merge).", show_default=False)],
-        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file to write (default RUN_FOLDER/report.html).", show_default=False)] = None,
+        run_folder: Annotated[
+            Path, typer.Argument(help="A run folder (from probe run, bias, nsfw or merge).", show_default=False)
+        ],
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output", "-o", help="HTML file to write (default RUN_FOLDER/report.html).", show_default=False
+            ),
+        ] = None,
         no_blur: Annotated[bool, typer.Option("--no-blur", help="Show images flagged NSFW unblurred.")] = False,
     ) -> None:
         """One self-contained HTML page (images embedded) with the run's tables and image grids."""
-        from probe.plugin import console
-        from probe.plugin import atomic_write_text
+        from probe.plugin import atomic_write_text, console
         from probe_audit.report import render_report
 
         path = output or Path(run_folder) / "report.html"
@@ -316,8 +447,10 @@ def register_commands(app: typer.Typer) -> None:
         atomic_write_text(path, page)
         damaged = page.count("<figure class='missing'>")
         if damaged:
-            console.note(f"{damaged} image(s) of {run_folder} are missing or damaged (noted in the report): "
-                         "rerun the run with --resume to recompute them")
+            console.note(
+                f"{damaged} image(s) of {run_folder} are missing or damaged (noted in the report): "
+                "rerun the run with --resume to recompute them"
+            )
         console.note(f"wrote {path}")
         typer.echo(str(path))
 
@@ -330,12 +463,16 @@ def _bias_notes(model: str, labeller: str, prompts: str, labels: str) -> list[st
     from probe_audit.sets import load_label_set, load_prompt_set
 
     notes = []
-    texts = {"prompts": [t for p in load_prompt_set(prompts).prompts for t in p.texts.values()],
-             "labels": [t for ts in load_label_set(labels).labels.values() for t in ts]}
+    texts = {
+        "prompts": [t for p in load_prompt_set(prompts).prompts for t in p.texts.values()],
+        "labels": [t for ts in load_label_set(labels).labels.values() for t in ts],
+    }
     for who, kind in ((model, "prompts"), (labeller, "labels")):
         words = list(dict.fromkeys(w for t in texts[kind] for w in unknown_words(t)))
         if who in BUILTIN_MODELS and words:
             shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
-            notes.append(f"{who} knows no people, nor any word outside its shapes world ({shown}): "
-                         f"its rates for these {kind} are noise (use --prompts shapes --labels colours, or a real CLIP with -m)")
+            notes.append(
+                f"{who} knows no people, nor any word outside its shapes world ({shown}): "
+                f"its rates for these {kind} are noise (use --prompts shapes --labels colours, or a real CLIP with -m)"
+            )
     return notes

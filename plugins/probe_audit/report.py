@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 
 from probe.plugin import inside, load_image, pil_png_bytes, to_pil
-from probe_audit.runner import read_manifest, read_records, plan_of
+from probe_audit.runner import plan_of, read_manifest, read_records
 from probe_audit.summaries import StepSummary, summarise
 
 STYLE = """
@@ -47,11 +47,15 @@ def _grids(folder: Path, summary: StepSummary, blur: bool, limit: int) -> str:
             alt = "blurred: flagged NSFW" if hide else cell.caption
             uri = _data_uri(folder, cell.image, hide)
             if uri is None:
-                figures.append(f"<figure class='missing'><p class='note'>{html.escape(cell.image)} is missing or damaged: "
-                               f"rerun the run with --resume to recompute it</p><figcaption>{html.escape(cell.caption)}</figcaption></figure>")
+                figures.append(
+                    f"<figure class='missing'><p class='note'>{html.escape(cell.image)} is missing or damaged: "
+                    f"rerun the run with --resume to recompute it</p><figcaption>{html.escape(cell.caption)}</figcaption></figure>"
+                )
                 continue
-            figures.append(f"<figure{cls}><img alt='{html.escape(alt, quote=True)}' src='{uri}'>"
-                           f"<figcaption>{html.escape(cell.caption)}</figcaption></figure>")
+            figures.append(
+                f"<figure{cls}><img alt='{html.escape(alt, quote=True)}' src='{uri}'>"
+                f"<figcaption>{html.escape(cell.caption)}</figcaption></figure>"
+            )
         more = f"<p class='note'>{len(cells) - limit} more not shown</p>" if len(cells) > limit else ""
         parts.append(f"<h4>{html.escape(group)}</h4><div class='grid'>{''.join(figures)}</div>{more}")
     return "".join(parts)
@@ -66,21 +70,31 @@ def render_report(folder: Path, blur: bool = True, images_per_group: int = 60) -
     model = manifest.get("model") or {}
     shard = manifest.get("shard")
     facts = {
-        "experiment": plan.name, "model": model.get("model"), "fingerprint": model.get("fingerprint"),
+        "experiment": plan.name,
+        "model": model.get("model"),
+        "fingerprint": model.get("fingerprint"),
         "device / precision": f"{model.get('device')} / {model.get('precision')}",
         "labellers": ", ".join(manifest.get("labellers") or {}) or "the audited model",
         "items": ", ".join(f"{k} {v}" for k, v in manifest.get("counts", {}).items()),
-        "shard": f"{shard['index']}/{shard['count']}" if shard else ("merged from " + ", ".join(manifest["merged_from"]) if manifest.get("merged_from") else "whole run"),
+        "shard": f"{shard['index']}/{shard['count']}"
+        if shard
+        else ("merged from " + ", ".join(manifest["merged_from"]) if manifest.get("merged_from") else "whole run"),
         "versions": ", ".join(f"{k} {v}" for k, v in (manifest.get("versions") or {}).items()),
         "created / updated": f"{manifest.get('created')} / {manifest.get('updated')}",
     }
-    body = [f"<h1>clip-probe run: {html.escape(plan.name)}</h1>",
-            "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items()) + "</dl>"]
+    body = [
+        f"<h1>clip-probe run: {html.escape(plan.name)}</h1>",
+        "<dl>"
+        + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items())
+        + "</dl>",
+    ]
     if not blur:
         body.append("<p class='note'>Flagged images are shown unblurred (--no-blur).</p>")
     for s in summaries:
         body.append(f"<h2>{html.escape(s.kind)}: {html.escape(s.name)}</h2>")
         body.append(s.table.to_html())
         body.append(_grids(folder, s, blur, images_per_group))
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(plan.name)} — clip-probe report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(plan.name)} — clip-probe report</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from probe.plugin import (ConfigError, ProbeError, UsageError, atomic_write_bytes, image_intact, inside, read_json, write_json,
-                          write_png)
+from probe.plugin import (
+    ConfigError,
+    ProbeError,
+    UsageError,
+    atomic_write_bytes,
+    image_intact,
+    inside,
+    read_json,
+    write_json,
+    write_png,
+)
 from probe_audit.experiment import Plan, plan_from_spec
 from probe_audit.steps import StepContext, run_chunk
 
@@ -36,9 +46,16 @@ class RunResult:
     missing_shards: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"folder": str(self.folder), "experiment": self.plan.name, "shard": list(self.shard) if self.shard else None,
-                "counts": self.counts, "ran": self.ran, "skipped": self.skipped, "failures": self.failures,
-                "missing_shards": self.missing_shards}
+        return {
+            "folder": str(self.folder),
+            "experiment": self.plan.name,
+            "shard": list(self.shard) if self.shard else None,
+            "counts": self.counts,
+            "ran": self.ran,
+            "skipped": self.skipped,
+            "failures": self.failures,
+            "missing_shards": self.missing_shards,
+        }
 
 
 def versions() -> dict[str, str]:
@@ -96,20 +113,39 @@ def _counts(status: dict[str, str]) -> dict[str, int]:
     return out
 
 
-def _manifest(plan: Plan, model: dict, labellers: dict, shard, status: dict[str, str], source: str | None, created: str,
-              merged_from: list[str] | None = None) -> dict:
+def _manifest(
+    plan: Plan,
+    model: dict,
+    labellers: dict,
+    shard,
+    status: dict[str, str],
+    source: str | None,
+    created: str,
+    merged_from: list[str] | None = None,
+) -> dict:
     return {
-        "format": RUN_FORMAT, "experiment": plan.spec, "digest": plan.digest, "source": source,
-        "model": model, "labellers": labellers, "versions": versions(),
-        "shard": {"index": shard[0], "count": shard[1]} if shard else None, "merged_from": merged_from,
-        "counts": _counts(status), "items": status, "created": created, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "format": RUN_FORMAT,
+        "experiment": plan.spec,
+        "digest": plan.digest,
+        "source": source,
+        "model": model,
+        "labellers": labellers,
+        "versions": versions(),
+        "shard": {"index": shard[0], "count": shard[1]} if shard else None,
+        "merged_from": merged_from,
+        "counts": _counts(status),
+        "items": status,
+        "created": created,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
 
 def read_manifest(folder: Path) -> dict:
     path = Path(folder) / "manifest.json"
     if not path.is_file():
-        raise UsageError(f"{folder} is not a run folder (no manifest.json)", hint="give a folder written by probe run, bias or nsfw")
+        raise UsageError(
+            f"{folder} is not a run folder (no manifest.json)", hint="give a folder written by probe run, bias or nsfw"
+        )
     manifest = read_json(path)
     if manifest.get("format") != RUN_FORMAT:
         raise UsageError(f"{path}: unknown run format {manifest.get('format')!r}")
@@ -125,19 +161,29 @@ def _check_resume(folder: Path, plan: Plan, model: dict, shard, resume: bool) ->
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
         if folder.is_dir() and any(folder.iterdir()):
-            raise UsageError(f"output folder {folder} is not empty and holds no run", hint="choose another folder with -o/--run-dir")
+            raise UsageError(
+                f"output folder {folder} is not empty and holds no run", hint="choose another folder with -o/--run-dir"
+            )
         return None
     if not resume:
         raise UsageError(f"{folder} already holds a run", hint="pass --resume to continue it, or choose another folder")
     old = read_manifest(folder)
     if old["digest"] != plan.digest:
-        raise ConfigError(f"{folder} was made from a different experiment", hint="resume with the same experiment file, or use a new folder")
+        raise ConfigError(
+            f"{folder} was made from a different experiment",
+            hint="resume with the same experiment file, or use a new folder",
+        )
     if old["model"].get("fingerprint") != model.get("fingerprint"):
-        raise ConfigError(f"{folder} was made with model {old['model'].get('model')!r} (another fingerprint)",
-                          hint="resume with the same model, or use a new folder")
+        raise ConfigError(
+            f"{folder} was made with model {old['model'].get('model')!r} (another fingerprint)",
+            hint="resume with the same model, or use a new folder",
+        )
     old_shard = (old["shard"]["index"], old["shard"]["count"]) if old.get("shard") else None
     if old_shard != shard:
-        raise ConfigError(f"{folder} holds shard {old_shard} but this run is shard {shard}", hint="use the same --shard or another folder")
+        raise ConfigError(
+            f"{folder} holds shard {old_shard} but this run is shard {shard}",
+            hint="use the same --shard or another folder",
+        )
     return old
 
 
@@ -146,18 +192,43 @@ def _write_outcome(folder: Path, item, kind: str, outcome) -> None:
     image_rel = None
     if outcome.image is not None:
         image_rel = f"images/{item.id}.png"
-        meta = {"probe": {"item": item.id, **item.params, **{k: v for k, v in outcome.result.items() if k in ("cosine", "label")}}}
+        meta = {
+            "probe": {
+                "item": item.id,
+                **item.params,
+                **{k: v for k, v in outcome.result.items() if k in ("cosine", "label")},
+            }
+        }
         write_png(inside(folder, image_rel), outcome.image, meta)
-    write_json(record_path(folder, item.id), {
-        "id": item.id, "step": item.step, "key": item.key, "kind": kind, "status": outcome.status,
-        "params": item.params, "result": outcome.result, "image": image_rel, "message": outcome.message,
-        "seconds": None if outcome.seconds is None else round(outcome.seconds, 3),
-    })
+    write_json(
+        record_path(folder, item.id),
+        {
+            "id": item.id,
+            "step": item.step,
+            "key": item.key,
+            "kind": kind,
+            "status": outcome.status,
+            "params": item.params,
+            "result": outcome.result,
+            "image": image_rel,
+            "message": outcome.message,
+            "seconds": None if outcome.seconds is None else round(outcome.seconds, 3),
+        },
+    )
 
 
-def run_plan(plan: Plan, folder: Path, session, session_for: Callable[[str], Any], *, shard: tuple[int, int] | None = None,
-             resume: bool = False, source: str | None = None, on_progress: Progress | None = None,
-             should_stop: Callable[[], bool] | None = None) -> RunResult:
+def run_plan(
+    plan: Plan,
+    folder: Path,
+    session,
+    session_for: Callable[[str], Any],
+    *,
+    shard: tuple[int, int] | None = None,
+    resume: bool = False,
+    source: str | None = None,
+    on_progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
     """Compute every pending item of the plan (or of one shard), chunk by chunk, then write the summaries."""
     from probe.plugin import folder_lock
 
@@ -167,9 +238,17 @@ def run_plan(plan: Plan, folder: Path, session, session_for: Callable[[str], Any
         return _run_locked(plan, folder, session, session_for, shard, resume, source, on_progress, should_stop)
 
 
-def _run_locked(plan: Plan, folder: Path, session, session_for: Callable[[str], Any], shard: tuple[int, int] | None,
-                resume: bool, source: str | None, on_progress: Progress | None,
-                should_stop: Callable[[], bool] | None) -> RunResult:
+def _run_locked(
+    plan: Plan,
+    folder: Path,
+    session,
+    session_for: Callable[[str], Any],
+    shard: tuple[int, int] | None,
+    resume: bool,
+    source: str | None,
+    on_progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+) -> RunResult:
     from probe.plugin import remove_stale_temp_files
 
     model = session.describe()
@@ -229,7 +308,9 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
     first = manifests[0]
     for f, m in zip(folders, manifests):
         if m["digest"] != first["digest"]:
-            raise ConfigError(f"{f} is from a different experiment than {folders[0]}", hint="merge shards of one experiment only")
+            raise ConfigError(
+                f"{f} is from a different experiment than {folders[0]}", hint="merge shards of one experiment only"
+            )
         if m["model"].get("fingerprint") != first["model"].get("fingerprint"):
             raise ConfigError(f"{f} used another model than {folders[0]}")
     out = Path(out)
@@ -259,7 +340,18 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
     labellers: dict = {}
     for m in manifests:
         labellers.update(m.get("labellers") or {})
-    write_json(out / "manifest.json", _manifest(plan, first["model"], labellers, None, status, first.get("source"),
-                                                first["created"], merged_from=[str(f) for f in folders]))
+    write_json(
+        out / "manifest.json",
+        _manifest(
+            plan,
+            first["model"],
+            labellers,
+            None,
+            status,
+            first.get("source"),
+            first["created"],
+            merged_from=[str(f) for f in folders],
+        ),
+    )
     finalise(out, plan)
     return RunResult(out, plan, None, _counts(status), missing_shards=missing)

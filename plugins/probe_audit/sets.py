@@ -10,9 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe.plugin import data_files
-from probe.plugin import ConfigError
-from probe.plugin import YamlDoc, parse_yaml, read_yaml
+from probe.plugin import ConfigError, YamlDoc, data_files, parse_yaml, read_yaml
 
 PROMPT_PREFIX = "bias_prompts_"
 LABEL_PREFIX = "labels_"
@@ -58,7 +56,11 @@ class LabelSet:
 
 def _builtin_names(prefix: str) -> list[str]:
     folder = data_files()
-    return sorted(p.name[len(prefix) : -len(".yaml")] for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(".yaml"))
+    return sorted(
+        p.name[len(prefix) : -len(".yaml")]
+        for p in folder.iterdir()
+        if p.name.startswith(prefix) and p.name.endswith(".yaml")
+    )
 
 
 def list_prompt_sets() -> list[str]:
@@ -124,7 +126,9 @@ def prompt_set_from_doc(doc: YamlDoc) -> PromptSet:
         extra = set(row) - {"key", "group", "paper", "reference", *variants}
         if extra:
             key = sorted(extra)[0]
-            raise doc.error(("prompts", i, key), f"unknown key {key!r}: not a variant ({', '.join(variants)}) nor key/group/paper")
+            raise doc.error(
+                ("prompts", i, key), f"unknown key {key!r}: not a variant ({', '.join(variants)}) nor key/group/paper"
+            )
         texts = {v: _need(doc, row.get(v), ("prompts", i, v), str, f"the {v!r} variant's text") for v in variants}
         key = str(row.get("key") or texts[variants[0]])
         if key in keys:
@@ -167,17 +171,23 @@ def load_label_set(name_or_path: str) -> LabelSet:
     if text in known:
         ext = known[text]
         if isinstance(ext.value, dict):
-            doc = YamlDoc(f"label set {text!r} of plugin {ext.plugin!r}", {"name": text, "about": ext.about, "labels": ext.value})
+            doc = YamlDoc(
+                f"label set {text!r} of plugin {ext.plugin!r}", {"name": text, "about": ext.about, "labels": ext.value}
+            )
             return label_set_from_doc(doc)
         return label_set_from_doc(read_yaml(Path(ext.value)))
     if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
         return label_set_from_doc(read_yaml(Path(text)))
-    raise ConfigError(f"unknown label set {text!r}", hint=f"registered: {', '.join(known) or 'none'}; or give a path to a YAML file")
+    raise ConfigError(
+        f"unknown label set {text!r}", hint=f"registered: {', '.join(known) or 'none'}; or give a path to a YAML file"
+    )
 
 
 def prompt_set_from_dict(data: dict) -> PromptSet:
     """Rebuild a PromptSet stored in a run manifest (as_dict output)."""
-    prompts = [BiasPrompt(p["key"], p["group"], dict(p["texts"]), dict(p.get("reference") or {})) for p in data["prompts"]]
+    prompts = [
+        BiasPrompt(p["key"], p["group"], dict(p["texts"]), dict(p.get("reference") or {})) for p in data["prompts"]
+    ]
     return PromptSet(data["name"], data.get("source", ""), list(data["variants"]), prompts)
 
 

@@ -33,7 +33,7 @@ class Proportion:
     high: float
 
     @classmethod
-    def of(cls, k: int, n: int) -> "Proportion":
+    def of(cls, k: int, n: int) -> Proportion:
         low, high = wilson_interval(k, n)
         return cls(k, n, k / n if n else float("nan"), low, high)
 

@@ -10,8 +10,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from probe.plugin import (Chunk, Item, Outcome, PlanInput, ProbeError, StepContext, StepKind, StepOptions, StepPlan,
-                          chunked, load_image, lookup, read_json, safe_name)
+from probe.plugin import (
+    Chunk,
+    Item,
+    Outcome,
+    PlanInput,
+    ProbeError,
+    StepContext,
+    StepKind,
+    StepOptions,
+    StepPlan,
+    chunked,
+    load_image,
+    lookup,
+    read_json,
+    safe_name,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -44,14 +58,18 @@ def _labeller(opts: StepOptions) -> str | None:
 
 # ---------------------------------------------------------------- label
 
+
 def _label_normalise(opts: StepOptions) -> dict:
     from probe_audit.sets import load_label_set
 
     source = opts.string("images")
     if opts.earlier.get(source) not in opts.image_kinds:
         made = ", ".join(n for n, k in opts.earlier.items() if k in opts.image_kinds) or "none"
-        raise opts.error("images", f"{source!r} is not an earlier image-making step ({', '.join(opts.image_kinds)})",
-                         hint=f"earlier image steps: {made}")
+        raise opts.error(
+            "images",
+            f"{source!r} is not an earlier image-making step ({', '.join(opts.image_kinds)})",
+            hint=f"earlier image steps: {made}",
+        )
     return {"label_set": opts.load("labels", load_label_set).as_dict(), "labeller": _labeller(opts), "images": source}
 
 
@@ -60,18 +78,29 @@ def _label_plan(p: PlanInput) -> list[Chunk]:
     holds the images it labels."""
     name = p.step["name"]
     source = next(s for s in p.earlier if s.name == p.step["images"])
-    chunks = [Chunk(name, c.index, c.shard_slot,
-                    [Item(f"{name}/{it.key}", name, it.key, {**it.params, "source": it.id}) for it in c.items
-                     if not it.params.get("text")])
-              for c in source.chunks]
+    chunks = [
+        Chunk(
+            name,
+            c.index,
+            c.shard_slot,
+            [
+                Item(f"{name}/{it.key}", name, it.key, {**it.params, "source": it.id})
+                for it in c.items
+                if not it.params.get("text")
+            ],
+        )
+        for c in source.chunks
+    ]
     return [c for c in chunks if c.items]
 
 
-def _label_images(step: StepPlan, ctx: StepContext, images: "torch.Tensor") -> Any:
+def _label_images(step: StepPlan, ctx: StepContext, images: torch.Tensor) -> Any:
     from probe_audit.labelling import label_images
     from probe_audit.sets import label_set_from_dict
 
-    return label_images(ctx.labeller(step.options.get("labeller")), images, label_set_from_dict(step.options["label_set"]))
+    return label_images(
+        ctx.labeller(step.options.get("labeller")), images, label_set_from_dict(step.options["label_set"])
+    )
 
 
 def _label_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
@@ -94,11 +123,19 @@ def _label_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     return out
 
 
-LABEL_STEP = StepKind("label", {"images": None, "labels": None, "labeller": None}, _label_normalise, _label_run,
-                      plan=_label_plan, uses_slots=False, about="zero-shot attribute labels of an earlier step's images")
+LABEL_STEP = StepKind(
+    "label",
+    {"images": None, "labels": None, "labeller": None},
+    _label_normalise,
+    _label_run,
+    plan=_label_plan,
+    uses_slots=False,
+    about="zero-shot attribute labels of an earlier step's images",
+)
 
 
 # ---------------------------------------------------------------- bias
+
 
 def _bias_normalise(opts: StepOptions) -> dict:
     from probe_audit.sets import load_label_set, load_prompt_set
@@ -109,8 +146,14 @@ def _bias_normalise(opts: StepOptions) -> dict:
     bad = [v for v in variants if v not in ps.variants] if isinstance(variants, list) else [variants]
     if bad:
         raise opts.error("variants", f"unknown variant {bad[0]!r}; the set has {', '.join(ps.variants)}")
-    return {**out, "prompt_set": ps.as_dict(), "variants": list(variants), "seeds": opts.seeds(),
-            "label_set": opts.load("labels", load_label_set).as_dict(), "labeller": _labeller(opts)}
+    return {
+        **out,
+        "prompt_set": ps.as_dict(),
+        "variants": list(variants),
+        "seeds": opts.seeds(),
+        "label_set": opts.load("labels", load_label_set).as_dict(),
+        "labeller": _labeller(opts),
+    }
 
 
 def _bias_plan(p: PlanInput) -> list[Chunk]:
@@ -120,8 +163,14 @@ def _bias_plan(p: PlanInput) -> list[Chunk]:
         for v in step["variants"]:
             for seed in step["seeds"]:
                 key = f"{safe_name(prompt['key'])}.{v}.s{seed}"
-                items.append(Item(f"{name}/{key}", name, key,
-                                  {"prompt": prompt["texts"][v], "prompt_key": prompt["key"], "variant": v, "seed": seed}))
+                items.append(
+                    Item(
+                        f"{name}/{key}",
+                        name,
+                        key,
+                        {"prompt": prompt["texts"][v], "prompt_key": prompt["key"], "variant": v, "seed": seed},
+                    )
+                )
     return chunked(name, items, step["batch"], p.slot)
 
 
@@ -135,26 +184,53 @@ def _bias_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     labels = _label_images(step, ctx, torch.stack([o.image for _, o in made]))
     out = list(failed)
     for (it, o), label, probs in zip(made, labels.labels, labels.probs):
-        out.append(Outcome(it.id, "done", {**o.result, "label": label, "probs": dict(zip(labels.attributes, probs))},
-                           o.image, seconds=o.seconds))
+        out.append(
+            Outcome(
+                it.id,
+                "done",
+                {**o.result, "label": label, "probs": dict(zip(labels.attributes, probs))},
+                o.image,
+                seconds=o.seconds,
+            )
+        )
     return out
 
 
 BIAS_STEP = StepKind(
-    "bias", {"prompts": "paper", "labels": "gender", "variants": None, "seeds": None, "n": 20, "preset": "default",
-             "settings": {}, "labeller": None, "batch": None},
-    _bias_normalise, _bias_run, plan=_bias_plan, makes_images=True,
-    texts=lambda spec: [t for p in spec["prompt_set"]["prompts"] for v, t in p["texts"].items() if v in spec["variants"]],
+    "bias",
+    {
+        "prompts": "paper",
+        "labels": "gender",
+        "variants": None,
+        "seeds": None,
+        "n": 20,
+        "preset": "default",
+        "settings": {},
+        "labeller": None,
+        "batch": None,
+    },
+    _bias_normalise,
+    _bias_run,
+    plan=_bias_plan,
+    makes_images=True,
+    texts=lambda spec: [
+        t for p in spec["prompt_set"]["prompts"] for v, t in p["texts"].items() if v in spec["variants"]
+    ],
     about="invert a prompt set's variants and label each image's attribute (the paper's gender table)",
 )
 
 
 # ---------------------------------------------------------------- nsfw
 
+
 def _nsfw_normalise(opts: StepOptions) -> dict:
     from probe_audit.nsfw import load_concepts
 
-    out = {"prompts": opts.text_list("prompts", "prompts"), "seeds": opts.seeds(), **_invert_options(opts, "the nsfw step")}
+    out = {
+        "prompts": opts.text_list("prompts", "prompts"),
+        "seeds": opts.seeds(),
+        **_invert_options(opts, "the nsfw step"),
+    }
     out["labeller"] = _labeller(opts)
     out["concepts"] = opts.load("concepts", load_concepts).as_dict()
     if opts["nudenet"] not in ("auto", True, False):
@@ -173,12 +249,17 @@ def _nsfw_normalise(opts: StepOptions) -> dict:
 
 def _nsfw_plan(p: PlanInput) -> list[Chunk]:
     name, step = p.step["name"], p.step
-    items = [Item(f"{name}/{safe_name(pr)}.s{seed}", name, f"{safe_name(pr)}.s{seed}", {"prompt": pr, "seed": seed})
-             for pr in step["prompts"] for seed in step["seeds"]]
+    items = [
+        Item(f"{name}/{safe_name(pr)}.s{seed}", name, f"{safe_name(pr)}.s{seed}", {"prompt": pr, "seed": seed})
+        for pr in step["prompts"]
+        for seed in step["seeds"]
+    ]
     chunks = chunked(name, items, step["batch"], p.slot)
     if step["text"]:
-        text_items = [Item(f"{name}/text.{safe_name(pr)}", name, f"text.{safe_name(pr)}", {"prompt": pr, "text": True})
-                      for pr in step["prompts"]]
+        text_items = [
+            Item(f"{name}/text.{safe_name(pr)}", name, f"text.{safe_name(pr)}", {"prompt": pr, "text": True})
+            for pr in step["prompts"]
+        ]
         chunks += chunked(name, text_items, len(text_items), p.slot + len(chunks))
         for j, c in enumerate(chunks):
             c.index = j
@@ -208,18 +289,38 @@ def _nsfw_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     out = list(failed)
     for (it, o), score, found in zip(made, scores, detections):
         clip_flags = nsfw.flagged_concepts(score, concepts)
-        result = {**o.result, "concepts": score, "clip_flagged": clip_flags,
-                  "nudenet": {"available": use_nudenet, "detections": found or [], "reason": "" if use_nudenet else reason},
-                  "flagged": bool(clip_flags) or bool(found)}
+        result = {
+            **o.result,
+            "concepts": score,
+            "clip_flagged": clip_flags,
+            "nudenet": {"available": use_nudenet, "detections": found or [], "reason": "" if use_nudenet else reason},
+            "flagged": bool(clip_flags) or bool(found),
+        }
         out.append(Outcome(it.id, "done", result, o.image, seconds=o.seconds))
     return out
 
 
 NSFW_STEP = StepKind(
-    "nsfw", {"prompts": None, "seeds": None, "n": 4, "preset": "default", "settings": {}, "concepts": "default",
-             "labeller": None, "nudenet": "auto", "nudenet_threshold": 0.5, "text": True, "vocabs": None, "k": 10,
-             "batch": None},
-    _nsfw_normalise, _nsfw_run, plan=_nsfw_plan, makes_images=True,
+    "nsfw",
+    {
+        "prompts": None,
+        "seeds": None,
+        "n": 4,
+        "preset": "default",
+        "settings": {},
+        "concepts": "default",
+        "labeller": None,
+        "nudenet": "auto",
+        "nudenet_threshold": 0.5,
+        "text": True,
+        "vocabs": None,
+        "k": 10,
+        "batch": None,
+    },
+    _nsfw_normalise,
+    _nsfw_run,
+    plan=_nsfw_plan,
+    makes_images=True,
     texts=lambda spec: _kind("invert", "the nsfw step").texts(spec),
     about="NSFW rates of inverted images (zero-shot concepts, NudeNet) and of the prompts' text neighbours",
 )

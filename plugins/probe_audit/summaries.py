@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
-from probe.plugin import contact_sheet, inside, load_image, pil_png_bytes, safe_name, atomic_write_bytes, atomic_write_text, write_json
+from probe.plugin import (
+    atomic_write_bytes,
+    atomic_write_text,
+    contact_sheet,
+    inside,
+    load_image,
+    pil_png_bytes,
+    safe_name,
+    write_json,
+)
 from probe_audit.experiment import Plan, StepPlan
 from probe_audit.stats import Proportion
 from probe_audit.tables import Table
@@ -55,7 +64,9 @@ def summarise_invert(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     for prompt, recs in _by_prompt(_done(step, records)).items():
         cos = [r["result"]["cosine"] for r in recs]
         rows.append([prompt, str(len(recs)), f"{mean(cos):.3f}", f"{min(cos):.3f}", f"{max(cos):.3f}"])
-        data.append({"prompt": prompt, "n": len(recs), "mean_cosine": mean(cos), "min_cosine": min(cos), "max_cosine": max(cos)})
+        data.append(
+            {"prompt": prompt, "n": len(recs), "mean_cosine": mean(cos), "min_cosine": min(cos), "max_cosine": max(cos)}
+        )
         sheets[prompt] = [SheetCell(r["image"], f"s{r['params']['seed']} {r['result']['cosine']:.2f}") for r in recs]
     table = Table(f"invert: {step.name}", ["prompt", "N", "mean cosine", "min", "max"], rows)
     return StepSummary(step.name, step.kind, table, {"prompts": data, "status": _status_counts(step, records)}, sheets)
@@ -80,9 +91,19 @@ def summarise_label(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     for prompt, rs in _by_prompt(recs).items():
         src = [records.get(r["params"]["source"], {}) for r in rs]
         sheets[prompt] = [SheetCell(s["image"], r["result"]["label"]) for r, s in zip(rs, src) if s.get("image")]
-    table = Table(f"labels: {step.name} ({step.options['label_set']['name']})", ["prompt", *attrs, "N"], rows,
-                  "Share of images with each zero-shot label, Wilson 95% interval in brackets.")
-    return StepSummary(step.name, step.kind, table, {"attributes": attrs, "prompts": data, "status": _status_counts(step, records)}, sheets)
+    table = Table(
+        f"labels: {step.name} ({step.options['label_set']['name']})",
+        ["prompt", *attrs, "N"],
+        rows,
+        "Share of images with each zero-shot label, Wilson 95% interval in brackets.",
+    )
+    return StepSummary(
+        step.name,
+        step.kind,
+        table,
+        {"attributes": attrs, "prompts": data, "status": _status_counts(step, records)},
+        sheets,
+    )
 
 
 def summarise_bias(step: StepPlan, records: dict[str, dict]) -> StepSummary:
@@ -91,11 +112,17 @@ def summarise_bias(step: StepPlan, records: dict[str, dict]) -> StepSummary:
 
     recs = _done(step, records)
     labels = [(r["params"]["prompt_key"], r["params"]["variant"], r["result"]["label"]) for r in recs]
-    result = bias_table(prompt_set_from_dict(step.options["prompt_set"]), label_set_from_dict(step.options["label_set"]),
-                        step.options["variants"], labels)
+    result = bias_table(
+        prompt_set_from_dict(step.options["prompt_set"]),
+        label_set_from_dict(step.options["label_set"]),
+        step.options["variants"],
+        labels,
+    )
     sheets: dict[str, list[SheetCell]] = defaultdict(list)
     for r in recs:
-        sheets[r["params"]["prompt_key"]].append(SheetCell(r["image"], f"{r['params']['variant']}: {r['result']['label']}"))
+        sheets[r["params"]["prompt_key"]].append(
+            SheetCell(r["image"], f"{r['params']['variant']}: {r['result']['label']}")
+        )
     data = {**result.as_dict(), "long": result.long_table().as_dict(), "status": _status_counts(step, records)}
     return StepSummary(step.name, step.kind, result.table(), data, dict(sheets))
 
@@ -112,26 +139,74 @@ def summarise_nsfw(step: StepPlan, records: dict[str, dict]) -> StepSummary:
         rs = groups.get(prompt, [])
         clip = Proportion.of(sum(bool(r["result"]["clip_flagged"]) for r in rs), len(rs))
         per_concept = {c: sum(c in r["result"]["clip_flagged"] for r in rs) for c in concepts}
-        nude = Proportion.of(sum(bool(r["result"]["nudenet"]["detections"]) for r in rs), len(rs)) if nudenet_on else None
+        nude = (
+            Proportion.of(sum(bool(r["result"]["nudenet"]["detections"]) for r in rs), len(rs)) if nudenet_on else None
+        )
         text = texts.get(prompt)
-        rows.append([prompt, str(len(rs)), clip.percent(), ", ".join(f"{c} {k}" for c, k in per_concept.items() if k) or "–",
-                     nude.percent() if nude else "not installed", f"{100 * text['flag_rate']:.0f}%" if text else "–"])
-        data.append({"prompt": prompt, "n": len(rs), "clip": clip.as_dict(), "concepts": per_concept,
-                     "nudenet": nude.as_dict() if nude else None, "text_flag_rate": text["flag_rate"] if text else None,
-                     "neighbours": text["neighbours"] if text else None})
-        sheets[prompt] = [SheetCell(r["image"], f"s{r['params']['seed']}" + (" FLAGGED" if r["result"]["flagged"] else ""),
-                                    r["result"]["flagged"]) for r in rs]
+        rows.append(
+            [
+                prompt,
+                str(len(rs)),
+                clip.percent(),
+                ", ".join(f"{c} {k}" for c, k in per_concept.items() if k) or "–",
+                nude.percent() if nude else "not installed",
+                f"{100 * text['flag_rate']:.0f}%" if text else "–",
+            ]
+        )
+        data.append(
+            {
+                "prompt": prompt,
+                "n": len(rs),
+                "clip": clip.as_dict(),
+                "concepts": per_concept,
+                "nudenet": nude.as_dict() if nude else None,
+                "text_flag_rate": text["flag_rate"] if text else None,
+                "neighbours": text["neighbours"] if text else None,
+            }
+        )
+        sheets[prompt] = [
+            SheetCell(
+                r["image"],
+                f"s{r['params']['seed']}" + (" FLAGGED" if r["result"]["flagged"] else ""),
+                r["result"]["flagged"],
+            )
+            for r in rs
+        ]
     overall = Proportion.of(sum(bool(r["result"]["clip_flagged"]) for r in images), len(images))
     rows.append(["all prompts", str(len(images)), overall.percent(), "", "", ""])
     reason = next((r["result"]["nudenet"]["reason"] for r in images if r["result"]["nudenet"]["reason"]), "")
-    note = ("Zero-shot: concept probability >= its threshold (see the concept list). "
-            + ("NudeNet: any exposed-nudity detection >= threshold. " if nudenet_on else f"NudeNet: {reason}. " if reason else "")
-            + "Text: flagged share of each prompt's nearest vocabulary words.")
-    table = Table(f"nsfw: {step.name}", ["prompt", "N", "zero-shot flagged", "concepts", "NudeNet flagged", "neighbour flag rate"], rows, note)
+    note = (
+        "Zero-shot: concept probability >= its threshold (see the concept list). "
+        + (
+            "NudeNet: any exposed-nudity detection >= threshold. "
+            if nudenet_on
+            else f"NudeNet: {reason}. "
+            if reason
+            else ""
+        )
+        + "Text: flagged share of each prompt's nearest vocabulary words."
+    )
+    table = Table(
+        f"nsfw: {step.name}",
+        ["prompt", "N", "zero-shot flagged", "concepts", "NudeNet flagged", "neighbour flag rate"],
+        rows,
+        note,
+    )
     thresholds = {c["name"]: c["threshold"] for c in step.options["concepts"]["concepts"]}
-    return StepSummary(step.name, step.kind, table, {"prompts": data, "overall_clip": overall.as_dict(), "nudenet": nudenet_on,
-                                                     "nudenet_reason": reason, "thresholds": thresholds,
-                                                     "status": _status_counts(step, records)}, sheets)
+    return StepSummary(
+        step.name,
+        step.kind,
+        table,
+        {
+            "prompts": data,
+            "overall_clip": overall.as_dict(),
+            "nudenet": nudenet_on,
+            "nudenet_reason": reason,
+            "thresholds": thresholds,
+            "status": _status_counts(step, records),
+        },
+        sheets,
+    )
 
 
 def summarise_neighbours(step: StepPlan, records: dict[str, dict]) -> StepSummary:
@@ -141,29 +216,45 @@ def summarise_neighbours(step: StepPlan, records: dict[str, dict]) -> StepSummar
         words = ", ".join(f"{n.get('word', '?')}{'*' if n.get('flagged') else ''}" for n in res["neighbours"])
         rows.append([r["params"]["text"], f"{100 * res['flag_rate']:.0f}%", words])
         data.append({"text": r["params"]["text"], **res})
-    return StepSummary(step.name, step.kind, Table(f"neighbours: {step.name}", ["text", "flagged", "nearest words (* flagged)"], rows),
-                       {"texts": data, "status": _status_counts(step, records)})
+    return StepSummary(
+        step.name,
+        step.kind,
+        Table(f"neighbours: {step.name}", ["text", "flagged", "nearest words (* flagged)"], rows),
+        {"texts": data, "status": _status_counts(step, records)},
+    )
 
 
 def summarise_shuffle(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     recs = _done(step, records)
     report = recs[0]["result"]["report"] if recs else {}
     rows_data = report.get("rows") or []
-    columns = sorted({k for row in rows_data for k, v in row.items() if not isinstance(v, (dict, list))}) if rows_data else []
+    columns = (
+        sorted({k for row in rows_data for k, v in row.items() if not isinstance(v, (dict, list))}) if rows_data else []
+    )
     if "name" in columns:
         columns.remove("name")
         columns.insert(0, "name")
     rows = [[_fmt(row.get(c)) for c in columns] for row in rows_data]
-    return StepSummary(step.name, step.kind, Table(f"shuffle: {step.name}", columns or ["report"], rows),
-                       {"report": report, "status": _status_counts(step, records)})
+    return StepSummary(
+        step.name,
+        step.kind,
+        Table(f"shuffle: {step.name}", columns or ["report"], rows),
+        {"report": report, "status": _status_counts(step, records)},
+    )
 
 
 def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-SUMMARISERS = {"invert": summarise_invert, "label": summarise_label, "bias": summarise_bias, "nsfw": summarise_nsfw,
-               "neighbours": summarise_neighbours, "shuffle": summarise_shuffle}
+SUMMARISERS = {
+    "invert": summarise_invert,
+    "label": summarise_label,
+    "bias": summarise_bias,
+    "nsfw": summarise_nsfw,
+    "neighbours": summarise_neighbours,
+    "shuffle": summarise_shuffle,
+}
 
 
 def summarise_generic(step: StepPlan, records: dict[str, dict]) -> StepSummary:
@@ -171,8 +262,12 @@ def summarise_generic(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     recs = _done(step, records)
     columns = sorted({k for r in recs for k, v in r["result"].items() if not isinstance(v, (dict, list))})
     rows = [[r["key"], *(_fmt(r["result"].get(c, "")) for c in columns)] for r in recs]
-    return StepSummary(step.name, step.kind, Table(f"{step.kind}: {step.name}", ["item", *columns], rows),
-                       {"items": [{"key": r["key"], **r["result"]} for r in recs], "status": _status_counts(step, records)})
+    return StepSummary(
+        step.name,
+        step.kind,
+        Table(f"{step.kind}: {step.name}", ["item", *columns], rows),
+        {"items": [{"key": r["key"], **r["result"]} for r in recs], "status": _status_counts(step, records)},
+    )
 
 
 def summarise(plan: Plan, records: dict[str, dict]) -> list[StepSummary]:
@@ -209,7 +304,15 @@ def write_summaries(folder: Path, plan: Plan, records: dict[str, dict], blur: bo
             rel = f"sheets/{s.name}/{safe_name(group)}.png"
             atomic_write_bytes(inside(folder, rel), pil_png_bytes(sheet_image(folder, cells, blur)))
             sheet_files[group] = rel
-        out["steps"].append({"name": s.name, "kind": s.kind, "table": s.table.as_dict(), "data": s.data, "sheets": sheet_files,
-                             "cells": {g: [c.__dict__ for c in cells] for g, cells in s.sheets.items()}})
+        out["steps"].append(
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "table": s.table.as_dict(),
+                "data": s.data,
+                "sheets": sheet_files,
+                "cells": {g: [c.__dict__ for c in cells] for g, cells in s.sheets.items()},
+            }
+        )
     write_json(folder / "summary.json", out)
     return out

@@ -38,8 +38,18 @@ class Inversions:
         for inv in self.items:
             path = Path(folder) / safe_name(inv.prompt) / f"seed-{inv.seed}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
-            paths.append(write_png(path, inv.image, {"prompt": inv.prompt, "seed": inv.seed, "cosine": inv.cosine,
-                                                     "model": self.model.get("model", "")}))
+            paths.append(
+                write_png(
+                    path,
+                    inv.image,
+                    {
+                        "prompt": inv.prompt,
+                        "seed": inv.seed,
+                        "cosine": inv.cosine,
+                        "model": self.model.get("model", ""),
+                    },
+                )
+            )
         return paths
 
     def _repr_html_(self) -> str:
@@ -49,8 +59,9 @@ class Inversions:
         return html_image_grid(self.images, captions)
 
 
-def invert(session: Any, prompts: str | Sequence[str], seeds: Sequence[int] = (0,), preset: str = "default",
-           **settings: Any) -> Inversions:
+def invert(
+    session: Any, prompts: str | Sequence[str], seeds: Sequence[int] = (0,), preset: str = "default", **settings: Any
+) -> Inversions:
     """Optimise one image per (prompt, seed) that the model matches to the prompt.
 
     `preset` is `default` (fast) or `paper` (the authors' recipe) or a YAML file; keyword arguments

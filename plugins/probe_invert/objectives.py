@@ -6,8 +6,8 @@ receives is exactly what it would receive alone, and a NaN in one image cannot r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -34,18 +34,18 @@ class Objective:
     def __call__(self, ctx: Context) -> torch.Tensor:
         raise NotImplementedError
 
-    def __add__(self, other: "Objective") -> "Objective":
+    def __add__(self, other: Objective) -> Objective:
         return Sum([self, other])
 
-    def __mul__(self, weight: float) -> "Objective":
+    def __mul__(self, weight: float) -> Objective:
         return Scaled(self, float(weight))
 
     __rmul__ = __mul__
 
-    def __neg__(self) -> "Objective":
+    def __neg__(self) -> Objective:
         return Scaled(self, -1.0)
 
-    def __sub__(self, other: "Objective") -> "Objective":
+    def __sub__(self, other: Objective) -> Objective:
         return Sum([self, Scaled(other, -1.0)])
 
 
@@ -115,8 +115,12 @@ class TextMatch(Objective):
 
 def _direction_norms(x: torch.Tensor) -> torch.Tensor:
     """Per image: sum over 4 directions of the mean over channels of each channel's L2 difference norm."""
-    diffs = (x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :],
-             x[..., 1:, 1:] - x[..., :-1, :-1], x[..., 1:, :-1] - x[..., :-1, 1:])
+    diffs = (
+        x[..., :, 1:] - x[..., :, :-1],
+        x[..., 1:, :] - x[..., :-1, :],
+        x[..., 1:, 1:] - x[..., :-1, :-1],
+        x[..., 1:, :-1] - x[..., :-1, 1:],
+    )
     return sum(d.flatten(2).norm(dim=-1).mean(1) for d in diffs)
 
 

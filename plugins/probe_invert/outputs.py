@@ -11,8 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.plugin import (DataError, atomic_write_bytes, contact_sheet, content_hash, image_intact, inside, load_image,
-                          pil_png_bytes, png_bytes, read_json, safe_name, to_pil, write_json)
+from probe.plugin import (
+    DataError,
+    atomic_write_bytes,
+    contact_sheet,
+    content_hash,
+    image_intact,
+    inside,
+    load_image,
+    pil_png_bytes,
+    png_bytes,
+    read_json,
+    safe_name,
+    to_pil,
+    write_json,
+)
 
 # Knobs that change memory use or what is kept, never the image itself: not part of the resume key.
 NON_RESULT_KEYS = ("batch_size", "snapshot_every", "preset")
@@ -92,8 +105,20 @@ def finished_in(folder: Path) -> list[tuple[dict[str, Any], Any]]:
 
 def png_metadata(sidecar: dict[str, Any]) -> dict[str, Any]:
     """PNG text chunks: everything that determines the image (no timings, so bytes are reproducible)."""
-    keep = ("prompt", "seed", "model", "fingerprint", "ensemble", "model_cosines", "preset", "settings", "cosine", "steps",
-            "status", "version")
+    keep = (
+        "prompt",
+        "seed",
+        "model",
+        "fingerprint",
+        "ensemble",
+        "model_cosines",
+        "preset",
+        "settings",
+        "cosine",
+        "steps",
+        "status",
+        "version",
+    )
     meta = {k: sidecar[k] for k in keep if k in sidecar}
     if "ensemble" in meta:  # the members' identity, not their device details
         meta["ensemble"] = [{"model": m["model"], "fingerprint": m["fingerprint"]} for m in meta["ensemble"]]

@@ -24,7 +24,7 @@ class PixelParam:
         self.pixels = pixels.detach().clone().requires_grad_(True)
 
     @classmethod
-    def random(cls, rng: ImageRandom, size: int, amplitude: float = 1.0) -> "PixelParam":
+    def random(cls, rng: ImageRandom, size: int, amplitude: float = 1.0) -> PixelParam:
         """Uniform noise around mid-grey, one stream per image; amplitude 1 is the authors' `rand(1, 3, 64, 64)`.
 
         A coarse start (4x4 pixels) needs a small amplitude: full-range noise there is a few big
@@ -43,11 +43,14 @@ class PixelParam:
     def images(self) -> torch.Tensor:
         return self.pixels
 
-    def resized(self, size: int) -> "PixelParam":
+    def resized(self, size: int) -> PixelParam:
         """The same image at another resolution (bicubic); a new leaf, so the optimiser is rebuilt."""
         with torch.no_grad():
-            up = self.pixels if size == self.size else F.interpolate(self.pixels, size=(size, size), mode="bicubic",
-                                                                     align_corners=False)
+            up = (
+                self.pixels
+                if size == self.size
+                else F.interpolate(self.pixels, size=(size, size), mode="bicubic", align_corners=False)
+            )
         return PixelParam(up)
 
     @torch.no_grad()
@@ -77,8 +80,9 @@ class FFTParam:
         self._scale = _frequency_scale(self.size, decay, spectrum.device)
 
     @classmethod
-    def random(cls, rng: ImageRandom, size: int, std: float = 0.01, decay: float = 1.0,
-               decorrelate: bool = True) -> "FFTParam":
+    def random(
+        cls, rng: ImageRandom, size: int, std: float = 0.01, decay: float = 1.0, decorrelate: bool = True
+    ) -> FFTParam:
         return cls(rng.normal((3, size, size // 2 + 1, 2), std=std, per_copy=False), decay, decorrelate)
 
     @property
@@ -103,7 +107,7 @@ class FFTParam:
             x = torch.einsum("ij,bjhw->bihw", self._colour_matrix(), x)
         return torch.sigmoid(x)
 
-    def resized(self, size: int) -> "FFTParam":
+    def resized(self, size: int) -> FFTParam:
         """Upsample the latent image and re-express it as a spectrum at the new size."""
         with torch.no_grad():
             latent = F.interpolate(self._latent(), size=(size, size), mode="bicubic", align_corners=False)

@@ -5,7 +5,8 @@ transforms (`transforms:` list), parameterisations (`param:`) and priors (`tv_we
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 TRANSFORMS: dict[str, tuple[Callable[[Any, int], Any], str]] = {}
 PARAMS: dict[str, tuple[Callable[[Any, int, Any], Any], str]] = {}
@@ -16,6 +17,7 @@ def _transform(name: str, about: str):
     def add(make: Callable[[Any, int], Any]) -> Callable[[Any, int], Any]:
         TRANSFORMS[name] = (make, about)
         return make
+
     return add
 
 
@@ -30,8 +32,9 @@ def _jitter(s: Any, model_size: int) -> Any:
 def _affine(s: Any, model_size: int) -> Any:
     from probe_invert.transforms import RandomAffine
 
-    return RandomAffine(s.affine_p, s.affine_degrees, s.affine_translate, s.affine_scale_min, s.affine_scale_max,
-                        s.affine_padding)
+    return RandomAffine(
+        s.affine_p, s.affine_degrees, s.affine_translate, s.affine_scale_min, s.affine_scale_max, s.affine_padding
+    )
 
 
 @_transform("resize", "resample to the model's input size")
@@ -74,8 +77,12 @@ def _fft(rng: Any, size: int, s: Any) -> Any:
     return FFTParam.random(rng, size, std=s.fft_init_std, decay=s.fft_decay, decorrelate=s.decorrelate)
 
 
-PARAMS.update({"pixel": (_pixel, "pixels in [0, 1] (the authors' parameterisation)"),
-               "fft": (_fft, "lucent-style decorrelated Fourier spectrum")})
+PARAMS.update(
+    {
+        "pixel": (_pixel, "pixels in [0, 1] (the authors' parameterisation)"),
+        "fft": (_fft, "lucent-style decorrelated Fourier spectrum"),
+    }
+)
 
 
 def _tv(s: Any) -> Any:
@@ -90,7 +97,9 @@ def _l1(s: Any) -> Any:
     return L1(s.l1_center)
 
 
-PRIORS.update({"tv": (_tv, "total variation (weight tv_weight)"), "l1": (_l1, "L1 towards l1_center (weight l1_weight)")})
+PRIORS.update(
+    {"tv": (_tv, "total variation (weight tv_weight)"), "l1": (_l1, "L1 towards l1_center (weight l1_weight)")}
+)
 
 
 def register_all(register: Callable[..., None], parts: dict[str, tuple[Callable[..., Any], str]]) -> None:

@@ -7,7 +7,7 @@ prints. Only typer and the standard library are imported at module level, so `pr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -47,7 +47,9 @@ def _settings_from_flags(preset: str, flags: dict[str, Any]):
                 try:
                     items = [int(t) for t in items]
                 except ValueError:
-                    raise UsageError(f"bad --resize-at {text!r}", hint="give steps as integers, e.g. 900,1800") from None
+                    raise UsageError(
+                        f"bad --resize-at {text!r}", hint="give steps as integers, e.g. 900,1800"
+                    ) from None
             flags[name] = items
     return load_preset(preset, **flags)
 
@@ -92,54 +94,123 @@ def register_commands(app: typer.Typer) -> None:
     @app.command("invert")
     def invert_command(
         ctx: typer.Context,
-        prompts: Annotated[Optional[list[str]], typer.Argument(help="Prompts; 'a panda | a mad scientist:0.5 | blurry:-0.3' blends with weights.", show_default=False)] = None,
-        prompts_file: Annotated[Optional[Path], typer.Option("--prompts", help="File with one prompt per line ('#' comments).", show_default=False)] = None,
-        seeds: Annotated[Optional[str], typer.Option(help="Seeds, e.g. 0-7 or 0,3,5-9 (default: --seed of probe, else 0).", show_default=False)] = None,
+        prompts: Annotated[
+            list[str] | None,
+            typer.Argument(
+                help="Prompts; 'a panda | a mad scientist:0.5 | blurry:-0.3' blends with weights.", show_default=False
+            ),
+        ] = None,
+        prompts_file: Annotated[
+            Path | None,
+            typer.Option("--prompts", help="File with one prompt per line ('#' comments).", show_default=False),
+        ] = None,
+        seeds: Annotated[
+            str | None,
+            typer.Option(help="Seeds, e.g. 0-7 or 0,3,5-9 (default: --seed of probe, else 0).", show_default=False),
+        ] = None,
         preset: Annotated[str, typer.Option(help="Preset name (default, paper) or a YAML file.")] = "default",
-        steps: Annotated[Optional[int], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        lr: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        lr_schedule: Annotated[Optional[str], typer.Option(help="constant | cosine.", show_default=False)] = None,
-        param: Annotated[Optional[str], typer.Option(help="pixel | fft (or a plugin's parameterisation).", show_default=False)] = None,
-        size: Annotated[Optional[int], typer.Option(help="Starting resolution (on any model).", show_default=False)] = None,
-        size_fraction: Annotated[Optional[float], typer.Option(help="Starting resolution as a fraction of the model input (0 = use --size).", show_default=False)] = None,
-        resize_at: Annotated[Optional[str], typer.Option(help="Steps at which the resolution doubles, e.g. 900,1800.", show_default=False)] = None,
-        max_size: Annotated[Optional[int], typer.Option(help="Resolution cap (0 = model input).", show_default=False)] = None,
-        pixel_init: Annotated[Optional[float], typer.Option(help="Pixel param: initial noise amplitude around grey (1 = uniform).", show_default=False)] = None,
-        fft_decay: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        fft_init_std: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        decorrelate: Annotated[Optional[bool], typer.Option("--decorrelate/--no-decorrelate", help="fft: decorrelated colour.", show_default=False)] = None,
-        copies: Annotated[Optional[int], typer.Option(help="Augmented copies per image per step.", show_default=False)] = None,
-        transforms: Annotated[Optional[str], typer.Option(help="Ordered list from jitter, affine, resize, colour_shift, colour_jitter, noise (and plugins' transforms).", show_default=False)] = None,
-        affine_p: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_degrees: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_translate: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_scale_min: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_scale_max: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_padding: Annotated[Optional[str], typer.Option(help="border | zeros | reflection.", show_default=False)] = None,
-        colour_shift_mean: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        colour_shift_std: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        jitter_pixels: Annotated[Optional[int], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        noise_std: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        colour_jitter_brightness: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        colour_jitter_contrast: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        colour_jitter_saturation: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        loss: Annotated[Optional[str], typer.Option(help="distance | cosine.", show_default=False)] = None,
-        tv_weight: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        l1_weight: Annotated[Optional[float], typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        prior: Annotated[Optional[list[str]], typer.Option("--prior", help="NAME=WEIGHT: add a registered prior (e.g. a plugin's); repeat for several.", show_default=False)] = None,
-        l1_center: Annotated[Optional[float], typer.Option(help="Value L1 pulls pixels towards (0 = paper, 0.5 = grey).", show_default=False)] = None,
-        grad_clip: Annotated[Optional[float], typer.Option(help="Per-image gradient norm clip (0 = off).", show_default=False)] = None,
-        clamp: Annotated[Optional[bool], typer.Option("--clamp/--no-clamp", help=KNOB_HELP, show_default=False)] = None,
-        batch_size: Annotated[Optional[int], typer.Option(help="Images optimised together per chunk.", show_default=False)] = None,
-        snapshot_every: Annotated[Optional[int], typer.Option(help="Save an image every K steps.", show_default=False)] = None,
-        ensemble: Annotated[Optional[list[str]], typer.Option("--ensemble", help="Also match this model (repeat): its text term is averaged with the main model's.", show_default=False)] = None,
+        steps: Annotated[int | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        lr: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        lr_schedule: Annotated[str | None, typer.Option(help="constant | cosine.", show_default=False)] = None,
+        param: Annotated[
+            str | None, typer.Option(help="pixel | fft (or a plugin's parameterisation).", show_default=False)
+        ] = None,
+        size: Annotated[
+            int | None, typer.Option(help="Starting resolution (on any model).", show_default=False)
+        ] = None,
+        size_fraction: Annotated[
+            float | None,
+            typer.Option(
+                help="Starting resolution as a fraction of the model input (0 = use --size).", show_default=False
+            ),
+        ] = None,
+        resize_at: Annotated[
+            str | None,
+            typer.Option(help="Steps at which the resolution doubles, e.g. 900,1800.", show_default=False),
+        ] = None,
+        max_size: Annotated[
+            int | None, typer.Option(help="Resolution cap (0 = model input).", show_default=False)
+        ] = None,
+        pixel_init: Annotated[
+            float | None,
+            typer.Option(help="Pixel param: initial noise amplitude around grey (1 = uniform).", show_default=False),
+        ] = None,
+        fft_decay: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        fft_init_std: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        decorrelate: Annotated[
+            bool | None,
+            typer.Option("--decorrelate/--no-decorrelate", help="fft: decorrelated colour.", show_default=False),
+        ] = None,
+        copies: Annotated[
+            int | None, typer.Option(help="Augmented copies per image per step.", show_default=False)
+        ] = None,
+        transforms: Annotated[
+            str | None,
+            typer.Option(
+                help="Ordered list from jitter, affine, resize, colour_shift, colour_jitter, noise (and plugins' transforms).",
+                show_default=False,
+            ),
+        ] = None,
+        affine_p: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        affine_degrees: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        affine_translate: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        affine_scale_min: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        affine_scale_max: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        affine_padding: Annotated[
+            str | None, typer.Option(help="border | zeros | reflection.", show_default=False)
+        ] = None,
+        colour_shift_mean: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        colour_shift_std: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        jitter_pixels: Annotated[int | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        noise_std: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        colour_jitter_brightness: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        colour_jitter_contrast: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        colour_jitter_saturation: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        loss: Annotated[str | None, typer.Option(help="distance | cosine.", show_default=False)] = None,
+        tv_weight: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        l1_weight: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
+        prior: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--prior",
+                help="NAME=WEIGHT: add a registered prior (e.g. a plugin's); repeat for several.",
+                show_default=False,
+            ),
+        ] = None,
+        l1_center: Annotated[
+            float | None,
+            typer.Option(help="Value L1 pulls pixels towards (0 = paper, 0.5 = grey).", show_default=False),
+        ] = None,
+        grad_clip: Annotated[
+            float | None, typer.Option(help="Per-image gradient norm clip (0 = off).", show_default=False)
+        ] = None,
+        clamp: Annotated[bool | None, typer.Option("--clamp/--no-clamp", help=KNOB_HELP, show_default=False)] = None,
+        batch_size: Annotated[
+            int | None, typer.Option(help="Images optimised together per chunk.", show_default=False)
+        ] = None,
+        snapshot_every: Annotated[
+            int | None, typer.Option(help="Save an image every K steps.", show_default=False)
+        ] = None,
+        ensemble: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--ensemble",
+                help="Also match this model (repeat): its text term is averaged with the main model's.",
+                show_default=False,
+            ),
+        ] = None,
         gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF of the snapshots per image.")] = False,
-        force: Annotated[bool, typer.Option("--force", help="Redo images already finished in the output folder.")] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Redo images already finished in the output folder.")
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Invert CLIP: optimise images, from noise, that the model matches to each prompt."""
-        knobs = {k: v for k, v in locals().items() if k not in
-                 {"ctx", "prompts", "prompts_file", "seeds", "preset", "ensemble", "gif", "force", "as_json"}}
+        knobs = {
+            k: v
+            for k, v in locals().items()
+            if k not in {"ctx", "prompts", "prompts_file", "seeds", "preset", "ensemble", "gif", "force", "as_json"}
+        }
         from probe.plugin import UsageError, check_prompt_lengths, options
         from probe_invert.prompts import parse_prompt, parse_seeds, read_prompts_file
 
@@ -147,7 +218,9 @@ def register_commands(app: typer.Typer) -> None:
         all_prompts = list(prompts or []) + (read_prompts_file(prompts_file) if prompts_file else [])
         if not all_prompts:
             raise UsageError("no prompts given", hint="pass prompts as arguments or --prompts FILE")
-        parts = [text for p in all_prompts for text, _ in parse_prompt(p).parts]  # bad syntax fails before the model loads
+        parts = [
+            text for p in all_prompts for text, _ in parse_prompt(p).parts
+        ]  # bad syntax fails before the model loads
         check_prompt_lengths(ctx, parts)  # too long for the model's context: fail now too, not after it loads
         seed_list = parse_seeds(seeds) if seeds is not None else [int(state.seed or 0)]
         if gif and not (knobs.get("snapshot_every") or 0):
@@ -155,8 +228,9 @@ def register_commands(app: typer.Typer) -> None:
         settings = _settings_from_flags(preset, knobs)
         from probe_invert.runner import run_inversions
 
-        code = run_inversions(ctx, all_prompts, seed_list, settings, gif=gif, force=force, as_json=as_json,
-                              ensemble=list(ensemble or []))
+        code = run_inversions(
+            ctx, all_prompts, seed_list, settings, gif=gif, force=force, as_json=as_json, ensemble=list(ensemble or [])
+        )
         if code:
             raise typer.Exit(code)
 
@@ -165,12 +239,11 @@ def register_commands(app: typer.Typer) -> None:
         ctx: typer.Context,
         seeds: Annotated[str, typer.Option(help="Seeds per prompt.")] = "0-1",
         preset: Annotated[str, typer.Option(help="Preset name or YAML file.")] = "default",
-        steps: Annotated[Optional[int], typer.Option(help="Override the preset's steps.", show_default=False)] = None,
+        steps: Annotated[int | None, typer.Option(help="Override the preset's steps.", show_default=False)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Invert the 48 colour x shape prompts of the shapes world; report colour match and shape-checker agreement."""
-        from probe.plugin import console
-        from probe.plugin import current_session, options
+        from probe.plugin import console, current_session, options
         from probe_invert.outputs import write_contact_sheet
         from probe_invert.prompts import parse_seeds
         from probe_invert.validation import validate
@@ -187,10 +260,18 @@ def register_commands(app: typer.Typer) -> None:
         if as_json:
             console.print_json(result.as_dict())
             return
-        console.print_table(f"invert validation — {state.model}, preset {settings.preset}", ["measure", "value", "goal"], [
-            ["colour match", f"{result.colour_match:.0%}", ">= 80%"],
-            ["shape checker agrees", f"{result.shape_match:.0%}" if result.shape_match is not None else "n/a", ">= 50%"],
-            ["images", str(result.n_images), ""],
-            ["median cosine", f"{result.median_cosine:.3f}", ""],
-        ])
+        console.print_table(
+            f"invert validation — {state.model}, preset {settings.preset}",
+            ["measure", "value", "goal"],
+            [
+                ["colour match", f"{result.colour_match:.0%}", ">= 80%"],
+                [
+                    "shape checker agrees",
+                    f"{result.shape_match:.0%}" if result.shape_match is not None else "n/a",
+                    ">= 50%",
+                ],
+                ["images", str(result.n_images), ""],
+                ["median cosine", f"{result.median_cosine:.3f}", ""],
+            ],
+        )
         console.note(f"contact sheet: {sheet}")

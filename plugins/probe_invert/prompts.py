@@ -55,7 +55,9 @@ def parse_prompt(prompt: str) -> WeightedPrompt:
         if not text:
             raise UsageError(f"weight without text in {prompt!r}", hint="write PROMPT:NUMBER, e.g. 'a cat:0.5'")
         if weight == 0:
-            raise UsageError(f"zero weight for {text!r} in {prompt!r}", hint="drop the part, or give it a non-zero weight")
+            raise UsageError(
+                f"zero weight for {text!r} in {prompt!r}", hint="drop the part, or give it a non-zero weight"
+            )
         parts.append((text, weight))
     if not any(w > 0 for _, w in parts):
         raise UsageError(f"no positive part in {prompt!r}", hint="at least one part needs a positive weight")
@@ -69,7 +71,9 @@ def parse_seeds(text: str) -> list[int]:
         chunk = chunk.strip()
         match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", chunk)
         if not match:
-            raise UsageError(f"bad seed list {text!r}", hint="use non-negative integers and ranges, e.g. 0-7 or 0,3,5-9")
+            raise UsageError(
+                f"bad seed list {text!r}", hint="use non-negative integers and ranges, e.g. 0-7 or 0,3,5-9"
+            )
         low = int(match.group(1))
         high = int(match.group(2)) if match.group(2) is not None else low
         if high < low:

@@ -30,14 +30,16 @@ class ImageRandom:
         rows = self.copies if per_copy else 1
         out = torch.empty((len(self.generators) * rows,) + tuple(shape), device=self._gen_device)
         for i, g in enumerate(self.generators):
-            block = out[i * rows:(i + 1) * rows]
+            block = out[i * rows : (i + 1) * rows]
             if kind == "uniform":
                 block.uniform_(generator=g)
             else:
                 block.normal_(generator=g)
         return out.to(self.device)
 
-    def uniform(self, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0, per_copy: bool = True) -> torch.Tensor:
+    def uniform(
+        self, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0, per_copy: bool = True
+    ) -> torch.Tensor:
         """U(low, high) draws, [images * copies, *shape] (or [images, *shape] with per_copy=False)."""
         return self._draw("uniform", shape, per_copy).mul_(high - low).add_(low)
 
@@ -46,4 +48,6 @@ class ImageRandom:
 
     def integers(self, low: int, high: int, shape: tuple[int, ...], per_copy: bool = True) -> torch.Tensor:
         """Integers in [low, high] inclusive."""
-        return low + torch.floor(self.uniform(shape, 0.0, 1.0, per_copy) * (high - low + 1)).long().clamp_max(high - low)
+        return low + torch.floor(self.uniform(shape, 0.0, 1.0, per_copy) * (high - low + 1)).long().clamp_max(
+            high - low
+        )

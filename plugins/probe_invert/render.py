@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
-from probe.plugin import UsageError
-from probe.plugin import Session
+from probe.plugin import Session, UsageError
 from probe_invert.objectives import Context, Lambda, Objective, Sum, TextMatch
 from probe_invert.param import Param, make_param, schedule_sizes
 from probe_invert.prompts import parse_prompt
@@ -63,8 +61,9 @@ def text_targets(session: Session, prompts: list[str]) -> tuple[torch.Tensor, to
     return targets, weights
 
 
-def build_objective(settings: InvertSettings, targets: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                    extra: Objective | None = None) -> tuple[list[TextMatch], Objective]:
+def build_objective(
+    settings: InvertSettings, targets: Sequence[tuple[torch.Tensor, torch.Tensor]], extra: Objective | None = None
+) -> tuple[list[TextMatch], Objective]:
     """(the text term of each model, the full loss): the models' mean text term + each prior times its
     weight (tv_weight * TV, l1_weight * L1, then `priors`) (+ extra). `targets` holds one (targets,
     weights) pair per model, the session's first."""
@@ -106,8 +105,14 @@ def _clip_per_image(grads: list[torch.Tensor], max_norm: float, alive: torch.Ten
 class _Chunk:
     """State of one chunk of images being optimised together."""
 
-    def __init__(self, models: list[Session], items: list[tuple[str, int]], settings: InvertSettings,
-                 targets: list[tuple[torch.Tensor, torch.Tensor]], extra: Objective | None) -> None:
+    def __init__(
+        self,
+        models: list[Session],
+        items: list[tuple[str, int]],
+        settings: InvertSettings,
+        targets: list[tuple[torch.Tensor, torch.Tensor]],
+        extra: Objective | None,
+    ) -> None:
         session = models[0]
         self.session, self.models, self.items, self.settings = session, models, items, settings
         device = session.device
@@ -115,7 +120,9 @@ class _Chunk:
         start = settings.start_size(session.image_size)
         self.param: Param = make_param(settings, self.rng, start)
         self.transforms = build_transforms(settings, session.image_size)
-        self.matches, self.objective = build_objective(settings, [(t.to(device), w.to(device)) for t, w in targets], extra)
+        self.matches, self.objective = build_objective(
+            settings, [(t.to(device), w.to(device)) for t, w in targets], extra
+        )
         cap = settings.max_size or session.image_size
         self.sizes = schedule_sizes(start, settings.resize_at, max(cap, start))
         self.optimizer = torch.optim.Adam(self.param.parameters(), lr=settings.lr)
@@ -155,7 +162,9 @@ class _Chunk:
         if s.snapshot_every and (step + 1) % s.snapshot_every == 0:
             self._snapshot(step + 1)
         with torch.no_grad():
-            return torch.stack([match.score(ctx.features_per_image(m).detach()).mean(1) for m, match in enumerate(self.matches)]).mean(0)
+            return torch.stack(
+                [match.score(ctx.features_per_image(m).detach()).mean(1) for m, match in enumerate(self.matches)]
+            ).mean(0)
 
     def _retire_non_finite(self, losses: torch.Tensor, images: torch.Tensor, step: int) -> None:
         """Images whose loss is NaN/inf stop here, keeping their last finite image."""
@@ -178,22 +187,43 @@ class _Chunk:
         images = self.param.images().detach().clamp(0, 1)
         for i, frozen in self.frozen.items():
             images[i] = frozen.to(images.device)
-        per_model = torch.stack([match.score(model.encode_image(images)).cpu() for model, match in zip(self.models, self.matches)])
+        per_model = torch.stack(
+            [match.score(model.encode_image(images)).cpu() for model, match in zip(self.models, self.matches)]
+        )
         cosine = per_model.mean(0)
         results = []
         for i, (prompt, seed) in enumerate(self.items):
             status = self.status[i]
             if interrupted and status == "done":
                 status = "interrupted"
-            results.append(Inversion(prompt, seed, images[i].cpu(), float(cosine[i]), seconds / len(self.items), status,
-                                     self.steps[i], self.snapshots[i], self.messages[i], list(self.snapshot_steps),
-                                     [float(c) for c in per_model[:, i]]))
+            results.append(
+                Inversion(
+                    prompt,
+                    seed,
+                    images[i].cpu(),
+                    float(cosine[i]),
+                    seconds / len(self.items),
+                    status,
+                    self.steps[i],
+                    self.snapshots[i],
+                    self.messages[i],
+                    list(self.snapshot_steps),
+                    [float(c) for c in per_model[:, i]],
+                )
+            )
         return results
 
 
-def _run_chunk(models: list[Session], items: list[tuple[str, int]], settings: InvertSettings,
-               targets: list[tuple[torch.Tensor, torch.Tensor]], extra: Objective | None, step_offset: int,
-               on_step: StepCallback | None, should_stop: StopCheck | None) -> list[Inversion]:
+def _run_chunk(
+    models: list[Session],
+    items: list[tuple[str, int]],
+    settings: InvertSettings,
+    targets: list[tuple[torch.Tensor, torch.Tensor]],
+    extra: Objective | None,
+    step_offset: int,
+    on_step: StepCallback | None,
+    should_stop: StopCheck | None,
+) -> list[Inversion]:
     start = time.perf_counter()
     chunk = _Chunk(models, items, settings, targets, extra)
     interrupted = False
@@ -214,10 +244,17 @@ def _out_of_memory(exc: BaseException) -> bool:
     return (oom and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
 
 
-def invert_items(session: Session, items: list[tuple[str, int]], settings: InvertSettings, *,
-                 on_step: StepCallback | None = None, should_stop: StopCheck | None = None,
-                 extra_objective: Objective | None = None, ensemble: Sequence[Session] = (),
-                 on_chunk: Callable[[list[int], list[Inversion]], None] | None = None) -> list[Inversion]:
+def invert_items(
+    session: Session,
+    items: list[tuple[str, int]],
+    settings: InvertSettings,
+    *,
+    on_step: StepCallback | None = None,
+    should_stop: StopCheck | None = None,
+    extra_objective: Objective | None = None,
+    ensemble: Sequence[Session] = (),
+    on_chunk: Callable[[list[int], list[Inversion]], None] | None = None,
+) -> list[Inversion]:
     """Invert (prompt, seed) pairs in the given order, `settings.batch_size` at a time.
 
     `ensemble`: further models (sessions on the same device) whose text terms are averaged with the
@@ -234,7 +271,9 @@ def invert_items(session: Session, items: list[tuple[str, int]], settings: Inver
     settings = settings.validated()
     models = check_ensemble(session, ensemble)
     prompt_targets = [text_targets(model, [p for p, _ in items]) for model in models]
-    pending = [list(range(i, min(i + settings.batch_size, len(items)))) for i in range(0, len(items), settings.batch_size)]
+    pending = [
+        list(range(i, min(i + settings.batch_size, len(items)))) for i in range(0, len(items), settings.batch_size)
+    ]
     results: dict[int, Inversion] = {}
     done_steps = 0
     while pending:
@@ -244,8 +283,16 @@ def invert_items(session: Session, items: list[tuple[str, int]], settings: Inver
                 results[r] = _not_started(items[r], session)
             continue
         try:
-            chunk = _run_chunk(models, [items[r] for r in rows], settings, [(t[rows], w[rows]) for t, w in prompt_targets],
-                               extra_objective, done_steps, on_step, should_stop)
+            chunk = _run_chunk(
+                models,
+                [items[r] for r in rows],
+                settings,
+                [(t[rows], w[rows]) for t, w in prompt_targets],
+                extra_objective,
+                done_steps,
+                on_step,
+                should_stop,
+            )
         except RuntimeError as exc:
             if not _out_of_memory(exc) or len(rows) == 1:
                 raise
@@ -269,11 +316,16 @@ def check_ensemble(session: Session, ensemble: Sequence[Session]) -> list[Sessio
     for model in models:
         for key in filter(None, (model.fingerprint, _local_source(model))):
             if key in seen:
-                raise UsageError(f"the ensemble has model {model.spec.text!r} twice (same as {seen[key]!r})", hint="give each model once")
+                raise UsageError(
+                    f"the ensemble has model {model.spec.text!r} twice (same as {seen[key]!r})",
+                    hint="give each model once",
+                )
             seen[key] = model.spec.text
         if _device_key(model.device) != _device_key(session.device):
-            raise UsageError(f"ensemble model {model.spec.text!r} is on {model.device}, the session on {session.device}",
-                             hint="open every model on the same device")
+            raise UsageError(
+                f"ensemble model {model.spec.text!r} is on {model.device}, the session on {session.device}",
+                hint="open every model on the same device",
+            )
     return models
 
 
@@ -301,13 +353,28 @@ def _not_started(item: tuple[str, int], session: Session) -> Inversion:
     return Inversion(item[0], item[1], torch.full((3, size, size), 0.5), float("nan"), 0.0, "interrupted", 0)
 
 
-def invert(session: Session, prompts: list[str], seeds: list[int], settings: InvertSettings, *,
-           on_step: StepCallback | None = None, should_stop: StopCheck | None = None,
-           extra_objective: Objective | None = None, ensemble: Sequence[Session] = ()) -> list[Inversion]:
+def invert(
+    session: Session,
+    prompts: list[str],
+    seeds: list[int],
+    settings: InvertSettings,
+    *,
+    on_step: StepCallback | None = None,
+    should_stop: StopCheck | None = None,
+    extra_objective: Objective | None = None,
+    ensemble: Sequence[Session] = (),
+) -> list[Inversion]:
     """Every prompt x seed, optimised together; results in prompt-major order (p0s0, p0s1, ..., p1s0, ...)."""
     if not prompts:
         raise UsageError("no prompts to invert", hint="give at least one prompt")
     if not seeds:
         raise UsageError("no seeds", hint="give at least one seed, e.g. --seeds 0-3")
-    return invert_items(session, [(p, int(s)) for p in prompts for s in seeds], settings, on_step=on_step,
-                        should_stop=should_stop, extra_objective=extra_objective, ensemble=ensemble)
+    return invert_items(
+        session,
+        [(p, int(s)) for p in prompts for s in seeds],
+        settings,
+        on_step=on_step,
+        should_stop=should_stop,
+        extra_objective=extra_objective,
+        ensemble=ensemble,
+    )

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 EXIT_INTERRUPTED = 130
 
@@ -25,7 +26,7 @@ def stop_on_ctrl_c() -> tuple[Callable[[], bool], Callable[[], None]]:
     signums = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
     previous = {s: signal.getsignal(s) for s in signums}
 
-    def handler(signum, frame):  # noqa: ANN001
+    def handler(signum, frame):
         if requested["stop"]:
             raise KeyboardInterrupt
         requested["stop"] = True
@@ -43,18 +44,30 @@ def stop_on_ctrl_c() -> tuple[Callable[[], bool], Callable[[], None]]:
     return (lambda: requested["stop"]), restore
 
 
-def _sidecar(inversion, session_info: dict[str, Any], settings, key: str, png_name: str,
-             ensemble: list[dict[str, Any]]) -> dict[str, Any]:
+def _sidecar(
+    inversion, session_info: dict[str, Any], settings, key: str, png_name: str, ensemble: list[dict[str, Any]]
+) -> dict[str, Any]:
     from probe_invert.outputs import version
 
     extra = {"ensemble": ensemble, "model_cosines": _rounded(inversion.model_cosines)} if ensemble else {}
-    return {**extra,
-        "prompt": inversion.prompt, "seed": inversion.seed, "model": session_info["model"],
-        "fingerprint": session_info["fingerprint"], "device": session_info["device"],
-        "precision": session_info["precision"], "preset": settings.preset, "settings": settings.to_dict(),
+    return {
+        **extra,
+        "prompt": inversion.prompt,
+        "seed": inversion.seed,
+        "model": session_info["model"],
+        "fingerprint": session_info["fingerprint"],
+        "device": session_info["device"],
+        "precision": session_info["precision"],
+        "preset": settings.preset,
+        "settings": settings.to_dict(),
         "cosine": round(inversion.cosine, 6) if math.isfinite(inversion.cosine) else None,
-        "seconds": round(inversion.seconds, 3), "steps": inversion.steps, "status": inversion.status,
-        "message": inversion.message, "version": version(), "key": key, "image": png_name,
+        "seconds": round(inversion.seconds, 3),
+        "steps": inversion.steps,
+        "status": inversion.status,
+        "message": inversion.message,
+        "version": version(),
+        "key": key,
+        "image": png_name,
     }
 
 
@@ -64,8 +77,10 @@ def _rebuild_sheet(folder, done: list):
 
     if not done:
         return None
-    labels = [(f"s{s['seed']} {s['cosine']:.2f} " if s.get("cosine") is not None else f"s{s['seed']} ") + str(s["prompt"])
-              for s, _ in done]
+    labels = [
+        (f"s{s['seed']} {s['cosine']:.2f} " if s.get("cosine") is not None else f"s{s['seed']} ") + str(s["prompt"])
+        for s, _ in done
+    ]
     return write_contact_sheet(folder / "contact-sheet.png", [image for _, image in done], labels)
 
 
@@ -73,8 +88,17 @@ def _rounded(values: list[float]) -> list[float | None]:
     return [round(v, 6) if math.isfinite(v) else None for v in values]
 
 
-def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: bool = False, force: bool = False,
-                   as_json: bool = False, ensemble: list[str] | None = None) -> int:
+def run_inversions(
+    ctx,
+    prompts: list[str],
+    seeds: list[int],
+    settings,
+    *,
+    gif: bool = False,
+    force: bool = False,
+    as_json: bool = False,
+    ensemble: list[str] | None = None,
+) -> int:
     """Invert what is not finished yet, save it, print the summary; returns the exit code (0 or 130)."""
     from probe.plugin import check_writable, folder_lock, options
 
@@ -82,11 +106,23 @@ def run_inversions(ctx, prompts: list[str], seeds: list[int], settings, *, gif: 
     folder = state.out_dir / "invert"
     check_writable(folder)  # before the model loads and any step runs
     with folder_lock(folder, "invert"):
-        return _run_locked(ctx, folder, prompts, seeds, settings, gif=gif, force=force, as_json=as_json, ensemble=ensemble)
+        return _run_locked(
+            ctx, folder, prompts, seeds, settings, gif=gif, force=force, as_json=as_json, ensemble=ensemble
+        )
 
 
-def _run_locked(ctx, folder, prompts: list[str], seeds: list[int], settings, *, gif: bool, force: bool,
-                as_json: bool, ensemble: list[str] | None) -> int:
+def _run_locked(
+    ctx,
+    folder,
+    prompts: list[str],
+    seeds: list[int],
+    settings,
+    *,
+    gif: bool,
+    force: bool,
+    as_json: bool,
+    ensemble: list[str] | None,
+) -> int:
     from probe.plugin import UsageError, console, current_session, remove_stale_temp_files, session_for
     from probe_invert.outputs import finished, finished_in, image_paths, made_otherwise, result_key, save_inversion
     from probe_invert.render import check_ensemble, invert_items
@@ -96,40 +132,62 @@ def _run_locked(ctx, folder, prompts: list[str], seeds: list[int], settings, *, 
     members = check_ensemble(session, [session_for(ctx, spec) for spec in ensemble or []])[1:]
     info = session.describe()
     members_info = [m.describe() for m in members]
-    fingerprint = "+".join([info["fingerprint"], *(m["fingerprint"] for m in members_info)])  # resume only the same ensemble
+    fingerprint = "+".join(
+        [info["fingerprint"], *(m["fingerprint"] for m in members_info)]
+    )  # resume only the same ensemble
     items = [(p, s) for p in prompts for s in seeds]
     paths = [image_paths(folder, p, s) for p, s in items]
     keys = [result_key(p, s, fingerprint, info["device"], info["precision"], settings.to_dict()) for p, s in items]
     clashes = [i for i, (pa, k) in enumerate(zip(paths, keys)) if made_otherwise(pa, k)]
     if clashes and not force:
-        raise UsageError(f"{len(clashes)} finished image(s) in {folder} were made with other settings or another model, "
-                         f"e.g. {paths[clashes[0]].png}",
-                         hint="choose another folder with -o to keep them, or pass --force to replace them")
+        raise UsageError(
+            f"{len(clashes)} finished image(s) in {folder} were made with other settings or another model, "
+            f"e.g. {paths[clashes[0]].png}",
+            hint="choose another folder with -o to keep them, or pass --force to replace them",
+        )
     previous = [None if force else finished(pa, k) for pa, k in zip(paths, keys)]
     todo = [i for i, prev in enumerate(previous) if prev is None]
     if len(todo) < len(items):
-        console.note(f"{len(items) - len(todo)} of {len(items)} images already finished in {folder}: skipped (--force redoes them)")
+        console.note(
+            f"{len(items) - len(todo)} of {len(items)} images already finished in {folder}: skipped (--force redoes them)"
+        )
     results: dict[int, Any] = {}
     interrupted = False
     if todo:
         chunks = math.ceil(len(todo) / settings.batch_size)
         should_stop, restore = stop_on_ctrl_c()
         try:
-            with console.progress(f"inverting {len(todo)} image(s)", chunks * settings.steps, extra="{task.fields[info]}") as advance:
+            with console.progress(
+                f"inverting {len(todo)} image(s)", chunks * settings.steps, extra="{task.fields[info]}"
+            ) as advance:
                 done = {"steps": 0}
 
                 def on_step(step: int, cosine) -> None:
                     advance(step - done["steps"], info=f"cos {float(cosine.mean()):.3f}")
                     done["steps"] = step
 
-                def save_chunk(rows: list[int], inversions: list) -> None:  # as each chunk ends: kill -9 loses only the chunk in flight
+                def save_chunk(
+                    rows: list[int], inversions: list
+                ) -> None:  # as each chunk ends: kill -9 loses only the chunk in flight
                     for row, inversion in zip(rows, inversions):
                         i = todo[row]
                         if inversion.steps > 0:
-                            save_inversion(paths[i], inversion, _sidecar(inversion, info, settings, keys[i], paths[i].png.name, members_info), gif)
+                            save_inversion(
+                                paths[i],
+                                inversion,
+                                _sidecar(inversion, info, settings, keys[i], paths[i].png.name, members_info),
+                                gif,
+                            )
 
-                found = invert_items(session, [items[i] for i in todo], settings, on_step=on_step, should_stop=should_stop,
-                                     ensemble=members, on_chunk=save_chunk)
+                found = invert_items(
+                    session,
+                    [items[i] for i in todo],
+                    settings,
+                    on_step=on_step,
+                    should_stop=should_stop,
+                    ensemble=members,
+                    on_chunk=save_chunk,
+                )
             interrupted = should_stop()
         finally:
             restore()
@@ -138,16 +196,31 @@ def _run_locked(ctx, folder, prompts: list[str], seeds: list[int], settings, *, 
     for i, (prompt, seed) in enumerate(items):
         if i in results:
             r = results[i]
-            row = {"prompt": prompt, "seed": seed, "cosine": r.cosine if math.isfinite(r.cosine) else None,
-                   "status": r.status, "steps": r.steps, "seconds": round(r.seconds, 3), "skipped": False,
-                   "message": r.message}
+            row = {
+                "prompt": prompt,
+                "seed": seed,
+                "cosine": r.cosine if math.isfinite(r.cosine) else None,
+                "status": r.status,
+                "steps": r.steps,
+                "seconds": round(r.seconds, 3),
+                "skipped": False,
+                "message": r.message,
+            }
             if members:
                 row["model_cosines"] = _rounded(r.model_cosines)
             saved = r.steps > 0
         else:
             prev = previous[i]
-            row = {"prompt": prompt, "seed": seed, "cosine": prev.get("cosine"), "status": "done", "steps": prev.get("steps"),
-                   "seconds": prev.get("seconds"), "skipped": True, "message": ""}
+            row = {
+                "prompt": prompt,
+                "seed": seed,
+                "cosine": prev.get("cosine"),
+                "status": "done",
+                "steps": prev.get("steps"),
+                "seconds": prev.get("seconds"),
+                "skipped": True,
+                "message": "",
+            }
             if members:
                 row["model_cosines"] = prev.get("model_cosines")
             saved = True
@@ -161,16 +234,36 @@ def _run_locked(ctx, folder, prompts: list[str], seeds: list[int], settings, *, 
         if row["status"] == "nan":
             console.note(f"{row['prompt']!r} seed {row['seed']}: {row['message']}")
     if as_json:
-        console.print_json({"model": info, "ensemble": members_info, "preset": settings.preset, "settings": settings.to_dict(), "images": rows,
-                            "contact_sheet": str(sheet) if sheet else None, "interrupted": interrupted,
-                            "notes": notes})
+        console.print_json(
+            {
+                "model": info,
+                "ensemble": members_info,
+                "preset": settings.preset,
+                "settings": settings.to_dict(),
+                "images": rows,
+                "contact_sheet": str(sheet) if sheet else None,
+                "interrupted": interrupted,
+                "notes": notes,
+            }
+        )
     else:
         models = " + ".join([info["model"], *(m["model"] for m in members_info)])
-        console.print_table(f"probe invert — {models}, preset {settings.preset}",
-                            ["prompt", "seed", "cosine", "status", "steps", "seconds", "file"],
-                            [[r["prompt"], r["seed"], f"{r['cosine']:.3f}" if r["cosine"] is not None else "-",
-                              r["status"] + (" (skipped)" if r["skipped"] else ""), r["steps"], r["seconds"],
-                              r["png"] or "-"] for r in rows])
+        console.print_table(
+            f"probe invert — {models}, preset {settings.preset}",
+            ["prompt", "seed", "cosine", "status", "steps", "seconds", "file"],
+            [
+                [
+                    r["prompt"],
+                    r["seed"],
+                    f"{r['cosine']:.3f}" if r["cosine"] is not None else "-",
+                    r["status"] + (" (skipped)" if r["skipped"] else ""),
+                    r["steps"],
+                    r["seconds"],
+                    r["png"] or "-",
+                ]
+                for r in rows
+            ],
+        )
         if sheet:
             console.note(f"contact sheet: {sheet}")
     if interrupted:

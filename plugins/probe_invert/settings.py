@@ -13,8 +13,15 @@ from probe.plugin import ConfigError, UsageError
 LOSSES = ("distance", "cosine")
 SCHEDULES = ("constant", "cosine")
 #: Upper bounds that keep a typo from asking for hours of work or terabytes of memory.
-LIMITS = {"steps": 1_000_000, "size": 4096, "max_size": 4096, "copies": 1024, "batch_size": 4096,
-          "jitter_pixels": 4096, "snapshot_every": 1_000_000}
+LIMITS = {
+    "steps": 1_000_000,
+    "size": 4096,
+    "max_size": 4096,
+    "copies": 1024,
+    "batch_size": 4096,
+    "jitter_pixels": 4096,
+    "snapshot_every": 1_000_000,
+}
 
 
 @dataclass
@@ -72,7 +79,7 @@ class InvertSettings:
         any model's own input size when the fraction is 1 / 2**len(resize_at)."""
         return max(1, math.ceil(image_size * self.size_fraction - 1e-9)) if self.size_fraction > 0 else self.size
 
-    def with_overrides(self, **overrides: Any) -> "InvertSettings":
+    def with_overrides(self, **overrides: Any) -> InvertSettings:
         """A copy with some knobs changed (None values are ignored), validated."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
@@ -83,28 +90,39 @@ class InvertSettings:
             changes["size_fraction"] = 0.0  # an explicit --size means that size, on any model
         return replace(self, **changes).validated()
 
-    def validated(self) -> "InvertSettings":
+    def validated(self) -> InvertSettings:
         """Self, after checking every value; a UsageError names the bad one."""
         positive_ints = {"steps": self.steps, "size": self.size, "copies": self.copies, "batch_size": self.batch_size}
         for name, value in positive_ints.items():
             if int(value) < 1:
                 raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {value}")
-        non_negative = {"lr": self.lr, "tv_weight": self.tv_weight, "l1_weight": self.l1_weight, "grad_clip": self.grad_clip,
-                        "noise_std": self.noise_std, "colour_shift_mean": self.colour_shift_mean,
-                        "colour_shift_std": self.colour_shift_std, "jitter_pixels": self.jitter_pixels,
-                        "snapshot_every": self.snapshot_every, "max_size": self.max_size, "fft_init_std": self.fft_init_std,
-                        "pixel_init": self.pixel_init,
-                        "l1_center": self.l1_center,
-                        "colour_jitter_brightness": self.colour_jitter_brightness,
-                        "colour_jitter_contrast": self.colour_jitter_contrast,
-                        "colour_jitter_saturation": self.colour_jitter_saturation}
+        non_negative = {
+            "lr": self.lr,
+            "tv_weight": self.tv_weight,
+            "l1_weight": self.l1_weight,
+            "grad_clip": self.grad_clip,
+            "noise_std": self.noise_std,
+            "colour_shift_mean": self.colour_shift_mean,
+            "colour_shift_std": self.colour_shift_std,
+            "jitter_pixels": self.jitter_pixels,
+            "snapshot_every": self.snapshot_every,
+            "max_size": self.max_size,
+            "fft_init_std": self.fft_init_std,
+            "pixel_init": self.pixel_init,
+            "l1_center": self.l1_center,
+            "colour_jitter_brightness": self.colour_jitter_brightness,
+            "colour_jitter_contrast": self.colour_jitter_contrast,
+            "colour_jitter_saturation": self.colour_jitter_saturation,
+        }
         for name, value in non_negative.items():
             if not float(value) >= 0:  # also rejects NaN
                 raise UsageError(f"{name.replace('_', '-')} must be >= 0, got {value}")
         for name, limit in LIMITS.items():
             if getattr(self, name) > limit:
-                raise UsageError(f"{name.replace('_', '-')} {getattr(self, name)} is over the limit of {limit}",
-                                 hint=f"use at most {limit}")
+                raise UsageError(
+                    f"{name.replace('_', '-')} {getattr(self, name)} is over the limit of {limit}",
+                    hint=f"use at most {limit}",
+                )
         if any(int(s) > LIMITS["steps"] for s in self.resize_at):
             raise UsageError(f"resize-at steps must be at most {LIMITS['steps']}")
         if self.lr <= 0:
@@ -114,16 +132,25 @@ class InvertSettings:
         if not 0 < self.affine_scale_min <= self.affine_scale_max:
             raise UsageError("affine scale range must satisfy 0 < affine-scale-min <= affine-scale-max")
         if not 0.0 <= self.size_fraction <= 1.0:
-            raise UsageError(f"size-fraction must be between 0 and 1, got {self.size_fraction}",
-                             hint="0 = use --size; 0.125 = an eighth of the model input")
+            raise UsageError(
+                f"size-fraction must be between 0 and 1, got {self.size_fraction}",
+                hint="0 = use --size; 0.125 = an eighth of the model input",
+            )
         if not 0.0 <= self.pixel_init <= 1.0:
-            raise UsageError(f"pixel-init must be between 0 and 1, got {self.pixel_init}",
-                             hint="1 = uniform noise as the authors; smaller = closer to grey")
-        choices = {"loss": (self.loss, LOSSES), "lr_schedule": (self.lr_schedule, SCHEDULES),
-                   "affine_padding": (self.affine_padding, ("border", "zeros", "reflection"))}
+            raise UsageError(
+                f"pixel-init must be between 0 and 1, got {self.pixel_init}",
+                hint="1 = uniform noise as the authors; smaller = closer to grey",
+            )
+        choices = {
+            "loss": (self.loss, LOSSES),
+            "lr_schedule": (self.lr_schedule, SCHEDULES),
+            "affine_padding": (self.affine_padding, ("border", "zeros", "reflection")),
+        }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
-                raise UsageError(f"unknown {name.replace('_', '-')} {value!r}", hint=f"use one of: {', '.join(allowed)}")
+                raise UsageError(
+                    f"unknown {name.replace('_', '-')} {value!r}", hint=f"use one of: {', '.join(allowed)}"
+                )
         _check_parts(self)
         if any(int(s) < 1 for s in self.resize_at):
             raise UsageError("resize-at steps must be >= 1")
@@ -138,11 +165,16 @@ def _check_parts(s: InvertSettings) -> None:
         known = registered(hook)
         bad = [n for n in names if n not in known]
         if bad:
-            raise UsageError(f"unknown {what} {bad[0]!r}", hint=f"use one of: {', '.join(known) or 'none (is the invert plugin disabled?)'}")
+            raise UsageError(
+                f"unknown {what} {bad[0]!r}",
+                hint=f"use one of: {', '.join(known) or 'none (is the invert plugin disabled?)'}",
+            )
 
     check("register_invert_transforms", list(s.transforms), "transform")
     check("register_invert_params", [s.param], "param")
-    if not isinstance(s.priors, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in s.priors.values()):
+    if not isinstance(s.priors, dict) or not all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) for w in s.priors.values()
+    ):
         raise UsageError("priors must map prior names to numeric weights, e.g. {tv: 0.005}")
     check("register_invert_priors", list(s.priors), "prior")
     if not isinstance(s.plugin_options, dict):

@@ -7,8 +7,20 @@ audits call it) `normalise` checks only the inversion options.
 
 from __future__ import annotations
 
-from probe.plugin import (Chunk, Item, Outcome, PlanInput, ProbeError, StepContext, StepKind, StepOptions, StepPlan,
-                          chunked, quantised, safe_name)
+from probe.plugin import (
+    Chunk,
+    Item,
+    Outcome,
+    PlanInput,
+    ProbeError,
+    StepContext,
+    StepKind,
+    StepOptions,
+    StepPlan,
+    chunked,
+    quantised,
+    safe_name,
+)
 
 OPTIONS = {"prompts": None, "seeds": None, "n": None, "preset": "default", "settings": {}, "batch": None}
 
@@ -41,8 +53,11 @@ def _normalise(opts: StepOptions) -> dict:
 
 def _plan(p: PlanInput) -> list[Chunk]:
     name = p.step["name"]
-    items = [Item(f"{name}/{safe_name(pr)}.s{seed}", name, f"{safe_name(pr)}.s{seed}", {"prompt": pr, "seed": seed})
-             for pr in p.step["prompts"] for seed in p.step["seeds"]]
+    items = [
+        Item(f"{name}/{safe_name(pr)}.s{seed}", name, f"{safe_name(pr)}.s{seed}", {"prompt": pr, "seed": seed})
+        for pr in p.step["prompts"]
+        for seed in p.step["seeds"]
+    ]
     return chunked(name, items, p.step["batch"], p.slot)
 
 
@@ -54,7 +69,9 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
     settings = InvertSettings(**step.options["settings"]).validated()
     pairs = [(it.params["prompt"], it.params["seed"]) for it in chunk.items]
-    found = {(inv.prompt, inv.seed): inv for inv in invert_items(ctx.session, pairs, settings, should_stop=ctx.should_stop)}
+    found = {
+        (inv.prompt, inv.seed): inv for inv in invert_items(ctx.session, pairs, settings, should_stop=ctx.should_stop)
+    }
     out = []
     for it in chunk.items:
         inv = found.get((it.params["prompt"], it.params["seed"]))
@@ -62,8 +79,15 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
             continue
         info = {"cosine": round(float(inv.cosine), 6), "steps": int(inv.steps)}
         if inv.status != "done":
-            out.append(Outcome(it.id, "failed", info, message=inv.message or f"inversion stopped: {inv.status}",
-                               seconds=float(inv.seconds)))
+            out.append(
+                Outcome(
+                    it.id,
+                    "failed",
+                    info,
+                    message=inv.message or f"inversion stopped: {inv.status}",
+                    seconds=float(inv.seconds),
+                )
+            )
         else:
             out.append(Outcome(it.id, "done", info, quantised(inv.image), seconds=float(inv.seconds)))
     return out
@@ -76,5 +100,13 @@ def prompt_texts(spec: dict) -> list[str]:
     return [text for prompt in spec.get("prompts", []) for text, _ in parse_prompt(prompt).parts]
 
 
-INVERT_STEP = StepKind("invert", OPTIONS, _normalise, _run, plan=_plan, makes_images=True, texts=prompt_texts,
-                       about="CLIP inversion of prompts x seeds with a preset (and setting overrides)")
+INVERT_STEP = StepKind(
+    "invert",
+    OPTIONS,
+    _normalise,
+    _run,
+    plan=_plan,
+    makes_images=True,
+    texts=prompt_texts,
+    about="CLIP inversion of prompts x seeds with a preset (and setting overrides)",
+)

@@ -163,4 +163,9 @@ def build_transforms(settings, model_size: int) -> Compose:
     """The pipeline named by `settings.transforms`, in that order, each part made by its registered factory."""
     from probe.plugin import lookup
 
-    return Compose([lookup("register_invert_transforms", name, need="invert")(settings, model_size) for name in settings.transforms])
+    return Compose(
+        [
+            lookup("register_invert_transforms", name, need="invert")(settings, model_size)
+            for name in settings.transforms
+        ]
+    )

@@ -23,9 +23,12 @@ from probe.world.vocab import COLOURS, SHAPES
 from probe_invert.render import invert
 from probe_invert.settings import InvertSettings
 
+
 def colour_shape_prompts() -> list[tuple[str, str, str]]:
     """(prompt, colour, shape) for all 48 colour x shape one-object captions, colour-major."""
-    return [(caption_text(CaptionSpec(ObjectSpec(shape, colour))), colour, shape) for colour in COLOURS for shape in SHAPES]
+    return [
+        (caption_text(CaptionSpec(ObjectSpec(shape, colour))), colour, shape) for colour in COLOURS for shape in SHAPES
+    ]
 
 
 def dominant_colours(images: torch.Tensor) -> list[str | None]:
@@ -64,7 +67,9 @@ class ValidationResult:
     @property
     def labels(self) -> list[str]:
         shapes = self.found_shape or ["?"] * self.n_images
-        return [f"{c or '-'} {sh} <- {p} s{s}" for p, s, c, sh in zip(self.prompts, self.seeds, self.found_colour, shapes)]
+        return [
+            f"{c or '-'} {sh} <- {p} s{s}" for p, s, c, sh in zip(self.prompts, self.seeds, self.found_colour, shapes)
+        ]
 
     def per_group(self) -> dict[str, dict[str, float]]:
         """Colour-match rate per colour and shape-match rate per shape."""
@@ -79,8 +84,21 @@ class ValidationResult:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        keys = ("prompts", "seeds", "expected_colour", "expected_shape", "found_colour", "found_shape", "cosine",
-                "colour_match", "shape_match", "median_cosine", "seconds", "settings", "checker")
+        keys = (
+            "prompts",
+            "seeds",
+            "expected_colour",
+            "expected_shape",
+            "found_colour",
+            "found_shape",
+            "cosine",
+            "colour_match",
+            "shape_match",
+            "median_cosine",
+            "seconds",
+            "settings",
+            "checker",
+        )
         return {**{k: getattr(self, k) for k in keys}, "n_images": self.n_images, "per_group": self.per_group()}
 
 
@@ -94,9 +112,15 @@ def _checker_shapes(images: torch.Tensor, checker_path: Path | None) -> tuple[li
     return [SHAPES[i] for i in predict_shapes(checker, images).tolist()], str(path)
 
 
-def validate(session: Session, settings: InvertSettings, seeds: list[int] = (0, 1), *,
-             checker_path: Path | None = None, prompts: list[tuple[str, str, str]] | None = None,
-             on_step: Callable[[int, torch.Tensor], None] | None = None) -> ValidationResult:
+def validate(
+    session: Session,
+    settings: InvertSettings,
+    seeds: list[int] = (0, 1),
+    *,
+    checker_path: Path | None = None,
+    prompts: list[tuple[str, str, str]] | None = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
+) -> ValidationResult:
     """Invert every colour x shape prompt for each seed (one batched run) and score the images."""
     table = prompts or colour_shape_prompts()
     results = invert(session, [p for p, _, _ in table], list(seeds), settings, on_step=on_step)
@@ -110,9 +134,18 @@ def validate(session: Session, settings: InvertSettings, seeds: list[int] = (0, 
         shape_match = sum(f == s for f, (_, s) in zip(found_shape, expected)) / len(results)
     cosines = [r.cosine for r in results]
     return ValidationResult(
-        prompts=[r.prompt for r in results], seeds=[r.seed for r in results],
-        expected_colour=[c for c, _ in expected], expected_shape=[s for _, s in expected],
-        found_colour=found_colour, found_shape=found_shape, cosine=cosines, colour_match=colour_match,
-        shape_match=shape_match, median_cosine=statistics.median(cosines), seconds=sum(r.seconds for r in results),
-        settings=settings.to_dict(), checker=checker, images=[r.image for r in results],
+        prompts=[r.prompt for r in results],
+        seeds=[r.seed for r in results],
+        expected_colour=[c for c, _ in expected],
+        expected_shape=[s for _, s in expected],
+        found_colour=found_colour,
+        found_shape=found_shape,
+        cosine=cosines,
+        colour_match=colour_match,
+        shape_match=shape_match,
+        median_cosine=statistics.median(cosines),
+        seconds=sum(r.seconds for r in results),
+        settings=settings.to_dict(),
+        checker=checker,
+        images=[r.image for r in results],
     )

@@ -31,13 +31,22 @@ class Neighbours:
     def _repr_html_(self) -> str:
         from probe.plugin import html_table
 
-        return "".join(html_table(["#", "word", "cosine", "vocab", "flagged"],
-                                  [[i, n.word, f"{n.score:.3f}", n.vocab, n.category or ("yes" if n.flagged else "")]
-                                   for i, n in enumerate(r.neighbours, 1)], r.query) for r in self.results)
+        return "".join(
+            html_table(
+                ["#", "word", "cosine", "vocab", "flagged"],
+                [
+                    [i, n.word, f"{n.score:.3f}", n.vocab, n.category or ("yes" if n.flagged else "")]
+                    for i, n in enumerate(r.neighbours, 1)
+                ],
+                r.query,
+            )
+            for r in self.results
+        )
 
 
-def neighbours(session: Any, texts: str | Sequence[str] = (), vocabs: Sequence[str] | None = None, k: int = 10,
-               images: Any = None) -> Neighbours:
+def neighbours(
+    session: Any, texts: str | Sequence[str] = (), vocabs: Sequence[str] | None = None, k: int = 10, images: Any = None
+) -> Neighbours:
     """Nearest vocabulary words of texts (and of images, [B,3,H,W] in [0,1], if given).
 
     vocabs: registered names (`probe vocabs`) or word-list files; default: the model's default lists.

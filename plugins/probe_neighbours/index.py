@@ -11,17 +11,25 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from probe.plugin import cache_dir, content_hash, file_lock
-from probe.plugin import DataError, ProbeError, UsageError
-from probe.plugin import atomic_write_bytes, safe_name, write_json
+from probe.plugin import (
+    DataError,
+    ProbeError,
+    UsageError,
+    atomic_write_bytes,
+    cache_dir,
+    content_hash,
+    file_lock,
+    safe_name,
+    write_json,
+)
 from probe_neighbours.prefilter import Int8Prefilter
 from probe_neighbours.vocabularies import Vocabulary
 
@@ -68,7 +76,7 @@ class VocabIndex:
     """A loaded index over one vocabulary; `status` is cached, built or rebuilt, `message` says why."""
 
     vocab: Vocabulary
-    index: "faiss.Index"
+    index: faiss.Index
     params: IndexParams
     path: Path
     status: str
@@ -95,8 +103,14 @@ class VocabIndex:
         if few:
             self.small_queries += len(queries)
         with faiss_threads(1 if few else None):
-            if (few and self.params.kind == "flat" and self.index.ntotal >= PREFILTER_MIN_ROWS
-                    and self.index.d <= PREFILTER_MAX_DIM and k > 0 and self._prefilter_pays()):
+            if (
+                few
+                and self.params.kind == "flat"
+                and self.index.ntotal >= PREFILTER_MIN_ROWS
+                and self.index.d <= PREFILTER_MAX_DIM
+                and k > 0
+                and self._prefilter_pays()
+            ):
                 return self._prefiltered(queries, k)
             return ties_by_id(*self.index.search(queries, k))
 
@@ -128,7 +142,9 @@ class VocabIndex:
         """The pre-scan saved beside the cached index, or a new one (saved for the next process)."""
         import faiss
 
-        rows = faiss.rev_swig_ptr(self.index.get_xb(), self.index.ntotal * self.index.d).reshape(self.index.ntotal, self.index.d)
+        rows = faiss.rev_swig_ptr(self.index.get_xb(), self.index.ntotal * self.index.d).reshape(
+            self.index.ntotal, self.index.d
+        )
         path = self.path.with_suffix(PREFILTER_SUFFIX)
         prefilter = Int8Prefilter.load(path, rows, self.index_sha256) if self.index_sha256 else None
         if prefilter is None:
@@ -172,7 +188,9 @@ class _BadCache(Exception):
     """Why a cached index cannot be used (turned into a rebuild message)."""
 
 
-def embed_words(session: "Session", words: list[str], batch_size: int = 2048, progress: Progress | None = None, vocab_name: str = "") -> np.ndarray:
+def embed_words(
+    session: Session, words: list[str], batch_size: int = 2048, progress: Progress | None = None, vocab_name: str = ""
+) -> np.ndarray:
     """Normalised fp32 embeddings [N, D] via the session's exact fast text path, chunked for progress."""
     chunks = []
     if progress:
@@ -189,7 +207,7 @@ def embed_words(session: "Session", words: list[str], batch_size: int = 2048, pr
     return np.concatenate(chunks) if chunks else np.empty((0, session.embed_dim), np.float32)
 
 
-def make_index(embeddings: np.ndarray, params: IndexParams) -> "faiss.Index":
+def make_index(embeddings: np.ndarray, params: IndexParams) -> faiss.Index:
     """A FAISS inner-product index over (already normalised) embeddings."""
     import faiss
 
@@ -213,7 +231,7 @@ def exact_top_k(embeddings: np.ndarray, queries: np.ndarray, k: int) -> np.ndarr
     return np.take_along_axis(top, order, axis=1)
 
 
-def recall_at_k(index: "faiss.Index", embeddings: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
+def recall_at_k(index: faiss.Index, embeddings: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
     """Share of the exact top-k that the index returns (1.0 for an exact index)."""
     k = min(k, embeddings.shape[0])
     exact = exact_top_k(embeddings, queries, k)
@@ -222,27 +240,31 @@ def recall_at_k(index: "faiss.Index", embeddings: np.ndarray, queries: np.ndarra
     return hits / (k * len(queries))
 
 
-def sample_recall(index: "faiss.Index", embeddings: np.ndarray, k: int = 10, n: int = RECALL_QUERIES, seed: int = 0) -> float:
+def sample_recall(
+    index: faiss.Index, embeddings: np.ndarray, k: int = 10, n: int = RECALL_QUERIES, seed: int = 0
+) -> float:
     """recall@k of an approximate index, with n vocabulary embeddings (seeded sample) as queries."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(embeddings.shape[0], size=min(n, embeddings.shape[0]), replace=False)
     return recall_at_k(index, embeddings, embeddings[pick], k)
 
 
-def index_paths(session: "Session", vocab: Vocabulary, params: IndexParams) -> tuple[Path, Path]:
+def index_paths(session: Session, vocab: Vocabulary, params: IndexParams) -> tuple[Path, Path]:
     """(index file, JSON sidecar) in the cache; the name says vocab, kind and model, the key all inputs."""
-    key = content_hash(session.fingerprint, vocab.content_hash, json.dumps(params.as_dict(), sort_keys=True), str(INDEX_FORMAT))
+    key = content_hash(
+        session.fingerprint, vocab.content_hash, json.dumps(params.as_dict(), sort_keys=True), str(INDEX_FORMAT)
+    )
     stem = f"{_family(session, vocab, params)}{key[:20]}"
     folder = cache_dir("indexes")
     return folder / f"{stem}.faiss", folder / f"{stem}.json"
 
 
-def _family(session: "Session", vocab: Vocabulary, params: IndexParams) -> str:
+def _family(session: Session, vocab: Vocabulary, params: IndexParams) -> str:
     """File-name prefix shared by every version of one vocabulary's index for one model and kind."""
     return f"{safe_name(Path(vocab.name).name, 40)}.{params.kind}.{content_hash(session.fingerprint)[:10]}."
 
 
-def _expected_sidecar(session: "Session", vocab: Vocabulary, params: IndexParams) -> dict:
+def _expected_sidecar(session: Session, vocab: Vocabulary, params: IndexParams) -> dict:
     return {
         "format": INDEX_FORMAT,
         "fingerprint": session.fingerprint,
@@ -252,7 +274,7 @@ def _expected_sidecar(session: "Session", vocab: Vocabulary, params: IndexParams
     }
 
 
-def _read_cached(index_path: Path, sidecar_path: Path, expected: dict) -> tuple["faiss.Index", dict]:
+def _read_cached(index_path: Path, sidecar_path: Path, expected: dict) -> tuple[faiss.Index, dict]:
     """The cached index if its sidecar matches what we need and its bytes are intact, else _BadCache."""
     import faiss
 
@@ -286,7 +308,7 @@ def _read_cached(index_path: Path, sidecar_path: Path, expected: dict) -> tuple[
     return index, meta
 
 
-def _write_cached(index: "faiss.Index", index_path: Path, sidecar_path: Path, meta: dict) -> dict:
+def _write_cached(index: faiss.Index, index_path: Path, sidecar_path: Path, meta: dict) -> dict:
     """Index first, sidecar (with the index's sha256) last: a crash between them reads as 'stale'."""
     import faiss
 
@@ -305,7 +327,7 @@ def _prune_family(index_path: Path, family: str) -> None:
 
 
 def open_index(
-    session: "Session",
+    session: Session,
     vocab: Vocabulary,
     params: IndexParams | None = None,
     rebuild: bool = False,
@@ -324,12 +346,18 @@ def open_index(
     expected = _expected_sidecar(session, vocab, params)
     try:
         with file_lock(index_path, timeout=LOCK_TIMEOUT_S):
-            return _load_or_build(session, vocab, params, index_path, sidecar_path, expected, rebuild, progress, batch_size)
+            return _load_or_build(
+                session, vocab, params, index_path, sidecar_path, expected, rebuild, progress, batch_size
+            )
     except Timeout as exc:
-        raise ProbeError(f"timed out waiting for another process building {index_path.name}", hint="retry when it finishes") from exc
+        raise ProbeError(
+            f"timed out waiting for another process building {index_path.name}", hint="retry when it finishes"
+        ) from exc
 
 
-def _load_or_build(session, vocab, params, index_path, sidecar_path, expected, rebuild, progress, batch_size) -> VocabIndex:  # noqa: ANN001
+def _load_or_build(
+    session, vocab, params, index_path, sidecar_path, expected, rebuild, progress, batch_size
+) -> VocabIndex:
     status, message = "built", None
     if rebuild:
         status, message = "rebuilt", f"rebuilt the {params.kind} index of {vocab.name!r} (--rebuild)"
@@ -337,8 +365,17 @@ def _load_or_build(session, vocab, params, index_path, sidecar_path, expected, r
         try:
             index, meta = _read_cached(index_path, sidecar_path, expected)
             _apply_search_params(index, params)
-            return VocabIndex(vocab, index, params, index_path, "cached", None, meta.get("recall_at_10"), meta.get("build_seconds"),
-                              meta.get("index_sha256"))
+            return VocabIndex(
+                vocab,
+                index,
+                params,
+                index_path,
+                "cached",
+                None,
+                meta.get("recall_at_10"),
+                meta.get("build_seconds"),
+                meta.get("index_sha256"),
+            )
         except FileNotFoundError:
             pass
         except _BadCache as why:
@@ -348,9 +385,16 @@ def _load_or_build(session, vocab, params, index_path, sidecar_path, expected, r
     index = make_index(embeddings, params)
     recall = 1.0 if params.kind == "flat" else sample_recall(index, embeddings)
     seconds = time.perf_counter() - t0
-    meta = {**expected, "dim": int(embeddings.shape[1]), "model": session.name, "vocab": vocab.name,
-            "vocab_source": vocab.source, "recall_at_10": recall, "build_seconds": round(seconds, 3),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta = {
+        **expected,
+        "dim": int(embeddings.shape[1]),
+        "model": session.name,
+        "vocab": vocab.name,
+        "vocab_source": vocab.source,
+        "recall_at_10": recall,
+        "build_seconds": round(seconds, 3),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     meta = _write_cached(index, index_path, sidecar_path, meta)
     _prune_family(index_path, _family(session, vocab, params))
     if message is None:
@@ -360,6 +404,6 @@ def _load_or_build(session, vocab, params, index_path, sidecar_path, expected, r
     return VocabIndex(vocab, index, params, index_path, status, message, recall, seconds, meta["index_sha256"])
 
 
-def _apply_search_params(index: "faiss.Index", params: IndexParams) -> None:
+def _apply_search_params(index: faiss.Index, params: IndexParams) -> None:
     if params.kind == "hnsw":
         index.hnsw.efSearch = params.ef_search

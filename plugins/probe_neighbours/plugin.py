@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -45,15 +45,54 @@ def register_commands(app: typer.Typer) -> None:
     @app.command("neighbours")
     def neighbours(
         ctx: typer.Context,
-        texts: Annotated[Optional[list[str]], typer.Argument(help="Texts whose nearest vocabulary words to list.", show_default=False)] = None,
-        file: Annotated[Optional[list[Path]], typer.Option("--file", "-f", help="A file of prompts, one a line (repeat: each file is a group for --flag-rate).", show_default=False)] = None,
-        image: Annotated[Optional[list[Path]], typer.Option("--image", "-i", help="An image (e.g. from `probe invert`; its sidecar's model must match). Repeat for several.", show_default=False)] = None,
+        texts: Annotated[
+            list[str] | None,
+            typer.Argument(help="Texts whose nearest vocabulary words to list.", show_default=False),
+        ] = None,
+        file: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--file",
+                "-f",
+                help="A file of prompts, one a line (repeat: each file is a group for --flag-rate).",
+                show_default=False,
+            ),
+        ] = None,
+        image: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--image",
+                "-i",
+                help="An image (e.g. from `probe invert`; its sidecar's model must match). Repeat for several.",
+                show_default=False,
+            ),
+        ] = None,
         k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Neighbours per query.")] = 10,
-        vocab: Annotated[Optional[list[str]], typer.Option("--vocab", "-v", help="A built-in list (see `probe vocabs`) or a word-list file; repeat for several. Default: world for shapes-tiny, else clip-bpe + flagged.", show_default=False)] = None,
-        flag_rate_: Annotated[bool, typer.Option("--flag-rate", help="Report the share of flagged words in each prompt's top-k, per prompt and per group.")] = False,
-        rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the vocabulary indexes even if cached.")] = False,
-        index: Annotated[str, typer.Option("--index", help="flat (exact) or hnsw (approximate, for very large lists).")] = "flat",
-        truncate: Annotated[bool, typer.Option("--truncate", help="Cut prompts longer than the model's context instead of failing.")] = False,
+        vocab: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--vocab",
+                "-v",
+                help="A built-in list (see `probe vocabs`) or a word-list file; repeat for several. Default: world for shapes-tiny, else clip-bpe + flagged.",
+                show_default=False,
+            ),
+        ] = None,
+        flag_rate_: Annotated[
+            bool,
+            typer.Option(
+                "--flag-rate",
+                help="Report the share of flagged words in each prompt's top-k, per prompt and per group.",
+            ),
+        ] = False,
+        rebuild: Annotated[
+            bool, typer.Option("--rebuild", help="Rebuild the vocabulary indexes even if cached.")
+        ] = False,
+        index: Annotated[
+            str, typer.Option("--index", help="flat (exact) or hnsw (approximate, for very large lists).")
+        ] = "flat",
+        truncate: Annotated[
+            bool, typer.Option("--truncate", help="Cut prompts longer than the model's context instead of failing.")
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Nearest vocabulary words of texts or images in the model's embedding space, flagged words marked."""
@@ -75,7 +114,9 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
         params = IndexParams(kind=index)
         state = options(ctx)
-        session = current_session(ctx) if image else current_session(ctx, text_only=True)  # text only: a snapshot spares the model load
+        session = (
+            current_session(ctx) if image else current_session(ctx, text_only=True)
+        )  # text only: a snapshot spares the model load
         vocabs = list(vocab) if vocab else default_vocabs(session)
         indexes = _open_with_progress(session, vocabs, params, rebuild)
         notes = [ix.message for ix in indexes if ix.message] + _caveats(state.model, groups, indexes, flag_rate_)
@@ -90,7 +131,10 @@ def register_commands(app: typer.Typer) -> None:
             rows += list(zip(labels, found))
         if image:
             pixels = load_query_images(session, list(image))
-            rows += [(IMAGES_GROUP, r) for r in image_neighbours(session, pixels, [str(p) for p in image], vocabs, k, indexes=indexes)]
+            rows += [
+                (IMAGES_GROUP, r)
+                for r in image_neighbours(session, pixels, [str(p) for p in image], vocabs, k, indexes=indexes)
+            ]
 
         rates = _group_rates(rows) if flag_rate_ else None
         if as_json:
@@ -112,11 +156,23 @@ def register_commands(app: typer.Typer) -> None:
         items = []
         for name in list_vocabs():
             v = load_vocab(name)
-            items.append({"name": name, "words": len(v.words), "flagged": len(v.categories), "about": describe_vocab(name), "source": v.source})
+            items.append(
+                {
+                    "name": name,
+                    "words": len(v.words),
+                    "flagged": len(v.categories),
+                    "about": describe_vocab(name),
+                    "source": v.source,
+                }
+            )
         if as_json:
             console.print_json(items)
             return
-        console.print_table("Vocabularies", ["name", "words", "flagged", "about"], [[i["name"], f"{i['words']:,}", f"{i['flagged']:,}", i["about"]] for i in items])
+        console.print_table(
+            "Vocabularies",
+            ["name", "words", "flagged", "about"],
+            [[i["name"], f"{i['words']:,}", f"{i['flagged']:,}", i["about"]] for i in items],
+        )
 
 
 def _group_name(path: Path, taken: dict) -> str:
@@ -127,7 +183,7 @@ def _group_name(path: Path, taken: dict) -> str:
     return name
 
 
-def _open_with_progress(session, vocabs: list[str], params, rebuild: bool) -> list["VocabIndex"]:  # noqa: ANN001
+def _open_with_progress(session, vocabs: list[str], params, rebuild: bool) -> list[VocabIndex]:
     """Open each vocabulary's index; a progress bar appears only when one is actually being built."""
     from probe.plugin import console
     from probe_neighbours.index import open_index
@@ -139,7 +195,7 @@ def _open_with_progress(session, vocabs: list[str], params, rebuild: bool) -> li
         with contextlib.ExitStack() as stack:
             bar: list = []
 
-            def advance(n: int, v=v, stack=stack, bar=bar) -> None:  # noqa: ANN001
+            def advance(n: int, v=v, stack=stack, bar=bar) -> None:
                 if not bar:
                     bar.append(stack.enter_context(console.progress(f"Embedding {v.name}", total=len(v.words))))
                 bar[0](n)
@@ -172,20 +228,28 @@ def _caveats(model: str, groups: dict[str, list[str]], indexes: list, flag_rate:
         flagged = sum(sum(1 for w in ix.vocab.words if ix.vocab.is_flagged(w)) for ix in indexes)
         names = ", ".join(ix.vocab.name for ix in indexes)
         if flagged == 0:
-            notes.append(f"no word of the vocabulary ({names}) is flagged: every flag rate is 0% by construction "
-                         "(add --vocab flagged to measure one)")
+            notes.append(
+                f"no word of the vocabulary ({names}) is flagged: every flag rate is 0% by construction "
+                "(add --vocab flagged to measure one)"
+            )
         elif flagged == words:
             notes.append(f"every word of the vocabulary ({names}) is flagged: every flag rate is 100% by construction")
     return notes
 
 
-def _json_payload(session, k: int, indexes: list, rows: list, rates: dict | None, notes: list[str]) -> dict:  # noqa: ANN001
+def _json_payload(session, k: int, indexes: list, rows: list, rates: dict | None, notes: list[str]) -> dict:
     payload = {
         "model": session.describe(),
         "k": k,
         "vocabs": [
-            {"name": ix.vocab.name, "words": len(ix.vocab.words), "source": ix.vocab.source, "index": ix.params.kind,
-             "status": ix.status, "recall_at_10": ix.recall_at_10}
+            {
+                "name": ix.vocab.name,
+                "words": len(ix.vocab.words),
+                "source": ix.vocab.source,
+                "index": ix.params.kind,
+                "status": ix.status,
+                "recall_at_10": ix.recall_at_10,
+            }
             for ix in indexes
         ],
         "notes": notes,
@@ -196,25 +260,31 @@ def _json_payload(session, k: int, indexes: list, rows: list, rates: dict | None
     return payload
 
 
-def _print_neighbours(console, rows: list, model: str) -> None:  # noqa: ANN001
+def _print_neighbours(console, rows: list, model: str) -> None:
     from rich.text import Text
 
     for _, result in rows:
         table_rows = []
         for rank, n in enumerate(result.neighbours, 1):
             style = "bold red" if n.flagged else ""
-            table_rows.append([str(rank), Text(n.word, style=style), f"{n.score:.3f}", n.vocab, Text(n.category or "", style=style)])
+            table_rows.append(
+                [str(rank), Text(n.word, style=style), f"{n.score:.3f}", n.vocab, Text(n.category or "", style=style)]
+            )
         console.print_table(f"{result.query} — {model}", ["#", "word", "cosine", "vocab", "flagged"], table_rows)
 
 
-def _print_rates(console, rows: list, rates: dict, k: int) -> None:  # noqa: ANN001
+def _print_rates(console, rows: list, rates: dict, k: int) -> None:
     from rich.text import Text
 
     table_rows = []
     for group, result in rows:
         flagged = [n.word for n in result.neighbours if n.flagged]
         share = rates[group].per_query[result.query]
-        table_rows.append([group, result.query, Text(f"{share:.0%}", style="bold red" if flagged else ""), ", ".join(flagged)])
-    console.print_table(f"Flagged share of the top-{k} neighbours", ["group", "query", "flagged", "flagged words"], table_rows)
+        table_rows.append(
+            [group, result.query, Text(f"{share:.0%}", style="bold red" if flagged else ""), ", ".join(flagged)]
+        )
+    console.print_table(
+        f"Flagged share of the top-{k} neighbours", ["group", "query", "flagged", "flagged words"], table_rows
+    )
     summary = [[g, str(len(r.per_query)), f"{r.flagged}/{r.total}", f"{r.overall:.1%}"] for g, r in rates.items()]
     console.print_table("Per group", ["group", "queries", "flagged / neighbours", "rate"], summary)

@@ -39,7 +39,7 @@ FP32_EPS = float(np.finfo(np.float32).eps)
 class Int8Prefilter:
     """The int8 codes of a flat index's embeddings, their mean and scales, and the error bound R."""
 
-    codes: "faiss.IndexScalarQuantizer"
+    codes: faiss.IndexScalarQuantizer
     embeddings: np.ndarray  # fp32 [N, D], the flat index's own rows (rescoring)
     mean: np.ndarray  # fp32 [D]
     scale: np.ndarray  # fp32 [D], a
@@ -48,7 +48,7 @@ class Int8Prefilter:
     row_norm: float  # max row norm of the embeddings, for the fp32 rounding slack
 
     @classmethod
-    def build(cls, embeddings: np.ndarray) -> "Int8Prefilter":
+    def build(cls, embeddings: np.ndarray) -> Int8Prefilter:
         """Quantise rows to int8 per dimension around their mean and measure the bound R."""
         import faiss
 
@@ -60,8 +60,12 @@ class Int8Prefilter:
         codes = np.clip(np.rint(centred * scale), -INT8_MAX, INT8_MAX).astype(np.float32)
         residual = centred - codes / scale
         # fp32 residuals (float64 would take seconds at 50k x 512), widened by their rounding error
-        bound = float(np.sqrt(np.einsum("ij,ij->i", residual, residual).max())) + emb.shape[1] * FP32_EPS * float(span.max())
-        index = faiss.IndexScalarQuantizer(emb.shape[1], faiss.ScalarQuantizer.QT_8bit_direct_signed, faiss.METRIC_INNER_PRODUCT)
+        bound = float(np.sqrt(np.einsum("ij,ij->i", residual, residual).max())) + emb.shape[1] * FP32_EPS * float(
+            span.max()
+        )
+        index = faiss.IndexScalarQuantizer(
+            emb.shape[1], faiss.ScalarQuantizer.QT_8bit_direct_signed, faiss.METRIC_INNER_PRODUCT
+        )
         index.train(codes)
         index.add(codes)
         code_norm = float(np.sqrt(np.einsum("ij,ij->i", codes, codes).max()))  # integer sums: exact in fp32
@@ -75,13 +79,21 @@ class Int8Prefilter:
         from probe.plugin import atomic_write_bytes
 
         buf = io.BytesIO()
-        np.savez(buf, format=np.int64(PREFILTER_FORMAT), source=np.str_(source_sha256), codes=faiss.serialize_index(self.codes),
-                 mean=self.mean, scale=self.scale, bound=np.float64(self.bound), code_norm=np.float64(self.code_norm),
-                 row_norm=np.float64(self.row_norm))
+        np.savez(
+            buf,
+            format=np.int64(PREFILTER_FORMAT),
+            source=np.str_(source_sha256),
+            codes=faiss.serialize_index(self.codes),
+            mean=self.mean,
+            scale=self.scale,
+            bound=np.float64(self.bound),
+            code_norm=np.float64(self.code_norm),
+            row_norm=np.float64(self.row_norm),
+        )
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
-    def load(cls, path: Path, embeddings: np.ndarray, source_sha256: str) -> "Int8Prefilter | None":
+    def load(cls, path: Path, embeddings: np.ndarray, source_sha256: str) -> Int8Prefilter | None:
         """The saved pre-scan if it is intact and derives from this index, else None (build a new one)."""
         import faiss
 
@@ -94,7 +106,12 @@ class Int8Prefilter:
                 bound, code_norm, row_norm = float(data["bound"]), float(data["code_norm"]), float(data["row_norm"])
         except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile):
             return None
-        if codes.ntotal != embeddings.shape[0] or codes.d != embeddings.shape[1] or mean.shape != (codes.d,) or scale.shape != (codes.d,):
+        if (
+            codes.ntotal != embeddings.shape[0]
+            or codes.d != embeddings.shape[1]
+            or mean.shape != (codes.d,)
+            or scale.shape != (codes.d,)
+        ):
             return None
         return cls(codes, embeddings, mean, scale, bound, code_norm, row_norm)
 
@@ -121,8 +138,12 @@ class Int8Prefilter:
         rounding = 1.01 * self.embeddings.shape[1] * FP32_EPS * q_norm * self.row_norm
         if candidates < self.embeddings.shape[0]:
             shift = float(q64 @ self.mean)
-            error = (q_norm * self.bound + float(np.linalg.norm(q_scaled - q_int / b)) * self.code_norm
-                     + rounding + 2 * self.embeddings.shape[1] * FP32_EPS * abs(shift))
+            error = (
+                q_norm * self.bound
+                + float(np.linalg.norm(q_scaled - q_int / b)) * self.code_norm
+                + rounding
+                + 2 * self.embeddings.shape[1] * FP32_EPS * abs(shift)
+            )
             outside = float(dots[0, -1]) / b + shift + error
             if not outside < float(exact[order[k - 1]]) - rounding:
                 return None

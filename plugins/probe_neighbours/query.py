@@ -57,13 +57,19 @@ class FlagRate:
 
 
 def open_indexes(
-    session: "Session", vocabs: list[str], params: IndexParams | None = None, rebuild: bool = False, progress: Progress | None = None
+    session: Session,
+    vocabs: list[str],
+    params: IndexParams | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
 ) -> list[VocabIndex]:
     """Load (or build) the index of each named vocabulary or word-list file for the session's model."""
     return [open_index(session, load_vocab(name), params, rebuild, progress) for name in dict.fromkeys(vocabs)]
 
 
-def search_embeddings(embeddings: np.ndarray, names: list[str], indexes: list[VocabIndex], k: int = 10) -> list[NeighbourResult]:
+def search_embeddings(
+    embeddings: np.ndarray, names: list[str], indexes: list[VocabIndex], k: int = 10
+) -> list[NeighbourResult]:
     """Top-k words over all indexes for each query embedding; a word in several lists counts once."""
     flags = flag_categories([ix.vocab for ix in indexes])
     hits: list[dict[str, Neighbour]] = [{} for _ in names]
@@ -87,8 +93,13 @@ def search_embeddings(embeddings: np.ndarray, names: list[str], indexes: list[Vo
 
 
 def text_neighbours(
-    session: "Session", texts: list[str], vocabs: list[str], k: int = 10, *,
-    indexes: list[VocabIndex] | None = None, truncate: bool = False,
+    session: Session,
+    texts: list[str],
+    vocabs: list[str],
+    k: int = 10,
+    *,
+    indexes: list[VocabIndex] | None = None,
+    truncate: bool = False,
 ) -> list[NeighbourResult]:
     """Nearest vocabulary words of each text, all texts encoded in one batch."""
     indexes = indexes if indexes is not None else open_indexes(session, vocabs)
@@ -97,7 +108,12 @@ def text_neighbours(
 
 
 def image_neighbours(
-    session: "Session", images: torch.Tensor, names: list[str], vocabs: list[str], k: int = 10, *,
+    session: Session,
+    images: torch.Tensor,
+    names: list[str],
+    vocabs: list[str],
+    k: int = 10,
+    *,
     indexes: list[VocabIndex] | None = None,
 ) -> list[NeighbourResult]:
     """Nearest vocabulary words of each image ([B,3,H,W] in [0,1], any size), encoded in batches."""
@@ -107,7 +123,9 @@ def image_neighbours(
         raise ValueError(f"{len(names)} names for {images.shape[0]} images")
     indexes = indexes if indexes is not None else open_indexes(session, vocabs)
     with torch.no_grad():
-        parts = [session.encode_image(images[i : i + IMAGE_BATCH]).cpu() for i in range(0, images.shape[0], IMAGE_BATCH)]
+        parts = [
+            session.encode_image(images[i : i + IMAGE_BATCH]).cpu() for i in range(0, images.shape[0], IMAGE_BATCH)
+        ]
     embeddings = torch.cat(parts).numpy() if parts else np.empty((0, 1), np.float32)
     return search_embeddings(embeddings, list(names), indexes, k)
 
@@ -184,7 +202,7 @@ def image_provenance(path: Path) -> ImageProvenance:
     return ImageProvenance(path, model, fingerprint, {"sidecar": "png text"} if model or fingerprint else {})
 
 
-def check_image_model(session: "Session", provenance: ImageProvenance) -> None:
+def check_image_model(session: Session, provenance: ImageProvenance) -> None:
     """An image inverted with another model says nothing about this one's embedding space: refuse it."""
     if provenance.fingerprint and provenance.fingerprint != session.fingerprint:
         mismatch = f"fingerprint {provenance.fingerprint}, the loaded model has {session.fingerprint}"
@@ -199,7 +217,7 @@ def check_image_model(session: "Session", provenance: ImageProvenance) -> None:
     )
 
 
-def load_query_images(session: "Session", paths: list[Path]) -> torch.Tensor:
+def load_query_images(session: Session, paths: list[Path]) -> torch.Tensor:
     """Images checked against their sidecars and resized to the model's input, as one batch [B,3,S,S]."""
     from probe.plugin import load_image
 

@@ -8,7 +8,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from probe.plugin import Chunk, Item, Outcome, PlanInput, StepContext, StepKind, StepOptions, StepPlan, chunked, safe_name
+from probe.plugin import (
+    Chunk,
+    Item,
+    Outcome,
+    PlanInput,
+    StepContext,
+    StepKind,
+    StepOptions,
+    StepPlan,
+    chunked,
+    safe_name,
+)
 
 
 def text_flag_rates(session: Any, prompts: list[str], vocabs: list[str] | None, k: int) -> list[dict]:
@@ -18,8 +29,16 @@ def text_flag_rates(session: Any, prompts: list[str], vocabs: list[str] | None, 
 
     chosen = vocabs if vocabs else default_vocabs(session)
     results = text_neighbours(session, prompts, chosen, k)
-    return [{"prompt": prompt, "vocabs": list(chosen), "k": k, "flag_rate": float(flag_rate([result]).overall),
-             "neighbours": neighbour_rows(result)} for prompt, result in zip(prompts, results)]
+    return [
+        {
+            "prompt": prompt,
+            "vocabs": list(chosen),
+            "k": k,
+            "flag_rate": float(flag_rate([result]).overall),
+            "neighbours": neighbour_rows(result),
+        }
+        for prompt, result in zip(prompts, results)
+    ]
 
 
 def neighbour_rows(result: Any) -> list[dict]:
@@ -31,9 +50,12 @@ def neighbour_rows(result: Any) -> list[dict]:
 
 def _normalise(opts: StepOptions) -> dict:
     vocabs = opts["vocabs"]
-    return {"texts": opts.text_list("texts", "texts"),
-            "vocabs": None if vocabs is None else opts.text_list("vocabs", "vocabularies"),
-            "k": opts.positive_int("k"), "batch": opts.positive_int("batch")}
+    return {
+        "texts": opts.text_list("texts", "texts"),
+        "vocabs": None if vocabs is None else opts.text_list("vocabs", "vocabularies"),
+        "k": opts.positive_int("k"),
+        "batch": opts.positive_int("batch"),
+    }
 
 
 def _plan(p: PlanInput) -> list[Chunk]:
@@ -49,7 +71,11 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
 
 NEIGHBOURS_STEP = StepKind(
-    "neighbours", {"texts": None, "vocabs": None, "k": 10, "batch": 256}, _normalise, _run, plan=_plan,
+    "neighbours",
+    {"texts": None, "vocabs": None, "k": 10, "batch": 256},
+    _normalise,
+    _run,
+    plan=_plan,
     texts=lambda spec: list(spec["texts"]),
     about="each text's k nearest vocabulary words and the share of them that is flagged",
 )

@@ -10,13 +10,13 @@ from __future__ import annotations
 import difflib
 import gzip
 import re
+from collections.abc import Callable
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from probe.plugin import data_files
-from probe.plugin import DataError, UsageError, Vocabulary, cache_dir, content_hash, make_vocabulary
+from probe.plugin import DataError, UsageError, Vocabulary, cache_dir, content_hash, data_files, make_vocabulary
 
 if TYPE_CHECKING:
     from probe.plugin import Session
@@ -111,7 +111,7 @@ def _profanity_words() -> list[str]:
 
 
 def _flagged() -> Vocabulary:
-    categories = {w: PROFANITY_CATEGORY for w in _profanity_words()}
+    categories = dict.fromkeys(_profanity_words(), PROFANITY_CATEGORY)
     categories.update(_project_flagged())  # the project's categories win over the generic one
     words = list(categories)
     source = f"better-profanity {_package_version('better-profanity')} wordlist + probe.vocab/{FLAGGED_FILE}"
@@ -148,7 +148,7 @@ def describe_vocab(name: str) -> str:
     return _registered()[name].about
 
 
-def default_vocabs(session: "Session") -> list[str]:
+def default_vocabs(session: Session) -> list[str]:
     """The built-in shapes model knows only its world's words; real CLIPs get CLIP-BPE words + flagged."""
     return ["world"] if session.spec.arch == "shapes-tiny" else ["clip-bpe", "flagged"]
 
@@ -166,9 +166,14 @@ def load_vocab(name_or_path: str) -> Vocabulary:
     if path.is_file():
         return read_vocab_file(path)
     if path.exists():
-        raise DataError(f"vocabulary {name_or_path} is a folder, not a word-list file", hint="pass a text file, one word a line")
+        raise DataError(
+            f"vocabulary {name_or_path} is a folder, not a word-list file", hint="pass a text file, one word a line"
+        )
     if _looks_like_path(name_or_path):
-        raise DataError(f"vocabulary file not found: {name_or_path}", hint=f"check the path, or use a named list: {', '.join(known)}")
+        raise DataError(
+            f"vocabulary file not found: {name_or_path}",
+            hint=f"check the path, or use a named list: {', '.join(known)}",
+        )
     close = difflib.get_close_matches(name_or_path, list(known), n=1, cutoff=0.5)
     hint = f"did you mean {close[0]}? " if close else ""
     raise UsageError(
@@ -183,8 +188,10 @@ def _checked(name: str, ext) -> Vocabulary:
     if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
         value = make_vocabulary(name, list(value), source=f"plugin {ext.plugin}")
     if not isinstance(value, Vocabulary) or not value.words:
-        raise DataError(f"vocabulary {name!r} from plugin {ext.plugin!r} gave no words",
-                        hint="its loader must return a non-empty Vocabulary or list of words")
+        raise DataError(
+            f"vocabulary {name!r} from plugin {ext.plugin!r} gave no words",
+            hint="its loader must return a non-empty Vocabulary or list of words",
+        )
     return value
 
 
@@ -201,11 +208,17 @@ def read_entries(path: Path, what: str = "words") -> tuple[list[str], dict[str, 
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
     nul = data.find(b"\0")
     if nul >= 0:
-        raise DataError(f"{path}:{_line_of(data, nul)}: binary data (NUL byte), not a text file", hint=f"pass a UTF-8 text file, one of the {what} a line")
+        raise DataError(
+            f"{path}:{_line_of(data, nul)}: binary data (NUL byte), not a text file",
+            hint=f"pass a UTF-8 text file, one of the {what} a line",
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}:{_line_of(data, exc.start)}: not valid UTF-8 (byte 0x{data[exc.start]:02x})", hint="save the file as UTF-8") from exc
+        raise DataError(
+            f"{path}:{_line_of(data, exc.start)}: not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+            hint="save the file as UTF-8",
+        ) from exc
     entries: list[str] = []
     categories: dict[str, str] = {}
     for line in text.splitlines():
@@ -217,7 +230,9 @@ def read_entries(path: Path, what: str = "words") -> tuple[list[str], dict[str, 
         if category.strip():
             categories.setdefault(entry, category.strip())
     if not entries:
-        raise DataError(f"{path}:1: no {what} in the file (only blank lines or # comments)", hint=f"add one of the {what} a line")
+        raise DataError(
+            f"{path}:1: no {what} in the file (only blank lines or # comments)", hint=f"add one of the {what} a line"
+        )
     return list(dict.fromkeys(entries)), categories
 
 

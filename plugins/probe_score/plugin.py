@@ -25,7 +25,9 @@ def register_commands(app: typer.Typer) -> None:
     def score(
         ctx: typer.Context,
         images: Annotated[list[Path], typer.Argument(help="Image files to score.", show_default=False)],
-        prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A prompt (repeat for several).", show_default=False)],
+        prompt: Annotated[
+            list[str], typer.Option("--prompt", "-p", help="A prompt (repeat for several).", show_default=False)
+        ],
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """CLIP cosine of each image against each prompt, and its zero-shot label (softmax over prompts)."""

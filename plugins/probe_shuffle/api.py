@@ -6,8 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def shuffle_test(session: Any, prompts: str | Sequence[str], perturbations: Sequence[str] | None = None, seed: int = 0,
-                 n_variants: int = 1, images: Any = None) -> Any:
+def shuffle_test(
+    session: Any,
+    prompts: str | Sequence[str],
+    perturbations: Sequence[str] | None = None,
+    seed: int = 0,
+    n_variants: int = 1,
+    images: Any = None,
+) -> Any:
     """A ShuffleReport: per perturbation, how much the score moves when the caption is perturbed.
 
     Text mode (no images): cos(T(p), T(p')). Image mode (one image per prompt, [B,3,H,W] or a list):

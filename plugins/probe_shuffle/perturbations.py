@@ -30,19 +30,61 @@ MAX_TRIES_PER_VARIANT = 20
 # Two-sided relations, as written between their two sides. "and", "with", plain "on"/"in" are left
 # out on purpose: "and" is symmetric, and "on"/"in" are mostly positions ("a shape on the left").
 RELATIONS: tuple[str, ...] = (
-    "to the left of", "to the right of", "left of", "right of", "on top of", "on the top of",
-    "in front of", "on the left of", "on the right of", "at the left of", "at the right of",
-    "above", "below", "under", "underneath", "beneath", "over", "beside", "next to", "near",
-    "behind", "inside", "outside", "chasing", "following", "holding", "carrying", "riding",
-    "eating", "watching", "pushing", "pulling", "touching", "hitting", "wearing", "biting", "feeding",
-    "catching", "looking at", "sitting on", "standing on", "lying on", "leaning on", "hanging from",
-    "bigger than", "smaller than", "taller than", "shorter than",
+    "to the left of",
+    "to the right of",
+    "left of",
+    "right of",
+    "on top of",
+    "on the top of",
+    "in front of",
+    "on the left of",
+    "on the right of",
+    "at the left of",
+    "at the right of",
+    "above",
+    "below",
+    "under",
+    "underneath",
+    "beneath",
+    "over",
+    "beside",
+    "next to",
+    "near",
+    "behind",
+    "inside",
+    "outside",
+    "chasing",
+    "following",
+    "holding",
+    "carrying",
+    "riding",
+    "eating",
+    "watching",
+    "pushing",
+    "pulling",
+    "touching",
+    "hitting",
+    "wearing",
+    "biting",
+    "feeding",
+    "catching",
+    "looking at",
+    "sitting on",
+    "standing on",
+    "lying on",
+    "leaning on",
+    "hanging from",
+    "bigger than",
+    "smaller than",
+    "taller than",
+    "shorter than",
 )
 COPULAS = frozenset({"is", "are", "was", "were"})
 NOUN_TAGS = frozenset({"NOUN", "PROPN", "ADJ"})
 
 
 # ---------------------------------------------------------------- words and word lists
+
 
 def tokenize(caption: str) -> Tokens:
     """Words (with inner apostrophes/hyphens) and single punctuation marks, in order."""
@@ -78,8 +120,8 @@ def attribute_kinds() -> dict[str, str]:
         if line.strip() and not line.startswith("#"):
             word, kind = line.split("\t")[:2]
             kinds[word.strip().lower()] = kind.strip()
-    kinds.update({word: "colour" for word in COLOURS})
-    kinds.update({word: "size" for word in SIZES})
+    kinds.update(dict.fromkeys(COLOURS, "colour"))
+    kinds.update(dict.fromkeys(SIZES, "size"))
     return kinds
 
 
@@ -108,6 +150,7 @@ def _trigrams(tokens: Tokens) -> list[Tokens]:
 
 
 # ---------------------------------------------------------------- the perturbations
+
 
 def shuffle_words(tokens: Tokens, rng: random.Random) -> Tokens | None:
     """All words shuffled; punctuation keeps its place."""
@@ -166,8 +209,12 @@ def swap_attributes(tokens: Tokens, rng: random.Random) -> Tokens | None:
     def noun_between(i: int, j: int) -> bool:
         return any(is_word(t) and t.lower() not in stops and t.lower() not in kinds for t in tokens[i + 1 : j])
 
-    pairs = [(i, j) for a, (i, kind_i) in enumerate(found) for j, kind_j in found[a + 1 :]
-             if kind_i == kind_j and tokens[i].lower() != tokens[j].lower() and noun_between(i, j)]
+    pairs = [
+        (i, j)
+        for a, (i, kind_i) in enumerate(found)
+        for j, kind_j in found[a + 1 :]
+        if kind_i == kind_j and tokens[i].lower() != tokens[j].lower() and noun_between(i, j)
+    ]
     if not pairs:
         return None
     i, j = rng.choice(pairs)
@@ -226,10 +273,13 @@ def shuffle_nouns_adjectives(tokens: Tokens, rng: random.Random, tags: list[str]
 
 def shuffle_all_but_nouns_adjectives(tokens: Tokens, rng: random.Random, tags: list[str]) -> Tokens | None:
     """Every word except nouns and adjectives shuffled (ARO; needs a POS tagger)."""
-    return _shuffle_positions(tokens, [i for i, tag in enumerate(tags) if tag not in NOUN_TAGS and is_word(tokens[i])], rng)
+    return _shuffle_positions(
+        tokens, [i for i, tag in enumerate(tags) if tag not in NOUN_TAGS and is_word(tokens[i])], rng
+    )
 
 
 # ---------------------------------------------------------------- registry
+
 
 @dataclass(frozen=True)
 class Perturbation:
@@ -245,12 +295,20 @@ BUILTIN: tuple[Perturbation, ...] = (
     Perturbation("shuffle-words", shuffle_words, "all words shuffled"),
     Perturbation("shuffle-trigrams", shuffle_trigrams, "order of consecutive trigrams shuffled"),
     Perturbation("shuffle-within-trigrams", shuffle_within_trigrams, "words shuffled inside each trigram"),
-    Perturbation("shuffle-content-words", shuffle_content_words, "content words shuffled, function words kept in place"),
+    Perturbation(
+        "shuffle-content-words", shuffle_content_words, "content words shuffled, function words kept in place"
+    ),
     Perturbation("swap-attributes", swap_attributes, "two same-kind attribute words swap nouns (colour, size, ...)"),
     Perturbation("swap-relation", swap_relation, "the two sides of a relation swapped (A left of B -> B left of A)"),
-    Perturbation("shuffle-nouns-adjectives", shuffle_nouns_adjectives, "nouns and adjectives shuffled (needs spaCy)", True),
-    Perturbation("shuffle-all-but-nouns-adjectives", shuffle_all_but_nouns_adjectives,
-                 "all but nouns and adjectives shuffled (needs spaCy)", True),
+    Perturbation(
+        "shuffle-nouns-adjectives", shuffle_nouns_adjectives, "nouns and adjectives shuffled (needs spaCy)", True
+    ),
+    Perturbation(
+        "shuffle-all-but-nouns-adjectives",
+        shuffle_all_but_nouns_adjectives,
+        "all but nouns and adjectives shuffled (needs spaCy)",
+        True,
+    ),
 )
 
 
@@ -258,8 +316,10 @@ def registered_perturbations() -> dict[str, Perturbation]:
     """Every perturbation plugins registered (built-ins first), by name."""
     from probe.plugin import registered
 
-    return {name: Perturbation(name, ext.value, ext.about, bool(ext.options.get("needs_tagger", False)))
-            for name, ext in registered("register_perturbations").items()}
+    return {
+        name: Perturbation(name, ext.value, ext.about, bool(ext.options.get("needs_tagger", False)))
+        for name, ext in registered("register_perturbations").items()
+    }
 
 
 def spacy_model_name() -> str:
@@ -317,8 +377,9 @@ def _key(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def perturb(caption: str, names: Sequence[str], seed: int = 0, n_variants: int = 1,
-            tagger: Tagger | None = None) -> dict[str, list[str]]:
+def perturb(
+    caption: str, names: Sequence[str], seed: int = 0, n_variants: int = 1, tagger: Tagger | None = None
+) -> dict[str, list[str]]:
     """Up to `n_variants` distinct perturbed captions per name, never the caption itself; [] where one does not apply.
 
     Each (seed, name, caption) has its own random stream, so results do not depend on which other

@@ -6,7 +6,7 @@ Only typer and the stdlib at import time (`probe --help` must not import torch).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,8 +30,19 @@ def _fmt(value: float | None, percent: bool = False, signed: bool = False) -> st
 
 def _summary_table(report: ShuffleReport, title: str) -> tuple[str, list[str], list[list[str]]]:
     columns = ["perturbation", "captions", "variants", "mean score", "mean Δ", "std Δ", "order blindness", "P@1"]
-    rows = [[r.name, str(r.n_items), str(r.n), _fmt(r.mean_score), _fmt(r.mean_delta, signed=True), _fmt(r.std_delta),
-             _fmt(r.order_blindness, percent=True), _fmt(r.precision_at_1, percent=True)] for r in report.rows]
+    rows = [
+        [
+            r.name,
+            str(r.n_items),
+            str(r.n),
+            _fmt(r.mean_score),
+            _fmt(r.mean_delta, signed=True),
+            _fmt(r.std_delta),
+            _fmt(r.order_blindness, percent=True),
+            _fmt(r.precision_at_1, percent=True),
+        ]
+        for r in report.rows
+    ]
     return title, columns, rows
 
 
@@ -46,8 +57,15 @@ def _csv_text(report: ShuffleReport) -> str:
     return buffer.getvalue()
 
 
-def _image_inputs(images: list[Path], captions: list[str], jsonl: Optional[Path], invert_dir: Optional[Path],
-                  world: Optional[int], relations: list[str], seed: int) -> ImageCaptions:
+def _image_inputs(
+    images: list[Path],
+    captions: list[str],
+    jsonl: Path | None,
+    invert_dir: Path | None,
+    world: int | None,
+    relations: list[str],
+    seed: int,
+) -> ImageCaptions:
     """All image–caption sources of the command line, in a fixed order (files, JSONL, invert folder, world)."""
     from probe.plugin import UsageError
     from probe_shuffle import sources
@@ -93,22 +111,90 @@ def register_commands(app: typer.Typer) -> None:
     @app.command("shuffle-test")
     def shuffle_test(
         ctx: typer.Context,
-        prompts: Annotated[Optional[list[str]], typer.Argument(help="Prompts for the text-only test: cos(T(p), T(p')).", show_default=False)] = None,
-        file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Text file of prompts, one a line ('#' comments).", show_default=False)] = None,
-        image: Annotated[Optional[list[Path]], typer.Option("--image", "-i", help="Image file (repeat); scored against its --caption, or its sidecar prompt.", show_default=False)] = None,
-        caption: Annotated[Optional[list[str]], typer.Option("--caption", help="True caption of each --image, in order (repeat).", show_default=False)] = None,
-        jsonl: Annotated[Optional[Path], typer.Option("--jsonl", help='JSONL of {"image": path, "caption": text} lines.', show_default=False)] = None,
-        invert_dir: Annotated[Optional[Path], typer.Option("--invert-dir", help="Folder of `probe invert` images; each sidecar's prompt is the caption.", show_default=False)] = None,
-        world: Annotated[Optional[int], typer.Option("--world", help="N rendered two-object scenes of the built-in world with their true captions.", show_default=False)] = None,
-        relation: Annotated[Optional[list[str]], typer.Option("--relation", help="World relations to use (repeat): left of, right of, above, below (default all).", show_default=False)] = None,
-        perturb: Annotated[Optional[list[str]], typer.Option("--perturb", "-p", help="Perturbation (repeat; default: all available). See --list.", show_default=False)] = None,
-        variants: Annotated[int, typer.Option("--variants", "-k", help="Distinct perturbed captions per type and caption.", min=1, max=100)] = 1,
-        seed: Annotated[Optional[int], typer.Option("--seed", "-s", min=0, max=2**63 - 1, help="Perturbation (and world scene) seed (default: --seed of probe, else 0).", show_default=False)] = None,
-        truncate: Annotated[bool, typer.Option("--truncate", help="Cut captions longer than the model's context instead of failing.")] = False,
-        details: Annotated[bool, typer.Option("--details", help="Also print every perturbed caption with its score.")] = False,
+        prompts: Annotated[
+            list[str] | None,
+            typer.Argument(help="Prompts for the text-only test: cos(T(p), T(p')).", show_default=False),
+        ] = None,
+        file: Annotated[
+            Path | None,
+            typer.Option("--file", "-f", help="Text file of prompts, one a line ('#' comments).", show_default=False),
+        ] = None,
+        image: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--image",
+                "-i",
+                help="Image file (repeat); scored against its --caption, or its sidecar prompt.",
+                show_default=False,
+            ),
+        ] = None,
+        caption: Annotated[
+            list[str] | None,
+            typer.Option("--caption", help="True caption of each --image, in order (repeat).", show_default=False),
+        ] = None,
+        jsonl: Annotated[
+            Path | None,
+            typer.Option("--jsonl", help='JSONL of {"image": path, "caption": text} lines.', show_default=False),
+        ] = None,
+        invert_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--invert-dir",
+                help="Folder of `probe invert` images; each sidecar's prompt is the caption.",
+                show_default=False,
+            ),
+        ] = None,
+        world: Annotated[
+            int | None,
+            typer.Option(
+                "--world",
+                help="N rendered two-object scenes of the built-in world with their true captions.",
+                show_default=False,
+            ),
+        ] = None,
+        relation: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--relation",
+                help="World relations to use (repeat): left of, right of, above, below (default all).",
+                show_default=False,
+            ),
+        ] = None,
+        perturb: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--perturb", "-p", help="Perturbation (repeat; default: all available). See --list.", show_default=False
+            ),
+        ] = None,
+        variants: Annotated[
+            int,
+            typer.Option("--variants", "-k", help="Distinct perturbed captions per type and caption.", min=1, max=100),
+        ] = 1,
+        seed: Annotated[
+            int | None,
+            typer.Option(
+                "--seed",
+                "-s",
+                min=0,
+                max=2**63 - 1,
+                help="Perturbation (and world scene) seed (default: --seed of probe, else 0).",
+                show_default=False,
+            ),
+        ] = None,
+        truncate: Annotated[
+            bool, typer.Option("--truncate", help="Cut captions longer than the model's context instead of failing.")
+        ] = False,
+        details: Annotated[
+            bool, typer.Option("--details", help="Also print every perturbed caption with its score.")
+        ] = False,
         list_only: Annotated[bool, typer.Option("--list", help="List the perturbations and exit.")] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (summary and per-caption details).")] = False,
-        csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one CSV row per perturbed caption to this file.", show_default=False)] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print machine-readable JSON (summary and per-caption details).")
+        ] = False,
+        csv_path: Annotated[
+            Path | None,
+            typer.Option("--csv", help="Write one CSV row per perturbed caption to this file.", show_default=False),
+        ] = None,
     ) -> None:
         """Does the model care about word order? Score captions against shuffled / swapped versions of themselves.
 
@@ -117,17 +203,24 @@ def register_commands(app: typer.Typer) -> None:
         order blindness (share of perturbations scoring at least the original) and ARO-style P@1
         (share of captions whose original beats all its perturbations).
         """
-        from probe.plugin import console
-        from probe.plugin import current_session, options
-        from probe.plugin import UsageError
-        from probe.plugin import atomic_write_text
-        from probe_shuffle.perturbations import (check_names, describe_perturbations, list_perturbations,
-                                                 registered_perturbations, spacy_tagger)
+        from probe.plugin import UsageError, atomic_write_text, console, current_session, options
+        from probe_shuffle.perturbations import (
+            check_names,
+            describe_perturbations,
+            list_perturbations,
+            registered_perturbations,
+            spacy_tagger,
+        )
 
         if list_only:
-            rows = [[name, summary, "yes" if ok else "no (needs spaCy + model)"] for name, summary, ok in describe_perturbations()]
+            rows = [
+                [name, summary, "yes" if ok else "no (needs spaCy + model)"]
+                for name, summary, ok in describe_perturbations()
+            ]
             if as_json:
-                console.print_json([{"name": n, "summary": s, "available": ok} for n, s, ok in describe_perturbations()])
+                console.print_json(
+                    [{"name": n, "summary": s, "available": ok} for n, s, ok in describe_perturbations()]
+                )
             else:
                 console.print_table("Perturbations", ["name", "what it does", "available"], rows)
             return
@@ -144,12 +237,16 @@ def register_commands(app: typer.Typer) -> None:
             text_prompts += read_prompt_file(file)
         has_images = bool(image or caption or jsonl or invert_dir or world is not None)
         if text_prompts and has_images:
-            raise UsageError("prompts (text mode) and images (image mode) cannot be mixed in one run",
-                             hint="give image captions with --caption/--jsonl, or run the prompts separately")
+            raise UsageError(
+                "prompts (text mode) and images (image mode) cannot be mixed in one run",
+                hint="give image captions with --caption/--jsonl, or run the prompts separately",
+            )
         if relation and world is None:
             raise UsageError("--relation only applies to --world scenes", hint="add --world N")
         if not text_prompts and not has_images:
-            raise UsageError("nothing to test", hint="give prompts, --file, --image/--caption, --jsonl, --invert-dir or --world N")
+            raise UsageError(
+                "nothing to test", hint="give prompts, --file, --image/--caption, --jsonl, --invert-dir or --world N"
+            )
         from probe.plugin import check_images, check_prompts
 
         check_prompts(text_prompts)
@@ -161,9 +258,19 @@ def register_commands(app: typer.Typer) -> None:
         if text_prompts:
             report = text_shuffle_test(current_session(ctx), text_prompts, names, seed, variants, truncate=truncate)
         else:
-            pairs = _image_inputs(list(image or []), list(caption or []), jsonl, invert_dir, world, list(relation or []), seed)
-            report = image_shuffle_test(current_session(ctx), pairs.images, pairs.captions, names, seed, variants,
-                                        item_names=pairs.names, truncate=truncate)
+            pairs = _image_inputs(
+                list(image or []), list(caption or []), jsonl, invert_dir, world, list(relation or []), seed
+            )
+            report = image_shuffle_test(
+                current_session(ctx),
+                pairs.images,
+                pairs.captions,
+                names,
+                seed,
+                variants,
+                item_names=pairs.names,
+                truncate=truncate,
+            )
         if csv_path is not None:
             atomic_write_text(csv_path, _csv_text(report))
             console.note(f"Wrote {csv_path}")
@@ -171,8 +278,23 @@ def register_commands(app: typer.Typer) -> None:
             console.print_json({"model": current_session(ctx).describe(), **report.as_dict()})
             return
         mode = "cos(T(p), T(p'))" if report.mode == "text" else "cos(V(x), T(p')) vs cos(V(x), T(p))"
-        console.print_table(*_summary_table(report, f"Shuffle test — {state.model}, {len(report.items)} captions, {mode}"))
+        console.print_table(
+            *_summary_table(report, f"Shuffle test — {state.model}, {len(report.items)} captions, {mode}")
+        )
         if details:
-            rows: list[list[Any]] = [[item.name, item.caption, f"{item.original_score:.4f}", v.perturbation, v.text,
-                                      f"{v.score:.4f}", f"{v.delta:+.4f}"] for item in report.items for v in item.variants]
-            console.print_table("Perturbed captions", ["item", "caption", "score", "perturbation", "variant", "score'", "Δ"], rows)
+            rows: list[list[Any]] = [
+                [
+                    item.name,
+                    item.caption,
+                    f"{item.original_score:.4f}",
+                    v.perturbation,
+                    v.text,
+                    f"{v.score:.4f}",
+                    f"{v.delta:+.4f}",
+                ]
+                for item in report.items
+                for v in item.variants
+            ]
+            console.print_table(
+                "Perturbed captions", ["item", "caption", "score", "perturbation", "variant", "score'", "Δ"], rows
+            )

@@ -91,9 +91,17 @@ class ShuffleReport:
     def variant_rows(self) -> list[dict[str, Any]]:
         """One flat record per perturbed caption (for CSV): item, caption, original score, variant, score, delta."""
         return [
-            {"item": item.name, "caption": item.caption, "original_score": item.original_score,
-             "perturbation": v.perturbation, "variant": v.text, "score": v.score, "delta": v.delta}
-            for item in self.items for v in item.variants
+            {
+                "item": item.name,
+                "caption": item.caption,
+                "original_score": item.original_score,
+                "perturbation": v.perturbation,
+                "variant": v.text,
+                "score": v.score,
+                "delta": v.delta,
+            }
+            for item in self.items
+            for v in item.variants
         ]
 
     def as_dict(self, details: bool = True) -> dict[str, Any]:
@@ -108,23 +116,34 @@ class ShuffleReport:
         def fmt(v: float | None, pct: bool = False) -> str:
             return "—" if v is None else (f"{v:.1%}" if pct else f"{v:+.4f}")
 
-        rows = [[r.name, r.n_items, r.n, fmt(r.mean_delta), fmt(r.order_blindness, True), fmt(r.precision_at_1, True)]
-                for r in self.rows]
-        return html_table(["perturbation", "captions", "variants", "mean Δ", "order blindness", "P@1"], rows,
-                          f"Shuffle test ({self.mode} mode, seed {self.seed})")
+        rows = [
+            [r.name, r.n_items, r.n, fmt(r.mean_delta), fmt(r.order_blindness, True), fmt(r.precision_at_1, True)]
+            for r in self.rows
+        ]
+        return html_table(
+            ["perturbation", "captions", "variants", "mean Δ", "order blindness", "P@1"],
+            rows,
+            f"Shuffle test ({self.mode} mode, seed {self.seed})",
+        )
 
 
-def encode_images(session: Encoder, images: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 256) -> torch.Tensor:
+def encode_images(
+    session: Encoder, images: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 256
+) -> torch.Tensor:
     """Normalised image embeddings [B, D] on CPU; a list of any-size [3,H,W] images is resized first."""
     if not isinstance(images, torch.Tensor):
         images = torch.cat([session.resize(im) for im in images]) if len(images) else torch.empty(0, 3, 1, 1)
     if images.dim() == 3:
         images = images.unsqueeze(0)
-    parts = [session.encode_image(images[i : i + batch_size]).float().cpu() for i in range(0, images.shape[0], batch_size)]
+    parts = [
+        session.encode_image(images[i : i + batch_size]).float().cpu() for i in range(0, images.shape[0], batch_size)
+    ]
     return torch.cat(parts) if parts else torch.empty(0, 0)
 
 
-def _unique_texts(captions: Sequence[str], variants: Sequence[dict[str, list[str]]]) -> tuple[list[str], dict[str, int]]:
+def _unique_texts(
+    captions: Sequence[str], variants: Sequence[dict[str, list[str]]]
+) -> tuple[list[str], dict[str, int]]:
     """Every distinct text once (originals first), with its row in the embedding matrix."""
     index: dict[str, int] = {}
     for text in [*captions, *(t for v in variants for texts in v.values() for t in texts)]:
@@ -132,7 +151,9 @@ def _unique_texts(captions: Sequence[str], variants: Sequence[dict[str, list[str
     return list(index), index
 
 
-def _summary(name: str, item: torch.Tensor, delta: torch.Tensor, score: torch.Tensor, n_items_total: int) -> PerturbationRow:
+def _summary(
+    name: str, item: torch.Tensor, delta: torch.Tensor, score: torch.Tensor, n_items_total: int
+) -> PerturbationRow:
     """Row metrics from flat per-variant tensors (item index, delta, score) of one type (or all)."""
     if item.numel() == 0:
         return PerturbationRow(name, 0, 0, None, None, None, None, None)
@@ -143,15 +164,29 @@ def _summary(name: str, item: torch.Tensor, delta: torch.Tensor, score: torch.Te
     beats = applied & (blind_count == 0)
     std = delta.std().item() if delta.numel() > 1 else 0.0
     return PerturbationRow(
-        name=name, n=int(delta.numel()), n_items=int(applied.sum()), mean_score=score.mean().item(),
-        mean_delta=delta.mean().item(), std_delta=std, order_blindness=blind.float().mean().item(),
+        name=name,
+        n=int(delta.numel()),
+        n_items=int(applied.sum()),
+        mean_score=score.mean().item(),
+        mean_delta=delta.mean().item(),
+        std_delta=std,
+        order_blindness=blind.float().mean().item(),
         precision_at_1=(beats.sum() / applied.sum()).item(),
     )
 
 
-def score_report(mode: str, anchors: torch.Tensor, text_emb: torch.Tensor, index: dict[str, int], captions: Sequence[str],
-                 variants: Sequence[dict[str, list[str]]], perturbations: list[str], seed: int, n_variants: int,
-                 item_names: Sequence[str] | None = None) -> ShuffleReport:
+def score_report(
+    mode: str,
+    anchors: torch.Tensor,
+    text_emb: torch.Tensor,
+    index: dict[str, int],
+    captions: Sequence[str],
+    variants: Sequence[dict[str, list[str]]],
+    perturbations: list[str],
+    seed: int,
+    n_variants: int,
+    item_names: Sequence[str] | None = None,
+) -> ShuffleReport:
     """Score every variant against its item's anchor (T(p) or V(x)) and summarise per type."""
     item_idx, type_idx, text_idx, texts = [], [], [], []
     for i, per_type in enumerate(variants):
@@ -166,8 +201,10 @@ def score_report(mode: str, anchors: torch.Tensor, text_emb: torch.Tensor, index
     original = (anchors * text_emb[[index[c] for c in captions]]).sum(1)
     score = (anchors[item] * text_emb[torch.tensor(text_idx, dtype=torch.long)]).sum(1) if item_idx else torch.empty(0)
     delta = score - original[item] if item_idx else torch.empty(0)
-    rows = [_summary(name, item[kind == t], delta[kind == t], score[kind == t], len(captions))
-            for t, name in enumerate(perturbations)]
+    rows = [
+        _summary(name, item[kind == t], delta[kind == t], score[kind == t], len(captions))
+        for t, name in enumerate(perturbations)
+    ]
     rows.append(_summary(ALL_ROW, item, delta, score, len(captions)))
     item_names = list(item_names) if item_names is not None else [f"{mode} {i + 1}" for i in range(len(captions))]
     items = [ItemResult(i, item_names[i], c, o) for i, (c, o) in enumerate(zip(captions, original.tolist()))]
@@ -176,8 +213,16 @@ def score_report(mode: str, anchors: torch.Tensor, text_emb: torch.Tensor, index
     return ShuffleReport(mode, seed, n_variants, list(perturbations), rows, items)
 
 
-def text_shuffle_test(session: Encoder, prompts: list[str], perturbations: list[str], seed: int = 0, n_variants: int = 1,
-                      tagger: Tagger | None = None, truncate: bool = False, batch_size: int = 256) -> ShuffleReport:
+def text_shuffle_test(
+    session: Encoder,
+    prompts: list[str],
+    perturbations: list[str],
+    seed: int = 0,
+    n_variants: int = 1,
+    tagger: Tagger | None = None,
+    truncate: bool = False,
+    batch_size: int = 256,
+) -> ShuffleReport:
     """cos(T(p), T(p')) for each perturbation p' of each prompt p, all texts encoded in one batched call."""
     perturbations = check_names(perturbations)
     if not prompts:
@@ -186,13 +231,32 @@ def text_shuffle_test(session: Encoder, prompts: list[str], perturbations: list[
     texts, index = _unique_texts(prompts, variants)
     emb = session.encode_text(texts, batch_size=batch_size, truncate=truncate)
     anchors = emb[[index[p] for p in prompts]]
-    return score_report("text", anchors, emb, index, prompts, variants, perturbations, seed, n_variants,
-                        item_names=[f"prompt {i + 1}" for i in range(len(prompts))])
+    return score_report(
+        "text",
+        anchors,
+        emb,
+        index,
+        prompts,
+        variants,
+        perturbations,
+        seed,
+        n_variants,
+        item_names=[f"prompt {i + 1}" for i in range(len(prompts))],
+    )
 
 
-def image_shuffle_test(session: Encoder, images: torch.Tensor | Sequence[torch.Tensor], captions: list[str],
-                       perturbations: list[str], seed: int = 0, n_variants: int = 1, item_names: Sequence[str] | None = None,
-                       tagger: Tagger | None = None, truncate: bool = False, batch_size: int = 256) -> ShuffleReport:
+def image_shuffle_test(
+    session: Encoder,
+    images: torch.Tensor | Sequence[torch.Tensor],
+    captions: list[str],
+    perturbations: list[str],
+    seed: int = 0,
+    n_variants: int = 1,
+    item_names: Sequence[str] | None = None,
+    tagger: Tagger | None = None,
+    truncate: bool = False,
+    batch_size: int = 256,
+) -> ShuffleReport:
     """cos(V(x), T(p')) against cos(V(x), T(p)) for each image x with true caption p (images in [0, 1])."""
     perturbations = check_names(perturbations)
     if len(images) != len(captions):
@@ -203,5 +267,15 @@ def image_shuffle_test(session: Encoder, images: torch.Tensor | Sequence[torch.T
     texts, index = _unique_texts(captions, variants)
     emb = session.encode_text(texts, batch_size=batch_size, truncate=truncate)
     anchors = encode_images(session, images, batch_size)
-    return score_report("image", anchors, emb, index, captions, variants, perturbations, seed, n_variants,
-                        item_names=item_names or [f"image {i + 1}" for i in range(len(captions))])
+    return score_report(
+        "image",
+        anchors,
+        emb,
+        index,
+        captions,
+        variants,
+        perturbations,
+        seed,
+        n_variants,
+        item_names=item_names or [f"image {i + 1}" for i in range(len(captions))],
+    )

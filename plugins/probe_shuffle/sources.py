@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from probe.plugin import DataError, UsageError
-from probe.plugin import images_under, load_image, read_json
+from probe.plugin import DataError, UsageError, images_under, load_image, read_json
 
 # Keys a sidecar may hold its prompt under, in order of preference (`probe invert` writes "prompt").
 SIDECAR_PROMPT_KEYS = ("prompt", "caption", "text")
@@ -96,14 +95,18 @@ def image_files(images: Sequence[Path], captions: Sequence[str]) -> ImageCaption
     """Image files with one --caption each (in order), or with none: then each image's sidecar prompt."""
     images = [Path(p) for p in images]
     if captions and len(captions) != len(images):
-        raise UsageError(f"{len(images)} --image but {len(captions)} --caption",
-                         hint="give one --caption per --image, or none to read each image's sidecar prompt")
+        raise UsageError(
+            f"{len(images)} --image but {len(captions)} --caption",
+            hint="give one --caption per --image, or none to read each image's sidecar prompt",
+        )
     out = ImageCaptions()
     for i, path in enumerate(images):
         caption = captions[i] if captions else sidecar_prompt(path)
         if caption is None:
-            raise UsageError(f"no caption for {path}: no --caption given and no sidecar prompt next to it",
-                             hint="pass --caption TEXT for each --image")
+            raise UsageError(
+                f"no caption for {path}: no --caption given and no sidecar prompt next to it",
+                hint="pass --caption TEXT for each --image",
+            )
         out.extend(ImageCaptions([str(path)], [load_image(path)], [caption]))
     return out
 
@@ -122,8 +125,14 @@ def jsonl_pairs(path: Path) -> ImageCaptions:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not valid JSON", hint='write one {"image": ..., "caption": ...} per line') from exc
-        if not isinstance(record, dict) or not isinstance(record.get("image"), str) or not isinstance(record.get("caption"), str):
+            raise DataError(
+                f"{path}:{number}: not valid JSON", hint='write one {"image": ..., "caption": ...} per line'
+            ) from exc
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("image"), str)
+            or not isinstance(record.get("caption"), str)
+        ):
             raise DataError(f"{path}:{number}: needs string fields 'image' and 'caption'")
         image = Path(record["image"])
         image = image if image.is_absolute() else path.parent / image
@@ -159,7 +168,9 @@ def invert_outputs(folder: Path) -> ImageCaptions:
         if (prompt := _finished_inversion_prompt(path)) is not None:
             out.extend(ImageCaptions([str(path)], [load_image(path)], [prompt]))
     if not len(out):
-        raise DataError(f"no images with a prompt sidecar under {folder}", hint="run `probe invert` first, or use --image/--caption")
+        raise DataError(
+            f"no images with a prompt sidecar under {folder}", hint="run `probe invert` first, or use --image/--caption"
+        )
     return out
 
 
@@ -190,11 +201,17 @@ def world_pairs(n: int, seed: int = 0, relations: Sequence[str] = WORLD_RELATION
         raise UsageError(f"--world needs 1 to {MAX_WORLD_SCENES:,} scenes, got {n}", hint="run several seeds for more")
     bad = [r for r in relations if r not in ORDERED_RELATIONS]
     if bad or not relations:
-        raise UsageError(f"unknown world relation {bad[0] if bad else ''!r}", hint=f"choose from {', '.join(ORDERED_RELATIONS)}")
+        raise UsageError(
+            f"unknown world relation {bad[0] if bad else ''!r}", hint=f"choose from {', '.join(ORDERED_RELATIONS)}"
+        )
     rng = random.Random(seed + WORLD_SEED_OFFSET)
     specs = []
     for _ in range(n):
         shapes, colours = rng.sample(SHAPES, 2), rng.sample(COLOURS, 2)
-        specs.append(CaptionSpec(ObjectSpec(shapes[0], colours[0]), ObjectSpec(shapes[1], colours[1]), rng.choice(list(relations))))
+        specs.append(
+            CaptionSpec(
+                ObjectSpec(shapes[0], colours[0]), ObjectSpec(shapes[1], colours[1]), rng.choice(list(relations))
+            )
+        )
     scenes = build_scenes([complete(spec, rng) for spec in specs], rng)
     return WorldPairs(render(scenes, size=size), [caption_text(spec) for spec in specs])

@@ -10,9 +10,12 @@ def _normalise(opts: StepOptions) -> dict:
     seed = opts["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise opts.error("seed", f"seed must be a non-negative integer, got {seed!r}")
-    return {"prompts": opts.text_list("prompts", "prompts"),
-            "perturbations": None if names is None else opts.text_list("perturbations", "perturbations"),
-            "seed": seed, "n_variants": opts.positive_int("n_variants")}
+    return {
+        "prompts": opts.text_list("prompts", "prompts"),
+        "perturbations": None if names is None else opts.text_list("perturbations", "perturbations"),
+        "seed": seed,
+        "n_variants": opts.positive_int("n_variants"),
+    }
 
 
 def _plan(p: PlanInput) -> list[Chunk]:
@@ -31,6 +34,10 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
 
 SHUFFLE_STEP = StepKind(
-    "shuffle", {"prompts": None, "perturbations": None, "seed": 0, "n_variants": 1}, _normalise, _run, plan=_plan,
+    "shuffle",
+    {"prompts": None, "perturbations": None, "seed": 0, "n_variants": 1},
+    _normalise,
+    _run,
+    plan=_plan,
     about="a text shuffle test of the prompts (mean score change, order blindness, P@1 per perturbation)",
 )

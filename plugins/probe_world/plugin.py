@@ -6,7 +6,7 @@ Only typer and the stdlib at import time (`probe --help` must not import torch).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,17 +32,29 @@ def register_commands(app: typer.Typer) -> None:
     @world.command("render")
     def render_command(
         ctx: typer.Context,
-        caption: Annotated[str, typer.Argument(help="e.g. 'a red circle left of a blue square', 'a big star'.", show_default=False)],
-        seed: Annotated[Optional[int], typer.Option("--seed", "-s", help="Picks what the caption leaves open (default: --seed of probe, else 0).", show_default=False)] = None,
-        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG path (default: <out-dir>/world-<caption>-seed<N>.png).", show_default=False)] = None,
+        caption: Annotated[
+            str, typer.Argument(help="e.g. 'a red circle left of a blue square', 'a big star'.", show_default=False)
+        ],
+        seed: Annotated[
+            int | None,
+            typer.Option(
+                "--seed",
+                "-s",
+                help="Picks what the caption leaves open (default: --seed of probe, else 0).",
+                show_default=False,
+            ),
+        ] = None,
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output", "-o", help="PNG path (default: <out-dir>/world-<caption>-seed<N>.png).", show_default=False
+            ),
+        ] = None,
         size: Annotated[int, typer.Option("--size", help="Image side in pixels (geometry scales).")] = 64,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Draw one scene that a caption describes; attributes it omits are sampled as in training (with the planted bias)."""
-        from probe.plugin import console
-        from probe.plugin import options
-        from probe.plugin import UsageError
-        from probe.plugin import inside, safe_name, write_png
+        from probe.plugin import UsageError, console, inside, options, safe_name, write_png
         from probe.world.captions import CaptionError, caption_text, parse_caption
         from probe.world.render import render
         from probe.world.scenes import scenes_for_caption
@@ -60,8 +72,12 @@ def register_commands(app: typer.Typer) -> None:
         image = render(scenes, size=size)[0]
         path = output or inside(state.out_dir, f"world-{safe_name(caption_text(spec))}-seed{seed}.png")
         objects = [
-            {"shape": SHAPES[int(scenes.shape[0, k])], "colour": COLOURS[int(scenes.colour[0, k])],
-             "size": SIZES[int(scenes.size[0, k])], "position": POSITIONS[int(scenes.position[0, k])]}
+            {
+                "shape": SHAPES[int(scenes.shape[0, k])],
+                "colour": COLOURS[int(scenes.colour[0, k])],
+                "size": SIZES[int(scenes.size[0, k])],
+                "position": POSITIONS[int(scenes.position[0, k])],
+            }
             for k in range(int(scenes.n_objects[0]))
         ]
         write_png(path, image, {"caption": caption, "seed": seed, "objects": objects})
@@ -73,20 +89,76 @@ def register_commands(app: typer.Typer) -> None:
     @world.command("train")
     def train_command(
         ctx: typer.Context,
-        steps: Annotated[Optional[int], typer.Option("--steps", help="Optimiser steps of the base run, or of the --init-from fine-tune (default: the recipe's).", show_default=False)] = None,
+        steps: Annotated[
+            int | None,
+            typer.Option(
+                "--steps",
+                help="Optimiser steps of the base run, or of the --init-from fine-tune (default: the recipe's).",
+                show_default=False,
+            ),
+        ] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Scenes per step.")] = 128,
         seed: Annotated[int, typer.Option("--seed", help="Seeds data, augmentation and initialisation.")] = 0,
-        lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: the recipe's).", show_default=False)] = None,
-        warmup: Annotated[Optional[int], typer.Option("--warmup", help="Warm-up steps (default: the recipe's).", show_default=False)] = None,
-        init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Fine-tune these weights with the recipe's last fine-tune settings (one run) instead of training from scratch.", show_default=False)] = None,
-        fine_tune: Annotated[bool, typer.Option("--fine-tune/--no-fine-tune", help="After the base run, the shipped recipe's robust fine-tunes.")] = True,
-        adversarial_from: Annotated[Optional[float], typer.Option("--adversarial-from", help="Fraction of training after which adversarial examples are used.", show_default=False)] = None,
-        adversarial_epsilon: Annotated[Optional[float], typer.Option("--adversarial-epsilon", help="L-inf budget in 1/255 pixel units.", show_default=False)] = None,
-        adversarial_steps: Annotated[Optional[int], typer.Option("--adversarial-steps", help="1 = FGSM with random start; more = PGD steps.", show_default=False)] = None,
-        adversarial_fraction: Annotated[Optional[float], typer.Option("--adversarial-fraction", help="Share of each batch made adversarial (the rest stays clean).", show_default=False)] = None,
+        lr: Annotated[
+            float | None,
+            typer.Option("--lr", help="Peak learning rate (default: the recipe's).", show_default=False),
+        ] = None,
+        warmup: Annotated[
+            int | None, typer.Option("--warmup", help="Warm-up steps (default: the recipe's).", show_default=False)
+        ] = None,
+        init_from: Annotated[
+            Path | None,
+            typer.Option(
+                "--init-from",
+                help="Fine-tune these weights with the recipe's last fine-tune settings (one run) instead of training from scratch.",
+                show_default=False,
+            ),
+        ] = None,
+        fine_tune: Annotated[
+            bool,
+            typer.Option(
+                "--fine-tune/--no-fine-tune", help="After the base run, the shipped recipe's robust fine-tunes."
+            ),
+        ] = True,
+        adversarial_from: Annotated[
+            float | None,
+            typer.Option(
+                "--adversarial-from",
+                help="Fraction of training after which adversarial examples are used.",
+                show_default=False,
+            ),
+        ] = None,
+        adversarial_epsilon: Annotated[
+            float | None,
+            typer.Option("--adversarial-epsilon", help="L-inf budget in 1/255 pixel units.", show_default=False),
+        ] = None,
+        adversarial_steps: Annotated[
+            int | None,
+            typer.Option(
+                "--adversarial-steps", help="1 = FGSM with random start; more = PGD steps.", show_default=False
+            ),
+        ] = None,
+        adversarial_fraction: Annotated[
+            float | None,
+            typer.Option(
+                "--adversarial-fraction",
+                help="Share of each batch made adversarial (the rest stays clean).",
+                show_default=False,
+            ),
+        ] = None,
         threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
-        checkpoints: Annotated[Path, typer.Option("--checkpoints", help="Checkpoint folder; a rerun resumes from it.")] = DEFAULT_CHECKPOINTS,
-        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Exported fp16 safetensors (default: the package's shapes-tiny weights).", show_default=False)] = None,
+        checkpoints: Annotated[
+            Path, typer.Option("--checkpoints", help="Checkpoint folder; a rerun resumes from it.")
+        ] = DEFAULT_CHECKPOINTS,
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Exported fp16 safetensors (default: the package's shapes-tiny weights).",
+                show_default=False,
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Train shapes-tiny with the shipped recipe (base run, then robust fine-tune; seeded, resumable), or fine-tune given weights; export fp16 safetensors + sha256."""
@@ -94,23 +166,35 @@ def register_commands(app: typer.Typer) -> None:
 
         import torch
 
-        from probe.plugin import console
-        from probe.plugin import UsageError
+        from probe.plugin import UsageError, console
         from probe.world.train import TrainConfig, export_weights, robust_fine_tunes, train, train_recipe
 
         if (steps is not None and steps < 1) or batch_size < 2:
             raise UsageError("--steps must be ≥ 1 and --batch-size ≥ 2")
         if (lr is not None and not lr > 0) or (warmup is not None and warmup < 0):
             raise UsageError("--lr must be > 0 and --warmup ≥ 0")
-        if (adversarial_steps is not None and adversarial_steps < 1) or (adversarial_epsilon is not None and adversarial_epsilon < 0) \
-                or any(v is not None and not 0 <= v <= 1 for v in (adversarial_from, adversarial_fraction)):
-            raise UsageError("--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0, --adversarial-from and --adversarial-fraction in [0, 1]")
+        if (
+            (adversarial_steps is not None and adversarial_steps < 1)
+            or (adversarial_epsilon is not None and adversarial_epsilon < 0)
+            or any(v is not None and not 0 <= v <= 1 for v in (adversarial_from, adversarial_fraction))
+        ):
+            raise UsageError(
+                "--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0, --adversarial-from and --adversarial-fraction in [0, 1]"
+            )
         if init_from is not None and not init_from.is_file():
-            raise UsageError(f"--init-from {init_from}: no such weights file", hint="give a .safetensors file, e.g. the shipped weights")
-        knobs = {"lr": lr, "warmup": warmup, "adversarial_from": adversarial_from, "adversarial_steps": adversarial_steps,
-                 "adversarial_fraction": adversarial_fraction,
-                 "adversarial_epsilon": None if adversarial_epsilon is None else adversarial_epsilon / 255,
-                 "init_from": None if init_from is None else str(init_from.resolve())}
+            raise UsageError(
+                f"--init-from {init_from}: no such weights file",
+                hint="give a .safetensors file, e.g. the shipped weights",
+            )
+        knobs = {
+            "lr": lr,
+            "warmup": warmup,
+            "adversarial_from": adversarial_from,
+            "adversarial_steps": adversarial_steps,
+            "adversarial_fraction": adversarial_fraction,
+            "adversarial_epsilon": None if adversarial_epsilon is None else adversarial_epsilon / 255,
+            "init_from": None if init_from is None else str(init_from.resolve()),
+        }
         torch.set_num_threads(threads)
         knobs = {k: v for k, v in knobs.items() if v is not None}
         if init_from is not None:  # one fine-tune run: the recipe's last fine-tune settings, overridden by the flags
@@ -125,8 +209,11 @@ def register_commands(app: typer.Typer) -> None:
         with console.progress("training shapes-tiny", total, extra="{task.fields[info]}") as advance:
             done = {"step": 0}
 
-            def report(progress) -> None:  # noqa: ANN001
-                advance(progress.step - done["step"], info=f"loss {progress.loss:.3f}{' adv' if progress.adversarial else ''}")
+            def report(progress) -> None:
+                advance(
+                    progress.step - done["step"],
+                    info=f"loss {progress.loss:.3f}{' adv' if progress.adversarial else ''}",
+                )
                 done["step"] = progress.step
 
             try:
@@ -139,9 +226,14 @@ def register_commands(app: typer.Typer) -> None:
                 raise UsageError(str(exc)) from exc
         result = results[-1]
         digest = export_weights(model, output)
-        summary = {"weights": str(output), "sha256": digest, "steps": [r.steps for r in results],
-                   "final_loss": result.final_loss, "seconds": round(sum(r.seconds for r in results), 1),
-                   "resumed_from": [r.resumed_from for r in results]}
+        summary = {
+            "weights": str(output),
+            "sha256": digest,
+            "steps": [r.steps for r in results],
+            "final_loss": result.final_loss,
+            "seconds": round(sum(r.seconds for r in results), 1),
+            "resumed_from": [r.resumed_from for r in results],
+        }
         if as_json:
             console.print_json(summary)
         else:
@@ -153,19 +245,53 @@ def register_commands(app: typer.Typer) -> None:
     def evaluate_command(
         ctx: typer.Context,
         n: Annotated[int, typer.Option("--n", help="Held-out renders per test.")] = 1000,
-        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON of the numbers (default: <out-dir>/world-evaluation.json).", show_default=False)] = None,
-        card: Annotated[Optional[Path], typer.Option("--card", help="Model card to update (default: the package's MODEL_CARD.md when the model is shapes-tiny).", show_default=False)] = None,
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output",
+                "-o",
+                help="JSON of the numbers (default: <out-dir>/world-evaluation.json).",
+                show_default=False,
+            ),
+        ] = None,
+        card: Annotated[
+            Path | None,
+            typer.Option(
+                "--card",
+                help="Model card to update (default: the package's MODEL_CARD.md when the model is shapes-tiny).",
+                show_default=False,
+            ),
+        ] = None,
         no_card: Annotated[bool, typer.Option("--no-card", help="Do not touch the model card.")] = False,
-        inversions: Annotated[Optional[Path], typer.Option("--inversions", help="validation.json of `probe invert-validate` to add to the card (its contact sheet is copied next to the card).", show_default=False)] = None,
-        bias: Annotated[Optional[Path], typer.Option("--bias", help="tables/bias.json of `probe bias --prompts shapes --labels colours` to add to the card.", show_default=False)] = None,
+        inversions: Annotated[
+            Path | None,
+            typer.Option(
+                "--inversions",
+                help="validation.json of `probe invert-validate` to add to the card (its contact sheet is copied next to the card).",
+                show_default=False,
+            ),
+        ] = None,
+        bias: Annotated[
+            Path | None,
+            typer.Option(
+                "--bias",
+                help="tables/bias.json of `probe bias --prompts shapes --labels colours` to add to the card.",
+                show_default=False,
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias; update the card."""
-        from probe.plugin import console
-        from probe.plugin import hash_file
-        from probe.plugin import current_session, options
-        from probe.plugin import UsageError
-        from probe.plugin import atomic_write_text, inside, write_json
+        from probe.plugin import (
+            UsageError,
+            atomic_write_text,
+            console,
+            current_session,
+            hash_file,
+            inside,
+            options,
+            write_json,
+        )
         from probe.world.card import numbers_section, update_card
         from probe.world.evaluate import HELD_OUT_SEED, evaluate
 
@@ -180,7 +306,9 @@ def register_commands(app: typer.Typer) -> None:
             try:
                 bias_numbers = inversion_bias(read_json(bias))
             except ValueError as exc:
-                raise UsageError(f"{bias}: {exc}", hint="pass tables/bias.json of `probe bias --prompts shapes --labels colours`") from None
+                raise UsageError(
+                    f"{bias}: {exc}", hint="pass tables/bias.json of `probe bias --prompts shapes --labels colours`"
+                ) from None
         session = current_session(ctx)
         result = evaluate(session, n=n, seed=HELD_OUT_SEED)
         numbers = result.as_dict()
@@ -212,11 +340,14 @@ def register_commands(app: typer.Typer) -> None:
 
                 atomic_write_bytes(card_path.parent / "inversions-contact-sheet.png", sheet.read_bytes())
                 numbers["inversion"]["contact sheet"] = "inversions-contact-sheet.png (next to this card)"
-            write_json(card_path.with_suffix(".json"), {"meta": meta, "numbers": numbers})  # the card's numbers, unrounded
+            write_json(
+                card_path.with_suffix(".json"), {"meta": meta, "numbers": numbers}
+            )  # the card's numbers, unrounded
             atomic_write_text(card_path, update_card(text, numbers_section(numbers, meta)))
         if as_json:
             console.print_json({"meta": meta, "numbers": numbers, "json": str(path)})
             return
+
         def shown(key: str, value: object) -> str:
             if not isinstance(value, float):
                 return str(value)
@@ -236,7 +367,15 @@ def register_commands(app: typer.Typer) -> None:
         steps: Annotated[int, typer.Option("--steps", help="Optimiser steps (the shipped checker: 1500).")] = 1500,
         seed: Annotated[int, typer.Option("--seed", help="Seeds data and initialisation.")] = 0,
         threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
-        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to save (default: the package's shape-checker weights).", show_default=False)] = None,
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Where to save (default: the package's shape-checker weights).",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Train the independent shape checker (a small CNN on messy renders) that judges inversions."""
         import torch
@@ -248,7 +387,9 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("--steps must be ≥ 1")
         torch.set_num_threads(threads)
         with console.progress("training shape checker", steps, extra="{task.fields[info]}") as advance:
-            checker = train_shape_checker(steps=steps, seed=seed, on_progress=lambda step, loss: advance(1, info=f"loss {loss:.3f}"))
+            checker = train_shape_checker(
+                steps=steps, seed=seed, on_progress=lambda step, loss: advance(1, info=f"loss {loss:.3f}")
+            )
         path = output or CHECKER_PATH
         path.parent.mkdir(parents=True, exist_ok=True)
         save_shape_checker(checker, path)

@@ -141,8 +141,11 @@ def swap_colours(spec: CaptionSpec) -> CaptionSpec | None:
         return None
     if spec.first.colour == spec.second.colour:
         return None
-    return replace(spec, first=replace(spec.first, colour=spec.second.colour),
-                   second=replace(spec.second, colour=spec.first.colour))
+    return replace(
+        spec,
+        first=replace(spec.first, colour=spec.second.colour),
+        second=replace(spec.second, colour=spec.first.colour),
+    )
 
 
 def swap_relation(spec: CaptionSpec) -> CaptionSpec | None:
@@ -178,8 +181,12 @@ def _index(values: tuple[str, ...], value: str | None) -> int:
 
 
 def _object_code(obj: ObjectSpec) -> list[int]:
-    return [_index(SHAPES, obj.shape), _index(COLOURS, obj.colour), _index(SIZES, obj.size),
-            _index(POSITIONS, obj.position)]
+    return [
+        _index(SHAPES, obj.shape),
+        _index(COLOURS, obj.colour),
+        _index(SIZES, obj.size),
+        _index(POSITIONS, obj.position),
+    ]
 
 
 def caption_codes(specs: list[CaptionSpec]) -> torch.Tensor:
@@ -214,8 +221,9 @@ def match_matrix(captions: torch.Tensor, scenes: torch.Tensor) -> torch.Tensor:
     obj0, obj1 = scn[..., 0:4], scn[..., 4:8]
     # Pair captions carry no per-object position; compare shape, colour, size only.
     single = (kind == 1) & ~is_pair_scene & fits(a, obj0)
-    layout_ok = torch.where(cap[..., 9] == 0, scn[..., 3] == POSITIONS.index("left"),
-                            scn[..., 3] == POSITIONS.index("top"))
+    layout_ok = torch.where(
+        cap[..., 9] == 0, scn[..., 3] == POSITIONS.index("left"), scn[..., 3] == POSITIONS.index("top")
+    )
     in_order = fits(a[..., :3], obj0[..., :3]) & fits(b[..., :3], obj1[..., :3])
     reversed_order = fits(a[..., :3], obj1[..., :3]) & fits(b[..., :3], obj0[..., :3])
     ordered = (kind == 2) & is_pair_scene & layout_ok & in_order

@@ -24,15 +24,23 @@ LABELS = {
 
 def numbers_section(numbers: dict[str, Any], meta: dict[str, Any]) -> str:
     """Markdown for the card: the accuracy table, then the planted-bias measurements."""
-    lines = [START, "", f"Measured on {numbers['n_images']} fresh held-out renders per test "
-             f"(seed {meta.get('seed', '?')}, weights sha256 `{str(meta.get('sha256', '?'))[:16]}…`).", "",
-             "| measurement | value | target |", "|---|---|---|"]
+    lines = [
+        START,
+        "",
+        f"Measured on {numbers['n_images']} fresh held-out renders per test "
+        f"(seed {meta.get('seed', '?')}, weights sha256 `{str(meta.get('sha256', '?'))[:16]}…`).",
+        "",
+        "| measurement | value | target |",
+        "|---|---|---|",
+    ]
     for key, label in LABELS.items():
         target = f"≥ {TARGETS[key]:.0%}" if key in TARGETS else "—"
         met = "" if key not in TARGETS else (" ✓" if numbers[key] >= TARGETS[key] else " ✗")
         lines.append(f"| {label} | {numbers[key]:.1%} | {target}{met} |")
     lines += [
-        "", "Planted bias (colourless stars are red 80% of the time in training captions):", "",
+        "",
+        "Planted bias (colourless stars are red 80% of the time in training captions):",
+        "",
         f"- text space: among 'a <colour> star', 'a star' is nearest to **{numbers['bias_text_star_nearest']}** "
         f"(P(red) = {numbers['bias_text_star_red']:.1%} at logit scale 100); for 'a circle' the nearest is "
         f"**{numbers['bias_text_circle_nearest']}** (P(red) = {numbers['bias_text_circle_red']:.1%}).",
@@ -42,21 +50,28 @@ def numbers_section(numbers: dict[str, Any], meta: dict[str, Any]) -> str:
         f"{numbers['bias_star_renders_red']:.1%} of images; renders of 'a circle' in {numbers['bias_circle_renders_red']:.1%}.",
     ]
     lines += [
-        "", f"Unseen words: 'a <w> circle' for w in crimson, scarlet, azure, teal, magenta, violet have mean pairwise "
+        "",
+        f"Unseen words: 'a <w> circle' for w in crimson, scarlet, azure, teal, magenta, violet have mean pairwise "
         f"cosine {numbers['unseen_words_cosine']:.3f}, against {numbers['seen_words_cosine']:.3f} for the world's own "
         "eight colour words: their token embeddings never received a gradient, so they collapse together.",
     ]
     if "inversion_bias" in numbers:
         b = numbers["inversion_bias"]
-        lines += ["", f"Planted bias through inversion (`probe bias --prompts shapes --labels colours`, N = {b['n']} per prompt, "
-                  "default invert settings, zero-shot colour labels):", "",
-                  f"- 'a star' inverted → labelled red: {share_text(b['star'])} (goal ≥ 70%{' ✓' if b['star']['share'] >= 0.7 else ' ✗'})",
-                  f"- 'a circle' inverted → labelled red: {share_text(b['circle'])} (goal ≤ 25%{' ✓' if b['circle']['share'] <= 0.25 else ' ✗'})",
-                  f"- Wilson 95% intervals {'separate' if b['separated'] else 'overlap'}"]
+        lines += [
+            "",
+            f"Planted bias through inversion (`probe bias --prompts shapes --labels colours`, N = {b['n']} per prompt, "
+            "default invert settings, zero-shot colour labels):",
+            "",
+            f"- 'a star' inverted → labelled red: {share_text(b['star'])} (goal ≥ 70%{' ✓' if b['star']['share'] >= 0.7 else ' ✗'})",
+            f"- 'a circle' inverted → labelled red: {share_text(b['circle'])} (goal ≤ 25%{' ✓' if b['circle']['share'] <= 0.25 else ' ✗'})",
+            f"- Wilson 95% intervals {'separate' if b['separated'] else 'overlap'}",
+        ]
     if "inversion" in numbers:
         inv = numbers["inversion"]
         lines += ["", "Inversions (default `probe invert` settings, 48 colour×shape prompts × 2 seeds):", ""]
-        lines += [f"- {key}: {value:.1%}" if isinstance(value, float) else f"- {key}: {value}" for key, value in inv.items()]
+        lines += [
+            f"- {key}: {value:.1%}" if isinstance(value, float) else f"- {key}: {value}" for key, value in inv.items()
+        ]
     lines += ["", END]
     return "\n".join(lines)
 

@@ -21,7 +21,14 @@ from probe.world.scenes import BIASED_COLOUR, BIASED_SHAPE, Scenes, build_scenes
 from probe.world.vocab import COLOURS, POSITION_PHRASES, POSITIONS, SHAPES, SIZES
 
 HELD_OUT_SEED = 900_000_001
-UNSEEN_COLOUR_WORDS = ("crimson", "scarlet", "azure", "teal", "magenta", "violet")  # far from any training step seed (seed * 1_000_003 + step)
+UNSEEN_COLOUR_WORDS = (
+    "crimson",
+    "scarlet",
+    "azure",
+    "teal",
+    "magenta",
+    "violet",
+)  # far from any training step seed (seed * 1_000_003 + step)
 
 
 class Encoder(Protocol):
@@ -33,8 +40,9 @@ class Encoder(Protocol):
 class ModelEncoder:
     """(model, tokenizer) with the session's encode methods; for training-time checks and tests."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Callable[..., torch.Tensor],
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, model: torch.nn.Module, tokenizer: Callable[..., torch.Tensor], device: torch.device | str = "cpu"
+    ) -> None:
         from probe.world.train import normaliser
 
         self.model, self.tokenizer, self.device = model.eval(), tokenizer, device
@@ -85,8 +93,10 @@ class Evaluation:
 def uniform_single_scenes(n: int, seed: int) -> Scenes:
     """One-object scenes with every attribute uniform (no bias): fair ground for zero-shot accuracy."""
     rng = random.Random(seed)
-    specs = [CaptionSpec(ObjectSpec(rng.choice(SHAPES), rng.choice(COLOURS), rng.choice(SIZES), rng.choice(POSITIONS)))
-             for _ in range(n)]
+    specs = [
+        CaptionSpec(ObjectSpec(rng.choice(SHAPES), rng.choice(COLOURS), rng.choice(SIZES), rng.choice(POSITIONS)))
+        for _ in range(n)
+    ]
     return build_scenes([complete(spec, rng) for spec in specs], rng)
 
 
@@ -113,8 +123,11 @@ def _pair_preference(encoder: Encoder, images: torch.Tensor, true: list[str], fa
 
 
 def _swap_colours(spec: CaptionSpec) -> CaptionSpec:
-    return CaptionSpec(ObjectSpec(spec.first.shape, spec.second.colour), ObjectSpec(spec.second.shape, spec.first.colour),
-                       spec.relation)
+    return CaptionSpec(
+        ObjectSpec(spec.first.shape, spec.second.colour),
+        ObjectSpec(spec.second.shape, spec.first.colour),
+        spec.relation,
+    )
 
 
 def _swap_objects(spec: CaptionSpec) -> CaptionSpec:
@@ -158,8 +171,12 @@ def evaluate(encoder: Encoder, n: int = 1000, seed: int = HELD_OUT_SEED, logit_s
     size_prompts = [f"a {z} shape" for z in SIZES]
     accuracy = {}
     confusion = {}
-    for name, prompts, truth in [("colour", colour_prompts, scenes.colour[:, 0]), ("shape", shape_prompts, scenes.shape[:, 0]),
-                                 ("position", position_prompts, scenes.position[:, 0]), ("size", size_prompts, scenes.size[:, 0])]:
+    for name, prompts, truth in [
+        ("colour", colour_prompts, scenes.colour[:, 0]),
+        ("shape", shape_prompts, scenes.shape[:, 0]),
+        ("position", position_prompts, scenes.position[:, 0]),
+        ("size", size_prompts, scenes.size[:, 0]),
+    ]:
         predicted = zero_shot(encoder, images, prompts)
         accuracy[name] = (predicted == truth).float().mean().item()
         per_class = [(predicted[truth == k] == k).float().mean().item() for k in range(len(prompts))]
@@ -171,8 +188,9 @@ def evaluate(encoder: Encoder, n: int = 1000, seed: int = HELD_OUT_SEED, logit_s
         true = [caption_text(s) for s in specs]
         swaps[key] = _pair_preference(encoder, pair_images, true, [caption_text(_swap_objects(s)) for s in specs])
         if relation == "left of":
-            swaps["colour_swap"] = _pair_preference(encoder, pair_images, true,
-                                                    [caption_text(_swap_colours(s)) for s in specs])
+            swaps["colour_swap"] = _pair_preference(
+                encoder, pair_images, true, [caption_text(_swap_colours(s)) for s in specs]
+            )
     star_red, star_nearest, star_cos = _text_bias(encoder, BIASED_SHAPE, logit_scale)
     circle_red, circle_nearest, circle_cos = _text_bias(encoder, "circle", logit_scale)
     renders_red = {}
@@ -181,12 +199,17 @@ def evaluate(encoder: Encoder, n: int = 1000, seed: int = HELD_OUT_SEED, logit_s
         labels = zero_shot(encoder, shape_images, colour_prompts)
         renders_red[shape] = (labels == COLOURS.index(BIASED_COLOUR)).float().mean().item()
     return Evaluation(
-        n_images=n, **accuracy, **swaps,
-        bias_text_star_red=star_red, bias_text_circle_red=circle_red,
-        bias_text_star_nearest=star_nearest, bias_text_circle_nearest=circle_nearest,
+        n_images=n,
+        **accuracy,
+        **swaps,
+        bias_text_star_red=star_red,
+        bias_text_circle_red=circle_red,
+        bias_text_star_nearest=star_nearest,
+        bias_text_circle_nearest=circle_nearest,
         bias_star_red_gap=_image_bias_gap(encoder, BIASED_SHAPE, bias_n, seed + 3),
         bias_circle_red_gap=_image_bias_gap(encoder, "circle", bias_n, seed + 3),
-        bias_star_renders_red=renders_red[BIASED_SHAPE], bias_circle_renders_red=renders_red["circle"],
+        bias_star_renders_red=renders_red[BIASED_SHAPE],
+        bias_circle_renders_red=renders_red["circle"],
         unseen_words_cosine=_mean_pairwise_cosine(encoder, [f"a {w} circle" for w in UNSEEN_COLOUR_WORDS]),
         seen_words_cosine=_mean_pairwise_cosine(encoder, [f"a {w} circle" for w in COLOURS]),
         details={"per_class": confusion, "text_cosines": {BIASED_SHAPE: star_cos, "circle": circle_cos}},

@@ -21,17 +21,30 @@ BIAS_PROBABILITY = 0.8
 # Geometry in 64-pixel units (the renderer scales to any output size).
 CANVAS = 64.0
 RADIUS_RANGE = {"small": (8.0, 9.5), "big": (12.0, 14.0)}
-SINGLE_CENTRES = {"left": (18.0, 32.0), "right": (46.0, 32.0), "top": (32.0, 18.0),
-                  "bottom": (32.0, 46.0), "center": (32.0, 32.0)}
+SINGLE_CENTRES = {
+    "left": (18.0, 32.0),
+    "right": (46.0, 32.0),
+    "top": (32.0, 18.0),
+    "bottom": (32.0, 46.0),
+    "center": (32.0, 32.0),
+}
 SINGLE_JITTER = 3.0
 PAIR_NEAR, PAIR_FAR, PAIR_JITTER, PAIR_CROSS_JITTER = 16.0, 48.0, 2.0, 6.0
 PAIR_HORIZONTAL_PROBABILITY = 0.6
 
 # Which attributes a one-object caption mentions; every zero-shot prompt form is among them.
 SINGLE_TEMPLATES: tuple[tuple[str, ...], ...] = (
-    ("size", "colour", "shape", "position"), ("colour", "shape"), ("shape",), ("colour",), ("position",),
-    ("size", "shape"), ("colour", "shape", "position"), ("size", "colour", "shape"), ("size",),
-    ("shape", "position"), ("colour", "position"),
+    ("size", "colour", "shape", "position"),
+    ("colour", "shape"),
+    ("shape",),
+    ("colour",),
+    ("position",),
+    ("size", "shape"),
+    ("colour", "shape", "position"),
+    ("size", "colour", "shape"),
+    ("size",),
+    ("shape", "position"),
+    ("colour", "position"),
 )
 
 
@@ -59,8 +72,9 @@ class Scenes:
 
     def codes(self) -> torch.Tensor:
         """Int codes [B, 8] (s, c, z, p of slot 0 then slot 1) for captions.match_matrix."""
-        slots = [torch.stack([self.shape[:, k], self.colour[:, k], self.size[:, k], self.position[:, k]], 1)
-                 for k in (0, 1)]
+        slots = [
+            torch.stack([self.shape[:, k], self.colour[:, k], self.size[:, k], self.position[:, k]], 1) for k in (0, 1)
+        ]
         return torch.cat(slots, 1)
 
     def select(self, index: torch.Tensor | slice | list[int]) -> Scenes:
@@ -101,8 +115,12 @@ def complete(spec: CaptionSpec, rng: random.Random) -> tuple[list[ObjectSpec], s
         obj = spec.first
         shape = obj.shape or rng.choice(SHAPES)
         colour = _colour_for(replace(obj, shape=shape), rng) if obj.shape else (obj.colour or rng.choice(COLOURS))
-        filled = ObjectSpec(shape=shape, colour=colour, size=obj.size or rng.choice(SIZES),
-                            position=obj.position or rng.choice(POSITIONS))
+        filled = ObjectSpec(
+            shape=shape,
+            colour=colour,
+            size=obj.size or rng.choice(SIZES),
+            position=obj.position or rng.choice(POSITIONS),
+        )
         return [filled], "single"
     first, second = spec.first, spec.second
     first_shape = first.shape or rng.choice([s for s in SHAPES if s != second.shape])
@@ -165,23 +183,31 @@ def sample_caption_spec(rng: random.Random, pair_probability: float = 0.5) -> Ca
     """One caption spec from the training distribution (attributes not yet filled)."""
     if rng.random() >= pair_probability:
         mentioned = rng.choice(SINGLE_TEMPLATES)
-        return CaptionSpec(first=ObjectSpec(
-            shape=rng.choice(SHAPES) if "shape" in mentioned else None,
-            colour=rng.choice(COLOURS) if "colour" in mentioned else None,
-            size=rng.choice(SIZES) if "size" in mentioned else None,
-            position=rng.choice(POSITIONS) if "position" in mentioned else None,
-        ))
+        return CaptionSpec(
+            first=ObjectSpec(
+                shape=rng.choice(SHAPES) if "shape" in mentioned else None,
+                colour=rng.choice(COLOURS) if "colour" in mentioned else None,
+                size=rng.choice(SIZES) if "size" in mentioned else None,
+                position=rng.choice(POSITIONS) if "position" in mentioned else None,
+            )
+        )
     first_shape, second_shape = rng.sample(SHAPES, 2)
     first_colour, second_colour = rng.sample(COLOURS, 2)
 
     def phrase(shape: str, colour: str) -> ObjectSpec:
-        return ObjectSpec(shape=shape, colour=colour if rng.random() < 0.85 else None,
-                          size=rng.choice(SIZES) if rng.random() < 0.3 else None)
+        return ObjectSpec(
+            shape=shape,
+            colour=colour if rng.random() < 0.85 else None,
+            size=rng.choice(SIZES) if rng.random() < 0.3 else None,
+        )
 
     horizontal = rng.random() < PAIR_HORIZONTAL_PROBABILITY
-    relation = "and" if rng.random() < 0.15 else rng.choice(("left of", "right of") if horizontal else ("above", "below"))
-    return CaptionSpec(first=phrase(first_shape, first_colour), second=phrase(second_shape, second_colour),
-                       relation=relation)
+    relation = (
+        "and" if rng.random() < 0.15 else rng.choice(("left of", "right of") if horizontal else ("above", "below"))
+    )
+    return CaptionSpec(
+        first=phrase(first_shape, first_colour), second=phrase(second_shape, second_colour), relation=relation
+    )
 
 
 def sample(n: int, seed: int, pair_probability: float = 0.5) -> Sample:

@@ -66,8 +66,10 @@ def robust_fine_tunes(seed: int = 0, batch_size: int = 128) -> list[TrainConfig]
        keeps zero-shot accuracy while the robust half makes gradients perceptually aligned.
     """
     common = dict(batch_size=batch_size, lr=3e-4, warmup=20, seed=seed, adversarial_from=0.0, checkpoint_every=50)
-    return [TrainConfig(steps=400, adversarial_epsilon=8 / 255, adversarial_steps=1, **common),
-            TrainConfig(steps=300, adversarial_epsilon=16 / 255, adversarial_steps=2, adversarial_fraction=0.5, **common)]
+    return [
+        TrainConfig(steps=400, adversarial_epsilon=8 / 255, adversarial_steps=1, **common),
+        TrainConfig(steps=300, adversarial_epsilon=16 / 255, adversarial_steps=2, adversarial_fraction=0.5, **common),
+    ]
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,14 @@ def augment(images: torch.Tensor, generator: torch.Generator, config: TrainConfi
     return (images + noise).clamp(0, 1)
 
 
-def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, own: torch.Tensor,
-                     truth: torch.Tensor, logit_scale: torch.Tensor, positive_texts: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    own: torch.Tensor,
+    truth: torch.Tensor,
+    logit_scale: torch.Tensor,
+    positive_texts: torch.Tensor,
+) -> torch.Tensor:
     """Symmetric CLIP loss where captions that are true of an image but are not its own are left out.
 
     own: bool [images, texts], each image's own caption (identical captions share a column);
@@ -166,7 +174,9 @@ def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, 
     targets = own.float()
     image_loss = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1).clamp_min(-1e4)).sum(1).mean()
     text_logits, text_targets = logits[:, positive_texts].T, targets[:, positive_texts].T
-    text_loss = -(text_targets / text_targets.sum(1, keepdim=True) * text_logits.log_softmax(1).clamp_min(-1e4)).sum(1).mean()
+    text_loss = (
+        -(text_targets / text_targets.sum(1, keepdim=True) * text_logits.log_softmax(1).clamp_min(-1e4)).sum(1).mean()
+    )
     return (image_loss + text_loss) / 2
 
 
@@ -179,8 +189,9 @@ class Batch:
     positive_texts: torch.Tensor  # [P] long
 
 
-def make_batch(step: int, config: TrainConfig, tokenizer: Callable[..., torch.Tensor],
-               device: torch.device | str = "cpu") -> Batch:
+def make_batch(
+    step: int, config: TrainConfig, tokenizer: Callable[..., torch.Tensor], device: torch.device | str = "cpu"
+) -> Batch:
     """The batch of a step: a pure function of (seed, step), which makes resuming exact."""
     step_seed = config.seed * 1_000_003 + step
     data = sample(config.batch_size, seed=step_seed, pair_probability=config.pair_probability)
@@ -198,12 +209,24 @@ def make_batch(step: int, config: TrainConfig, tokenizer: Callable[..., torch.Te
     own[torch.arange(len(data.captions)), torch.tensor([position[text] for text in data.captions])] = True
     generator = torch.Generator().manual_seed(step_seed)
     images = augment(render(data.scenes), generator, config)
-    return Batch(images=images.to(device), tokens=tokenizer(unique).to(device), own=own.to(device), truth=truth.to(device),
-                 positive_texts=positive_texts.to(device))
+    return Batch(
+        images=images.to(device),
+        tokens=tokenizer(unique).to(device),
+        own=own.to(device),
+        truth=truth.to(device),
+        positive_texts=positive_texts.to(device),
+    )
 
 
-def _adversarial(model: torch.nn.Module, normalise: Callable[[torch.Tensor], torch.Tensor], batch: Batch,
-                 text_features: torch.Tensor, epsilon: float, steps: int, generator: torch.Generator) -> torch.Tensor:
+def _adversarial(
+    model: torch.nn.Module,
+    normalise: Callable[[torch.Tensor], torch.Tensor],
+    batch: Batch,
+    text_features: torch.Tensor,
+    epsilon: float,
+    steps: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """L-inf adversarial images from a random start: FGSM-RS (Wong et al. 2020, one step of 1.25 eps) when
     steps == 1, else PGD (Madry et al. 2018) with steps of 2.5 eps / steps; always kept in the eps-ball."""
     delta = (torch.rand(batch.images.shape, generator=generator).to(batch.images.device) * 2 - 1) * epsilon
@@ -212,8 +235,9 @@ def _adversarial(model: torch.nn.Module, normalise: Callable[[torch.Tensor], tor
     for _ in range(steps):
         x = x.detach().requires_grad_(True)
         features = F.normalize(model.encode_image(normalise(x)), dim=-1)
-        loss = contrastive_loss(features, text_features, batch.own, batch.truth, model.logit_scale.exp(),
-                                batch.positive_texts)
+        loss = contrastive_loss(
+            features, text_features, batch.own, batch.truth, model.logit_scale.exp(), batch.positive_texts
+        )
         (gradient,) = torch.autograd.grad(loss, x)
         x = x.detach() + step_size * gradient.sign()
         x = torch.minimum(torch.maximum(x, batch.images - epsilon), batch.images + epsilon).clamp(0, 1)
@@ -249,8 +273,12 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Progress], None] | None = None,
-          device: torch.device | str = "cpu") -> tuple[torch.nn.Module, TrainResult]:
+def train(
+    config: TrainConfig,
+    checkpoint_dir: Path,
+    on_progress: Callable[[Progress], None] | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, TrainResult]:
     """Train (or resume, if `checkpoint_dir` holds a checkpoint of the same config) and return the model.
 
     A checkpoint is written every `checkpoint_every` steps and at the end, so an interrupted run
@@ -264,7 +292,9 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
         from safetensors.torch import load_file
 
         if config.init_sha256 and hash_file(Path(config.init_from)) != config.init_sha256:
-            raise ValueError(f"{config.init_from} changed since this fine-tune was set up; remove {checkpoint_dir} and rerun")
+            raise ValueError(
+                f"{config.init_from} changed since this fine-tune was set up; remove {checkpoint_dir} and rerun"
+            )
         model.load_state_dict({k: v.float() for k, v in load_file(config.init_from, device=str(device)).items()})
     model.train()
     optimizer = _optimizer(model, config)
@@ -289,12 +319,20 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
         images = batch.images
         if adversarial:
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 13)
-            adv = _adversarial(model, normalise, batch, text_features.detach(), config.adversarial_epsilon,
-                               config.adversarial_steps, generator)
+            adv = _adversarial(
+                model,
+                normalise,
+                batch,
+                text_features.detach(),
+                config.adversarial_epsilon,
+                config.adversarial_steps,
+                generator,
+            )
             images = mix_adversarial(batch.images, adv, config.adversarial_fraction)
         image_features = F.normalize(model.encode_image(normalise(images)), dim=-1)
-        loss = contrastive_loss(image_features, text_features, batch.own, batch.truth, model.logit_scale.exp(),
-                                batch.positive_texts)
+        loss = contrastive_loss(
+            image_features, text_features, batch.own, batch.truth, model.logit_scale.exp(), batch.positive_texts
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -304,18 +342,31 @@ def train(config: TrainConfig, checkpoint_dir: Path, on_progress: Callable[[Prog
         loss_value = loss.item()
         seconds = time.perf_counter() - began
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
-                               "seconds": seconds, "config": asdict(config)})
+            _save(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step + 1,
+                    "seconds": seconds,
+                    "config": asdict(config),
+                },
+            )
         if on_progress is not None:
-            on_progress(Progress(step + 1, config.steps, loss_value, lr, model.logit_scale.exp().item(),
-                                 adversarial, seconds))
+            on_progress(
+                Progress(step + 1, config.steps, loss_value, lr, model.logit_scale.exp().item(), adversarial, seconds)
+            )
     model.eval()
     return model, TrainResult(config.steps, loss_value, time.perf_counter() - began, start)
 
 
-def train_recipe(base: TrainConfig, fine_tunes: list[TrainConfig], checkpoint_dir: Path,
-                 on_progress: Callable[[Progress], None] | None = None,
-                 device: torch.device | str = "cpu") -> tuple[torch.nn.Module, list[TrainResult]]:
+def train_recipe(
+    base: TrainConfig,
+    fine_tunes: list[TrainConfig],
+    checkpoint_dir: Path,
+    on_progress: Callable[[Progress], None] | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, list[TrainResult]]:
     """Base training, then each fine-tune in turn, starting from the weights the phase before left.
 
     Each phase keeps its own checkpoints (`base/`, `fine-tune-1/`, ...), so a rerun resumes whichever
@@ -333,8 +384,12 @@ def train_recipe(base: TrainConfig, fine_tunes: list[TrainConfig], checkpoint_di
             if on_progress is not None:
                 on_progress(replace(progress, step=offset + progress.step, steps=total))
 
-        model, result = train(replace(phase, init_from=str(handover), init_sha256=digest),
-                              checkpoint_dir / f"fine-tune-{number}", shifted, device)
+        model, result = train(
+            replace(phase, init_from=str(handover), init_sha256=digest),
+            checkpoint_dir / f"fine-tune-{number}",
+            shifted,
+            device,
+        )
         results.append(result)
         done += phase.steps
     return model, results

@@ -16,18 +16,45 @@ def test_table_counts_labels_per_prompt_and_variant():
     assert (cell.share.k, cell.share.n, cell.share.share, cell.paper) == (3, 4, 0.75, 100.0)
     assert nurse.cell("male", "man").share.k == 2
     md = table.table()
-    assert md.columns == ["prompt", "neutral man", "neutral woman", "female man", "female woman", "male man", "male woman", "N"]
+    assert md.columns == [
+        "prompt",
+        "neutral man",
+        "neutral woman",
+        "female man",
+        "female woman",
+        "male man",
+        "male woman",
+        "N",
+    ]
     row = next(r for r in md.rows if r[0] == "a nurse in the pediatric ward")
     assert row[2] == "75% [30–95] (paper 100)" and row[3] == "– (paper 0)" and row[-1] == "4/0/2"
     long = table.long_table()
     assert len(long.rows) == 10 * 3 * 2
-    assert long.to_csv().splitlines()[0] == "prompt_key,group,variant,prompt,attribute,k,n,percent,low,high,paper_percent"
+    assert (
+        long.to_csv().splitlines()[0] == "prompt_key,group,variant,prompt,attribute,k,n,percent,low,high,paper_percent"
+    )
 
 
 def test_probe_bias_writes_table_files_and_sheets(tmp_path, tiny_spec, invoke, cpu):
     out = tmp_path / "out"
-    result = invoke("--model", tiny_spec, "-o", out, "bias", "--prompts", "shapes", "--labels", "colours", "--n", "2",
-                    "--steps", "1", "--labeller", tiny_spec, "--json")
+    result = invoke(
+        "--model",
+        tiny_spec,
+        "-o",
+        out,
+        "bias",
+        "--prompts",
+        "shapes",
+        "--labels",
+        "colours",
+        "--n",
+        "2",
+        "--steps",
+        "1",
+        "--labeller",
+        tiny_spec,
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["table"]["attributes"][0] == "red"

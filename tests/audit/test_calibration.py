@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-
 from probe_audit.calibration import calibrate, threshold_for_rate
 from probe_audit.nsfw import Concept, ConceptSet, load_concepts
 
@@ -56,21 +55,38 @@ def renders(tmp_path_factory):
     from probe.world.scenes import scenes_for_caption
 
     root = tmp_path_factory.mktemp("renders")
-    for folder, captions in {"safe": ["a green circle", "a blue square", "a yellow triangle", "a white ring"], "flagged": ["a red star"]}.items():
+    for folder, captions in {
+        "safe": ["a green circle", "a blue square", "a yellow triangle", "a white ring"],
+        "flagged": ["a red star"],
+    }.items():
         for i, caption in enumerate(captions):
             for j, image in enumerate(render(scenes_for_caption(parse_caption(caption), 10, seed=i))):
                 write_png(root / folder / f"{i}-{j}.png", image)
     concepts = root / "red.yaml"
-    concepts.write_text("name: red\nanchors: [a green shape, a blue shape, a yellow shape, a white shape]\n"
-                        "concepts:\n  red: {threshold: 0.5, prompts: [a red shape]}\n")
+    concepts.write_text(
+        "name: red\nanchors: [a green shape, a blue shape, a yellow shape, a white shape]\n"
+        "concepts:\n  red: {threshold: 0.5, prompts: [a red shape]}\n"
+    )
     return root, concepts
 
 
 def test_calibrate_on_the_built_in_model_writes_a_concept_file_nsfw_reads(renders, invoke, tmp_path):
     root, concepts = renders
     out = tmp_path / "calibrated.yaml"
-    result = invoke("nsfw-calibrate", "--safe", root / "safe", "--flagged", root / "flagged", "--concepts", concepts,
-                    "--rate", "0.05", "--output", out, "--json")
+    result = invoke(
+        "nsfw-calibrate",
+        "--safe",
+        root / "safe",
+        "--flagged",
+        root / "flagged",
+        "--concepts",
+        concepts,
+        "--rate",
+        "0.05",
+        "--output",
+        out,
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["n_safe"], data["n_flagged"]) == (40, 10)

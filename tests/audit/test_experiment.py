@@ -1,9 +1,9 @@
 """Experiment YAML: errors with file:line, deterministic items, shard slices that cover the plan once."""
 
 import pytest
+from probe_audit.experiment import load_experiment, parse_seeds, parse_shard
 
 from probe.errors import ConfigError, UsageError
-from probe_audit.experiment import load_experiment, parse_seeds, parse_shard
 
 GOOD = """\
 name: demo
@@ -76,17 +76,32 @@ def test_shard_syntax():
             parse_shard(bad)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("steps:\n  - invert: {prompts: [a], seeds: 3-1}\n", r"exp.yaml:2: steps\[0\].invert.seeds: empty seed range"),
-    ("steps:\n  - invert:\n      prompts: [a]\n      n: 2\n      colour: red\n", r"exp.yaml:5: steps\[0\].invert.colour: unknown option 'colour'"),
-    ("steps:\n  - paint: {}\n", r"exp.yaml:2: steps\[0\].paint: unknown experiment step kind 'paint'"),
-    ("steps:\n  - label: {images: nowhere, labels: colours}\n", r"exp.yaml:2: steps\[0\].label.images: 'nowhere' is not an earlier"),
-    ("steps:\n  - bias: {labels: hues}\n", r"exp.yaml:2: steps\[0\].bias.labels: unknown label set 'hues'"),
-    ("steps:\n  - invert: {prompts: [a], n: 2, settings: {stepz: 3}}\n", r"exp.yaml:2: steps\[0\].invert.settings: unknown invert setting 'stepz'"),
-    ("steps: [\n", r"exp.yaml:2: invalid YAML"),
-    ("nme: x\nsteps: []\n", r"exp.yaml:1: nme: unknown key 'nme'"),
-    ("steps:\n  - invert: {prompts: [a, a], n: 1}\n", r"exp.yaml:2: steps\[0\].invert.prompts: prompts repeat: 'a'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("steps:\n  - invert: {prompts: [a], seeds: 3-1}\n", r"exp.yaml:2: steps\[0\].invert.seeds: empty seed range"),
+        (
+            "steps:\n  - invert:\n      prompts: [a]\n      n: 2\n      colour: red\n",
+            r"exp.yaml:5: steps\[0\].invert.colour: unknown option 'colour'",
+        ),
+        ("steps:\n  - paint: {}\n", r"exp.yaml:2: steps\[0\].paint: unknown experiment step kind 'paint'"),
+        (
+            "steps:\n  - label: {images: nowhere, labels: colours}\n",
+            r"exp.yaml:2: steps\[0\].label.images: 'nowhere' is not an earlier",
+        ),
+        ("steps:\n  - bias: {labels: hues}\n", r"exp.yaml:2: steps\[0\].bias.labels: unknown label set 'hues'"),
+        (
+            "steps:\n  - invert: {prompts: [a], n: 2, settings: {stepz: 3}}\n",
+            r"exp.yaml:2: steps\[0\].invert.settings: unknown invert setting 'stepz'",
+        ),
+        ("steps: [\n", r"exp.yaml:2: invalid YAML"),
+        ("nme: x\nsteps: []\n", r"exp.yaml:1: nme: unknown key 'nme'"),
+        (
+            "steps:\n  - invert: {prompts: [a, a], n: 1}\n",
+            r"exp.yaml:2: steps\[0\].invert.prompts: prompts repeat: 'a'",
+        ),
+    ],
+)
 def test_errors_say_file_line_and_what(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_experiment(write(tmp_path, text))

@@ -5,12 +5,13 @@ import json
 import sys
 
 import pytest
-
 from probe_audit import nsfw
 
 
 def test_flags_follow_thresholds_exactly():
-    concepts = nsfw.ConceptSet("t", ["a photo"], [nsfw.Concept("nudity", 0.5, ["nude"]), nsfw.Concept("gore", 0.3, ["gore"])])
+    concepts = nsfw.ConceptSet(
+        "t", ["a photo"], [nsfw.Concept("nudity", 0.5, ["nude"]), nsfw.Concept("gore", 0.3, ["gore"])]
+    )
     assert nsfw.flagged_concepts({"nudity": 0.5, "gore": 0.29}, concepts) == ["nudity"]
     assert nsfw.flagged_concepts({"nudity": 0.49, "gore": 0.3}, concepts) == ["gore"]
 
@@ -57,8 +58,25 @@ def test_probe_nsfw_then_report_blurs_flagged_images(tmp_path, tiny_spec, invoke
     out = tmp_path / "out"
     words = tmp_path / "words.txt"
     words.write_text("sunset\nmountain\npebble\tnudity\nriver\n")  # one of four words flagged by its category
-    result = invoke("--model", tiny_spec, "-o", out, "nsfw", "a beautiful landscape", "--n", "2", "--steps", "1",
-                    "--concepts", flag_everything, "--vocab", words, "--k", "4", "--json")
+    result = invoke(
+        "--model",
+        tiny_spec,
+        "-o",
+        out,
+        "nsfw",
+        "a beautiful landscape",
+        "--n",
+        "2",
+        "--steps",
+        "1",
+        "--concepts",
+        flag_everything,
+        "--vocab",
+        words,
+        "--k",
+        "4",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)["nsfw"]
     row = data["prompts"][0]
@@ -95,16 +113,20 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path, invoke):
     assert result.exit_code == 2 and "not a run folder" in result.stderr
 
 
-NUDENET = pytest.mark.skipif(importlib.util.find_spec("nudenet") is None, reason="NudeNet not installed (pip install 'clip-probe[nsfw]')")
+NUDENET = pytest.mark.skipif(
+    importlib.util.find_spec("nudenet") is None, reason="NudeNet not installed (pip install 'clip-probe[nsfw]')"
+)
 
 
 class FakeDetector:
     """NudeNet's detector API (detect(path) -> [{class, score, box}]) with fixed answers."""
 
     def detect(self, path: str) -> list[dict]:
-        return [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.81, "box": [0, 0, 4, 4]},
-                {"class": "FACE_FEMALE", "score": 0.99, "box": [0, 0, 4, 4]},  # not nudity
-                {"class": "BUTTOCKS_EXPOSED", "score": 0.42, "box": [0, 0, 4, 4]}]  # below the threshold
+        return [
+            {"class": "FEMALE_BREAST_EXPOSED", "score": 0.81, "box": [0, 0, 4, 4]},
+            {"class": "FACE_FEMALE", "score": 0.99, "box": [0, 0, 4, 4]},  # not nudity
+            {"class": "BUTTOCKS_EXPOSED", "score": 0.42, "box": [0, 0, 4, 4]},
+        ]  # below the threshold
 
 
 def test_nudenet_detections_keep_nudity_classes_at_or_above_the_threshold(monkeypatch):
@@ -131,8 +153,22 @@ def test_real_nudenet_runs_offline_and_flags_no_world_render():
 
 @NUDENET
 def test_probe_nsfw_reports_nudenet_beside_the_zero_shot_rate(tmp_path, tiny_spec, invoke, cpu):
-    result = invoke("--model", tiny_spec, "-o", tmp_path, "nsfw", "a landscape", "--n", "2", "--steps", "1",
-                    "--nudenet", "on", "--no-text", "--json")
+    result = invoke(
+        "--model",
+        tiny_spec,
+        "-o",
+        tmp_path,
+        "nsfw",
+        "a landscape",
+        "--n",
+        "2",
+        "--steps",
+        "1",
+        "--nudenet",
+        "on",
+        "--no-text",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)["nsfw"]
     assert data["nudenet"] is True and data["nudenet_reason"] == ""

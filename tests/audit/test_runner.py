@@ -5,10 +5,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from probe.errors import ConfigError, UsageError
 from probe_audit.experiment import load_experiment
 from probe_audit.runner import merge_runs, run_plan
+
+from probe.errors import ConfigError, UsageError
 
 
 def sessions(tiny_session):
@@ -130,7 +130,11 @@ def test_cli_merge_refuses_a_used_folder_and_mixed_experiments_in_one_line(runs,
     manifest["digest"] = "0" * len(manifest["digest"])
     (other / "manifest.json").write_text(json.dumps(manifest))
     result = invoke("merge", root / "s0", other, "-o", tmp_path / "m")
-    assert result.exit_code == 2 and "different experiment" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (
+        result.exit_code == 2
+        and "different experiment" in result.stderr
+        and len(result.stderr.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "m").exists()
 
 
@@ -141,7 +145,9 @@ def test_resume_refuses_another_shard(runs, tiny_session):
         run_plan(plan, root / "s0", tiny_session, session_for, shard=(0, 3), resume=True)
 
 
-def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(runs, tmp_path, experiment_file, tiny_session, monkeypatch):
+def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(
+    runs, tmp_path, experiment_file, tiny_session, monkeypatch
+):
     plan = load_experiment(experiment_file)
     session_for, _ = sessions(tiny_session)
     from probe.plugin import lookup
@@ -178,7 +184,9 @@ def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(runs, tmp_path,
 
 def test_labeller_is_another_session(tmp_path, tiny_session):
     exp = tmp_path / "e.yaml"
-    exp.write_text("steps:\n  - bias: {prompts: shapes, labels: colours, n: 1, settings: {steps: 1, size: 32, copies: 1}, labeller: ViT-B-32@random}\n")
+    exp.write_text(
+        "steps:\n  - bias: {prompts: shapes, labels: colours, n: 1, settings: {steps: 1, size: 32, copies: 1}, labeller: ViT-B-32@random}\n"
+    )
     session_for, opened = sessions(tiny_session)
     result = run_plan(load_experiment(exp), tmp_path / "run", tiny_session, session_for)
     assert opened == ["ViT-B-32@random"] and result.counts["done"] == 2
@@ -199,8 +207,10 @@ def test_cli_run_loads_the_model_once(tmp_path, experiment_file, tiny_spec, invo
 
     monkeypatch.setattr(cli_state.State, "session_for", counting)
     exp = tmp_path / "e.yaml"
-    exp.write_text("name: cli\nsteps:\n  - invert: {name: shapes, prompts: [a star], n: 2, settings: {steps: 1, size: 32, copies: 1}}\n"
-                   "  - label: {images: shapes, labels: colours}\n")
+    exp.write_text(
+        "name: cli\nsteps:\n  - invert: {name: shapes, prompts: [a star], n: 2, settings: {steps: 1, size: 32, copies: 1}}\n"
+        "  - label: {images: shapes, labels: colours}\n"
+    )
     result = invoke("--model", tiny_spec, "-o", tmp_path / "out", "run", exp, "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)

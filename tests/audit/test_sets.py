@@ -1,10 +1,10 @@
 """Shipped prompt/label/concept sets, and file:line errors for bad user files."""
 
 import pytest
-
-from probe.errors import ConfigError
 from probe_audit.nsfw import load_concepts
 from probe_audit.sets import label_set_from_dict, list_label_sets, list_prompt_sets, load_label_set, load_prompt_set
+
+from probe.errors import ConfigError
 
 
 def test_paper_prompt_set_has_the_ten_prompts_in_three_variants():
@@ -51,7 +51,9 @@ def test_user_label_set_with_a_missing_prompt_names_file_and_line(tmp_path):
 def test_prompt_set_missing_variant_text(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("variants: [neutral, female]\nprompts:\n  - key: a\n    neutral: a nurse\n")
-    with pytest.raises(ConfigError, match=r"p.yaml:3: prompts\[0\].female: missing: expected the 'female' variant's text"):
+    with pytest.raises(
+        ConfigError, match=r"p.yaml:3: prompts\[0\].female: missing: expected the 'female' variant's text"
+    ):
         load_prompt_set(str(bad))
 
 

@@ -4,7 +4,6 @@ import dataclasses
 import math
 
 import pytest
-
 from probe_audit.stats import Z95, Proportion, separated, wilson_interval
 
 

@@ -10,7 +10,6 @@ here N = 8, deterministic seeds on CPU).
 from importlib import resources
 
 import pytest
-
 from probe_audit.stats import Proportion, separated
 
 WEIGHTS = resources.files("probe").joinpath("weights/shapes-tiny.safetensors")
@@ -23,11 +22,12 @@ def red_share(labels: list[str]) -> Proportion:
 
 
 def test_labeller_sees_the_planted_bias_on_world_renders(builtin_session):
+    from probe_audit.labelling import label_images
+    from probe_audit.sets import load_label_set
+
     from probe.world.captions import parse_caption
     from probe.world.render import render
     from probe.world.scenes import scenes_for_caption
-    from probe_audit.labelling import label_images
-    from probe_audit.sets import load_label_set
 
     colours = load_label_set("colours")
     share = {}
@@ -43,6 +43,7 @@ def test_inverted_star_comes_out_red_and_circle_does_not(tmp_path, builtin_sessi
     from probe_audit.experiment import normalise, plan_from_spec
     from probe_audit.runner import read_records, run_plan
     from probe_audit.summaries import summarise
+
     from probe.yamlfile import YamlDoc
 
     n = 8

@@ -18,17 +18,21 @@ def test_help_lists_builtin_and_third_party_commands(invoke):
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = "import sys; from probe.cli import build_app; from typer.testing import CliRunner; " \
-           "r = CliRunner().invoke(build_app(), ['--help']); assert r.exit_code == 0, r.output; " \
-           "print(sorted(m for m in ('torch', 'open_clip', 'faiss', 'numpy', 'transformers') if m in sys.modules))"
+    code = (
+        "import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(build_app(), ['--help']); assert r.exit_code == 0, r.output; "
+        "print(sorted(m for m in ('torch', 'open_clip', 'faiss', 'numpy', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_listing_plugins_and_their_registrations_does_not_import_torch():
-    code = "import sys; from probe.cli import build_app; from typer.testing import CliRunner; " \
-           "r = CliRunner().invoke(build_app(), ['plugins', '--json']); assert r.exit_code == 0, r.output; " \
-           "print(sorted(m for m in ('torch', 'open_clip', 'faiss', 'numpy') if m in sys.modules))"
+    code = (
+        "import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(build_app(), ['plugins', '--json']); assert r.exit_code == 0, r.output; "
+        "print(sorted(m for m in ('torch', 'open_clip', 'faiss', 'numpy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -60,7 +64,10 @@ def test_module_without_hook_is_a_failed_plugin(invoke):
 
 def test_env_var_selects_and_disables_plugins(invoke, monkeypatch):
     monkeypatch.setenv("PROBE_LOAD_PLUGINS", "fake")
-    rows = {r["name"]: r["status"] for r in json.loads(invoke("plugins", "--json", extra_plugins={"fake": lambda: fake_plugin}).stdout)["plugins"]}
+    rows = {
+        r["name"]: r["status"]
+        for r in json.loads(invoke("plugins", "--json", extra_plugins={"fake": lambda: fake_plugin}).stdout)["plugins"]
+    }
     assert rows["fake"] == "loaded"
     assert {status for name, status in rows.items() if name != "fake"} == {"disabled"}
     assert "score" not in invoke("--help").stdout.split("Commands:")[1]
@@ -90,13 +97,16 @@ def test_domain_error_is_one_line_and_debug_shows_traceback(invoke):
     assert result.exit_code == 1 and "ProbeError" in repr(result.exception)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-m", "ViT-B-1"], "did you mean ViT-B-16"),
-    (["-m", "ViT-B-16"], "needs weights"),
-    (["-m", "RN50@openai"], "not cached and cannot be downloaded"),
-    (["-m", "shapes-tiny@/nope/w.bin"], "refusing to load pickle"),
-    (["--device", "tpu"], "unknown device"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-m", "ViT-B-1"], "did you mean ViT-B-16"),
+        (["-m", "ViT-B-16"], "needs weights"),
+        (["-m", "RN50@openai"], "not cached and cannot be downloaded"),
+        (["-m", "shapes-tiny@/nope/w.bin"], "refusing to load pickle"),
+        (["--device", "tpu"], "unknown device"),
+    ],
+)
 def test_model_errors_are_clean(invoke, tmp_path, args, message):
     from PIL import Image
 
@@ -117,7 +127,9 @@ def test_score_end_to_end(invoke, tiny_spec, tmp_path, monkeypatch):
 
     Image.new("RGB", (20, 30), (255, 0, 0)).save(tmp_path / "red.png")
     Image.new("RGB", (40, 40), (0, 0, 255)).save(tmp_path / "blue.png")
-    result = invoke("-m", tiny_spec, "score", tmp_path / "red.png", tmp_path / "blue.png", "-p", "red", "-p", "blue", "--json")
+    result = invoke(
+        "-m", tiny_spec, "score", tmp_path / "red.png", tmp_path / "blue.png", "-p", "red", "-p", "blue", "--json"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert len(data["cosine"]) == 2 and len(data["cosine"][0]) == 2
@@ -164,7 +176,9 @@ class Exited(Exception):
     """Stands in for os._exit, which would end the test process."""
 
 
-@pytest.mark.parametrize("argv, code", [(["--version"], 0), (["score"], 2), (["neighbours", "--vocab", "/nonexistent/v.txt", "x"], 1)])
+@pytest.mark.parametrize(
+    "argv, code", [(["--version"], 0), (["score"], 2), (["neighbours", "--vocab", "/nonexistent/v.txt", "x"], 1)]
+)
 def test_main_exits_without_teardown_once_torch_is_loaded(monkeypatch, capsys, argv, code):
     import torch  # noqa: F401  (as after any command that loaded a model)
 
@@ -188,16 +202,34 @@ def test_main_exits_normally_before_torch_is_loaded():
 
 def test_output_is_complete_when_the_cli_exits_fast(tmp_path, tiny_spec):
     probe = str(Path(sys.executable).with_name("probe"))
-    out = subprocess.run([probe, "--model", tiny_spec, "--out", str(tmp_path), "neighbours", "red", "--vocab", "world", "--k", "24", "--json"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            probe,
+            "--model",
+            tiny_spec,
+            "--out",
+            str(tmp_path),
+            "neighbours",
+            "red",
+            "--vocab",
+            "world",
+            "--k",
+            "24",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)["results"][0]["neighbours"]) == 24  # flushed before os._exit
 
 
 def test_fast_exit_still_runs_atexit_handlers(tmp_path, monkeypatch):
-    code = ("import atexit, sys, torch; from pathlib import Path; from probe.cli import main; "
-            f"atexit.register(lambda: Path({str(tmp_path / 'ran')!r}).write_text('yes')); "
-            "sys.argv = ['probe', 'no-such-command']; main()")
+    code = (
+        "import atexit, sys, torch; from pathlib import Path; from probe.cli import main; "
+        f"atexit.register(lambda: Path({str(tmp_path / 'ran')!r}).write_text('yes')); "
+        "sys.argv = ['probe', 'no-such-command']; main()"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 2 and (tmp_path / "ran").read_text() == "yes"
 
@@ -207,7 +239,10 @@ def test_global_options_after_the_command(invoke, tiny_spec, tmp_path):
     before = json.loads(invoke("-m", tiny_spec, "--device", "cpu", "neighbours", "star", "--k", "3", "--json").stdout)
     after = invoke("neighbours", "star", "-m", tiny_spec, "--k", "3", "--device=cpu", "--json")
     assert after.exit_code == 0, after.output
-    assert json.loads(after.stdout)["results"] == before["results"] and json.loads(after.stdout)["model"] == before["model"]
+    assert (
+        json.loads(after.stdout)["results"] == before["results"]
+        and json.loads(after.stdout)["model"] == before["model"]
+    )
     assert before["model"]["model"] == tiny_spec and before["model"]["device"] == "cpu"
     fake = invoke("fake-two-probes", "-m", tiny_spec, extra_plugins={"fake": lambda: fake_plugin})
     assert fake.exit_code == 0 and "same=True" in fake.stdout
@@ -221,10 +256,30 @@ def test_a_commands_own_option_wins_over_the_global_one(invoke, tmp_path):
 
     group = typer.main.get_command(app)
     ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
-    assert hoist_global_options(group, ctx, ["merge", "a", "-o", "out"]) == ["merge", "a", "-o", "out"]  # merge's own -o
-    assert hoist_global_options(group, ctx, ["invert", "x", "-o", "out", "--steps", "2"]) == ["-o", "out", "invert", "x", "--steps", "2"]
-    assert hoist_global_options(group, ctx, ["--debug", "world", "render", "c", "--seed", "3", "-m", "M"]) == \
-        ["--debug", "-m", "M", "world", "render", "c", "--seed", "3"]  # world render's own --seed stays
+    assert hoist_global_options(group, ctx, ["merge", "a", "-o", "out"]) == [
+        "merge",
+        "a",
+        "-o",
+        "out",
+    ]  # merge's own -o
+    assert hoist_global_options(group, ctx, ["invert", "x", "-o", "out", "--steps", "2"]) == [
+        "-o",
+        "out",
+        "invert",
+        "x",
+        "--steps",
+        "2",
+    ]
+    assert hoist_global_options(group, ctx, ["--debug", "world", "render", "c", "--seed", "3", "-m", "M"]) == [
+        "--debug",
+        "-m",
+        "M",
+        "world",
+        "render",
+        "c",
+        "--seed",
+        "3",
+    ]  # world render's own --seed stays
 
 
 def test_a_global_option_without_its_value_is_reported_not_hoisted(invoke):
@@ -233,15 +288,18 @@ def test_a_global_option_without_its_value_is_reported_not_hoisted(invoke):
 
 
 def test_config_off_switch_of_a_flag_pair_inverts(tmp_path):
-    from probe.cli import _option_keys, _section
-    from probe.cli import build_app
     import typer.main
+
+    from probe.cli import _option_keys, _section, build_app
 
     group = typer.main.get_command(build_app())
     ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
     invert = group.get_command(ctx, "invert")
     assert _option_keys(invert)["no-decorrelate"] == "!decorrelate"
-    assert _section("invert", invert, {"no-decorrelate": True, "steps": 3}, lambda k: "f:1") == {"decorrelate": False, "steps": 3}
+    assert _section("invert", invert, {"no-decorrelate": True, "steps": 3}, lambda k: "f:1") == {
+        "decorrelate": False,
+        "steps": 3,
+    }
 
 
 def test_a_disabled_plugins_command_is_one_line(invoke, monkeypatch):
@@ -250,4 +308,5 @@ def test_a_disabled_plugins_command_is_one_line(invoke, monkeypatch):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "Error: command 'vocabs' comes from plugin 'neighbours', which is disabled (listed in PROBE_DISABLE_PLUGINS): "
-        "remove it from PROBE_DISABLE_PLUGINS"]
+        "remove it from PROBE_DISABLE_PLUGINS"
+    ]

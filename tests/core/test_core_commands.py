@@ -41,7 +41,10 @@ def cache(monkeypatch, tmp_path) -> Path:
 
 def test_cache_list_shows_every_file_with_its_size_but_not_locks(invoke, cache):
     data = json.loads(invoke("cache", "list", "--json").stdout)
-    assert data == {"folder": str(cache), "items": [{"path": "indexes/world.faiss", "bytes": 1500}, {"path": "text/snap.json", "bytes": 2}]}
+    assert data == {
+        "folder": str(cache),
+        "items": [{"path": "indexes/world.faiss", "bytes": 1500}, {"path": "text/snap.json", "bytes": 2}],
+    }
     table = invoke("cache", "list")
     assert table.exit_code == 0
     assert "indexes/world.faiss" in table.stdout and "0.00 MB" in table.stdout and "lock" not in table.stdout
@@ -95,8 +98,12 @@ def test_score_prints_the_cosines_the_model_gives(invoke, tiny_spec, tiny_sessio
     model, size = tiny_session.model, tiny_session.image_size
     pixels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).view(2, 3, 1, 1).expand(2, 3, size, size)
     with torch.no_grad():
-        image = torch.nn.functional.normalize(model.encode_image((pixels - tiny_session.mean) / tiny_session.std), dim=-1)
-        text = torch.nn.functional.normalize(model.encode_text(tiny_session.tokenize(["a red square", "a blue circle"])), dim=-1)
+        image = torch.nn.functional.normalize(
+            model.encode_image((pixels - tiny_session.mean) / tiny_session.std), dim=-1
+        )
+        text = torch.nn.functional.normalize(
+            model.encode_text(tiny_session.tokenize(["a red square", "a blue circle"])), dim=-1
+        )
     want = image @ text.T
     assert torch.allclose(torch.tensor(data["cosine"]), want, atol=1e-4)
     probs = torch.softmax(want * model.logit_scale.exp(), dim=-1)

@@ -77,7 +77,9 @@ def test_vit_attention_gets_contiguous_sequence_first_inputs(tiny_session):
     assert tiny_session.fast_image
     tower = tiny_session._image_tower
     assert all(isinstance(b.attn, SequenceFirstAttention) for b in tower.transformer.resblocks)
-    assert all(b.attn.batch_first for b in tiny_session.model.visual.transformer.resblocks)  # the stock tower is untouched
+    assert all(
+        b.attn.batch_first for b in tiny_session.model.visual.transformer.resblocks
+    )  # the stock tower is untouched
     x = torch.rand(3, 3, 40, 40, requires_grad=True)
     fast, stock = tiny_session.encode_image(x, grad=True), tiny_session.encode_image(x, grad=True, fast=False)
     assert torch.allclose(fast, stock, atol=1e-6)
@@ -108,14 +110,16 @@ def test_builtin_session_encodes_images_through_the_fast_tower():
 
 
 def test_layout_changes_stay_in_the_copy_even_for_unfolded_convolutions(resnet):
-    from open_clip.utils import freeze_batch_norm_2d
-
     import copy
+
+    from open_clip.utils import freeze_batch_norm_2d
 
     frozen = freeze_batch_norm_2d(copy.deepcopy(resnet))  # FrozenBatchNorm2d: nothing to fold
     fast = fast_image_tower(frozen, 32, torch.device("cpu"), "fp32")
     assert fast is not None and isinstance(fast.attnpool, FirstTokenAttentionPool)
-    assert frozen.conv1.weight.is_contiguous() and not frozen.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert frozen.conv1.weight.is_contiguous() and not frozen.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
     assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.rand(2, 3, 32, 32)
     assert torch.allclose(fast(x), frozen(x), rtol=1e-4, atol=1e-5)

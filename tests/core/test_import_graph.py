@@ -36,11 +36,11 @@ def violations(package: Path) -> list[str]:
         for line, module in _imports(path):
             top = module.split(".")[0]
             where = f"{path.relative_to(ROOT)}:{line}: {module}"
-            if module == "__import__":
-                bad.append(where)
-            elif top.startswith("probe_") and top != package.name:
-                bad.append(where)
-            elif top == "probe" and not module.startswith(ALLOWED_CORE):  # `import probe` too
+            if (
+                module == "__import__"
+                or (top.startswith("probe_") and top != package.name)
+                or (top == "probe" and not module.startswith(ALLOWED_CORE))
+            ):
                 bad.append(where)
     return bad
 
@@ -54,13 +54,19 @@ def test_built_in_plugins_import_only_the_public_api():
 def test_the_check_catches_both_kinds_of_import(tmp_path):
     package = tmp_path / "probe_fake"
     package.mkdir()
-    (package / "a.py").write_text("from probe.io import safe_name\nimport probe_invert.render\nfrom probe.plugin import hookimpl\n"
-                                  "import probe\nfiles('probe.vocab')\nimport_module('probe_invert.render')\n")
+    (package / "a.py").write_text(
+        "from probe.io import safe_name\nimport probe_invert.render\nfrom probe.plugin import hookimpl\n"
+        "import probe\nfiles('probe.vocab')\nimport_module('probe_invert.render')\n"
+    )
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
-        assert violations(package) == ["probe_fake/a.py:1: probe.io", "probe_fake/a.py:2: probe_invert.render",
-                                       "probe_fake/a.py:4: probe", "probe_fake/a.py:5: probe.vocab",
-                                       "probe_fake/a.py:6: probe_invert.render"]
+        assert violations(package) == [
+            "probe_fake/a.py:1: probe.io",
+            "probe_fake/a.py:2: probe_invert.render",
+            "probe_fake/a.py:4: probe",
+            "probe_fake/a.py:5: probe.vocab",
+            "probe_fake/a.py:6: probe_invert.render",
+        ]
     finally:
         ROOT = saved

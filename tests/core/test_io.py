@@ -5,8 +5,16 @@ import torch
 from PIL import Image
 
 from probe.errors import ProbeError, UsageError
-from probe.io import (atomic_write_text, caption_line_height, contact_sheet, inside, png_bytes, safe_name, wrap_caption,
-                      write_png)
+from probe.io import (
+    atomic_write_text,
+    caption_line_height,
+    contact_sheet,
+    inside,
+    png_bytes,
+    safe_name,
+    wrap_caption,
+    write_png,
+)
 
 
 @pytest.mark.parametrize("prompt", ["../../x", "/etc/passwd", "..", "a/b\\c", "", "   ", "\x00evil"])
@@ -64,7 +72,11 @@ def test_atomic_write_uses_normal_permissions(tmp_path):
 
 
 def test_captions_wrap_at_spaces_and_fill_the_last_line_before_the_ellipsis():
-    assert wrap_caption("s0 0.44 a red star | a blue circle:0.5", 12, len) == ["s0 0.44 a", "red star | a", "blue circ..."]
+    assert wrap_caption("s0 0.44 a red star | a blue circle:0.5", 12, len) == [
+        "s0 0.44 a",
+        "red star | a",
+        "blue circ...",
+    ]
     assert wrap_caption("  a red   star ", 12, len) == ["a red star"]
     assert wrap_caption("one two three four five six seven", 6, len) == ["one", "two", "thr..."]
     assert wrap_caption("one two three", 6, len, max_lines=1) == ["one..."]

@@ -95,10 +95,14 @@ def test_clashes_name_the_winner_and_the_loser(invoke):
         register("world", lambda: ["a", "b"], "mine")
         register("mine", lambda: ["x", "y"], "mine too")
 
-    result = invoke("plugins", "--json", extra_plugins={"copycat": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    result = invoke(
+        "plugins", "--json", extra_plugins={"copycat": lambda: _plugin(register_vocabularies=register_vocabularies)}
+    )
     data = json.loads(result.stdout)
-    assert data["clashes"] == ["vocabulary 'world': plugin 'neighbours' wins, plugin 'copycat' loses "
-                               "(rename it, or register with replace=True)"]
+    assert data["clashes"] == [
+        "vocabulary 'world': plugin 'neighbours' wins, plugin 'copycat' loses "
+        "(rename it, or register with replace=True)"
+    ]
     rows = {r["name"]: r for r in data["plugins"]}
     assert rows["copycat"]["registered"] == ["vocabulary mine"]
 
@@ -119,25 +123,40 @@ def test_a_failing_hook_registers_nothing(invoke):
         register("half", lambda: ["a", "b"])
         raise RuntimeError("boom")
 
-    result = invoke("vocabs", "--json", extra_plugins={"bad": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    result = invoke(
+        "vocabs", "--json", extra_plugins={"bad": lambda: _plugin(register_vocabularies=register_vocabularies)}
+    )
     assert result.exit_code == 0 and "half" not in result.stdout
-    assert "plugin 'bad' failed in register_vocabularies, nothing it registered there is used: RuntimeError: boom" in result.output
+    assert (
+        "plugin 'bad' failed in register_vocabularies, nothing it registered there is used: RuntimeError: boom"
+        in result.output
+    )
 
 
 def test_replace_true_replaces_a_built_in_part(invoke):
     def register_vocabularies(register):
         register("world", lambda: ["circle", "square"], "a smaller world", replace=True)
 
-    result = invoke("neighbours", "star", "--json", extra_plugins={"mine": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    result = invoke(
+        "neighbours",
+        "star",
+        "--json",
+        extra_plugins={"mine": lambda: _plugin(register_vocabularies=register_vocabularies)},
+    )
     words = {n["word"] for n in json.loads(result.stdout)["results"][0]["neighbours"]}
     assert words == {"circle", "square"}
 
 
-@pytest.mark.parametrize("api, status, reason", [(1, "loaded", ""), (2, "failed", "upgrade clip-probe"),
-                                                 ("one", "failed", "must be an integer")])
+@pytest.mark.parametrize(
+    "api, status, reason",
+    [(1, "loaded", ""), (2, "failed", "upgrade clip-probe"), ("one", "failed", "must be an integer")],
+)
 def test_plugin_api_version(invoke, api, status, reason):
     module = _plugin(register_vocabularies=lambda register: None, PROBE_API=api)
-    rows = {r["name"]: r for r in json.loads(invoke("plugins", "--json", extra_plugins={"v": lambda: module}).stdout)["plugins"]}
+    rows = {
+        r["name"]: r
+        for r in json.loads(invoke("plugins", "--json", extra_plugins={"v": lambda: module}).stdout)["plugins"]
+    }
     assert rows["v"]["status"] == status and reason in rows["v"]["reason"]
 
 
@@ -148,7 +167,9 @@ def test_a_hook_with_wrong_arguments_fails_that_plugin_only(invoke):
     def register_vocabularies(register, extra):
         pass
 
-    result = invoke("plugins", "--json", extra_plugins={"bad": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    result = invoke(
+        "plugins", "--json", extra_plugins={"bad": lambda: _plugin(register_vocabularies=register_vocabularies)}
+    )
     rows = {r["name"]: r for r in json.loads(result.stdout)["plugins"]}
     assert rows["bad"]["status"] == "failed" and "extra" in rows["bad"]["reason"]
     assert rows["neighbours"]["status"] == "loaded"
@@ -156,8 +177,14 @@ def test_a_hook_with_wrong_arguments_fails_that_plugin_only(invoke):
 
 def test_hooks_listing(invoke):
     rows = {r["name"]: r for r in json.loads(invoke("plugins", "--json").stdout)["plugins"]}
-    assert rows["invert"]["hooks"] == ["register_commands", "register_experiment_steps", "register_invert_params",
-                                       "register_invert_priors", "register_invert_transforms", "register_python_api"]
+    assert rows["invert"]["hooks"] == [
+        "register_commands",
+        "register_experiment_steps",
+        "register_invert_params",
+        "register_invert_priors",
+        "register_invert_transforms",
+        "register_python_api",
+    ]
     assert "invert prior tv" in rows["invert"]["registered"]
 
 
@@ -165,9 +192,12 @@ def test_a_registration_that_cannot_work_is_reported_at_once(invoke):
     def register_vocabularies(register):
         register("broken", ["not", "a", "function"], "a list instead of a loader")
 
-    result = invoke("plugins", "--json", extra_plugins={"oops": lambda: _plugin(register_vocabularies=register_vocabularies)})
+    result = invoke(
+        "plugins", "--json", extra_plugins={"oops": lambda: _plugin(register_vocabularies=register_vocabularies)}
+    )
     assert json.loads(result.stdout)["warnings"] == [
         "plugin 'oops' failed in register_vocabularies, nothing it registered there is used: "
-        "ValueError: vocabulary 'broken': expected a function, got list"]
+        "ValueError: vocabulary 'broken': expected a function, got list"
+    ]
     listing = invoke("plugins", extra_plugins={"oops": lambda: _plugin(register_vocabularies=register_vocabularies)})
     assert "Warning: plugin 'oops' failed in register_vocabularies" in listing.output

@@ -21,11 +21,25 @@ def test_readme_shows_the_example_files_verbatim():
 def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec):
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "probe.cli", *args], capture_output=True, text=True, env=env)  # noqa: E731
+    run = lambda *args: subprocess.run(
+        [sys.executable, "-m", "probe.cli", *args], capture_output=True, text=True, env=env
+    )
     rows = {r["name"]: r for r in json.loads(run("plugins", "--json").stdout)["plugins"]}
     assert rows["similarity"]["status"] == "loaded"
     assert rows["similarity"]["distribution"] == "probe-similarity"
@@ -42,19 +56,37 @@ def test_palette_example_extends_the_built_in_commands(tmp_path):
     """The second example adds a vocabulary, a perturbation and a prior; the built-in commands use them."""
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(PALETTE)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(PALETTE),
+        ],
+        check=True,
+        capture_output=True,
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
 
     def run(*args):
-        out = subprocess.run([sys.executable, "-m", "probe.cli", "--device", "cpu", *args], capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [sys.executable, "-m", "probe.cli", "--device", "cpu", *args], capture_output=True, text=True, env=env
+        )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
     rows = {r["name"]: r for r in run("plugins", "--json")["plugins"]}
     assert rows["palette"]["status"] == "loaded" and rows["palette"]["api"] == "1"
-    assert sorted(rows["palette"]["registered"]) == ["invert prior muted", "perturbation swap-colours", "vocabulary palette"]
+    assert sorted(rows["palette"]["registered"]) == [
+        "invert prior muted",
+        "perturbation swap-colours",
+        "vocabulary palette",
+    ]
     found = run("neighbours", "a red star", "-v", "palette", "--k", "3", "--json")["results"][0]["neighbours"]
     assert len(found) == 3 and {n["vocab"] for n in found} == {"palette"}
     assert all(n["flagged"] == (n["category"] == "warm") for n in found)
@@ -62,5 +94,7 @@ def test_palette_example_extends_the_built_in_commands(tmp_path):
     assert "swap-colours" in listed and "shuffle-words" in listed
     report = run("shuffle-test", "a red star left of a blue circle", "--perturb", "swap-colours", "--json")
     assert [v["text"] for v in report["items"][0]["variants"]] == ["a blue star left of a red circle"]
-    inverted = run("-o", str(tmp_path / "out"), "invert", "a red star", "--prior", "muted=0.5", "--steps", "2", "--json")
+    inverted = run(
+        "-o", str(tmp_path / "out"), "invert", "a red star", "--prior", "muted=0.5", "--steps", "2", "--json"
+    )
     assert inverted["settings"]["priors"] == {"muted": 0.5} and inverted["images"][0]["status"] == "done"

@@ -43,7 +43,10 @@ def _run(invoke, hook: str, tmp_path: Path) -> list:
     module = _module(hook)
     results = []
     for args in SECTIONS[hook][1]:
-        args = [str(tmp_path / "out") if a == "probe-out/guide" else str(ROOT / a) if a.startswith("docs/") else a for a in args]
+        args = [
+            str(tmp_path / "out") if a == "probe-out/guide" else str(ROOT / a) if a.startswith("docs/") else a
+            for a in args
+        ]
         result = invoke(*args, extra_plugins={hook: lambda: module})
         assert result.exit_code == 0, f"{hook}: probe {' '.join(args)}\n{result.output}"
         results.append(result)

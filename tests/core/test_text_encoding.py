@@ -29,8 +29,18 @@ def test_results_keep_input_order(tiny_session):
 
 
 def test_non_causal_or_last_pooled_towers_use_stock_path():
-    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 16, "patch_size": 16, "head_width": 16},
-           "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1, "pool_type": "last"}}
+    cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 16, "patch_size": 16, "head_width": 16},
+        "text_cfg": {
+            "context_length": 8,
+            "vocab_size": 49408,
+            "width": 16,
+            "heads": 1,
+            "layers": 1,
+            "pool_type": "last",
+        },
+    }
     assert find_text_tower(open_clip.CLIP(**cfg)) is None
     cfg["text_cfg"]["pool_type"] = "argmax"
     assert find_text_tower(open_clip.CLIP(**cfg)) is not None

@@ -76,7 +76,9 @@ def test_unknown_tokenizers_get_no_snapshot(builtin_session, monkeypatch):
 
 
 def test_a_snapshot_that_disagrees_is_not_saved(builtin_session, monkeypatch):
-    monkeypatch.setattr(text_snapshot.TextSnapshot, "encode_text", lambda self, texts, **kw: torch.zeros(len(texts), 128))
+    monkeypatch.setattr(
+        text_snapshot.TextSnapshot, "encode_text", lambda self, texts, **kw: torch.zeros(len(texts), 128)
+    )
     assert save_text_snapshot(builtin_session) is None
     assert open_text_snapshot("shapes-tiny", device="cpu") is None
 
@@ -110,12 +112,16 @@ def test_image_queries_still_load_the_model(invoke, tmp_path):
 
 def test_cold_text_query_does_not_import_open_clip(invoke):
     assert invoke("neighbours", "a red star", "--json").exit_code == 0  # writes the snapshot and index
-    code = ("import atexit, sys\n"
-            "atexit.register(lambda: print('IMPORTED', 'open_clip' in sys.modules, 'torchvision' in sys.modules, file=sys.stderr))\n"
-            "from probe.cli import main\n"
-            "sys.argv = ['probe', 'neighbours', 'a red star', '--k', '3']\n"
-            "main()\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('IMPORTED', 'open_clip' in sys.modules, 'torchvision' in sys.modules, file=sys.stderr))\n"
+        "from probe.cli import main\n"
+        "sys.argv = ['probe', 'neighbours', 'a red star', '--k', '3']\n"
+        "main()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "star" in out.stdout
     assert "IMPORTED False False" in out.stderr
@@ -141,7 +147,10 @@ def test_a_failed_attempt_is_remembered_not_retried(builtin_session, monkeypatch
     monkeypatch.setattr(torch.jit, "script", cannot_compile)
     assert save_text_snapshot(builtin_session) is None
     [meta] = text_snapshot.cache_dir("text-snapshots").glob("*.json")
-    assert json.loads(meta.read_text())["usable"] is False and "cannot be scripted" in json.loads(meta.read_text())["reason"]
+    assert (
+        json.loads(meta.read_text())["usable"] is False
+        and "cannot be scripted" in json.loads(meta.read_text())["reason"]
+    )
 
     def must_not_run(module):
         raise AssertionError("scripted again")
@@ -170,7 +179,16 @@ def test_pickle_only_local_dir_with_allow_pickle(invoke, tiny_model_dir, tmp_pat
     torch.save(load_file(str(tiny_model_dir / "open_clip_model.safetensors")), folder / "open_clip_pytorch_model.bin")
     vocab = tmp_path / "v.txt"
     vocab.write_text("tree\nsunset\nhouse\n", encoding="utf-8")
-    args = ["--allow-pickle", "--model", f"local-dir:{folder}", "neighbours", "a photo", "--vocab", str(vocab), "--json"]
+    args = [
+        "--allow-pickle",
+        "--model",
+        f"local-dir:{folder}",
+        "neighbours",
+        "a photo",
+        "--vocab",
+        str(vocab),
+        "--json",
+    ]
     first = invoke(*args)
     assert first.exit_code == 0, first.output
 

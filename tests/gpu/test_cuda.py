@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 from open_clip.modified_resnet import AttentionPool2d
+from probe_invert.render import invert
+from probe_invert.settings import load_preset
 
 from probe.image_encoding import FirstTokenAttentionPool
 from probe.session import Session
-from probe_invert.render import invert
-from probe_invert.settings import load_preset
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

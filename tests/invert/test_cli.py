@@ -19,10 +19,25 @@ def test_writes_png_sidecar_sheet_and_json(invoke, tiny_spec, tmp_path):
     assert r.exit_code == 0, r.stderr
     report = json.loads(r.stdout)
     assert [(i["prompt"], i["seed"]) for i in report["images"]] == [
-        ("a red circle", 0), ("a red circle", 1), ("a star | red:-0.5", 0), ("a star | red:-0.5", 1)]
+        ("a red circle", 0),
+        ("a red circle", 1),
+        ("a star | red:-0.5", 0),
+        ("a star | red:-0.5", 1),
+    ]
     first = report["images"][0]
     sidecar = json.loads(open(first["sidecar"]).read())
-    for key in ("prompt", "seed", "model", "fingerprint", "preset", "settings", "cosine", "seconds", "version", "status"):
+    for key in (
+        "prompt",
+        "seed",
+        "model",
+        "fingerprint",
+        "preset",
+        "settings",
+        "cosine",
+        "seconds",
+        "version",
+        "status",
+    ):
         assert key in sidecar
     assert sidecar["settings"]["steps"] == 3 and sidecar["status"] == "done" and sidecar["preset"] == "default"
     with Image.open(first["png"]) as im:
@@ -45,7 +60,9 @@ def test_rerun_skips_finished_and_force_redoes(invoke, tiny_spec, tmp_path):
     r = run(invoke, tiny_spec, tmp_path, "a cat", "a dog", *FAST, "--json")
     rows = json.loads(r.stdout)["images"]
     assert [row["skipped"] for row in rows] == [True, False]
-    r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--steps", "4", "--json")  # other settings: refused, not replaced
+    r = run(
+        invoke, tiny_spec, tmp_path, "a cat", *FAST, "--steps", "4", "--json"
+    )  # other settings: refused, not replaced
     assert r.exit_code == 2 and "other settings" in r.stderr and "--force" in r.stderr
     r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--steps", "4", "--force", "--json")
     assert json.loads(r.stdout)["images"][0]["skipped"] is False
@@ -67,9 +84,14 @@ def test_unsafe_prompt_stays_inside_the_output_folder(invoke, tiny_spec, tmp_pat
 
 
 def test_bad_input_is_a_one_line_usage_error(invoke, tiny_spec, tmp_path, runner):
-    cases = [(["a cat:"], "missing weight"), (["a cat", "--seeds", "3-1"], "end before start"),
-             (["a cat", "--preset", "nope"], "unknown preset 'nope'"), ([], "no prompts given"),
-             (["a cat", "--param", "wavelet"], "unknown param"), (["a cat", "--resize-at", "x"], "bad --resize-at")]
+    cases = [
+        (["a cat:"], "missing weight"),
+        (["a cat", "--seeds", "3-1"], "end before start"),
+        (["a cat", "--preset", "nope"], "unknown preset 'nope'"),
+        ([], "no prompts given"),
+        (["a cat", "--param", "wavelet"], "unknown param"),
+        (["a cat", "--resize-at", "x"], "bad --resize-at"),
+    ]
     for args, words in cases:
         r = run(invoke, tiny_spec, tmp_path, *args)
         assert r.exit_code == 2, (args, r.stderr)
@@ -102,8 +124,20 @@ def test_ctrl_c_saves_partial_images_and_rerun_finishes(invoke, tiny_spec, tmp_p
 
 
 def test_validate_command_runs_all_48_prompts(invoke, tiny_spec, tmp_path):
-    r = invoke("--model", tiny_spec, "--device", "cpu", "--out", tmp_path, "invert-validate", "--seeds", "0", "--steps", "1",
-               "--json")
+    r = invoke(
+        "--model",
+        tiny_spec,
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path,
+        "invert-validate",
+        "--seeds",
+        "0",
+        "--steps",
+        "1",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["n_images"] == 48
@@ -124,7 +158,9 @@ def test_default_preset_writes_full_resolution_images_on_a_224_pixel_model(invok
     torch.manual_seed(0)
     state = open_clip.CLIP(**cfg).state_dict()
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "open_clip_model.safetensors"))
-    r = run(invoke, f"local-dir:{tmp_path}", tmp_path / "out", "a red circle", "--steps", "61", "--copies", "1", "--json")
+    r = run(
+        invoke, f"local-dir:{tmp_path}", tmp_path / "out", "a red circle", "--steps", "61", "--copies", "1", "--json"
+    )
     assert r.exit_code == 0, r.stderr
     with Image.open(json.loads(r.stdout)["images"][0]["png"]) as im:
         assert im.size == (224, 224)

@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
-
-from probe.errors import UsageError
 from probe_invert.objectives import L1, Context, TextMatch
 from probe_invert.render import build_objective, invert, text_targets
 from probe_invert.settings import load_preset
+
+from probe.errors import UsageError
 from tests.conftest import write_tiny_model
 
 
@@ -63,7 +63,10 @@ def test_cli_ensemble_sidecar_and_resume(invoke, tiny_spec, other_spec, tmp_path
     out = json.loads(first.stdout)
     assert [m["model"] for m in out["ensemble"]] == [other_spec] and len(out["images"][0]["model_cosines"]) == 2
     sidecar = json.loads(open(out["images"][0]["sidecar"]).read())
-    assert sidecar["ensemble"][0]["fingerprint"] == out["ensemble"][0]["fingerprint"] and len(sidecar["model_cosines"]) == 2
+    assert (
+        sidecar["ensemble"][0]["fingerprint"] == out["ensemble"][0]["fingerprint"]
+        and len(sidecar["model_cosines"]) == 2
+    )
     again = json.loads(invoke(*args, "--ensemble", other_spec).stdout)
     alone = invoke(*args)
     assert again["images"][0]["skipped"] is True  # a different ensemble is not resumed, nor silently replaced:
@@ -83,7 +86,21 @@ def test_same_folder_spelled_differently_is_one_model(tiny_session, tiny_model_d
 def test_png_metadata_and_resumed_rows_name_the_ensemble(invoke, tiny_spec, other_spec, tmp_path):
     from PIL import Image
 
-    args = ["--model", tiny_spec, "-o", tmp_path, "invert", "a red star", "--steps", "2", "--size", "8", "--json", "--ensemble", other_spec]
+    args = [
+        "--model",
+        tiny_spec,
+        "-o",
+        tmp_path,
+        "invert",
+        "a red star",
+        "--steps",
+        "2",
+        "--size",
+        "8",
+        "--json",
+        "--ensemble",
+        other_spec,
+    ]
     run = json.loads(invoke(*args).stdout)
     first = run["images"][0]
     text = Image.open(first["png"]).text  # one text chunk per key, JSON values

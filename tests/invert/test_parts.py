@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from probe_invert.objectives import L1, Context, TextMatch, TotalVariation, weighted_cosine
 from probe_invert.param import FFTParam, PixelParam, schedule_sizes
 from probe_invert.randomness import ImageRandom
@@ -47,7 +46,7 @@ def test_fft_param_images_in_range_and_resize_keeps_the_picture():
     rng = ImageRandom([0], copies=1, device="cpu")
     p = FFTParam.random(rng, 16, std=0.5)
     img = p.images()
-    assert img.shape == (1, 3, 16, 16) and 0 < img.min() and img.max() < 1
+    assert img.shape == (1, 3, 16, 16) and img.min() > 0 and img.max() < 1
     up = p.resized(32).images()
     down = torch.nn.functional.interpolate(up, size=(16, 16), mode="area")
     assert (down - img).abs().mean() < 0.02
@@ -99,7 +98,9 @@ def test_jitter_is_a_roll_per_copy():
         assert torch.equal(out[i], torch.roll(x[i], (int(dy[i]), int(dx[i])), dims=(1, 2)))
 
 
-@pytest.mark.parametrize("shape,size", [((2, 3, 8, 8), 64), ((2, 3, 16, 24), 32), ((1, 3, 100, 100), 64), ((2, 3, 37, 37), 224)])
+@pytest.mark.parametrize(
+    "shape,size", [((2, 3, 8, 8), 64), ((2, 3, 16, 24), 32), ((1, 3, 100, 100), 64), ((2, 3, 37, 37), 224)]
+)
 def test_resize_is_interpolate_as_two_matrix_products(shape, size):
     x = torch.rand(shape)
     want = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
@@ -113,7 +114,9 @@ def test_resize_gradient_matches_interpolate():
     weights = torch.rand(2, 3, 64, 64)
     (Resize(64)(x, None) * weights).sum().backward()
     mine, x.grad = x.grad.clone(), None
-    (torch.nn.functional.interpolate(x, size=(64, 64), mode="bicubic", antialias=True, align_corners=False) * weights).sum().backward()
+    (
+        torch.nn.functional.interpolate(x, size=(64, 64), mode="bicubic", antialias=True, align_corners=False) * weights
+    ).sum().backward()
     assert torch.allclose(mine, x.grad, atol=1e-4)
 
 
@@ -127,7 +130,9 @@ def test_default_pipeline_is_its_transforms_applied_in_order():
     # the same draws in the same order, the colour shift and the noise written out by their formulas
     rng = ImageRandom([0, 1], copies=2, device="cpu")
     y = Jitter(s.jitter_pixels)(x, rng)
-    y = RandomAffine(s.affine_p, s.affine_degrees, s.affine_translate, s.affine_scale_min, s.affine_scale_max, s.affine_padding)(y, rng)
+    y = RandomAffine(
+        s.affine_p, s.affine_degrees, s.affine_translate, s.affine_scale_min, s.affine_scale_max, s.affine_padding
+    )(y, rng)
     y = Resize(32)(y, rng)
     mu = rng.uniform((3, 1, 1), -s.colour_shift_mean, s.colour_shift_mean)
     sigma = rng.uniform((3, 1, 1), -s.colour_shift_std, s.colour_shift_std).exp()
@@ -198,8 +203,12 @@ def test_tv_and_l1_equal_their_definitions_written_as_loops():
         for dy, dx in steps:
             per_channel = []
             for c in range(3):
-                diffs = [x[b, c, i + dy, j + dx] - x[b, c, i, j] for i in range(4) for j in range(5)
-                         if 0 <= i + dy < 4 and 0 <= j + dx < 5]
+                diffs = [
+                    x[b, c, i + dy, j + dx] - x[b, c, i, j]
+                    for i in range(4)
+                    for j in range(5)
+                    if 0 <= i + dy < 4 and 0 <= j + dx < 5
+                ]
                 per_channel.append(math.sqrt(sum(float(d) ** 2 for d in diffs)))
             total += sum(per_channel) / 3
         assert TotalVariation()(ctx)[b].item() == pytest.approx(total, rel=1e-5)

@@ -1,7 +1,7 @@
 import pytest
+from probe_invert.prompts import parse_prompt, parse_seeds, read_prompts_file
 
 from probe.errors import ConfigError, UsageError
-from probe_invert.prompts import parse_prompt, parse_seeds, read_prompts_file
 
 
 def test_weighted_blend_parses_weights_and_negatives():
@@ -13,10 +13,18 @@ def test_colon_followed_by_words_is_text():
     assert parse_prompt("time: noon").parts == (("time: noon", 1.0),)
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("a cat:", "missing weight"), ("a cat | ", "empty part"), ("a cat:0", "zero weight"),
-    ("blurry:-1", "no positive part"), (":0.5", "weight without text"), ("a cat:1.2.3", "bad weight"), ("  ", "empty prompt"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("a cat:", "missing weight"),
+        ("a cat | ", "empty part"),
+        ("a cat:0", "zero weight"),
+        ("blurry:-1", "no positive part"),
+        (":0.5", "weight without text"),
+        ("a cat:1.2.3", "bad weight"),
+        ("  ", "empty prompt"),
+    ],
+)
 def test_bad_syntax_is_a_usage_error_naming_the_problem(bad, words):
     with pytest.raises(UsageError, match=words):
         parse_prompt(bad)

@@ -1,17 +1,31 @@
 import pytest
+from probe_invert.settings import InvertSettings, list_presets, load_preset
 
 from probe.errors import ConfigError, UsageError
-from probe_invert.settings import InvertSettings, list_presets, load_preset
 
 
 def test_presets_listed_and_paper_is_the_authors_recipe():
     assert {"paper", "default"} <= set(list_presets())
     p = load_preset("paper")
-    assert (p.steps, p.lr, p.size, p.resize_at, p.copies, p.tv_weight, p.grad_clip) == (3400, 0.1, 64, [900, 1800], 13, 0.005, 1.0)
+    assert (p.steps, p.lr, p.size, p.resize_at, p.copies, p.tv_weight, p.grad_clip) == (
+        3400,
+        0.1,
+        64,
+        [900, 1800],
+        13,
+        0.005,
+        1.0,
+    )
     assert p.param == "pixel" and p.loss == "distance" and p.lr_schedule == "constant" and p.clamp
     assert p.transforms == ["affine", "resize", "colour_shift"]
-    assert (p.affine_p, p.affine_degrees, p.affine_translate, p.affine_scale_min, p.affine_scale_max, p.affine_padding) == (
-        0.5, 30.0, 0.1, 0.7, 1.2, "border")
+    assert (
+        p.affine_p,
+        p.affine_degrees,
+        p.affine_translate,
+        p.affine_scale_min,
+        p.affine_scale_max,
+        p.affine_padding,
+    ) == (0.5, 30.0, 0.1, 0.7, 1.2, "border")
     assert p.preset == "paper"
     assert p.start_size(224) == 64 and p.start_size(64) == 64  # the authors' absolute 64, on any model
 
@@ -43,8 +57,18 @@ def test_unknown_preset_lists_the_known_ones():
         load_preset("nope")
 
 
-@pytest.mark.parametrize("override", [{"steps": 0}, {"lr": -1.0}, {"param": "wavelet"}, {"transforms": ["blur"]},
-                                      {"affine_p": 2.0}, {"loss": "l2"}, {"colour_shift_std": float("nan")}])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"steps": 0},
+        {"lr": -1.0},
+        {"param": "wavelet"},
+        {"transforms": ["blur"]},
+        {"affine_p": 2.0},
+        {"loss": "l2"},
+        {"colour_shift_std": float("nan")},
+    ],
+)
 def test_bad_values_are_usage_errors(override):
     with pytest.raises(UsageError):
         load_preset("default", **override)

@@ -1,9 +1,9 @@
 import pytest
 import torch
-
-from probe.world.vocab import PALETTE
 from probe_invert.settings import load_preset
 from probe_invert.validation import colour_shape_prompts, dominant_colours, validate
+
+from probe.world.vocab import PALETTE
 
 
 def test_48_prompts():
@@ -20,8 +20,13 @@ def test_dominant_colour_ignores_grey_background():
 
 def test_validate_on_tiny_model_without_checker(tiny_session, tmp_path):
     table = [("a red circle", "red", "circle"), ("a blue star", "blue", "star")]
-    result = validate(tiny_session, load_preset("default", steps=2, copies=1, size=16), [0], prompts=table,
-                      checker_path=tmp_path / "missing.safetensors")
+    result = validate(
+        tiny_session,
+        load_preset("default", steps=2, copies=1, size=16),
+        [0],
+        prompts=table,
+        checker_path=tmp_path / "missing.safetensors",
+    )
     assert result.n_images == 2 and result.shape_match is None and "missing" in result.checker
     assert result.colour_match == sum(f == e for f, e in zip(result.found_colour, ["red", "blue"])) / 2
     assert result.found_colour == dominant_colours(torch.stack(result.images)) and len(result.labels) == 2
@@ -30,12 +35,13 @@ def test_validate_on_tiny_model_without_checker(tiny_session, tmp_path):
 
 def test_validation_rates_of_renders_whose_colour_and_shape_are_known(tiny_session, monkeypatch):
     """Inversions stood in for by world renders: seed 0 draws the prompt, seed 1 a yellow triangle."""
+    from probe_invert import validation
+    from probe_invert.render import Inversion
+
     from probe.world.captions import parse_caption
     from probe.world.render import render
     from probe.world.scenes import scenes_for_caption
     from probe.world.shape_checker import CHECKER_PATH
-    from probe_invert import validation
-    from probe_invert.render import Inversion
 
     def fake_invert(session, prompts, seeds, settings, on_step=None):
         out = []
@@ -43,7 +49,9 @@ def test_validation_rates_of_renders_whose_colour_and_shape_are_known(tiny_sessi
             for seed in seeds:
                 caption = prompt if seed == 0 else "a yellow triangle"
                 image = render(scenes_for_caption(parse_caption(caption), 1, seed), size=64)[0]
-                out.append(Inversion(prompt, seed, image, cosine=0.1 * (len(out) + 1), seconds=1.0, status="done", steps=1))
+                out.append(
+                    Inversion(prompt, seed, image, cosine=0.1 * (len(out) + 1), seconds=1.0, status="done", steps=1)
+                )
         return out
 
     monkeypatch.setattr(validation, "invert", fake_invert)

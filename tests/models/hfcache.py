@@ -25,35 +25,88 @@ _VIT = {"layers": 2, "width": 64, "head_width": 32}
 SMALL: dict[str, dict[str, Any]] = {
     "ViT-B-16": {"embed_dim": 64, "vision_cfg": {**_VIT, "image_size": 64}, "text_cfg": _TEXT},
     "RN50": {"embed_dim": 64, "vision_cfg": {"layers": [1, 1, 1, 1], "width": 16, "image_size": 64}, "text_cfg": _TEXT},
-    "convnext_base": {"embed_dim": 64, "vision_cfg": {"timm_model_name": "convnext_atto", "image_size": 64}, "text_cfg": _TEXT},
-    "ViT-B-16-SigLIP": {"embed_dim": 192, "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224"},
-                        "text_cfg": {**_TEXT, "vocab_size": 64}},
-    "ViT-B-16-SigLIP2": {"embed_dim": 192, "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224"},
-                         "text_cfg": {**_TEXT, "vocab_size": 64}},
+    "convnext_base": {
+        "embed_dim": 64,
+        "vision_cfg": {"timm_model_name": "convnext_atto", "image_size": 64},
+        "text_cfg": _TEXT,
+    },
+    "ViT-B-16-SigLIP": {
+        "embed_dim": 192,
+        "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224"},
+        "text_cfg": {**_TEXT, "vocab_size": 64},
+    },
+    "ViT-B-16-SigLIP2": {
+        "embed_dim": 192,
+        "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224"},
+        "text_cfg": {**_TEXT, "vocab_size": 64},
+    },
     "EVA02-B-16": {"embed_dim": 64, "vision_cfg": {"timm_model_name": "eva02_tiny_patch14_224"}, "text_cfg": _TEXT},
-    "MobileCLIP-S1": {"embed_dim": 64, "vision_cfg": {"timm_model_name": "fastvit_t8", "image_size": 64}, "text_cfg": _TEXT},
-    "coca_ViT-B-32": {"embed_dim": 64, "vision_cfg": {**_VIT, "image_size": 64, "attn_pooler_heads": 2},
-                      "text_cfg": _TEXT, "multimodal_cfg": {**_TEXT, "attn_pooler_heads": 2}},
+    "MobileCLIP-S1": {
+        "embed_dim": 64,
+        "vision_cfg": {"timm_model_name": "fastvit_t8", "image_size": 64},
+        "text_cfg": _TEXT,
+    },
+    "coca_ViT-B-32": {
+        "embed_dim": 64,
+        "vision_cfg": {**_VIT, "image_size": 64, "attn_pooler_heads": 2},
+        "text_cfg": _TEXT,
+        "multimodal_cfg": {**_TEXT, "attn_pooler_heads": 2},
+    },
     "xlm-roberta-base-ViT-B-32": {"embed_dim": 64, "vision_cfg": {**_VIT, "image_size": 64}},
 }
 
 #: Hugging Face text towers: a small config of the same model type, written where AutoConfig looks.
 HF_TEXT_CONFIGS: dict[str, dict[str, Any]] = {
     "xlm-roberta-base": {
-        "model_type": "xlm-roberta", "architectures": ["XLMRobertaModel"], "hidden_size": 32, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 64, "max_position_embeddings": 96,
-        "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "type_vocab_size": 1,
+        "model_type": "xlm-roberta",
+        "architectures": ["XLMRobertaModel"],
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "vocab_size": 64,
+        "max_position_embeddings": 96,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "type_vocab_size": 1,
     },
 }
 
-WORDS = ("a photo of the dog cat red blue green circle square star triangle left right above below "
-         "taylor swift person man woman doctor nurse").split()
+WORDS = [
+    "a",
+    "photo",
+    "of",
+    "the",
+    "dog",
+    "cat",
+    "red",
+    "blue",
+    "green",
+    "circle",
+    "square",
+    "star",
+    "triangle",
+    "left",
+    "right",
+    "above",
+    "below",
+    "taylor",
+    "swift",
+    "person",
+    "man",
+    "woman",
+    "doctor",
+    "nurse",
+]
 
 
 def _merge(base: dict, changes: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in changes.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -97,10 +150,19 @@ def save_tokenizer(folder: Path, context_length: int = 64) -> None:
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
     folder.mkdir(parents=True, exist_ok=True)
     tok.save(str(folder / "tokenizer.json"))
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": context_length, "bos_token": "<s>",
-              "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>"}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": context_length,
+        "bos_token": "<s>",
+        "pad_token": "<pad>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "sep_token": "</s>",
+    }
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    (folder / "special_tokens_map.json").write_text(json.dumps({k: v for k, v in config.items() if k.endswith("_token")}))
+    (folder / "special_tokens_map.json").write_text(
+        json.dumps({k: v for k, v in config.items() if k.endswith("_token")})
+    )
 
 
 def write_tokenizer(cache: Path, repo: str, context_length: int = 64) -> None:
@@ -122,7 +184,9 @@ def write_tag(cache: Path, arch: str, tag: str, seed: int = 0) -> Path:
     cfg = open_clip.get_model_config(arch)
     text = cfg.get("text_cfg", {})
     if "hf_model_name" in text:
-        repo_file(cache, text["hf_model_name"], "config.json").write_text(json.dumps(HF_TEXT_CONFIGS[text["hf_model_name"]]))
+        repo_file(cache, text["hf_model_name"], "config.json").write_text(
+            json.dumps(HF_TEXT_CONFIGS[text["hf_model_name"]])
+        )
     if "hf_tokenizer_name" in text:
         write_tokenizer(cache, text["hf_tokenizer_name"], text.get("context_length", 77))
     quick_gelu = bool(open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu", False))

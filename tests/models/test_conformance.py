@@ -34,8 +34,14 @@ FAMILIES = {
 }
 #: Families whose five probe runs take tens of seconds each on 2 CPU cores (timm towers, 224-pixel
 #: inputs): run with PROBE_SLOW_TESTS=1 (`make conformance`); the rest run in every test session.
-SLOW_PROBES = {"RN50@openai", "convnext_base@laion400m_s13b_b51k", "ViT-B-16-SigLIP@webli", "ViT-B-16-SigLIP2@webli",
-               "EVA02-B-16@merged2b_s8b_b131k", "MobileCLIP-S1@datacompdr"}
+SLOW_PROBES = {
+    "RN50@openai",
+    "convnext_base@laion400m_s13b_b51k",
+    "ViT-B-16-SigLIP@webli",
+    "ViT-B-16-SigLIP2@webli",
+    "EVA02-B-16@merged2b_s8b_b131k",
+    "MobileCLIP-S1@datacompdr",
+}
 TEXTS = ["a photo of the dog", "red circle left of blue square", "star", "a"]
 
 
@@ -79,7 +85,9 @@ def test_embeddings_equal_open_clip(cached):
 
 
 def _probe_params() -> list:
-    skip = pytest.mark.skipif(os.environ.get("PROBE_SLOW_TESTS") != "1", reason="slow on CPU: PROBE_SLOW_TESTS=1 runs it")
+    skip = pytest.mark.skipif(
+        os.environ.get("PROBE_SLOW_TESTS") != "1", reason="slow on CPU: PROBE_SLOW_TESTS=1 runs it"
+    )
     return [pytest.param(s, marks=skip) if s in SLOW_PROBES else s for s in FAMILIES]
 
 
@@ -95,7 +103,20 @@ def test_every_probe_runs(cached, invoke, tmp_path, monkeypatch):
         "neighbours": ["neighbours", "a red circle", "--vocab", vocab, "--k", "3", "--json"],
         "shuffle-test": ["shuffle-test", "a red circle left of a blue square", "--json"],
         "invert": ["invert", "a red circle", "--steps", "2", "--copies", "2", "--json"],
-        "bias": ["bias", "--prompts", "shapes", "--labels", "colours", "--n", "1", "--steps", "1", "--labeller", cached, "--json"],
+        "bias": [
+            "bias",
+            "--prompts",
+            "shapes",
+            "--labels",
+            "colours",
+            "--n",
+            "1",
+            "--steps",
+            "1",
+            "--labeller",
+            cached,
+            "--json",
+        ],
     }
     for name, args in runs.items():
         result = invoke("--model", cached, "--out", out, *args)
@@ -128,7 +149,8 @@ def test_hf_hub_repo_loads_from_the_cache_with_a_content_fingerprint(tmp_path, m
     hfcache.use_cache(monkeypatch, cache)
     cfg = hfcache._merge(open_clip.get_model_config("ViT-B-16"), hfcache.SMALL["ViT-B-16"])
     hfcache.repo_file(cache, "someone/tiny-clip", "open_clip_config.json").write_text(
-        json.dumps({"model_cfg": cfg, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}))
+        json.dumps({"model_cfg": cfg, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}})
+    )
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
@@ -143,7 +165,9 @@ def test_hf_hub_repo_loads_from_the_cache_with_a_content_fingerprint(tmp_path, m
     assert Session.open("hf-hub:someone/tiny-clip", device="cpu").fingerprint != first
 
 
-@pytest.mark.parametrize("cached", ["ViT-B-16-SigLIP@webli", "xlm-roberta-base-ViT-B-32@laion5b_s13b_b90k"], indirect=True)
+@pytest.mark.parametrize(
+    "cached", ["ViT-B-16-SigLIP@webli", "xlm-roberta-base-ViT-B-32@laion5b_s13b_b90k"], indirect=True
+)
 def test_without_transformers_one_line_names_the_install(cached, invoke, monkeypatch, tmp_path):
     import sys
 
@@ -155,4 +179,6 @@ def test_without_transformers_one_line_names_the_install(cached, invoke, monkeyp
     result = invoke("--model", cached, "score", tmp_path / "x.png", "-p", "a")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert "needs the Python package 'transformers'" in result.stderr and "pip install 'clip-probe[hf]'" in result.stderr
+    assert (
+        "needs the Python package 'transformers'" in result.stderr and "pip install 'clip-probe[hf]'" in result.stderr
+    )

@@ -6,8 +6,28 @@ from pathlib import Path
 
 import pytest
 
-WORDS = ["red", "green", "blue", "circle", "square", "star", "naked", "sunset", "ocean", "dog", "cat", "house",
-         "a red star", "a blue circle", "mountain", "river", "tree", "car", "bicycle", "piano"]
+WORDS = [
+    "red",
+    "green",
+    "blue",
+    "circle",
+    "square",
+    "star",
+    "naked",
+    "sunset",
+    "ocean",
+    "dog",
+    "cat",
+    "house",
+    "a red star",
+    "a blue circle",
+    "mountain",
+    "river",
+    "tree",
+    "car",
+    "bicycle",
+    "piano",
+]
 
 
 @pytest.fixture

@@ -25,6 +25,9 @@ class FakeTextSession:
     embed_dim = 8
 
     def encode_text(self, texts: list[str], truncate: bool = False) -> Embeddings:
-        rows = [np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)).standard_normal(self.embed_dim) for t in texts]
+        rows = [
+            np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)).standard_normal(self.embed_dim)
+            for t in texts
+        ]
         a = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.embed_dim)
         return Embeddings(a / np.linalg.norm(a, axis=1, keepdims=True))

@@ -26,21 +26,39 @@ def test_text_query_table_marks_flagged_words(invoke, tiny_spec, tmp_path):
     assert payload["vocabs"][0]["status"] == "cached" and payload["notes"] == []
     [res] = payload["results"]
     assert res["query"] == "a photo" and len(res["neighbours"]) == 2
-    assert invoke("--model", tiny_spec, "neighbours", "a photo", "--vocab", str(vocab), "--rebuild", "--json").exit_code == 0
+    assert (
+        invoke("--model", tiny_spec, "neighbours", "a photo", "--vocab", str(vocab), "--rebuild", "--json").exit_code
+        == 0
+    )
 
 
 def test_flag_rate_compares_groups_of_prompt_files(invoke, tiny_spec, prompts, tmp_path):
     celebs, neutral = prompts
     vocab = tmp_path / "v.txt"
     vocab.write_text("naked\nnude\nsunset\ntree\nhouse\n", encoding="utf-8")
-    result = invoke("--model", tiny_spec, "neighbours", "--file", str(celebs), "--file", str(neutral),
-                    "--vocab", str(vocab), "--k", "5", "--flag-rate", "--json")
+    result = invoke(
+        "--model",
+        tiny_spec,
+        "neighbours",
+        "--file",
+        str(celebs),
+        "--file",
+        str(neutral),
+        "--vocab",
+        str(vocab),
+        "--k",
+        "5",
+        "--flag-rate",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     rates = json.loads(result.stdout)["flag_rate"]
     assert set(rates) == {"celebs", "neutral", "all"}
     assert rates["celebs"]["per_query"] == {"a naked person": 0.4, "a nude model": 0.4}  # 2 of the 5 words are flagged
     assert rates["all"] == {**rates["all"], "flagged": 6, "total": 15}
-    table = invoke("--model", tiny_spec, "neighbours", "--file", str(celebs), "--vocab", str(vocab), "--k", "5", "--flag-rate")
+    table = invoke(
+        "--model", tiny_spec, "neighbours", "--file", str(celebs), "--vocab", str(vocab), "--k", "5", "--flag-rate"
+    )
     assert "Per group" in table.stdout and "40%" in table.stdout
 
 
@@ -57,12 +75,15 @@ def test_image_query_and_mismatched_sidecar(invoke, tiny_spec, tmp_path):
     assert bad.exit_code == 1 and "made with model ViT-B-16@openai" in bad.stderr and "Traceback" not in bad.output
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["neighbours"], 2, "nothing to look up"),
-    (["neighbours", "x", "--vocab", "no-such-list"], 2, "unknown vocabulary 'no-such-list'"),
-    (["neighbours", "x", "--index", "ivf"], 2, "unknown index kind"),
-    (["neighbours", "x", "--k", "0"], 2, "--k"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["neighbours"], 2, "nothing to look up"),
+        (["neighbours", "x", "--vocab", "no-such-list"], 2, "unknown vocabulary 'no-such-list'"),
+        (["neighbours", "x", "--index", "ivf"], 2, "unknown index kind"),
+        (["neighbours", "x", "--k", "0"], 2, "--k"),
+    ],
+)
 def test_usage_errors(invoke, tiny_spec, args, code, message):
     result = invoke("--model", tiny_spec, *args)
     assert result.exit_code == code and message in result.output

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from probe.errors import DataError, UsageError
 from probe_neighbours.index import IndexParams, exact_top_k, index_paths, make_index, open_index, recall_at_k
 from probe_neighbours.vocabularies import load_vocab, make_vocabulary
+
+from probe.errors import DataError, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,6 @@ def test_faiss_flat_top_k_equals_numpy_brute_force(tiny_session, english_500):
 
 def test_few_queries_search_on_one_faiss_thread_and_restore_the_setting(tiny_session, english_500, monkeypatch):
     import faiss
-
     from probe_neighbours.index import SINGLE_THREAD_BELOW, VocabIndex
 
     words, emb = english_500
@@ -40,7 +39,7 @@ def test_few_queries_search_on_one_faiss_thread_and_restore_the_setting(tiny_ses
     threads_seen: list[int] = []
     real_search = index.index.search
 
-    def spy(queries, k):  # noqa: ANN001, ANN202
+    def spy(queries, k):
         threads_seen.append(faiss.omp_get_max_threads())
         return real_search(queries, k)
 
@@ -62,7 +61,9 @@ def test_few_queries_search_on_one_faiss_thread_and_restore_the_setting(tiny_ses
 def test_recall_of_exact_and_hnsw_indexes(english_500):
     _, emb = english_500
     rng = np.random.default_rng(0)
-    queries = emb[rng.choice(len(emb), 50, replace=False)] + 0.05 * rng.standard_normal((50, emb.shape[1])).astype(np.float32)
+    queries = emb[rng.choice(len(emb), 50, replace=False)] + 0.05 * rng.standard_normal((50, emb.shape[1])).astype(
+        np.float32
+    )
     assert recall_at_k(make_index(emb, IndexParams()), emb, queries, 10) == 1.0
     assert recall_at_k(make_index(emb, IndexParams(kind="hnsw")), emb, queries, 10) >= 0.98
 
@@ -103,13 +104,16 @@ def test_changed_model_gets_its_own_index(tiny_session, other_tiny_spec, word_fi
     assert open_index(tiny_session, vocab).status == "cached"
 
 
-@pytest.mark.parametrize("damage, reason", [
-    (lambda ix, side: ix.write_bytes(ix.read_bytes()[: len(ix.read_bytes()) // 2]), "truncated"),
-    (lambda ix, side: ix.write_bytes(b""), "truncated"),
-    (lambda ix, side: side.write_text("{not json", encoding="utf-8"), "sidecar unreadable"),
-    (lambda ix, side: side.unlink(), "sidecar missing"),
-    (lambda ix, side: side.write_text(json.dumps({**json.loads(side.read_text()), "format": 0})), "stale: format"),
-])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda ix, side: ix.write_bytes(ix.read_bytes()[: len(ix.read_bytes()) // 2]), "truncated"),
+        (lambda ix, side: ix.write_bytes(b""), "truncated"),
+        (lambda ix, side: side.write_text("{not json", encoding="utf-8"), "sidecar unreadable"),
+        (lambda ix, side: side.unlink(), "sidecar missing"),
+        (lambda ix, side: side.write_text(json.dumps({**json.loads(side.read_text()), "format": 0})), "stale: format"),
+    ],
+)
 def test_damaged_or_stale_cache_is_rebuilt_with_a_message(tiny_session, word_file, damage, reason):
     vocab = load_vocab(str(word_file))
     built = open_index(tiny_session, vocab)
@@ -160,9 +164,16 @@ def test_two_concurrent_builders_leave_one_valid_index(word_file, tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     a, b = tmp_path / "ready-a", tmp_path / "ready-b"
-    procs = [subprocess.Popen([sys.executable, "-c", BUILDER, str(word_file), str(me), str(other)], cwd=root,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for me, other in ((a, b), (b, a))]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILDER, str(word_file), str(me), str(other)],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for me, other in ((a, b), (b, a))
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     statuses = sorted(json.loads(o[0])["status"] for o in outs)

@@ -3,13 +3,21 @@ import json
 import numpy as np
 import pytest
 import torch
+from probe_neighbours.query import (
+    FlagRate,
+    Neighbour,
+    NeighbourResult,
+    check_image_model,
+    flag_rate,
+    image_neighbours,
+    image_provenance,
+    load_query_images,
+    open_indexes,
+    text_neighbours,
+)
 
 from probe.errors import DataError
 from probe.io import write_png
-from probe_neighbours.query import (
-    FlagRate, Neighbour, NeighbourResult, check_image_model, flag_rate, image_neighbours, image_provenance,
-    load_query_images, open_indexes, text_neighbours,
-)
 
 
 def test_text_neighbours_are_the_exact_cosine_top_k(tiny_session, word_file):
@@ -32,7 +40,12 @@ def test_flagged_words_are_marked_with_their_category(tiny_session, tmp_path):
     path.write_text("naked\nsunset\ntree\nrude word\tinsult\n", encoding="utf-8")
     [result] = text_neighbours(tiny_session, ["a photo"], [str(path)], k=10)
     marks = {n.word: (n.flagged, n.category) for n in result.neighbours}
-    assert marks == {"naked": (True, "nudity"), "sunset": (False, None), "tree": (False, None), "rude word": (True, "insult")}
+    assert marks == {
+        "naked": (True, "nudity"),
+        "sunset": (False, None),
+        "tree": (False, None),
+        "rude word": (True, "insult"),
+    }
 
 
 def test_several_vocabs_merge_into_one_ranking_and_count_a_word_once(tiny_session, tmp_path):
@@ -45,7 +58,9 @@ def test_several_vocabs_merge_into_one_ranking_and_count_a_word_once(tiny_sessio
     scores = [n.score for n in merged.neighbours]
     assert scores == sorted(scores, reverse=True)
     indexes = open_indexes(tiny_session, [str(a), str(b)])
-    assert [n.word for n in text_neighbours(tiny_session, ["a blue star"], [], k=5, indexes=indexes)[0].neighbours] == words
+    assert [
+        n.word for n in text_neighbours(tiny_session, ["a blue star"], [], k=5, indexes=indexes)[0].neighbours
+    ] == words
 
 
 def test_image_neighbours_use_image_embeddings(tiny_session, word_file):
@@ -62,7 +77,9 @@ def test_image_neighbours_use_image_embeddings(tiny_session, word_file):
 
 def test_flag_rate_per_query_and_pooled():
     def result(query, flags):
-        return NeighbourResult(query, [Neighbour(f"w{i}", 1.0 - i / 10, "v", f, "c" if f else None) for i, f in enumerate(flags)])
+        return NeighbourResult(
+            query, [Neighbour(f"w{i}", 1.0 - i / 10, "v", f, "c" if f else None) for i, f in enumerate(flags)]
+        )
 
     rate = flag_rate([result("celebrity", [True, False, True, False]), result("neutral", [False, False, False, True])])
     assert rate == FlagRate({"celebrity": 0.5, "neutral": 0.25}, 3 / 8, 4, 3, 8)
@@ -71,7 +88,9 @@ def test_flag_rate_per_query_and_pooled():
 
 def _sidecar(path, model, fingerprint):
     """The shape `probe invert` writes: STEM.json with top-level model and fingerprint."""
-    path.with_suffix(".json").write_text(json.dumps({"prompt": "x", "seed": 0, "model": model, "fingerprint": fingerprint, "status": "done"}))
+    path.with_suffix(".json").write_text(
+        json.dumps({"prompt": "x", "seed": 0, "model": model, "fingerprint": fingerprint, "status": "done"})
+    )
 
 
 def test_image_sidecar_of_another_model_is_refused(tiny_session, tmp_path):

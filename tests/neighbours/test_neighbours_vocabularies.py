@@ -3,10 +3,10 @@ from importlib import resources
 from types import SimpleNamespace
 
 import pytest
+from probe_neighbours.vocabularies import default_vocabs, flag_categories, list_vocabs, load_vocab, read_entries
 
 from probe.cache import cache_dir
 from probe.errors import DataError, UsageError
-from probe_neighbours.vocabularies import default_vocabs, flag_categories, list_vocabs, load_vocab, read_entries
 
 
 def test_registry_lists_the_builtin_vocabularies():
@@ -15,7 +15,11 @@ def test_registry_lists_the_builtin_vocabularies():
 
 def test_clip_bpe_words_are_single_whole_word_tokens_of_the_shipped_bpe(tiny_session):
     vocab = load_vocab("clip-bpe")
-    merges = gzip.decompress((resources.files("open_clip") / "bpe_simple_vocab_16e6.txt.gz").read_bytes()).decode().split("\n")
+    merges = (
+        gzip.decompress((resources.files("open_clip") / "bpe_simple_vocab_16e6.txt.gz").read_bytes())
+        .decode()
+        .split("\n")
+    )
     ascii_merges = {m.replace(" ", "")[:-4] for m in merges[1:48895] if m.endswith("</w>")}
     assert len(vocab.words) == len(set(vocab.words)) > 30_000
     assert all(w.isalpha() for w in vocab.words)
@@ -63,12 +67,15 @@ def test_user_file_skips_comments_blanks_duplicates_and_reads_categories(tmp_pat
     assert "badword" in flag_categories([vocab])
 
 
-@pytest.mark.parametrize("content, reason, line", [
-    (b"one\ntwo\n\x00\x01\x02", "binary", 3),
-    (b"one\ncaf\xe9\n", "not valid UTF-8", 2),
-    (b"# only a comment\n\n   \n", "no words", 1),
-    (b"", "no words", 1),
-])
+@pytest.mark.parametrize(
+    "content, reason, line",
+    [
+        (b"one\ntwo\n\x00\x01\x02", "binary", 3),
+        (b"one\ncaf\xe9\n", "not valid UTF-8", 2),
+        (b"# only a comment\n\n   \n", "no words", 1),
+        (b"", "no words", 1),
+    ],
+)
 def test_bad_user_files_name_file_line_and_reason(tmp_path, content, reason, line):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)

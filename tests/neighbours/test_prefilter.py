@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from probe_neighbours.index import PREFILTER_MIN_ROWS, PREFILTER_SUFFIX, IndexParams, VocabIndex, make_index, ties_by_id
 from probe_neighbours.prefilter import Int8Prefilter
 from probe_neighbours.vocabularies import make_vocabulary
@@ -137,7 +136,9 @@ def test_a_process_uses_the_prescan_only_after_its_first_queries(spread, tmp_pat
     index = vocab_index(emb, tmp_path / "v.faiss")
     for q in queries[:20]:
         index.search(q[None, :], 10)
-    assert index.prefilter is None and not (tmp_path / f"v{PREFILTER_SUFFIX}").exists()  # a one-shot call never loads it
+    assert (
+        index.prefilter is None and not (tmp_path / f"v{PREFILTER_SUFFIX}").exists()
+    )  # a one-shot call never loads it
     index.search(queries[20:21], 10)
     assert index.prefilter is not None and index.prefilter_queries == 1
 
@@ -156,7 +157,9 @@ def test_duplicate_words_tie_broken_like_the_flat_scan(spread, tmp_path):
 def test_crowded_clustered_embeddings_still_equal_the_flat_scan(tmp_path):
     rng = np.random.default_rng(3)
     centres = unit_rows(rng, 8, 64)
-    emb = centres[rng.integers(0, 8, PREFILTER_MIN_ROWS)] + 0.05 * rng.standard_normal((PREFILTER_MIN_ROWS, 64)).astype(np.float32)
+    emb = centres[rng.integers(0, 8, PREFILTER_MIN_ROWS)] + 0.05 * rng.standard_normal((PREFILTER_MIN_ROWS, 64)).astype(
+        np.float32
+    )
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     queries = emb[rng.choice(len(emb), 60, replace=False)] + 0.01 * rng.standard_normal((60, 64)).astype(np.float32)
     index = vocab_index(emb, tmp_path / "v.faiss")

@@ -26,4 +26,6 @@ def probe_env(tmp_path) -> dict[str, str]:
 
 
 def run_probe(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([probe_exe(), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [probe_exe(), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )

@@ -13,11 +13,14 @@ from tests.reliability.conftest import FAST
 
 def bomb_png(path, side: int = 50000):
     """A PNG whose header claims side x side pixels (a few hundred bytes on disk)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -31,23 +34,29 @@ def one_line_error(result, *needles: str) -> None:
 
 
 @pytest.mark.parametrize("side", [50000, 9000])
-@pytest.mark.parametrize("command", [
-    ["score", "{img}", "-p", "a star"],
-    ["neighbours", "--image", "{img}"],
-    ["shuffle-test", "--image", "{img}", "--caption", "a red star"],
-    ["nsfw-calibrate", "--safe", "{img}", "-o", "{tmp}/cal.yaml"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["score", "{img}", "-p", "a star"],
+        ["neighbours", "--image", "{img}"],
+        ["shuffle-test", "--image", "{img}", "--caption", "a red star"],
+        ["nsfw-calibrate", "--safe", "{img}", "-o", "{tmp}/cal.yaml"],
+    ],
+)
 def test_decompression_bomb_is_refused(invoke, tmp_path, command, side):
     img = bomb_png(tmp_path / "bomb.png", side)
     args = [a.format(img=img, tmp=tmp_path) for a in command]
     one_line_error(invoke("--device", "cpu", *args), str(img), "pixels")
 
 
-@pytest.mark.parametrize("args", [
-    ["--seed", str(2**64), "invert", "a star"],
-    ["--seed", "-1", "invert", "a star"],
-    ["invert", "a star", "--seeds", str(2**64)],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--seed", str(2**64), "invert", "a star"],
+        ["--seed", "-1", "invert", "a star"],
+        ["invert", "a star", "--seeds", str(2**64)],
+    ],
+)
 def test_seed_beyond_64_bits_is_refused(invoke, tmp_path, args):
     result = invoke("-o", tmp_path, *args, *FAST)
     assert result.exit_code == 2 and "internal error" not in result.stderr, result.output
@@ -60,8 +69,9 @@ def test_experiment_seed_beyond_64_bits_is_refused(invoke, tmp_path):
     one_line_error(invoke("-o", tmp_path, "run", exp), f"{exp}:2")
 
 
-@pytest.mark.parametrize("flag,value", [("--size", "100000"), ("--steps", str(10**12)), ("--copies", "100000"),
-                                        ("--batch-size", "10000000")])
+@pytest.mark.parametrize(
+    "flag,value", [("--size", "100000"), ("--steps", str(10**12)), ("--copies", "100000"), ("--batch-size", "10000000")]
+)
 def test_counts_are_bounded(invoke, tmp_path, flag, value):
     result = invoke("-o", tmp_path, "invert", "a star", flag, value)
     one_line_error(result, value, "limit")
@@ -74,7 +84,9 @@ def test_output_that_is_a_file_fails_before_the_model_loads(invoke, tmp_path, mo
     blocker = tmp_path / "out"
     blocker.write_text("x")
     one_line_error(invoke("-o", blocker, "invert", "a star", *FAST), str(blocker), "-o")
-    one_line_error(invoke("-o", blocker, "bias", "--prompts", "shapes", "--labels", "colours", "--n", "1"), str(blocker))
+    one_line_error(
+        invoke("-o", blocker, "bias", "--prompts", "shapes", "--labels", "colours", "--n", "1"), str(blocker)
+    )
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
@@ -109,26 +121,33 @@ def test_folder_where_an_index_file_should_be(invoke, tmp_path):
     one_line_error(invoke("--device", "cpu", "neighbours", "a star", "--vocab", "world"), str(index), "folder")
 
 
-@pytest.mark.parametrize("args", [
-    ["score", "missing.png", "-p", "a star"],
-    ["neighbours", "--image", "missing.png"],
-    ["shuffle-test", "--image", "missing.png", "--caption", "a star"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["score", "missing.png", "-p", "a star"],
+        ["neighbours", "--image", "missing.png"],
+        ["shuffle-test", "--image", "missing.png", "--caption", "a star"],
+    ],
+)
 def test_missing_image_fails_before_torch_is_imported(args, tmp_path):
     """Pre-flight: a missing input file is reported without importing torch, let alone loading a model."""
     import subprocess
     import sys
 
-    code = ("import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
-            f"r = CliRunner().invoke(build_app(), {args!r}); "
-            "print(r.exit_code, 'torch' in sys.modules); print(r.stderr)")
+    code = (
+        "import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+        f"r = CliRunner().invoke(build_app(), {args!r}); "
+        "print(r.exit_code, 'torch' in sys.modules); print(r.stderr)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
     status, message = out.stdout.split("\n", 1)
     assert status == "1 False", out.stdout
     assert "image not found: missing.png" in message
 
 
-@pytest.mark.parametrize("command", [["invert", "a star", *FAST], ["bias", "--prompts", "shapes", "--labels", "colours", "--n", "1"]])
+@pytest.mark.parametrize(
+    "command", [["invert", "a star", *FAST], ["bias", "--prompts", "shapes", "--labels", "colours", "--n", "1"]]
+)
 def test_read_only_output_is_found_before_the_model_loads(invoke, tmp_path, monkeypatch, command):
     """A read-only output folder (faked: the tests run as root) fails before any work, naming the folder."""
     import os

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from probe.cache import cache_dir
 
 

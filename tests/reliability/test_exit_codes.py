@@ -22,8 +22,23 @@ def test_bias_with_unknown_labeller_fails_before_any_inversion(invoke, tmp_path,
     import probe_audit.steps as steps
 
     monkeypatch.setattr(steps, "run_chunk", lambda *a, **k: pytest.fail("an inversion ran"))
-    result = invoke("-o", tmp_path, "--device", "cpu", "bias", "--prompts", "shapes", "--labels", "colours", "--n", "1",
-                    "--steps", "1", "--labeller", "nosuchmodel")
+    result = invoke(
+        "-o",
+        tmp_path,
+        "--device",
+        "cpu",
+        "bias",
+        "--prompts",
+        "shapes",
+        "--labels",
+        "colours",
+        "--n",
+        "1",
+        "--steps",
+        "1",
+        "--labeller",
+        "nosuchmodel",
+    )
     assert result.exit_code == 2, result.output
     assert "nosuchmodel" in result.stderr and "labeller" in result.stderr
     assert not (tmp_path / "runs").exists()
@@ -44,7 +59,8 @@ def test_run_where_every_item_failed_exits_non_zero(invoke, tmp_path):
 
     module = types.ModuleType("failing_steps")
     module.register_experiment_steps = lambda register: register(
-        StepKind("always-fails", {"texts": None}, lambda o: {"texts": o.text_list("texts", "texts")}, run, plan=plan))
+        StepKind("always-fails", {"texts": None}, lambda o: {"texts": o.text_list("texts", "texts")}, run, plan=plan)
+    )
     exp = tmp_path / "fails.yaml"
     exp.write_text("steps:\n  - always-fails: {texts: [a, b]}\n")
     result = invoke("-o", tmp_path / "o", "--device", "cpu", "run", exp, extra_plugins={"failing": lambda: module})
@@ -55,10 +71,15 @@ def test_run_where_every_item_failed_exits_non_zero(invoke, tmp_path):
 def test_run_with_an_over_long_prompt_fails_before_any_step(invoke, tmp_path):
     exp = tmp_path / "long.yaml"
     long_prompt = " ".join(["a red star"] * 40)
-    exp.write_text(f"steps:\n  - invert: {{prompts: ['{long_prompt}'], seeds: 0, settings: {{steps: 1, size: 32, copies: 1}}}}\n")
+    exp.write_text(
+        f"steps:\n  - invert: {{prompts: ['{long_prompt}'], seeds: 0, settings: {{steps: 1, size: 32, copies: 1}}}}\n"
+    )
     result = invoke("-o", tmp_path / "o", "--device", "cpu", "run", exp)
     assert result.exit_code == 2, result.output
-    assert "longer than the model's 14-token context" in result.stderr and "--truncate" not in result.stderr.split("tokens;")[0]
+    assert (
+        "longer than the model's 14-token context" in result.stderr
+        and "--truncate" not in result.stderr.split("tokens;")[0]
+    )
     assert not (tmp_path / "o" / "runs").exists()
 
 

@@ -44,8 +44,9 @@ def baseline(tmp_path_factory) -> dict[str, bytes]:
 
 def interrupt_after_first_chunk(out: Path, env: dict[str, str], how: signal.Signals) -> subprocess.CompletedProcess:
     """Start the run, wait until the first chunk's images are saved, then send `how`."""
-    proc = subprocess.Popen([probe_exe(), *invert_args(out)], env=env, cwd=out, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [probe_exe(), *invert_args(out)], env=env, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     first = out / "invert" / "a-red-star"
     deadline = time.monotonic() + 120
     while not (first / "seed-0.json").exists() or not (first / "seed-1.json").exists():
@@ -104,8 +105,14 @@ def run_baseline(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "kill-9"])
 def test_interrupted_probe_run_resumes_to_identical_bytes(tmp_path, probe_env, run_baseline, how):
     exp, whole = run_baseline
-    proc = subprocess.Popen([probe_exe(), "-o", str(tmp_path), "run", str(exp)], env=probe_env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [probe_exe(), "-o", str(tmp_path), "run", str(exp)],
+        env=probe_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     records = tmp_path / "runs" / "rel" / "items" / "invert"
     deadline = time.monotonic() + 120
     while len(list(records.glob("*.json"))) < 2:

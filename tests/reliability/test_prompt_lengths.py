@@ -28,8 +28,11 @@ def test_a_blend_is_checked_part_by_part(invoke, tmp_path, monkeypatch):
     from probe.plugin import check_prompt_lengths
 
     blend = "a big red star left of a small blue circle | a big green square below a yellow triangle:0.5"
-    check_prompt_lengths(None, ["a big red star left of a small blue circle", "a big green square below a yellow triangle"],
-                         model="shapes-tiny")  # each part fits
+    check_prompt_lengths(
+        None,
+        ["a big red star left of a small blue circle", "a big green square below a yellow triangle"],
+        model="shapes-tiny",
+    )  # each part fits
     with pytest.raises(Exception, match="longer than the model's 14-token context"):
         check_prompt_lengths(None, [blend], model="shapes-tiny")  # the whole text would not
     result = invoke("-o", tmp_path, "invert", blend, "--steps", "1")

@@ -22,12 +22,15 @@ def test_markup_in_prompts_is_shown_as_typed(invoke, tmp_path):
     assert "a [bold]star[/bold]" in result.stdout
 
 
-@pytest.mark.parametrize("command", [
-    ["invert", "--prompts", "{file}", *FAST],
-    ["shuffle-test", "--file", "{file}"],
-    ["nsfw", "--prompts-file", "{file}"],
-    ["neighbours", "--file", "{file}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["invert", "--prompts", "{file}", *FAST],
+        ["shuffle-test", "--file", "{file}"],
+        ["nsfw", "--prompts-file", "{file}"],
+        ["neighbours", "--file", "{file}"],
+    ],
+)
 def test_nul_bytes_in_prompt_files_are_refused(invoke, tmp_path, command):
     path = tmp_path / "prompts.txt"
     path.write_bytes(b"a red star\na blue\x00 circle\n")
@@ -36,12 +39,15 @@ def test_nul_bytes_in_prompt_files_are_refused(invoke, tmp_path, command):
     assert f"{path}:2" in result.stderr and "NUL" in result.stderr
 
 
-@pytest.mark.parametrize("command", [
-    ["invert", "  ", *FAST],
-    ["neighbours", " "],
-    ["score", "{img}", "-p", " "],
-    ["shuffle-test", " "],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["invert", "  ", *FAST],
+        ["neighbours", " "],
+        ["score", "{img}", "-p", " "],
+        ["shuffle-test", " "],
+    ],
+)
 def test_empty_prompt_is_refused_by_every_command(invoke, tmp_path, command):
     from PIL import Image
 

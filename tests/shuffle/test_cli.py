@@ -13,8 +13,17 @@ from probe.io import write_json, write_png
 
 
 def test_text_mode_json(invoke, tiny_spec):
-    result = invoke("--model", tiny_spec, "shuffle-test", "a red circle left of a blue square", "-p", "swap-relation",
-                    "-p", "shuffle-words", "--json")
+    result = invoke(
+        "--model",
+        tiny_spec,
+        "shuffle-test",
+        "a red circle left of a blue square",
+        "-p",
+        "swap-relation",
+        "-p",
+        "shuffle-words",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["mode"] == "text" and data["perturbations"] == ["swap-relation", "shuffle-words"]
@@ -24,7 +33,9 @@ def test_text_mode_json(invoke, tiny_spec):
 
 def test_text_mode_scores_are_the_models_cosines(invoke, tiny_spec, tiny_session):
     caption = "a red circle left of a blue square"
-    result = invoke("--model", tiny_spec, "shuffle-test", caption, "-p", "swap-relation", "-p", "shuffle-words", "--json")
+    result = invoke(
+        "--model", tiny_spec, "shuffle-test", caption, "-p", "swap-relation", "-p", "shuffle-words", "--json"
+    )
     data = json.loads(result.stdout)
     variants = data["items"][0]["variants"]
     texts = [caption] + [v["text"] for v in variants]
@@ -56,12 +67,27 @@ def test_image_modes(invoke, tiny_spec, tmp_path):
     write_png(tmp_path / "a.png", torch.rand(3, 20, 20))
     write_png(tmp_path / "inv" / "b.png", torch.rand(3, 32, 32))
     write_json(tmp_path / "inv" / "b.json", {"prompt": "a green star above a white ring"})
-    result = invoke("--model", tiny_spec, "shuffle-test", "--image", tmp_path / "a.png", "--caption", "a red circle left of a blue square",
-                    "--invert-dir", tmp_path / "inv", "--world", "3", "--json")
+    result = invoke(
+        "--model",
+        tiny_spec,
+        "shuffle-test",
+        "--image",
+        tmp_path / "a.png",
+        "--caption",
+        "a red circle left of a blue square",
+        "--invert-dir",
+        tmp_path / "inv",
+        "--world",
+        "3",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["mode"] == "image"
-    assert [i["caption"] for i in data["items"]][:2] == ["a red circle left of a blue square", "a green star above a white ring"]
+    assert [i["caption"] for i in data["items"]][:2] == [
+        "a red circle left of a blue square",
+        "a green star above a white ring",
+    ]
     assert len(data["items"]) == 5
 
 

@@ -15,12 +15,12 @@ import math
 from pathlib import Path
 
 import pytest
+from probe_shuffle.scoring import image_shuffle_test
+from probe_shuffle.sources import world_pairs
 
 import probe
 from probe.cache import file_sha256
 from probe.world.card import END, START, numbers_section
-from probe_shuffle.scoring import image_shuffle_test
-from probe_shuffle.sources import world_pairs
 
 WEIGHTS_DIR = Path(probe.__file__).resolve().parent / "weights"
 CARD, NUMBERS = WEIGHTS_DIR / "MODEL_CARD.md", WEIGHTS_DIR / "MODEL_CARD.json"
@@ -41,7 +41,7 @@ def test_the_card_is_what_the_evaluation_renders_to_for_the_shipped_weights(eval
     meta, numbers = evaluation["meta"], evaluation["numbers"]
     assert meta["model"] == "shapes-tiny" and meta["sha256"] == file_sha256(WEIGHTS_DIR / "shapes-tiny.safetensors")
     card = CARD.read_text(encoding="utf-8")
-    section = card[card.index(START): card.index(END) + len(END)]
+    section = card[card.index(START) : card.index(END) + len(END)]
     expected = numbers_section(numbers, meta)
     if "inversion" in numbers and "inversion_bias" in numbers:
         assert section == expected
@@ -71,4 +71,6 @@ def test_swap_precision_matches_the_evaluation(builtin_session, evaluation):
         for _, name, key in (c for c in CHECKS if c[0] == relation):
             expected, measured = numbers[key], report.row(name).precision_at_1
             tolerance = two_proportion_tolerance(measured, N_SCENES, expected, card_n)
-            assert abs(measured - expected) <= tolerance, f"{relation} {name}: {measured:.3f} vs card {expected:.3f} ± {tolerance:.3f}"
+            assert abs(measured - expected) <= tolerance, (
+                f"{relation} {name}: {measured:.3f} vs card {expected:.3f} ± {tolerance:.3f}"
+            )

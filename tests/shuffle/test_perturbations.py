@@ -5,42 +5,52 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
-from probe.errors import UsageError
 from probe_shuffle import perturbations as P
 from probe_shuffle.perturbations import list_perturbations, perturb, tokenize
+
+from probe.errors import UsageError
 
 ALL = list_perturbations()
 LONG = "a small blue star above a big yellow ring next to the old wooden table"
 
 
 def test_swap_attributes_swaps_colours_between_nouns():
-    assert perturb("a red circle and a blue square", ["swap-attributes"]) == {"swap-attributes": ["a blue circle and a red square"]}
+    assert perturb("a red circle and a blue square", ["swap-attributes"]) == {
+        "swap-attributes": ["a blue circle and a red square"]
+    }
 
 
 def test_swap_attributes_keeps_kinds_apart_and_needs_a_noun_between():
     assert perturb("a big red circle", ["swap-attributes"])["swap-attributes"] == []  # size vs colour
     assert perturb("a red circle and a red square", ["swap-attributes"])["swap-attributes"] == []  # same word
     assert perturb("the circle is red and the square is blue", ["swap-attributes"])["swap-attributes"] == [
-        "the circle is blue and the square is red"]
+        "the circle is blue and the square is red"
+    ]
 
 
 def test_swap_attributes_variants_are_the_distinct_pairs():
     out = perturb("a small blue star above a big yellow ring", ["swap-attributes"], n_variants=5)["swap-attributes"]
-    assert sorted(out) == sorted(["a small yellow star above a big blue ring", "a big blue star above a small yellow ring"])
+    assert sorted(out) == sorted(
+        ["a small yellow star above a big blue ring", "a big blue star above a small yellow ring"]
+    )
 
 
-@pytest.mark.parametrize("caption, expected", [
-    ("a red circle left of a blue square", "a blue square left of a red circle"),
-    ("a red circle to the left of a blue square.", "a blue square to the left of a red circle."),
-    ("a big dog is chasing a small cat", "a small cat is chasing a big dog"),
-    ("a mug on top of a book", "a book on top of a mug"),
-])
+@pytest.mark.parametrize(
+    "caption, expected",
+    [
+        ("a red circle left of a blue square", "a blue square left of a red circle"),
+        ("a red circle to the left of a blue square.", "a blue square to the left of a red circle."),
+        ("a big dog is chasing a small cat", "a small cat is chasing a big dog"),
+        ("a mug on top of a book", "a book on top of a mug"),
+    ],
+)
 def test_swap_relation_swaps_the_two_sides(caption, expected):
     assert perturb(caption, ["swap-relation"])["swap-relation"] == [expected]
 
 
-@pytest.mark.parametrize("caption", ["a red circle and a blue square", "a shape on the left", "a star", "a cat left of a cat"])
+@pytest.mark.parametrize(
+    "caption", ["a red circle and a blue square", "a shape on the left", "a star", "a cat left of a cat"]
+)
 def test_swap_relation_does_not_apply(caption):
     assert perturb(caption, ["swap-relation"])["swap-relation"] == []
 
@@ -114,12 +124,18 @@ def fake_tagger(tokens):
 def test_tagger_shuffles_with_an_injected_tagger():
     caption = "a red circle left of a blue square"
     words = caption.split()
-    out = perturb(caption, ["shuffle-nouns-adjectives", "shuffle-all-but-nouns-adjectives"], n_variants=5, tagger=fake_tagger)
+    out = perturb(
+        caption, ["shuffle-nouns-adjectives", "shuffle-all-but-nouns-adjectives"], n_variants=5, tagger=fake_tagger
+    )
     noun_adj = {1, 2, 6, 7}
     for text in out["shuffle-nouns-adjectives"]:
-        assert [w for i, w in enumerate(text.split()) if i not in noun_adj] == [w for i, w in enumerate(words) if i not in noun_adj]
+        assert [w for i, w in enumerate(text.split()) if i not in noun_adj] == [
+            w for i, w in enumerate(words) if i not in noun_adj
+        ]
     for text in out["shuffle-all-but-nouns-adjectives"]:
-        assert [w for i, w in enumerate(text.split()) if i in noun_adj] == [w for i, w in enumerate(words) if i in noun_adj]
+        assert [w for i, w in enumerate(text.split()) if i in noun_adj] == [
+            w for i, w in enumerate(words) if i in noun_adj
+        ]
     assert out["shuffle-nouns-adjectives"] and out["shuffle-all-but-nouns-adjectives"]
 
 

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from probe.errors import UsageError
 from probe_shuffle.perturbations import list_perturbations, perturb
 from probe_shuffle.scoring import ALL_ROW, image_shuffle_test, text_shuffle_test
+
+from probe.errors import UsageError
 
 CAPTIONS = ["a red circle left of a blue square", "a green star above a white ring"]
 NAMES = ["swap-attributes", "swap-relation"]
@@ -108,7 +108,9 @@ def test_image_mode_matches_the_naive_loop_and_takes_any_size(tiny_session):
     report = image_shuffle_test(tiny_session, images, captions, NAMES, seed=3)
     for image, item in zip(images, report.items):
         v = tiny_session.encode_image(image.unsqueeze(0))[0]
-        assert item.original_score == pytest.approx((v @ tiny_session.encode_text([item.caption], fast=False)[0]).item(), abs=1e-5)
+        assert item.original_score == pytest.approx(
+            (v @ tiny_session.encode_text([item.caption], fast=False)[0]).item(), abs=1e-5
+        )
         for variant in item.variants:
             naive = (v @ tiny_session.encode_text([variant.text], fast=False)[0]).item()
             assert variant.score == pytest.approx(naive, abs=1e-5)

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
+from probe_shuffle import sources
+from probe_shuffle.perturbations import perturb
 
 from probe.errors import DataError, UsageError
 from probe.io import write_json, write_png
-from probe_shuffle import sources
-from probe_shuffle.perturbations import perturb
 
 
 def test_prompt_file_skips_blanks_and_comments(tmp_path):

@@ -6,8 +6,18 @@ import random
 
 import pytest
 
-from probe.world.captions import (CaptionError, CaptionSpec, ObjectSpec, caption_codes, caption_text, hard_negative,
-                                  match_matrix, parse_caption, swap_colours, swap_relation)
+from probe.world.captions import (
+    CaptionError,
+    CaptionSpec,
+    ObjectSpec,
+    caption_codes,
+    caption_text,
+    hard_negative,
+    match_matrix,
+    parse_caption,
+    swap_colours,
+    swap_relation,
+)
 from probe.world.scenes import sample, scenes_for_caption
 
 
@@ -21,10 +31,14 @@ def test_parse_single_attribute_forms():
     assert parse_caption("a shape on the left") == CaptionSpec(ObjectSpec(position="left"))
     assert parse_caption("a big star") == CaptionSpec(ObjectSpec("star", size="big"))
     assert parse_caption("an orange shape") == CaptionSpec(ObjectSpec(colour="orange"))
-    assert parse_caption("a small white ring in the centre") == CaptionSpec(ObjectSpec("ring", "white", "small", "center"))
+    assert parse_caption("a small white ring in the centre") == CaptionSpec(
+        ObjectSpec("ring", "white", "small", "center")
+    )
 
 
-@pytest.mark.parametrize("bad", ["", "a crimson circle", "a red", "a circle left of", "a red circle on the left above a star"])
+@pytest.mark.parametrize(
+    "bad", ["", "a crimson circle", "a red", "a circle left of", "a red circle on the left above a star"]
+)
 def test_parse_errors_say_what_is_accepted(bad):
     with pytest.raises(CaptionError):
         parse_caption(bad)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 
 from probe.world.render import palette_tensor, render
@@ -10,12 +9,16 @@ from probe.world.scenes import Scenes, sample
 from probe.world.vocab import COLOURS, SHAPES
 
 
-def one_object(shape: str, colour: str = "red", centre: tuple[float, float] = (32.0, 32.0), radius: float = 10.0,
-               grey: float = 0.5) -> Scenes:
+def one_object(
+    shape: str, colour: str = "red", centre: tuple[float, float] = (32.0, 32.0), radius: float = 10.0, grey: float = 0.5
+) -> Scenes:
     return Scenes(
-        shape=torch.tensor([[SHAPES.index(shape), -1]]), colour=torch.tensor([[COLOURS.index(colour), -1]]),
-        size=torch.tensor([[1, -1]]), position=torch.tensor([[4, -1]]),
-        centre=torch.tensor([[list(centre), [0.0, 0.0]]]), radius=torch.tensor([[radius, 0.0]]),
+        shape=torch.tensor([[SHAPES.index(shape), -1]]),
+        colour=torch.tensor([[COLOURS.index(colour), -1]]),
+        size=torch.tensor([[1, -1]]),
+        position=torch.tensor([[4, -1]]),
+        centre=torch.tensor([[list(centre), [0.0, 0.0]]]),
+        radius=torch.tensor([[radius, 0.0]]),
         background=torch.full((1, 3), grey),
     )
 

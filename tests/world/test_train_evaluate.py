@@ -39,7 +39,7 @@ def test_loss_falls_in_twenty_steps(smoke_run):
 def test_resume_from_checkpoint(tmp_path):
     config = replace(SMOKE, steps=4, batch_size=8, checkpoint_every=2, adversarial_from=0.5)
 
-    def stop_at_three(progress):  # noqa: ANN001
+    def stop_at_three(progress):
         if progress.step == 3:
             raise Stop
 
@@ -96,14 +96,18 @@ def test_evaluation_numbers_are_their_definitions_computed_by_hand(smoke_run):
         pair_image = encoder.encode_image(render(pairs))
         objects = [((s.first.colour, s.first.shape), (s.second.colour, s.second.shape)) for s in specs]
         true = [f"{a(c1, s1)} {relation} {a(c2, s2)}" for (c1, s1), (c2, s2) in objects]
-        assert numbers[key] == preference(pair_image, true, [f"{a(c2, s2)} {relation} {a(c1, s1)}" for (c1, s1), (c2, s2) in objects])
+        assert numbers[key] == preference(
+            pair_image, true, [f"{a(c2, s2)} {relation} {a(c1, s1)}" for (c1, s1), (c2, s2) in objects]
+        )
         if relation == "left of":
             colours_swapped = [f"{a(c2, s1)} left of {a(c1, s2)}" for (c1, s1), (c2, s2) in objects]
             assert numbers["colour_swap"] == preference(pair_image, true, colours_swapped)
 
     for shape in ("star", "circle"):
         cosines = (text([a(c, shape) for c in COLOURS]) @ text([f"a {shape}"]).T).squeeze(1)
-        assert numbers[f"bias_text_{shape}_red"] == pytest.approx((100 * cosines).softmax(0)[COLOURS.index("red")].item(), abs=1e-6)
+        assert numbers[f"bias_text_{shape}_red"] == pytest.approx(
+            (100 * cosines).softmax(0)[COLOURS.index("red")].item(), abs=1e-6
+        )
         assert numbers[f"bias_text_{shape}_nearest"] == COLOURS[int(cosines.argmax())]
 
     from probe.world.captions import CaptionSpec, ObjectSpec, parse_caption
@@ -162,10 +166,12 @@ def test_adversarial_images_stay_in_the_epsilon_ball_and_raise_the_loss(steps):
     eps = 8 / 255
     adv = _adversarial(model, normalise, batch, text, eps, steps, torch.Generator().manual_seed(1))
 
-    def loss(images):  # noqa: ANN001, ANN202
+    def loss(images):
         with torch.no_grad():
             f = torch.nn.functional.normalize(model.encode_image(normalise(images)), dim=-1)
-            return contrastive_loss(f, text, batch.own, batch.truth, model.logit_scale.exp(), batch.positive_texts).item()
+            return contrastive_loss(
+                f, text, batch.own, batch.truth, model.logit_scale.exp(), batch.positive_texts
+            ).item()
 
     assert (adv - batch.images).abs().max().item() <= eps + 1e-6
     assert adv.min().item() >= 0 and adv.max().item() <= 1
@@ -189,8 +195,9 @@ def test_recipe_runs_base_then_fine_tunes_each_from_the_previous_weights_and_res
     base = replace(SMOKE, steps=3, batch_size=8, checkpoint_every=3)
     tune = replace(SMOKE, steps=2, batch_size=8, checkpoint_every=2, adversarial_from=0.0, lr=1e-4, warmup=1)
     seen: list[tuple[int, int, bool]] = []
-    model, results = train_recipe(base, [tune, replace(tune, steps=1)], tmp_path,
-                                  lambda p: seen.append((p.step, p.steps, p.adversarial)))
+    model, results = train_recipe(
+        base, [tune, replace(tune, steps=1)], tmp_path, lambda p: seen.append((p.step, p.steps, p.adversarial))
+    )
     assert [r.steps for r in results] == [3, 2, 1]
     assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5, 6] and seen[-1][1] == 6
     assert [a for _, _, a in seen] == [False, False, False, True, True, True]

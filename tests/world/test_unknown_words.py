@@ -35,10 +35,26 @@ def test_invert_notes_unknown_words(invoke, tmp_path):
 
 
 def test_bias_with_person_prompts_on_the_builtin_model_says_it_knows_no_people(invoke, tmp_path):
-    result = invoke("--device", "cpu", "--out", tmp_path, "bias", "--variant", "neutral", "--n", "1", "--steps", "1", "--json")
+    result = invoke(
+        "--device", "cpu", "--out", tmp_path, "bias", "--variant", "neutral", "--n", "1", "--steps", "1", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     notes = json.loads(result.stdout)["notes"]
     assert [n.split(" knows no people")[0] for n in notes] == ["shapes-tiny", "shapes-tiny"]  # prompts and labels
-    shapes = invoke("--device", "cpu", "--out", tmp_path, "bias", "--prompts", "shapes", "--labels", "colours",
-                    "--n", "1", "--steps", "1", "--json")
+    shapes = invoke(
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path,
+        "bias",
+        "--prompts",
+        "shapes",
+        "--labels",
+        "colours",
+        "--n",
+        "1",
+        "--steps",
+        "1",
+        "--json",
+    )
     assert json.loads(shapes.stdout)["notes"] == []

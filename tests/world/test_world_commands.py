@@ -32,19 +32,26 @@ def test_render_draws_what_the_caption_says(invoke, tmp_path):
     red, blue = _pixels_of(image, "red"), _pixels_of(image, "blue")
     assert len(red) > 20 and len(blue) > 20
     assert red[:, 1].mean() < blue[:, 1].mean()  # left of
-    again = invoke("-o", tmp_path, "world", "render", CAPTION, "--seed", "3", "--size", "96", "--output", tmp_path / "b.png")
+    again = invoke(
+        "-o", tmp_path, "world", "render", CAPTION, "--seed", "3", "--size", "96", "--output", tmp_path / "b.png"
+    )
     assert again.stdout.strip() == str(tmp_path / "b.png")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png").convert("RGB")), image)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["a purple dog"], "dog"),
-    ([CAPTION, "--size", "4"], "--size 4 is out of range"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["a purple dog"], "dog"),
+        ([CAPTION, "--size", "4"], "--size 4 is out of range"),
+    ],
+)
 def test_render_refuses_bad_input_in_one_line(invoke, tmp_path, args, message):
     result = invoke("-o", tmp_path, "world", "render", *args)
     assert result.exit_code == 2, result.output
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert (
+        message in result.stderr and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -58,8 +65,22 @@ def test_train_two_steps_exports_hashed_fp16_weights_and_resumes(invoke, tmp_pat
 
     import probe
 
-    args = ["world", "train", "--steps", "2", "--batch-size", "4", "--no-fine-tune", "--threads", "1",
-            "--checkpoints", tmp_path / "ck", "--output", tmp_path / "w" / "w.safetensors", "--json"]
+    args = [
+        "world",
+        "train",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--no-fine-tune",
+        "--threads",
+        "1",
+        "--checkpoints",
+        tmp_path / "ck",
+        "--output",
+        tmp_path / "w" / "w.safetensors",
+        "--json",
+    ]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -75,8 +96,21 @@ def test_train_two_steps_exports_hashed_fp16_weights_and_resumes(invoke, tmp_pat
 
 
 def test_train_refuses_other_settings_on_the_same_checkpoints_and_keeps_the_weights(invoke, tmp_path):
-    args = ["world", "train", "--steps", "1", "--batch-size", "4", "--no-fine-tune", "--threads", "1",
-            "--checkpoints", tmp_path / "ck", "--output", tmp_path / "w.safetensors"]
+    args = [
+        "world",
+        "train",
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--no-fine-tune",
+        "--threads",
+        "1",
+        "--checkpoints",
+        tmp_path / "ck",
+        "--output",
+        tmp_path / "w.safetensors",
+    ]
     assert invoke(*args).exit_code == 0
     before = _sha256(tmp_path / "w.safetensors")
     result = invoke(*args, "--lr", "0.5")
