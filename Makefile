@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test bench conformance mutate clean
+.PHONY: install demo test docs bench conformance mutate clean
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,11 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# The documentation site into site/ (open site/index.html; nothing is fetched at build or view time).
+# --strict: a broken link, a missing page or a docstring that does not render is an error, as in CI.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 # Mutation testing (minutes per module; not run by CI): `make mutate` or `make mutate MODULES="plugins/probe_audit/stats.py"`.
 # Surviving mutants go to mutation-report.md; scratch copy and caches under .mutate/.
 mutate: install
@@ -35,4 +40,4 @@ conformance: install
 	PROBE_SLOW_TESTS=1 $(PY) -m pytest tests/models -q
 
 clean:
-	rm -rf $(VENV) probe-out .pytest_cache .mutate
+	rm -rf $(VENV) probe-out .pytest_cache .mutate site

@@ -51,6 +51,7 @@ def _cell(value: Any) -> Any:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A rich Table of the rows (plain-text cells, controls escaped, long ones folded); `print_table` prints one."""
     t = Table(title=Text(printable(title)) if title is not None else None, title_justify="left")
     for col in columns:
         t.add_column(col, overflow="fold")
@@ -60,6 +61,7 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table on stdout (with `--json`, commands print JSON instead)."""
     out.print(table(title, columns, rows))
 
 

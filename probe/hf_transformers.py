@@ -107,7 +107,7 @@ def _resolve(target: str, online: bool) -> Path:
         raise ModelError(
             f"no folder or cached Hugging Face repo {target!r}",
             hint="give a folder saved with save_pretrained, or download the repo on a connected machine "
-            "(README: 'Bringing your own weights')",
+            "(docs/models.md: 'Bringing your own weights')",
         ) from exc
 
 

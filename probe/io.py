@@ -126,10 +126,12 @@ def remove_stale_temp_files(folder: Path) -> int:
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
+    """UTF-8 text written atomically (see `atomic_write_bytes`)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, obj: Any) -> Path:
+    """Indented JSON with sorted keys written atomically, so reruns write identical bytes."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
@@ -167,6 +169,7 @@ def png_bytes(image, metadata: dict[str, Any] | None = None) -> bytes:
 
 
 def write_png(path: Path, image, metadata: dict[str, Any] | None = None) -> Path:
+    """A [3,H,W] image in [0,1] as a PNG with metadata text chunks, written atomically."""
     return atomic_write_bytes(path, png_bytes(image, metadata))
 
 
@@ -326,6 +329,7 @@ def contact_sheet(images: Sequence, labels: Sequence[object] | None = None, colu
 
 
 def pil_png_bytes(pil) -> bytes:
+    """A PIL image (e.g. a contact sheet) as PNG bytes."""
     import io
 
     buf = io.BytesIO()

@@ -78,7 +78,7 @@ def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
 
 HF_EXTRA_HINT = (
     "install the Hugging Face extra: pip install 'clip-probe[hf]' (transformers, sentencepiece); "
-    "offline, also cache the text tower's config and tokenizer files (README: 'Bringing your own weights')"
+    "offline, also cache the text tower's config and tokenizer files (docs/models.md: 'Bringing your own weights')"
 )
 
 
@@ -211,7 +211,7 @@ def _open_clip_model(spec: ModelSpec, online: bool, **kwargs: Any) -> torch.nn.M
                 if online
                 else (
                     "offline: the model's text tower config and tokenizer files must be in the "
-                    "Hugging Face cache too (README: 'Bringing your own weights')"
+                    "Hugging Face cache too (docs/models.md: 'Bringing your own weights')"
                 )
             )
             raise ModelError(f"cannot load {spec.text}: {type(exc).__name__}: {first}", hint=hint) from exc

@@ -1,6 +1,6 @@
 """Model specs: one syntax for built-in, open_clip-tagged, hub, local and random models.
 
-Syntax (documented in the README):
+Syntax (documented in docs/models.md):
   shapes-tiny                      a built-in model with its shipped weights (the default)
   ARCH@TAG                         an open_clip architecture with a pretrained tag (ViT-B-16@openai)
   ARCH@random                      random initialisation (seeded, deterministic): timing and tests

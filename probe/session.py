@@ -78,6 +78,7 @@ class Session:
 
     @property
     def name(self) -> str:
+        """The model spec as given, e.g. `ViT-B-16@openai`."""
         return self.spec.text
 
     @property
@@ -159,6 +160,7 @@ class Session:
 
     @property
     def embed_dim(self) -> int:
+        """The size of the embedding space both towers map into."""
         proj = getattr(self.model.visual, "output_dim", None)
         return int(proj) if proj else int(self.encode_text(["a"]).shape[1])
 

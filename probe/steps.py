@@ -44,6 +44,8 @@ class Chunk:
 
 @dataclass
 class StepPlan:
+    """One step of a plan: its name, kind, normalised options and chunks of items."""
+
     name: str
     kind: str
     options: dict
@@ -103,14 +105,14 @@ class PlanInput:
 class StepKind:
     """An experiment step kind.
 
-    options: accepted YAML options (besides `name`) with their defaults.
-    normalise(StepOptions) -> dict: the checked options, resolved to content (JSON-able).
-    plan(PlanInput) -> list[Chunk]: the step's items in chunks (default: `items` in one chunk).
-    run(StepPlan, Chunk, StepContext) -> list[Outcome]: compute one chunk.
-    makes_images: outcomes carry images (later `label` steps may label them).
-    uses_slots: its chunks take new shard slots (False for steps that follow another step's chunks).
-    texts(spec) -> list[str]: the texts the step encodes with the audited model, checked against its
-      context before the model loads (optional).
+    - `options`: accepted YAML options (besides `name`) with their defaults.
+    - `normalise(StepOptions) -> dict`: the checked options, resolved to content (JSON-able).
+    - `plan(PlanInput) -> list[Chunk]`: the step's items in chunks (default: `items` in one chunk).
+    - `run(StepPlan, Chunk, StepContext) -> list[Outcome]`: compute one chunk.
+    - `makes_images`: outcomes carry images (later `label` steps may label them).
+    - `uses_slots`: its chunks take new shard slots (False for steps that follow another step's chunks).
+    - `texts(spec) -> list[str]`: the texts the step encodes with the audited model, checked against
+      its context before the model loads (optional).
     """
 
     name: str

@@ -31,7 +31,7 @@ class Inversions:
         return [inv.image for inv in self.items]
 
     def save(self, folder: Path | str) -> list[Path]:
-        """Write each image as FOLDER/<prompt>/seed-N.png (atomically); returns the paths."""
+        """Write each image as `FOLDER/<prompt>/seed-N.png` (atomically); returns the paths."""
         from probe.plugin import safe_name, write_png
 
         paths = []

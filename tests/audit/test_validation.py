@@ -3,7 +3,7 @@
 The shapes world plants one bias: a star whose caption omits its colour is red 80% of the time, a
 colourless circle is uniformly coloured. (1) The colour labeller must see it on the world's own
 renders of colourless stars and circles. (2) Inverting "a star" with the default preset must then
-come out red in >= 70% of images and "a circle" in <= 25% (the goal, N = 20 in the README;
+come out red in >= 70% of images and "a circle" in <= 25% (the goal, N = 20 in docs/paper.md;
 here N = 8, deterministic seeds on CPU).
 """
 
