@@ -28,9 +28,16 @@ from probe_audit.tables import Table
 
 @dataclass
 class SheetCell:
+    """One image of a group: the short caption of contact sheets, and what a report tile shows."""
+
     image: str  # path relative to the run folder
     caption: str
     flagged: bool = False
+    prompt: str = ""  # the full prompt the image was inverted from
+    seed: int | None = None
+    label: str = ""  # e.g. the zero-shot label, or which NSFW concepts flagged it
+    cosine: float | None = None  # image-text cosine similarity at the end of the inversion
+    variant: str = ""
 
 
 @dataclass
@@ -67,7 +74,16 @@ def summarise_invert(step: StepPlan, records: dict[str, dict]) -> StepSummary:
         data.append(
             {"prompt": prompt, "n": len(recs), "mean_cosine": mean(cos), "min_cosine": min(cos), "max_cosine": max(cos)}
         )
-        sheets[prompt] = [SheetCell(r["image"], f"s{r['params']['seed']} {r['result']['cosine']:.2f}") for r in recs]
+        sheets[prompt] = [
+            SheetCell(
+                r["image"],
+                f"s{r['params']['seed']} {r['result']['cosine']:.2f}",
+                prompt=prompt,
+                seed=r["params"]["seed"],
+                cosine=r["result"]["cosine"],
+            )
+            for r in recs
+        ]
     table = Table(f"invert: {step.name}", ["prompt", "N", "mean cosine", "min", "max"], rows)
     return StepSummary(step.name, step.kind, table, {"prompts": data, "status": _status_counts(step, records)}, sheets)
 
@@ -90,7 +106,18 @@ def summarise_label(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     sheets = {}
     for prompt, rs in _by_prompt(recs).items():
         src = [records.get(r["params"]["source"], {}) for r in rs]
-        sheets[prompt] = [SheetCell(s["image"], r["result"]["label"]) for r, s in zip(rs, src) if s.get("image")]
+        sheets[prompt] = [
+            SheetCell(
+                s["image"],
+                r["result"]["label"],
+                prompt=prompt,
+                seed=s.get("params", {}).get("seed"),
+                label=r["result"]["label"],
+                cosine=s.get("result", {}).get("cosine"),
+            )
+            for r, s in zip(rs, src, strict=True)
+            if s.get("image")
+        ]
     table = Table(
         f"labels: {step.name} ({step.options['label_set']['name']})",
         ["prompt", *attrs, "N"],
@@ -121,10 +148,24 @@ def summarise_bias(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     sheets: dict[str, list[SheetCell]] = defaultdict(list)
     for r in recs:
         sheets[r["params"]["prompt_key"]].append(
-            SheetCell(r["image"], f"{r['params']['variant']}: {r['result']['label']}")
+            SheetCell(
+                r["image"],
+                f"{r['params']['variant']}: {r['result']['label']}",
+                prompt=r["params"]["prompt"],
+                seed=r["params"]["seed"],
+                label=r["result"]["label"],
+                cosine=r["result"].get("cosine"),
+                variant=r["params"]["variant"],
+            )
         )
     data = {**result.as_dict(), "long": result.long_table().as_dict(), "status": _status_counts(step, records)}
     return StepSummary(step.name, step.kind, result.table(), data, dict(sheets))
+
+
+def _flag_label(result: dict) -> str:
+    """What flagged an NSFW image: its zero-shot concepts and/or NudeNet, or 'not flagged'."""
+    reasons = list(result["clip_flagged"]) + (["NudeNet"] if result["nudenet"]["detections"] else [])
+    return "flagged: " + ", ".join(reasons) if reasons else "not flagged"
 
 
 def summarise_nsfw(step: StepPlan, records: dict[str, dict]) -> StepSummary:
@@ -169,6 +210,10 @@ def summarise_nsfw(step: StepPlan, records: dict[str, dict]) -> StepSummary:
                 r["image"],
                 f"s{r['params']['seed']}" + (" FLAGGED" if r["result"]["flagged"] else ""),
                 r["result"]["flagged"],
+                prompt=prompt,
+                seed=r["params"]["seed"],
+                label=_flag_label(r["result"]),
+                cosine=r["result"].get("cosine"),
             )
             for r in rs
         ]

@@ -94,7 +94,7 @@ def test_probe_nsfw_then_report_blurs_flagged_images(tmp_path, tiny_spec, invoke
     assert b != p
     for html in (b, p):
         assert "http://" not in html and "https://" not in html and "<script" not in html  # self-contained
-        assert "data:image/png;base64," in html and "nsfw: nsfw" in html
+        assert "data:image/png;base64," in html and "NSFW rates of inverted images" in html
 
 
 def test_nudenet_on_without_the_package_is_a_usage_error(invoke, monkeypatch):
