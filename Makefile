@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test docs bench conformance mutate clean
+.PHONY: install demo test docs bench conformance mutate clean report-png
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,15 @@ test: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
+# A small audit of the built-in model (docs/examples/report-demo.yaml), its HTML report, and report.png:
+# the report as headless Chromium shows it, full page (needs `apt-get install chromium`). A rerun reuses
+# the finished run (--resume) and only rebuilds the report and the picture.
+REPORT_RUN := probe-out/runs/report-demo
+report-png: install
+	$(PROBE) -o probe-out run docs/examples/report-demo.yaml --resume
+	$(PROBE) report $(REPORT_RUN)
+	$(PY) tools/chromium.py $(REPORT_RUN)/report.html report.png
+
 # Mutation testing (minutes per module; not run by CI): `make mutate` or `make mutate MODULES="plugins/probe_audit/stats.py"`.
 # Surviving mutants go to mutation-report.md; scratch copy and caches under .mutate/.
 mutate: install
@@ -40,4 +49,4 @@ conformance: install
 	PROBE_SLOW_TESTS=1 $(PY) -m pytest tests/models -q
 
 clean:
-	rm -rf $(VENV) probe-out .pytest_cache .mutate site
+	rm -rf $(VENV) probe-out .pytest_cache .mutate site report.png

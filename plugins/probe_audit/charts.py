@@ -232,6 +232,11 @@ def bar_chart(
                     f"x='{_num(bx)}' y='{_num(top)}' width='{BAR}' height='{_num(y0 - top)}' fill='{fill}' "
                     f"stroke='{_ink(fill)}' stroke-width='1'><title>{_e(describe(b))}</title></rect>"
                 )
+                if not s.k:  # a 0% bar has no height: a coloured tick on the axis keeps it findable
+                    out.append(
+                        f"<rect class='zero' x='{_num(bx + 3)}' y='{_num(y0 - 3)}' width='{BAR - 6}' height='3' "
+                        f"fill='{fill}' stroke='{_ink(fill)}' stroke-width='0.6'/>"
+                    )
                 lo, hi = _num(y(s.low)), _num(y(s.high))
                 c = _num(centre)
                 out.append(

@@ -118,7 +118,8 @@ def _heading(s: StepSummary) -> str:
         "shuffle": lambda: "Word-order shuffle test",
     }
     title = titles.get(s.kind, lambda: s.kind)()
-    return f"<h2>{_e(title)}<span class='step'>step “{_e(s.name)}” ({_e(s.kind)})</span></h2>"
+    kind = "" if s.name == s.kind else f" ({_e(s.kind)})"
+    return f"<h2>{_e(title)}<span class='step'>step “{_e(s.name)}”{kind}</span></h2>"
 
 
 def _bias_section(folder: Path, s: StepSummary, index: int, blur: bool, limit: int) -> list[str]:
