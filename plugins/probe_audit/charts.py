@@ -15,7 +15,7 @@ PLOT_HEIGHT = 260  # px from 0% to 100%
 TOP = 28  # room above 100% for value labels
 LEFT = 64  # room for the y axis, its ticks and title
 RIGHT = 16
-BAR = 32  # bar width
+BAR = 34  # bar width
 PAIR_GAP = 2  # between a bar and its paper bar
 BAR_GAP = 10  # between bars of one group
 GROUP_GAP = 34
@@ -247,7 +247,7 @@ def bar_chart(
                 )
                 out.append(
                     f"<text class='value' x='{c}' y='{_num(y(s.high) - 4)}' text-anchor='middle' "
-                    f"font-weight='600' fill='#111'>{percent(s.share)}</text>"
+                    f"font-size='10.5' font-weight='600' fill='#111'>{percent(s.share)}</text>"
                 )
             else:
                 out.append(
@@ -263,7 +263,7 @@ def bar_chart(
                     f"stroke='{_ink(fill)}' stroke-width='1'>"
                     f"<title>{_e(f'{b.series}: paper {b.paper:g}%')}</title></rect>"
                     f"<text class='paper-value' x='{_num(px + BAR / 2)}' y='{_num(ptop - 4)}' text-anchor='middle' "
-                    f"font-style='italic' fill='#555'>{b.paper:g}%</text>"
+                    f"font-size='10.5' font-style='italic' fill='#555'>{b.paper:g}%</text>"
                 )
             lx = centre + (BAR + PAIR_GAP) / 2 if b.paper is not None else centre
             if label_bars and rotate:

@@ -32,7 +32,7 @@ figure img.small{{image-rendering:pixelated}}
 figcaption{{padding:4px 6px 6px}}figcaption .p{{display:block;color:#333;overflow-wrap:anywhere}}
 figcaption .m{{display:block;color:#666}}figcaption b{{color:#111}}
 figure.flagged figcaption b{{color:#b00}}
-.variants{{margin:0 0 .5em;font-size:.9em;color:#444}}.variants dt{{font-weight:600}}
+.variants{{margin:-.2em 0 .6em;font-size:.9em;color:#444}}
 .note{{color:#555;font-size:.85em;max-width:75em}}
 dl.facts{{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:.92em}}
 dl.facts dt{{font-weight:bold}}
@@ -111,7 +111,7 @@ def _heading(s: StepSummary) -> str:
     d = s.data
     titles = {
         "bias": lambda: f"Bias: {d.get('prompt_set')} prompts, {d.get('label_set')} labels",
-        "label": lambda: f"Zero-shot labels: {s.table.title.partition(': ')[2]}",
+        "label": lambda: f"Zero-shot labels ({d.get('label_set')}) of the images of step “{d.get('images')}”",
         "nsfw": lambda: "NSFW rates of inverted images",
         "invert": lambda: "Inversions",
         "neighbours": lambda: "Nearest vocabulary words",
@@ -137,9 +137,9 @@ def _bias_section(folder: Path, s: StepSummary, index: int, blur: bool, limit: i
         parts.append(f"<h3><q>{_e(row['texts'][variants[0]])}</q></h3>")
         if len(variants) > 1:
             parts.append(
-                "<dl class='variants'>"
-                + "".join(f"<dt>{_e(v)}</dt><dd>“{_e(row['texts'][v])}”</dd>" for v in variants[1:])
-                + "</dl>"
+                "<p class='variants'>"
+                + " · ".join(f"<b>{_e(v)}</b> “{_e(row['texts'][v])}”" for v in variants[1:])
+                + "</p>"
             )
         cells = s.sheets.get(row["key"], [])
         parts.append(f"<div class='prompt'>{charts[row['key']]}{_grid(folder, cells, blur, limit)}</div>")

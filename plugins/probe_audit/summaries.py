@@ -128,7 +128,13 @@ def summarise_label(step: StepPlan, records: dict[str, dict]) -> StepSummary:
         step.name,
         step.kind,
         table,
-        {"attributes": attrs, "prompts": data, "status": _status_counts(step, records)},
+        {
+            "attributes": attrs,
+            "label_set": step.options["label_set"]["name"],
+            "images": step.options.get("images"),
+            "prompts": data,
+            "status": _status_counts(step, records),
+        },
         sheets,
     )
 
