@@ -95,6 +95,9 @@ def test_report_is_self_contained_and_shows_prompts_as_text(report):
     assert "a circle" in page.h3 and "bias: bias" not in text
     assert re.search(r"seed 0 · cos 0\.\d{3}</span><b>(red|green|blue|yellow|purple|orange|white|black)</b>", text)
     assert page.count("svg", "chart") == 3 and page.count("rect", "bar") == 2 * 8 + 2
+    bars = [a for t, a in page.tags if t == "rect" and a.get("class") == "bar"]
+    assert [sum(int(a["data-k"]) for a in bars[i : i + 8]) for i in (0, 8)] == [2, 2]  # each prompt's 2 images
+    assert {a["data-n"] for a in bars} == {"2", "1"}  # 2 per bias prompt, 1 per nsfw prompt
 
 
 @needs_chromium
