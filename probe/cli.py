@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -263,7 +264,9 @@ def _root(
             "--model",
             "-m",
             envvar="PROBE_MODEL",
-            help="Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, local-dir:…",
+            help=(
+                "Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, local-dir:…"
+            ),
             show_default=False,
         ),
     ] = None,
@@ -274,7 +277,10 @@ def _root(
         str | None,
         typer.Option(
             envvar="PROBE_PRECISION",
-            help="fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU (faster on CPUs with native bf16, slightly less accurate).",
+            help=(
+                "fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU "
+                "(faster on CPUs with native bf16, slightly less accurate)."
+            ),
         ),
     ] = None,
     config: Annotated[
@@ -373,10 +379,8 @@ def _exit(code: object) -> None:
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (e.g. `probe ... | head`)
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (e.g. `probe ... | head`)
-            pass
     os._exit(code)
 
 

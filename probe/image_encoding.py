@@ -181,8 +181,8 @@ def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device) -
 
 def fast_image_tower(visual: nn.Module, image_size: int, device: torch.device, precision: str) -> nn.Module | None:
     """A copy of `visual` in inference form (taking inputs in any layout), or None when there is
-    nothing to gain or the copy disagrees with the stock tower. Parameters the rewrite leaves alone are shared, except 4-D
-    (convolution) weights: those are copied, so a layout change never touches the stock tower."""
+    nothing to gain or the copy disagrees with the stock tower. Parameters the rewrite leaves alone are shared,
+    except 4-D (convolution) weights: those are copied, so a layout change never touches the stock tower."""
     if visual.training or not _known(visual):  # BatchNorm on batch statistics does not fold
         return None
     memo = {id(t): t for t in list(visual.parameters()) + list(visual.buffers()) if t.dim() != 4}

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -241,6 +242,7 @@ class Registry:
                 *,
                 replace: bool = False,
                 _plugin: str = impl.plugin_name,
+                _staged: list[tuple[Extension, bool]] = staged,
                 **options: Any,
             ) -> None:
                 if hook == "register_experiment_steps" and value is None:  # register(StepKind(...))
@@ -250,7 +252,7 @@ class Registry:
                 problem = _shape_problem(hook, name, value)
                 if problem:
                     raise ValueError(f"{kind} {name!r}: {problem}")
-                staged.append((Extension(kind, name, value, _plugin, about, options), replace))
+                _staged.append((Extension(kind, name, value, _plugin, about, options), replace))
 
             try:
                 impl.function(register=register)
@@ -423,7 +425,7 @@ def commands_of(info: PluginInfo) -> list[str]:
         return info.commands
     try:
         spec = find_spec(info.module.split(":")[0])
-        source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else ""
+        source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
         tree = ast.parse(source)
     except (ImportError, OSError, SyntaxError, ValueError):
         return []

@@ -140,7 +140,11 @@ def _text_bias(encoder: Encoder, shape: str, scale: float) -> tuple[float, str, 
     cosines = (coloured @ neutral.T).squeeze(1)
     probabilities = (scale * cosines).softmax(0)
     nearest = COLOURS[int(cosines.argmax())]
-    return probabilities[COLOURS.index(BIASED_COLOUR)].item(), nearest, dict(zip(COLOURS, cosines.tolist()))
+    return (
+        probabilities[COLOURS.index(BIASED_COLOUR)].item(),
+        nearest,
+        dict(zip(COLOURS, cosines.tolist(), strict=True)),
+    )
 
 
 def _mean_pairwise_cosine(encoder: Encoder, texts: list[str]) -> float:
@@ -180,7 +184,7 @@ def evaluate(encoder: Encoder, n: int = 1000, seed: int = HELD_OUT_SEED, logit_s
         predicted = zero_shot(encoder, images, prompts)
         accuracy[name] = (predicted == truth).float().mean().item()
         per_class = [(predicted[truth == k] == k).float().mean().item() for k in range(len(prompts))]
-        confusion[name] = dict(zip([p for p in prompts], per_class))
+        confusion[name] = dict(zip(prompts, per_class, strict=True))
     swaps = {}
     for relation, key in [("left of", "left_right_swap"), ("above", "above_below_swap")]:
         pair_scenes, specs = uniform_pair_scenes(n // 2, seed + 1, relation)

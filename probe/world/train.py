@@ -65,7 +65,14 @@ def robust_fine_tunes(seed: int = 0, batch_size: int = 128) -> list[TrainConfig]
     2. 300 steps, half of each batch replaced by 2-step PGD examples at eps 16/255: the clean half
        keeps zero-shot accuracy while the robust half makes gradients perceptually aligned.
     """
-    common = dict(batch_size=batch_size, lr=3e-4, warmup=20, seed=seed, adversarial_from=0.0, checkpoint_every=50)
+    common: dict[str, Any] = {
+        "batch_size": batch_size,
+        "lr": 3e-4,
+        "warmup": 20,
+        "seed": seed,
+        "adversarial_from": 0.0,
+        "checkpoint_every": 50,
+    }
     return [
         TrainConfig(steps=400, adversarial_epsilon=8 / 255, adversarial_steps=1, **common),
         TrainConfig(steps=300, adversarial_epsilon=16 / 255, adversarial_steps=2, adversarial_fraction=0.5, **common),
