@@ -81,8 +81,8 @@ class BiasTable:
                 ]
             )
         note = (
-            f"Share of inversions labelled with each attribute ({self.label_set} labels), Wilson 95% interval in brackets; "
-            f"N inversions per variant."
+            f"Share of inversions labelled with each attribute ({self.label_set} labels), "
+            "Wilson 95% interval in brackets; N inversions per variant."
         )
         return Table(f"bias: {self.prompt_set} prompts × {self.label_set} labels", columns, rows, note)
 

@@ -236,7 +236,8 @@ def register_commands(app: typer.Typer) -> None:
             for note in notes:
                 console.note(note)
             console.note(
-                f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}"
+                f"tables: {result.folder / 'tables'}/bias.md|csv|json · "
+                f"contact sheets: {result.folder / 'sheets' / 'bias'}"
             )
         raise typer.Exit(_exit_code(result))
 
@@ -280,7 +281,8 @@ def register_commands(app: typer.Typer) -> None:
         run_dir: RunDir = None,
         as_json: AsJson = False,
     ) -> None:
-        """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed) and in prompt neighbours."""
+        """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed)
+        and in prompt neighbours."""
         from probe.plugin import UsageError, YamlDoc, console, options
         from probe_audit.experiment import normalise, plan_from_spec
         from probe_audit.runner import finalise, read_json

@@ -19,7 +19,8 @@ th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left}th{background:#f2
 figure{margin:0;width:112px;font-size:.75em;text-align:center}
 figure img{width:112px;height:112px;image-rendering:pixelated;display:block}
 figure.flagged figcaption{color:#b00;font-weight:bold}
-.note{color:#555;font-size:.85em}dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}
+.note{color:#555;font-size:.85em}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}
 """
 
 
@@ -49,7 +50,8 @@ def _grids(folder: Path, summary: StepSummary, blur: bool, limit: int) -> str:
             if uri is None:
                 figures.append(
                     f"<figure class='missing'><p class='note'>{html.escape(cell.image)} is missing or damaged: "
-                    f"rerun the run with --resume to recompute it</p><figcaption>{html.escape(cell.caption)}</figcaption></figure>"
+                    "rerun the run with --resume to recompute it</p>"
+                    f"<figcaption>{html.escape(cell.caption)}</figcaption></figure>"
                 )
                 continue
             figures.append(
@@ -95,6 +97,7 @@ def render_report(folder: Path, blur: bool = True, images_per_group: int = 60) -
         body.append(s.table.to_html())
         body.append(_grids(folder, s, blur, images_per_group))
     return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(plan.name)} — clip-probe report</title>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(plan.name)} — clip-probe report</title>"
         f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
     )

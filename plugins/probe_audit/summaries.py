@@ -90,7 +90,9 @@ def summarise_label(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     sheets = {}
     for prompt, rs in _by_prompt(recs).items():
         src = [records.get(r["params"]["source"], {}) for r in rs]
-        sheets[prompt] = [SheetCell(s["image"], r["result"]["label"]) for r, s in zip(rs, src) if s.get("image")]
+        sheets[prompt] = [
+            SheetCell(s["image"], r["result"]["label"]) for r, s in zip(rs, src, strict=True) if s.get("image")
+        ]
     table = Table(
         f"labels: {step.name} ({step.options['label_set']['name']})",
         ["prompt", *attrs, "N"],
