@@ -128,7 +128,7 @@ def png_metadata(sidecar: dict[str, Any]) -> dict[str, Any]:
 def save_inversion(paths: ImagePaths, inversion, sidecar: dict[str, Any], gif: bool = False) -> None:
     """PNG (true pixel values + metadata), then the JSON sidecar last, so a sidecar means a complete PNG."""
     atomic_write_bytes(paths.png, png_bytes(inversion.image, png_metadata(sidecar)))
-    for step, snap in zip(inversion.snapshot_steps, inversion.snapshots):
+    for step, snap in zip(inversion.snapshot_steps, inversion.snapshots, strict=True):
         atomic_write_bytes(paths.snapshots / f"step-{step:06d}.png", png_bytes(snap))
     if gif and inversion.snapshots:
         atomic_write_bytes(paths.gif, gif_bytes([*inversion.snapshots, inversion.image]))

@@ -188,7 +188,10 @@ class _Chunk:
         for i, frozen in self.frozen.items():
             images[i] = frozen.to(images.device)
         per_model = torch.stack(
-            [match.score(model.encode_image(images)).cpu() for model, match in zip(self.models, self.matches)]
+            [
+                match.score(model.encode_image(images)).cpu()
+                for model, match in zip(self.models, self.matches, strict=True)
+            ]
         )
         cosine = per_model.mean(0)
         results = []
@@ -302,7 +305,7 @@ def invert_items(
             pending[:0] = [rows[:half], rows[half:]]
             continue
         done_steps += settings.steps
-        results.update(zip(rows, chunk))
+        results.update(zip(rows, chunk, strict=True))
         if on_chunk is not None:
             on_chunk(rows, chunk)
     return [results[i] for i in range(len(items))]
