@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,10 +150,8 @@ class VocabIndex:
         if prefilter is None:
             prefilter = Int8Prefilter.build(rows)
             if self.index_sha256:
-                try:
+                with suppress(OSError):  # a read-only cache only costs the next process a rebuild
                     prefilter.save(path, self.index_sha256)
-                except OSError:
-                    pass  # a read-only cache only costs the next process a rebuild
         return prefilter
 
 
@@ -236,7 +234,7 @@ def recall_at_k(index: faiss.Index, embeddings: np.ndarray, queries: np.ndarray,
     k = min(k, embeddings.shape[0])
     exact = exact_top_k(embeddings, queries, k)
     _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    hits = sum(len(set(e.tolist()) & set(f.tolist())) for e, f in zip(exact, found))
+    hits = sum(len(set(e.tolist()) & set(f.tolist())) for e, f in zip(exact, found, strict=True))
     return hits / (k * len(queries))
 
 

@@ -73,7 +73,10 @@ def register_commands(app: typer.Typer) -> None:
             typer.Option(
                 "--vocab",
                 "-v",
-                help="A built-in list (see `probe vocabs`) or a word-list file; repeat for several. Default: world for shapes-tiny, else clip-bpe + flagged.",
+                help=(
+                    "A built-in list (see `probe vocabs`) or a word-list file; repeat for several. "
+                    "Default: world for shapes-tiny, else clip-bpe + flagged."
+                ),
                 show_default=False,
             ),
         ] = None,
@@ -128,7 +131,7 @@ def register_commands(app: typer.Typer) -> None:
         if all_texts:
             found = text_neighbours(session, all_texts, vocabs, k, indexes=indexes, truncate=truncate)
             labels = [g for g, items in groups.items() for _ in items]
-            rows += list(zip(labels, found))
+            rows += list(zip(labels, found, strict=True))
         if image:
             pixels = load_query_images(session, list(image))
             rows += [
