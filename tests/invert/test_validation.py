@@ -28,7 +28,7 @@ def test_validate_on_tiny_model_without_checker(tiny_session, tmp_path):
         checker_path=tmp_path / "missing.safetensors",
     )
     assert result.n_images == 2 and result.shape_match is None and "missing" in result.checker
-    assert result.colour_match == sum(f == e for f, e in zip(result.found_colour, ["red", "blue"])) / 2
+    assert result.colour_match == sum(f == e for f, e in zip(result.found_colour, ["red", "blue"], strict=True)) / 2
     assert result.found_colour == dominant_colours(torch.stack(result.images)) and len(result.labels) == 2
     assert set(result.as_dict()["per_group"]["colour"]) >= {"red", "blue"}
 

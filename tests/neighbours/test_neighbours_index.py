@@ -19,7 +19,7 @@ def english_500(tiny_session):
 
 
 def test_faiss_flat_top_k_equals_numpy_brute_force(tiny_session, english_500):
-    words, emb = english_500
+    _words, emb = english_500
     queries = tiny_session.encode_text(["a red star", "a photo of a dog", "music", "the ocean at night"]).numpy()
     scores, ids = make_index(emb, IndexParams()).search(queries, 10)
     brute = queries.astype(np.float64) @ emb.astype(np.float64).T

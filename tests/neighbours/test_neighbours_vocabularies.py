@@ -85,7 +85,7 @@ def test_bad_user_files_name_file_line_and_reason(tmp_path, content, reason, lin
 
 
 def test_unknown_names_missing_files_and_folders(tmp_path):
-    with pytest.raises(UsageError, match="unknown vocabulary 'flaged'.*did you mean flagged"):
+    with pytest.raises(UsageError, match=r"unknown vocabulary 'flaged'.*did you mean flagged"):
         load_vocab("flaged")
     with pytest.raises(DataError, match="not found"):
         load_vocab(str(tmp_path / "missing.txt"))
