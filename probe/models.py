@@ -97,11 +97,12 @@ def parse_model_spec(text: str) -> ModelSpec:
     if arch not in known:
         raise ModelError(f"unknown model architecture {arch!r}", hint=_suggest(arch, sorted(known)))
     if not sep:
-        tags = ", ".join(f"{arch}@{t}" for t in _pretrained_tags(arch)[:4])
+        examples = ", ".join(f"{arch}@{t}" for t in _pretrained_tags(arch)[:4])
         raise ModelError(
             f"model {arch!r} needs weights",
             hint=(
-                f"use {tags or arch + '@/path/weights.safetensors'}, {arch}@/path/weights.safetensors or {arch}@random"
+                f"use {examples or arch + '@/path/weights.safetensors'}, "
+                f"{arch}@/path/weights.safetensors or {arch}@random"
             ),
         )
     if not weights:

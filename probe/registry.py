@@ -14,6 +14,7 @@ import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -147,13 +148,14 @@ def _api_problem(module: ModuleType) -> tuple[str, str]:
 
 
 def _entry_points() -> list[tuple[str, str, str, str, Callable[[], ModuleType]]]:
-    found, seen = [], set()
+    found: list[tuple[str, str, str, str, Callable[[], ModuleType]]] = []
+    seen = set()
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         if ep.name in seen:  # the same distribution visible twice (e.g. editable + site) counts once
             continue
         seen.add(ep.name)
         dist, version = _dist_of(ep)
-        found.append((ep.name, ep.value, dist, version, lambda ep=ep: import_module(ep.value.split(":")[0])))
+        found.append((ep.name, ep.value, dist, version, partial(import_module, ep.value.split(":")[0])))
     return found
 
 
@@ -369,6 +371,7 @@ def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> tuple[
             info.status, info.reason = "disabled", f"listed in {DISABLE_ENV}"
             plugins.append(LoadedPlugin(info, None))
             continue
+        module: ModuleType | None
         try:
             module = factory()
         except Exception as exc:  # any import-time failure of a plugin must not break the CLI

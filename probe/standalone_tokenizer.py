@@ -52,7 +52,7 @@ def build_tokenizer(settings: dict) -> Any:
     token against the session's own tokenizer before one is written."""
     module = tokenizer_module()
     default = getattr(module, "_tokenizer", None)
-    if settings.get("additional_special_tokens") or type(default) is not module.SimpleTokenizer:
+    if default is None or settings.get("additional_special_tokens") or type(default) is not module.SimpleTokenizer:
         return module.SimpleTokenizer(**settings)
     tokenizer = copy.copy(default)
     tokenizer.cache = dict(default.cache)

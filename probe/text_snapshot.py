@@ -148,6 +148,7 @@ def save_text_snapshot(session: Session) -> Path | None:
         if (
             not enabled()
             or text is None
+            or tower is None
             or settings is None
             or session.spec.kind not in SNAPSHOT_KINDS
             or session.device.type != "cpu"

@@ -41,8 +41,8 @@ class ModelEncoder:
     """(model, tokenizer) with the session's encode methods; for training-time checks and tests."""
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer: Callable[..., torch.Tensor], device: torch.device | str = "cpu"
-    ) -> None:
+        self, model: Any, tokenizer: Callable[..., torch.Tensor], device: torch.device | str = "cpu"
+    ) -> None:  # model: an open_clip CLIP model (untyped: its towers are read by name)
         from probe.world.train import normaliser
 
         self.model, self.tokenizer, self.device = model.eval(), tokenizer, device
@@ -123,6 +123,7 @@ def _pair_preference(encoder: Encoder, images: torch.Tensor, true: list[str], fa
 
 
 def _swap_colours(spec: CaptionSpec) -> CaptionSpec:
+    assert spec.second is not None, "swaps are of two-object captions"
     return CaptionSpec(
         ObjectSpec(spec.first.shape, spec.second.colour),
         ObjectSpec(spec.second.shape, spec.first.colour),
@@ -131,6 +132,7 @@ def _swap_colours(spec: CaptionSpec) -> CaptionSpec:
 
 
 def _swap_objects(spec: CaptionSpec) -> CaptionSpec:
+    assert spec.second is not None, "swaps are of two-object captions"
     return CaptionSpec(spec.second, spec.first, spec.relation)
 
 
