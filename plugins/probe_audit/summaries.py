@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 from probe.plugin import (
     atomic_write_bytes,
@@ -292,7 +293,7 @@ def write_summaries(folder: Path, plan: Plan, records: dict[str, dict], blur: bo
     """Write summary.json, tables/<step>.{md,csv,json} and sheets/<step>/<group>.png; return the summary."""
     folder = Path(folder)
     summaries = summarise(plan, records)
-    out = {"experiment": plan.name, "steps": []}
+    out: dict[str, Any] = {"experiment": plan.name, "steps": []}
     for s in summaries:
         base = f"tables/{s.name}"
         atomic_write_text(inside(folder, f"{base}.md"), s.table.to_markdown())
