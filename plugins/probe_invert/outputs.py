@@ -139,7 +139,7 @@ def gif_bytes(frames: list, size: int = 128, ms: int = 120) -> bytes:
     """An animated GIF of snapshots (each resized to `size`), looping, last frame held."""
     from PIL import Image
 
-    pils = [to_pil(f).resize((size, size), Image.NEAREST) for f in frames]
+    pils = [to_pil(f).resize((size, size), Image.Resampling.NEAREST) for f in frames]
     buf = io.BytesIO()
     durations = [ms] * (len(pils) - 1) + [ms * 8]
     pils[0].save(buf, format="GIF", save_all=True, append_images=pils[1:], duration=durations, loop=0)

@@ -212,6 +212,7 @@ def _run_locked(
             saved = r.steps > 0
         else:
             prev = previous[i]
+            assert prev is not None  # not in results: finished by an earlier run, its sidecar read above
             row = {
                 "prompt": prompt,
                 "seed": seed,

@@ -9,7 +9,7 @@ trained on messy renders, not the CLIP) must name the prompt's shape.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,7 +116,7 @@ def _checker_shapes(images: torch.Tensor, checker_path: Path | None) -> tuple[li
 def validate(
     session: Session,
     settings: InvertSettings,
-    seeds: list[int] = (0, 1),
+    seeds: Sequence[int] = (0, 1),
     *,
     checker_path: Path | None = None,
     prompts: list[tuple[str, str, str]] | None = None,
