@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -142,7 +142,8 @@ class VocabIndex:
         """The pre-scan saved beside the cached index, or a new one (saved for the next process)."""
         import faiss
 
-        rows = faiss.rev_swig_ptr(self.index.get_xb(), self.index.ntotal * self.index.d).reshape(
+        flat = cast("faiss.IndexFlat", self.index)  # the pre-scan serves flat indexes only
+        rows = faiss.rev_swig_ptr(flat.get_xb(), self.index.ntotal * self.index.d).reshape(
             self.index.ntotal, self.index.d
         )
         path = self.path.with_suffix(PREFILTER_SUFFIX)
@@ -210,12 +211,14 @@ def make_index(embeddings: np.ndarray, params: IndexParams) -> faiss.Index:
     import faiss
 
     dim = embeddings.shape[1]
+    index: faiss.Index
     if params.kind == "flat":
         index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = params.ef_construction
-        index.hnsw.efSearch = params.ef_search
+        hnsw = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = params.ef_construction
+        hnsw.hnsw.efSearch = params.ef_search
+        index = hnsw
     index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
     return index
 
@@ -404,4 +407,4 @@ def _load_or_build(
 
 def _apply_search_params(index: faiss.Index, params: IndexParams) -> None:
     if params.kind == "hnsw":
-        index.hnsw.efSearch = params.ef_search
+        cast("faiss.IndexHNSWFlat", index).hnsw.efSearch = params.ef_search

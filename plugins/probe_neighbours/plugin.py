@@ -117,9 +117,8 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
         params = IndexParams(kind=index)
         state = options(ctx)
-        session = (
-            current_session(ctx) if image else current_session(ctx, text_only=True)
-        )  # text only: a snapshot spares the model load
+        # text only: a snapshot spares the model load (it has the session's text methods, spec and fingerprint)
+        session: Any = current_session(ctx) if image else current_session(ctx, text_only=True)
         vocabs = list(vocab) if vocab else default_vocabs(session)
         indexes = _open_with_progress(session, vocabs, params, rebuild)
         notes = [ix.message for ix in indexes if ix.message] + _caveats(state.model, groups, indexes, flag_rate_)
