@@ -6,7 +6,7 @@ Only typer and the stdlib at import time (`probe --help` must not import torch).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -192,7 +192,7 @@ def register_commands(app: typer.Typer) -> None:
                 f"--init-from {init_from}: no such weights file",
                 hint="give a .safetensors file, e.g. the shipped weights",
             )
-        knobs = {
+        knobs: dict[str, Any] = {
             "lr": lr,
             "warmup": warmup,
             "adversarial_from": adversarial_from,
@@ -232,7 +232,7 @@ def register_commands(app: typer.Typer) -> None:
                 raise UsageError(str(exc)) from exc
         result = results[-1]
         digest = export_weights(model, output)
-        summary = {
+        summary: dict[str, Any] = {
             "weights": str(output),
             "sha256": digest,
             "steps": [r.steps for r in results],
@@ -243,8 +243,8 @@ def register_commands(app: typer.Typer) -> None:
         if as_json:
             console.print_json(summary)
         else:
-            phases = " + ".join(f"{r.steps} steps (resumed from {r.resumed_from})" for r in results)
-            console.note(f"trained {phases} in {summary['seconds'] / 60:.1f} min; final loss {result.final_loss:.3f}")
+            runs = " + ".join(f"{r.steps} steps (resumed from {r.resumed_from})" for r in results)
+            console.note(f"trained {runs} in {summary['seconds'] / 60:.1f} min; final loss {result.final_loss:.3f}")
             console.echo(f"{output}  sha256 {digest}")
 
     @world.command("evaluate")
