@@ -154,7 +154,8 @@ def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(
 
     invert_kind = lookup("register_experiment_steps", "invert")
     real = invert_kind.run
-    calls, killed = [], []
+    calls: list[int] = []
+    killed: list[int] = []
 
     class Killed(Exception):
         """Stands in for Ctrl-C or a killed job (pytest reserves KeyboardInterrupt for itself)."""

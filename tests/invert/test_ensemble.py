@@ -105,7 +105,7 @@ def test_png_metadata_and_resumed_rows_name_the_ensemble(invoke, tiny_spec, othe
     ]
     run = json.loads(invoke(*args).stdout)
     first = run["images"][0]
-    text = Image.open(first["png"]).text  # one text chunk per key, JSON values
+    text = Image.open(first["png"]).text  # type: ignore[attr-defined]  # a PNG: one text chunk per key, JSON values
     assert json.loads(text["ensemble"]) == [{"model": other_spec, "fingerprint": run["ensemble"][0]["fingerprint"]}]
     assert json.loads(text["model_cosines"]) == first["model_cosines"]
     resumed = json.loads(invoke(*args).stdout)["images"][0]

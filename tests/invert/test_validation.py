@@ -44,7 +44,7 @@ def test_validation_rates_of_renders_whose_colour_and_shape_are_known(tiny_sessi
     from probe.world.shape_checker import CHECKER_PATH
 
     def fake_invert(session, prompts, seeds, settings, on_step=None):
-        out = []
+        out: list[Inversion] = []
         for prompt in prompts:
             for seed in seeds:
                 caption = prompt if seed == 0 else "a yellow triangle"

@@ -85,7 +85,8 @@ def test_evaluation_numbers_are_their_definitions_computed_by_hand(smoke_run):
     assert numbers["position"] == accuracy([f"a shape {POSITION_PHRASES[p]}" for p in POSITIONS], scenes.position[:, 0])
     assert numbers["size"] == accuracy(["a small shape", "a big shape"], scenes.size[:, 0])
 
-    def a(colour: str, shape: str) -> str:
+    def a(colour: str | None, shape: str | None) -> str:  # pair scenes fill in every attribute
+        assert colour is not None and shape is not None
         return f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} {shape}"
 
     def preference(pair_image: torch.Tensor, true: list[str], false: list[str]) -> float:
