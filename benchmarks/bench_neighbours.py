@@ -173,6 +173,7 @@ def _prescan(base, queries, k: int, what: str) -> None:
     with faiss_threads(1):  # FAISS breaks exact ties differently with more threads
         pairs = [(index.search(q[None, :], k), flat.search(q[None, :], k)) for q in queries]
     same_scores = all((a[0] == b[0]).all() for a, b in pairs)
+    assert index.prefilter is not None  # the single queries above built it
     same_ids = sum((a[1] == b[1]).all() for a, b in pairs)
     print(
         f"  exact single queries on {len(base):,} {what}: flat scan wall median {med_f:.3f} ms (p95 {p95_f:.3f}), "
@@ -237,6 +238,7 @@ def _measure(cmd: list[str], env: dict) -> tuple[float, float, float, int, str]:
     os.wait4 gives that child's own rusage. CPU time is the cost that survives a shared machine."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None  # stderr=PIPE
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,7 +63,7 @@ def _probes(spec: str, work: Path) -> dict[str, str]:
 
     Image.new("RGB", (40, 40), (200, 30, 30)).save(work / "red.png")
     (work / "words.txt").write_text("\n".join(hfcache.WORDS) + "\n")
-    runs = {
+    runs: dict[str, list[Any]] = {
         "score": ["score", work / "red.png", "-p", "red", "-p", "blue"],
         "neighbours": ["neighbours", "a red circle", "--vocab", work / "words.txt", "--k", "3"],
         "shuffle-test": ["shuffle-test", "a red circle left of a blue square"],
