@@ -27,8 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.models import hfcache  # noqa: E402
-from tests.models.test_conformance import FAMILIES, TEXTS  # noqa: E402
+from tests.models import hfcache  # noqa: E402  (importable once the repository root is on sys.path)
+from tests.models.test_conformance import FAMILIES, TEXTS  # noqa: E402  (as above)
 
 
 def _embedding_gap(spec: str) -> tuple[float, float, bool]:
