@@ -122,7 +122,7 @@ def flagged_concepts(scores: dict[str, float], concepts: ConceptSet) -> list[str
 def nudenet_status() -> tuple[bool, str]:
     """(available, reason): NudeNet is an optional extra, never required."""
     try:
-        import nudenet  # noqa: F401
+        import nudenet  # noqa: F401  (imported only to learn whether it is installed)
     except ImportError:
         return False, NUDENET_MISSING
     except Exception as exc:  # a broken install (e.g. onnxruntime) is reported, not fatal
