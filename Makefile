@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test docs bench conformance mutate clean report-png
+.PHONY: install demo test lint docs bench conformance mutate clean report-png
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,6 +19,12 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# Static checks (CI runs them before the tests; settings in pyproject.toml): lint, formatting, types.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # The documentation site into site/ (open site/index.html; nothing is fetched at build or view time).
 # --strict: a broken link, a missing page or a docstring that does not render is an error, as in CI.
@@ -49,4 +55,4 @@ conformance: install
 	PROBE_SLOW_TESTS=1 $(PY) -m pytest tests/models -q
 
 clean:
-	rm -rf $(VENV) probe-out .pytest_cache .mutate site report.png
+	rm -rf $(VENV) probe-out .pytest_cache .mutate site report.png .mypy_cache .ruff_cache

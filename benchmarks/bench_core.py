@@ -53,7 +53,8 @@ def bench_help(runs: int = 5) -> None:
     )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
     print(
-        f"probe --help: median {sorted(times)[runs // 2]:.3f} s over {runs} runs (goal < 0.6 s); torch imported: {imported}"
+        f"probe --help: median {sorted(times)[runs // 2]:.3f} s over {runs} runs (goal < 0.6 s); torch imported: "
+        f"{imported}"
     )
 
 

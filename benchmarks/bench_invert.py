@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -75,7 +75,7 @@ def quality_speed(session, prompts: list[str], paper_steps: int, default_steps: 
     reached = next((step for step, cos in curve if cos >= target), None)
     per_step = default_seconds / default.steps
     n = len(prompts)
-    result = {
+    result: dict[str, Any] = {
         "paper_steps_run": paper_steps,
         "paper_seconds": paper_seconds,
         "paper_median_cosine": target,

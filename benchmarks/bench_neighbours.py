@@ -53,7 +53,7 @@ def bench_build(subsample: int, seed: int, full: bool) -> None:
     t_fast = min(t_fast, time.perf_counter() - t0)
 
     queries = session.encode_text(
-        ["a photo of a dog", "a red star", "a famous actor", "a beach at sunset", "music", "violence"] + sub[:58]
+        ["a photo of a dog", "a red star", "a famous actor", "a beach at sunset", "music", "violence", *sub[:58]]
     ).numpy()
     s_fast, i_fast = make_index(fast.numpy(), IndexParams()).search(queries, 10)
     s_naive, i_naive = make_index(naive.numpy(), IndexParams()).search(queries, 10)
@@ -64,18 +64,22 @@ def bench_build(subsample: int, seed: int, full: bool) -> None:
     )
     print(f"  naive encode_text(fast=False): {t_naive:8.2f} s  ({t_naive / subsample * 1e3:.1f} ms/word)")
     print(
-        f"  exact fast encode_text:        {t_fast:8.2f} s  ({t_fast / subsample * 1e3:.2f} ms/word)   speed-up {t_naive / t_fast:.1f}x"
+        f"  exact fast encode_text:        {t_fast:8.2f} s  ({t_fast / subsample * 1e3:.2f} ms/word)   speed-up "
+        f"{t_naive / t_fast:.1f}x"
     )
     print(
-        f"  identical top-10 for {len(queries)} queries: {same}   max |emb diff| {(fast - naive).abs().max().item():.2e}   "
-        f"max |score diff| {abs(s_fast - s_naive).max():.2e}   fast repeat max|d| {(fast - fast_again).abs().max().item():.1e}"
+        f"  identical top-10 for {len(queries)} queries: {same}   max |emb diff| "
+        f"{(fast - naive).abs().max().item():.2e}   "
+        f"max |score diff| {abs(s_fast - s_naive).max():.2e}   fast repeat max|d| "
+        f"{(fast - fast_again).abs().max().item():.1e}"
     )
     if full:
         t0 = time.perf_counter()
         ix = open_index(session, vocab, IndexParams(), rebuild=True)
         t_full = time.perf_counter() - t0
         print(
-            f"  full list: fast index build of {len(vocab.words):,} words (encode + IndexFlatIP + cache write): {t_full:.1f} s "
+            f"  full list: fast index build of {len(vocab.words):,} words (encode + IndexFlatIP + cache write): "
+            f"{t_full:.1f} s "
             f"({t_full / len(vocab.words) * 1e3:.2f} ms/word); naive path extrapolated from the subsample: "
             f"{t_naive / subsample * len(vocab.words):.0f} s"
         )
@@ -123,7 +127,8 @@ def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> 
             (time.process_time() - c0) / n_queries * 1e3,
         )
         print(
-            f"  faiss threads {t}: one query at a time: wall median {med:.3f} ms, p95 {p95:.3f} ms, CPU {cpu:.3f} ms/query   "
+            f"  faiss threads {t}: one query at a time: wall median {med:.3f} ms, p95 {p95:.3f} ms, CPU {cpu:.3f} "
+            "ms/query   "
             f"batched ({n_queries} in one call): wall {batched:.3f} ms/query, CPU {batched_cpu:.3f} ms/query"
         )
     faiss.omp_set_num_threads(threads)
@@ -135,8 +140,10 @@ def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> 
         t_hnsw = time.perf_counter() - t0
         med_h, p95_h, cpu_h = _latency(hnsw, queries, k)
         print(
-            f"  hnsw (M=32, efC=200, efS=256): build {t_hnsw:.1f} s, one query wall median {med_h:.3f} ms, p95 {p95_h:.3f} ms, "
-            f"CPU {cpu_h:.3f} ms; recall@10 vs exact {recall_at_k(hnsw, base, queries, k):.3f} (random data: the hard case)"
+            f"  hnsw (M=32, efC=200, efS=256): build {t_hnsw:.1f} s, one query wall median {med_h:.3f} ms, p95 "
+            f"{p95_h:.3f} ms, "
+            f"CPU {cpu_h:.3f} ms; recall@10 vs exact {recall_at_k(hnsw, base, queries, k):.3f} (random data: the hard "
+            "case)"
         )
     _hnsw_on_clip_bpe(k)
 
@@ -166,6 +173,7 @@ def _prescan(base, queries, k: int, what: str) -> None:
     with faiss_threads(1):  # FAISS breaks exact ties differently with more threads
         pairs = [(index.search(q[None, :], k), flat.search(q[None, :], k)) for q in queries]
     same_scores = all((a[0] == b[0]).all() for a, b in pairs)
+    assert index.prefilter is not None  # the single queries above built it
     same_ids = sum((a[1] == b[1]).all() for a, b in pairs)
     print(
         f"  exact single queries on {len(base):,} {what}: flat scan wall median {med_f:.3f} ms (p95 {p95_f:.3f}), "
@@ -217,8 +225,10 @@ def _hnsw_on_clip_bpe(k: int) -> None:
     t_build = time.perf_counter() - t0
     med, _, cpu = _latency(hnsw, emb[held], k)
     print(
-        f"  hnsw on {len(keep):,} CLIP-BPE embeddings ({BIG_MODEL}), 500 held-out words as queries: build {t_build:.1f} s, "
-        f"recall@10 vs exact {recall_at_k(hnsw, emb[keep], emb[held], k):.3f}, one query wall median {med:.3f} ms, CPU {cpu:.3f} ms"
+        f"  hnsw on {len(keep):,} CLIP-BPE embeddings ({BIG_MODEL}), 500 held-out words as queries: build "
+        f"{t_build:.1f} s, "
+        f"recall@10 vs exact {recall_at_k(hnsw, emb[keep], emb[held], k):.3f}, one query wall median {med:.3f} ms, CPU "
+        f"{cpu:.3f} ms"
     )
     _prescan(emb[keep], emb[held], k, f"CLIP-BPE embeddings ({BIG_MODEL}), held-out words as queries,")
 
@@ -228,6 +238,7 @@ def _measure(cmd: list[str], env: dict) -> tuple[float, float, float, int, str]:
     os.wait4 gives that child's own rusage. CPU time is the cost that survives a shared machine."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None  # stderr=PIPE
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -266,17 +277,19 @@ def bench_cold(runs: int, big: bool) -> None:
             rows.append(
                 (snap[0], snap[1], snap[2], loaded[0], bare_snap[0], bare_model[0], loaded[0] / snap[0], loaded[2])
             )
-        med = [statistics.median(col) for col in zip(*rows)]
+        med = [statistics.median(col) for col in zip(*rows, strict=True)]
         note = (
             ""
             if spec != "shapes-tiny@random"
             else " (built-in weights not trained yet: same architecture, random weights)"
         )
         print(
-            f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} rounds"
+            f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} "
+            "rounds"
         )
         print(
-            f"  CLI as users run it: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}, max {max(r[0] for r in rows):.2f}), "
+            f"  CLI as users run it: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}, max "
+            f"{max(r[0] for r in rows):.2f}), "
             f"CPU {med[1]:.2f} s, peak RSS {max(r[2] for r in rows):.0f} MiB"
         )
         print(

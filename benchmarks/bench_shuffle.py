@@ -28,8 +28,7 @@ def naive_scores(session, captions: list[str], names: list[str], budget_s: float
     for caption in captions:
         anchor = session.encode_text([caption], fast=False)[0]
         for texts in perturb(caption, names).values():
-            for text in texts:
-                scores.append(float(anchor @ session.encode_text([text], fast=False)[0]))
+            scores += [float(anchor @ session.encode_text([text], fast=False)[0]) for text in texts]
         done += 1
         if time.perf_counter() - start > budget_s:
             break
@@ -67,7 +66,7 @@ def main() -> None:
 
     naive, done, naive_s = naive_scores(session, captions, names, args.naive_seconds)
     naive_full_s = naive_s / done * len(captions)
-    max_diff = max(abs(a - b) for a, b in zip(naive, batched[: len(naive)]))
+    max_diff = max(abs(a - b) for a, b in zip(naive, batched[: len(naive)], strict=True))
     texts = len(captions) + len(batched)
     print(f"model {args.model} on {session.device}, torch threads {torch.get_num_threads()}")
     print(f"{len(captions)} captions x {len(names)} perturbations = {len(batched)} perturbed captions ({texts} texts)")

@@ -14,6 +14,7 @@ and prints floor = FLOPs / matmul throughput, the ratio step time / floor, and i
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -59,7 +60,7 @@ def seconds_per_step(session, settings, steps: int) -> float:
         settings.with_overrides(steps=steps + 1, snapshot_every=0),
         on_step=lambda step, cos: stamps.append(time.perf_counter()),
     )
-    return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+    return statistics.median(b - a for a, b in itertools.pairwise(stamps))
 
 
 def measure(model: str, precision: str, steps: int) -> dict:
@@ -107,9 +108,12 @@ def main() -> None:
         for name in ("default", "paper"):
             m = r[name]
             print(
-                f"{r['model']} {r['precision']:>4} {name:>7}: {m['views']:2d} views, {m['gflop_per_step']:7.1f} GFLOP/step, "
-                f"{m['seconds_per_step']:6.2f} s/step, floor {m['floor_seconds']:5.2f} s at {r['matmul_gflops']} GFLOP/s "
-                f"-> {m['ratio_to_floor']:.2f}x the floor; {m['images_per_hour']:.2f} images/hour ({m['steps_per_image']} steps)"
+                f"{r['model']} {r['precision']:>4} {name:>7}: {m['views']:2d} views, {m['gflop_per_step']:7.1f} "
+                "GFLOP/step, "
+                f"{m['seconds_per_step']:6.2f} s/step, floor {m['floor_seconds']:5.2f} s at {r['matmul_gflops']} "
+                "GFLOP/s "
+                f"-> {m['ratio_to_floor']:.2f}x the floor; {m['images_per_hour']:.2f} images/hour "
+                f"({m['steps_per_image']} steps)"
             )
     print(json.dumps(rows))
 

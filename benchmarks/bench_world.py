@@ -33,7 +33,8 @@ def main() -> None:
         cpu.append(time.process_time() - c)
     print(
         f"render {args.scenes} scenes 64x64, {args.threads} threads: "
-        f"{args.scenes / min(wall):,.0f} scenes/s wall, {args.scenes / min(cpu):,.0f} scenes per CPU-second (goal >= 1,000/s)"
+        f"{args.scenes / min(wall):,.0f} scenes/s wall, {args.scenes / min(cpu):,.0f} scenes per CPU-second (goal >= "
+        "1,000/s)"
     )
 
 

@@ -22,12 +22,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.models import hfcache  # noqa: E402
-from tests.models.test_conformance import FAMILIES, TEXTS  # noqa: E402
+from tests.models import hfcache  # noqa: E402  (importable once the repository root is on sys.path)
+from tests.models.test_conformance import FAMILIES, TEXTS  # noqa: E402  (as above)
 
 
 def _embedding_gap(spec: str) -> tuple[float, float, bool]:
@@ -62,7 +63,7 @@ def _probes(spec: str, work: Path) -> dict[str, str]:
 
     Image.new("RGB", (40, 40), (200, 30, 30)).save(work / "red.png")
     (work / "words.txt").write_text("\n".join(hfcache.WORDS) + "\n")
-    runs = {
+    runs: dict[str, list[Any]] = {
         "score": ["score", work / "red.png", "-p", "red", "-p", "blue"],
         "neighbours": ["neighbours", "a red circle", "--vocab", work / "words.txt", "--k", "3"],
         "shuffle-test": ["shuffle-test", "a red circle left of a blue square"],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from typer.core import TyperGroup
@@ -15,6 +17,9 @@ from typer.core import TyperGroup
 from probe.cli_state import get_state
 from probe.errors import ProbeError
 from probe.registry import Registry, activate, current, discover
+
+if TYPE_CHECKING:
+    from typer._click.core import Context as ClickContext
 
 
 def _version() -> str:
@@ -36,10 +41,10 @@ class ProbeGroup(TyperGroup):
     """Turns ProbeError (and stray bugs) into one line on stderr and an exit code; --debug re-raises.
     Global options may also follow the command name (`probe invert "a star" -m shapes-tiny`)."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
 
-    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+    def resolve_command(self, ctx: ClickContext, args: list[str]) -> Any:
         """An unknown command that a disabled or broken plugin provides says so, and how to fix it."""
         from typer._click.exceptions import UsageError as ClickUsageError
 
@@ -54,7 +59,7 @@ class ProbeGroup(TyperGroup):
 
             raise UsageError(why) from None  # one line, exit 2
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         def show_warning(message, category, filename, lineno, file=None, line=None):
             typer.echo(f"Warning: {message}", err=True)
 
@@ -91,14 +96,15 @@ def _show(messages: list[str]) -> None:
         typer.echo(f"Warning: {message}", err=True)
 
 
-def _debug(ctx: typer.Context) -> bool:
+def _debug(ctx: ClickContext) -> bool:
     obj = ctx.find_root().obj
     return bool(getattr(obj, "debug", False)) or os.environ.get("PROBE_DEBUG") == "1"
 
 
 def _option_names(command: Any) -> tuple[set[str], set[str]]:
     """(names of options that take a value, names of flags) of a click command."""
-    valued, flags = set(), set()
+    valued: set[str] = set()
+    flags: set[str] = set()
     for param in getattr(command, "params", []):
         names = list(getattr(param, "opts", [])) + list(getattr(param, "secondary_opts", []))
         if getattr(param, "param_type_name", "") != "option":
@@ -107,7 +113,7 @@ def _option_names(command: Any) -> tuple[set[str], set[str]]:
     return valued, flags
 
 
-def hoist_global_options(group: Any, ctx: typer.Context, args: list[str]) -> list[str]:
+def hoist_global_options(group: Any, ctx: ClickContext, args: list[str]) -> list[str]:
     """Move global options written after the command name (and not defined by that command) in front
     of it, so every command, a plugin's included, accepts them in either place with one meaning."""
     g_valued, g_flags = _option_names(group)
@@ -185,13 +191,13 @@ def _option_keys(cmd: Any) -> dict[str, str]:
 
 
 def _command_sections(
-    ctx: typer.Context, sections: dict[str, dict[str, Any]], where: Callable[[str], str], registry: Registry
+    ctx: typer.Context, sections: dict[str, dict[str, Any]], where: Callable[..., str], registry: Registry
 ) -> dict[str, dict[str, Any]]:
     """Config sections as click default maps (parameter names). A section for a command that is not
     loaded is a warning naming the plugins that are off; unknown options of a loaded command are errors."""
     from probe.errors import ConfigError
 
-    group = ctx.command
+    group = cast(TyperGroup, ctx.command)  # the root command: a ProbeGroup
     out: dict[str, dict[str, Any]] = {}
     for name, options in sections.items():
         cmd = group.get_command(ctx, name)
@@ -202,20 +208,18 @@ def _command_sections(
         if hasattr(cmd, "list_commands"):
             own = _option_keys(cmd)  # a group's own options (e.g. `probe models --json`)
             sub_maps: dict[str, Any] = _section(
-                name, cmd, {k: v for k, v in options.items() if str(k) in own}, lambda k, name=name: where(name, k)
+                name, cmd, {k: v for k, v in options.items() if str(k) in own}, partial(where, name)
             )
             for sub, sub_opts in options.items():
                 if str(sub) in own:
                     continue
-                subcmd = cmd.get_command(ctx, sub.replace("_", "-"))
+                subcmd = cast(TyperGroup, cmd).get_command(ctx, sub.replace("_", "-"))
                 if subcmd is None or not isinstance(sub_opts, dict):
                     raise ConfigError(f"{where(name, sub)}: {name} has no command or option {sub!r}")
-                sub_maps[sub.replace("_", "-")] = _section(
-                    f"{name} {sub}", subcmd, sub_opts, lambda k, name=name, sub=sub: where(name, sub, k)
-                )
+                sub_maps[sub.replace("_", "-")] = _section(f"{name} {sub}", subcmd, sub_opts, partial(where, name, sub))
             out[name] = sub_maps
             continue
-        out[name] = _section(name, cmd, options, lambda k, name=name: where(name, k), ctx)
+        out[name] = _section(name, cmd, options, partial(where, name), ctx)
     return out
 
 
@@ -263,7 +267,9 @@ def _root(
             "--model",
             "-m",
             envvar="PROBE_MODEL",
-            help="Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, local-dir:…",
+            help=(
+                "Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, local-dir:…"
+            ),
             show_default=False,
         ),
     ] = None,
@@ -274,7 +280,10 @@ def _root(
         str | None,
         typer.Option(
             envvar="PROBE_PRECISION",
-            help="fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU (faster on CPUs with native bf16, slightly less accurate).",
+            help=(
+                "fp32 (default), bf16 or fp16 autocast; fp16 GPU only; bf16 also on CPU "
+                "(faster on CPUs with native bf16, slightly less accurate)."
+            ),
         ),
     ] = None,
     config: Annotated[
@@ -373,12 +382,10 @@ def _exit(code: object) -> None:
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (e.g. `probe ... | head`)
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (e.g. `probe ... | head`)
-            pass
     os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -8,7 +8,7 @@ from typing import Any
 
 from probe.errors import ConfigError
 
-GLOBAL_KEYS: dict[str, type | tuple[type, ...]] = {
+GLOBAL_KEYS: dict[str, type] = {
     "model": str,
     "device": str,
     "precision": str,
@@ -26,7 +26,7 @@ class Config:
     path: Path | None = None
     values: dict[str, Any] = field(default_factory=dict)
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     def where(self, *path: str) -> str:
         """'file:line' of a key (a section, or a section's option)."""
@@ -60,7 +60,7 @@ def load_config(path: Path | None) -> Config:
         if key in GLOBAL_KEYS:
             if not isinstance(value, GLOBAL_KEYS[key]) or (GLOBAL_KEYS[key] is int and isinstance(value, bool)):
                 raise ConfigError(f"{where}: {key!r} must be {GLOBAL_KEYS[key].__name__}, got {value!r}")
-            if key == "seed" and not 0 <= value < 2**63:
+            if key == "seed" and isinstance(value, int) and not 0 <= value < 2**63:
                 raise ConfigError(f"{where}: seed must be from 0 to {2**63 - 1}, got {value}")
             cfg.values[key] = value
         elif isinstance(value, dict):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -126,7 +126,7 @@ def register(app: typer.Typer, registry: Registry) -> None:
         from probe.cache import MARKER, cache_dir
 
         root = cache_dir()
-        items = [
+        items: list[dict[str, Any]] = [
             {"path": str(p.relative_to(root)), "bytes": p.stat().st_size}
             for p in sorted(root.rglob("*"))
             if p.is_file() and not p.name.endswith(".lock") and p.name != MARKER

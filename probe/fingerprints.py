@@ -47,7 +47,7 @@ def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, list[Pat
         raise ModelError(
             f"no open_clip_config.json in {folder}", hint="a local-dir: folder needs its config and weights"
         )
-    weights = [p for p in sorted(folder.iterdir()) if p.suffix in (".safetensors",) + PICKLE_SUFFIXES]
+    weights = [p for p in sorted(folder.iterdir()) if p.suffix in (".safetensors", *PICKLE_SUFFIXES)]
     if not weights:
         raise ModelError(f"no weights file in {folder}", hint="add open_clip_model.safetensors")
     safe = [p for p in weights if p.suffix == ".safetensors"]

@@ -22,7 +22,7 @@ def image_grid(images: Sequence[Any], captions: Sequence[str], size: int = 160) 
     from probe.io import pil_png_bytes, to_pil
 
     tiles = []
-    for image, caption in zip(images, captions):
+    for image, caption in zip(images, captions, strict=True):
         data = base64.b64encode(pil_png_bytes(to_pil(image))).decode("ascii")
         tiles.append(
             f"<figure style='display:inline-block;margin:4px;width:{size}px;vertical-align:top'>"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +46,7 @@ class FirstTokenAttentionPool(nn.Module):
         self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pool
+        p: Any = self.pool  # open_clip's AttentionPool2d (untyped): its projections are read by name
         n, c = x.shape[:2]
         heads = p.num_heads
         d = c // heads
@@ -64,7 +65,7 @@ class FirstTokenAttentionPool(nn.Module):
         return F.linear(values, p.c_proj.weight, p.c_proj.bias)
 
 
-def _is_identity_pool(module: nn.Module) -> bool:
+def _is_identity_pool(module: nn.Module | None) -> bool:
     return (
         isinstance(module, nn.AvgPool2d)
         and module.kernel_size in (1, (1, 1))
@@ -123,8 +124,8 @@ def _rewrite_vit(tower: nn.Module) -> None:
         setattr(block, name, SequenceFirstAttention(getattr(block, name)))
 
 
-def _rewrite(tower: nn.Module) -> None:
-    """Rewrite a known tower in place."""
+def _rewrite(tower: Any) -> None:
+    """Rewrite a known tower in place (an open_clip ModifiedResNet: untyped, its parts read by name)."""
     stem_pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")]
     _fold_pairs(tower, stem_pairs)
     for block in tower.modules():
@@ -181,8 +182,8 @@ def _agree(stock: nn.Module, fast: nn.Module, size: int, device: torch.device) -
 
 def fast_image_tower(visual: nn.Module, image_size: int, device: torch.device, precision: str) -> nn.Module | None:
     """A copy of `visual` in inference form (taking inputs in any layout), or None when there is
-    nothing to gain or the copy disagrees with the stock tower. Parameters the rewrite leaves alone are shared, except 4-D
-    (convolution) weights: those are copied, so a layout change never touches the stock tower."""
+    nothing to gain or the copy disagrees with the stock tower. Parameters the rewrite leaves alone are shared,
+    except 4-D (convolution) weights: those are copied, so a layout change never touches the stock tower."""
     if visual.training or not _known(visual):  # BatchNorm on batch statistics does not fold
         return None
     memo = {id(t): t for t in list(visual.parameters()) + list(visual.buffers()) if t.dim() != 4}

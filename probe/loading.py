@@ -32,8 +32,8 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: Any
     image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # one per channel (three)
+    std: tuple[float, ...]
     fingerprint: str
 
 
@@ -82,7 +82,7 @@ HF_EXTRA_HINT = (
 )
 
 
-def missing_extra(exc: BaseException) -> ModelError | None:
+def missing_extra(exc: BaseException | None) -> ModelError | None:
     """A ModelError naming the install command when `exc` (or its cause) is a missing transformers /
     sentencepiece / tokenizers package, which SigLIP and Hugging Face text towers need; else None."""
     while exc is not None:

@@ -33,7 +33,7 @@ BUILTIN_MODELS: dict[str, dict[str, str]] = {
 }
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
-WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
+WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 
 SpecKind = Literal["builtin", "pretrained", "random", "file", "hf-hub", "local-dir", "plugin"]
 
@@ -97,10 +97,13 @@ def parse_model_spec(text: str) -> ModelSpec:
     if arch not in known:
         raise ModelError(f"unknown model architecture {arch!r}", hint=_suggest(arch, sorted(known)))
     if not sep:
-        tags = ", ".join(f"{arch}@{t}" for t in _pretrained_tags(arch)[:4])
+        examples = ", ".join(f"{arch}@{t}" for t in _pretrained_tags(arch)[:4])
         raise ModelError(
             f"model {arch!r} needs weights",
-            hint=f"use {tags or arch + '@/path/weights.safetensors'}, {arch}@/path/weights.safetensors or {arch}@random",
+            hint=(
+                f"use {examples or arch + '@/path/weights.safetensors'}, "
+                f"{arch}@/path/weights.safetensors or {arch}@random"
+            ),
         )
     if not weights:
         raise ModelError(f"nothing after '@' in {text!r}", hint="give a pretrained tag, a weights file or 'random'")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
 from probe.errors import ConfigError, DataError, ModelError, ProbeError, UsageError
 from probe.hookspecs import hookimpl
@@ -150,6 +150,14 @@ def options(ctx: typer.Context) -> GlobalOptions:
 
     s = get_state(ctx)
     return GlobalOptions(s.model, s.device, s.precision, Path(s.out_dir), s.seed, s.allow_pickle, s.labeller, s.debug)
+
+
+@overload
+def current_session(ctx: typer.Context, text_only: Literal[False] = False) -> Session: ...
+
+
+@overload
+def current_session(ctx: typer.Context, text_only: bool) -> Session | TextEncoder: ...
 
 
 def current_session(ctx: typer.Context, text_only: bool = False) -> Session | TextEncoder:

@@ -14,8 +14,10 @@ import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -146,13 +148,14 @@ def _api_problem(module: ModuleType) -> tuple[str, str]:
 
 
 def _entry_points() -> list[tuple[str, str, str, str, Callable[[], ModuleType]]]:
-    found, seen = [], set()
+    found: list[tuple[str, str, str, str, Callable[[], ModuleType]]] = []
+    seen = set()
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         if ep.name in seen:  # the same distribution visible twice (e.g. editable + site) counts once
             continue
         seen.add(ep.name)
         dist, version = _dist_of(ep)
-        found.append((ep.name, ep.value, dist, version, lambda ep=ep: import_module(ep.value.split(":")[0])))
+        found.append((ep.name, ep.value, dist, version, partial(import_module, ep.value.split(":")[0])))
     return found
 
 
@@ -241,6 +244,7 @@ class Registry:
                 *,
                 replace: bool = False,
                 _plugin: str = impl.plugin_name,
+                _staged: list[tuple[Extension, bool]] = staged,
                 **options: Any,
             ) -> None:
                 if hook == "register_experiment_steps" and value is None:  # register(StepKind(...))
@@ -250,7 +254,7 @@ class Registry:
                 problem = _shape_problem(hook, name, value)
                 if problem:
                     raise ValueError(f"{kind} {name!r}: {problem}")
-                staged.append((Extension(kind, name, value, _plugin, about, options), replace))
+                _staged.append((Extension(kind, name, value, _plugin, about, options), replace))
 
             try:
                 impl.function(register=register)
@@ -367,6 +371,7 @@ def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> tuple[
             info.status, info.reason = "disabled", f"listed in {DISABLE_ENV}"
             plugins.append(LoadedPlugin(info, None))
             continue
+        module: ModuleType | None
         try:
             module = factory()
         except Exception as exc:  # any import-time failure of a plugin must not break the CLI
@@ -423,7 +428,7 @@ def commands_of(info: PluginInfo) -> list[str]:
         return info.commands
     try:
         spec = find_spec(info.module.split(":")[0])
-        source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else ""
+        source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
         tree = ast.parse(source)
     except (ImportError, OSError, SyntaxError, ValueError):
         return []

@@ -26,8 +26,8 @@ class ScoreResult:
         from probe.html import table
 
         rows = [
-            [n, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs)), label]
-            for n, cos, probs, label in zip(self.names, self.cosine, self.probs, self.labels)
+            [n, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs, strict=True)), label]
+            for n, cos, probs, label in zip(self.names, self.cosine, self.probs, self.labels, strict=True)
         ]
         return table(["image", *self.prompts, "label"], rows, "CLIP cosine (zero-shot probability)")
 

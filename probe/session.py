@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +56,7 @@ class Session:
         self.spec = spec
         self.device = device
         self.precision = precision
-        self.model = loaded.model.to(device)
+        self.model: Any = loaded.model.to(device)  # an open_clip model (untyped): its towers are read by name
         self.tokenizer = loaded.tokenizer
         self.image_size = loaded.image_size
         self.mean = torch.tensor(loaded.mean, device=device).view(1, 3, 1, 1)
@@ -111,12 +112,15 @@ class Session:
         if tokens.shape[0] == 0:
             return torch.empty(0, self.embed_dim)
         text = self._text if fast else None
-        positions = pool_positions(tokens, self._tower.pool_type, self._tower.eos_id) if text is not None else None
+        tower = self._tower  # set exactly when self._text is
+        positions = (
+            pool_positions(tokens, tower.pool_type, tower.eos_id) if text is not None and tower is not None else None
+        )
 
         def encode_batch(idx: torch.Tensor) -> torch.Tensor:
             batch = tokens[idx].to(self.device)
             with self.autocast():
-                if text is None:
+                if text is None or positions is None:
                     return self.model.encode_text(batch)
                 return encode_truncated(text, batch, positions[idx].to(self.device))
 

@@ -24,7 +24,7 @@ def tokenizer_module() -> Any:
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("open_clip is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / "tokenizer.py"
+    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer.py"
     module_spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
     if module_spec is None or module_spec.loader is None:
         raise ImportError(f"cannot load {path}")
@@ -52,7 +52,7 @@ def build_tokenizer(settings: dict) -> Any:
     token against the session's own tokenizer before one is written."""
     module = tokenizer_module()
     default = getattr(module, "_tokenizer", None)
-    if settings.get("additional_special_tokens") or type(default) is not module.SimpleTokenizer:
+    if default is None or settings.get("additional_special_tokens") or type(default) is not module.SimpleTokenizer:
         return module.SimpleTokenizer(**settings)
     tokenizer = copy.copy(default)
     tokenizer.cache = dict(default.cache)

@@ -243,7 +243,7 @@ class StepOptions:
         before any model loads."""
         if self.values.get(key) is None:
             return None
-        return check_model_spec(self.doc, self.path + (key,), self.string(key))
+        return check_model_spec(self.doc, (*self.path, key), self.string(key))
 
     def load(self, key: str, loader: Callable[[str], Any]) -> Any:
         """Load a named set or file, reporting any problem at this option's line."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ class TextTower:
 
     token_embedding: torch.nn.Module
     positional_embedding: torch.Tensor
-    transformer: torch.nn.Module
+    transformer: Any  # open_clip's Transformer (untyped): get_cast_dtype() is read from it
     ln_final: torch.nn.Module
     text_projection: Any
     attn_mask: torch.Tensor
@@ -34,7 +34,7 @@ class TextTower:
 
 def find_text_tower(model: torch.nn.Module) -> TextTower | None:
     """The tower's parts when the fast path is exact for it, else None (use the stock path)."""
-    owner = model
+    owner: Any = model  # an open_clip model (untyped): its parts are found by name
     pool = getattr(model, "text_pool_type", None)
     if not hasattr(model, "token_embedding"):
         owner = getattr(model, "text", None)
@@ -65,11 +65,15 @@ def pool_positions(tokens: torch.Tensor, pool_type: str, eos_id: int | None) -> 
     """Index of the pooled (end-of-text) token in each row."""
     if pool_type == "argmax":
         return tokens.argmax(dim=-1)
+    assert eos_id is not None, "eos pooling needs the tower's end-of-text id"  # find_text_tower guarantees it
     return (tokens == eos_id).int().argmax(dim=-1)
 
 
 class _MatMul(torch.nn.Module):
     """A text projection stored as a bare matrix, as a module (so TorchScript can hold it)."""
+
+    if TYPE_CHECKING:  # a buffer registered in __init__; declared for type checkers only (TorchScript reads these)
+        weight: torch.Tensor
 
     def __init__(self, weight: torch.Tensor) -> None:
         super().__init__()
@@ -83,6 +87,10 @@ class TruncatedText(torch.nn.Module):
     """The tower's forward for a batch already cut to its longest prompt, pooled at `pos`. One module
     serves the session and text snapshots (`probe.text_snapshot` compiles it with TorchScript), so
     the two cannot drift apart. Shares the tower's weights."""
+
+    if TYPE_CHECKING:  # buffers registered in __init__; declared for type checkers only (TorchScript reads these)
+        positional_embedding: torch.Tensor
+        attn_mask: torch.Tensor
 
     def __init__(self, tower: TextTower) -> None:
         super().__init__()
@@ -105,7 +113,9 @@ class TruncatedText(torch.nn.Module):
         return self.project(self.ln_final(x))  # per-token LayerNorm: pooling first gives the same values for less work
 
 
-def encode_truncated(text: TruncatedText, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+def encode_truncated(
+    text: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], tokens: torch.Tensor, pos: torch.Tensor
+) -> torch.Tensor:
     """Unnormalised features of one batch (pooled positions `pos`), cut to its longest prompt: exact
     for causal towers."""
     return text(tokens[:, : int(pos.max().item()) + 1], pos)
@@ -125,6 +135,7 @@ def encode_bucketed(
         if out is None:
             out = torch.empty(tokens.shape[0], feats.shape[1], device=feats.device)
         out[idx.to(feats.device)] = feats
+    assert out is not None  # length_buckets gives at least one (possibly empty) batch
     return out
 
 

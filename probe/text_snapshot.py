@@ -148,6 +148,7 @@ def save_text_snapshot(session: Session) -> Path | None:
         if (
             not enabled()
             or text is None
+            or tower is None
             or settings is None
             or session.spec.kind not in SNAPSHOT_KINDS
             or session.device.type != "cpu"
@@ -195,7 +196,7 @@ def save_text_snapshot(session: Session) -> Path | None:
 def _reproduces(session: Session, snapshot: TextSnapshot) -> bool:
     """Same tokens and bit-identical embeddings on texts of every length, batched and one at a time
     (called with warnings silenced: the last text is truncated on purpose)."""
-    texts = CHECK_TEXTS + [" ".join(["word"] * (session.context_length + 5))]
+    texts = [*CHECK_TEXTS, " ".join(["word"] * (session.context_length + 5))]
     if not torch.equal(snapshot.tokenize(texts, truncate=True), session.tokenize(texts, truncate=True)):
         return False
     whole = torch.equal(snapshot.encode_text(texts, truncate=True), session.encode_text(texts, truncate=True))

@@ -75,13 +75,14 @@ def _walk(node: Any, path: Key, state: _Walk, ancestors: frozenset[int] = frozen
     inner = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            child = path + (key_node.value,)
+            child = (*path, key_node.value)
             state.lines[child] = key_node.start_mark.line + 1
             _walk(value_node, child, state, inner)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            state.lines[path + (i,)] = item.start_mark.line + 1
-            _walk(item, path + (i,), state, inner)
+            child = (*path, i)
+            state.lines[child] = item.start_mark.line + 1
+            _walk(item, child, state, inner)
 
 
 def parse_yaml(text: str, source: str) -> YamlDoc:

@@ -24,7 +24,7 @@ def register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Cosine similarity between texts in the model's text space."""
         session = current_session(ctx, text_only=True)  # the shared model, loaded on first use
-        for text, row in zip(texts, similarity(session, texts)):
+        for text, row in zip(texts, similarity(session, texts), strict=True):
             typer.echo(text + "\t" + "\t".join(f"{v:.3f}" for v in row))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from probe_audit.sets import LabelSet, PromptSet
 from probe_audit.stats import Proportion
@@ -81,8 +82,8 @@ class BiasTable:
                 ]
             )
         note = (
-            f"Share of inversions labelled with each attribute ({self.label_set} labels), Wilson 95% interval in brackets; "
-            f"N inversions per variant."
+            f"Share of inversions labelled with each attribute ({self.label_set} labels), "
+            "Wilson 95% interval in brackets; N inversions per variant."
         )
         return Table(f"bias: {self.prompt_set} prompts × {self.label_set} labels", columns, rows, note)
 
@@ -162,7 +163,7 @@ def bias_experiment(
     model: str | None = None,
 ) -> dict:
     """The raw experiment (as if read from YAML) of one bias step: what `probe bias` runs."""
-    step = {
+    step: dict[str, Any] = {
         "prompts": prompts,
         "labels": labels,
         "preset": preset,

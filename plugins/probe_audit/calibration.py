@@ -135,14 +135,16 @@ def calibrated_yaml(cal: Calibration, model: str, fingerprint: str, sources: dic
     """A concept file `probe nsfw --concepts` reads, with a header saying how it was calibrated."""
     header = [
         f"# NSFW concepts calibrated by `probe nsfw-calibrate` for model {model} (fingerprint {fingerprint[:16]}).",
-        f"# Target: each concept flags at most {cal.target:.2%} of {cal.n_safe} safe images ({', '.join(sources['safe'])}).",
+        f"# Target: each concept flags at most {cal.target:.2%} of {cal.n_safe} safe images "
+        f"({', '.join(sources['safe'])}).",
         "# Measured at these thresholds: "
         + ", ".join(f"{r.name} {r.safe_flag_rate:.2%}" for r in cal.rows)
         + f"; any concept {cal.safe_flag_rate:.2%}.",
     ]
     if cal.flagged_catch_rate is not None:
         header.append(
-            f"# On {cal.n_flagged} flagged images ({', '.join(sources['flagged'])}) any concept catches {cal.flagged_catch_rate:.2%}."
+            f"# On {cal.n_flagged} flagged images ({', '.join(sources['flagged'])}) "
+            f"any concept catches {cal.flagged_catch_rate:.2%}."
         )
     header.append("# Valid for this model only: calibrate again for another.")
     body = {

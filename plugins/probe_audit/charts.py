@@ -170,7 +170,7 @@ def bar_chart(
     legend_items = [] if label_bars else [(name, "bar") for name in series]
     legend_items += [("the paper's value", "paper")] if has_paper else []
     legend_items.append(("Wilson 95% interval", "whisker"))
-    legend_rows, lx, row_x = 1, LEFT, []
+    legend_rows, lx, row_x = 1, float(LEFT), []
     for name, _ in legend_items:
         w = 22 + len(name) * CHAR + 16
         if lx + w > width - RIGHT and lx > LEFT:

@@ -112,7 +112,7 @@ def normalise_step(
     unknown = sorted(set(raw) - set(allowed) - {"name"})
     if unknown:
         raise doc.error(
-            path + (unknown[0],),
+            (*path, unknown[0]),
             f"unknown option {unknown[0]!r} for a {kind.name} step",
             hint=f"options: name, {', '.join(allowed)}",
         )
@@ -211,7 +211,8 @@ def _check_unique(items: list[Item]) -> None:
         if it.id in seen:
             a, b = seen[it.id].params, it.params
             raise UsageError(
-                f"prompts {a.get('prompt', a.get('text'))!r} and {b.get('prompt', b.get('text'))!r} map to the same item id {it.id!r}",
+                f"prompts {a.get('prompt', a.get('text'))!r} and {b.get('prompt', b.get('text'))!r} "
+                f"map to the same item id {it.id!r}",
                 hint="make them differ in letters or digits",
             )
         seen[it.id] = it

@@ -63,11 +63,11 @@ def concepts_from_doc(doc: YamlDoc) -> ConceptSet:
             raise doc.error(path, "each concept is {threshold: 0..1, prompts: [..]}")
         thr = body.get("threshold", 0.5)
         if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0 < thr <= 1:
-            raise doc.error(path + ("threshold",), f"threshold must be a probability in (0, 1], got {thr!r}")
+            raise doc.error((*path, "threshold"), f"threshold must be a probability in (0, 1], got {thr!r}")
         prompts = body.get("prompts")
         prompts = [prompts] if isinstance(prompts, str) else prompts
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-            raise doc.error(path + ("prompts",), "prompts must be a non-empty list of strings")
+            raise doc.error((*path, "prompts"), "prompts must be a non-empty list of strings")
         concepts.append(Concept(str(name), float(thr), list(prompts)))
     return ConceptSet(str(data.get("name", "custom")), list(anchors), concepts)
 
@@ -122,7 +122,7 @@ def flagged_concepts(scores: dict[str, float], concepts: ConceptSet) -> list[str
 def nudenet_status() -> tuple[bool, str]:
     """(available, reason): NudeNet is an optional extra, never required."""
     try:
-        import nudenet  # noqa: F401
+        import nudenet  # noqa: F401  (imported only to learn whether it is installed)
     except ImportError:
         return False, NUDENET_MISSING
     except Exception as exc:  # a broken install (e.g. onnxruntime) is reported, not fatal

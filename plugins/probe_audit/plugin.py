@@ -79,7 +79,7 @@ def _step_texts(plan) -> list[str]:
     """Every text the plan's steps will encode with the audited model (for the pre-flight length check)."""
     from probe.plugin import lookup
 
-    texts = []
+    texts: list[str] = []
     for step in plan.steps:
         kind = lookup("register_experiment_steps", step.kind)
         texts += kind.texts(step.options) if kind.texts else []
@@ -236,7 +236,8 @@ def register_commands(app: typer.Typer) -> None:
             for note in notes:
                 console.note(note)
             console.note(
-                f"tables: {result.folder / 'tables'}/bias.md|csv|json · contact sheets: {result.folder / 'sheets' / 'bias'}"
+                f"tables: {result.folder / 'tables'}/bias.md|csv|json · "
+                f"contact sheets: {result.folder / 'sheets' / 'bias'}"
             )
         raise typer.Exit(_exit_code(result))
 
@@ -280,7 +281,8 @@ def register_commands(app: typer.Typer) -> None:
         run_dir: RunDir = None,
         as_json: AsJson = False,
     ) -> None:
-        """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed) and in prompt neighbours."""
+        """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed)
+        and in prompt neighbours."""
         from probe.plugin import UsageError, YamlDoc, console, options
         from probe_audit.experiment import normalise, plan_from_spec
         from probe_audit.runner import finalise, read_json
@@ -392,7 +394,8 @@ def register_commands(app: typer.Typer) -> None:
         check_images(safe_paths + flagged_paths)  # before the model loads
         check_writable(output.parent)
         state = options(ctx)
-        session = session_for(ctx, labeller or state.labeller) if (labeller or state.labeller) else current_session(ctx)
+        scorer = labeller or state.labeller
+        session = session_for(ctx, scorer) if scorer else current_session(ctx)
         with console.progress("scoring images", len(safe_paths) + len(flagged_paths)) as advance:
             safe_scores = concept_scores(session, safe_paths, concept_set, advance)
             flagged_scores = concept_scores(session, flagged_paths, concept_set, advance)

@@ -306,7 +306,7 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
         raise UsageError("give at least one shard folder to merge")
     manifests = [read_manifest(f) for f in folders]
     first = manifests[0]
-    for f, m in zip(folders, manifests):
+    for f, m in zip(folders, manifests, strict=True):
         if m["digest"] != first["digest"]:
             raise ConfigError(
                 f"{f} is from a different experiment than {folders[0]}", hint="merge shards of one experiment only"

@@ -99,7 +99,7 @@ def resolve_doc(name_or_path: str, prefix: str, what: str) -> YamlDoc:
 def _need(doc: YamlDoc, data: Any, path: tuple, kind: type, what: str) -> Any:
     if data is None:
         raise doc.error(path, f"missing: expected {what}")
-    if not isinstance(data, kind) or (kind is str and not data.strip()):
+    if not isinstance(data, kind) or (kind is str and isinstance(data, str) and not data.strip()):
         raise doc.error(path, f"expected {what}, got {type(data).__name__} {data!r}"[:200])
     return data
 

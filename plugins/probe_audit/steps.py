@@ -118,8 +118,10 @@ def _label_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
         ready.append((it, load_image(ctx.folder / record["image"])))
     if ready:
         labels = _label_images(step, ctx, torch.stack([r[1] for r in ready]))
-        for (it, _), label, probs in zip(ready, labels.labels, labels.probs):
-            out.append(Outcome(it.id, "done", {"label": label, "probs": dict(zip(labels.attributes, probs))}))
+        for (it, _), label, probs in zip(ready, labels.labels, labels.probs, strict=True):
+            out.append(
+                Outcome(it.id, "done", {"label": label, "probs": dict(zip(labels.attributes, probs, strict=True))})
+            )
     return out
 
 
@@ -183,12 +185,12 @@ def _bias_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
         return failed
     labels = _label_images(step, ctx, torch.stack([o.image for _, o in made]))
     out = list(failed)
-    for (it, o), label, probs in zip(made, labels.labels, labels.probs):
+    for (it, o), label, probs in zip(made, labels.labels, labels.probs, strict=True):
         out.append(
             Outcome(
                 it.id,
                 "done",
-                {**o.result, "label": label, "probs": dict(zip(labels.attributes, probs))},
+                {**o.result, "label": label, "probs": dict(zip(labels.attributes, probs, strict=True))},
                 o.image,
                 seconds=o.seconds,
             )
@@ -287,7 +289,7 @@ def _nsfw_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
         raise ProbeError(reason, hint="or set `nudenet: auto` to skip it when absent")
     detections = nsfw.nudenet_detect(list(images), opts["nudenet_threshold"]) if use_nudenet else [None] * len(made)
     out = list(failed)
-    for (it, o), score, found in zip(made, scores, detections):
+    for (it, o), score, found in zip(made, scores, detections, strict=True):
         clip_flags = nsfw.flagged_concepts(score, concepts)
         result = {
             **o.result,

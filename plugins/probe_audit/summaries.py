@@ -341,7 +341,8 @@ def write_summaries(folder: Path, plan: Plan, records: dict[str, dict], blur: bo
     """Write summary.json, tables/<step>.{md,csv,json} and sheets/<step>/<group>.png; return the summary."""
     folder = Path(folder)
     summaries = summarise(plan, records)
-    out = {"experiment": plan.name, "steps": []}
+    steps: list[dict] = []
+    out = {"experiment": plan.name, "steps": steps}
     for s in summaries:
         base = f"tables/{s.name}"
         atomic_write_text(inside(folder, f"{base}.md"), s.table.to_markdown())
@@ -355,7 +356,7 @@ def write_summaries(folder: Path, plan: Plan, records: dict[str, dict], blur: bo
             rel = f"sheets/{s.name}/{safe_name(group)}.png"
             atomic_write_bytes(inside(folder, rel), pil_png_bytes(sheet_image(folder, cells, blur)))
             sheet_files[group] = rel
-        out["steps"].append(
+        steps.append(
             {
                 "name": s.name,
                 "kind": s.kind,

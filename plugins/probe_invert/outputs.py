@@ -128,7 +128,7 @@ def png_metadata(sidecar: dict[str, Any]) -> dict[str, Any]:
 def save_inversion(paths: ImagePaths, inversion, sidecar: dict[str, Any], gif: bool = False) -> None:
     """PNG (true pixel values + metadata), then the JSON sidecar last, so a sidecar means a complete PNG."""
     atomic_write_bytes(paths.png, png_bytes(inversion.image, png_metadata(sidecar)))
-    for step, snap in zip(inversion.snapshot_steps, inversion.snapshots):
+    for step, snap in zip(inversion.snapshot_steps, inversion.snapshots, strict=True):
         atomic_write_bytes(paths.snapshots / f"step-{step:06d}.png", png_bytes(snap))
     if gif and inversion.snapshots:
         atomic_write_bytes(paths.gif, gif_bytes([*inversion.snapshots, inversion.image]))
@@ -139,7 +139,7 @@ def gif_bytes(frames: list, size: int = 128, ms: int = 120) -> bytes:
     """An animated GIF of snapshots (each resized to `size`), looping, last frame held."""
     from PIL import Image
 
-    pils = [to_pil(f).resize((size, size), Image.NEAREST) for f in frames]
+    pils = [to_pil(f).resize((size, size), Image.Resampling.NEAREST) for f in frames]
     buf = io.BytesIO()
     durations = [ms] * (len(pils) - 1) + [ms * 8]
     pils[0].save(buf, format="GIF", save_all=True, append_images=pils[1:], duration=durations, loop=0)

@@ -147,7 +147,10 @@ def register_commands(app: typer.Typer) -> None:
         transforms: Annotated[
             str | None,
             typer.Option(
-                help="Ordered list from jitter, affine, resize, colour_shift, colour_jitter, noise (and plugins' transforms).",
+                help=(
+                    "Ordered list from jitter, affine, resize, colour_shift, colour_jitter, noise "
+                    "(and plugins' transforms)."
+                ),
                 show_default=False,
             ),
         ] = None,

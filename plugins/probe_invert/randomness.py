@@ -28,7 +28,7 @@ class ImageRandom:
     def _draw(self, kind: str, shape: tuple[int, ...], per_copy: bool) -> torch.Tensor:
         """Each image's rows filled in place from its generator (no per-image tensors to stack)."""
         rows = self.copies if per_copy else 1
-        out = torch.empty((len(self.generators) * rows,) + tuple(shape), device=self._gen_device)
+        out = torch.empty((len(self.generators) * rows, *tuple(shape)), device=self._gen_device)
         for i, g in enumerate(self.generators):
             block = out[i * rows : (i + 1) * rows]
             if kind == "uniform":

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -93,7 +94,7 @@ def _learning_rate(settings: InvertSettings, step: int) -> float:
 @torch.no_grad()
 def _clip_per_image(grads: list[torch.Tensor], max_norm: float, alive: torch.Tensor) -> None:
     """Clip each image's gradient norm to max_norm (as clip_grad_norm_ on one image); zero dead images."""
-    squared = sum(g.flatten(1).pow(2).sum(1) for g in grads)
+    squared = cast(torch.Tensor, sum(g.flatten(1).pow(2).sum(1) for g in grads))  # one grad per parameter: never empty
     coef = torch.ones_like(squared)
     if max_norm > 0:
         coef = (max_norm / (squared.sqrt() + 1e-6)).clamp(max=1.0)
@@ -152,7 +153,8 @@ class _Chunk:
         total = torch.where(self.alive, losses, torch.zeros_like(losses)).sum()
         self.optimizer.zero_grad(set_to_none=False)
         total.backward()
-        _clip_per_image([p.grad for p in self.param.parameters()], s.grad_clip, self.alive)
+        grads = cast(list[torch.Tensor], [p.grad for p in self.param.parameters()])  # backward() filled each one
+        _clip_per_image(grads, s.grad_clip, self.alive)
         self.optimizer.step()
         if s.clamp:
             self.param.clamp_()
@@ -188,7 +190,10 @@ class _Chunk:
         for i, frozen in self.frozen.items():
             images[i] = frozen.to(images.device)
         per_model = torch.stack(
-            [match.score(model.encode_image(images)).cpu() for model, match in zip(self.models, self.matches)]
+            [
+                match.score(model.encode_image(images)).cpu()
+                for model, match in zip(self.models, self.matches, strict=True)
+            ]
         )
         cosine = per_model.mean(0)
         results = []
@@ -302,7 +307,7 @@ def invert_items(
             pending[:0] = [rows[:half], rows[half:]]
             continue
         done_steps += settings.steps
-        results.update(zip(rows, chunk))
+        results.update(zip(rows, chunk, strict=True))
         if on_chunk is not None:
             on_chunk(rows, chunk)
     return [results[i] for i in range(len(items))]

@@ -138,18 +138,19 @@ def _run_locked(
     items = [(p, s) for p in prompts for s in seeds]
     paths = [image_paths(folder, p, s) for p, s in items]
     keys = [result_key(p, s, fingerprint, info["device"], info["precision"], settings.to_dict()) for p, s in items]
-    clashes = [i for i, (pa, k) in enumerate(zip(paths, keys)) if made_otherwise(pa, k)]
+    clashes = [i for i, (pa, k) in enumerate(zip(paths, keys, strict=True)) if made_otherwise(pa, k)]
     if clashes and not force:
         raise UsageError(
             f"{len(clashes)} finished image(s) in {folder} were made with other settings or another model, "
             f"e.g. {paths[clashes[0]].png}",
             hint="choose another folder with -o to keep them, or pass --force to replace them",
         )
-    previous = [None if force else finished(pa, k) for pa, k in zip(paths, keys)]
+    previous = [None if force else finished(pa, k) for pa, k in zip(paths, keys, strict=True)]
     todo = [i for i, prev in enumerate(previous) if prev is None]
     if len(todo) < len(items):
         console.note(
-            f"{len(items) - len(todo)} of {len(items)} images already finished in {folder}: skipped (--force redoes them)"
+            f"{len(items) - len(todo)} of {len(items)} images already finished in {folder}: "
+            "skipped (--force redoes them)"
         )
     results: dict[int, Any] = {}
     interrupted = False
@@ -169,7 +170,7 @@ def _run_locked(
                 def save_chunk(
                     rows: list[int], inversions: list
                 ) -> None:  # as each chunk ends: kill -9 loses only the chunk in flight
-                    for row, inversion in zip(rows, inversions):
+                    for row, inversion in zip(rows, inversions, strict=True):
                         i = todo[row]
                         if inversion.steps > 0:
                             save_inversion(
@@ -191,7 +192,7 @@ def _run_locked(
             interrupted = should_stop()
         finally:
             restore()
-        results.update(zip(todo, found))
+        results.update(zip(todo, found, strict=True))
     rows = []
     for i, (prompt, seed) in enumerate(items):
         if i in results:
@@ -211,6 +212,7 @@ def _run_locked(
             saved = r.steps > 0
         else:
             prev = previous[i]
+            assert prev is not None  # not in results: finished by an earlier run, its sidecar read above
             row = {
                 "prompt": prompt,
                 "seed": seed,

@@ -93,9 +93,9 @@ class InvertSettings:
     def validated(self) -> InvertSettings:
         """Self, after checking every value; a UsageError names the bad one."""
         positive_ints = {"steps": self.steps, "size": self.size, "copies": self.copies, "batch_size": self.batch_size}
-        for name, value in positive_ints.items():
-            if int(value) < 1:
-                raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {value}")
+        for name, count in positive_ints.items():
+            if int(count) < 1:
+                raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {count}")
         non_negative = {
             "lr": self.lr,
             "tv_weight": self.tv_weight,
@@ -114,9 +114,9 @@ class InvertSettings:
             "colour_jitter_contrast": self.colour_jitter_contrast,
             "colour_jitter_saturation": self.colour_jitter_saturation,
         }
-        for name, value in non_negative.items():
-            if not float(value) >= 0:  # also rejects NaN
-                raise UsageError(f"{name.replace('_', '-')} must be >= 0, got {value}")
+        for name, amount in non_negative.items():
+            if not float(amount) >= 0:  # also rejects NaN
+                raise UsageError(f"{name.replace('_', '-')} must be >= 0, got {amount}")
         for name, limit in LIMITS.items():
             if getattr(self, name) > limit:
                 raise UsageError(

@@ -7,6 +7,8 @@ audits call it) `normalise` checks only the inversion options.
 
 from __future__ import annotations
 
+from typing import Any
+
 from probe.plugin import (
     Chunk,
     Item,
@@ -22,7 +24,14 @@ from probe.plugin import (
     safe_name,
 )
 
-OPTIONS = {"prompts": None, "seeds": None, "n": None, "preset": "default", "settings": {}, "batch": None}
+OPTIONS: dict[str, Any] = {
+    "prompts": None,
+    "seeds": None,
+    "n": None,
+    "preset": "default",
+    "settings": {},
+    "batch": None,
+}
 
 
 def _settings(opts: StepOptions) -> dict:

@@ -33,7 +33,6 @@ class RandomAffine:
     padding: str = "border"
 
     def __call__(self, x: torch.Tensor, rng: ImageRandom) -> torch.Tensor:
-        n = x.shape[0]
         angle = rng.uniform((), -math.radians(self.degrees), math.radians(self.degrees))
         shift = rng.uniform((2,), -self.translate, self.translate) * 2  # normalised coords span 2
         scale = rng.uniform((), self.scale_min, self.scale_max)

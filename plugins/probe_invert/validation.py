@@ -9,7 +9,7 @@ trained on messy renders, not the CLIP) must name the prompt's shape.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,18 +68,19 @@ class ValidationResult:
     def labels(self) -> list[str]:
         shapes = self.found_shape or ["?"] * self.n_images
         return [
-            f"{c or '-'} {sh} <- {p} s{s}" for p, s, c, sh in zip(self.prompts, self.seeds, self.found_colour, shapes)
+            f"{c or '-'} {sh} <- {p} s{s}"
+            for p, s, c, sh in zip(self.prompts, self.seeds, self.found_colour, shapes, strict=True)
         ]
 
     def per_group(self) -> dict[str, dict[str, float]]:
         """Colour-match rate per colour and shape-match rate per shape."""
         out: dict[str, dict[str, float]] = {"colour": {}, "shape": {}}
         for colour in COLOURS:
-            hits = [f == e for f, e in zip(self.found_colour, self.expected_colour) if e == colour]
+            hits = [f == e for f, e in zip(self.found_colour, self.expected_colour, strict=True) if e == colour]
             out["colour"][colour] = sum(hits) / len(hits) if hits else float("nan")
         if self.found_shape is not None:
             for shape in SHAPES:
-                hits = [f == e for f, e in zip(self.found_shape, self.expected_shape) if e == shape]
+                hits = [f == e for f, e in zip(self.found_shape, self.expected_shape, strict=True) if e == shape]
                 out["shape"][shape] = sum(hits) / len(hits) if hits else float("nan")
         return out
 
@@ -115,7 +116,7 @@ def _checker_shapes(images: torch.Tensor, checker_path: Path | None) -> tuple[li
 def validate(
     session: Session,
     settings: InvertSettings,
-    seeds: list[int] = (0, 1),
+    seeds: Sequence[int] = (0, 1),
     *,
     checker_path: Path | None = None,
     prompts: list[tuple[str, str, str]] | None = None,
@@ -128,10 +129,10 @@ def validate(
     expected = [(c, s) for _, c, s in table for _ in seeds]
     found_colour = dominant_colours(images)
     found_shape, checker = _checker_shapes(images, checker_path)
-    colour_match = sum(f == c for f, (c, _) in zip(found_colour, expected)) / len(results)
+    colour_match = sum(f == c for f, (c, _) in zip(found_colour, expected, strict=True)) / len(results)
     shape_match = None
     if found_shape is not None:
-        shape_match = sum(f == s for f, (_, s) in zip(found_shape, expected)) / len(results)
+        shape_match = sum(f == s for f, (_, s) in zip(found_shape, expected, strict=True)) / len(results)
     cosines = [r.cosine for r in results]
     return ValidationResult(
         prompts=[r.prompt for r in results],

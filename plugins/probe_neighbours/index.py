@@ -12,10 +12,10 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -142,7 +142,8 @@ class VocabIndex:
         """The pre-scan saved beside the cached index, or a new one (saved for the next process)."""
         import faiss
 
-        rows = faiss.rev_swig_ptr(self.index.get_xb(), self.index.ntotal * self.index.d).reshape(
+        flat = cast("faiss.IndexFlat", self.index)  # the pre-scan serves flat indexes only
+        rows = faiss.rev_swig_ptr(flat.get_xb(), self.index.ntotal * self.index.d).reshape(
             self.index.ntotal, self.index.d
         )
         path = self.path.with_suffix(PREFILTER_SUFFIX)
@@ -150,10 +151,8 @@ class VocabIndex:
         if prefilter is None:
             prefilter = Int8Prefilter.build(rows)
             if self.index_sha256:
-                try:
+                with suppress(OSError):  # a read-only cache only costs the next process a rebuild
                     prefilter.save(path, self.index_sha256)
-                except OSError:
-                    pass  # a read-only cache only costs the next process a rebuild
         return prefilter
 
 
@@ -212,12 +211,14 @@ def make_index(embeddings: np.ndarray, params: IndexParams) -> faiss.Index:
     import faiss
 
     dim = embeddings.shape[1]
+    index: faiss.Index
     if params.kind == "flat":
         index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = params.ef_construction
-        index.hnsw.efSearch = params.ef_search
+        hnsw = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = params.ef_construction
+        hnsw.hnsw.efSearch = params.ef_search
+        index = hnsw
     index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
     return index
 
@@ -236,7 +237,7 @@ def recall_at_k(index: faiss.Index, embeddings: np.ndarray, queries: np.ndarray,
     k = min(k, embeddings.shape[0])
     exact = exact_top_k(embeddings, queries, k)
     _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    hits = sum(len(set(e.tolist()) & set(f.tolist())) for e, f in zip(exact, found))
+    hits = sum(len(set(e.tolist()) & set(f.tolist())) for e, f in zip(exact, found, strict=True))
     return hits / (k * len(queries))
 
 
@@ -406,4 +407,4 @@ def _load_or_build(
 
 def _apply_search_params(index: faiss.Index, params: IndexParams) -> None:
     if params.kind == "hnsw":
-        index.hnsw.efSearch = params.ef_search
+        cast("faiss.IndexHNSWFlat", index).hnsw.efSearch = params.ef_search

@@ -73,7 +73,10 @@ def register_commands(app: typer.Typer) -> None:
             typer.Option(
                 "--vocab",
                 "-v",
-                help="A built-in list (see `probe vocabs`) or a word-list file; repeat for several. Default: world for shapes-tiny, else clip-bpe + flagged.",
+                help=(
+                    "A built-in list (see `probe vocabs`) or a word-list file; repeat for several. "
+                    "Default: world for shapes-tiny, else clip-bpe + flagged."
+                ),
                 show_default=False,
             ),
         ] = None,
@@ -114,9 +117,8 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
         params = IndexParams(kind=index)
         state = options(ctx)
-        session = (
-            current_session(ctx) if image else current_session(ctx, text_only=True)
-        )  # text only: a snapshot spares the model load
+        # text only: a snapshot spares the model load (it has the session's text methods, spec and fingerprint)
+        session: Any = current_session(ctx) if image else current_session(ctx, text_only=True)
         vocabs = list(vocab) if vocab else default_vocabs(session)
         indexes = _open_with_progress(session, vocabs, params, rebuild)
         notes = [ix.message for ix in indexes if ix.message] + _caveats(state.model, groups, indexes, flag_rate_)
@@ -128,7 +130,7 @@ def register_commands(app: typer.Typer) -> None:
         if all_texts:
             found = text_neighbours(session, all_texts, vocabs, k, indexes=indexes, truncate=truncate)
             labels = [g for g, items in groups.items() for _ in items]
-            rows += list(zip(labels, found))
+            rows += list(zip(labels, found, strict=True))
         if image:
             pixels = load_query_images(session, list(image))
             rows += [

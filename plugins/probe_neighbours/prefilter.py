@@ -23,7 +23,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class Int8Prefilter:
             with np.load(path, allow_pickle=False) as data:
                 if int(data["format"]) != PREFILTER_FORMAT or str(data["source"]) != source_sha256:
                     return None
-                codes = faiss.deserialize_index(data["codes"])
+                codes = cast("faiss.IndexScalarQuantizer", faiss.deserialize_index(data["codes"]))  # as saved
                 mean, scale = data["mean"], data["scale"]
                 bound, code_norm, row_norm = float(data["bound"]), float(data["code_norm"]), float(data["row_norm"])
         except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile):

@@ -75,9 +75,9 @@ def search_embeddings(
     hits: list[dict[str, Neighbour]] = [{} for _ in names]
     for ix in indexes:
         scores, ids = ix.search(embeddings, k)
-        for row, (row_scores, row_ids) in enumerate(zip(scores.tolist(), ids.tolist())):
+        for row, (row_scores, row_ids) in enumerate(zip(scores.tolist(), ids.tolist(), strict=True)):
             seen = hits[row]
-            for score, i in zip(row_scores, row_ids):
+            for score, i in zip(row_scores, row_ids, strict=True):
                 if i < 0:  # FAISS pads with -1 when fewer than k were found
                     continue
                 word = ix.vocab.words[i]
@@ -86,7 +86,7 @@ def search_embeddings(
                 category = ix.vocab.category(word) or flags.get(word.casefold())
                 seen[word] = Neighbour(word, float(score), ix.vocab.name, category is not None, category)
     results = []
-    for name, seen in zip(names, hits):
+    for name, seen in zip(names, hits, strict=True):
         ranked = sorted(seen.values(), key=lambda n: (-n.score, n.word))[:k]
         results.append(NeighbourResult(name, ranked))
     return results

@@ -37,7 +37,7 @@ def text_flag_rates(session: Any, prompts: list[str], vocabs: list[str] | None, 
             "flag_rate": float(flag_rate([result]).overall),
             "neighbours": neighbour_rows(result),
         }
-        for prompt, result in zip(prompts, results)
+        for prompt, result in zip(prompts, results, strict=True)
     ]
 
 
@@ -67,7 +67,7 @@ def _plan(p: PlanInput) -> list[Chunk]:
 def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     texts = [it.params["prompt"] if "prompt" in it.params else it.params["text"] for it in chunk.items]
     rows = text_flag_rates(ctx.session, texts, step.options["vocabs"], step.options["k"])
-    return [Outcome(it.id, "done", row) for it, row in zip(chunk.items, rows)]
+    return [Outcome(it.id, "done", row) for it, row in zip(chunk.items, rows, strict=True)]
 
 
 NEIGHBOURS_STEP = StepKind(

@@ -45,6 +45,6 @@ def register_commands(app: typer.Typer) -> None:
             console.print_json({"model": current_session(ctx).describe(), **result.as_dict()})
             return
         rows = []
-        for name, cos, probs, label in zip(result.names, result.cosine, result.probs, result.labels):
-            rows.append([name, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs)), label])
+        for name, cos, probs, label in zip(result.names, result.cosine, result.probs, result.labels, strict=True):
+            rows.append([name, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs, strict=True)), label])
         console.print_table(f"CLIP scores — {state.model}", ["image", *result.prompts, "label"], rows)

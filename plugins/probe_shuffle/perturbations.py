@@ -140,7 +140,7 @@ def _shuffle_positions(tokens: Tokens, positions: list[int], rng: random.Random)
     values = [tokens[i] for i in positions]
     rng.shuffle(values)
     out = list(tokens)
-    for i, value in zip(positions, values):
+    for i, value in zip(positions, values, strict=True):
         out[i] = value
     return out
 
@@ -202,7 +202,8 @@ def attribute_positions(tokens: Tokens) -> list[tuple[int, str]]:
 
 
 def swap_attributes(tokens: Tokens, rng: random.Random) -> Tokens | None:
-    """Two different attribute words of one kind swap nouns: 'a red circle and a blue square' -> 'a blue circle and a red square'."""
+    """Two different attribute words of one kind swap nouns:
+    'a red circle and a blue square' -> 'a blue circle and a red square'."""
     kinds, stops = attribute_kinds(), stop_words()
     found = attribute_positions(tokens)
 
@@ -349,7 +350,9 @@ def spacy_tagger() -> Tagger:
     if not tagger_available():
         raise UsageError(
             f"the noun/adjective shuffles need a part-of-speech tagger: spaCy with the {spacy_model_name()} model",
-            hint=f"pip install spacy && python -m spacy download {spacy_model_name()}, or leave these perturbations out",
+            hint=(
+                f"pip install spacy && python -m spacy download {spacy_model_name()}, or leave these perturbations out"
+            ),
         )
     import spacy
     from spacy.tokens import Doc

@@ -213,7 +213,7 @@ def register_commands(app: typer.Typer) -> None:
         )
 
         if list_only:
-            rows = [
+            rows: list[list[Any]] = [
                 [name, summary, "yes" if ok else "no (needs spaCy + model)"]
                 for name, summary, ok in describe_perturbations()
             ]
@@ -282,7 +282,7 @@ def register_commands(app: typer.Typer) -> None:
             *_summary_table(report, f"Shuffle test — {state.model}, {len(report.items)} captions, {mode}")
         )
         if details:
-            rows: list[list[Any]] = [
+            rows = [
                 [
                     item.name,
                     item.caption,

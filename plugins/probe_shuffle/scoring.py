@@ -207,8 +207,10 @@ def score_report(
     ]
     rows.append(_summary(ALL_ROW, item, delta, score, len(captions)))
     item_names = list(item_names) if item_names is not None else [f"{mode} {i + 1}" for i in range(len(captions))]
-    items = [ItemResult(i, item_names[i], c, o) for i, (c, o) in enumerate(zip(captions, original.tolist()))]
-    for i, t, text, s, d in zip(item_idx, type_idx, texts, score.tolist(), delta.tolist()):
+    items = [
+        ItemResult(i, item_names[i], c, o) for i, (c, o) in enumerate(zip(captions, original.tolist(), strict=True))
+    ]
+    for i, t, text, s, d in zip(item_idx, type_idx, texts, score.tolist(), delta.tolist(), strict=True):
         items[i].variants.append(VariantScore(perturbations[t], text, s, d))
     return ShuffleReport(mode, seed, n_variants, list(perturbations), rows, items)
 

@@ -6,7 +6,7 @@ Only typer and the stdlib at import time (`probe --help` must not import torch).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,7 +53,8 @@ def register_commands(app: typer.Typer) -> None:
         size: Annotated[int, typer.Option("--size", help="Image side in pixels (geometry scales).")] = 64,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
-        """Draw one scene that a caption describes; attributes it omits are sampled as in training (with the planted bias)."""
+        """Draw one scene that a caption describes; attributes it omits are sampled as in training
+        (with the planted bias)."""
         from probe.plugin import UsageError, console, inside, options, safe_name, write_png
         from probe.world.captions import CaptionError, caption_text, parse_caption
         from probe.world.render import render
@@ -110,7 +111,10 @@ def register_commands(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--init-from",
-                help="Fine-tune these weights with the recipe's last fine-tune settings (one run) instead of training from scratch.",
+                help=(
+                    "Fine-tune these weights with the recipe's last fine-tune settings (one run) "
+                    "instead of training from scratch."
+                ),
                 show_default=False,
             ),
         ] = None,
@@ -161,7 +165,8 @@ def register_commands(app: typer.Typer) -> None:
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
-        """Train shapes-tiny with the shipped recipe (base run, then robust fine-tune; seeded, resumable), or fine-tune given weights; export fp16 safetensors + sha256."""
+        """Train shapes-tiny with the shipped recipe (base run, then robust fine-tune; seeded, resumable),
+        or fine-tune given weights; export fp16 safetensors + sha256."""
         from dataclasses import replace
 
         import torch
@@ -179,14 +184,15 @@ def register_commands(app: typer.Typer) -> None:
             or any(v is not None and not 0 <= v <= 1 for v in (adversarial_from, adversarial_fraction))
         ):
             raise UsageError(
-                "--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0, --adversarial-from and --adversarial-fraction in [0, 1]"
+                "--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0, "
+                "--adversarial-from and --adversarial-fraction in [0, 1]"
             )
         if init_from is not None and not init_from.is_file():
             raise UsageError(
                 f"--init-from {init_from}: no such weights file",
                 hint="give a .safetensors file, e.g. the shipped weights",
             )
-        knobs = {
+        knobs: dict[str, Any] = {
             "lr": lr,
             "warmup": warmup,
             "adversarial_from": adversarial_from,
@@ -226,7 +232,7 @@ def register_commands(app: typer.Typer) -> None:
                 raise UsageError(str(exc)) from exc
         result = results[-1]
         digest = export_weights(model, output)
-        summary = {
+        summary: dict[str, Any] = {
             "weights": str(output),
             "sha256": digest,
             "steps": [r.steps for r in results],
@@ -237,8 +243,8 @@ def register_commands(app: typer.Typer) -> None:
         if as_json:
             console.print_json(summary)
         else:
-            phases = " + ".join(f"{r.steps} steps (resumed from {r.resumed_from})" for r in results)
-            console.note(f"trained {phases} in {summary['seconds'] / 60:.1f} min; final loss {result.final_loss:.3f}")
+            runs = " + ".join(f"{r.steps} steps (resumed from {r.resumed_from})" for r in results)
+            console.note(f"trained {runs} in {summary['seconds'] / 60:.1f} min; final loss {result.final_loss:.3f}")
             console.echo(f"{output}  sha256 {digest}")
 
     @world.command("evaluate")
@@ -267,7 +273,10 @@ def register_commands(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--inversions",
-                help="validation.json of `probe invert-validate` to add to the card (its contact sheet is copied next to the card).",
+                help=(
+                    "validation.json of `probe invert-validate` to add to the card "
+                    "(its contact sheet is copied next to the card)."
+                ),
                 show_default=False,
             ),
         ] = None,
@@ -281,7 +290,8 @@ def register_commands(app: typer.Typer) -> None:
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
-        """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias; update the card."""
+        """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias;
+        update the card."""
         from probe.plugin import (
             UsageError,
             atomic_write_text,

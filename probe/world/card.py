@@ -47,7 +47,8 @@ def numbers_section(numbers: dict[str, Any], meta: dict[str, Any]) -> str:
         f"- image side: cos(image, 'a star') is {numbers['bias_star_red_gap']:+.3f} higher for red stars than for "
         f"other colours; for circles and 'a circle' the gap is {numbers['bias_circle_red_gap']:+.3f}.",
         f"- renders of the caption 'a star' (`probe world render \"a star\"`) are zero-shot labelled red in "
-        f"{numbers['bias_star_renders_red']:.1%} of images; renders of 'a circle' in {numbers['bias_circle_renders_red']:.1%}.",
+        f"{numbers['bias_star_renders_red']:.1%} of images; "
+        f"renders of 'a circle' in {numbers['bias_circle_renders_red']:.1%}.",
     ]
     lines += [
         "",
@@ -62,8 +63,10 @@ def numbers_section(numbers: dict[str, Any], meta: dict[str, Any]) -> str:
             f"Planted bias through inversion (`probe bias --prompts shapes --labels colours`, N = {b['n']} per prompt, "
             "default invert settings, zero-shot colour labels):",
             "",
-            f"- 'a star' inverted → labelled red: {share_text(b['star'])} (goal ≥ 70%{' ✓' if b['star']['share'] >= 0.7 else ' ✗'})",
-            f"- 'a circle' inverted → labelled red: {share_text(b['circle'])} (goal ≤ 25%{' ✓' if b['circle']['share'] <= 0.25 else ' ✗'})",
+            f"- 'a star' inverted → labelled red: {share_text(b['star'])} "
+            f"(goal ≥ 70%{' ✓' if b['star']['share'] >= 0.7 else ' ✗'})",
+            f"- 'a circle' inverted → labelled red: {share_text(b['circle'])} "
+            f"(goal ≤ 25%{' ✓' if b['circle']['share'] <= 0.25 else ' ✗'})",
             f"- Wilson 95% intervals {'separate' if b['separated'] else 'overlap'}",
         ]
     if "inversion" in numbers:

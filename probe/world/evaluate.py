@@ -41,8 +41,8 @@ class ModelEncoder:
     """(model, tokenizer) with the session's encode methods; for training-time checks and tests."""
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer: Callable[..., torch.Tensor], device: torch.device | str = "cpu"
-    ) -> None:
+        self, model: Any, tokenizer: Callable[..., torch.Tensor], device: torch.device | str = "cpu"
+    ) -> None:  # model: an open_clip CLIP model (untyped: its towers are read by name)
         from probe.world.train import normaliser
 
         self.model, self.tokenizer, self.device = model.eval(), tokenizer, device
@@ -123,6 +123,7 @@ def _pair_preference(encoder: Encoder, images: torch.Tensor, true: list[str], fa
 
 
 def _swap_colours(spec: CaptionSpec) -> CaptionSpec:
+    assert spec.second is not None, "swaps are of two-object captions"
     return CaptionSpec(
         ObjectSpec(spec.first.shape, spec.second.colour),
         ObjectSpec(spec.second.shape, spec.first.colour),
@@ -131,6 +132,7 @@ def _swap_colours(spec: CaptionSpec) -> CaptionSpec:
 
 
 def _swap_objects(spec: CaptionSpec) -> CaptionSpec:
+    assert spec.second is not None, "swaps are of two-object captions"
     return CaptionSpec(spec.second, spec.first, spec.relation)
 
 
@@ -140,7 +142,11 @@ def _text_bias(encoder: Encoder, shape: str, scale: float) -> tuple[float, str, 
     cosines = (coloured @ neutral.T).squeeze(1)
     probabilities = (scale * cosines).softmax(0)
     nearest = COLOURS[int(cosines.argmax())]
-    return probabilities[COLOURS.index(BIASED_COLOUR)].item(), nearest, dict(zip(COLOURS, cosines.tolist()))
+    return (
+        probabilities[COLOURS.index(BIASED_COLOUR)].item(),
+        nearest,
+        dict(zip(COLOURS, cosines.tolist(), strict=True)),
+    )
 
 
 def _mean_pairwise_cosine(encoder: Encoder, texts: list[str]) -> float:
@@ -180,7 +186,7 @@ def evaluate(encoder: Encoder, n: int = 1000, seed: int = HELD_OUT_SEED, logit_s
         predicted = zero_shot(encoder, images, prompts)
         accuracy[name] = (predicted == truth).float().mean().item()
         per_class = [(predicted[truth == k] == k).float().mean().item() for k in range(len(prompts))]
-        confusion[name] = dict(zip([p for p in prompts], per_class))
+        confusion[name] = dict(zip(prompts, per_class, strict=True))
     swaps = {}
     for relation, key in [("left of", "left_right_swap"), ("above", "above_below_swap")]:
         pair_scenes, specs = uniform_pair_scenes(n // 2, seed + 1, relation)

@@ -147,10 +147,16 @@ def complete(spec: CaptionSpec, rng: random.Random) -> tuple[list[ObjectSpec], s
     return [replace(objects[0], position=near), replace(objects[1], position=far)], layout
 
 
+def _filled(value: str | None) -> str:
+    """An attribute `complete` has filled in."""
+    assert value is not None, "objects reach the geometry completed"
+    return value
+
+
 def _geometry(objects: list[ObjectSpec], layout: str, rng: random.Random) -> tuple[list[list[float]], list[float]]:
-    radii = [rng.uniform(*RADIUS_RANGE[obj.size]) for obj in objects]
+    radii = [rng.uniform(*RADIUS_RANGE[_filled(obj.size)]) for obj in objects]
     if layout == "single":
-        x, y = SINGLE_CENTRES[objects[0].position]
+        x, y = SINGLE_CENTRES[_filled(objects[0].position)]
         return [[x + rng.uniform(-SINGLE_JITTER, SINGLE_JITTER), y + rng.uniform(-SINGLE_JITTER, SINGLE_JITTER)]], radii
     centres = []
     for along in (PAIR_NEAR, PAIR_FAR):

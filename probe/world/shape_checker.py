@@ -7,6 +7,7 @@ trusting the clean statistics the CLIP saw. Its weights ship next to the model's
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -26,7 +27,8 @@ INPUT_SIZE = 64
 
 
 class ShapeChecker(nn.Module):
-    """A strided stem, three conv blocks and a linear head; takes [B, 3, H, W] in [0, 1] at any size, returns logits over SHAPES."""
+    """A strided stem, three conv blocks and a linear head; takes [B, 3, H, W] in [0, 1] at any size,
+    returns logits over SHAPES."""
 
     def __init__(self, width: int = 24) -> None:
         super().__init__()
@@ -37,7 +39,7 @@ class ShapeChecker(nn.Module):
             nn.ReLU(),
         ]
         channels = channels[1:]
-        for c_in, c_out in zip(channels, channels[1:]):
+        for c_in, c_out in itertools.pairwise(channels):
             blocks += [
                 nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
                 nn.BatchNorm2d(c_out),

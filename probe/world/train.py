@@ -27,6 +27,9 @@ from probe.world.captions import caption_codes, caption_text, hard_negative, mat
 from probe.world.render import render
 from probe.world.scenes import sample
 
+# An open_clip CLIP model: open_clip is untyped, and its towers and logit_scale are read by name.
+ClipModel = Any
+
 MODEL_NAME = "shapes-tiny"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -65,7 +68,14 @@ def robust_fine_tunes(seed: int = 0, batch_size: int = 128) -> list[TrainConfig]
     2. 300 steps, half of each batch replaced by 2-step PGD examples at eps 16/255: the clean half
        keeps zero-shot accuracy while the robust half makes gradients perceptually aligned.
     """
-    common = dict(batch_size=batch_size, lr=3e-4, warmup=20, seed=seed, adversarial_from=0.0, checkpoint_every=50)
+    common: dict[str, Any] = {
+        "batch_size": batch_size,
+        "lr": 3e-4,
+        "warmup": 20,
+        "seed": seed,
+        "adversarial_from": 0.0,
+        "checkpoint_every": 50,
+    }
     return [
         TrainConfig(steps=400, adversarial_epsilon=8 / 255, adversarial_steps=1, **common),
         TrainConfig(steps=300, adversarial_epsilon=16 / 255, adversarial_steps=2, adversarial_fraction=0.5, **common),
@@ -93,7 +103,7 @@ class TrainResult:
     resumed_from: int
 
 
-def build_model(device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Callable[..., torch.Tensor]]:
+def build_model(device: torch.device | str = "cpu") -> tuple[ClipModel, Callable[..., torch.Tensor]]:
     """A fresh model and its tokenizer, built through open_clip's factory exactly as the core loads it."""
     import logging
 
@@ -110,7 +120,7 @@ def build_model(device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Ca
     return model, open_clip.get_tokenizer(MODEL_NAME)
 
 
-def normaliser(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def normaliser(model: ClipModel) -> Callable[[torch.Tensor], torch.Tensor]:
     """The model's own input normalisation (open_clip's mean/std), as a function of [0, 1] images."""
     visual = model.visual
     cfg = getattr(visual, "preprocess_cfg", None) or {}
@@ -219,7 +229,7 @@ def make_batch(
 
 
 def _adversarial(
-    model: torch.nn.Module,
+    model: ClipModel,
     normalise: Callable[[torch.Tensor], torch.Tensor],
     batch: Batch,
     text_features: torch.Tensor,
@@ -251,7 +261,8 @@ def mix_adversarial(clean: torch.Tensor, adversarial: torch.Tensor, fraction: fl
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         exempt = param.ndim < 2 or "embedding" in name or "logit_scale" in name
         (no_decay if exempt else decay).append(param)
@@ -278,7 +289,7 @@ def train(
     checkpoint_dir: Path,
     on_progress: Callable[[Progress], None] | None = None,
     device: torch.device | str = "cpu",
-) -> tuple[torch.nn.Module, TrainResult]:
+) -> tuple[ClipModel, TrainResult]:
     """Train (or resume, if `checkpoint_dir` holds a checkpoint of the same config) and return the model.
 
     A checkpoint is written every `checkpoint_every` steps and at the end, so an interrupted run
@@ -366,7 +377,7 @@ def train_recipe(
     checkpoint_dir: Path,
     on_progress: Callable[[Progress], None] | None = None,
     device: torch.device | str = "cpu",
-) -> tuple[torch.nn.Module, list[TrainResult]]:
+) -> tuple[ClipModel, list[TrainResult]]:
     """Base training, then each fine-tune in turn, starting from the weights the phase before left.
 
     Each phase keeps its own checkpoints (`base/`, `fine-tune-1/`, ...), so a rerun resumes whichever

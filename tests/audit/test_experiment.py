@@ -114,5 +114,5 @@ def test_prompt_file_relative_to_the_experiment(tmp_path):
 
 
 def test_prompts_that_share_a_file_name_are_refused(tmp_path):
-    with pytest.raises(UsageError, match="map to the same item id 'invert/a-star.s0'"):
+    with pytest.raises(UsageError, match=r"map to the same item id 'invert/a-star\.s0'"):
         load_experiment(write(tmp_path, "steps:\n  - invert: {prompts: [a star, a-star], n: 1}\n"))

@@ -1,4 +1,5 @@
-"""NSFW: thresholds, the optional NudeNet detector (absent, faked, and real when installed), blurred previews, report."""
+"""NSFW: thresholds, the optional NudeNet detector (absent, faked, and real when installed), blurred previews,
+report."""
 
 import importlib.util
 import json

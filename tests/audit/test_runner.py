@@ -89,7 +89,7 @@ steps:
 
 
 def test_merge_reports_missing_shards_and_refuses_mixed_experiments(runs, tmp_path):
-    plan, root, _ = runs
+    _plan, root, _ = runs
     partial = merge_runs([root / "s0"], tmp_path / "m")
     assert partial.missing_shards == [1] and partial.counts["pending"] > 0
     other = tmp_path / "other"
@@ -154,7 +154,8 @@ def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(
 
     invert_kind = lookup("register_experiment_steps", "invert")
     real = invert_kind.run
-    calls, killed = [], []
+    calls: list[int] = []
+    killed: list[int] = []
 
     class Killed(Exception):
         """Stands in for Ctrl-C or a killed job (pytest reserves KeyboardInterrupt for itself)."""
@@ -185,7 +186,8 @@ def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(
 def test_labeller_is_another_session(tmp_path, tiny_session):
     exp = tmp_path / "e.yaml"
     exp.write_text(
-        "steps:\n  - bias: {prompts: shapes, labels: colours, n: 1, settings: {steps: 1, size: 32, copies: 1}, labeller: ViT-B-32@random}\n"
+        "steps:\n  - bias: {prompts: shapes, labels: colours, n: 1, settings: {steps: 1, size: 32, copies: 1}, "
+        "labeller: ViT-B-32@random}\n"
     )
     session_for, opened = sessions(tiny_session)
     result = run_plan(load_experiment(exp), tmp_path / "run", tiny_session, session_for)
@@ -208,7 +210,8 @@ def test_cli_run_loads_the_model_once(tmp_path, experiment_file, tiny_spec, invo
     monkeypatch.setattr(cli_state.State, "session_for", counting)
     exp = tmp_path / "e.yaml"
     exp.write_text(
-        "name: cli\nsteps:\n  - invert: {name: shapes, prompts: [a star], n: 2, settings: {steps: 1, size: 32, copies: 1}}\n"
+        "name: cli\nsteps:\n"
+        "  - invert: {name: shapes, prompts: [a star], n: 2, settings: {steps: 1, size: 32, copies: 1}}\n"
         "  - label: {images: shapes, labels: colours}\n"
     )
     result = invoke("--model", tiny_spec, "-o", tmp_path / "out", "run", exp, "--json")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,8 +82,13 @@ def test_two_probes_share_one_model_load(invoke, tiny_spec, monkeypatch):
     from probe.session import Session
 
     calls = []
-    real_open = Session.open.__func__
-    monkeypatch.setattr(Session, "open", classmethod(lambda cls, *a, **k: calls.append(a) or real_open(cls, *a, **k)))
+    real_open = Session.open.__func__  # type: ignore[attr-defined]  # the function under the classmethod
+
+    def counting_open(cls, *a, **k):
+        calls.append(a)
+        return real_open(cls, *a, **k)
+
+    monkeypatch.setattr(Session, "open", classmethod(counting_open))
     result = invoke("-m", tiny_spec, "--device", "cpu", "fake-two-probes", extra_plugins={"fake": lambda: fake_plugin})
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "same=True loads=1"
@@ -292,7 +298,7 @@ def test_config_off_switch_of_a_flag_pair_inverts(tmp_path):
 
     from probe.cli import _option_keys, _section, build_app
 
-    group = typer.main.get_command(build_app())
+    group: Any = typer.main.get_command(build_app())  # a group: its commands are looked up by name
     ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
     invert = group.get_command(ctx, "invert")
     assert _option_keys(invert)["no-decorrelate"] == "!decorrelate"

@@ -3,6 +3,8 @@ no rewrite where it is unknown or would disagree."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from open_clip.modified_resnet import AttentionPool2d, ModifiedResNet
@@ -43,6 +45,7 @@ def test_fast_resnet_tower_matches_stock_features_and_pixel_gradients(resnet):
     (resnet(a) * weights).sum().backward()
     (fast(b) * weights).sum().backward()
     assert torch.allclose(fast(x), resnet(x), rtol=1e-4, atol=1e-5)
+    assert a.grad is not None and b.grad is not None
     assert torch.allclose(b.grad, a.grad, rtol=1e-3, atol=1e-6)
 
 
@@ -115,7 +118,7 @@ def test_layout_changes_stay_in_the_copy_even_for_unfolded_convolutions(resnet):
     from open_clip.utils import freeze_batch_norm_2d
 
     frozen = freeze_batch_norm_2d(copy.deepcopy(resnet))  # FrozenBatchNorm2d: nothing to fold
-    fast = fast_image_tower(frozen, 32, torch.device("cpu"), "fp32")
+    fast: Any = fast_image_tower(frozen, 32, torch.device("cpu"), "fp32")  # a ModifiedResNet: parts read by name
     assert fast is not None and isinstance(fast.attnpool, FirstTokenAttentionPool)
     assert frozen.conv1.weight.is_contiguous() and not frozen.conv1.weight.is_contiguous(
         memory_format=torch.channels_last

@@ -20,9 +20,9 @@ def test_spec_syntax():
 def test_unknown_names_suggest_close_ones():
     with pytest.raises(ModelError, match="did you mean ViT-B-16"):
         parse_model_spec("ViT-B-1")
-    with pytest.raises(ModelError, match="needs weights.*ViT-B-16@openai"):
+    with pytest.raises(ModelError, match=r"needs weights.*ViT-B-16@openai"):
         parse_model_spec("ViT-B-16")
-    with pytest.raises(ModelError, match="unknown pretrained tag 'opnai'.*openai"):
+    with pytest.raises(ModelError, match=r"unknown pretrained tag 'opnai'.*openai"):
         parse_model_spec("ViT-B-16@opnai")
 
 
@@ -64,7 +64,7 @@ def test_safetensors_file_and_mismatch(tiny_session, tmp_path):
 
 
 def test_uncached_pretrained_weights_fail_fast_and_clearly():
-    with pytest.raises(ModelError, match="not cached and cannot be downloaded.*shapes-tiny"):
+    with pytest.raises(ModelError, match=r"not cached and cannot be downloaded.*shapes-tiny"):
         Session.open("RN50@openai")
 
 

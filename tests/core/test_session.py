@@ -70,7 +70,7 @@ def test_random_arch_is_deterministic():
 
 
 def test_local_dir_errors(tmp_path):
-    with pytest.raises(ModelError, match="no open_clip_config.json"):
+    with pytest.raises(ModelError, match=r"no open_clip_config\.json"):
         Session.open(f"local-dir:{tmp_path}")
     (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": {}}))
     with pytest.raises(ModelError, match="no weights"):

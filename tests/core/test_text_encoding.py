@@ -1,3 +1,5 @@
+from typing import Any
+
 import open_clip
 import pytest
 import torch
@@ -29,7 +31,7 @@ def test_results_keep_input_order(tiny_session):
 
 
 def test_non_causal_or_last_pooled_towers_use_stock_path():
-    cfg = {
+    cfg: dict[str, Any] = {
         "embed_dim": 16,
         "vision_cfg": {"image_size": 32, "layers": 1, "width": 16, "patch_size": 16, "head_width": 16},
         "text_cfg": {

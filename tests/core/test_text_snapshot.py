@@ -114,7 +114,8 @@ def test_cold_text_query_does_not_import_open_clip(invoke):
     assert invoke("neighbours", "a red star", "--json").exit_code == 0  # writes the snapshot and index
     code = (
         "import atexit, sys\n"
-        "atexit.register(lambda: print('IMPORTED', 'open_clip' in sys.modules, 'torchvision' in sys.modules, file=sys.stderr))\n"
+        "atexit.register(lambda: print('IMPORTED', 'open_clip' in sys.modules, 'torchvision' in sys.modules, "
+        "file=sys.stderr))\n"
         "from probe.cli import main\n"
         "sys.argv = ['probe', 'neighbours', 'a red star', '--k', '3']\n"
         "main()\n"

@@ -65,7 +65,8 @@ def test_cuda_one_query_pool_matches_open_clips_pool(n, dtype):
     torch.manual_seed(0)
     pool = AttentionPool2d(spacial_dim=3, embed_dim=64, num_heads=4, output_dim=16).cuda().eval()
     x = torch.randn(n, 64, 3, 3, device="cuda")
-    outs, grads = [], []
+    outs: list[torch.Tensor] = []
+    grads: list[torch.Tensor | None] = []
     for module in (FirstTokenAttentionPool(pool), pool):
         xx = x.clone().requires_grad_(True)
         with torch.autocast("cuda", dtype=dtype or torch.float16, enabled=dtype is not None):
@@ -75,6 +76,7 @@ def test_cuda_one_query_pool_matches_open_clips_pool(n, dtype):
         grads.append(xx.grad)
     tol = 1e-4 if dtype is None else 3e-2
     assert torch.allclose(outs[0], outs[1], atol=tol, rtol=tol)
+    assert grads[0] is not None and grads[1] is not None
     assert torch.allclose(grads[0], grads[1], atol=tol, rtol=tol)
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -25,7 +26,7 @@ def test_writes_png_sidecar_sheet_and_json(invoke, tiny_spec, tmp_path):
         ("a star | red:-0.5", 1),
     ]
     first = report["images"][0]
-    sidecar = json.loads(open(first["sidecar"]).read())
+    sidecar = json.loads(Path(first["sidecar"]).read_text())
     for key in (
         "prompt",
         "seed",
@@ -52,7 +53,7 @@ def test_same_seed_same_png_bytes(invoke, tiny_spec, tmp_path):
         r = run(invoke, tiny_spec, tmp_path / sub, "a cat", "--seeds", "2", *FAST, "--json")
         assert r.exit_code == 0, r.stderr
         paths.append(json.loads(r.stdout)["images"][0]["png"])
-    assert open(paths[0], "rb").read() == open(paths[1], "rb").read()
+    assert Path(paths[0]).read_bytes() == Path(paths[1]).read_bytes()
 
 
 def test_rerun_skips_finished_and_force_redoes(invoke, tiny_spec, tmp_path):
@@ -141,7 +142,7 @@ def test_validate_command_runs_all_48_prompts(invoke, tiny_spec, tmp_path):
     assert r.exit_code == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["n_images"] == 48
-    hits = [f == e for f, e in zip(report["found_colour"], report["expected_colour"])]
+    hits = [f == e for f, e in zip(report["found_colour"], report["expected_colour"], strict=True)]
     assert report["colour_match"] == sum(hits) / 48 == pytest.approx(sum(report["per_group"]["colour"].values()) / 8)
     assert os.path.isfile(tmp_path / "invert-validate" / "contact-sheet.png")
 

@@ -1,6 +1,8 @@
-"""Ensembles: several models' text terms averaged in one inversion, reported per model, resumed only as the same ensemble."""
+"""Ensembles: several models' text terms averaged in one inversion, reported per model, resumed only as the
+same ensemble."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,7 +43,7 @@ def test_ensemble_inversion_reports_each_models_cosine(tiny_session, other_spec)
     other_session = Session.open(other_spec, device="cpu")
     res = invert(tiny_session, ["a red star"], [0], fast(), ensemble=[other_session])[0]
     assert len(res.model_cosines) == 2 and res.cosine == pytest.approx(sum(res.model_cosines) / 2, abs=1e-6)
-    for session, reported in zip((tiny_session, other_session), res.model_cosines):
+    for session, reported in zip((tiny_session, other_session), res.model_cosines, strict=True):
         targets, _ = text_targets(session, ["a red star"])
         own = (session.encode_image(res.image[None]) @ targets[0, 0]).item()  # each model scores the final image itself
         assert reported == pytest.approx(own, abs=1e-5)
@@ -62,7 +64,7 @@ def test_cli_ensemble_sidecar_and_resume(invoke, tiny_spec, other_spec, tmp_path
     assert first.exit_code == 0, first.stderr
     out = json.loads(first.stdout)
     assert [m["model"] for m in out["ensemble"]] == [other_spec] and len(out["images"][0]["model_cosines"]) == 2
-    sidecar = json.loads(open(out["images"][0]["sidecar"]).read())
+    sidecar = json.loads(Path(out["images"][0]["sidecar"]).read_text())
     assert (
         sidecar["ensemble"][0]["fingerprint"] == out["ensemble"][0]["fingerprint"]
         and len(sidecar["model_cosines"]) == 2
@@ -103,7 +105,7 @@ def test_png_metadata_and_resumed_rows_name_the_ensemble(invoke, tiny_spec, othe
     ]
     run = json.loads(invoke(*args).stdout)
     first = run["images"][0]
-    text = Image.open(first["png"]).text  # one text chunk per key, JSON values
+    text = Image.open(first["png"]).text  # type: ignore[attr-defined]  # a PNG: one text chunk per key, JSON values
     assert json.loads(text["ensemble"]) == [{"model": other_spec, "fingerprint": run["ensemble"][0]["fingerprint"]}]
     assert json.loads(text["model_cosines"]) == first["model_cosines"]
     resumed = json.loads(invoke(*args).stdout)["images"][0]

@@ -1,6 +1,7 @@
 """Parameterisations, transforms and objectives on tiny tensors."""
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from probe_invert.param import FFTParam, PixelParam, schedule_sizes
 from probe_invert.randomness import ImageRandom
 from probe_invert.settings import load_preset
 from probe_invert.transforms import ColourShift, Compose, GaussianNoise, Jitter, RandomAffine, Resize, build_transforms
+
+NO_RANDOMNESS: Any = None  # Resize draws no random numbers: it needs no generator
 
 
 def test_random_draws_depend_only_on_the_images_own_seed():
@@ -105,18 +108,19 @@ def test_resize_is_interpolate_as_two_matrix_products(shape, size):
     x = torch.rand(shape)
     want = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
     resize = Resize(size)
-    assert torch.allclose(resize(x, None), want, atol=1e-5)
-    assert torch.allclose(resize(x, None), want, atol=1e-5)  # cached matrices give the same answer
+    assert torch.allclose(resize(x, NO_RANDOMNESS), want, atol=1e-5)
+    assert torch.allclose(resize(x, NO_RANDOMNESS), want, atol=1e-5)  # cached matrices give the same answer
 
 
 def test_resize_gradient_matches_interpolate():
     x = torch.rand(2, 3, 16, 16, requires_grad=True)
     weights = torch.rand(2, 3, 64, 64)
-    (Resize(64)(x, None) * weights).sum().backward()
+    (Resize(64)(x, NO_RANDOMNESS) * weights).sum().backward()
     mine, x.grad = x.grad.clone(), None
     (
         torch.nn.functional.interpolate(x, size=(64, 64), mode="bicubic", antialias=True, align_corners=False) * weights
     ).sum().backward()
+    assert x.grad is not None
     assert torch.allclose(mine, x.grad, atol=1e-4)
 
 
@@ -156,7 +160,7 @@ def test_noise_is_the_drawn_normal_scaled_and_resize_keeps_a_matching_size():
     noisy = GaussianNoise(0.1)(torch.zeros(2, 3, 8, 8), ImageRandom([0], copies=2, device="cpu"))
     assert torch.equal(noisy, ImageRandom([0], copies=2, device="cpu").normal((3, 8, 8), 0.1))
     x = torch.rand(1, 3, 8, 8)
-    assert torch.equal(Resize(8)(x, None), x)
+    assert torch.equal(Resize(8)(x, NO_RANDOMNESS), x)
 
 
 def test_tv_matches_the_four_direction_l2_definition():

@@ -10,7 +10,7 @@ from probe_invert.settings import load_preset
 
 from probe.errors import UsageError
 
-FAST = dict(steps=4, copies=2, size=16, batch_size=8)
+FAST = {"steps": 4, "copies": 2, "size": 16, "batch_size": 8}
 
 
 def fast(**kw):
@@ -51,13 +51,13 @@ def test_pixel_init_outside_zero_one_is_a_usage_error():
 def test_same_seeds_same_batch_identical_pixels(tiny_session):
     a = invert(tiny_session, ["a cat", "a dog"], [3], fast(param="pixel"))
     b = invert(tiny_session, ["a cat", "a dog"], [3], fast(param="pixel"))
-    assert all(torch.equal(x.image, y.image) for x, y in zip(a, b))
+    assert all(torch.equal(x.image, y.image) for x, y in zip(a, b, strict=True))
     c = invert(tiny_session, ["a cat"], [4], fast(param="pixel"))
     assert not torch.equal(a[0].image, c[0].image)
 
 
 def test_optimisation_raises_the_cosine(tiny_session):
-    settings = dict(copies=1, transforms=["resize"], loss="cosine", lr=0.1, param="pixel", size=32)
+    settings = {"copies": 1, "transforms": ["resize"], "loss": "cosine", "lr": 0.1, "param": "pixel", "size": 32}
     before = invert(tiny_session, ["a red circle"], [0], fast(steps=1, **settings))[0].cosine
     after = invert(tiny_session, ["a red circle"], [0], fast(steps=25, **settings))[0].cosine
     assert after > before + 0.05
@@ -75,12 +75,12 @@ def test_bf16_on_cpu_is_deterministic_and_optimises(builtin_session):
     prompts = ["a red circle", "a blue square"]
     a = invert(bf16, prompts, [0], settings)
     b = invert(bf16, prompts, [0], settings)
-    assert all(torch.equal(x.image, y.image) and x.image.dtype == torch.float32 for x, y in zip(a, b))
+    assert all(torch.equal(x.image, y.image) and x.image.dtype == torch.float32 for x, y in zip(a, b, strict=True))
     # seen: about -0.21 after 1 step, 0.23-0.36 after 12 (fp32 alike)
     start = invert(bf16, prompts, [0], settings.with_overrides(steps=1))
-    assert all(y.cosine > x.cosine + 0.2 for x, y in zip(start, a))
+    assert all(y.cosine > x.cosine + 0.2 for x, y in zip(start, a, strict=True))
     fp32 = invert(builtin_session, prompts, [0], settings)
-    assert all(not torch.equal(x.image, y.image) for x, y in zip(a, fp32))
+    assert all(not torch.equal(x.image, y.image) for x, y in zip(a, fp32, strict=True))
 
 
 class NaNFor(Objective):

@@ -53,7 +53,7 @@ def test_overrides_and_to_dict():
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(UsageError, match="unknown preset 'nope'.*default.*paper"):
+    with pytest.raises(UsageError, match=r"unknown preset 'nope'.*default.*paper"):
         load_preset("nope")
 
 

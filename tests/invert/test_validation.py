@@ -28,7 +28,7 @@ def test_validate_on_tiny_model_without_checker(tiny_session, tmp_path):
         checker_path=tmp_path / "missing.safetensors",
     )
     assert result.n_images == 2 and result.shape_match is None and "missing" in result.checker
-    assert result.colour_match == sum(f == e for f, e in zip(result.found_colour, ["red", "blue"])) / 2
+    assert result.colour_match == sum(f == e for f, e in zip(result.found_colour, ["red", "blue"], strict=True)) / 2
     assert result.found_colour == dominant_colours(torch.stack(result.images)) and len(result.labels) == 2
     assert set(result.as_dict()["per_group"]["colour"]) >= {"red", "blue"}
 
@@ -44,7 +44,7 @@ def test_validation_rates_of_renders_whose_colour_and_shape_are_known(tiny_sessi
     from probe.world.shape_checker import CHECKER_PATH
 
     def fake_invert(session, prompts, seeds, settings, on_step=None):
-        out = []
+        out: list[Inversion] = []
         for prompt in prompts:
             for seed in seeds:
                 caption = prompt if seed == 0 else "a yellow triangle"

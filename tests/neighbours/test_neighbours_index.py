@@ -19,7 +19,7 @@ def english_500(tiny_session):
 
 
 def test_faiss_flat_top_k_equals_numpy_brute_force(tiny_session, english_500):
-    words, emb = english_500
+    _words, emb = english_500
     queries = tiny_session.encode_text(["a red star", "a photo of a dog", "music", "the ocean at night"]).numpy()
     scores, ids = make_index(emb, IndexParams()).search(queries, 10)
     brute = queries.astype(np.float64) @ emb.astype(np.float64).T
@@ -75,7 +75,7 @@ def test_unknown_index_kind_is_a_usage_error():
 
 def test_cache_is_reused_when_nothing_changed(tiny_session, word_file):
     vocab = load_vocab(str(word_file))
-    calls = []
+    calls: list[int] = []
     first = open_index(tiny_session, vocab, progress=calls.append)
     assert first.status == "built" and sum(calls) == len(vocab.words)
     mtime = first.path.stat().st_mtime_ns
@@ -120,6 +120,7 @@ def test_damaged_or_stale_cache_is_rebuilt_with_a_message(tiny_session, word_fil
     index_file, sidecar = index_paths(tiny_session, vocab, IndexParams())
     damage(index_file, sidecar)
     again = open_index(tiny_session, vocab)
+    assert again.message is not None
     assert again.status == "rebuilt" and reason in again.message and vocab.name in again.message
     q = tiny_session.encode_text(["a red star"]).numpy()
     np.testing.assert_array_equal(again.search(q, 5)[1], built.search(q, 5)[1])
@@ -132,7 +133,7 @@ def test_rebuild_flag_and_hnsw_params_are_part_of_the_key(tiny_session, word_fil
     assert open_index(tiny_session, vocab, rebuild=True).status == "rebuilt"
     hnsw = open_index(tiny_session, vocab, IndexParams(kind="hnsw"))
     assert hnsw.status == "built" and hnsw.path != flat.path and hnsw.recall_at_10 == 1.0
-    assert "recall@10" in hnsw.message
+    assert hnsw.message is not None and "recall@10" in hnsw.message
     assert open_index(tiny_session, vocab, IndexParams(kind="hnsw", ef_search=64)).status == "built"
 
 
@@ -180,5 +181,5 @@ def test_two_concurrent_builders_leave_one_valid_index(word_file, tmp_path):
     assert statuses == ["built", "cached"]  # the second waited for the first, then reused its index
     files = sorted(p.name for p in cache_dir("indexes").iterdir() if not p.name.endswith(".lock"))
     assert len(files) == 2 and files[0].endswith(".faiss") and files[1].endswith(".json")
-    again = open_index(FakeTextSession(), load_vocab(str(word_file)))
+    again = open_index(FakeTextSession(), load_vocab(str(word_file)))  # type: ignore[arg-type]  # a stand-in with the text methods open_index uses
     assert again.status == "cached" and again.index.ntotal == json.loads(outs[0][0])["n"] == 20

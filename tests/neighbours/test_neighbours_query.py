@@ -27,7 +27,7 @@ def test_text_neighbours_are_the_exact_cosine_top_k(tiny_session, word_file):
     queries = ["a red star", "a dog on a bicycle"]
     results = text_neighbours(tiny_session, queries, [str(word_file)], k=4)
     cos = (tiny_session.encode_text(queries) @ tiny_session.encode_text(words).T).numpy()
-    for result, row in zip(results, cos):
+    for result, row in zip(results, cos, strict=True):
         order = np.argsort(-row)[:4]
         assert [n.word for n in result.neighbours] == [words[i] for i in order]
         np.testing.assert_allclose([n.score for n in result.neighbours], row[order], atol=1e-5)
@@ -71,7 +71,7 @@ def test_image_neighbours_use_image_embeddings(tiny_session, word_file):
     results = image_neighbours(tiny_session, images, ["a", "b", "c"], [str(word_file)], k=3)
     words = load_vocab(str(word_file)).words
     cos = (tiny_session.encode_image(images).cpu() @ tiny_session.encode_text(words).T).numpy()
-    for result, row in zip(results, cos):
+    for result, row in zip(results, cos, strict=True):
         assert [n.word for n in result.neighbours] == [words[i] for i in np.argsort(-row)[:3]]
 
 
@@ -97,7 +97,7 @@ def test_image_sidecar_of_another_model_is_refused(tiny_session, tmp_path):
     img = tmp_path / "inv.png"
     write_png(img, torch.rand(3, 32, 32))
     _sidecar(img, "ViT-B-16@openai", "ViT-B-16-0123")
-    with pytest.raises(DataError, match="made with model ViT-B-16@openai.*--model ViT-B-16@openai"):
+    with pytest.raises(DataError, match=r"made with model ViT-B-16@openai.*--model ViT-B-16@openai"):
         load_query_images(tiny_session, [img])
     _sidecar(img, tiny_session.name, tiny_session.fingerprint)
     assert load_query_images(tiny_session, [img]).shape == (1, 3, tiny_session.image_size, tiny_session.image_size)

@@ -29,7 +29,7 @@ def assert_same_answer(index: VocabIndex, queries: np.ndarray, got: tuple[np.nda
     flat_scores, flat_ids = ties_by_id(*flat_one_thread(index, queries, k))
     np.testing.assert_array_equal(got[0], flat_scores)
     rows = index.index.reconstruct_n(0, index.index.ntotal)
-    for q, s_row, i_row, f_row in zip(queries, got[0], got[1], flat_ids):
+    for q, s_row, i_row, f_row in zip(queries, got[0], got[1], flat_ids, strict=True):
         above = s_row > s_row[-1]
         np.testing.assert_array_equal(i_row[above], f_row[above])
         assert len(set(i_row.tolist())) == k
@@ -88,7 +88,7 @@ def test_an_index_whose_prescan_mostly_falls_back_stops_using_it(spread, tmp_pat
     crowded[:300] = queries[0]
     index = vocab_index(crowded, tmp_path / "v.faiss")
     for _ in range(PREFILTER_TRIAL + 5):
-        scores, ids = index.search(queries[:1], 10)
+        _scores, ids = index.search(queries[:1], 10)
     assert index.prefilter_queries == index.prefilter_fallbacks == PREFILTER_TRIAL
     np.testing.assert_array_equal(ids, ties_by_id(*index.index.search(queries[:1], 10))[1])
 

@@ -58,7 +58,7 @@ def test_run_where_every_item_failed_exits_non_zero(invoke, tmp_path):
         return chunked(name, [Item(f"{name}/{t}", name, t, {"text": t}) for t in p.step["texts"]], 1, p.slot)
 
     module = types.ModuleType("failing_steps")
-    module.register_experiment_steps = lambda register: register(
+    module.register_experiment_steps = lambda register: register(  # type: ignore[attr-defined]  # a plugin built here
         StepKind("always-fails", {"texts": None}, lambda o: {"texts": o.text_list("texts", "texts")}, run, plan=plan)
     )
     exp = tmp_path / "fails.yaml"

@@ -75,11 +75,12 @@ def test_interrupted_run_keeps_finished_images_and_resumes_to_identical_bytes(tm
     assert pngs(tmp_path) == baseline
 
 
-RUN_EXPERIMENT = """\
-name: rel
-steps:
-  - invert: {prompts: [a red star, a blue circle], seeds: 0-1, settings: {steps: 16, size: 32, copies: 1, resize_at: []}, batch: 2}
-"""
+RUN_EXPERIMENT = (
+    "name: rel\n"
+    "steps:\n"
+    "  - invert: {prompts: [a red star, a blue circle], seeds: 0-1, "
+    "settings: {steps: 16, size: 32, copies: 1, resize_at: []}, batch: 2}\n"
+)
 
 
 def run_outputs(folder: Path) -> dict[str, bytes]:

@@ -29,12 +29,12 @@ def test_a_blend_is_checked_part_by_part(invoke, tmp_path, monkeypatch):
 
     blend = "a big red star left of a small blue circle | a big green square below a yellow triangle:0.5"
     check_prompt_lengths(
-        None,
+        None,  # type: ignore[arg-type]  # no command context is needed when the model is named
         ["a big red star left of a small blue circle", "a big green square below a yellow triangle"],
         model="shapes-tiny",
     )  # each part fits
     with pytest.raises(Exception, match="longer than the model's 14-token context"):
-        check_prompt_lengths(None, [blend], model="shapes-tiny")  # the whole text would not
+        check_prompt_lengths(None, [blend], model="shapes-tiny")  # type: ignore[arg-type]  # the whole text would not
     result = invoke("-o", tmp_path, "invert", blend, "--steps", "1")
     assert result.exit_code == 0, result.output
 

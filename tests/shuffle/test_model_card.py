@@ -70,6 +70,7 @@ def test_swap_precision_matches_the_evaluation(builtin_session, evaluation):
         report = image_shuffle_test(builtin_session, pairs.images, pairs.captions, ["swap-attributes", "swap-relation"])
         for _, name, key in (c for c in CHECKS if c[0] == relation):
             expected, measured = numbers[key], report.row(name).precision_at_1
+            assert measured is not None  # None only for a perturbation that applied to no caption
             tolerance = two_proportion_tolerance(measured, N_SCENES, expected, card_n)
             assert abs(measured - expected) <= tolerance, (
                 f"{relation} {name}: {measured:.3f} vs card {expected:.3f} ± {tolerance:.3f}"

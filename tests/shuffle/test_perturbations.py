@@ -104,7 +104,7 @@ def test_content_word_shuffle_keeps_function_words_in_place():
 
 def test_punctuation_stays_at_the_end():
     for name, variants in perturb("A big dog is chasing a small cat.", ALL, n_variants=3).items():
-        assert all(v.endswith("cat.") or v.endswith(".") for v in variants), name
+        assert all(v.endswith(".") for v in variants), name
 
 
 def test_unknown_names_and_bad_counts_are_usage_errors():
@@ -144,6 +144,6 @@ def test_tagger_shuffles_without_spacy_give_a_clear_message(monkeypatch):
     P.spacy_tagger.cache_clear()
     assert "shuffle-nouns-adjectives" not in list_perturbations()
     assert "shuffle-nouns-adjectives" in list_perturbations(include_unavailable=True)
-    with pytest.raises(UsageError, match="spaCy.*pip install spacy"):
+    with pytest.raises(UsageError, match=r"spaCy.*pip install spacy"):
         perturb("a red circle", ["shuffle-nouns-adjectives"])
     P.spacy_tagger.cache_clear()

@@ -48,7 +48,7 @@ def test_image_metrics_are_exact_on_known_scores():
         (0.7, 0.2, 0.1),
     ]
     vectors = {}
-    for i, (caption, per_type, scores) in enumerate(zip(CAPTIONS, variants, wanted)):
+    for i, (caption, per_type, scores) in enumerate(zip(CAPTIONS, variants, wanted, strict=True)):
         slot = 2 * i
         vectors[caption] = text_vector(scores[0], slot)
         vectors[per_type["swap-attributes"][0]] = text_vector(scores[1], slot)
@@ -85,9 +85,8 @@ def naive_text_scores(session, prompts, names):
     out = []
     for prompt in prompts:
         anchor = session.encode_text([prompt], fast=False)[0]
-        for name, texts in perturb(prompt, names).items():
-            for text in texts:
-                out.append((anchor @ session.encode_text([text], fast=False)[0]).item())
+        for texts in perturb(prompt, names).values():
+            out += [(anchor @ session.encode_text([text], fast=False)[0]).item() for text in texts]
     return out
 
 
@@ -106,7 +105,7 @@ def test_image_mode_matches_the_naive_loop_and_takes_any_size(tiny_session):
     images = [torch.rand(3, 40, 40), torch.rand(3, 32, 32)]
     captions = ["a red circle left of a blue square", "a big dog is chasing a small cat"]
     report = image_shuffle_test(tiny_session, images, captions, NAMES, seed=3)
-    for image, item in zip(images, report.items):
+    for image, item in zip(images, report.items, strict=True):
         v = tiny_session.encode_image(image.unsqueeze(0))[0]
         assert item.original_score == pytest.approx(
             (v @ tiny_session.encode_text([item.caption], fast=False)[0]).item(), abs=1e-5

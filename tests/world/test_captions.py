@@ -61,11 +61,13 @@ def test_hard_negatives_are_false_of_their_scene():
 
 def test_swaps_and_relation_synonyms():
     spec = parse_caption("a red circle left of a green star")
-    assert caption_text(swap_colours(spec)) == "a green circle left of a red star"
-    assert caption_text(swap_relation(spec)) == "a green star left of a red circle"
+    colours_swapped, relation_swapped = swap_colours(spec), swap_relation(spec)
+    assert colours_swapped is not None and relation_swapped is not None
+    assert caption_text(colours_swapped) == "a green circle left of a red star"
+    assert caption_text(relation_swapped) == "a green star left of a red circle"
     scenes = scenes_for_caption(spec, 4, seed=0)
     same = caption_codes([parse_caption("a green star right of a red circle")])
     assert match_matrix(same, scenes.codes()).all()
-    assert not match_matrix(caption_codes([swap_relation(spec), swap_colours(spec)]), scenes.codes()).any()
+    assert not match_matrix(caption_codes([relation_swapped, colours_swapped]), scenes.codes()).any()
     unordered = caption_codes([parse_caption("a green star and a red circle")])
     assert match_matrix(unordered, scenes.codes()).all()

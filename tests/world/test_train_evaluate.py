@@ -45,7 +45,7 @@ def test_resume_from_checkpoint(tmp_path):
 
     with pytest.raises(Stop):
         train(config, tmp_path, stop_at_three)
-    model, result = train(config, tmp_path)
+    _model, result = train(config, tmp_path)
     assert result.resumed_from == 2 and result.steps == 4
     with pytest.raises(ValueError, match="another config"):
         train(replace(config, lr=1.0), tmp_path)
@@ -85,7 +85,8 @@ def test_evaluation_numbers_are_their_definitions_computed_by_hand(smoke_run):
     assert numbers["position"] == accuracy([f"a shape {POSITION_PHRASES[p]}" for p in POSITIONS], scenes.position[:, 0])
     assert numbers["size"] == accuracy(["a small shape", "a big shape"], scenes.size[:, 0])
 
-    def a(colour: str, shape: str) -> str:
+    def a(colour: str | None, shape: str | None) -> str:  # pair scenes fill in every attribute
+        assert colour is not None and shape is not None
         return f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} {shape}"
 
     def preference(pair_image: torch.Tensor, true: list[str], false: list[str]) -> float:
@@ -121,8 +122,8 @@ def test_evaluation_numbers_are_their_definitions_computed_by_hand(smoke_run):
         specs = [CaptionSpec(ObjectSpec(shape, COLOURS[i % 8])) for i in range(16)]  # two of each colour
         shown = encoder.encode_image(render(build_scenes([complete(spec, rng) for spec in specs], rng)))
         scores = (shown @ text([f"a {shape}"]).T).squeeze(1).tolist()
-        red = [x for x, spec in zip(scores, specs) if spec.first.colour == "red"]
-        others = [x for x, spec in zip(scores, specs) if spec.first.colour != "red"]
+        red = [x for x, spec in zip(scores, specs, strict=True) if spec.first.colour == "red"]
+        others = [x for x, spec in zip(scores, specs, strict=True) if spec.first.colour != "red"]
         assert numbers[f"bias_{shape}_red_gap"] == pytest.approx(sum(red) / 2 - sum(others) / 14, abs=1e-5)
 
     def mean_off_diagonal(words) -> float:
@@ -195,7 +196,7 @@ def test_recipe_runs_base_then_fine_tunes_each_from_the_previous_weights_and_res
     base = replace(SMOKE, steps=3, batch_size=8, checkpoint_every=3)
     tune = replace(SMOKE, steps=2, batch_size=8, checkpoint_every=2, adversarial_from=0.0, lr=1e-4, warmup=1)
     seen: list[tuple[int, int, bool]] = []
-    model, results = train_recipe(
+    _model, results = train_recipe(
         base, [tune, replace(tune, steps=1)], tmp_path, lambda p: seen.append((p.step, p.steps, p.adversarial))
     )
     assert [r.steps for r in results] == [3, 2, 1]
