@@ -1,4 +1,4 @@
-"""The README's "Writing a plugin" example works verbatim as an installed third-party package."""
+"""The example plugins (examples/) work as installed third-party packages, and the documents show them verbatim."""
 
 import json
 import os
@@ -11,11 +11,26 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "probe-similarity"
 
 
-def test_readme_shows_the_example_files_verbatim():
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```(?:toml|python)\n(.*?)```", readme, re.S)
-    for name in ("pyproject.toml", "probe_similarity.py"):
-        assert (EXAMPLE / name).read_text() in blocks, f"README is out of date with examples/probe-similarity/{name}"
+def drifted_copies(doc: str) -> list[str]:
+    """The example files a document shows (a block holding the file's signature line) that differ from the file."""
+    python = (EXAMPLE / "probe_similarity.py").read_text()
+    signatures = {"pyproject.toml": 'name = "probe-similarity"', "probe_similarity.py": python.splitlines()[0]}
+    drifted = []
+    for block in re.findall(r"```(?:toml|python)\n(.*?)```", doc, re.S):
+        for name, signature in signatures.items():
+            if signature in block.splitlines() and block != (EXAMPLE / name).read_text():
+                drifted.append(name)
+    return drifted
+
+
+def test_documents_show_the_example_files_verbatim():
+    """The README points at the example plugin; wherever it or a docs page shows the files, they are verbatim."""
+    assert "(examples/probe-similarity)" in (ROOT / "README.md").read_text()
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        assert not drifted_copies(doc.read_text()), f"{doc.name} is out of date with examples/probe-similarity"
+    source = (EXAMPLE / "probe_similarity.py").read_text()
+    assert drifted_copies(f"```python\n{source}```") == []
+    assert drifted_copies(f"```python\n{source.replace('.3f', '.2f')}```") == ["probe_similarity.py"]
 
 
 def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec):
