@@ -202,7 +202,8 @@ def render(docs: list[dict]) -> str:
         for i, (what, result) in enumerate(RENDERERS[d["benchmark"]](d["results"])):
             name = f"`{d['benchmark']}.py`" if i == 0 else ""
             lines.append(f"| {name} | {what} | {result} |")
-    lines += ["", "Reproduce a row: " + "; ".join(f"`{d['command']}`" for d in docs) + "."]
+    commands = "; ".join(f"`{d['command']}`" for d in docs)
+    lines += ["", f"Measure again: {commands}; then `python benchmarks/table.py --write README.md`."]
     return "\n".join(lines) + "\n"
 
 
