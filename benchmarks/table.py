@@ -60,7 +60,8 @@ def _neighbours(r: dict) -> list[Row]:
             (
                 f"warm exact query, {q['n']:,} × {q['dim']} index, k = {q['k']} (random unit vectors)",
                 f"**{p['prescan_one_query_median_ms']:.2f} ms** through the int8 pre-scan "
-                f"({p['certified_share']:.0%} certified; the flat scan beside it {p['flat_one_query_median_ms']:.2f} ms)",
+                f"({p['certified_share']:.0%} certified; "
+                f"the flat scan beside it {p['flat_one_query_median_ms']:.2f} ms)",
             )
         )
         if "hnsw_random" in q:
