@@ -1,6 +1,6 @@
 """Core benchmarks: exact fast text encoding vs stock encode_text, and `probe --help` wall time.
 
-Run: python benchmarks/bench_core.py [--words 2048] [--models ViT-B-16@random shapes-tiny]
+Run: python benchmarks/bench_core.py [--words 2048] [--stock-limit 2048] [--models ViT-B-16@random shapes-tiny] [--save]
 Ratios are measured side by side in one run on the same machine.
 """
 
@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+from record import add_save_argument, finish, log
+
 
 def words(n: int) -> list[str]:
     from wordfreq import top_n_list
@@ -19,7 +21,7 @@ def words(n: int) -> list[str]:
     return top_n_list("en", n)
 
 
-def bench_text(model: str, vocab: list[str], stock_limit: int) -> None:
+def bench_text(model: str, vocab: list[str], stock_limit: int) -> dict:
     import torch
 
     from probe.session import Session
@@ -34,13 +36,23 @@ def bench_text(model: str, vocab: list[str], stock_limit: int) -> None:
     t_stock = (time.perf_counter() - t0) * len(vocab) / len(sub)
     delta = (fast[: len(sub)] - stock).abs().max().item()
     note = "" if len(sub) == len(vocab) else f" (stock timed on {len(sub)} words, scaled x{len(vocab) / len(sub):.1f})"
-    print(
+    log(
         f"{model:>20}: {len(vocab)} words  fast {t_fast:7.2f} s   stock {t_stock:7.2f} s{note}   "
         f"speed-up {t_stock / t_fast:5.1f}x   max|d| {delta:.2e}   threads {torch.get_num_threads()}"
     )
+    return {
+        "model": model,
+        "words": len(vocab),
+        "stock_timed_words": len(sub),
+        "fast_seconds": round(t_fast, 3),
+        "stock_seconds": round(t_stock, 3),
+        "speedup": round(t_stock / t_fast, 2),
+        "max_abs_difference": float(f"{delta:.2e}"),
+        "threads": torch.get_num_threads(),
+    }
 
 
-def bench_help(runs: int = 5) -> None:
+def bench_help(runs: int = 5) -> dict:
     exe = os.path.join(os.path.dirname(sys.executable), "probe")
     times = []
     for _ in range(runs):
@@ -52,10 +64,9 @@ def bench_help(runs: int = 5) -> None:
         "CliRunner().invoke(build_app(), ['--help']); print('torch' in sys.modules)"
     )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
-    print(
-        f"probe --help: median {sorted(times)[runs // 2]:.3f} s over {runs} runs (goal < 0.6 s); torch imported: "
-        f"{imported}"
-    )
+    median = sorted(times)[runs // 2]
+    log(f"probe --help: median {median:.3f} s over {runs} runs (goal < 0.6 s); torch imported: {imported}")
+    return {"runs": runs, "median_seconds": round(median, 3), "torch_imported": imported == "True"}
 
 
 def main() -> None:
@@ -63,11 +74,12 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=2048)
     parser.add_argument("--stock-limit", type=int, default=2048, help="time the stock path on at most this many words")
     parser.add_argument("--models", nargs="+", default=["ViT-B-16@random", "shapes-tiny"])
+    add_save_argument(parser)
     args = parser.parse_args()
-    bench_help()
+    help_time = bench_help()
     vocab = words(args.words)
-    for model in args.models:
-        bench_text(model, vocab, args.stock_limit)
+    text = [bench_text(model, vocab, args.stock_limit) for model in args.models]
+    finish("bench_core", args, {"help": help_time, "encode_text": text})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Benchmark `probe invert`: default vs paper preset, batched vs one at a time, peak memory per image.
 
 Run on demand (not by pytest), e.g.
-    python benchmarks/bench_invert.py --model shapes-tiny --paper-steps 340
+    python benchmarks/bench_invert.py --model shapes-tiny --paper-steps 340 [--parts tower memory] [--save]
 Every ratio is measured side by side in one run (same process, same load). The paper's 3,400
 steps take hours on 2 CPU cores, so --paper-steps runs it shortened (its resolution schedule
 scaled to match) and the script prints both that measured run and the per-step extrapolation to
@@ -12,7 +12,6 @@ scaled to match) and the script prints both that measured run and the per-step e
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import torch
+from record import add_save_argument, finish
 
 if TYPE_CHECKING:
     from probe.session import Session
@@ -297,6 +297,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="alternating batched/single rounds")
     ap.add_argument("--memory-steps", type=int, default=3)
     ap.add_argument("--parts", nargs="+", default=["quality", "tower", "batch", "cli", "memory", "gpu"])
+    add_save_argument(ap)
     args = ap.parse_args()
     from probe.session import Session
 
@@ -323,7 +324,7 @@ def main() -> None:
         report["memory"] = peak_memory(args.model, args.memory_steps, args.device, args.precision)
     if "gpu" in args.parts:
         report["gpu_vit_b16_paper"] = gpu_paper(100) if torch.cuda.is_available() else "no GPU here: skipped"
-    print(json.dumps(report, indent=2))
+    finish("bench_invert", args, report)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
          model's text snapshot), wall time and peak
          RSS (the built-in model; shapes-tiny@random when its weights are not trained yet).
 
-Run: python benchmarks/bench_neighbours.py [--parts build query cold] [--subsample 1024]
+Run: python benchmarks/bench_neighbours.py [--parts build query cold] [--subsample 1024] [--save]
 Indexes go to a throwaway cache folder unless --cache-dir is given.
 """
 
@@ -25,10 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from record import add_save_argument, finish, log
+
 BIG_MODEL = "ViT-B-16@random"
 
 
-def bench_build(subsample: int, seed: int, full: bool) -> None:
+def bench_build(subsample: int, seed: int, full: bool) -> dict:
     import numpy as np
     import torch
     from probe_neighbours.index import IndexParams, make_index, open_index
@@ -58,32 +60,43 @@ def bench_build(subsample: int, seed: int, full: bool) -> None:
     s_fast, i_fast = make_index(fast.numpy(), IndexParams()).search(queries, 10)
     s_naive, i_naive = make_index(naive.numpy(), IndexParams()).search(queries, 10)
     same = bool((i_fast == i_naive).all())
-    print(
+    log(
         f"[build] {BIG_MODEL} text tower, {subsample} CLIP-BPE words (random subsample, seed {seed}), "
         f"torch threads {torch.get_num_threads()}"
     )
-    print(f"  naive encode_text(fast=False): {t_naive:8.2f} s  ({t_naive / subsample * 1e3:.1f} ms/word)")
-    print(
+    log(f"  naive encode_text(fast=False): {t_naive:8.2f} s  ({t_naive / subsample * 1e3:.1f} ms/word)")
+    log(
         f"  exact fast encode_text:        {t_fast:8.2f} s  ({t_fast / subsample * 1e3:.2f} ms/word)   speed-up "
         f"{t_naive / t_fast:.1f}x"
     )
-    print(
+    log(
         f"  identical top-10 for {len(queries)} queries: {same}   max |emb diff| "
         f"{(fast - naive).abs().max().item():.2e}   "
         f"max |score diff| {abs(s_fast - s_naive).max():.2e}   fast repeat max|d| "
         f"{(fast - fast_again).abs().max().item():.1e}"
     )
+    out = {
+        "model": BIG_MODEL,
+        "words": subsample,
+        "naive_seconds": round(t_naive, 3),
+        "fast_seconds": round(t_fast, 3),
+        "speedup": round(t_naive / t_fast, 2),
+        "identical_top10": same,
+    }
     if full:
         t0 = time.perf_counter()
         ix = open_index(session, vocab, IndexParams(), rebuild=True)
         t_full = time.perf_counter() - t0
-        print(
+        log(
             f"  full list: fast index build of {len(vocab.words):,} words (encode + IndexFlatIP + cache write): "
             f"{t_full:.1f} s "
             f"({t_full / len(vocab.words) * 1e3:.2f} ms/word); naive path extrapolated from the subsample: "
             f"{t_naive / subsample * len(vocab.words):.0f} s"
         )
         del ix
+        out["full_list_words"] = len(vocab.words)
+        out["full_list_fast_build_seconds"] = round(t_full, 2)
+    return out
 
 
 def _latency(index, queries, k: int) -> tuple[float, float, float]:
@@ -100,7 +113,7 @@ def _latency(index, queries, k: int) -> tuple[float, float, float]:
     return statistics.median(times), times[int(0.95 * (len(times) - 1))], cpu
 
 
-def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> None:
+def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> dict:
     import faiss
     import numpy as np
     from probe_neighbours.index import IndexParams, make_index, recall_at_k
@@ -112,7 +125,8 @@ def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> 
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     flat = make_index(base, IndexParams())
     threads = faiss.omp_get_max_threads()
-    print(
+    out: dict = {"n": n, "dim": dim, "k": k, "queries": n_queries, "flat": []}
+    log(
         f"[query] flat index, {n:,} random unit vectors x {dim} (ViT-B-16 width), k={k}; "
         f"the exact scan's cost does not depend on the data"
     )
@@ -126,29 +140,45 @@ def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> 
             (time.perf_counter() - t0) / n_queries * 1e3,
             (time.process_time() - c0) / n_queries * 1e3,
         )
-        print(
-            f"  faiss threads {t}: one query at a time: wall median {med:.3f} ms, p95 {p95:.3f} ms, CPU {cpu:.3f} "
-            "ms/query   "
+        log(
+            f"  faiss threads {t}: one query at a time: wall median {med:.3f} ms, p95 {p95:.3f} ms, CPU "
+            f"{cpu:.3f} ms/query   "
             f"batched ({n_queries} in one call): wall {batched:.3f} ms/query, CPU {batched_cpu:.3f} ms/query"
         )
+        out["flat"].append(
+            {
+                "faiss_threads": t,
+                "one_query_median_ms": round(med, 3),
+                "one_query_p95_ms": round(p95, 3),
+                "batched_ms_per_query": round(batched, 3),
+            }
+        )
     faiss.omp_set_num_threads(threads)
-    _prescan(base, queries, k, "random unit vectors")
-    _prescan_built_in(k)
+    out["prescan_random"] = _prescan(base, queries, k, "random unit vectors")
+    out["prescan_shapes_tiny_english"] = _prescan_built_in(k)
     if hnsw_random:
         t0 = time.perf_counter()
         hnsw = make_index(base, IndexParams(kind="hnsw"))
         t_hnsw = time.perf_counter() - t0
         med_h, p95_h, cpu_h = _latency(hnsw, queries, k)
-        print(
+        recall = float(recall_at_k(hnsw, base, queries, k))
+        log(
             f"  hnsw (M=32, efC=200, efS=256): build {t_hnsw:.1f} s, one query wall median {med_h:.3f} ms, p95 "
             f"{p95_h:.3f} ms, "
-            f"CPU {cpu_h:.3f} ms; recall@10 vs exact {recall_at_k(hnsw, base, queries, k):.3f} (random data: the hard "
-            "case)"
+            f"CPU {cpu_h:.3f} ms; recall@10 vs exact {recall:.3f} (random data: the hard case)"
         )
-    _hnsw_on_clip_bpe(k)
+        out["hnsw_random"] = {
+            "build_seconds": round(t_hnsw, 2),
+            "one_query_median_ms": round(med_h, 3),
+            "recall_at_10": round(recall, 4),
+        }
+    clip_bpe = _hnsw_on_clip_bpe(k)
+    if clip_bpe:
+        out["clip_bpe"] = clip_bpe
+    return out
 
 
-def _prescan(base, queries, k: int, what: str) -> None:
+def _prescan(base, queries, k: int, what: str) -> dict:
     """Single-query latency of VocabIndex.search (certified int8 pre-scan + exact rerank) next to the
     flat scan on the same rows, with its build time, share certified and agreement with the flat scan."""
     import probe_neighbours.index as index_module
@@ -173,18 +203,25 @@ def _prescan(base, queries, k: int, what: str) -> None:
     with faiss_threads(1):  # FAISS breaks exact ties differently with more threads
         pairs = [(index.search(q[None, :], k), flat.search(q[None, :], k)) for q in queries]
     same_scores = all((a[0] == b[0]).all() for a, b in pairs)
-    assert index.prefilter is not None  # the single queries above built it
     same_ids = sum((a[1] == b[1]).all() for a, b in pairs)
-    print(
+    assert index.prefilter is not None  # the single queries above built it
+    log(
         f"  exact single queries on {len(base):,} {what}: flat scan wall median {med_f:.3f} ms (p95 {p95_f:.3f}), "
         f"int8 pre-scan + exact rerank {med_p:.3f} ms (p95 {p95_p:.3f}, CPU {cpu_p:.3f}): {med_f / med_p:.2f}x; "
         f"certified {certified:.1%} of the {tried} queries it tried; scores identical to flat: {same_scores}, "
         f"ids identical for {same_ids}/{len(pairs)} queries (others differ only among exactly equal scores); "
         f"pre-scan built and saved in {t_build:.2f} s (bound R = {index.prefilter.bound:.4f})"
     )
+    return {
+        "rows": len(base),
+        "flat_one_query_median_ms": round(med_f, 3),
+        "prescan_one_query_median_ms": round(med_p, 3),
+        "certified_share": round(certified, 4),
+        "scores_identical_to_flat": bool(same_scores),
+    }
 
 
-def _prescan_built_in(k: int) -> None:
+def _prescan_built_in(k: int) -> dict:
     """The pre-scan on real, crowded embeddings: the built-in model's 50k English-word list (most words
     unseen in its world, so their embeddings sit close together), held-out words as queries."""
     import numpy as np
@@ -197,12 +234,12 @@ def _prescan_built_in(k: int) -> None:
     emb = embed_words(session, load_vocab("english").words)
     held = np.random.default_rng(2).choice(len(emb), 200, replace=False)
     keep = np.setdiff1d(np.arange(len(emb)), held)
-    _prescan(
+    return _prescan(
         emb[keep], emb[held], k, f"shapes-tiny English-word embeddings (dim {emb.shape[1]}), held-out words as queries,"
     )
 
 
-def _hnsw_on_clip_bpe(k: int) -> None:
+def _hnsw_on_clip_bpe(k: int) -> dict | None:
     """recall@10 of HNSW on the real CLIP-BPE embeddings cached by `build`, with held-out words as queries."""
     import numpy as np
     from probe_neighbours.index import IndexParams, make_index, recall_at_k
@@ -211,8 +248,8 @@ def _hnsw_on_clip_bpe(k: int) -> None:
 
     cached = sorted(cache_dir("indexes").glob("clip-bpe.flat.*.faiss"))
     if not cached:
-        print("  (no cached CLIP-BPE index: run the build part first for recall on real embeddings)")
-        return
+        log("  (no cached CLIP-BPE index: run the build part first for recall on real embeddings)")
+        return None
     import faiss
 
     flat = faiss.read_index(str(cached[0]))
@@ -224,13 +261,17 @@ def _hnsw_on_clip_bpe(k: int) -> None:
     hnsw = make_index(emb[keep], IndexParams(kind="hnsw"))
     t_build = time.perf_counter() - t0
     med, _, cpu = _latency(hnsw, emb[held], k)
-    print(
+    recall = float(recall_at_k(hnsw, emb[keep], emb[held], k))
+    log(
         f"  hnsw on {len(keep):,} CLIP-BPE embeddings ({BIG_MODEL}), 500 held-out words as queries: build "
         f"{t_build:.1f} s, "
-        f"recall@10 vs exact {recall_at_k(hnsw, emb[keep], emb[held], k):.3f}, one query wall median {med:.3f} ms, CPU "
-        f"{cpu:.3f} ms"
+        f"recall@10 vs exact {recall:.3f}, one query wall median {med:.3f} ms, CPU {cpu:.3f} ms"
     )
-    _prescan(emb[keep], emb[held], k, f"CLIP-BPE embeddings ({BIG_MODEL}), held-out words as queries,")
+    return {
+        "hnsw_recall_at_10": round(recall, 4),
+        "hnsw_one_query_median_ms": round(med, 3),
+        "prescan": _prescan(emb[keep], emb[held], k, f"CLIP-BPE embeddings ({BIG_MODEL}), held-out words as queries,"),
+    }
 
 
 def _measure(cmd: list[str], env: dict) -> tuple[float, float, float, int, str]:
@@ -246,7 +287,7 @@ def _measure(cmd: list[str], env: dict) -> tuple[float, float, float, int, str]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode, err.decode()[-500:]
 
 
-def bench_cold(runs: int, big: bool) -> None:
+def bench_cold(runs: int, big: bool) -> list[dict]:
     """The CLI run with the model's text snapshot (no open_clip import), the same run loading the
     model (PROBE_TEXT_SNAPSHOTS=0: no snapshot opened or written), and the bare imports each path
     needs, alternated in every round so the ratios hold on a loaded machine. Every process exits
@@ -263,11 +304,12 @@ def bench_cold(runs: int, big: bool) -> None:
     cases = [(model, ["neighbours", "a red star", "--k", "10"])]
     if big:  # the full CLIP-BPE index the build part cached (random weights: no snapshot applies)
         cases.append((BIG_MODEL, ["neighbours", "a famous actor", "--k", "10", "--vocab", "clip-bpe"]))
+    out = []
     for spec, args in cases:
         cmd = [probe, "--model", spec, *args]
         first = _measure(cmd, env)  # builds (or finds) the cached index, and the text snapshot
         if first[3] != 0:
-            print(f"[cold] {' '.join(cmd)} failed: {first[4]}")
+            log(f"[cold] {' '.join(cmd)} failed: {first[4]}")
             continue
         rows = []
         for _ in range(runs):
@@ -283,20 +325,31 @@ def bench_cold(runs: int, big: bool) -> None:
             if spec != "shapes-tiny@random"
             else " (built-in weights not trained yet: same architecture, random weights)"
         )
-        print(
-            f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of {runs} "
-            "rounds"
+        log(
+            f"[cold] `probe --model {spec} {' '.join(args)}` in a fresh process, cached index{note}; medians of "
+            f"{runs} rounds"
         )
-        print(
+        log(
             f"  CLI as users run it: wall {med[0]:.2f} s (min {min(r[0] for r in rows):.2f}, max "
             f"{max(r[0] for r in rows):.2f}), "
             f"CPU {med[1]:.2f} s, peak RSS {max(r[2] for r in rows):.0f} MiB"
         )
-        print(
+        log(
             f"  same command without a text snapshot (loads the model through open_clip): wall {med[3]:.2f} s, "
             f"peak RSS {max(r[7] for r in rows):.0f} MiB; ratio {med[6]:.2f}x"
         )
-        print(f"  bare imports, then os._exit: torch + faiss {med[4]:.2f} s, torch + open_clip + faiss {med[5]:.2f} s")
+        log(f"  bare imports, then os._exit: torch + faiss {med[4]:.2f} s, torch + open_clip + faiss {med[5]:.2f} s")
+        out.append(
+            {
+                "command": " ".join(["probe", "--model", spec, *args]),
+                "rounds": runs,
+                "snapshot_wall_median_seconds": round(med[0], 3),
+                "snapshot_wall_range_seconds": [round(min(r[0] for r in rows), 3), round(max(r[0] for r in rows), 3)],
+                "model_load_wall_median_seconds": round(med[3], 3),
+                "bare_import_torch_faiss_seconds": round(med[4], 3),
+            }
+        )
+    return out
 
 
 def main() -> None:
@@ -311,19 +364,20 @@ def main() -> None:
     ap.add_argument("--no-hnsw-random", action="store_true", help="skip the HNSW build on the random 50k set")
     ap.add_argument("--runs", type=int, default=5, help="cold runs")
     ap.add_argument("--cache-dir", default=None, help="cache folder (default: a throwaway one)")
+    add_save_argument(ap)
     args = ap.parse_args()
     os.environ["PROBE_CACHE_DIR"] = args.cache_dir or tempfile.mkdtemp(prefix="bench-neighbours-")
-    print(
-        f"cache folder {os.environ['PROBE_CACHE_DIR']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
-    )
+    log(f"cache folder {os.environ['PROBE_CACHE_DIR']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    results: dict[str, dict | list[dict]] = {}
     if "build" in args.parts:
-        bench_build(args.subsample, args.seed, not args.no_full)
+        results["build"] = bench_build(args.subsample, args.seed, not args.no_full)
     if "query" in args.parts:
-        bench_query(args.n, args.dim, 10, args.queries, not args.no_hnsw_random)
+        results["query"] = bench_query(args.n, args.dim, 10, args.queries, not args.no_hnsw_random)
     if "cold" in args.parts:
         from probe.cache import cache_dir
 
-        bench_cold(args.runs, big=any(cache_dir("indexes").glob("clip-bpe.flat.*.faiss")))
+        results["cold"] = bench_cold(args.runs, big=any(cache_dir("indexes").glob("clip-bpe.flat.*.faiss")))
+    finish("bench_neighbours", args, results)
 
 
 if __name__ == "__main__":

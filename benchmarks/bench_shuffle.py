@@ -7,7 +7,7 @@ perturbations. The naive side is time-bounded: when its budget runs out it stops
 for all captions is extrapolated from the captions it finished (said so in the output).
 Scores are compared on every caption the naive side finished (max |Δ|).
 
-    python benchmarks/bench_shuffle.py [--n 1000] [--model shapes-tiny@random] [--naive-seconds 120]
+    python benchmarks/bench_shuffle.py [--n 1000] [--model shapes-tiny@random] [--naive-seconds 120] [--save]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import time
 
 import torch
+from record import add_save_argument, finish, log
 
 
 def naive_scores(session, captions: list[str], names: list[str], budget_s: float) -> tuple[list[float], int, float]:
@@ -43,6 +44,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--naive-seconds", type=float, default=120.0, help="time budget of the naive loop")
+    add_save_argument(parser)
     args = parser.parse_args()
 
     from probe_shuffle.perturbations import list_perturbations
@@ -68,14 +70,25 @@ def main() -> None:
     naive_full_s = naive_s / done * len(captions)
     max_diff = max(abs(a - b) for a, b in zip(naive, batched[: len(naive)], strict=True))
     texts = len(captions) + len(batched)
-    print(f"model {args.model} on {session.device}, torch threads {torch.get_num_threads()}")
-    print(f"{len(captions)} captions x {len(names)} perturbations = {len(batched)} perturbed captions ({texts} texts)")
-    print(f"batched (one encode_text call, fast path): {batched_s:.2f} s")
+    log(f"model {args.model} on {session.device}, torch threads {torch.get_num_threads()}")
+    log(f"{len(captions)} captions x {len(names)} perturbations = {len(batched)} perturbed captions ({texts} texts)")
+    log(f"batched (one encode_text call, fast path): {batched_s:.2f} s")
     subsample = "" if done == len(captions) else f" (time-bounded: {done} captions in {naive_s:.1f} s, extrapolated)"
-    print(f"naive (per caption, encode_text(fast=False) one text at a time): {naive_full_s:.2f} s{subsample}")
-    print(
-        f"speed-up: {naive_full_s / batched_s:.1f}x   max |score difference| over {len(naive)} scores: {max_diff:.2e}"
-    )
+    log(f"naive (per caption, encode_text(fast=False) one text at a time): {naive_full_s:.2f} s{subsample}")
+    log(f"speed-up: {naive_full_s / batched_s:.1f}x   max |score difference| over {len(naive)} scores: {max_diff:.2e}")
+    results = {
+        "model": args.model,
+        "device": str(session.device),
+        "captions": len(captions),
+        "perturbations": len(names),
+        "texts": texts,
+        "batched_seconds": round(batched_s, 3),
+        "naive_seconds": round(naive_full_s, 3),
+        "naive_captions_timed": done,
+        "speedup": round(naive_full_s / batched_s, 2),
+        "max_abs_difference": float(f"{max_diff:.2e}"),
+    }
+    finish("bench_shuffle", args, results)
 
 
 if __name__ == "__main__":

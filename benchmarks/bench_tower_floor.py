@@ -1,7 +1,7 @@
 """Inversion step time of a real-size tower on this machine against its matmul floor, and images/hour.
 
 Run on demand (not by pytest), e.g.
-    python benchmarks/bench_tower_floor.py --model ViT-B-16@random --steps 5
+    python benchmarks/bench_tower_floor.py --model ViT-B-16@random --steps 5 [--save]
 For each precision (fp32, bf16 autocast) it measures, in one process:
   - the machine's dense matmul throughput (1024 x 1024 products, median of several);
   - the FLOPs of one inversion step (forward + backward of every augmented view, counted by
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import time
 
 import torch
+from record import add_save_argument, finish, log
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
@@ -102,20 +102,21 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-16@random")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per preset and precision (after one warm-up)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    add_save_argument(parser)
     args = parser.parse_args()
     rows = [measure(args.model, p, args.steps) for p in args.precisions]
     for r in rows:
         for name in ("default", "paper"):
             m = r[name]
-            print(
+            log(
                 f"{r['model']} {r['precision']:>4} {name:>7}: {m['views']:2d} views, {m['gflop_per_step']:7.1f} "
                 "GFLOP/step, "
-                f"{m['seconds_per_step']:6.2f} s/step, floor {m['floor_seconds']:5.2f} s at {r['matmul_gflops']} "
-                "GFLOP/s "
+                f"{m['seconds_per_step']:6.2f} s/step, floor {m['floor_seconds']:5.2f} s at "
+                f"{r['matmul_gflops']} GFLOP/s "
                 f"-> {m['ratio_to_floor']:.2f}x the floor; {m['images_per_hour']:.2f} images/hour "
                 f"({m['steps_per_image']} steps)"
             )
-    print(json.dumps(rows))
+    finish("bench_tower_floor", args, rows)
 
 
 if __name__ == "__main__":

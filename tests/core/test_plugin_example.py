@@ -19,6 +19,7 @@ def test_the_guide_shows_the_example_files_verbatim():
         assert (EXAMPLE / name).read_text() in blocks, (
             f"docs/plugins.md is out of date with examples/probe-similarity/{name}"
         )
+    assert "(examples/probe-similarity)" in (ROOT / "README.md").read_text(), "the README points at the example"
 
 
 def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec):
