@@ -53,3 +53,17 @@ def test_quick_start_runs_verbatim(tmp_path):
         done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"the quick start's Python block failed:\n{done.stderr[-2000:]}"
         assert "['a red star']" in done.stdout  # print(scores.labels): the inverted red star scores as one
+
+
+def relative_links(text: str) -> list[str]:
+    """The targets of the Markdown links and images that point inside the repository (anchors dropped)."""
+    targets = re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", text)
+    return [t for t in targets if not re.match(r"[a-z]+:", t)]
+
+
+def test_readme_links_resolve():
+    """A front page whose links 404 on the repository page: every relative link names a file that exists."""
+    links = relative_links(README.read_text())
+    assert "docs/models.md" in links and "LICENSE" in links
+    assert [t for t in links if not (ROOT / t).exists()] == []
+    assert relative_links("[a](docs/x.md#y) ![b](img.png) [c](https://e.org/z)") == ["docs/x.md", "img.png"]
