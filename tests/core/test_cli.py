@@ -141,6 +141,34 @@ def test_score_end_to_end(invoke, tiny_spec, tmp_path, monkeypatch):
     assert table.exit_code == 0 and "red.png" in table.stdout
 
 
+def test_score_table_names_the_shared_folder_once_and_fits_80_columns(invoke, tmp_path, monkeypatch):
+    import csv
+
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user types them
+    folder = Path("probe-out") / "invert"
+    names = ["red-square/seed-0.png", "a-red-circle-left-of-a-blue-square-above-a-green-star/seed-1.png"]
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20, 20), (255, 0, 0)).save(folder / name)
+    monkeypatch.setenv("COLUMNS", "80")
+    prompts = ["red square", "a red circle left of a blue square", "a big blue circle above a small green triangle"]
+    args = ["score", *(folder / n for n in names), *(a for p in prompts for a in ("-p", p))]
+    result = invoke(*args, "--csv", tmp_path / "scores.csv")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"images in {folder}" in lines[0]
+    assert all(len(line) <= 80 for line in lines)
+    assert not any("probe-out" in line for line in lines[1:])  # rows show paths below the folder
+    assert "red-square/seed-0.png" in result.stdout
+    assert "triangle" in result.stdout and "circle" in result.stdout  # prompts wrap between words
+    rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
+    assert [(r["image"], r["prompt"]) for r in rows] == [(str(folder / n), p) for n in names for p in prompts]
+    data = json.loads(invoke(*args, "--json").stdout)
+    assert [float(r["cosine"]) for r in rows] == pytest.approx([c for row in data["cosine"] for c in row])
+
+
 def test_bad_image_is_a_clean_error(invoke, tmp_path):
     (tmp_path / "bad.png").write_text("not an image")
     result = invoke("score", tmp_path / "bad.png", "-p", "a")
