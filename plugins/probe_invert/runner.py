@@ -73,15 +73,9 @@ def _sidecar(
 
 def _rebuild_sheet(folder, done: list):
     """The contact sheet of every finished image in the folder (this run's and earlier runs'), or None."""
-    from probe_invert.outputs import write_contact_sheet
+    from probe_invert.outputs import write_invert_sheet
 
-    if not done:
-        return None
-    labels = [
-        (f"s{s['seed']} {s['cosine']:.2f} " if s.get("cosine") is not None else f"s{s['seed']} ") + str(s["prompt"])
-        for s, _ in done
-    ]
-    return write_contact_sheet(folder / "contact-sheet.png", [image for _, image in done], labels)
+    return write_invert_sheet(folder / "contact-sheet.png", done) if done else None
 
 
 GIFS_LISTED = 8
