@@ -59,22 +59,25 @@ def _plain(value: Any) -> str | None:
     return printable(str(value))
 
 
-def _extent(texts: Sequence[str], longest_word: int) -> tuple[int, int]:
-    """(longest word, longest line) of some texts, in terminal cells; a word longer than
-    `longest_word` (a path, a URL) counts as that long: it is the one thing folded."""
+def _extent(header: str, cells: Sequence[str], longest_word: int) -> tuple[int, int, int]:
+    """(longest word, longest body line, longest line with the header) of a column, in terminal cells;
+    a word longer than `longest_word` (a path, a URL) counts as that long: it is the one thing folded."""
     from rich.cells import cell_len
 
-    words = [min(cell_len(w), longest_word) for t in texts for w in t.split()]
-    lines = [cell_len(line) for t in texts for line in t.splitlines()]
-    return max(words, default=1), max(lines, default=1)
+    def lines(texts: Sequence[str]) -> list[int]:
+        return [cell_len(line) for t in texts for line in t.splitlines()]
+
+    word = max((min(cell_len(w), longest_word) for t in [header, *cells] for w in t.split()), default=1)
+    body = max([word, *lines(cells)])
+    return word, body, max([body, *lines([header])])
 
 
-def _extents(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int) -> list[tuple[int, int]] | None:
-    """Each column's (longest word, longest line), or None when a cell is not plain text."""
+def _extents(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int) -> list[tuple[int, int, int]] | None:
+    """Each column's extents (see _extent), or None when a cell is not plain text."""
     texts = [[_plain(c) for c in col] for col in zip(columns, *rows, strict=False)] if rows else [[c] for c in columns]
     if any(x is None for col in texts for x in col):
         return None
-    return [_extent(col, max(16, width // 4)) for col in texts]
+    return [_extent(col[0], col[1:], max(16, width // 4)) for col in texts]
 
 
 def _table_overhead(n_columns: int) -> int:
@@ -82,31 +85,40 @@ def _table_overhead(n_columns: int) -> int:
     return 3 * n_columns + 1
 
 
-def fit_widths(extents: Sequence[tuple[int, int]], room: int) -> list[int] | None:
-    """Column widths summing to at most `room` that never break a word: each column gets its longest
-    word, the space left goes first to the columns that need the least to fit on one line
-    (numbers, short labels), and what remains is shared evenly. None when every column fits as it is, or when
-    the longest words alone are too wide (the caller splits the table)."""
-    lows, highs = [lo for lo, _ in extents], [max(lo, hi) for lo, hi in extents]
-    if sum(highs) <= room or sum(lows) > room:
-        return None
-    widths, spare = list(lows), room - sum(lows)
-    order = sorted(range(len(extents)), key=lambda i: highs[i] - lows[i])
-    while order and highs[order[0]] - lows[order[0]] <= spare:
+def _fill(widths: list[int], targets: Sequence[int], spare: int) -> int:
+    """Grow widths towards targets: whole columns that need least first, then the rest shared evenly;
+    returns the spare left."""
+    order = sorted((i for i in range(len(widths)) if targets[i] > widths[i]), key=lambda i: targets[i] - widths[i])
+    while order and targets[order[0]] - widths[order[0]] <= spare:
         i = order.pop(0)
-        spare -= highs[i] - lows[i]
-        widths[i] = highs[i]
+        spare -= targets[i] - widths[i]
+        widths[i] = targets[i]
     for left, i in zip(range(len(order), 0, -1), order, strict=True):
-        give = min(highs[i] - lows[i], spare // left)
+        give = min(targets[i] - widths[i], spare // left)
         widths[i] += give
         spare -= give
+    return spare
+
+
+def fit_widths(extents: Sequence[tuple[int, int, int]], room: int) -> list[int] | None:
+    """Column widths summing to at most `room` that never break a word. Each column gets its longest
+    word; the space left goes first to the columns that need least to show every cell on one line
+    (numbers, short labels), the rest is shared; headers, which may take two lines, come last.
+    None when every column fits as it is, or when the longest words alone are too wide (the caller
+    splits the table)."""
+    lows = [lo for lo, _, _ in extents]
+    if sum(full for _, _, full in extents) <= room or sum(lows) > room:
+        return None
+    widths = list(lows)
+    spare = _fill(widths, [body for _, body, _ in extents], room - sum(lows))
+    _fill(widths, [full for _, _, full in extents], spare)
     return widths
 
 
-def column_groups(extents: Sequence[tuple[int, int]], width: int) -> list[list[int]]:
+def column_groups(extents: Sequence[tuple[int, ...]], width: int) -> list[list[int]]:
     """Columns split into groups that each fit `width` with whole words, every group led by the first
     (key) column, as wide data frames are printed; one group when the table fits or cannot be split."""
-    if len(extents) < 3 or sum(lo for lo, _ in extents) + _table_overhead(len(extents)) <= width:
+    if len(extents) < 3 or sum(e[0] for e in extents) + _table_overhead(len(extents)) <= width:
         return [list(range(len(extents)))]
     groups: list[list[int]] = []
     for i in range(1, len(extents)):
@@ -151,6 +163,17 @@ def echo(text: str) -> None:
 def note(message: str) -> None:
     """A status line on stderr, so stdout stays clean for --json (plain text: controls escaped, no markup)."""
     err.print(Text(printable(message)))
+
+
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    """A spinner line on stderr while something slow with no steps to count runs (a model loading),
+    cleared when it ends; nothing when stderr is not a terminal, like the progress bars."""
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(Text(printable(message)), spinner="dots"):
+        yield
 
 
 @contextmanager

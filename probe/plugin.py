@@ -177,13 +177,17 @@ def check_prompt_lengths(
 ) -> None:
     """Texts longer than the model's context are a one-line UsageError now, before the model loads
     (only its tokenizer is built). `model` defaults to the global --model."""
-    from probe.loading import tokenizer_only
-    from probe.models import parse_model_spec
-    from probe.text_encoding import check_prompt_lengths as check
-
     if not texts:
         return
-    tokenizer = tokenizer_only(parse_model_spec(model or options(ctx).model))
+    from probe.console import status
+    from probe.models import parse_model_spec
+
+    spec = model or options(ctx).model
+    with status(f"loading {spec}…"):  # the model libraries' import is most of a cold start
+        from probe.loading import tokenizer_only
+        from probe.text_encoding import check_prompt_lengths as check
+
+        tokenizer = tokenizer_only(parse_model_spec(spec))
     if tokenizer is not None:
         check(
             getattr(tokenizer, "encode", None),

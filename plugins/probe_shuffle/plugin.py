@@ -293,16 +293,19 @@ def register_commands(app: typer.Typer) -> None:
         check_prompts(list(caption or []), "caption")
         check_images(list(image or []))  # before the model loads
 
-        from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
-
-        if text_prompts:
-            report = text_shuffle_test(current_session(ctx), text_prompts, names, seed, variants, truncate=truncate)
-        else:
+        pairs = None
+        if not text_prompts:  # read (and refused) before the model loads
             pairs = _image_inputs(
                 list(image or []), list(caption or []), jsonl, invert_dir, world, list(relation or []), seed
             )
+        session = current_session(ctx)  # shows "loading MODEL…" on a terminal
+        from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
+
+        if pairs is None:
+            report = text_shuffle_test(session, text_prompts, names, seed, variants, truncate=truncate)
+        else:
             report = image_shuffle_test(
-                current_session(ctx),
+                session,
                 pairs.images,
                 pairs.captions,
                 names,

@@ -338,3 +338,56 @@ def test_a_disabled_plugins_command_is_one_line(invoke, monkeypatch):
         "Error: command 'vocabs' comes from plugin 'neighbours', which is disabled (listed in PROBE_DISABLE_PLUGINS): "
         "remove it from PROBE_DISABLE_PLUGINS"
     ]
+
+
+@pytest.fixture
+def terminal_stderr(monkeypatch):
+    """stderr as a terminal (what the user sees), captured: status lines and progress bars show."""
+    import io
+
+    from rich.console import Console
+
+    from probe import console
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(console, "err", Console(file=buffer, force_terminal=True, width=80, highlight=False))
+    return buffer
+
+
+def test_loading_status_shows_before_the_first_progress_bar_on_a_terminal(invoke, tiny_spec, tmp_path, terminal_stderr):
+    result = invoke("-m", tiny_spec, "-o", tmp_path, "invert", "a star", "--steps", "2", "--size", "16", "--json")
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # stdout is the JSON alone
+    shown = terminal_stderr.getvalue()
+    assert f"loading {tiny_spec}…" in shown and "inverting 1 image(s)" in shown
+    assert shown.index(f"loading {tiny_spec}…") < shown.index("inverting 1 image(s)")
+    assert f"loading {tiny_spec}" not in result.stdout
+
+
+def test_loading_status_stays_off_when_stderr_is_not_a_terminal(invoke, tiny_spec, tmp_path):
+    result = invoke("-m", tiny_spec, "-o", tmp_path, "invert", "a star", "--steps", "2", "--size", "16")
+    assert result.exit_code == 0, result.output
+    assert f"loading {tiny_spec}" not in result.stderr  # logs and pipes get no spinner frames, as with progress bars
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["score", "{tmp}/missing.png", "-p", "a"],
+        ["score", "{tmp}/bad.png", "-p", "a"],
+        ["neighbours", "-i", "{tmp}/bad.png"],
+        ["shuffle-test", "-f", "{tmp}/missing.txt"],
+        ["shuffle-test", "--jsonl", "{tmp}/missing.jsonl"],
+        ["invert", "a star", "--preset", "{tmp}/missing.yaml"],
+    ],
+)
+def test_bad_input_files_fail_before_the_model_loads(invoke, tmp_path, monkeypatch, terminal_stderr, args):
+    from probe.cli_state import State
+
+    (tmp_path / "bad.png").write_text("not an image")
+    monkeypatch.setattr(State, "session_for", lambda self, model: pytest.fail("the model loaded"))
+    monkeypatch.setattr(State, "text_session", property(lambda self: pytest.fail("the text tower loaded")))
+    result = invoke(*[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code in (1, 2), result.output
+    assert "Error" in result.stderr and "Traceback" not in result.output
+    assert "loading shapes-tiny" not in terminal_stderr.getvalue()  # not even the model libraries were imported for it
