@@ -377,6 +377,8 @@ def test_loading_status_stays_off_when_stderr_is_not_a_terminal(invoke, tiny_spe
         ["score", "{tmp}/bad.png", "-p", "a"],
         ["neighbours", "-i", "{tmp}/bad.png"],
         ["shuffle-test", "-f", "{tmp}/missing.txt"],
+        ["neighbours", "a star", "-v", "{tmp}/missing.txt"],
+        ["neighbours", "a star", "-v", "no-such-list"],
         ["shuffle-test", "--jsonl", "{tmp}/missing.jsonl"],
         ["invert", "a star", "--preset", "{tmp}/missing.yaml"],
     ],
