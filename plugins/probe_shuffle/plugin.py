@@ -78,11 +78,10 @@ def _summary_notes(report: ShuffleReport) -> list[str]:
     if report.mode == "text":
         ties = sum(1 for item in report.items for v in item.variants if v.delta >= -TIE_TOLERANCE)
         total = sum(len(item.variants) for item in report.items)
-        notes.append(
-            "Text mode: each original scores cos(T(p), T(p)) = 1, so Δ = cos(T(p), T(p')) - 1. "
-            f"P@1 and order blindness would only count perturbations with the original's very embedding "
-            f"({ties} of {total} here), so they are left out (in --json; image mode measures them)."
-        )
+        notes += [
+            "P@1 and order blindness are left out in text mode: each original scores",
+            f"cos(T(p), T(p)) = 1: they only count identical embeddings ({ties} of {total}; see --json).",
+        ]
     return notes
 
 

@@ -134,7 +134,8 @@ def test_text_mode_leaves_out_the_metrics_that_are_trivial_there_and_says_why(in
     assert not any("P@1" in line or "blindness" in line for line in header), result.stdout
     assert "100.0%" not in result.stdout
     assert "cos(T(p), T(p)) = 1" in result.stderr and "P@1 and order blindness" in result.stderr
-    assert "(0 of 9 here)" in result.stderr  # 6 perturbations of the first, 3 of the second; no tie
+    assert "(0 of 9; see --json)" in result.stderr  # 6 perturbations of the first, 3 of the second; no tie
+    assert all(len(line) <= 80 for line in result.stderr.splitlines())
     assert _lines_fit(result.stdout)
     data = json.loads(invoke("--model", tiny_spec, "shuffle-test", "a red star", "--json").stdout)
     assert data["rows"][-1]["precision_at_1"] == 1.0  # still in the JSON
