@@ -44,17 +44,25 @@ class State:
         if self.model in self._sessions:
             return self._sessions[self.model]
         if self.model not in self._snapshots:
-            from probe.text_snapshot import open_text_snapshot
+            from probe.console import status
 
-            self._snapshots[self.model] = open_text_snapshot(self.model, self.device, self.precision, self.allow_pickle)
+            with status(f"loading {self.model} (text tower)…"):
+                from probe.text_snapshot import open_text_snapshot
+
+                self._snapshots[self.model] = open_text_snapshot(
+                    self.model, self.device, self.precision, self.allow_pickle
+                )
         return self._snapshots[self.model] or self.session
 
     def session_for(self, model: str) -> Session:
         """One Session per model spec per process: a second probe (or step) reuses the loaded one."""
         if model not in self._sessions:
-            from probe.session import Session
+            from probe.console import status
 
-            self._sessions[model] = Session.open(model, self.device, self.precision, self.allow_pickle)
+            with status(f"loading {model}…"):  # torch and open_clip imports included: most of a cold start
+                from probe.session import Session
+
+                self._sessions[model] = Session.open(model, self.device, self.precision, self.allow_pickle)
             self.loads += 1
         return self._sessions[model]
 

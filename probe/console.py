@@ -50,19 +50,112 @@ def _cell(value: Any) -> Any:
     return Text(printable(str(value)), overflow="fold")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    """A rich Table of the rows (plain-text cells, controls escaped, long ones folded); `print_table` prints one."""
+def _plain(value: Any) -> str | None:
+    """A cell's text when it is plain text (what width fitting can measure), else None."""
+    if isinstance(value, Text):
+        return value.plain
+    if hasattr(value, "__rich__") or hasattr(value, "__rich_console__"):
+        return None
+    return printable(str(value))
+
+
+def _extent(header: str, cells: Sequence[str], longest_word: int) -> tuple[int, int, int]:
+    """(longest word, longest body line, longest line with the header) of a column, in terminal cells;
+    a word longer than `longest_word` (a path, a URL) counts as that long: it is the one thing folded."""
+    from rich.cells import cell_len
+
+    def lines(texts: Sequence[str]) -> list[int]:
+        return [cell_len(line) for t in texts for line in t.splitlines()]
+
+    word = max((min(cell_len(w), longest_word) for t in [header, *cells] for w in t.split()), default=1)
+    body = max([word, *lines(cells)])
+    return word, body, max([body, *lines([header])])
+
+
+def _extents(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int) -> list[tuple[int, int, int]] | None:
+    """Each column's extents (see _extent), or None when a cell is not plain text."""
+    texts: list[list[str]] = []
+    for col in zip(columns, *rows, strict=False) if rows else [[c] for c in columns]:
+        cells = [_plain(c) for c in col]
+        if None in cells:
+            return None
+        texts.append([c for c in cells if c is not None])
+    return [_extent(col[0], col[1:], max(16, width // 4)) for col in texts]
+
+
+def _table_overhead(n_columns: int) -> int:
+    """Cells a rich table's borders and padding take: '│ ' before each column, ' │' after the last."""
+    return 3 * n_columns + 1
+
+
+def _fill(widths: list[int], targets: Sequence[int], spare: int) -> int:
+    """Grow widths towards targets: whole columns that need least first, then the rest shared evenly;
+    returns the spare left."""
+    order = sorted((i for i in range(len(widths)) if targets[i] > widths[i]), key=lambda i: targets[i] - widths[i])
+    while order and targets[order[0]] - widths[order[0]] <= spare:
+        i = order.pop(0)
+        spare -= targets[i] - widths[i]
+        widths[i] = targets[i]
+    for left, i in zip(range(len(order), 0, -1), order, strict=True):
+        give = min(targets[i] - widths[i], spare // left)
+        widths[i] += give
+        spare -= give
+    return spare
+
+
+def fit_widths(extents: Sequence[tuple[int, int, int]], room: int) -> list[int] | None:
+    """Column widths summing to at most `room` that never break a word. Each column gets its longest
+    word; the space left goes first to the columns that need least to show every cell on one line
+    (numbers, short labels), the rest is shared; headers, which may take two lines, come last.
+    None when every column fits as it is, or when the longest words alone are too wide (the caller
+    splits the table)."""
+    lows = [lo for lo, _, _ in extents]
+    if sum(full for _, _, full in extents) <= room or sum(lows) > room:
+        return None
+    widths = list(lows)
+    spare = _fill(widths, [body for _, body, _ in extents], room - sum(lows))
+    _fill(widths, [full for _, _, full in extents], spare)
+    return widths
+
+
+def column_groups(extents: Sequence[tuple[int, ...]], width: int) -> list[list[int]]:
+    """Columns split into groups that each fit `width` with whole words, every group led by the first
+    (key) column, as wide data frames are printed; one group when the table fits or cannot be split."""
+    if len(extents) < 3 or sum(e[0] for e in extents) + _table_overhead(len(extents)) <= width:
+        return [list(range(len(extents)))]
+    groups: list[list[int]] = []
+    for i in range(1, len(extents)):
+        group = groups[-1] if groups else None
+        if group and sum(extents[j][0] for j in [*group, i]) + _table_overhead(len(group) + 1) <= width:
+            group.append(i)
+        else:
+            groups.append([0, i])
+    return groups
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> Table:
+    """A rich table; with `width`, plain-text columns get widths that fit it without breaking words."""
     t = Table(title=Text(printable(title)) if title is not None else None, title_justify="left")
-    for col in columns:
-        t.add_column(col, overflow="fold")
+    extents = _extents(columns, rows, width) if width is not None else None
+    widths = fit_widths(extents, width - _table_overhead(len(columns))) if extents and width else None
+    for i, col in enumerate(columns):
+        t.add_column(col, overflow="fold", width=widths[i] if widths else None)
     for row in rows:
         t.add_row(*[_cell(c) for c in row])
     return t
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A table on stdout (with `--json`, commands print JSON instead)."""
-    out.print(table(title, columns, rows))
+    """A table on stdout fitted to the terminal: cells wrap between words; a table too wide for that is
+    printed as several, each repeating the first column (--json / --csv give the full width)."""
+    width = out.width
+    extents = _extents(columns, rows, width)
+    groups = column_groups(extents, width) if extents else [list(range(len(columns)))]
+    for k, group in enumerate(groups):
+        part = title if len(groups) == 1 else f"{title or ''} (part {k + 1} of {len(groups)})".strip()
+        if part:  # above the table, wrapped to the terminal rather than to the table's width
+            out.print(Text(printable(part), overflow="fold"), soft_wrap=False)
+        out.print(table(None, [columns[i] for i in group], [[row[i] for i in group] for row in rows], width))
 
 
 def echo(text: str) -> None:
@@ -73,6 +166,17 @@ def echo(text: str) -> None:
 def note(message: str) -> None:
     """A status line on stderr, so stdout stays clean for --json (plain text: controls escaped, no markup)."""
     err.print(Text(printable(message)))
+
+
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    """A spinner line on stderr while something slow with no steps to count runs (a model loading),
+    cleared when it ends; nothing when stderr is not a terminal, like the progress bars."""
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(Text(printable(message)), spinner="dots"):
+        yield
 
 
 @contextmanager

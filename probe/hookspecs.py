@@ -37,8 +37,9 @@ def register_vocabularies(register: Callable[..., None]) -> None:
 
 @hookspec
 def register_perturbations(register: Callable[..., None]) -> None:
-    """`register(name, apply, about="", needs_tagger=False)`: `apply(tokens, rng)` returns the perturbed
-    tokens, or None when the caption has nothing to perturb (with `needs_tagger`, `apply(tokens, rng, tags)`)."""
+    """`register(name, apply, about="", needs_tagger=False, needs="")`: `apply(tokens, rng)` returns the perturbed
+    tokens, or None when the caption has nothing to perturb (with `needs_tagger`, `apply(tokens, rng, tags)`);
+    `needs` says what a caption must have for it to apply (shown when it applies to none)."""
 
 
 @hookspec

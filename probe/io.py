@@ -319,12 +319,62 @@ def contact_sheet(images: Sequence, labels: Sequence[object] | None = None, colu
     sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, image in enumerate(images):
-        pil = image if hasattr(image, "resize") and not hasattr(image, "dim") else to_pil(image)
+        pil = _as_pil(image)
         r, c = divmod(i, columns)
         top = r * (cell + label_h)
         sheet.paste(pil.resize((cell, cell)), (c * cell, top))
         for k, line in enumerate(captions[i] if captions else ()):
             draw.text((c * cell + 2, top + cell + k * line_h), line, fill="black", font=font)
+    return sheet
+
+
+GRID_LABEL_WIDTH = 160  # pixels of the row-header band (about 25 characters a line)
+
+
+def _as_pil(image):
+    return image if hasattr(image, "resize") and not hasattr(image, "dim") else to_pil(image)
+
+
+def contact_grid(
+    cells: Sequence[Sequence[object | None]],
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    captions: Sequence[Sequence[str]] | None = None,
+    cell: int = 128,
+):
+    """A table of images as one PIL image: a header band naming each column (a seed), a band on the
+    left naming each row (a prompt, wrapped), and an optional caption under each image. A None cell
+    stays blank, so each image keeps its row and column whichever others exist."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    n_rows, n_cols = len(row_labels), len(column_labels)
+    if len(cells) != n_rows or any(len(row) != n_cols for row in cells):
+        raise ValueError(f"contact grid: cells must be {n_rows} rows of {n_cols} images (None where there is none)")
+    font = ImageFont.load_default()
+    line_h = caption_line_height(font)
+    heads = [wrap_caption(str(label), cell - 4, font.getlength, max_lines=2) for label in column_labels]
+    head_h = line_h * max(map(len, heads), default=1) + 4
+    left = GRID_LABEL_WIDTH
+    row_lines = max(1, cell // line_h)
+    names = [wrap_caption(str(label), left - 8, font.getlength, max_lines=row_lines) for label in row_labels]
+    wrapped = [[wrap_caption(str(c), cell - 4, font.getlength) for c in row] for row in captions or ()]
+    caption_h = line_h * max((len(c) for row in wrapped for c in row), default=0)
+    row_h = cell + caption_h
+    sheet = Image.new("RGB", (left + n_cols * cell, head_h + n_rows * row_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, lines in enumerate(heads):
+        for k, line in enumerate(lines):
+            draw.text((left + c * cell + 2, 2 + k * line_h), line, fill="black", font=font)
+    for r, row in enumerate(cells):
+        top = head_h + r * row_h
+        for k, line in enumerate(names[r]):
+            draw.text((4, top + 2 + k * line_h), line, fill="black", font=font)
+        for c, image in enumerate(row):
+            if image is None:
+                continue
+            sheet.paste(_as_pil(image).resize((cell, cell)), (left + c * cell, top))
+            for k, line in enumerate(wrapped[r][c] if wrapped else ()):
+                draw.text((left + c * cell + 2, top + cell + k * line_h), line, fill="black", font=font)
     return sheet
 
 

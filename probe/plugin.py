@@ -68,6 +68,7 @@ __all__ = [
     "to_pil",
     "images_under",
     "contact_sheet",
+    "contact_grid",
     "safe_name",
     "inside",
     "cache_dir",
@@ -184,13 +185,17 @@ def check_prompt_lengths(
 ) -> None:
     """Texts longer than the model's context are a one-line UsageError now, before the model loads
     (only its tokenizer is built). `model` defaults to the global --model."""
-    from probe.loading import tokenizer_only
-    from probe.models import parse_model_spec
-    from probe.text_encoding import check_prompt_lengths as check
-
     if not texts:
         return
-    tokenizer = tokenizer_only(parse_model_spec(model or options(ctx).model))
+    from probe.console import status
+    from probe.models import parse_model_spec
+
+    spec = model or options(ctx).model
+    with status(f"loading {spec}…"):  # the model libraries' import is most of a cold start
+        from probe.loading import tokenizer_only
+        from probe.text_encoding import check_prompt_lengths as check
+
+        tokenizer = tokenizer_only(parse_model_spec(spec))
     if tokenizer is not None:
         check(
             getattr(tokenizer, "encode", None),
@@ -247,6 +252,7 @@ _LAZY = {
     "to_pil": "probe.io",
     "images_under": "probe.io",
     "contact_sheet": "probe.io",
+    "contact_grid": "probe.io",
     "safe_name": "probe.io",
     "inside": "probe.io",
     "image_intact": "probe.io",

@@ -14,6 +14,7 @@ from typing import Any
 from probe.plugin import (
     DataError,
     atomic_write_bytes,
+    contact_grid,
     contact_sheet,
     content_hash,
     image_intact,
@@ -149,3 +150,19 @@ def gif_bytes(frames: list, size: int = 128, ms: int = 120) -> bytes:
 def write_contact_sheet(path: Path, images: list, labels: list[str], columns: int | None = None) -> Path:
     columns = columns or min(8, max(1, len(images)))
     return atomic_write_bytes(path, pil_png_bytes(contact_sheet(images, labels, columns=columns, cell=128)))
+
+
+def write_invert_sheet(path: Path, done: list[tuple[dict[str, Any], Any]]) -> Path:
+    """The folder's contact sheet from (sidecar, image) pairs: one row per prompt (named on the left),
+    one column per seed (named on top), each image's cosine under it; a seed a prompt lacks stays blank."""
+    prompts = list(dict.fromkeys(str(sidecar["prompt"]) for sidecar, _ in done))
+    seeds = sorted({int(sidecar["seed"]) for sidecar, _ in done})
+    cells: list[list[Any]] = [[None] * len(seeds) for _ in prompts]
+    captions = [[""] * len(seeds) for _ in prompts]
+    for sidecar, image in done:
+        r, c = prompts.index(str(sidecar["prompt"])), seeds.index(int(sidecar["seed"]))
+        cells[r][c] = image
+        cosine = sidecar.get("cosine")
+        captions[r][c] = f"cos {cosine:.3f}" if cosine is not None else ""
+    sheet = contact_grid(cells, prompts, [f"seed {s}" for s in seeds], captions, cell=128)
+    return atomic_write_bytes(path, pil_png_bytes(sheet))

@@ -224,11 +224,11 @@ def register_commands(app: typer.Typer) -> None:
         parts = [
             text for p in all_prompts for text, _ in parse_prompt(p).parts
         ]  # bad syntax fails before the model loads
-        check_prompt_lengths(ctx, parts)  # too long for the model's context: fail now too, not after it loads
         seed_list = parse_seeds(seeds) if seeds is not None else [int(state.seed or 0)]
         if gif and not (knobs.get("snapshot_every") or 0):
             knobs["snapshot_every"] = max(1, (knobs.get("steps") or _settings_from_flags(preset, {}).steps) // 20)
-        settings = _settings_from_flags(preset, knobs)
+        settings = _settings_from_flags(preset, knobs)  # a bad preset or knob fails at once
+        check_prompt_lengths(ctx, parts)  # too long for the model's context: fail now too, not after it loads
         from probe_invert.runner import run_inversions
 
         code = run_inversions(

@@ -73,15 +73,35 @@ def _sidecar(
 
 def _rebuild_sheet(folder, done: list):
     """The contact sheet of every finished image in the folder (this run's and earlier runs'), or None."""
-    from probe_invert.outputs import write_contact_sheet
+    from probe_invert.outputs import write_invert_sheet
 
-    if not done:
-        return None
-    labels = [
-        (f"s{s['seed']} {s['cosine']:.2f} " if s.get("cosine") is not None else f"s{s['seed']} ") + str(s["prompt"])
-        for s, _ in done
-    ]
-    return write_contact_sheet(folder / "contact-sheet.png", [image for _, image in done], labels)
+    return write_invert_sheet(folder / "contact-sheet.png", done) if done else None
+
+
+GIFS_LISTED = 8
+
+
+def _gif_notes(rows: list[dict[str, Any]], folder) -> list[str]:
+    """Where --gif wrote: each image's GIF path (the first few when there are many), or why there is none."""
+    gifs = [r["gif"] for r in rows if r.get("gif")]
+    if not gifs:
+        if all(r["skipped"] for r in rows):
+            return ["no GIF written: every image was already finished without one (--force redoes them)"]
+        return ["no GIF written: no image got far enough for a snapshot"]
+    shown = [f"gif: {_below(g, folder)}" for g in gifs[:GIFS_LISTED]]
+    if len(gifs) > GIFS_LISTED:
+        shown.append(f"… and {len(gifs) - GIFS_LISTED} more GIF(s) in {folder}/<prompt>/seed-<n>.gif")
+    return shown
+
+
+def _below(path: str, folder) -> str:
+    """A file's path as the folder was given (probe-out/invert/red-square/seed-0.png), not resolved."""
+    from pathlib import Path
+
+    try:
+        return str(Path(folder) / Path(path).resolve().relative_to(Path(folder).resolve()))
+    except ValueError:
+        return path
 
 
 def _rounded(values: list[float]) -> list[float | None]:
@@ -227,6 +247,8 @@ def _run_locked(
                 row["model_cosines"] = prev.get("model_cosines")
             saved = True
         row.update(png=str(paths[i].png) if saved else None, sidecar=str(paths[i].sidecar) if saved else None)
+        if gif:
+            row["gif"] = str(paths[i].gif) if saved and paths[i].gif.is_file() else None
         rows.append(row)
     sheet = _rebuild_sheet(folder, finished_in(folder))
     notes = _vocabulary_notes([info["model"], *(m["model"] for m in members_info)], prompts)
@@ -252,7 +274,7 @@ def _run_locked(
         models = " + ".join([info["model"], *(m["model"] for m in members_info)])
         console.print_table(
             f"probe invert — {models}, preset {settings.preset}",
-            ["prompt", "seed", "cosine", "status", "steps", "seconds", "file"],
+            ["prompt", "seed", "cosine", "status", "steps", "seconds"],
             [
                 [
                     r["prompt"],
@@ -261,13 +283,17 @@ def _run_locked(
                     r["status"] + (" (skipped)" if r["skipped"] else ""),
                     r["steps"],
                     r["seconds"],
-                    r["png"] or "-",
                 ]
                 for r in rows
             ],
         )
+        example = next((r["png"] for r in rows if r["png"]), None)
+        if example:
+            console.note(f"images: {folder}/<prompt>/seed-<n>.png, e.g. {_below(example, folder)}")
         if sheet:
             console.note(f"contact sheet: {sheet}")
+        for note in _gif_notes(rows, folder) if gif else []:
+            console.note(note)
     if interrupted:
         partial = sum(1 for r in rows if r["status"] == "interrupted" and r["png"])
         console.note(f"Interrupted: saved {partial} partial image(s); rerun the same command to finish the rest.")

@@ -97,6 +97,10 @@ def register_commands(app: typer.Typer) -> None:
             bool, typer.Option("--truncate", help="Cut prompts longer than the model's context instead of failing.")
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+        csv_path: Annotated[
+            Path | None,
+            typer.Option("--csv", help="Write one CSV row per query and neighbour to this file.", show_default=False),
+        ] = None,
     ) -> None:
         """Nearest vocabulary words of texts or images in the model's embedding space, flagged words marked."""
         from probe.plugin import check_images, check_prompts
@@ -104,9 +108,7 @@ def register_commands(app: typer.Typer) -> None:
         check_prompts(list(texts or []), "text")
         check_images(list(image or []))  # headers only, before torch or the model loads
         from probe.plugin import UsageError, console, current_session, options, save_text_snapshot
-        from probe_neighbours.index import IndexParams
-        from probe_neighbours.query import image_neighbours, load_query_images, text_neighbours
-        from probe_neighbours.vocabularies import default_vocabs, read_entries
+        from probe_neighbours.vocabularies import check_vocab_names, default_vocabs, read_entries
 
         groups: dict[str, list[str]] = {}
         if texts:
@@ -115,6 +117,10 @@ def register_commands(app: typer.Typer) -> None:
             groups[_group_name(path, groups)] = read_entries(path, "prompts")[0]
         if not groups and not image:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
+        check_vocab_names(list(vocab or []))  # files and vocabularies: all before torch or the model loads
+        from probe_neighbours.index import IndexParams
+        from probe_neighbours.query import image_neighbours, load_query_images, text_neighbours
+
         params = IndexParams(kind=index)
         state = options(ctx)
         # text only: a snapshot spares the model load (it has the session's text methods, spec and fingerprint)
@@ -139,6 +145,11 @@ def register_commands(app: typer.Typer) -> None:
             ]
 
         rates = _group_rates(rows) if flag_rate_ else None
+        if csv_path is not None:
+            from probe.plugin import atomic_write_text
+
+            atomic_write_text(csv_path, _csv_text(rows))
+            console.note(f"Wrote {csv_path}")
         if as_json:
             console.print_json(_json_payload(session, k, indexes, rows, rates, notes))
         elif rates is not None:
@@ -260,6 +271,22 @@ def _json_payload(session, k: int, indexes: list, rows: list, rates: dict | None
     if rates is not None:
         payload["flag_rate"] = {g: rate.as_dict() for g, rate in rates.items()}
     return payload
+
+
+def _csv_text(rows: list) -> str:
+    """group, query, rank, word, cosine, vocab, flagged (its category, or empty): one row per neighbour."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["group", "query", "rank", "word", "cosine", "vocab", "flagged"])
+    for group, result in rows:
+        writer.writerows(
+            [group, result.query, rank, n.word, n.score, n.vocab, n.category or ""]
+            for rank, n in enumerate(result.neighbours, 1)
+        )
+    return buffer.getvalue()
 
 
 def _print_neighbours(console, rows: list, model: str) -> None:

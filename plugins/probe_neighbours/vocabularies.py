@@ -182,6 +182,15 @@ def load_vocab(name_or_path: str) -> Vocabulary:
     )
 
 
+def check_vocab_names(names: list[str]) -> None:
+    """An unknown vocabulary name or a missing word-list file fails now, before a model loads
+    (a file that exists is read once, later)."""
+    known = _registered()
+    for name in names:
+        if name not in known and not Path(name).expanduser().is_file():
+            load_vocab(name)  # raises its one-line error
+
+
 def _checked(name: str, ext) -> Vocabulary:
     """Call a registered loader; a plugin's list of words becomes a Vocabulary, anything else is its error."""
     value = ext.value()

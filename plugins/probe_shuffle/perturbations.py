@@ -290,25 +290,54 @@ class Perturbation:
     apply: Callable[..., Tokens | None]
     summary: str
     needs_tagger: bool = False
+    needs: str = ""  # what a caption must have for it to apply, shown when it applies to none
 
 
 BUILTIN: tuple[Perturbation, ...] = (
-    Perturbation("shuffle-words", shuffle_words, "all words shuffled"),
-    Perturbation("shuffle-trigrams", shuffle_trigrams, "order of consecutive trigrams shuffled"),
-    Perturbation("shuffle-within-trigrams", shuffle_within_trigrams, "words shuffled inside each trigram"),
+    Perturbation("shuffle-words", shuffle_words, "all words shuffled", needs="two or more words"),
     Perturbation(
-        "shuffle-content-words", shuffle_content_words, "content words shuffled, function words kept in place"
+        "shuffle-trigrams",
+        shuffle_trigrams,
+        "order of consecutive trigrams shuffled",
+        needs="four or more words (two trigrams to reorder)",
     ),
-    Perturbation("swap-attributes", swap_attributes, "two same-kind attribute words swap nouns (colour, size, ...)"),
-    Perturbation("swap-relation", swap_relation, "the two sides of a relation swapped (A left of B -> B left of A)"),
     Perturbation(
-        "shuffle-nouns-adjectives", shuffle_nouns_adjectives, "nouns and adjectives shuffled (needs spaCy)", True
+        "shuffle-within-trigrams",
+        shuffle_within_trigrams,
+        "words shuffled inside each trigram",
+        needs="two or more words",
+    ),
+    Perturbation(
+        "shuffle-content-words",
+        shuffle_content_words,
+        "content words shuffled, function words kept in place",
+        needs="two or more content words (not 'a', 'of', ...)",
+    ),
+    Perturbation(
+        "swap-attributes",
+        swap_attributes,
+        "two same-kind attribute words swap nouns (colour, size, ...)",
+        needs="two different same-kind attributes on different nouns ('a red circle and a blue square')",
+    ),
+    Perturbation(
+        "swap-relation",
+        swap_relation,
+        "the two sides of a relation swapped (A left of B -> B left of A)",
+        needs="a relation between two different sides ('A left of B', 'A above B', ...)",
+    ),
+    Perturbation(
+        "shuffle-nouns-adjectives",
+        shuffle_nouns_adjectives,
+        "nouns and adjectives shuffled (needs spaCy)",
+        True,
+        needs="two or more nouns or adjectives",
     ),
     Perturbation(
         "shuffle-all-but-nouns-adjectives",
         shuffle_all_but_nouns_adjectives,
         "all but nouns and adjectives shuffled (needs spaCy)",
         True,
+        needs="two or more words other than nouns and adjectives",
     ),
 )
 
@@ -318,7 +347,13 @@ def registered_perturbations() -> dict[str, Perturbation]:
     from probe.plugin import registered
 
     return {
-        name: Perturbation(name, ext.value, ext.about, bool(ext.options.get("needs_tagger", False)))
+        name: Perturbation(
+            name,
+            ext.value,
+            ext.about,
+            bool(ext.options.get("needs_tagger", False)),
+            str(ext.options.get("needs", "")),
+        )
         for name, ext in registered("register_perturbations").items()
     }
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from probe_shuffle.sources import ImageCaptions
 
 PROBE_API = 1
+TIE_TOLERANCE = 1e-6  # as probe_shuffle.scoring (not imported here: it imports torch)
 CSV_FIELDS = ("item", "caption", "original_score", "perturbation", "variant", "score", "delta")
 
 
@@ -28,22 +29,60 @@ def _fmt(value: float | None, percent: bool = False, signed: bool = False) -> st
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
+# In text mode every original scores cos(T(p), T(p)) = 1: these metrics then only count perturbations
+# whose embedding equals the original's, so the terminal table leaves them out and a note says so.
+IMAGE_ONLY_COLUMNS = ("P@1", "order blindness")
+
+
 def _summary_table(report: ShuffleReport, title: str) -> tuple[str, list[str], list[list[str]]]:
-    columns = ["perturbation", "captions", "variants", "mean score", "mean Δ", "std Δ", "order blindness", "P@1"]
+    """Title, columns and rows of the summary; the ARO metrics come first in image mode, where they matter."""
+    columns = ["perturbation", "captions", "variants", "P@1", "order blindness", "mean score", "mean Δ", "std Δ"]
     rows = [
         [
             r.name,
             str(r.n_items),
             str(r.n),
+            _fmt(r.precision_at_1, percent=True),
+            _fmt(r.order_blindness, percent=True),
             _fmt(r.mean_score),
             _fmt(r.mean_delta, signed=True),
             _fmt(r.std_delta),
-            _fmt(r.order_blindness, percent=True),
-            _fmt(r.precision_at_1, percent=True),
         ]
         for r in report.rows
     ]
+    if report.mode == "text":
+        keep = [i for i, c in enumerate(columns) if c not in IMAGE_ONLY_COLUMNS]
+        columns, rows = [columns[i] for i in keep], [[row[i] for i in keep] for row in rows]
     return title, columns, rows
+
+
+def _summary_notes(report: ShuffleReport) -> list[str]:
+    """Why a row shows '—' (the perturbation applies to no caption), which captions nothing applies to,
+    and, in text mode, what the left-out metrics would say."""
+    from probe_shuffle.perturbations import registered_perturbations, tokenize
+
+    known = registered_perturbations()
+    notes = []
+    for row in report.rows:
+        if row.n == 0 and row.name in known:
+            needs = known[row.name].needs
+            notes.append(
+                f"— {row.name}: applies to none of the {len(report.items)} caption(s)"
+                + (f"; it needs {needs}" if needs else "")
+            )
+    for item in report.items:
+        if not item.variants:
+            words = [t for t in tokenize(item.caption) if t[:1].isalnum() or t[:1] == "_"]
+            why = "one word: nothing to shuffle" if len(words) <= 1 else "no perturbation applies to it"
+            notes.append(f"{item.name} ({item.caption!r}): {why}; left out of every row")
+    if report.mode == "text":
+        ties = sum(1 for item in report.items for v in item.variants if v.delta >= -TIE_TOLERANCE)
+        total = sum(len(item.variants) for item in report.items)
+        notes += [
+            "P@1 and order blindness are left out in text mode: each original scores",
+            f"cos(T(p), T(p)) = 1: they only count identical embeddings ({ties} of {total}; see --json).",
+        ]
+    return notes
 
 
 def _csv_text(report: ShuffleReport) -> str:
@@ -89,7 +128,7 @@ def register_perturbations(register) -> None:
     from probe_shuffle.perturbations import BUILTIN
 
     for p in BUILTIN:
-        register(p.name, p.apply, p.summary, needs_tagger=p.needs_tagger)
+        register(p.name, p.apply, p.summary, needs_tagger=p.needs_tagger, needs=p.needs)
 
 
 @hookimpl
@@ -253,16 +292,19 @@ def register_commands(app: typer.Typer) -> None:
         check_prompts(list(caption or []), "caption")
         check_images(list(image or []))  # before the model loads
 
-        from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
-
-        if text_prompts:
-            report = text_shuffle_test(current_session(ctx), text_prompts, names, seed, variants, truncate=truncate)
-        else:
+        pairs = None
+        if not text_prompts:  # read (and refused) before the model loads
             pairs = _image_inputs(
                 list(image or []), list(caption or []), jsonl, invert_dir, world, list(relation or []), seed
             )
+        session = current_session(ctx)  # shows "loading MODEL…" on a terminal
+        from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
+
+        if pairs is None:
+            report = text_shuffle_test(session, text_prompts, names, seed, variants, truncate=truncate)
+        else:
             report = image_shuffle_test(
-                current_session(ctx),
+                session,
                 pairs.images,
                 pairs.captions,
                 names,
@@ -281,12 +323,15 @@ def register_commands(app: typer.Typer) -> None:
         console.print_table(
             *_summary_table(report, f"Shuffle test — {state.model}, {len(report.items)} captions, {mode}")
         )
+        for note in _summary_notes(report):
+            console.note(note)
         if details:
+            text_mode = report.mode == "text"  # the original's score is 1 for every caption: not shown
             rows = [
                 [
                     item.name,
                     item.caption,
-                    f"{item.original_score:.4f}",
+                    *([] if text_mode else [f"{item.original_score:.4f}"]),
                     v.perturbation,
                     v.text,
                     f"{v.score:.4f}",
@@ -295,6 +340,5 @@ def register_commands(app: typer.Typer) -> None:
                 for item in report.items
                 for v in item.variants
             ]
-            console.print_table(
-                "Perturbed captions", ["item", "caption", "score", "perturbation", "variant", "score'", "Δ"], rows
-            )
+            columns = ["item", "caption", *([] if text_mode else ["score"]), "perturbation", "variant", "score'", "Δ"]
+            console.print_table("Perturbed captions", columns, rows)

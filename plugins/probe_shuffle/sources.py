@@ -11,10 +11,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from probe.plugin import DataError, UsageError, images_under, load_image, read_json
+
+if TYPE_CHECKING:  # torch only in annotations: reading a prompt file (and failing on it) stays instant
+    import torch
 
 # Keys a sidecar may hold its prompt under, in order of preference (`probe invert` writes "prompt").
 SIDECAR_PROMPT_KEYS = ("prompt", "caption", "text")

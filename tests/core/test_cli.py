@@ -147,6 +147,34 @@ def test_score_end_to_end(invoke, tiny_spec, tmp_path, monkeypatch):
     assert table.exit_code == 0 and "red.png" in table.stdout
 
 
+def test_score_table_names_the_shared_folder_once_and_fits_80_columns(invoke, tmp_path, monkeypatch):
+    import csv
+
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user types them
+    folder = Path("probe-out") / "invert"
+    names = ["red-square/seed-0.png", "a-red-circle-left-of-a-blue-square-above-a-green-star/seed-1.png"]
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20, 20), (255, 0, 0)).save(folder / name)
+    monkeypatch.setenv("COLUMNS", "80")
+    prompts = ["red square", "a red circle left of a blue square", "a big blue circle above a small green triangle"]
+    args = ["score", *(folder / n for n in names), *(a for p in prompts for a in ("-p", p))]
+    result = invoke(*args, "--csv", tmp_path / "scores.csv")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"images in {folder}" in lines[0]
+    assert all(len(line) <= 80 for line in lines)
+    assert not any("probe-out" in line for line in lines[1:])  # rows show paths below the folder
+    assert "red-square/seed-0.png" in result.stdout
+    assert "triangle" in result.stdout and "circle" in result.stdout  # prompts wrap between words
+    rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
+    assert [(r["image"], r["prompt"]) for r in rows] == [(str(folder / n), p) for n in names for p in prompts]
+    data = json.loads(invoke(*args, "--json").stdout)
+    assert [float(r["cosine"]) for r in rows] == pytest.approx([c for row in data["cosine"] for c in row])
+
+
 def test_bad_image_is_a_clean_error(invoke, tmp_path):
     (tmp_path / "bad.png").write_text("not an image")
     result = invoke("score", tmp_path / "bad.png", "-p", "a")
@@ -316,3 +344,58 @@ def test_a_disabled_plugins_command_is_one_line(invoke, monkeypatch):
         "Error: command 'vocabs' comes from plugin 'neighbours', which is disabled (listed in PROBE_DISABLE_PLUGINS): "
         "remove it from PROBE_DISABLE_PLUGINS"
     ]
+
+
+@pytest.fixture
+def terminal_stderr(monkeypatch):
+    """stderr as a terminal (what the user sees), captured: status lines and progress bars show."""
+    import io
+
+    from rich.console import Console
+
+    from probe import console
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(console, "err", Console(file=buffer, force_terminal=True, width=80, highlight=False))
+    return buffer
+
+
+def test_loading_status_shows_before_the_first_progress_bar_on_a_terminal(invoke, tiny_spec, tmp_path, terminal_stderr):
+    result = invoke("-m", tiny_spec, "-o", tmp_path, "invert", "a star", "--steps", "2", "--size", "16", "--json")
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # stdout is the JSON alone
+    shown = terminal_stderr.getvalue()
+    assert f"loading {tiny_spec}…" in shown and "inverting 1 image(s)" in shown
+    assert shown.index(f"loading {tiny_spec}…") < shown.index("inverting 1 image(s)")
+    assert f"loading {tiny_spec}" not in result.stdout
+
+
+def test_loading_status_stays_off_when_stderr_is_not_a_terminal(invoke, tiny_spec, tmp_path):
+    result = invoke("-m", tiny_spec, "-o", tmp_path, "invert", "a star", "--steps", "2", "--size", "16")
+    assert result.exit_code == 0, result.output
+    assert f"loading {tiny_spec}" not in result.stderr  # logs and pipes get no spinner frames, as with progress bars
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["score", "{tmp}/missing.png", "-p", "a"],
+        ["score", "{tmp}/bad.png", "-p", "a"],
+        ["neighbours", "-i", "{tmp}/bad.png"],
+        ["shuffle-test", "-f", "{tmp}/missing.txt"],
+        ["neighbours", "a star", "-v", "{tmp}/missing.txt"],
+        ["neighbours", "a star", "-v", "no-such-list"],
+        ["shuffle-test", "--jsonl", "{tmp}/missing.jsonl"],
+        ["invert", "a star", "--preset", "{tmp}/missing.yaml"],
+    ],
+)
+def test_bad_input_files_fail_before_the_model_loads(invoke, tmp_path, monkeypatch, terminal_stderr, args):
+    from probe.cli_state import State
+
+    (tmp_path / "bad.png").write_text("not an image")
+    monkeypatch.setattr(State, "session_for", lambda self, model: pytest.fail("the model loaded"))
+    monkeypatch.setattr(State, "text_session", property(lambda self: pytest.fail("the text tower loaded")))
+    result = invoke(*[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code in (1, 2), result.output
+    assert "Error" in result.stderr and "Traceback" not in result.output
+    assert "loading shapes-tiny" not in terminal_stderr.getvalue()  # not even the model libraries were imported for it

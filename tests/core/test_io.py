@@ -8,6 +8,7 @@ from probe.errors import ProbeError, UsageError
 from probe.io import (
     atomic_write_text,
     caption_line_height,
+    contact_grid,
     contact_sheet,
     inside,
     png_bytes,
@@ -119,3 +120,25 @@ def test_contact_sheet_draws_wrapped_captions_and_grows_to_fit_them():
     assert contact_sheet([image], [""], cell=64).size == (64, 64)
     with pytest.raises(ValueError):
         contact_sheet([image, image], ["only one"], cell=64)
+
+
+def test_contact_grid_keeps_each_image_in_its_row_and_column_under_headers():
+    from PIL import ImageFont
+
+    from probe.io import GRID_LABEL_WIDTH
+
+    line = caption_line_height(ImageFont.load_default())
+    red, blue = torch.zeros(3, 4, 4), torch.zeros(3, 4, 4)
+    red[0], blue[2] = 1, 1
+    long_prompt = "a red circle left of a blue square above a green star next to a small white ring"
+    grid = contact_grid([[red, None], [None, blue]], ["a", long_prompt], ["seed 0", "seed 7"], cell=64)
+    head = line + 4  # one line of column headers ("seed 0" fits a 64-pixel column)
+    assert grid.size == (GRID_LABEL_WIDTH + 2 * 64, head + 2 * 64)
+    assert grid.getpixel((GRID_LABEL_WIDTH + 32, head + 32)) == (255, 0, 0)  # row 0, seed 0
+    assert grid.getpixel((GRID_LABEL_WIDTH + 96, head + 64 + 32)) == (0, 0, 255)  # row 1, seed 7
+    assert grid.crop((GRID_LABEL_WIDTH + 64, head, GRID_LABEL_WIDTH + 128, head + 64)).getextrema()[0] == (255, 255)
+    assert grid.crop((GRID_LABEL_WIDTH + 64, 0, GRID_LABEL_WIDTH + 128, head)).convert("L").getextrema()[0] < 128
+    prompt_band = grid.crop((0, head + 64 + line + 2, GRID_LABEL_WIDTH, head + 128)).convert("L")
+    assert prompt_band.getextrema()[0] < 128  # the long prompt wraps onto its second line and beyond
+    with pytest.raises(ValueError):
+        contact_grid([[red]], ["a", "b"], ["seed 0"])

@@ -77,6 +77,65 @@ def test_snapshots_and_gif(invoke, tiny_spec, tmp_path):
     assert len(os.listdir(png.replace(".png", "-snapshots"))) == 3
 
 
+def test_gif_paths_are_printed_and_exist(invoke, tiny_spec, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run(invoke, tiny_spec, "out", "a cat", "a dog", *FAST, "--gif")
+    assert r.exit_code == 0, r.stderr
+    gifs = [line.removeprefix("gif: ") for line in r.stderr.splitlines() if line.startswith("gif: ")]
+    assert gifs == ["out/invert/a-cat/seed-0.gif", "out/invert/a-dog/seed-0.gif"]
+    for gif in gifs:
+        with Image.open(gif) as im:
+            assert im.format == "GIF" and im.n_frames >= 2
+    again = run(invoke, tiny_spec, "out", "a cat", *FAST, "--gif", "--json")  # skipped: its GIF is still listed
+    assert json.loads(again.stdout)["images"][0]["gif"].endswith("a-cat/seed-0.gif")
+    plain = run(invoke, tiny_spec, "other", "a cat", *FAST)
+    assert "gif" not in plain.stderr.lower()
+
+
+def _tile_row(sheet, image, x: int) -> int | None:
+    """The top edge of the 128-pixel tile at column x that shows `image` (resized), or None."""
+    from PIL import ImageChops
+
+    want = image.convert("RGB").resize((128, 128))
+    for y in range(sheet.height - 127):
+        if not ImageChops.difference(sheet.crop((x, y, x + 128, y + 128)), want).getbbox():
+            return y
+    return None
+
+
+def test_contact_sheet_is_a_prompt_by_seed_grid_of_every_finished_image(invoke, tiny_spec, tmp_path):
+    from probe.io import GRID_LABEL_WIDTH
+
+    assert run(invoke, tiny_spec, tmp_path, "a star", "--seeds", "0", *FAST).exit_code == 0
+    # the rerun adds a prompt and a seed and skips the finished image: the sheet still shows all four
+    r = run(invoke, tiny_spec, tmp_path, "a star", "a red circle left of a blue square", "--seeds", "0-1", *FAST)
+    assert r.exit_code == 0 and "1 of 4 images already finished" in r.stderr
+    folder = tmp_path / "invert"
+    with Image.open(folder / "contact-sheet.png") as opened:
+        sheet = opened.convert("RGB")
+    assert sheet.width == GRID_LABEL_WIDTH + 2 * 128  # one column per seed after the prompt band
+    rows = {"a red circle left of a blue square": "a-red-circle-left-of-a-blue-square", "a star": "a-star"}
+    tops = {}
+    for prompt, name in rows.items():
+        for seed in (0, 1):
+            with Image.open(folder / name / f"seed-{seed}.png") as image:
+                tops[prompt, seed] = _tile_row(sheet, image, GRID_LABEL_WIDTH + seed * 128)
+    assert None not in tops.values(), tops
+    top = {key: y for key, y in tops.items() if y is not None}
+    circle, star = top["a red circle left of a blue square", 0], top["a star", 0]
+    assert top["a star", 1] == star and top["a red circle left of a blue square", 1] == circle  # one row a prompt
+    assert 0 < circle < star and sheet.height >= star + 128
+
+    def inked(box) -> bool:  # anything but white: text was drawn there
+        return sheet.crop(box).getextrema() != ((255, 255), (255, 255), (255, 255))
+
+    assert inked((GRID_LABEL_WIDTH, 0, GRID_LABEL_WIDTH + 128, circle))  # "seed 0" above the first column
+    assert inked((GRID_LABEL_WIDTH + 128, 0, sheet.width, circle))  # "seed 1"
+    assert inked((0, circle, GRID_LABEL_WIDTH, circle + 128))  # the prompt left of its row
+    assert inked((0, star, GRID_LABEL_WIDTH, star + 128))
+    assert not inked((0, 0, GRID_LABEL_WIDTH, circle))  # the corner stays blank
+
+
 def test_unsafe_prompt_stays_inside_the_output_folder(invoke, tiny_spec, tmp_path):
     r = run(invoke, tiny_spec, tmp_path, "../../etc/passwd", *FAST, "--json")
     assert r.exit_code == 0, r.stderr

@@ -32,6 +32,27 @@ def test_text_query_table_marks_flagged_words(invoke, tiny_spec, tmp_path):
     )
 
 
+def test_csv_holds_every_neighbour_as_the_json_does(invoke, tiny_spec, tmp_path):
+    import csv
+
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("naked\nsunset\ntree\n", encoding="utf-8")
+    args = ["--model", tiny_spec, "neighbours", "a photo", "a red star", "--vocab", vocab, "--k", "2"]
+    result = invoke(*args, "--csv", tmp_path / "n.csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "n.csv").open(encoding="utf-8")))
+    payload = json.loads(invoke(*args, "--json").stdout)
+    expected = [
+        (r["query"], str(rank), n["word"], n["category"] or "")
+        for r in payload["results"]
+        for rank, n in enumerate(r["neighbours"], 1)
+    ]
+    assert [(r["query"], r["rank"], r["word"], r["flagged"]) for r in rows] == expected
+    assert [float(r["cosine"]) for r in rows] == pytest.approx(
+        [n["score"] for r in payload["results"] for n in r["neighbours"]]
+    )
+
+
 def test_flag_rate_compares_groups_of_prompt_files(invoke, tiny_spec, prompts, tmp_path):
     celebs, neutral = prompts
     vocab = tmp_path / "v.txt"

@@ -76,8 +76,10 @@ def test_contact_sheet_holds_every_finished_image_of_the_folder(invoke, tmp_path
         assert invoke("-o", tmp_path, "--device", "cpu", "invert", prompt, *FAST).exit_code == 0
     again = invoke("-o", tmp_path, "--device", "cpu", "invert", "a star", *FAST)  # all skipped: the sheet keeps both
     assert again.exit_code == 0 and "1 of 1 images already finished" in again.stderr
-    with Image.open(tmp_path / "invert" / "contact-sheet.png") as sheet:
-        assert sheet.width == 2 * 128
+    from probe.io import GRID_LABEL_WIDTH
+
+    with Image.open(tmp_path / "invert" / "contact-sheet.png") as sheet:  # one row per prompt, one seed column
+        assert sheet.width == GRID_LABEL_WIDTH + 128 and sheet.height >= 2 * 128
 
 
 def test_rerun_with_other_settings_does_not_replace_finished_images(invoke, tmp_path):

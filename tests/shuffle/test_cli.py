@@ -57,7 +57,7 @@ def test_table_and_csv(invoke, tiny_spec, tmp_path):
     out = tmp_path / "sub" / "rows.csv"
     result = invoke("--model", tiny_spec, "shuffle-test", "--file", prompts, "-k", "2", "--csv", out)
     assert result.exit_code == 0, result.stderr
-    assert "Shuffle test" in result.stdout and "100.0%" in result.stdout
+    assert "Shuffle test" in result.stdout and "mean Δ" in result.stdout
     rows = list(csv.DictReader(out.open()))
     assert rows and set(rows[0]) == {"item", "caption", "original_score", "perturbation", "variant", "score", "delta"}
     assert {r["caption"] for r in rows} == {"a red circle and a blue square", "a big dog is chasing a small cat"}
@@ -120,3 +120,52 @@ def test_bad_files_exit_1(invoke, tiny_spec, tmp_path):
     (tmp_path / "bad.jsonl").write_text("{oops\n")
     result = invoke("--model", tiny_spec, "shuffle-test", "--jsonl", tmp_path / "bad.jsonl")
     assert result.exit_code == 1 and "bad.jsonl:1" in result.stderr
+
+
+def _lines_fit(text: str, width: int = 80) -> bool:
+    return all(len(line) <= width for line in text.splitlines())
+
+
+def test_text_mode_leaves_out_the_metrics_that_are_trivial_there_and_says_why(invoke, tiny_spec, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = invoke("--model", tiny_spec, "shuffle-test", "a red circle left of a blue square", "a red star")
+    assert result.exit_code == 0, result.stderr
+    header = result.stdout.splitlines()[1:5]
+    assert not any("P@1" in line or "blindness" in line for line in header), result.stdout
+    assert "100.0%" not in result.stdout
+    assert "cos(T(p), T(p)) = 1" in result.stderr and "P@1 and order blindness" in result.stderr
+    assert "(0 of 9; see --json)" in result.stderr  # 6 perturbations of the first, 3 of the second; no tie
+    assert all(len(line) <= 80 for line in result.stderr.splitlines())
+    assert _lines_fit(result.stdout)
+    data = json.loads(invoke("--model", tiny_spec, "shuffle-test", "a red star", "--json").stdout)
+    assert data["rows"][-1]["precision_at_1"] == 1.0  # still in the JSON
+
+
+def test_image_mode_keeps_p_at_1_and_fits_80_columns(invoke, tiny_spec, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = invoke("--model", tiny_spec, "shuffle-test", "--world", "3")
+    assert result.exit_code == 0, result.stderr
+    assert "P@1" in result.stdout and "blindness" in result.stdout
+    assert "Text mode" not in result.stderr
+    assert _lines_fit(result.stdout)
+
+
+def test_rows_and_captions_nothing_applies_to_say_why(invoke, tiny_spec, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = invoke("--model", tiny_spec, "shuffle-test", "star", "a red star")
+    assert result.exit_code == 0, result.stderr
+    assert "prompt 1 ('star'): one word: nothing to shuffle" in result.stderr
+    assert "— shuffle-trigrams: applies to none of the 2 caption(s); it needs four or more words" in result.stderr
+    assert "— swap-relation: applies to none" in result.stderr and "'A left of B'" in result.stderr
+    assert "— shuffle-words" not in result.stderr  # 'a red star' can be shuffled
+
+
+def test_details_fit_80_columns_without_breaking_words(invoke, tiny_spec, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    caption = "a big blue circle above a small green triangle"
+    result = invoke("--model", tiny_spec, "shuffle-test", caption, "--details")
+    assert result.exit_code == 0, result.stderr
+    assert _lines_fit(result.stdout)
+    cells = " ".join(part.strip() for line in result.stdout.splitlines() for part in line.split("│"))
+    assert "shuffle-within-trigrams" in cells and "swap-attributes" in cells  # names never cut
+    assert "1.0000" not in result.stdout  # the originals' score, 1 in text mode, is not a column
