@@ -113,6 +113,11 @@ def _option_names(command: Any) -> tuple[set[str], set[str]]:
     return valued, flags
 
 
+def _attached_short(token: str, valued: set[str]) -> bool:
+    """Whether the token is a short option with its value attached (`-oDIR`, as click accepts it)."""
+    return len(token) > 2 and token[0] == "-" and token[1] != "-" and token[:2] in valued
+
+
 def hoist_global_options(group: Any, ctx: ClickContext, args: list[str]) -> list[str]:
     """Move global options written after the command name (and not defined by that command) in front
     of it, so every command, a plugin's included, accepts them in either place with one meaning."""
@@ -137,7 +142,10 @@ def hoist_global_options(group: Any, ctx: ClickContext, args: list[str]) -> list
             kept += rest[j:]
             break
         name = token.split("=", 1)[0]
-        if name in local_valued or name in local_flags:
+        if _attached_short(token, local_valued | g_valued):  # `-oDIR`: the value is in the token
+            (kept if token[:2] in local_valued else hoisted).append(token)
+            j += 1
+        elif name in local_valued or name in local_flags:
             kept += rest[j : j + (1 if "=" in token or name in local_flags else 2)]
             j += 1 if "=" in token or name in local_flags else 2
         elif name in g_flags and name not in ("--help", "-h", "--version"):

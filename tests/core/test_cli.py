@@ -314,6 +314,16 @@ def test_a_commands_own_option_wins_over_the_global_one(invoke, tmp_path):
         "--seed",
         "3",
     ]  # world render's own --seed stays
+    # a short option with its value attached, as click accepts it: global hoisted, a command's own kept
+    assert hoist_global_options(group, ctx, ["invert", "x", "-oout", "-mM"]) == ["-oout", "-mM", "invert", "x"]
+    assert hoist_global_options(group, ctx, ["merge", "a", "-oout"]) == ["merge", "a", "-oout"]
+
+
+def test_attached_short_values_work_after_the_command(invoke):
+    """`-mSPEC` after the command is the global --model, as `-m SPEC` is (not "No such option")."""
+    result = invoke("neighbours", "star", "-mno-such-model")
+    assert result.exit_code == 1
+    assert "unknown model architecture 'no-such-model'" in result.output
 
 
 def test_a_global_option_without_its_value_is_reported_not_hoisted(invoke):
