@@ -135,7 +135,9 @@ def hoist_global_options(group: Any, ctx: ClickContext, args: list[str]) -> list
         head, rest = head + rest[:1], rest[1:]
         valued, flags = _option_names(command)
         local_valued, local_flags = local_valued | valued, local_flags | flags
-    hoisted, kept, j = [], [], 0
+    hoisted: list[str] = []
+    kept: list[str] = []
+    j = 0
     while j < len(rest):
         token = rest[j]
         if token == "--":
