@@ -12,18 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "probe-similarity"
 
 
-def test_the_guide_shows_the_example_files_verbatim():
-    guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```(?:toml|python)\n(.*?)```", guide, re.S)
-    for name in ("pyproject.toml", "probe_similarity.py"):
-        assert (EXAMPLE / name).read_text() in blocks, (
-            f"docs/plugins.md is out of date with examples/probe-similarity/{name}"
-        )
-    assert "(examples/probe-similarity)" in (ROOT / "README.md").read_text(), "the README points at the example"
-
-
-def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec):
-    target = tmp_path / "site"
+def pip_install_to(target: Path, package: Path) -> Path:
+    """Install a plugin folder as a user would (pip, no dependencies) into its own site folder."""
     subprocess.run(
         [
             sys.executable,
@@ -35,11 +25,26 @@ def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec
             "--no-build-isolation",
             "--target",
             str(target),
-            str(EXAMPLE),
+            str(package),
         ],
         check=True,
         capture_output=True,
     )
+    return target
+
+
+def test_the_guide_shows_the_example_files_verbatim():
+    guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:toml|python)\n(.*?)```", guide, re.S)
+    for name in ("pyproject.toml", "probe_similarity.py"):
+        assert (EXAMPLE / name).read_text() in blocks, (
+            f"docs/plugins.md is out of date with examples/probe-similarity/{name}"
+        )
+    assert "(examples/probe-similarity)" in (ROOT / "README.md").read_text(), "the README points at the example"
+
+
+def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec):
+    target = pip_install_to(tmp_path / "site", EXAMPLE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
     run = lambda *args: subprocess.run(
         [sys.executable, "-m", "probe.cli", *args], capture_output=True, text=True, env=env
@@ -58,23 +63,7 @@ PALETTE = ROOT / "examples" / "probe-palette"
 
 def test_palette_example_extends_the_built_in_commands(tmp_path):
     """The second example adds a vocabulary, a perturbation and a prior; the built-in commands use them."""
-    target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(PALETTE),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    target = pip_install_to(tmp_path / "site", PALETTE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
 
     def run(*args):
