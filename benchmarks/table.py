@@ -1,7 +1,7 @@
 """The README's performance table, rendered from the benchmarks' JSON in benchmarks/results/.
 
     python benchmarks/table.py                  # print the table
-    python benchmarks/table.py --write README.md  # replace the table between its markers
+    python benchmarks/table.py --write README.md docs/benchmarks.md  # replace the table between their markers
 
 Every number in the table comes from a results file (`python benchmarks/<name>.py ... --save`
 writes one); tests/test_perf_table.py checks that the README holds exactly this rendering.
@@ -208,7 +208,7 @@ def render(docs: list[dict]) -> str:
             name = f"`{d['benchmark']}.py`" if i == 0 else ""
             lines.append(f"| {name} | {what} | {result} |")
     commands = "; ".join(f"`{d['command']}`" for d in docs)
-    lines += ["", f"Measure again: {commands}; then `python benchmarks/table.py --write README.md`."]
+    lines += ["", f"Measure again: {commands}; then `python benchmarks/table.py --write README.md docs/benchmarks.md`."]
     return "\n".join(lines) + "\n"
 
 
@@ -225,12 +225,14 @@ def replace(text: str, table: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", type=Path, help="a markdown file holding the markers: replace its table")
+    ap.add_argument(
+        "--write", type=Path, nargs="+", default=[], help="markdown files holding the markers: replace their table"
+    )
     args = ap.parse_args()
     table = render(load())
-    if args.write:
-        args.write.write_text(replace(args.write.read_text(), table))
-    else:
+    for path in args.write:
+        path.write_text(replace(path.read_text(), table))
+    if not args.write:
         print(table, end="")
 
 

@@ -21,12 +21,14 @@ def table():
     return module
 
 
-def test_readme_table_is_the_render_of_the_results(table):
+@pytest.mark.parametrize("document", ["README.md", "docs/benchmarks.md"])
+def test_the_performance_table_is_the_render_of_the_results(table, document):
     docs = table.load()
     assert docs, "no benchmarks/results/*.json"
     rendered = table.render(docs)
-    assert table.section((ROOT / "README.md").read_text()) == rendered, (
-        "README's performance table differs from its results: python benchmarks/table.py --write README.md"
+    assert table.section((ROOT / document).read_text()) == rendered, (
+        f"{document}'s performance table differs from its results: "
+        "python benchmarks/table.py --write README.md docs/benchmarks.md"
     )
 
 
