@@ -244,3 +244,62 @@ def test_objective_arithmetic_is_per_image_arithmetic():
     assert torch.allclose((TotalVariation() - L1(0.5))(ctx), tv - l1)
     assert torch.allclose((-L1(0.5))(ctx), -l1)
     assert torch.allclose((3 * L1(0.5))(ctx), 3 * l1) and torch.allclose((L1(0.5) * 3)(ctx), 3 * l1)
+
+
+LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # Rec. 601 grey
+
+
+def test_colour_jitter_is_brightness_then_contrast_then_saturation_by_their_formulas():
+    from probe_invert.transforms import ColourJitter
+
+    x = torch.rand(4, 3, 5, 5)
+    out = ColourJitter(0.2, 0.3, 0.4)(x, ImageRandom([2, 3], copies=2, device="cpu"))
+    rng = ImageRandom([2, 3], copies=2, device="cpu")
+    b, c, s = (rng.uniform((1, 1, 1), 1 - a, 1 + a) for a in (0.2, 0.3, 0.4))
+    y = x * b
+    mean = (y * LUMA).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+    y = mean + (y - mean) * c
+    grey = (y * LUMA).sum(1, keepdim=True)
+    assert torch.allclose(out, grey + (y - grey) * s, atol=1e-6)
+
+
+def test_colour_jitter_draws_only_for_the_knobs_that_are_set():
+    from probe_invert.transforms import ColourJitter
+
+    x = torch.rand(2, 3, 4, 4)
+    assert torch.equal(ColourJitter()(x, ImageRandom([1], copies=2, device="cpu")), x)
+    out = ColourJitter(saturation=0.5)(x, ImageRandom([1], copies=2, device="cpu"))
+    s = ImageRandom([1], copies=2, device="cpu").uniform((1, 1, 1), 0.5, 1.5)
+    grey = (x * LUMA).sum(1, keepdim=True)
+    assert torch.allclose(out, grey + (x - grey) * s, atol=1e-6)
+
+
+def lucent_image(spectrum: torch.Tensor, decay: float, decorrelate: bool) -> torch.Tensor:
+    """lucent's FFT image written out: 1/f^decay spectrum scale (f floored at 1/size), orthonormal
+    inverse rFFT divided by 4, then the square-rooted colour correlation (columns scaled to a
+    largest norm of 1) and a sigmoid."""
+    size = spectrum.shape[2]
+    f = torch.sqrt(torch.fft.rfftfreq(size)[None, :] ** 2 + torch.fft.fftfreq(size)[:, None] ** 2)
+    scaled = torch.view_as_complex(spectrum) / f.clamp_min(1 / size) ** decay
+    latent = torch.fft.irfft2(scaled, s=(size, size), norm="ortho") / 4
+    if decorrelate:
+        m = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+        latent = torch.einsum("ij,bjhw->bihw", m / m.norm(dim=0).max(), latent)
+    return torch.sigmoid(latent)
+
+
+@pytest.mark.parametrize("decay, decorrelate", [(1.0, True), (2.0, False)])
+def test_fft_param_image_is_lucents_formula(decay, decorrelate):
+    torch.manual_seed(0)
+    spectrum = 0.1 * torch.randn(2, 3, 8, 5, 2)
+    p = FFTParam(spectrum, decay=decay, decorrelate=decorrelate)
+    assert torch.allclose(p.images(), lucent_image(spectrum, decay, decorrelate), atol=1e-6)
+    assert torch.allclose(p.resized(8).images(), p.images(), atol=1e-6)  # same size: the same image
+    bigger = p.resized(16)
+    assert bigger.spectrum.shape == (2, 3, 16, 9, 2) and (bigger.decay, bigger.decorrelate) == (decay, decorrelate)
+
+
+def test_fft_param_random_spectrum_is_the_images_own_normal_draw():
+    p = FFTParam.random(ImageRandom([0, 1], copies=1, device="cpu"), 8, std=0.3, decay=1.5, decorrelate=False)
+    want = ImageRandom([0, 1], copies=1, device="cpu").normal((3, 8, 5, 2), std=0.3, per_copy=False)
+    assert torch.equal(p.spectrum, want) and (p.decay, p.decorrelate) == (1.5, False)
