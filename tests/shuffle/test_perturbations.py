@@ -422,3 +422,12 @@ def test_proper_nouns_count_as_nouns_for_the_tagger_shuffles():
     tags = {"Alice": "PROPN", "Bob": "PROPN", "meets": "VERB"}
     got = perturb("Alice meets Bob", ["shuffle-nouns-adjectives"], tagger=lambda toks: [tags[t] for t in toks])
     assert got == {"shuffle-nouns-adjectives": ["Bob meets Alice"]}
+
+
+def test_a_plugins_perturbation_needs_no_tagger_unless_it_says_so(monkeypatch):
+    import probe.plugin
+
+    reverse = types.SimpleNamespace(value=lambda tokens, rng: tokens[::-1], about="words reversed", options={})
+    monkeypatch.setattr(probe.plugin, "registered", lambda hook: {"reverse": reverse})
+    assert P.registered_perturbations()["reverse"] == P.Perturbation("reverse", reverse.value, "words reversed", False)
+    assert perturb("a red circle", ["reverse"]) == {"reverse": ["circle red a"]}
