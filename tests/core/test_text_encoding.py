@@ -113,14 +113,14 @@ def test_prompt_length_limit_leaves_room_for_start_and_end_tokens():
 
 def tower_parts(**text):
     """The attributes find_text_tower reads, on a stand-in model."""
-    parts = dict(
-        token_embedding="emb",
-        positional_embedding="pos",
-        transformer="blocks",
-        ln_final="ln",
-        text_projection="proj",
-        attn_mask="mask",
-    )
+    parts = {
+        "token_embedding": "emb",
+        "positional_embedding": "pos",
+        "transformer": "blocks",
+        "ln_final": "ln",
+        "text_projection": "proj",
+        "attn_mask": "mask",
+    }
     return {**parts, **text}
 
 
