@@ -226,6 +226,7 @@ def test_a_prescan_file_with_pickled_or_misshapen_parts_is_not_used(spread, tmp_
         return out
 
     assert Int8Prefilter.load(rewritten(), rows, "sha-of-index") is not None  # unchanged parts load
+    assert Int8Prefilter.load(rewritten(), rows[:-1], "sha-of-index") is None  # codes for another row count
     assert Int8Prefilter.load(rewritten(codes=np.array([object()], dtype=object)), rows, "sha-of-index") is None
     assert Int8Prefilter.load(rewritten(scale=parts["scale"][:-1]), rows, "sha-of-index") is None
     assert Int8Prefilter.load(rewritten(mean=parts["mean"][:-1]), rows, "sha-of-index") is None
