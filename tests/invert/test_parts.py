@@ -99,7 +99,15 @@ def test_jitter_is_a_roll_per_copy():
 
 
 @pytest.mark.parametrize(
-    "shape,size", [((2, 3, 8, 8), 64), ((2, 3, 16, 24), 32), ((1, 3, 100, 100), 64), ((2, 3, 37, 37), 224)]
+    "shape,size",
+    [
+        ((2, 3, 8, 8), 64),
+        ((2, 3, 16, 24), 32),
+        ((1, 3, 100, 100), 64),
+        ((2, 3, 37, 37), 224),
+        ((2, 3, 32, 24), 32),  # one side already at the size: the other is still resized
+        ((2, 3, 24, 32), 32),
+    ],
 )
 def test_resize_is_interpolate_as_two_matrix_products(shape, size):
     x = torch.rand(shape)
@@ -303,3 +311,16 @@ def test_fft_param_random_spectrum_is_the_images_own_normal_draw():
     p = FFTParam.random(ImageRandom([0, 1], copies=1, device="cpu"), 8, std=0.3, decay=1.5, decorrelate=False)
     want = ImageRandom([0, 1], copies=1, device="cpu").normal((3, 8, 5, 2), std=0.3, per_copy=False)
     assert torch.equal(p.spectrum, want) and (p.decay, p.decorrelate) == (1.5, False)
+
+
+def test_an_unknown_transform_name_lists_the_known_ones():
+    from types import SimpleNamespace
+
+    from probe.errors import ProbeError
+
+    with pytest.raises(ProbeError) as error:
+        build_transforms(SimpleNamespace(transforms=["nope"]), 32)
+    assert str(error.value) == (
+        "unknown invert transform 'nope' (needed by invert); known: jitter, affine, resize, colour_shift,"
+        " colour_jitter, noise (see `probe plugins`)"
+    )
