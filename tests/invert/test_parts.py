@@ -324,3 +324,62 @@ def test_an_unknown_transform_name_lists_the_known_ones():
         "unknown invert transform 'nope' (needed by invert); known: jitter, affine, resize, colour_shift,"
         " colour_jitter, noise (see `probe plugins`)"
     )
+
+
+def test_pixels_clamp_to_zero_and_one_and_report_their_size():
+    p = PixelParam(torch.tensor([-0.5, 0.3, 1.5]).view(1, 3, 1, 1).expand(1, 3, 5, 5))
+    p.clamp_()
+    assert p.images()[0, :, 0, 0].tolist() == pytest.approx([0.0, 0.3, 1.0])
+    assert p.size == 5 and FFTParam(torch.zeros(1, 3, 6, 4, 2)).size == 6
+
+
+def test_a_resize_is_torchs_bicubic_with_corners_not_aligned():
+    torch.manual_seed(0)
+    pixels = torch.rand(1, 3, 4, 4)
+    want = torch.nn.functional.interpolate(pixels, size=(8, 8), mode="bicubic", align_corners=False)
+    assert torch.equal(PixelParam(pixels).resized(8).images(), want)
+    spectrum = 0.1 * torch.randn(1, 3, 8, 5, 2)
+    p = FFTParam(spectrum)
+    size = 8
+    f = torch.sqrt(torch.fft.rfftfreq(size)[None, :] ** 2 + torch.fft.fftfreq(size)[:, None] ** 2)
+    latent = torch.fft.irfft2(torch.view_as_complex(spectrum) / f.clamp_min(1 / size), s=(size, size), norm="ortho") / 4
+    latent = torch.nn.functional.interpolate(latent, size=(16, 16), mode="bicubic", align_corners=False)
+    m = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+    want = torch.sigmoid(torch.einsum("ij,bjhw->bihw", m / m.norm(dim=0).max(), latent))
+    assert torch.allclose(p.resized(16).images(), want, atol=1e-5)
+
+
+def test_parameterisations_start_one_draw_per_image_not_per_copy_and_are_trainable_leaves():
+    rng = ImageRandom([0, 1], copies=3, device="cpu")
+    pixel, fft = PixelParam.random(rng, 8), FFTParam.random(rng, 8)
+    assert pixel.images().shape == (2, 3, 8, 8) and fft.spectrum.shape == (2, 3, 8, 5, 2)
+    for p in (pixel, fft, pixel.resized(16), fft.resized(16)):
+        assert all(t.requires_grad and t.is_leaf for t in p.parameters())
+
+
+def test_fft_defaults_are_lucents():
+    torch.manual_seed(0)
+    spectrum = 0.1 * torch.randn(1, 3, 8, 5, 2)
+    assert torch.allclose(FFTParam(spectrum).images(), lucent_image(spectrum, 1.0, True), atol=1e-6)
+    p = FFTParam.random(ImageRandom([3], copies=1, device="cpu"), 8)
+    want = ImageRandom([3], copies=1, device="cpu").normal((3, 8, 5, 2), std=0.01, per_copy=False)
+    assert torch.equal(p.spectrum, want) and (p.decay, p.decorrelate) == (1.0, True)
+
+
+def test_make_param_builds_the_named_parameterisation():
+    from types import SimpleNamespace
+
+    from probe_invert.param import make_param
+
+    from probe.errors import ProbeError
+
+    s = load_preset("default", param="pixel", pixel_init=0.5)
+    made = make_param(s, ImageRandom([4], copies=2, device="cpu"), 8)
+    assert torch.equal(made.images(), PixelParam.random(ImageRandom([4], copies=2, device="cpu"), 8, 0.5).images())
+    fft = make_param(load_preset("default", param="fft"), ImageRandom([4], copies=2, device="cpu"), 8)
+    assert isinstance(fft, FFTParam)
+    with pytest.raises(ProbeError) as error:
+        make_param(SimpleNamespace(param="nope"), ImageRandom([4], copies=1, device="cpu"), 8)
+    assert str(error.value) == (
+        "unknown invert parameterisation 'nope' (needed by invert); known: pixel, fft (see `probe plugins`)"
+    )
