@@ -227,3 +227,13 @@ def test_images_are_encoded_in_batches_with_the_same_answer(tiny_session, word_f
 def test_no_query_images_is_an_empty_batch(tiny_session):
     size = tiny_session.image_size
     assert load_query_images(tiny_session, []).shape == (0, 3, size, size)
+
+
+def test_indexes_are_reused_from_the_cache_and_ten_neighbours_by_default(tiny_session, word_file):
+    from probe_neighbours.query import search_embeddings
+
+    first = open_indexes(tiny_session, [str(word_file), str(word_file)])  # a list named twice is opened once
+    again = open_indexes(tiny_session, [str(word_file)])
+    assert len(first) == 1 and again[0].status == "cached"
+    [result] = search_embeddings(tiny_session.encode_text(["a red star"]).numpy(), ["a red star"], again)
+    assert len(result.neighbours) == 10
