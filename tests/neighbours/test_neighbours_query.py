@@ -220,8 +220,9 @@ def test_images_are_encoded_in_batches_with_the_same_answer(tiny_session, word_f
     assert words_and_scores(batched) == words_and_scores(whole)
     one = image_neighbours(tiny_session, images[0], ["a"], [str(word_file)], k=3)  # a single [3,H,W] image
     assert words_and_scores(one) == words_and_scores(whole[:1])
-    with pytest.raises(ValueError, match=r"^2 names for 3 images$"):
-        image_neighbours(tiny_session, images, ["a", "b"], [str(word_file)], k=3)
+    with pytest.raises(ValueError, match=r"^2 names for 4 images$"):
+        image_neighbours(tiny_session, torch.rand(4, 3, 32, 32), ["a", "b"], [str(word_file)], k=3)
+    assert image_neighbours(tiny_session, torch.empty(0, 3, 32, 32), [], [str(word_file)], k=3) == []
 
 
 def test_no_query_images_is_an_empty_batch(tiny_session):
@@ -237,3 +238,11 @@ def test_indexes_are_reused_from_the_cache_and_ten_neighbours_by_default(tiny_se
     assert len(first) == 1 and again[0].status == "cached"
     [result] = search_embeddings(tiny_session.encode_text(["a red star"]).numpy(), ["a red star"], again)
     assert len(result.neighbours) == 10
+
+
+def test_a_word_at_the_same_score_in_two_lists_keeps_the_first_lists_name(tiny_session, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    for path in (a, b):
+        path.write_text("blue\nred\nstar\n", encoding="utf-8")  # the same words: the same scores, bit for bit
+    [result] = text_neighbours(tiny_session, ["a blue star"], [str(a), str(b)], k=3)
+    assert [n.vocab for n in result.neighbours] == [str(a)] * 3
