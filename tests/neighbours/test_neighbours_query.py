@@ -246,3 +246,16 @@ def test_a_word_at_the_same_score_in_two_lists_keeps_the_first_lists_name(tiny_s
         path.write_text("blue\nred\nstar\n", encoding="utf-8")  # the same words: the same scores, bit for bit
     [result] = text_neighbours(tiny_session, ["a blue star"], [str(a), str(b)], k=3)
     assert [n.vocab for n in result.neighbours] == [str(a)] * 3
+
+
+def test_ten_neighbours_by_default_and_long_prompts_refused_unless_truncated(tiny_session, word_file):
+    from probe.errors import UsageError
+
+    [text] = text_neighbours(tiny_session, ["a red star"], [str(word_file)])
+    [image] = image_neighbours(tiny_session, torch.rand(1, 3, 32, 32), ["x"], [str(word_file)])
+    assert len(text.neighbours) == len(image.neighbours) == 10
+    long = " ".join(["star"] * 40)
+    with pytest.raises(UsageError, match="longer than the model"):
+        text_neighbours(tiny_session, [long], [str(word_file)])
+    with pytest.warns(UserWarning, match="truncated"):
+        assert len(text_neighbours(tiny_session, [long], [str(word_file)], truncate=True)) == 1
