@@ -180,6 +180,8 @@ def test_which_sidecar_speaks_for_an_image(tmp_path):
     chunks = tmp_path / "chunks.png"
     write_png(chunks, torch.rand(3, 8, 8), {"model": "plain-name", "fingerprint": "fp-9"})
     assert image_provenance(chunks) == ImageProvenance(chunks, "plain-name", "fp-9", {"sidecar": "png text"})
+    write_png(chunks, torch.rand(3, 8, 8), {"model": "plain-name"})
+    assert image_provenance(chunks) == ImageProvenance(chunks, "plain-name", None, {"sidecar": "png text"})
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     assert image_provenance(broken) == ImageProvenance(broken)
