@@ -106,6 +106,9 @@ def test_prompt_length_limit_leaves_room_for_start_and_end_tokens():
         "2 prompt(s) longer than the model's 3-token context, e.g. 'a b c d' (shorten them to 3 tokens;"
         " commands with a --truncate option can cut them instead)"
     )
+    long = " ".join(f"w{i}" for i in range(30))  # the example is its first 60 characters
+    with pytest.raises(UsageError, match=f"e.g. {long[:60]!r} "):
+        check_prompt_lengths(words, 5, [long], truncate=False)
     with pytest.warns(UserWarning) as warned:
         check_prompt_lengths(words, 5, ["a b c d"], truncate=True)
     assert [str(w.message) for w in warned] == ["1 prompt(s) truncated to 3 tokens"]
@@ -140,5 +143,6 @@ def test_a_separate_text_tower_is_found_only_when_truncation_is_exact():
     assert find_text_tower(model(pool_type="eos", eos_id=None)) is None
     assert find_text_tower(model(pool_type="eos", eos_id=3, attn_mask=None)) is None  # not causal
     assert find_text_tower(SimpleNamespace(text=SimpleNamespace(pool_type="argmax"))) is None
+    assert find_text_tower(SimpleNamespace(text=SimpleNamespace(pool_type="argmax", attn_mask="mask"))) is None
     whole = SimpleNamespace(**tower_parts(text_pool_type="eos", text_eos_id=5))
     assert find_text_tower(whole) == TextTower("emb", "pos", "blocks", "ln", "proj", "mask", "eos", 5)
