@@ -26,14 +26,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# module -> its fast test subset (the tests that exercise it without training or the full CLI)
+# module -> its fast test subset (the tests that exercise it without training or the full CLI), as
+# pytest arguments: files, single tests, or a --deselect of a slow test the others already cover
+SNAPSHOT = "tests/core/test_text_snapshot.py::test_snapshot_"
 MODULES: dict[str, list[str]] = {
-    "probe/text_encoding.py": ["tests/core/test_text_encoding.py", "tests/core/test_text_snapshot.py"],
+    "probe/text_encoding.py": [
+        "tests/core/test_text_encoding.py",
+        SNAPSHOT + "encodes_exactly_like_the_session",
+        SNAPSHOT + "refuses_over_long_prompts_like_the_session",
+    ],
     "probe/image_encoding.py": ["tests/core/test_image_encoding.py"],
     "plugins/probe_invert/transforms.py": ["tests/invert/test_parts.py"],
     "plugins/probe_invert/objectives.py": ["tests/invert/test_parts.py"],
     "plugins/probe_invert/param.py": ["tests/invert/test_parts.py"],
-    "plugins/probe_invert/render.py": ["tests/invert/test_render.py"],
+    "plugins/probe_invert/render.py": [
+        "tests/invert/test_render.py",
+        "--deselect=tests/invert/test_render.py::test_bf16_on_cpu_is_deterministic_and_optimises",
+    ],
     "plugins/probe_neighbours/query.py": ["tests/neighbours/test_neighbours_query.py"],
     "plugins/probe_neighbours/index.py": ["tests/neighbours/test_neighbours_index.py"],
     "plugins/probe_neighbours/prefilter.py": ["tests/neighbours/test_prefilter.py"],
@@ -81,7 +90,11 @@ def run_module(tree: Path, module: str, tests: list[str], retest: bool = False) 
     """mutmut over one module with its test subset as the runner, in the module's own cache (so the
     baseline time, which sets the timeout at 10x, is this subset's own). With `retest`, only the
     mutants that survived or timed out in the module's last run are tried again, against the current tests."""
-    runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
+    # a basetemp of its own: pytest's shared default prunes other runs' temporary folders
+    basetemp = tree.parent / "pytest-tmp"
+    runner = (
+        f"{sys.executable} tools/mutate.py --pytest -x -q -p no:cacheprovider --basetemp={basetemp} {' '.join(tests)}"
+    )
     base = [
         sys.executable,
         "-m",
@@ -184,7 +197,17 @@ def write_report(outcomes: list[Outcome], path: Path, seconds: float, retest: bo
     return caught, total
 
 
+def pytest_for_mutmut(args: list[str]) -> int:
+    """pytest's exit status as mutmut reads it: mutmut counts only status 1 as "killed", so a mutant
+    that breaks an import (pytest's status 2, a collection error) would be reported as surviving."""
+    import pytest
+
+    return 0 if pytest.main(args) == 0 else 1
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--pytest"]:
+        return pytest_for_mutmut(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all of them)")
     parser.add_argument("--report", type=Path, default=ROOT / "mutation-report.md")

@@ -122,12 +122,13 @@ def image_neighbours(
     if len(names) != images.shape[0]:
         raise ValueError(f"{len(names)} names for {images.shape[0]} images")
     indexes = indexes if indexes is not None else open_indexes(session, vocabs)
+    if images.shape[0] == 0:
+        return []  # FAISS refuses an empty batch of the wrong width, and the width is known only from an image
     with torch.no_grad():
         parts = [
             session.encode_image(images[i : i + IMAGE_BATCH]).cpu() for i in range(0, images.shape[0], IMAGE_BATCH)
         ]
-    embeddings = torch.cat(parts).numpy() if parts else np.empty((0, 1), np.float32)
-    return search_embeddings(embeddings, list(names), indexes, k)
+    return search_embeddings(torch.cat(parts).numpy(), list(names), indexes, k)
 
 
 def flag_rate(results: list[NeighbourResult]) -> FlagRate:

@@ -116,3 +116,168 @@ def test_prompt_file_relative_to_the_experiment(tmp_path):
 def test_prompts_that_share_a_file_name_are_refused(tmp_path):
     with pytest.raises(UsageError, match=r"map to the same item id 'invert/a-star\.s0'"):
         load_experiment(write(tmp_path, "steps:\n  - invert: {prompts: [a star, a-star], n: 1}\n"))
+
+
+KINDS = "label, bias, nsfw, invert, neighbours, shuffle"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- a\n", "exp.yaml:1: an experiment must be a mapping with `steps:` (a list of steps)"),
+        ("nme: x\nsteps: []\n", "exp.yaml:1: nme: unknown key 'nme' (top-level keys: name, model, seed, steps)"),
+        ("name: ' '\nsteps: []\n", "exp.yaml:1: name: name must be text"),
+        ("model: 3\nsteps: []\n", "exp.yaml:1: model: model must be a model spec string"),
+        (
+            "model: 'hf-hub:'\nsteps: []\n",
+            "exp.yaml:1: model: nothing after 'hf-hub:' in model spec 'hf-hub:' (write hf-hub:org/repo)",
+        ),
+        ("seed: -1\nsteps: []\n", "exp.yaml:1: seed: seed must be a non-negative integer, got -1"),
+        ("seed: true\nsteps: []\n", "exp.yaml:1: seed: seed must be a non-negative integer, got True"),
+        (
+            "steps: []\n",
+            "exp.yaml:1: steps: steps must be a non-empty list, e.g. `- invert: {prompts: [a star], n: 4}`",
+        ),
+        (
+            "steps:\n  - {invert: {prompts: [a], n: 1}, label: {}}\n",
+            f"exp.yaml:2: steps[0]: each step is one `kind: {{options}}` mapping; kinds: {KINDS}",
+        ),
+        ("steps:\n  - invert: 3\n", "exp.yaml:2: steps[0].invert: step options must be a mapping"),
+        (
+            "steps:\n  - invert: {name: Bad Name, prompts: [a], n: 1}\n",
+            "exp.yaml:2: steps[0].invert.name: step name 'Bad Name' must be lowercase letters, digits, - or _",
+        ),
+        (
+            "steps:\n  - invert: {name: x, prompts: [a], n: 1}\n  - invert: {name: x, prompts: [b], n: 1}\n",
+            "exp.yaml:3: steps[1].invert.name: duplicate step name 'x'",
+        ),
+        (
+            "steps:\n  - neighbours: {texts: [a], colour: red}\n",
+            "exp.yaml:2: steps[0].neighbours.colour: unknown option 'colour' for a neighbours step"
+            " (options: name, texts, vocabs, k, batch)",
+        ),
+        (
+            "name: demo\nsteps:\n  - paint: {}\n",
+            "exp.yaml:3: steps[0].paint: unknown experiment step kind 'paint' (needed by experiment 'demo');"
+            f" known: {KINDS} (see `probe plugins`)",
+        ),
+    ],
+)
+def test_each_error_says_exactly_where_and_what(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_experiment(path)
+    assert str(error.value) == f"{path.parent}/{message}"
+
+
+@pytest.mark.parametrize(
+    "step, item_id",
+    [
+        ("invert: {prompts: [a star, a-star], n: 1}", "invert/a-star.s0"),
+        ("neighbours: {texts: [a star, a-star]}", "neighbours/a-star"),
+    ],
+)
+def test_the_clash_message_names_both_prompts(tmp_path, step, item_id):
+    with pytest.raises(UsageError) as error:
+        load_experiment(write(tmp_path, f"steps:\n  - {step}\n"))
+    assert str(error.value) == (
+        f"prompts 'a star' and 'a-star' map to the same item id '{item_id}' (make them differ in letters or digits)"
+    )
+
+
+FULL = """\
+model: shapes-tiny
+seed: 7
+name: demo
+steps:
+  - invert: {prompts: [a star], seeds: 0-4, batch: 3}
+  - label: {images: invert, labels: colours}
+  - neighbours: {texts: [a star], vocabs: [world], k: 3}
+  - invert: {prompts: [a circle], n: 2}
+"""
+
+
+def test_the_normalised_spec_and_the_shard_slots(tmp_path):
+    plan = load_experiment(write(tmp_path, FULL))
+    assert (plan.name, plan.model) == ("demo", "shapes-tiny")
+    assert {k: v for k, v in plan.spec.items() if k != "steps"} == {
+        "format": "clip-probe-experiment/1",
+        "name": "demo",
+        "model": "shapes-tiny",
+        "seed": 7,
+    }
+    assert [s.name for s in plan.steps] == ["invert", "label", "neighbours", "invert-4"]  # a repeated kind: kind-N
+    # label chunks take the slots of the images they label; every other chunk takes the next slot
+    assert [(c.step, c.index, c.shard_slot) for c in plan.chunks_for(None)] == [
+        ("invert", 0, 0),
+        ("invert", 1, 1),
+        ("label", 0, 0),
+        ("label", 1, 1),
+        ("neighbours", 0, 2),
+        ("invert-4", 0, 3),
+    ]
+
+
+def test_the_name_defaults_to_the_file_name_or_experiment(tmp_path):
+    from probe_audit.experiment import normalise
+
+    from probe.plugin import read_yaml
+
+    path = write(tmp_path, "steps:\n  - neighbours: {texts: [a star]}\n")
+    assert load_experiment(path).name == "exp"
+    assert normalise(read_yaml(path))["name"] == "experiment"
+
+
+def test_the_digest_is_of_the_content_not_its_key_order(tmp_path):
+    from probe_audit.experiment import plan_from_spec
+
+    plan = load_experiment(write(tmp_path, GOOD))
+    reordered = {key: plan.spec[key] for key in reversed(list(plan.spec))}
+    assert plan_from_spec(reordered).digest == plan.digest
+
+
+def test_a_spec_with_an_unknown_kind_names_the_step_and_experiment(tmp_path):
+    from probe_audit.experiment import plan_from_spec
+
+    from probe.errors import ProbeError
+
+    spec = load_experiment(write(tmp_path, "name: demo\nsteps:\n  - neighbours: {name: near, texts: [a star]}\n")).spec
+    spec["steps"][0]["kind"] = "paint"
+    with pytest.raises(ProbeError) as error:
+        plan_from_spec(spec)
+    assert str(error.value) == (
+        "unknown experiment step kind 'paint' (needed by step 'near' of experiment 'demo');"
+        f" known: {KINDS} (see `probe plugins`)"
+    )
+
+
+def test_a_step_kind_without_its_own_plan_is_one_result_item(tmp_path, monkeypatch):
+    from probe_audit import experiment
+
+    from probe.plugin import StepKind
+
+    kinds = {**experiment.step_kinds(), "count": StepKind("count", {}, lambda opts: {}, run=lambda *args: [])}
+    monkeypatch.setattr(experiment, "step_kinds", lambda: kinds)
+    monkeypatch.setattr(experiment, "_kind", lambda name, need: kinds[name])
+    plan = load_experiment(write(tmp_path, "steps:\n  - neighbours: {texts: [a star]}\n  - count: {}\n"))
+    assert [(c.step, c.index, c.shard_slot, c.items) for c in plan.step("count").chunks] == [
+        ("count", 0, 1, [experiment.Item("count/result", "count", "result", {})])
+    ]
+
+
+def test_one_shard_of_one_is_the_whole_plan(tmp_path):
+    assert parse_shard("0/1") == (0, 1)
+    assert parse_shard(" 2 / 3 ") == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("x", "bad shard 'x' (use I/N, e.g. --shard 0/4 (I from 0 to N-1))"),
+        ("4/4", "bad shard '4/4': need 0 <= I < N (Slurm: --shard $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1))"),
+    ],
+)
+def test_shard_errors_say_how_to_write_it(text, message):
+    with pytest.raises(UsageError) as error:
+        parse_shard(text)
+    assert str(error.value) == message

@@ -135,3 +135,39 @@ def test_a_tower_in_training_mode_is_refused_untouched(resnet):
     before = {k: v.clone() for k, v in training.state_dict().items()}
     assert fast_image_tower(training, 32, torch.device("cpu"), "fp32") is None
     assert training.training and all(torch.equal(training.state_dict()[k], v) for k, v in before.items())
+
+
+def _identity_pools(tower: torch.nn.Module) -> list[str]:
+    return [
+        name
+        for name, m in tower.named_modules()
+        if isinstance(m, torch.nn.AvgPool2d) and m.kernel_size == 1 and m.stride == 1 and m.padding == 0
+    ]
+
+
+def test_identity_average_pools_are_dropped_and_strided_ones_kept(resnet):
+    fast = fast_image_tower(resnet, 32, torch.device("cpu"), "fp32")
+    assert _identity_pools(resnet) == ["layer1.0.downsample.-1"]  # a stride-1 downsample: pooling 1x1 is a no-op
+    assert _identity_pools(fast) == []
+    strided = [n for n, m in fast.named_modules() if isinstance(m, torch.nn.AvgPool2d)]
+    assert strided == [n for n, m in resnet.named_modules() if isinstance(m, torch.nn.AvgPool2d) and m.stride == 2]
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        lambda x: torch.full((x.shape[0], 16), float("nan")),  # not finite
+        lambda x: torch.zeros(x.shape[0], 8),  # another shape
+        lambda x: (torch.zeros(x.shape[0], 16),),  # not a tensor
+    ],
+)
+def test_a_rewrite_with_broken_output_is_refused(resnet, monkeypatch, output):
+    monkeypatch.setattr(FirstTokenAttentionPool, "forward", lambda self, x: output(x))
+    assert fast_image_tower(resnet, 32, torch.device("cpu"), "fp32") is None
+
+
+@pytest.mark.parametrize("off, accepted", [(5e-5, True), (2e-4, False)])
+def test_a_rewrite_is_accepted_within_a_relative_1e_4_of_the_stock_features(resnet, monkeypatch, off, accepted):
+    exact = FirstTokenAttentionPool.forward
+    monkeypatch.setattr(FirstTokenAttentionPool, "forward", lambda self, x: exact(self, x) * (1 + off))
+    assert (fast_image_tower(resnet, 32, torch.device("cpu"), "fp32") is not None) == accepted

@@ -58,3 +58,93 @@ def test_prompt_longer_than_context_is_an_error_unless_truncated(tiny_session):
     with pytest.warns(UserWarning, match="truncated"):
         out = tiny_session.encode_text([long], truncate=True)
     assert out.shape == (1, 32)
+
+
+def test_pooled_position_is_the_highest_token_or_the_first_end_token():
+    from probe.text_encoding import pool_positions
+
+    tokens = torch.tensor([[49406, 320, 49407, 0, 0], [49406, 7, 320, 7, 49407]])
+    assert pool_positions(tokens, "argmax", None).tolist() == [2, 4]
+    assert pool_positions(tokens, "eos", 7).tolist() == [0, 1]  # no 7 in the first row: position 0
+
+
+def test_length_buckets_are_longest_first_and_stable():
+    from probe.text_encoding import length_buckets
+
+    tokens = torch.zeros(5, 8)
+    buckets = length_buckets(tokens, torch.tensor([1, 5, 3, 5, 2]), 2)
+    assert [b.tolist() for b in buckets] == [[1, 3], [2, 4], [0]]
+    assert [b.tolist() for b in length_buckets(tokens, None, 2)] == [[0, 1], [2, 3], [4]]
+
+
+def test_bucketed_features_are_normalised_and_in_input_order():
+    from probe.text_encoding import encode_bucketed
+
+    tokens = torch.tensor([[3.0, 4.0], [0.0, 2.0], [6.0, 8.0]])
+    calls = []
+
+    def encode_batch(idx):
+        calls.append(idx.tolist())
+        return tokens[idx].double()
+
+    out = encode_bucketed(tokens, torch.tensor([0, 2, 1]), 2, encode_batch)
+    assert calls == [[1, 2], [0]]
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, torch.tensor([[0.6, 0.8], [0.0, 1.0], [0.6, 0.8]]))
+
+
+def test_prompt_length_limit_leaves_room_for_start_and_end_tokens():
+    from probe.errors import UsageError
+    from probe.text_encoding import check_prompt_lengths
+
+    def words(text):
+        return text.split()
+
+    check_prompt_lengths(words, 5, ["a b c"], truncate=False)  # 3 = 5 - 2 tokens: fits
+    check_prompt_lengths(None, 5, ["a b c d e f"], truncate=False)  # no tokenizer to count with: nothing to check
+    with pytest.raises(UsageError) as error:
+        check_prompt_lengths(words, 5, ["a b", "a b c d", "a b c d e"], truncate=False)
+    assert str(error.value) == (
+        "2 prompt(s) longer than the model's 3-token context, e.g. 'a b c d' (shorten them to 3 tokens;"
+        " commands with a --truncate option can cut them instead)"
+    )
+    long = " ".join(f"w{i}" for i in range(30))  # the example is its first 60 characters
+    with pytest.raises(UsageError, match=f"e.g. {long[:60]!r} "):
+        check_prompt_lengths(words, 5, [long], truncate=False)
+    with pytest.warns(UserWarning) as warned:
+        check_prompt_lengths(words, 5, ["a b c d"], truncate=True)
+    assert [str(w.message) for w in warned] == ["1 prompt(s) truncated to 3 tokens"]
+
+
+def tower_parts(**text):
+    """The attributes find_text_tower reads, on a stand-in model."""
+    parts = {
+        "token_embedding": "emb",
+        "positional_embedding": "pos",
+        "transformer": "blocks",
+        "ln_final": "ln",
+        "text_projection": "proj",
+        "attn_mask": "mask",
+    }
+    return {**parts, **text}
+
+
+def test_a_separate_text_tower_is_found_only_when_truncation_is_exact():
+    from types import SimpleNamespace
+
+    from probe.text_encoding import TextTower
+
+    def model(**text):
+        return SimpleNamespace(text=SimpleNamespace(**tower_parts(**text)))
+
+    found = find_text_tower(model(pool_type="eos", eos_id=3, cls_emb=None, use_pad_mask=False))
+    assert found == TextTower("emb", "pos", "blocks", "ln", "proj", "mask", "eos", 3)
+    assert find_text_tower(model(pool_type="argmax")).pool_type == "argmax"
+    assert find_text_tower(model(pool_type="eos", eos_id=3, cls_emb="cls")) is None  # a class token pools
+    assert find_text_tower(model(pool_type="eos", eos_id=3, use_pad_mask=True)) is None  # padding is attended
+    assert find_text_tower(model(pool_type="eos", eos_id=None)) is None
+    assert find_text_tower(model(pool_type="eos", eos_id=3, attn_mask=None)) is None  # not causal
+    assert find_text_tower(SimpleNamespace(text=SimpleNamespace(pool_type="argmax"))) is None
+    assert find_text_tower(SimpleNamespace(text=SimpleNamespace(pool_type="argmax", attn_mask="mask"))) is None
+    whole = SimpleNamespace(**tower_parts(text_pool_type="eos", text_eos_id=5))
+    assert find_text_tower(whole) == TextTower("emb", "pos", "blocks", "ln", "proj", "mask", "eos", 5)

@@ -102,7 +102,15 @@ def test_jitter_is_a_roll_per_copy():
 
 
 @pytest.mark.parametrize(
-    "shape,size", [((2, 3, 8, 8), 64), ((2, 3, 16, 24), 32), ((1, 3, 100, 100), 64), ((2, 3, 37, 37), 224)]
+    "shape,size",
+    [
+        ((2, 3, 8, 8), 64),
+        ((2, 3, 16, 24), 32),
+        ((1, 3, 100, 100), 64),
+        ((2, 3, 37, 37), 224),
+        ((2, 3, 32, 24), 32),  # one side already at the size: the other is still resized
+        ((2, 3, 24, 32), 32),
+    ],
 )
 def test_resize_is_interpolate_as_two_matrix_products(shape, size):
     x = torch.rand(shape)
@@ -248,3 +256,134 @@ def test_objective_arithmetic_is_per_image_arithmetic():
     assert torch.allclose((TotalVariation() - L1(0.5))(ctx), tv - l1)
     assert torch.allclose((-L1(0.5))(ctx), -l1)
     assert torch.allclose((3 * L1(0.5))(ctx), 3 * l1) and torch.allclose((L1(0.5) * 3)(ctx), 3 * l1)
+
+
+LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # Rec. 601 grey
+
+
+def test_colour_jitter_is_brightness_then_contrast_then_saturation_by_their_formulas():
+    from probe_invert.transforms import ColourJitter
+
+    x = torch.rand(4, 3, 5, 5)
+    out = ColourJitter(0.2, 0.3, 0.4)(x, ImageRandom([2, 3], copies=2, device="cpu"))
+    rng = ImageRandom([2, 3], copies=2, device="cpu")
+    b, c, s = (rng.uniform((1, 1, 1), 1 - a, 1 + a) for a in (0.2, 0.3, 0.4))
+    y = x * b
+    mean = (y * LUMA).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+    y = mean + (y - mean) * c
+    grey = (y * LUMA).sum(1, keepdim=True)
+    assert torch.allclose(out, grey + (y - grey) * s, atol=1e-6)
+
+
+def test_colour_jitter_draws_only_for_the_knobs_that_are_set():
+    from probe_invert.transforms import ColourJitter
+
+    x = torch.rand(2, 3, 4, 4)
+    assert torch.equal(ColourJitter()(x, ImageRandom([1], copies=2, device="cpu")), x)
+    out = ColourJitter(saturation=0.5)(x, ImageRandom([1], copies=2, device="cpu"))
+    s = ImageRandom([1], copies=2, device="cpu").uniform((1, 1, 1), 0.5, 1.5)
+    grey = (x * LUMA).sum(1, keepdim=True)
+    assert torch.allclose(out, grey + (x - grey) * s, atol=1e-6)
+
+
+def lucent_image(spectrum: torch.Tensor, decay: float, decorrelate: bool) -> torch.Tensor:
+    """lucent's FFT image written out: 1/f^decay spectrum scale (f floored at 1/size), orthonormal
+    inverse rFFT divided by 4, then the square-rooted colour correlation (columns scaled to a
+    largest norm of 1) and a sigmoid."""
+    size = spectrum.shape[2]
+    f = torch.sqrt(torch.fft.rfftfreq(size)[None, :] ** 2 + torch.fft.fftfreq(size)[:, None] ** 2)
+    scaled = torch.view_as_complex(spectrum) / f.clamp_min(1 / size) ** decay
+    latent = torch.fft.irfft2(scaled, s=(size, size), norm="ortho") / 4
+    if decorrelate:
+        m = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+        latent = torch.einsum("ij,bjhw->bihw", m / m.norm(dim=0).max(), latent)
+    return torch.sigmoid(latent)
+
+
+@pytest.mark.parametrize("decay, decorrelate", [(1.0, True), (2.0, False)])
+def test_fft_param_image_is_lucents_formula(decay, decorrelate):
+    torch.manual_seed(0)
+    spectrum = 0.1 * torch.randn(2, 3, 8, 5, 2)
+    p = FFTParam(spectrum, decay=decay, decorrelate=decorrelate)
+    assert torch.allclose(p.images(), lucent_image(spectrum, decay, decorrelate), atol=1e-6)
+    assert torch.allclose(p.resized(8).images(), p.images(), atol=1e-6)  # same size: the same image
+    bigger = p.resized(16)
+    assert bigger.spectrum.shape == (2, 3, 16, 9, 2) and (bigger.decay, bigger.decorrelate) == (decay, decorrelate)
+
+
+def test_fft_param_random_spectrum_is_the_images_own_normal_draw():
+    p = FFTParam.random(ImageRandom([0, 1], copies=1, device="cpu"), 8, std=0.3, decay=1.5, decorrelate=False)
+    want = ImageRandom([0, 1], copies=1, device="cpu").normal((3, 8, 5, 2), std=0.3, per_copy=False)
+    assert torch.equal(p.spectrum, want) and (p.decay, p.decorrelate) == (1.5, False)
+
+
+def test_an_unknown_transform_name_lists_the_known_ones():
+    from types import SimpleNamespace
+
+    from probe.errors import ProbeError
+
+    with pytest.raises(ProbeError) as error:
+        build_transforms(SimpleNamespace(transforms=["nope"]), 32)
+    assert str(error.value) == (
+        "unknown invert transform 'nope' (needed by invert); known: jitter, affine, resize, colour_shift,"
+        " colour_jitter, noise (see `probe plugins`)"
+    )
+
+
+def test_pixels_clamp_to_zero_and_one_and_report_their_size():
+    p = PixelParam(torch.tensor([-0.5, 0.3, 1.5]).view(1, 3, 1, 1).expand(1, 3, 5, 5))
+    p.clamp_()
+    assert p.images()[0, :, 0, 0].tolist() == pytest.approx([0.0, 0.3, 1.0])
+    assert p.size == 5 and FFTParam(torch.zeros(1, 3, 6, 4, 2)).size == 6
+
+
+def test_a_resize_is_torchs_bicubic_with_corners_not_aligned():
+    torch.manual_seed(0)
+    pixels = torch.rand(1, 3, 4, 4)
+    want = torch.nn.functional.interpolate(pixels, size=(8, 8), mode="bicubic", align_corners=False)
+    assert torch.equal(PixelParam(pixels).resized(8).images(), want)
+    spectrum = 0.1 * torch.randn(1, 3, 8, 5, 2)
+    p = FFTParam(spectrum)
+    size = 8
+    f = torch.sqrt(torch.fft.rfftfreq(size)[None, :] ** 2 + torch.fft.fftfreq(size)[:, None] ** 2)
+    latent = torch.fft.irfft2(torch.view_as_complex(spectrum) / f.clamp_min(1 / size), s=(size, size), norm="ortho") / 4
+    latent = torch.nn.functional.interpolate(latent, size=(16, 16), mode="bicubic", align_corners=False)
+    m = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+    want = torch.sigmoid(torch.einsum("ij,bjhw->bihw", m / m.norm(dim=0).max(), latent))
+    assert torch.allclose(p.resized(16).images(), want, atol=1e-5)
+
+
+def test_parameterisations_start_one_draw_per_image_not_per_copy_and_are_trainable_leaves():
+    rng = ImageRandom([0, 1], copies=3, device="cpu")
+    pixel, fft = PixelParam.random(rng, 8), FFTParam.random(rng, 8)
+    assert pixel.images().shape == (2, 3, 8, 8) and fft.spectrum.shape == (2, 3, 8, 5, 2)
+    for p in (pixel, fft, pixel.resized(16), fft.resized(16)):
+        assert all(t.requires_grad and t.is_leaf for t in p.parameters())
+
+
+def test_fft_defaults_are_lucents():
+    torch.manual_seed(0)
+    spectrum = 0.1 * torch.randn(1, 3, 8, 5, 2)
+    assert torch.allclose(FFTParam(spectrum).images(), lucent_image(spectrum, 1.0, True), atol=1e-6)
+    p = FFTParam.random(ImageRandom([3], copies=1, device="cpu"), 8)
+    want = ImageRandom([3], copies=1, device="cpu").normal((3, 8, 5, 2), std=0.01, per_copy=False)
+    assert torch.equal(p.spectrum, want) and (p.decay, p.decorrelate) == (1.0, True)
+
+
+def test_make_param_builds_the_named_parameterisation():
+    from types import SimpleNamespace
+
+    from probe_invert.param import make_param
+
+    from probe.errors import ProbeError
+
+    s = load_preset("default", param="pixel", pixel_init=0.5)
+    made = make_param(s, ImageRandom([4], copies=2, device="cpu"), 8)
+    assert torch.equal(made.images(), PixelParam.random(ImageRandom([4], copies=2, device="cpu"), 8, 0.5).images())
+    fft = make_param(load_preset("default", param="fft"), ImageRandom([4], copies=2, device="cpu"), 8)
+    assert isinstance(fft, FFTParam)
+    with pytest.raises(ProbeError) as error:
+        make_param(SimpleNamespace(param="nope"), ImageRandom([4], copies=1, device="cpu"), 8)
+    assert str(error.value) == (
+        "unknown invert parameterisation 'nope' (needed by invert); known: pixel, fft (see `probe plugins`)"
+    )

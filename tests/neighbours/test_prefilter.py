@@ -184,3 +184,66 @@ def test_equal_scores_come_lowest_id_first_on_every_path(tmp_path):
     assert single.tolist() == [[1, *range(7000, 7009)]]  # the pre-scan keeps the lowest of the tied ids
     for row in batched:  # FAISS's heap picks which tied ids make the cut; they still come in id order
         assert set(row.tolist()) <= {1, *range(7000, 7021)} and row.tolist() == sorted(row.tolist())
+
+
+def test_the_bound_is_within_half_a_quantisation_step_per_dimension(spread):
+    """Each dimension is cut into 2 x 127 steps over its own span, so no row is off by more than half
+    a step per dimension (plus the fp32 slack the bound adds)."""
+    emb, _ = spread
+    pre = Int8Prefilter.build(emb)
+    centred = emb.astype(np.float64) - emb.astype(np.float64).mean(axis=0)
+    span = np.abs(centred).max(axis=0)
+    half_steps = 0.5 * np.linalg.norm(span / 127)
+    slack = emb.shape[1] * float(np.finfo(np.float32).eps) * span.max()
+    assert 0 < pre.bound <= half_steps + 2 * slack
+
+
+def test_a_dimension_that_never_varies_costs_nothing(spread, tmp_path):
+    emb, queries = spread
+    flat = emb.copy()
+    flat[:, 0] = 0.25  # e.g. a padded or dead embedding dimension
+    varied = Int8Prefilter.build(emb[:, 1:])
+    assert Int8Prefilter.build(flat).bound == pytest.approx(varied.bound, rel=1e-3)
+    index = vocab_index(flat, tmp_path / "v.faiss")
+    found = one_by_one(index, queries[:5], 10)
+    assert index.prefilter_fallbacks == 0
+    assert_same_answer(index, queries[:5], found, 10)
+
+
+def test_a_prescan_file_with_pickled_or_misshapen_parts_is_not_used(spread, tmp_path):
+    emb, queries = spread
+    path = tmp_path / "v.faiss"
+    vocab_index(emb, path).search(queries[:1], 10)
+    saved = path.with_suffix(PREFILTER_SUFFIX)
+    rows = np.ascontiguousarray(emb)
+    with np.load(saved) as data:
+        parts = dict(data)
+
+    def rewritten(**changes) -> Path:
+        out = tmp_path / f"changed{PREFILTER_SUFFIX}"
+        with out.open("wb") as f:
+            np.savez(f, **{**parts, **changes})
+        return out
+
+    assert Int8Prefilter.load(rewritten(), rows, "sha-of-index") is not None  # unchanged parts load
+    assert Int8Prefilter.load(rewritten(), rows[:-1], "sha-of-index") is None  # codes for another row count
+    assert Int8Prefilter.load(rewritten(codes=np.array([object()], dtype=object)), rows, "sha-of-index") is None
+    assert Int8Prefilter.load(rewritten(scale=parts["scale"][:-1]), rows, "sha-of-index") is None
+    assert Int8Prefilter.load(rewritten(mean=parts["mean"][:-1]), rows, "sha-of-index") is None
+
+
+def test_the_bound_covers_every_rows_residual_measured_in_float64(spread):
+    emb, _ = spread
+    pre = Int8Prefilter.build(emb)
+    x = emb.astype(np.float64)
+    codes = np.clip(np.rint((emb - pre.mean) * pre.scale), -127, 127).astype(np.float64)
+    residual = x - pre.mean.astype(np.float64) - codes / pre.scale.astype(np.float64)
+    assert pre.bound >= np.sqrt((residual * residual).sum(axis=1)).max()
+
+
+def test_with_every_row_a_candidate_the_rerank_is_the_answer():
+    """No row is left outside the rerank, so nothing needs certifying, however crowded the scores."""
+    rng = np.random.default_rng(5)
+    same = np.repeat(unit_rows(rng, 1, 16), 50, axis=0)  # fifty copies of one word: every score ties
+    scores, ids = Int8Prefilter.build(same).search_one(same[0], 5, candidates=50)
+    assert ids.tolist() == [0, 1, 2, 3, 4] and len(set(scores.tolist())) == 1
