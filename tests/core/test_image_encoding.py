@@ -147,6 +147,7 @@ def _identity_pools(tower: torch.nn.Module) -> list[str]:
 
 def test_identity_average_pools_are_dropped_and_strided_ones_kept(resnet):
     fast = fast_image_tower(resnet, 32, torch.device("cpu"), "fp32")
+    assert fast is not None
     assert _identity_pools(resnet) == ["layer1.0.downsample.-1"]  # a stride-1 downsample: pooling 1x1 is a no-op
     assert _identity_pools(fast) == []
     strided = [n for n, m in fast.named_modules() if isinstance(m, torch.nn.AvgPool2d)]

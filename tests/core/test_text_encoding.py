@@ -9,6 +9,10 @@ from probe.text_encoding import find_text_tower
 WORDS = ["cat", "a big red dog chasing a small cat", "", "supercalifragilistic", "a red circle left of a star"]
 
 
+# The parts a fake tower names by string (find_text_tower hands back what it found, whatever its type).
+PARTS: tuple[Any, Any, Any, Any, Any, Any] = ("emb", "pos", "blocks", "ln", "proj", "mask")
+
+
 def test_fast_path_matches_stock_encode_text(tiny_session):
     assert tiny_session.fast_text
     fast = tiny_session.encode_text(WORDS * 3, batch_size=4)
@@ -134,17 +138,19 @@ def test_a_separate_text_tower_is_found_only_when_truncation_is_exact():
 
     from probe.text_encoding import TextTower
 
-    def model(**text):
+    def model(**text) -> Any:
         return SimpleNamespace(text=SimpleNamespace(**tower_parts(**text)))
 
     found = find_text_tower(model(pool_type="eos", eos_id=3, cls_emb=None, use_pad_mask=False))
-    assert found == TextTower("emb", "pos", "blocks", "ln", "proj", "mask", "eos", 3)
+    assert found == TextTower(*PARTS, "eos", 3)
     assert find_text_tower(model(pool_type="argmax")).pool_type == "argmax"
     assert find_text_tower(model(pool_type="eos", eos_id=3, cls_emb="cls")) is None  # a class token pools
     assert find_text_tower(model(pool_type="eos", eos_id=3, use_pad_mask=True)) is None  # padding is attended
     assert find_text_tower(model(pool_type="eos", eos_id=None)) is None
     assert find_text_tower(model(pool_type="eos", eos_id=3, attn_mask=None)) is None  # not causal
-    assert find_text_tower(SimpleNamespace(text=SimpleNamespace(pool_type="argmax"))) is None
-    assert find_text_tower(SimpleNamespace(text=SimpleNamespace(pool_type="argmax", attn_mask="mask"))) is None
-    whole = SimpleNamespace(**tower_parts(text_pool_type="eos", text_eos_id=5))
-    assert find_text_tower(whole) == TextTower("emb", "pos", "blocks", "ln", "proj", "mask", "eos", 5)
+    bare: Any = SimpleNamespace(text=SimpleNamespace(pool_type="argmax"))
+    assert find_text_tower(bare) is None
+    unmasked: Any = SimpleNamespace(text=SimpleNamespace(pool_type="argmax", attn_mask="mask"))
+    assert find_text_tower(unmasked) is None
+    whole: Any = SimpleNamespace(**tower_parts(text_pool_type="eos", text_eos_id=5))
+    assert find_text_tower(whole) == TextTower(*PARTS, "eos", 5)

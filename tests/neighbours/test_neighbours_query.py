@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -120,7 +121,7 @@ def test_sidecar_as_session_describe_and_png_text_chunks(tiny_session, tmp_path)
     assert image_provenance(plain).model is None
 
 
-HERE = SimpleNamespace(fingerprint="fp-here", name="here@model")  # what check_image_model reads of a session
+HERE: Any = SimpleNamespace(fingerprint="fp-here", name="here@model")  # what check_image_model reads of a session
 
 
 @pytest.mark.parametrize(

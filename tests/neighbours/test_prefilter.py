@@ -245,5 +245,7 @@ def test_with_every_row_a_candidate_the_rerank_is_the_answer():
     """No row is left outside the rerank, so nothing needs certifying, however crowded the scores."""
     rng = np.random.default_rng(5)
     same = np.repeat(unit_rows(rng, 1, 16), 50, axis=0)  # fifty copies of one word: every score ties
-    scores, ids = Int8Prefilter.build(same).search_one(same[0], 5, candidates=50)
+    found = Int8Prefilter.build(same).search_one(same[0], 5, candidates=50)
+    assert found is not None
+    scores, ids = found
     assert ids.tolist() == [0, 1, 2, 3, 4] and len(set(scores.tolist())) == 1

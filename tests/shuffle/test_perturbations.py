@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from collections import Counter
+from typing import Any
 
 import pytest
 from probe_shuffle import perturbations as P
@@ -385,7 +386,7 @@ def test_the_spacy_model_is_en_core_web_sm_unless_set(monkeypatch):
 
 def test_the_spacy_tagger_tags_the_given_words_with_the_chosen_model(monkeypatch):
     """spaCy itself is optional, so a stand-in module records what the tagger asks of it."""
-    loaded = []
+    loaded: list[str] = []
 
     class Token:
         def __init__(self, pos):
@@ -402,9 +403,13 @@ def test_the_spacy_tagger_tags_the_given_words_with_the_chosen_model(monkeypatch
             assert doc.vocab is self.vocab
             return [Token("NOUN" if w == "circle" else "DET") for w in doc.words]
 
-    spacy = types.ModuleType("spacy")
-    spacy.load = lambda name: loaded.append(name) or Pipeline()
-    spacy_tokens = types.ModuleType("spacy.tokens")
+    def load(name: str) -> Pipeline:
+        loaded.append(name)
+        return Pipeline()
+
+    spacy: Any = types.ModuleType("spacy")
+    spacy.load = load
+    spacy_tokens: Any = types.ModuleType("spacy.tokens")
     spacy_tokens.Doc = Doc
     monkeypatch.setitem(sys.modules, "spacy", spacy)
     monkeypatch.setitem(sys.modules, "spacy.tokens", spacy_tokens)
