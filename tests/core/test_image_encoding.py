@@ -3,6 +3,7 @@ no rewrite where it is unknown or would disagree."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -172,3 +173,58 @@ def test_a_rewrite_is_accepted_within_a_relative_1e_4_of_the_stock_features(resn
     exact = FirstTokenAttentionPool.forward
     monkeypatch.setattr(FirstTokenAttentionPool, "forward", lambda self, x: exact(self, x) * (1 + off))
     assert (fast_image_tower(resnet, 32, torch.device("cpu"), "fp32") is not None) == accepted
+
+
+@pytest.mark.parametrize(
+    "pool, identity",
+    [
+        (torch.nn.AvgPool2d(1), True),
+        (torch.nn.AvgPool2d((1, 1), stride=(1, 1), padding=(0, 0)), True),
+        (torch.nn.AvgPool2d((2, 1), stride=1), False),  # pools two rows: not a no-op
+        (torch.nn.AvgPool2d((1, 2), stride=1), False),
+        (torch.nn.AvgPool2d(1, stride=(2, 1)), False),  # strided: halves the height
+        (torch.nn.AvgPool2d(1, stride=(1, 2)), False),
+        (torch.nn.AvgPool2d(1, stride=1, padding=(1, 0)), False),  # padded: grows the map
+        (torch.nn.AvgPool2d(1, stride=1, padding=(0, 1)), False),
+        (torch.nn.MaxPool2d(1), False),
+        (None, False),
+    ],
+)
+def test_only_a_pool_that_changes_nothing_counts_as_identity(pool, identity):
+    """The rewrite drops identity pools; dropping any other would change the embedding."""
+    assert image_encoding._is_identity_pool(pool) is identity
+    if pool is not None and identity:
+        x = torch.randn(1, 2, 3, 5)
+        assert torch.equal(pool(x), x)
+
+
+def test_sequence_first_attention_equals_the_batch_first_module_for_distinct_key_and_value():
+    """Cross-attention inputs (key and value other than the query) go through the same transposes."""
+    torch.manual_seed(0)
+    stock = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    fast = image_encoding.SequenceFirstAttention(copy.deepcopy(stock))
+    q, k, v = torch.randn(3, 4, 8), torch.randn(3, 6, 8), torch.randn(3, 6, 8)  # [batch, sequence, width]
+    for key, value in [(k, v), (k, k)]:
+        want, _ = stock(q, key, value, need_weights=False)
+        got, _ = fast(q, key, value, need_weights=False)  # batch-first in and out, as the ViT block calls it
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6)
+    assert stock.batch_first is True and fast.attention.batch_first is False
+
+
+def test_only_the_towers_whose_forward_the_rewrite_knows_are_rewritten():
+    """A tower is known by its class and its parts together, never by one alone."""
+
+    class ModifiedResNet(torch.nn.Module):  # the name alone
+        pass
+
+    class Other(torch.nn.Module):  # the attention pool alone
+        def __init__(self) -> None:
+            super().__init__()
+            self.attnpool = torch.nn.Identity()
+
+    class VisionTransformer(torch.nn.Module):  # the name, without batch-first attention blocks
+        pass
+
+    assert not image_encoding._known(ModifiedResNet())
+    assert not image_encoding._known(Other())
+    assert not image_encoding._known(VisionTransformer())
