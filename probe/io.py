@@ -303,6 +303,12 @@ def caption_line_height(font) -> int:
     return font.getbbox("Ag|jy")[3] + 2
 
 
+def _draw_lines(draw, x: int, y: int, lines: Sequence[str], font, line_h: int) -> None:
+    """Caption or header lines, one under another, from (x, y)."""
+    for k, line in enumerate(lines):
+        draw.text((x, y + k * line_h), line, fill="black", font=font)
+
+
 def contact_sheet(images: Sequence, labels: Sequence[object] | None = None, columns: int = 8, cell: int = 128):
     """A grid of images with optional captions under each (wrapped to the cell), as one PIL image."""
     from PIL import Image, ImageDraw, ImageFont
@@ -323,8 +329,7 @@ def contact_sheet(images: Sequence, labels: Sequence[object] | None = None, colu
         r, c = divmod(i, columns)
         top = r * (cell + label_h)
         sheet.paste(pil.resize((cell, cell)), (c * cell, top))
-        for k, line in enumerate(captions[i] if captions else ()):
-            draw.text((c * cell + 2, top + cell + k * line_h), line, fill="black", font=font)
+        _draw_lines(draw, c * cell + 2, top + cell, captions[i] if captions else (), font, line_h)
     return sheet
 
 
@@ -363,18 +368,15 @@ def contact_grid(
     sheet = Image.new("RGB", (left + n_cols * cell, head_h + n_rows * row_h), "white")
     draw = ImageDraw.Draw(sheet)
     for c, lines in enumerate(heads):
-        for k, line in enumerate(lines):
-            draw.text((left + c * cell + 2, 2 + k * line_h), line, fill="black", font=font)
+        _draw_lines(draw, left + c * cell + 2, 2, lines, font, line_h)
     for r, row in enumerate(cells):
         top = head_h + r * row_h
-        for k, line in enumerate(names[r]):
-            draw.text((4, top + 2 + k * line_h), line, fill="black", font=font)
+        _draw_lines(draw, 4, top + 2, names[r], font, line_h)
         for c, image in enumerate(row):
             if image is None:
                 continue
             sheet.paste(_as_pil(image).resize((cell, cell)), (left + c * cell, top))
-            for k, line in enumerate(wrapped[r][c] if wrapped else ()):
-                draw.text((left + c * cell + 2, top + cell + k * line_h), line, fill="black", font=font)
+            _draw_lines(draw, left + c * cell + 2, top + cell, wrapped[r][c] if wrapped else (), font, line_h)
     return sheet
 
 
