@@ -33,3 +33,18 @@ class ConfigError(UsageError):
 
 class DataError(ProbeError):
     """A bad input file: vocabulary, image, sidecar."""
+
+
+def caller_stacklevel() -> int:
+    """The `stacklevel` for a warning raised here that names the first line outside the probe package
+    (and the torch.no_grad or contextlib wrappers around its functions), so a warning about a user's
+    prompts points at the user's call, however deep it was raised."""
+    import sys
+
+    def inside(module: str) -> bool:
+        return module.split(".")[0] in ("probe", "torch", "contextlib")
+
+    frame, level = sys._getframe(1), 1  # the function that will call warnings.warn is level 1
+    while frame.f_back is not None and inside(frame.f_globals.get("__name__", "")):
+        frame, level = frame.f_back, level + 1
+    return level

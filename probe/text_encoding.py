@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from probe.errors import UsageError
+from probe.errors import UsageError, caller_stacklevel
 
 
 @dataclass
@@ -165,4 +165,4 @@ def check_prompt_lengths(
             f"{len(too_long)} prompt(s) longer than the model's {limit}-token context, e.g. {too_long[0][:60]!r}",
             hint=f"shorten them to {limit} tokens; commands with a --truncate option can cut them instead",
         )
-    warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=3)
+    warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=caller_stacklevel())

@@ -115,40 +115,61 @@ class Int8Prefilter:
             return None
         return cls(codes, embeddings, mean, scale, bound, code_norm, row_norm)
 
+    def quantise_query(self, query: np.ndarray) -> tuple[np.ndarray, float]:
+        """(q_int, b): the query as FAISS's int8 kernel takes it, q / a scaled by b to fill the int8
+        range and rounded, so (q_int / b).c approximates (q / a).c with exact integer sums."""
+        q_scaled = np.asarray(query, dtype=np.float64) / self.scale
+        peak = float(np.abs(q_scaled).max())
+        b = INT8_MAX / peak if peak > 0 else 1.0
+        return np.rint(q_scaled * b), b
+
+    def margin(self, query: np.ndarray) -> Margin:
+        """How far, at most, a row's pre-scan score q.mu + (q_int / b).c lies from its exact score q.x,
+        term by term."""
+        q64 = np.asarray(query, dtype=np.float64)
+        q_int, b = self.quantise_query(query)
+        q_norm = float(np.linalg.norm(q64))
+        dim = self.embeddings.shape[1]
+        return Margin(
+            residual=q_norm * self.bound,
+            query_rounding=float(np.linalg.norm(q64 / self.scale - q_int / b)) * self.code_norm,
+            kernel_rounding=1.01 * dim * FP32_EPS * q_norm * self.row_norm,
+            shift_rounding=2 * dim * FP32_EPS * abs(float(q64 @ self.mean)),
+        )
+
     def search_one(self, query: np.ndarray, k: int, candidates: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(scores [k], ids [k]) as a one-thread flat scan gives them (its own kernel rescores the
         candidates; equal scores: lowest id first), or None when the bound cannot certify them from
         `candidates` pre-scan rows (the caller then scans the flat index). Run with FAISS on one
         thread, as VocabIndex does: a multi-threaded flat scan sums in another order."""
         q = np.asarray(query, dtype=np.float32)
-        q64 = q.astype(np.float64)
-        q_scaled = q64 / self.scale
-        # FAISS scans int8 codes with int8 queries (exact integer dot products), so the query is
-        # quantised too; its rounding error adds |q_scaled - q_int / b| * max|c| to the bound.
-        peak = float(np.abs(q_scaled).max())
-        b = INT8_MAX / peak if peak > 0 else 1.0
-        q_int = np.rint(q_scaled * b)
+        q_int, b = self.quantise_query(q)
         dots, ids = self.codes.search(q_int[None, :].astype(np.float32), candidates)
         ids = ids[0]
         exact = _flat_scores(self.embeddings[ids], q)
         order = np.lexsort((ids, -exact))
-        q_norm = float(np.linalg.norm(q64))
-        # Both sides of the certificate are FAISS's own numbers; this margin only guards against a
-        # kernel mismatch (fp32 dot products in any summation order are off by at most ~D eps |q| |x|).
-        rounding = 1.01 * self.embeddings.shape[1] * FP32_EPS * q_norm * self.row_norm
         if candidates < self.embeddings.shape[0]:
-            shift = float(q64 @ self.mean)
-            error = (
-                q_norm * self.bound
-                + float(np.linalg.norm(q_scaled - q_int / b)) * self.code_norm
-                + rounding
-                + 2 * self.embeddings.shape[1] * FP32_EPS * abs(shift)
-            )
-            outside = float(dots[0, -1]) / b + shift + error
-            if not outside < float(exact[order[k - 1]]) - rounding:
+            margin = self.margin(q)
+            outside = float(dots[0, -1]) / b + float(q.astype(np.float64) @ self.mean) + margin.total
+            # both sides are FAISS's own numbers; the kernel term on this side too guards only a mismatch
+            if not outside < float(exact[order[k - 1]]) - margin.kernel_rounding:
                 return None
         order = order[:k]
         return exact[order], ids[order]
+
+
+@dataclass(frozen=True)
+class Margin:
+    """The terms of the certificate's bound for one query (the module docstring derives them)."""
+
+    residual: float  # |q| R: what the int8 codes lose of each row
+    query_rounding: float  # |q / a - q_int / b| max|c|: the query rounded for the int8 kernel
+    kernel_rounding: float  # 1.01 D eps |q| max|x|: fp32 dot products summed in any order
+    shift_rounding: float  # 2 D eps |q.mu|: the mean shift q.mu taken in fp32
+
+    @property
+    def total(self) -> float:
+        return self.residual + self.query_rounding + self.kernel_rounding + self.shift_rounding
 
 
 def _flat_scores(rows: np.ndarray, query: np.ndarray) -> np.ndarray:

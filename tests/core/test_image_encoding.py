@@ -228,3 +228,39 @@ def test_only_the_towers_whose_forward_the_rewrite_knows_are_rewritten():
     assert not image_encoding._known(ModifiedResNet())
     assert not image_encoding._known(Other())
     assert not image_encoding._known(VisionTransformer())
+
+
+def test_a_blocks_own_identity_pool_is_dropped_too(resnet):
+    """open_clip builds a stride-1 block's pool as nn.Identity; a checkpoint's class that builds it
+    as a 1x1 average pool gets the same treatment as the downsample path's."""
+    tower = copy.deepcopy(resnet)
+    tower.layer1[0].avgpool = torch.nn.AvgPool2d(1)
+    fast = fast_image_tower(tower, 32, torch.device("cpu"), "fp32")
+    assert fast is not None
+    assert isinstance(fast.get_submodule("layer1.0.avgpool"), torch.nn.Identity)
+    assert _identity_pools(fast) == []
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(fast(x), tower(x), rtol=1e-4, atol=1e-5)
+
+
+def test_building_the_fast_tower_leaves_the_global_random_stream_alone(resnet):
+    """The agreement check draws its probe batch from a generator of its own, so a seeded inversion
+    draws the same augmentations whether or not the session built a fast tower."""
+    torch.manual_seed(5)
+    want = torch.rand(4)
+    torch.manual_seed(5)
+    assert fast_image_tower(resnet, 32, torch.device("cpu"), "fp32") is not None
+    assert torch.equal(torch.rand(4), want)
+
+
+def test_the_fast_tower_shares_every_weight_it_leaves_alone(resnet):
+    """Only convolution weights (copied for their layout) and folded BatchNorm results are new
+    tensors: the attention pool's projections and positional embedding are the stock tower's own."""
+    fast = fast_image_tower(resnet, 32, torch.device("cpu"), "fp32")
+    assert fast is not None
+    pool: Any = fast.attnpool.pool
+    for name in ["positional_embedding", "q_proj.weight", "k_proj.weight", "v_proj.weight", "c_proj.bias"]:
+        assert pool.get_parameter(name) is resnet.attnpool.get_parameter(name), name
+    stock_ids = {id(p) for p in resnet.parameters()}
+    new = [n for n, p in fast.named_parameters() if id(p) not in stock_ids]
+    assert new and all(n.endswith(("conv1.weight", "conv2.weight", "conv3.weight", "bias", ".0.weight")) for n in new)

@@ -1,3 +1,4 @@
+import sys
 from typing import Any
 
 import open_clip
@@ -154,3 +155,11 @@ def test_a_separate_text_tower_is_found_only_when_truncation_is_exact():
     assert find_text_tower(unmasked) is None
     whole: Any = SimpleNamespace(**tower_parts(text_pool_type="eos", text_eos_id=5))
     assert find_text_tower(whole) == TextTower(*PARTS, "eos", 5)
+
+
+def test_the_truncation_warning_names_the_callers_line(tiny_session):
+    """Raised three calls deep inside the package, it still points at the line that asked to encode."""
+    long = " ".join(["red"] * (tiny_session.context_length + 5))
+    with pytest.warns(UserWarning, match="truncated") as warned:
+        tiny_session.encode_text([long], truncate=True)  # this line
+    assert [(w.filename, w.lineno) for w in warned] == [(__file__, sys._getframe().f_lineno - 1)]

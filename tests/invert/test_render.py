@@ -162,3 +162,37 @@ def test_fft_param_through_the_loop_with_a_resize(tiny_session):
     res = invert(tiny_session, ["a"], [0], fast(param="fft", steps=3, resize_at=[2], size=16))[0]
     assert res.image.shape == (3, 32, 32) and res.status == "done"
     assert res.image.min() > 0 and res.image.max() < 1
+
+
+@pytest.mark.parametrize(
+    "schedule, want",
+    [
+        ("cosine", [0.2, 0.2 * 0.5 * (1 + 0.5**0.5), 0.1, 0.2 * 0.5 * (1 - 0.5**0.5)]),  # cos(0), cos(pi/4), ...
+        ("constant", [0.2, 0.2, 0.2, 0.2]),
+    ],
+)
+def test_each_step_runs_at_its_scheduled_learning_rate(tiny_session, schedule, want):
+    """The optimiser's rate at steps 0, 2, 4, 6 of 8: cosine decays lr * (1 + cos(pi t / T)) / 2."""
+    settings = fast(steps=8, lr=0.2, lr_schedule=schedule, param="pixel").validated()
+    targets = render.text_targets(tiny_session, ["a"])
+    chunk = render._Chunk([tiny_session], [("a", 0)], settings, [targets], None)
+    seen = []
+    for step in range(0, 8, 2):
+        chunk.step(step)
+        seen.append(chunk.optimizer.param_groups[0]["lr"])
+    assert seen == pytest.approx(want, rel=1e-12)
+
+
+def test_each_images_gradient_is_clipped_on_its_own():
+    """As clip_grad_norm_ per image over all its parameters: image 0 (norm 5 over two parameters)
+    scales to norm 1, image 1 (norm 0.5) is left alone, a retired image's gradient is zeroed, and a
+    NaN entry counts as 0."""
+    a = torch.tensor([[3.0, 0.0], [0.3, 0.0], [7.0, 1.0]])
+    b = torch.tensor([[[4.0]], [[0.4]], [[float("nan")]]])
+    render._clip_per_image([a, b], 1.0, torch.tensor([True, True, False]))
+    scale = 1.0 / (5.0 + 1e-6)
+    assert a.flatten().tolist() == pytest.approx([3.0 * scale, 0.0, 0.3, 0.0, 0.0, 0.0], rel=1e-6)
+    assert b.flatten().tolist() == pytest.approx([4.0 * scale, 0.4, 0.0], rel=1e-6)
+    c = torch.tensor([[30.0], [float("nan")]])
+    render._clip_per_image([c], 0.0, torch.tensor([True, True]))  # 0: no clipping, NaN still zeroed
+    assert c.flatten().tolist() == [30.0, 0.0]

@@ -249,3 +249,48 @@ def test_with_every_row_a_candidate_the_rerank_is_the_answer():
     assert found is not None
     scores, ids = found
     assert ids.tolist() == [0, 1, 2, 3, 4] and len(set(scores.tolist())) == 1
+
+
+def test_the_margin_terms_are_the_bounds_derived_by_hand():
+    """Four words on a grid the int8 codes hit exactly, around a mean of (0.25, 0.25):
+    scale a = (127, 254), codes (+-127, 0) and (0, +-127), residuals 0, so R is only its fp32 slack
+    2 eps x span 1. The query (0.5, 0.25) scales to b = 127^2 / 0.5 = 32258 and rounds
+    (127, 31.75) to (127, 32), a quarter of a step on the second axis: 0.25 / b x max|c| 127."""
+    eps = float(np.finfo(np.float32).eps)
+    emb = np.array([[1.25, 0.25], [-0.75, 0.25], [0.25, 0.75], [0.25, -0.25]], dtype=np.float32)
+    pre = Int8Prefilter.build(emb)
+    assert pre.mean.tolist() == [0.25, 0.25] and pre.scale.tolist() == [127.0, 254.0]
+    assert pre.bound == 2 * eps and pre.code_norm == 127.0
+    row_norm = float(np.sqrt(np.float32(1.625))) * (1 + 1e-6)  # the longest row's norm, taken in fp32, widened
+    assert pre.row_norm == pytest.approx(row_norm, rel=1e-12)
+    query = np.array([0.5, 0.25], dtype=np.float32)
+    q_int, b = pre.quantise_query(query)
+    assert q_int.tolist() == [127.0, 32.0] and b == pytest.approx(32258.0, rel=1e-12)
+    margin = pre.margin(query)
+    q_norm = np.sqrt(0.3125)
+    assert margin.residual == pytest.approx(q_norm * 2 * eps, rel=1e-12)
+    assert margin.query_rounding == pytest.approx(0.25 / 254, rel=1e-9)
+    assert margin.kernel_rounding == pytest.approx(1.01 * 2 * eps * q_norm * row_norm, rel=1e-12)
+    assert margin.shift_rounding == pytest.approx(2 * 2 * eps * 0.1875, rel=1e-12)  # q.mu = 0.1875
+    assert margin.total == pytest.approx(
+        margin.residual + margin.query_rounding + margin.kernel_rounding + margin.shift_rounding, rel=1e-15
+    )
+
+
+def test_the_margin_covers_every_rows_prescan_error_measured_in_float64(spread):
+    """Soundness, the certificate's premise: for every row, the pre-scan's score (integer dot product
+    over b, plus the mean shift) is within the margin of the exact score, and FAISS's fp32 score of
+    the exact one within the kernel term."""
+    from probe_neighbours.prefilter import _flat_scores
+
+    emb, queries = spread
+    pre = Int8Prefilter.build(emb)
+    codes = np.clip(np.rint((emb - pre.mean) * pre.scale), -127, 127).astype(np.float64)
+    x = emb.astype(np.float64)
+    for q in queries[:8]:
+        q_int, b = pre.quantise_query(q)
+        margin = pre.margin(q)
+        exact = x @ q.astype(np.float64)
+        prescan = codes @ q_int / b + float(q.astype(np.float64) @ pre.mean.astype(np.float64))
+        assert np.abs(exact - prescan).max() <= margin.residual + margin.query_rounding + margin.shift_rounding
+        assert np.abs(_flat_scores(emb, q) - exact).max() <= margin.kernel_rounding
