@@ -16,11 +16,11 @@ from probe.loading import LoadedModel, load_model
 from probe.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
 from probe.text_encoding import (
     TruncatedText,
-    check_prompt_lengths,
     encode_bucketed,
     encode_truncated,
     find_text_tower,
     pool_positions,
+    tokenize_checked,
 )
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -100,8 +100,7 @@ class Session:
         """Token ids [N, context]; prompts over the context are an error unless truncate is set."""
         if isinstance(texts, str):
             texts = [texts]
-        check_prompt_lengths(getattr(self.tokenizer, "encode", None), self.context_length, list(texts), truncate)
-        return self.tokenizer(list(texts))
+        return tokenize_checked(self.tokenizer, self.context_length, list(texts), truncate)
 
     @torch.no_grad()
     def encode_text(

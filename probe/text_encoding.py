@@ -154,10 +154,13 @@ def check_prompt_lengths(
 ) -> None:
     """Prompts over the context (less the start and end tokens) are a usage error, or a warning when
     `truncate` is set: a silently cut prompt would be a silently different query."""
-    if encode is None:
-        return
+    if encode is not None:
+        _check_token_counts([len(encode(t)) for t in texts], context_length, texts, truncate)
+
+
+def _check_token_counts(counts: list[int], context_length: int, texts: list[str], truncate: bool) -> None:
     limit = context_length - 2
-    too_long = [t for t in texts if len(encode(t)) > limit]
+    too_long = [t for t, n in zip(texts, counts, strict=True) if n > limit]
     if not too_long:
         return
     if not truncate:
@@ -166,3 +169,28 @@ def check_prompt_lengths(
             hint=f"shorten them to {limit} tokens; commands with a --truncate option can cut them instead",
         )
     warnings.warn(f"{len(too_long)} prompt(s) truncated to {limit} tokens", stacklevel=caller_stacklevel())
+
+
+def tokenize_checked(tokenizer: Any, context_length: int, texts: list[str], truncate: bool) -> torch.Tensor:
+    """Token ids [N, context] after the length check. open_clip's BPE tokenizer (as it tokenizes by
+    default) encodes each text once for both, its ids laid out as its own call lays them out; any
+    other tokenizer is called after the check. (BPE with its text cleaning is most of the cost of
+    tokenizing, so a second pass would add half again to every encode.)"""
+    encode = getattr(tokenizer, "encode", None)
+    if (
+        encode is None
+        or type(tokenizer).__name__ != "SimpleTokenizer"
+        or getattr(tokenizer, "reduction_fn", None) is not None
+        or getattr(tokenizer, "context_length", None) != context_length
+    ):
+        check_prompt_lengths(encode, context_length, texts, truncate)
+        return tokenizer(texts)
+    bodies = [encode(t) for t in texts]
+    _check_token_counts([len(b) for b in bodies], context_length, texts, truncate)
+    sot, eot = tokenizer.sot_token_id, tokenizer.eot_token_id
+    ids = torch.zeros(len(texts), context_length, dtype=torch.long)
+    for row, body in enumerate(bodies):
+        tokens = [sot, *body, eot][:context_length]
+        tokens[-1] = eot  # a cut prompt still ends with the end token
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+    return ids

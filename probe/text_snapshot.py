@@ -31,7 +31,7 @@ from probe.fingerprints import fingerprint_without_loading
 from probe.io import atomic_write_bytes, atomic_write_text, read_json
 from probe.models import ModelSpec, parse_model_spec
 from probe.standalone_tokenizer import build_tokenizer, tokenizer_settings
-from probe.text_encoding import check_prompt_lengths, encode_bucketed, encode_truncated, pool_positions
+from probe.text_encoding import encode_bucketed, encode_truncated, pool_positions, tokenize_checked
 
 if TYPE_CHECKING:
     from probe.session import Session
@@ -114,8 +114,7 @@ class TextSnapshot:
         """Token ids [N, context]; over-long prompts are an error unless truncate is set (as Session)."""
         if isinstance(texts, str):
             texts = [texts]
-        check_prompt_lengths(self.tokenizer.encode, self.context_length, list(texts), truncate)
-        return self.tokenizer(list(texts))
+        return tokenize_checked(self.tokenizer, self.context_length, list(texts), truncate)
 
     @torch.no_grad()
     def encode_text(

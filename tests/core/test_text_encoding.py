@@ -163,3 +163,28 @@ def test_the_truncation_warning_names_the_callers_line(tiny_session):
     with pytest.warns(UserWarning, match="truncated") as warned:
         tiny_session.encode_text([long], truncate=True)  # this line
     assert [(w.filename, w.lineno) for w in warned] == [(__file__, sys._getframe().f_lineno - 1)]
+
+
+def test_tokenizing_encodes_each_text_once_and_lays_ids_out_as_open_clip_does(tiny_session):
+    """The length check and the ids share one BPE pass, and the ids equal the tokenizer's own call:
+    start token, body, end token, zero padding; a cut prompt keeps its end token."""
+    import open_clip
+
+    from probe.text_encoding import tokenize_checked
+
+    tokenizer = open_clip.get_tokenizer("ViT-B-16")
+    texts = ["a red star", "", "Café — “quotes” &amp; ﬁsh", " ".join(["word"] * 75), " ".join(["word"] * 80)]
+    calls: list[str] = []
+    real = tokenizer.encode
+
+    def counted(text: str) -> list[int]:
+        calls.append(text)
+        return real(text)
+
+    tokenizer.encode = counted
+    with pytest.warns(UserWarning, match="1 prompt"):
+        got = tokenize_checked(tokenizer, 77, texts, truncate=True)
+    assert calls == texts
+    del tokenizer.encode
+    assert torch.equal(got, tokenizer(texts))
+    assert got[3, 76].item() == tokenizer.eot_token_id and got[4, 76].item() == tokenizer.eot_token_id

@@ -117,6 +117,9 @@ def test_stop_request_returns_what_exists(tiny_session):
     )
     assert [r.status for r in res] == ["interrupted"] * 3
     assert [r.steps for r in res] == [2, 0, 0]
+    for never in res[1:]:  # stopped before their chunk began: grey, no score, nothing else to show
+        assert torch.equal(never.image, torch.full((3, 32, 32), 0.5)) and never.cosine != never.cosine  # NaN
+        assert (never.message, never.snapshots, never.snapshot_steps, never.model_cosines) == ("", [], [], [])
 
 
 def test_on_step_reports_per_image_cosine_over_all_chunks(tiny_session):
@@ -196,3 +199,23 @@ def test_each_images_gradient_is_clipped_on_its_own():
     c = torch.tensor([[30.0], [float("nan")]])
     render._clip_per_image([c], 0.0, torch.tensor([True, True]))  # 0: no clipping, NaN still zeroed
     assert c.flatten().tolist() == [30.0, 0.0]
+
+
+def test_an_extra_objective_is_added_to_the_loss(tiny_session):
+    """An objective that rewards brightness (its loss falls as the pixels rise) brightens the image."""
+    from probe_invert.objectives import Lambda
+
+    settings = fast(param="pixel", steps=6, lr=0.05, tv_weight=0.0, l1_weight=0.0, size=32)
+    plain = invert(tiny_session, ["a"], [0], settings)[0].image.mean()
+    brighter = Lambda(lambda ctx: -100.0 * ctx.images.mean(dim=(1, 2, 3)))
+    lit = invert(tiny_session, ["a"], [0], settings, extra_objective=brighter)[0].image.mean()
+    assert lit > plain + 0.1
+
+
+def test_a_prior_nobody_registered_is_named_in_the_error():
+    from probe.errors import ProbeError
+
+    settings = fast(tv_weight=0.0, l1_weight=0.0)
+    settings.priors = {"nope": 1.0}
+    with pytest.raises(ProbeError, match=r"^unknown invert prior 'nope' \(needed by invert\); known: "):
+        render.build_objective(settings, [(torch.zeros(1, 1, 4), torch.ones(1, 1))])

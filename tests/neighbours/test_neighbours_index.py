@@ -3,6 +3,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,12 @@ from probe_neighbours.index import IndexParams, exact_top_k, index_paths, make_i
 from probe_neighbours.vocabularies import load_vocab, make_vocabulary
 
 from probe.errors import DataError, UsageError
+
+
+def faiss_vector(vector) -> np.ndarray:
+    import faiss
+
+    return faiss.vector_to_array(vector)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +76,22 @@ def test_recall_of_exact_and_hnsw_indexes(english_500):
 
 
 def test_unknown_index_kind_is_a_usage_error():
-    with pytest.raises(UsageError, match="unknown index kind"):
+    with pytest.raises(UsageError) as error:
         IndexParams(kind="ivf-pq")
+    assert str(error.value) == "unknown index kind 'ivf-pq' (use one of flat, hnsw)"
+
+
+def test_the_cache_key_holds_the_hnsw_settings_and_the_index_is_built_with_them(english_500):
+    """A flat index depends on nothing but its kind; an HNSW index is built (and keyed) with the
+    settings the neighbours page documents: M=32, efConstruction=200, efSearch=256."""
+    _, emb = english_500
+    assert IndexParams().as_dict() == {"kind": "flat"}
+    assert IndexParams(kind="flat", ef_search=64).as_dict() == {"kind": "flat"}
+    hnsw = IndexParams(kind="hnsw")
+    assert hnsw.as_dict() == {"kind": "hnsw", "hnsw_m": 32, "ef_construction": 200, "ef_search": 256}
+    built: Any = make_index(emb[:50], hnsw)  # an IndexHNSWFlat
+    assert (built.hnsw.efConstruction, built.hnsw.efSearch) == (200, 256)
+    assert int(faiss_vector(built.hnsw.cum_nneighbor_per_level)[1]) == 2 * 32  # level 0 keeps 2M links
 
 
 def test_cache_is_reused_when_nothing_changed(tiny_session, word_file):

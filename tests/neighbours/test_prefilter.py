@@ -294,3 +294,36 @@ def test_the_margin_covers_every_rows_prescan_error_measured_in_float64(spread):
         prescan = codes @ q_int / b + float(q.astype(np.float64) @ pre.mean.astype(np.float64))
         assert np.abs(exact - prescan).max() <= margin.residual + margin.query_rounding + margin.shift_rounding
         assert np.abs(_flat_scores(emb, q) - exact).max() <= margin.kernel_rounding
+
+
+def test_the_neighbours_page_states_the_limits_the_code_uses(monkeypatch):
+    """The pre-scan's thresholds as the neighbours page gives them to users (one figure each)."""
+    from probe_neighbours import index
+
+    monkeypatch.undo()  # the shipped PREFILTER_AFTER, not this file's 0
+
+    page = " ".join((Path(__file__).parents[2] / "docs" / "probes" / "neighbours.md").read_text().split())
+    for claim in [
+        f"fewer than {index.SINGLE_THREAD_BELOW} queries",
+        f"flat index of {index.PREFILTER_MIN_ROWS:,} words or more",
+        f"Its best {index.PREFILTER_CANDIDATES} rows are rescored",
+        f"stops using it after {index.PREFILTER_TRIAL} tries",
+        f"(`….{index.PREFILTER_SUFFIX.lstrip('.')}`",
+        f"a process's first {index.PREFILTER_AFTER} small queries",
+        f"Calls of {index.SINGLE_THREAD_BELOW} or more queries use the multi-threaded flat scan",
+        f"up to {index.PREFILTER_MAX_DIM:,} dimensions",
+    ]:
+        assert claim in page, claim
+
+
+def test_the_dimension_limit_is_the_last_at_which_int8_sums_stay_exact_in_float32():
+    """127 x 127 x D must stay below 2^24, float32's last exactly counted integer."""
+    from probe_neighbours.index import PREFILTER_MAX_DIM
+
+    assert 127**2 * PREFILTER_MAX_DIM < 2**24 <= 127**2 * (PREFILTER_MAX_DIM + 1)
+
+
+def test_the_prescan_file_sits_beside_the_index_under_its_documented_name(spread, tmp_path):
+    emb, queries = spread
+    vocab_index(emb, tmp_path / "words.faiss").search(queries[:1], 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["words.int8.npz"]
