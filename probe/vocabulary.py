@@ -23,6 +23,13 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.words)
 
+    def __repr__(self) -> str:
+        """A line, not every word: a notebook printing an index or a result should not dump 50,000 words."""
+        flagged = f", {len(self.categories):,} flagged" if self.categories else ""
+        source = f", source={self.source!r}" if self.source else ""
+        words = f"{len(self.words):,} word{'' if len(self.words) == 1 else 's'}"
+        return f"Vocabulary({self.name!r}, {words}{flagged}{source})"
+
     def is_flagged(self, word: str) -> bool:
         return self.category(word) is not None
 

@@ -99,6 +99,8 @@ class VocabIndex:
         """
         k = min(k, self.index.ntotal)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if k <= 0:  # nothing asked for (or an empty vocabulary): FAISS itself refuses k = 0
+            return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
         few = len(queries) < SINGLE_THREAD_BELOW
         if few:
             self.small_queries += len(queries)
@@ -108,7 +110,6 @@ class VocabIndex:
                 and self.params.kind == "flat"
                 and self.index.ntotal >= PREFILTER_MIN_ROWS
                 and self.index.d <= PREFILTER_MAX_DIM
-                and k > 0
                 and self._prefilter_pays()
             ):
                 return self._prefiltered(queries, k)

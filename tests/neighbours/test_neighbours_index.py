@@ -204,3 +204,15 @@ def test_two_concurrent_builders_leave_one_valid_index(word_file, tmp_path):
     assert len(files) == 2 and files[0].endswith(".faiss") and files[1].endswith(".json")
     again = open_index(FakeTextSession(), load_vocab(str(word_file)))  # type: ignore[arg-type]  # a stand-in with the text methods open_index uses
     assert again.status == "cached" and again.index.ntotal == json.loads(outs[0][0])["n"] == 20
+
+
+def test_asking_for_no_neighbours_or_searching_no_words_returns_empty_rows(english_500):
+    """FAISS refuses k = 0; an index answers it (and any k over an empty vocabulary) with empty rows."""
+    from probe_neighbours.index import VocabIndex
+
+    words, emb = english_500
+    for vocab_words, rows, k in [(words, emb, 0), ([], emb[:0], 10)]:
+        vocab = make_vocabulary("t", vocab_words, source="test")
+        index = VocabIndex(vocab, make_index(rows, IndexParams()), IndexParams(), Path("unused"), "built")
+        scores, ids = index.search(emb[:3], k)
+        assert scores.shape == ids.shape == (3, 0) and scores.dtype == np.float32 and ids.dtype == np.int64

@@ -104,3 +104,11 @@ def test_default_vocabs_world_for_the_builtin_model(tiny_session):
     shapes_tiny: Any = SimpleNamespace(spec=SimpleNamespace(arch="shapes-tiny"))  # only the spec is read
     assert default_vocabs(shapes_tiny) == ["world"]
     assert default_vocabs(tiny_session) == ["clip-bpe", "flagged"]
+
+
+def test_a_vocabulary_prints_as_one_line_not_its_words():
+    from probe.vocabulary import make_vocabulary
+
+    vocab = make_vocabulary("english", [f"w{i}" for i in range(50_000)], {"w1": "nsfw"}, source="vocab/english.txt")
+    assert repr(vocab) == "Vocabulary('english', 50,000 words, 1 flagged, source='vocab/english.txt')"
+    assert repr(make_vocabulary("t", ["a"])) == "Vocabulary('t', 1 word)"

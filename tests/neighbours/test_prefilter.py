@@ -327,3 +327,66 @@ def test_the_prescan_file_sits_beside_the_index_under_its_documented_name(spread
     emb, queries = spread
     vocab_index(emb, tmp_path / "words.faiss").search(queries[:1], 10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["words.int8.npz"]
+
+
+def test_the_prescan_serves_every_k_from_one_and_hands_on_at_least_four_k_rows(spread, tmp_path, monkeypatch):
+    """k = 0 asks for nothing (and gets nothing, on any path); from k = 1 the pre-scan answers, its rerank
+    taking the larger of PREFILTER_CANDIDATES rows and 4 k."""
+    from probe_neighbours.index import PREFILTER_CANDIDATES
+
+    emb, queries = spread
+    index = vocab_index(emb, tmp_path / "v.faiss")
+    scores, ids = index.search(queries[:1], 0)
+    assert scores.shape == ids.shape == (1, 0) and index.prefilter_queries == 0
+    asked: list[tuple[int, int]] = []
+    real = Int8Prefilter.search_one
+
+    def recorded(self, q, k, n):
+        asked.append((k, n))
+        return real(self, q, k, n)
+
+    monkeypatch.setattr(Int8Prefilter, "search_one", recorded)
+    for k in (1, PREFILTER_CANDIDATES // 4, PREFILTER_CANDIDATES // 4 + 1, 100):
+        found = index.search(queries[:1], k)
+        assert_same_answer(index, queries[:1], found, k)
+    assert asked == [(1, 128), (32, 128), (33, 132), (100, 400)]
+
+
+def test_the_prescan_is_used_up_to_its_dimension_limit_inclusive(spread, tmp_path, monkeypatch):
+    from probe_neighbours import index as index_module
+
+    emb, queries = spread
+    for limit, used in [(emb.shape[1], True), (emb.shape[1] - 1, False)]:
+        monkeypatch.setattr(index_module, "PREFILTER_MAX_DIM", limit)
+        index = vocab_index(emb, tmp_path / f"{limit}.faiss")
+        index.search(queries[:1], 10)
+        assert (index.prefilter_queries == 1) is used, limit
+
+
+@pytest.mark.parametrize(
+    "queries, fallbacks, pays",
+    [
+        (15, 15, True),  # still on trial: however many fell back
+        (16, 8, True),  # half fell back: still worth it
+        (16, 9, False),  # more than half: stop
+        (40, 20, True),
+        (40, 21, False),
+    ],
+)
+def test_after_its_trial_the_prescan_is_kept_while_at_most_half_its_queries_fall_back(
+    spread, tmp_path, queries, fallbacks, pays
+):
+    from probe_neighbours.index import PREFILTER_TRIAL
+
+    assert PREFILTER_TRIAL == 16  # the cases above are written around it
+    emb, _ = spread
+    index = vocab_index(emb, tmp_path / "v.faiss")
+    index.small_queries, index.prefilter_queries, index.prefilter_fallbacks = 100, queries, fallbacks
+    assert index._prefilter_pays() is pays
+
+
+def test_an_index_prints_without_its_prescan_codes(spread, tmp_path):
+    emb, queries = spread
+    index = vocab_index(emb, tmp_path / "v.faiss")
+    index.search(queries[:1], 10)
+    assert index.prefilter is not None and "prefilter=" not in repr(index)
