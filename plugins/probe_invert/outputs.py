@@ -15,7 +15,6 @@ from probe.plugin import (
     DataError,
     atomic_write_bytes,
     contact_grid,
-    contact_sheet,
     content_hash,
     image_intact,
     inside,
@@ -147,9 +146,22 @@ def gif_bytes(frames: list, size: int = 128, ms: int = 120) -> bytes:
     return buf.getvalue()
 
 
-def write_contact_sheet(path: Path, images: list, labels: list[str], columns: int | None = None) -> Path:
-    columns = columns or min(8, max(1, len(images)))
-    return atomic_write_bytes(path, pil_png_bytes(contact_sheet(images, labels, columns=columns, cell=128)))
+def write_validation_sheet(path: Path, result: Any) -> Path:
+    """invert-validate's sheet: one row per colour, one column per shape and seed (both named), each
+    image captioned with the colour and shape found in it, and "(miss)" where either is not the prompt's."""
+    colours = list(dict.fromkeys(result.expected_colour))
+    columns = list(dict.fromkeys(zip(result.expected_shape, result.seeds, strict=True)))
+    cells: list[list[Any]] = [[None] * len(columns) for _ in colours]
+    captions = [[""] * len(columns) for _ in colours]
+    shapes = result.found_shape or [None] * len(result.prompts)
+    found = zip(result.expected_colour, result.expected_shape, result.seeds, result.found_colour, shapes, strict=True)
+    for i, (colour, shape, seed, got_colour, got_shape) in enumerate(found):
+        r, c = colours.index(colour), columns.index((shape, seed))
+        cells[r][c] = result.images[i]
+        miss = got_colour != colour or (got_shape is not None and got_shape != shape)
+        captions[r][c] = f"{got_colour or 'no colour'} {got_shape or '?'}{' (miss)' if miss else ''}"
+    heads = [f"{shape}, seed {seed}" for shape, seed in columns]
+    return atomic_write_bytes(path, pil_png_bytes(contact_grid(cells, colours, heads, captions, cell=128)))
 
 
 def write_invert_sheet(path: Path, done: list[tuple[dict[str, Any], Any]]) -> Path:

@@ -247,7 +247,7 @@ def register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Invert the 48 colour x shape prompts of the shapes world; report colour match and shape-checker agreement."""
         from probe.plugin import console, current_session, options
-        from probe_invert.outputs import write_contact_sheet
+        from probe_invert.outputs import write_validation_sheet
         from probe_invert.prompts import parse_seeds
         from probe_invert.validation import validate
 
@@ -256,7 +256,7 @@ def register_commands(app: typer.Typer) -> None:
         with console.progress("validating", total=None) as advance:
             result = validate(current_session(ctx), settings, parse_seeds(seeds), on_step=lambda s, c: advance(0))
         folder = state.out_dir / "invert-validate"
-        sheet = write_contact_sheet(folder / "contact-sheet.png", result.images, result.labels, columns=12)
+        sheet = write_validation_sheet(folder / "contact-sheet.png", result)
         from probe.plugin import write_json
 
         write_json(folder / "validation.json", result.as_dict())

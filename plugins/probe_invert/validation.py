@@ -64,14 +64,6 @@ class ValidationResult:
     def n_images(self) -> int:
         return len(self.prompts)
 
-    @property
-    def labels(self) -> list[str]:
-        shapes = self.found_shape or ["?"] * self.n_images
-        return [
-            f"{c or '-'} {sh} <- {p} s{s}"
-            for p, s, c, sh in zip(self.prompts, self.seeds, self.found_colour, shapes, strict=True)
-        ]
-
     def per_group(self) -> dict[str, dict[str, float]]:
         """Colour-match rate per colour and shape-match rate per shape."""
         out: dict[str, dict[str, float]] = {"colour": {}, "shape": {}}
