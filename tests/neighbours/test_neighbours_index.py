@@ -1,9 +1,10 @@
+import hashlib
 import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -128,11 +129,23 @@ def test_changed_model_gets_its_own_index(tiny_session, other_tiny_spec, word_fi
 @pytest.mark.parametrize(
     "damage, reason",
     [
-        (lambda ix, side: ix.write_bytes(ix.read_bytes()[: len(ix.read_bytes()) // 2]), "truncated"),
-        (lambda ix, side: ix.write_bytes(b""), "truncated"),
+        (
+            lambda ix, side: ix.write_bytes(ix.read_bytes()[: len(ix.read_bytes()) // 2]),
+            "index file truncated or modified (size/sha256 mismatch)",
+        ),
+        (lambda ix, side: ix.write_bytes(b""), "index file truncated or modified (size/sha256 mismatch)"),
+        (lambda ix, side: ix.unlink(), "index file missing"),
         (lambda ix, side: side.write_text("{not json", encoding="utf-8"), "sidecar unreadable"),
+        (lambda ix, side: side.write_text("[1, 2]", encoding="utf-8"), "sidecar unreadable"),  # JSON, not a mapping
         (lambda ix, side: side.unlink(), "sidecar missing"),
-        (lambda ix, side: side.write_text(json.dumps({**json.loads(side.read_text()), "format": 0})), "stale: format"),
+        (
+            lambda ix, side: side.write_text(json.dumps({**json.loads(side.read_text()), "format": 0})),
+            "stale: format changed",
+        ),
+        (
+            lambda ix, side: side.write_text(json.dumps({**json.loads(side.read_text()), "count": 1, "params": {}})),
+            "stale: count, params changed",
+        ),
     ],
 )
 def test_damaged_or_stale_cache_is_rebuilt_with_a_message(tiny_session, word_file, damage, reason):
@@ -141,11 +154,74 @@ def test_damaged_or_stale_cache_is_rebuilt_with_a_message(tiny_session, word_fil
     index_file, sidecar = index_paths(tiny_session, vocab, IndexParams())
     damage(index_file, sidecar)
     again = open_index(tiny_session, vocab)
-    assert again.message is not None
-    assert again.status == "rebuilt" and reason in again.message and vocab.name in again.message
+    assert again.status == "rebuilt"
+    assert again.message == f"the cached index of {vocab.name!r} was unusable ({reason}); rebuilt it"
     q = tiny_session.encode_text(["a red star"]).numpy()
     np.testing.assert_array_equal(again.search(q, 5)[1], built.search(q, 5)[1])
     assert open_index(tiny_session, vocab).status == "cached"
+
+
+def test_a_folder_where_the_index_goes_is_reported_and_left_alone(tiny_session, word_file):
+    from probe.errors import ProbeError
+
+    vocab = load_vocab(str(word_file))
+    index_file, _ = index_paths(tiny_session, vocab, IndexParams())
+    open_index(tiny_session, vocab)
+    index_file.unlink()
+    (index_file / "notes.txt").parent.mkdir()
+    (index_file / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ProbeError, match=r"Is a directory \(a folder stands where the file goes: move it away\)$"):
+        open_index(tiny_session, vocab)
+    assert (index_file / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_the_index_file_is_named_for_vocabulary_kind_and_model_and_its_sidecar_records_the_build(
+    tiny_session, word_file
+):
+    """`probe cache list` shows these names; the sidecar says what the index was built from."""
+    import re
+
+    vocab = load_vocab(str(word_file))
+    built = open_index(tiny_session, vocab)
+    assert re.fullmatch(r"words-txt-[0-9a-f]{8}\.flat\.[0-9a-f]{10}\.[0-9a-f]{20}\.faiss", built.path.name), (
+        built.path.name
+    )
+    meta = json.loads(built.path.with_suffix(".json").read_text(encoding="utf-8"))
+    data = built.path.read_bytes()
+    assert {k: meta[k] for k in ("format", "fingerprint", "vocab_hash", "count", "params", "dim", "model")} == {
+        "format": 1,
+        "fingerprint": tiny_session.fingerprint,
+        "vocab_hash": vocab.content_hash,
+        "count": len(vocab.words),
+        "params": {"kind": "flat"},
+        "dim": tiny_session.embed_dim,
+        "model": tiny_session.name,
+    }
+    assert (meta["index_bytes"], meta["index_sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    assert meta["recall_at_10"] == 1.0 and meta["vocab"] == vocab.name and meta["build_seconds"] >= 0
+
+
+def test_recall_counts_the_share_of_the_exact_top_k_an_index_returns(english_500):
+    """An index that gets 6 of each query's exact top 10 has recall 0.6 (k = 10 unless asked)."""
+    from probe_neighbours.index import sample_recall
+
+    _, emb = english_500
+    queries = emb[:4]
+
+    class SixOfTen:  # each query's best 6 words, then its worst
+        def __init__(self, rows: np.ndarray) -> None:
+            self.rows = rows
+
+        def search(self, q, k):
+            order = np.argsort(-(q @ self.rows.T), axis=1, kind="stable")
+            return None, np.concatenate([order[:, :6], order[:, -(k - 6) :]], axis=1)
+
+    assert recall_at_k(cast(Any, SixOfTen(emb)), emb, queries) == pytest.approx(0.6)
+    assert recall_at_k(cast(Any, SixOfTen(emb)), emb, queries, k=20) == pytest.approx(0.3)
+    assert sample_recall(cast(Any, SixOfTen(emb[:50])), emb[:50], n=1000) == pytest.approx(
+        0.6
+    )  # more queries than words: all of them
+    assert exact_top_k(emb[:3], queries, 10).shape == (4, 3)  # k beyond the rows: every row, best first
 
 
 def test_rebuild_flag_and_hnsw_params_are_part_of_the_key(tiny_session, word_file):
@@ -160,8 +236,19 @@ def test_rebuild_flag_and_hnsw_params_are_part_of_the_key(tiny_session, word_fil
 
 def test_entries_longer_than_the_context_are_a_data_error(tiny_session):
     vocab = make_vocabulary("long", ["ok", " ".join(["word"] * 40)])
-    with pytest.raises(DataError, match="vocabulary long: 1 prompt"):
+    with pytest.raises(DataError) as error:
         open_index(tiny_session, vocab)
+    assert str(error.value) == (
+        f"vocabulary long: 1 prompt(s) longer than the model's {tiny_session.context_length - 2}-token context,"
+        f" e.g. {vocab.words[1][:60]!r} (shorten or remove those lines)"
+    )
+
+
+def test_embedding_no_words_gives_no_rows(tiny_session):
+    from probe_neighbours.index import embed_words
+
+    emb = embed_words(tiny_session, [])
+    assert emb.shape == (0, tiny_session.embed_dim) and emb.dtype == np.float32
 
 
 BUILDER = textwrap.dedent("""
