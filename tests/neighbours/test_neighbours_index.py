@@ -126,6 +126,38 @@ def test_changed_model_gets_its_own_index(tiny_session, other_tiny_spec, word_fi
     assert open_index(tiny_session, vocab).status == "cached"
 
 
+def _flip_last_byte(ix: Path, side: Path) -> None:
+    data = bytearray(ix.read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes
+    ix.write_bytes(bytes(data))
+
+
+def _sealed(data: bytes):
+    """A damage that writes `data` as the index and updates the sidecar's size and sha256 to match it."""
+
+    def damage(ix: Path, side: Path) -> None:
+        ix.write_bytes(data)
+        meta = {
+            **json.loads(side.read_text()),
+            "index_bytes": len(data),
+            "index_sha256": hashlib.sha256(data).hexdigest(),
+        }
+        side.write_text(json.dumps(meta), encoding="utf-8")
+
+    return damage
+
+
+def _index_bytes(rows: int, dim: int) -> bytes:
+    import faiss
+
+    return faiss.serialize_index(make_index(np.eye(rows, dim, dtype=np.float32), IndexParams())).tobytes()
+
+
+def _other_dim(ix: Path, side: Path) -> None:
+    """As many rows as the vocabulary has words, in 16 dimensions instead of the model's."""
+    _sealed(_index_bytes(json.loads(side.read_text())["count"], 16))(ix, side)
+
+
 @pytest.mark.parametrize(
     "damage, reason",
     [
@@ -134,6 +166,10 @@ def test_changed_model_gets_its_own_index(tiny_session, other_tiny_spec, word_fi
             "index file truncated or modified (size/sha256 mismatch)",
         ),
         (lambda ix, side: ix.write_bytes(b""), "index file truncated or modified (size/sha256 mismatch)"),
+        (_flip_last_byte, "index file truncated or modified (size/sha256 mismatch)"),
+        (_sealed(b"not a faiss index"), "index file unreadable by FAISS"),
+        (_sealed(_index_bytes(3, 32)), "index size does not match the vocabulary"),  # 3 rows: another word list
+        (_other_dim, "index size does not match the vocabulary"),
         (lambda ix, side: ix.unlink(), "index file missing"),
         (lambda ix, side: side.write_text("{not json", encoding="utf-8"), "sidecar unreadable"),
         (lambda ix, side: side.write_text("[1, 2]", encoding="utf-8"), "sidecar unreadable"),  # JSON, not a mapping
