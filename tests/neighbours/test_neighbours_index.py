@@ -110,10 +110,17 @@ def test_cache_is_reused_when_nothing_changed(tiny_session, word_file):
 
 def test_changed_vocab_file_rebuilds_and_prunes_the_old_index(tiny_session, word_file):
     old = open_index(tiny_session, load_vocab(str(word_file)))
+    old_prescan = old.path.with_suffix(".int8.npz")
+    old_prescan.write_bytes(b"codes")
+    kept = [old.path.parent / f"{old.path.stem}-notes.txt", old.path.parent / "other.flat.0123456789.faiss"]
+    for path in kept:  # not an index file of this family, or another vocabulary's
+        path.write_text("mine", encoding="utf-8")
     word_file.write_text(word_file.read_text() + "volcano\n", encoding="utf-8")
     new = open_index(tiny_session, load_vocab(str(word_file)))
     assert new.status == "built" and new.path != old.path and new.index.ntotal == old.index.ntotal + 1
-    assert not old.path.exists() and not old.path.with_suffix(".json").exists()
+    assert not old.path.exists() and not old.path.with_suffix(".json").exists() and not old_prescan.exists()
+    assert new.path.exists() and new.path.with_suffix(".json").exists()
+    assert all(path.read_text(encoding="utf-8") == "mine" for path in kept)
 
 
 def test_changed_model_gets_its_own_index(tiny_session, other_tiny_spec, word_file):
@@ -339,3 +346,53 @@ def test_asking_for_no_neighbours_or_searching_no_words_returns_empty_rows(engli
         index = VocabIndex(vocab, make_index(rows, IndexParams()), IndexParams(), Path("unused"), "built")
         scores, ids = index.search(emb[:3], k)
         assert scores.shape == ids.shape == (3, 0) and scores.dtype == np.float32 and ids.dtype == np.int64
+
+
+def test_a_build_held_by_another_process_times_out_with_a_message(tiny_session, word_file, monkeypatch):
+    from probe_neighbours import index as index_module
+
+    from probe.cache import file_lock
+    from probe.errors import ProbeError
+
+    vocab = load_vocab(str(word_file))
+    index_file, _ = index_paths(tiny_session, vocab, IndexParams())
+    monkeypatch.setattr(index_module, "LOCK_TIMEOUT_S", 0.05)
+    with file_lock(index_file, timeout=1), pytest.raises(ProbeError) as error:
+        open_index(tiny_session, vocab)
+    assert str(error.value) == (
+        f"timed out waiting for another process building {index_file.name} (retry when it finishes)"
+    )
+
+
+def test_build_messages_and_what_a_cached_index_remembers(tiny_session, word_file, monkeypatch):
+    """Flat recall is exact by construction (never sampled); an HNSW index's is measured and reported.
+    A cached index brings back its build's recall, time and sha256 (the pre-scan file is keyed on it)."""
+    import re
+    from datetime import datetime, timezone
+
+    from probe_neighbours import index as index_module
+
+    vocab = load_vocab(str(word_file))
+    monkeypatch.setattr(index_module, "sample_recall", lambda *a, **kw: pytest.fail("a flat index sampled its recall"))
+    built = open_index(tiny_session, vocab)
+    assert built.message is not None
+    assert re.fullmatch(
+        rf"built the flat index of {vocab.name!r}: {len(vocab.words)} words in \d+\.\d s", built.message
+    )
+    meta = json.loads(built.path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert 0 <= meta["build_seconds"] < 600 and meta["build_seconds"] == round(meta["build_seconds"], 3)
+    stamp = datetime.strptime(meta["built_at"], "%Y-%m-%dT%H:%M:%S%z")
+    assert abs((datetime.now(timezone.utc) - stamp).total_seconds()) < 600
+    cached = open_index(tiny_session, vocab)
+    assert cached.status == "cached"
+    assert (cached.recall_at_10, cached.build_seconds, cached.index_sha256) == (
+        1.0,
+        meta["build_seconds"],
+        meta["index_sha256"],
+    )
+    rebuilt = open_index(tiny_session, vocab, rebuild=True)
+    assert rebuilt.message == f"rebuilt the flat index of {vocab.name!r} (--rebuild)"
+    monkeypatch.setattr(index_module, "sample_recall", lambda *a, **kw: 0.5)
+    hnsw = open_index(tiny_session, vocab, IndexParams(kind="hnsw"))
+    assert hnsw.recall_at_10 == 0.5 and hnsw.message is not None
+    assert hnsw.message.endswith(f"; recall@10 vs exact on {len(vocab.words)} sampled words: 0.500")
