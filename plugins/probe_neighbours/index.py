@@ -365,8 +365,7 @@ def _load_or_build(
         status, message = "rebuilt", f"rebuilt the {params.kind} index of {vocab.name!r} (--rebuild)"
     else:
         try:
-            index, meta = _read_cached(index_path, sidecar_path, expected)
-            _apply_search_params(index, params)
+            index, meta = _read_cached(index_path, sidecar_path, expected)  # HNSW's efSearch is saved with it
             return VocabIndex(
                 vocab,
                 index,
@@ -404,8 +403,3 @@ def _load_or_build(
     if params.kind != "flat":
         message += f"; recall@10 vs exact on {min(RECALL_QUERIES, len(vocab.words))} sampled words: {recall:.3f}"
     return VocabIndex(vocab, index, params, index_path, status, message, recall, seconds, meta["index_sha256"])
-
-
-def _apply_search_params(index: faiss.Index, params: IndexParams) -> None:
-    if params.kind == "hnsw":
-        cast("faiss.IndexHNSWFlat", index).hnsw.efSearch = params.ef_search

@@ -393,6 +393,41 @@ def test_build_messages_and_what_a_cached_index_remembers(tiny_session, word_fil
     rebuilt = open_index(tiny_session, vocab, rebuild=True)
     assert rebuilt.message == f"rebuilt the flat index of {vocab.name!r} (--rebuild)"
     monkeypatch.setattr(index_module, "sample_recall", lambda *a, **kw: 0.5)
-    hnsw = open_index(tiny_session, vocab, IndexParams(kind="hnsw"))
+    hnsw = open_index(tiny_session, vocab, IndexParams(kind="hnsw", ef_search=64))
     assert hnsw.recall_at_10 == 0.5 and hnsw.message is not None
-    assert hnsw.message.endswith(f"; recall@10 vs exact on {len(vocab.words)} sampled words: 0.500")
+    assert re.fullmatch(
+        rf"built the hnsw index of {vocab.name!r}: {len(vocab.words)} words in \d+\.\d s;"
+        rf" recall@10 vs exact on {len(vocab.words)} sampled words: 0\.500",
+        hnsw.message,
+    )
+    cached_hnsw: Any = open_index(tiny_session, vocab, IndexParams(kind="hnsw", ef_search=64)).index
+    assert cached_hnsw.hnsw.efSearch == 64  # saved with the index (and part of its key)
+
+
+def test_index_settings_cannot_change_under_a_built_index():
+    import dataclasses
+
+    params = IndexParams()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.kind = "hnsw"  # type: ignore[misc]
+
+
+def test_recall_is_sampled_over_distinct_words(english_500):
+    from probe_neighbours.index import sample_recall
+
+    _, emb = english_500
+    seen: list[np.ndarray] = []
+
+    class Recording:
+        def search(self, q, k):
+            seen.append(q)
+            return None, exact_top_k(emb, q, k)
+
+    assert sample_recall(cast(Any, Recording()), emb, n=500) == 1.0
+    assert len(np.unique(seen[0], axis=0)) == 500  # every word once (the english list has no duplicates)
+
+
+def test_a_long_vocabulary_name_is_cut_to_40_characters_in_the_file_name(tiny_session):
+    vocab = make_vocabulary("x" * 60, ["a", "b"])
+    index_file, _ = index_paths(tiny_session, vocab, IndexParams())
+    assert index_file.name.startswith("x" * 40 + "-") and not index_file.name.startswith("x" * 41)

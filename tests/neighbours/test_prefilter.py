@@ -390,3 +390,15 @@ def test_an_index_prints_without_its_prescan_codes(spread, tmp_path):
     index = vocab_index(emb, tmp_path / "v.faiss")
     index.search(queries[:1], 10)
     assert index.prefilter is not None and "prefilter=" not in repr(index)
+
+
+def test_a_second_process_loads_the_saved_prescan_instead_of_building_it(spread, tmp_path, monkeypatch):
+    emb, queries = spread
+    path = tmp_path / "v.faiss"
+    first = vocab_index(emb, path)
+    first.search(queries[:1], 10)
+    monkeypatch.setattr(Int8Prefilter, "build", lambda rows: pytest.fail("built again"))
+    second = vocab_index(emb, path)
+    found = second.search(queries[:3], 10)
+    assert second.prefilter is not None and second.prefilter.bound == first.prefilter.bound
+    assert_same_answer(second, queries[:3], found, 10)
