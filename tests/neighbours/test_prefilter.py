@@ -297,7 +297,9 @@ def test_the_margin_covers_every_rows_prescan_error_measured_in_float64(spread):
 
 
 def test_the_neighbours_page_states_the_limits_the_code_uses(monkeypatch):
-    """The pre-scan's thresholds as the neighbours page gives them to users (one figure each)."""
+    """The index's settings and the pre-scan's thresholds as the neighbours page gives them to users."""
+    import dataclasses
+
     from probe_neighbours import index
 
     monkeypatch.undo()  # the shipped PREFILTER_AFTER, not this file's 0
@@ -312,6 +314,10 @@ def test_the_neighbours_page_states_the_limits_the_code_uses(monkeypatch):
         f"a process's first {index.PREFILTER_AFTER} small queries",
         f"Calls of {index.SINGLE_THREAD_BELOW} or more queries use the multi-threaded flat scan",
         f"up to {index.PREFILTER_MAX_DIM:,} dimensions",
+        "`IndexHNSWFlat` (M={hnsw_m}, efConstruction={ef_construction}, efSearch={ef_search})".format(
+            **dataclasses.asdict(index.IndexParams())
+        ),
+        f"against exact search on {index.RECALL_QUERIES} sampled words",
     ]:
         assert claim in page, claim
 
