@@ -98,11 +98,37 @@ class NaNFor(Objective):
 
 
 def test_nan_stops_that_image_only(tiny_session):
-    clean = invert(tiny_session, ["a", "b"], [0], fast(param="pixel"))
-    res = invert(tiny_session, ["a", "b"], [0], fast(param="pixel"), extra_objective=NaNFor(1, 3))
-    assert res[0].status == "done" and torch.equal(res[0].image, clean[0].image)
-    assert res[1].status == "nan" and res[1].steps == 2 and "step 3" in res[1].message
-    assert torch.isfinite(res[1].image).all()
+    clean = invert(tiny_session, ["a", "b"], [0], fast(param="pixel", lr_schedule="constant"))
+    steady = {"param": "pixel", "lr_schedule": "constant"}  # so the first two steps do not depend on the total
+    two_steps = invert(tiny_session, ["a", "b"], [0], fast(steps=2, **steady))
+    res = invert(tiny_session, ["a", "b"], [0], fast(**steady), extra_objective=NaNFor(1, 3))
+    assert res[0].status == "done" and torch.equal(res[0].image, clean[0].image) and res[0].message == ""
+    assert res[1].status == "nan" and res[1].steps == 2
+    assert res[1].message == "loss became nan at step 3; kept the image from before it"
+    assert torch.equal(res[1].image, two_steps[1].image)  # the last finite image, as it was after step 2
+
+
+def test_an_image_whose_first_loss_is_nan_has_no_steps_and_a_run_of_dead_images_ends(tiny_session):
+    seen: list[int] = []
+    res = invert(
+        tiny_session, ["a"], [0], fast(param="pixel"), extra_objective=NaNFor(0, 2), on_step=lambda s, c: seen.append(s)
+    )
+    assert res[0].status == "nan" and res[0].steps == 1 and seen == [1, 2]  # no steps after every image died
+    first = invert(tiny_session, ["a"], [0], fast(param="pixel"), extra_objective=NaNFor(0, 1))[0]
+    assert first.status == "nan" and first.steps == 0 and "at step 1;" in first.message
+
+
+def test_unclamped_pixels_still_come_back_in_zero_one_everywhere(tiny_session):
+    """With --no-clamp the pixels may leave [0, 1] while optimising; every image handed back (final,
+    snapshot, or kept before a NaN) is clamped."""
+    settings = fast(param="pixel", clamp=False, lr=5.0, steps=4, snapshot_every=2, size=32)
+    res = invert(tiny_session, ["a", "b"], [0], settings, extra_objective=NaNFor(1, 4))
+    for r in res:
+        for image in [r.image, *r.snapshots]:
+            assert image.min() >= 0 and image.max() <= 1
+    assert res[0].image.min() == 0 and res[0].image.max() == 1  # lr 5 pushed pixels past both ends
+    assert res[1].status == "nan" and res[1].image.min() == 0 and res[1].image.max() == 1
+    assert torch.equal(res[0].snapshots[-1], res[0].image)  # the step-4 snapshot is the final image
 
 
 def test_stop_request_returns_what_exists(tiny_session):
@@ -196,9 +222,9 @@ def test_each_images_gradient_is_clipped_on_its_own():
     scale = 1.0 / (5.0 + 1e-6)
     assert a.flatten().tolist() == pytest.approx([3.0 * scale, 0.0, 0.3, 0.0, 0.0, 0.0], rel=1e-6)
     assert b.flatten().tolist() == pytest.approx([4.0 * scale, 0.4, 0.0], rel=1e-6)
-    c = torch.tensor([[30.0], [float("nan")]])
-    render._clip_per_image([c], 0.0, torch.tensor([True, True]))  # 0: no clipping, NaN still zeroed
-    assert c.flatten().tolist() == [30.0, 0.0]
+    c = torch.tensor([[30.0], [float("nan")], [float("inf")], [float("-inf")]])
+    render._clip_per_image([c], 0.0, torch.tensor([True, True, True, True]))  # 0: no clipping; NaN, inf zeroed
+    assert c.flatten().tolist() == [30.0, 0.0, 0.0, 0.0]
 
 
 def test_an_extra_objective_is_added_to_the_loss(tiny_session):
@@ -219,3 +245,25 @@ def test_a_prior_nobody_registered_is_named_in_the_error():
     settings.priors = {"nope": 1.0}
     with pytest.raises(ProbeError, match=r"^unknown invert prior 'nope' \(needed by invert\); known: "):
         render.build_objective(settings, [(torch.zeros(1, 1, 4), torch.ones(1, 1))])
+
+
+def test_each_image_is_charged_its_share_of_its_chunks_time(tiny_session):
+    import time
+
+    start = time.perf_counter()
+    res = invert(tiny_session, ["a", "b", "c"], [0], fast(batch_size=2))
+    wall = time.perf_counter() - start
+    assert res[0].seconds == res[1].seconds > 0 and res[2].seconds > 0
+    assert sum(r.seconds for r in res) <= wall
+
+
+def test_out_of_memory_is_recognised_by_type_or_by_message():
+    assert render._out_of_memory(torch.cuda.OutOfMemoryError("allocation of 2 GiB failed"))
+    assert render._out_of_memory(RuntimeError("MPS backend Out Of Memory (MPS allocated: 9 GB)"))
+    assert not render._out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+def test_inverting_no_items_is_a_usage_error(tiny_session):
+    with pytest.raises(UsageError) as error:
+        render.invert_items(tiny_session, [], fast())
+    assert str(error.value) == "nothing to invert (give at least one prompt and one seed)"
