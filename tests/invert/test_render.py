@@ -267,3 +267,21 @@ def test_inverting_no_items_is_a_usage_error(tiny_session):
     with pytest.raises(UsageError) as error:
         render.invert_items(tiny_session, [], fast())
     assert str(error.value) == "nothing to invert (give at least one prompt and one seed)"
+
+
+def test_per_image_clipping_is_torchs_clip_grad_norm_on_each_image_alone():
+    """Against torch.nn.utils.clip_grad_norm_ run image by image, down to norms near its 1e-6 guard."""
+    torch.manual_seed(0)
+    grads = [torch.randn(4, 3) * 1e-6, torch.randn(4, 2, 2) * 1e-6]
+    grads[0][3] *= 1e6  # one image far above the limit
+    want = []
+    for i in range(4):
+        params = [torch.nn.Parameter(torch.zeros_like(g[i])) for g in grads]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g[i].clone()
+        torch.nn.utils.clip_grad_norm_(params, max_norm=1e-6)
+        want.append([p.grad for p in params])
+    render._clip_per_image(grads, 1e-6, torch.ones(4, dtype=torch.bool))
+    for i in range(4):
+        for got, expected in zip((g[i] for g in grads), want[i], strict=True):
+            torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)

@@ -265,6 +265,7 @@ def test_recall_counts_the_share_of_the_exact_top_k_an_index_returns(english_500
         0.6
     )  # more queries than words: all of them
     assert exact_top_k(emb[:3], queries, 10).shape == (4, 3)  # k beyond the rows: every row, best first
+    assert recall_at_k(make_index(emb[:5], IndexParams()), emb[:5], queries) == 1.0  # 5 words: a top 5 is all of them
 
 
 def test_rebuild_flag_and_hnsw_params_are_part_of_the_key(tiny_session, word_file):
