@@ -110,3 +110,23 @@ def test_png_metadata_and_resumed_rows_name_the_ensemble(invoke, tiny_spec, othe
     assert json.loads(text["model_cosines"]) == first["model_cosines"]
     resumed = json.loads(invoke(*args).stdout)["images"][0]
     assert resumed["skipped"] is True and resumed["model_cosines"] == first["model_cosines"]
+
+
+def test_an_ensemble_is_one_device_and_each_model_once():
+    """Models are told apart by fingerprint; "cpu" and "cpu:0" are one device."""
+    from types import SimpleNamespace
+
+    from probe_invert.render import check_ensemble
+
+    def model(name: str, fingerprint: str, device: str):
+        spec = SimpleNamespace(text=name, kind="builtin", arch=name, weights=None)
+        return SimpleNamespace(spec=spec, fingerprint=fingerprint, device=torch.device(device))
+
+    first = model("a", "fa", "cpu")
+    assert check_ensemble(first, [model("b", "fb", "cpu:0")])[1].spec.text == "b"
+    with pytest.raises(UsageError) as error:
+        check_ensemble(first, [model("b", "fb", "cpu"), model("a-again", "fa", "cpu")])
+    assert str(error.value) == "the ensemble has model 'a-again' twice (same as 'a') (give each model once)"
+    with pytest.raises(UsageError) as error:
+        check_ensemble(first, [model("c", "fc", "meta")])
+    assert str(error.value) == "ensemble model 'c' is on meta, the session on cpu (open every model on the same device)"

@@ -143,6 +143,8 @@ def test_stop_request_returns_what_exists(tiny_session):
     )
     assert [r.status for r in res] == ["interrupted"] * 3
     assert [r.steps for r in res] == [2, 0, 0]
+    assert [(r.prompt, r.seed) for r in res] == [("a", 0), ("b", 0), ("c", 0)]
+    assert res[0].seconds > 0 and res[1].seconds == res[2].seconds == 0.0
     for never in res[1:]:  # stopped before their chunk began: grey, no score, nothing else to show
         assert torch.equal(never.image, torch.full((3, 32, 32), 0.5)) and never.cosine != never.cosine  # NaN
         assert (never.message, never.snapshots, never.snapshot_steps, never.model_cosines) == ("", [], [], [])
@@ -155,6 +157,14 @@ def test_on_step_reports_per_image_cosine_over_all_chunks(tiny_session):
     )
     assert [s for s, _ in seen] == list(range(1, 9))
     assert seen[0][1] == (2,) and seen[-1][1] == (1,)
+    steps: list[int] = []
+    invert(tiny_session, ["a", "b", "c"], [0], fast(batch_size=1), on_step=lambda s, c: steps.append(s))
+    assert steps == list(range(1, 13))  # three chunks of 4 steps, counted on from one chunk to the next
+
+
+def test_snapshots_every_k_steps(tiny_session):
+    res = invert(tiny_session, ["a"], [0], fast(steps=7, snapshot_every=3))[0]
+    assert res.snapshot_steps == [3, 6] and len(res.snapshots) == 2
 
 
 def test_progressive_resolution_and_snapshots(tiny_session):
@@ -180,11 +190,42 @@ def test_out_of_memory_chunks_are_split(tiny_session, monkeypatch):
     assert sizes == [3, 1, 2, 1, 1]
 
 
+def test_out_of_memory_in_the_first_chunk_keeps_the_chunks_after_it(tiny_session, monkeypatch):
+    real = render._run_chunk
+    sizes = []
+
+    def flaky(session, items, *args):
+        sizes.append([p for p, _ in items])
+        if len(sizes) == 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
+        return real(session, items, *args)
+
+    monkeypatch.setattr(render, "_run_chunk", flaky)
+    res = invert(tiny_session, ["a", "b", "c", "d"], [0], fast(batch_size=2))
+    assert [r.prompt for r in res] == ["a", "b", "c", "d"] and all(r.status == "done" for r in res)
+    assert sizes == [["a", "b"], ["a"], ["b"], ["c", "d"]]
+
+
+def test_any_other_error_in_a_chunk_is_raised_at_once(tiny_session, monkeypatch):
+    sizes = []
+
+    def broken(session, items, *args):
+        sizes.append(len(items))
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(render, "_run_chunk", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        invert(tiny_session, ["a", "b", "c"], [0], fast())
+    assert sizes == [3]  # not split and retried as if memory had run out
+
+
 def test_empty_inputs_are_usage_errors(tiny_session):
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as error:
         invert(tiny_session, [], [0], fast())
-    with pytest.raises(UsageError):
+    assert str(error.value) == "no prompts to invert (give at least one prompt)"
+    with pytest.raises(UsageError) as error:
         invert(tiny_session, ["a"], [], fast())
+    assert str(error.value) == "no seeds (give at least one seed, e.g. --seeds 0-3)"
 
 
 def test_fft_param_through_the_loop_with_a_resize(tiny_session):
