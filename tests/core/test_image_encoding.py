@@ -264,3 +264,18 @@ def test_the_fast_tower_shares_every_weight_it_leaves_alone(resnet):
     stock_ids = {id(p) for p in resnet.parameters()}
     new = [n for n, p in fast.named_parameters() if id(p) not in stock_ids]
     assert new and all(n.endswith(("conv1.weight", "conv2.weight", "conv3.weight", "bias", ".0.weight")) for n in new)
+
+
+def test_only_batch_first_attention_blocks_are_rewritten():
+    """A sequence-first attention (older open_clip ViTs) already gets the layout the rewrite makes."""
+
+    class Block(torch.nn.Module):
+        def __init__(self, batch_first: bool) -> None:
+            super().__init__()
+            self.attn = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first)
+
+    tower = torch.nn.Module()
+    tower.transformer = torch.nn.Module()
+    tower.transformer.resblocks = torch.nn.ModuleList([Block(True), Block(False)])
+    found = image_encoding._batch_first_attentions(tower)
+    assert [block for block, _ in found] == [tower.transformer.resblocks[0]]
