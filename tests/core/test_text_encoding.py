@@ -188,3 +188,26 @@ def test_tokenizing_encodes_each_text_once_and_lays_ids_out_as_open_clip_does(ti
     del tokenizer.encode
     assert torch.equal(got, tokenizer(texts))
     assert got[3, 76].item() == tokenizer.eot_token_id and got[4, 76].item() == tokenizer.eot_token_id
+
+
+def test_tokenizers_with_their_own_layout_are_called_as_they_are():
+    """A reduction strategy (open_clip's for over-long texts) or another tokenizer class decides its own
+    ids: the one-pass layout is only for open_clip's plain BPE tokenizer."""
+    import open_clip
+
+    from probe.text_encoding import tokenize_checked
+
+    reducing = open_clip.get_tokenizer("ViT-B-16")
+    reducing.reduction_fn = lambda texts, context_length, **kw: torch.full((len(texts), context_length), 7)
+    assert torch.equal(tokenize_checked(reducing, 77, ["a red star"], False), torch.full((1, 77), 7))
+
+    class OtherTokenizer:  # encodes like BPE, lays ids out its own way
+        context_length, sot_token_id, eot_token_id = 77, 1, 2
+
+        def encode(self, text: str) -> list[int]:
+            return [5] * len(text.split())
+
+        def __call__(self, texts: list[str]) -> torch.Tensor:
+            return torch.full((len(texts), 77), 9)
+
+    assert torch.equal(tokenize_checked(OtherTokenizer(), 77, ["a red star"], False), torch.full((1, 77), 9))
