@@ -14,6 +14,7 @@ This module only parses and lists; loading lives in `probe.loading` so listing s
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -88,8 +89,9 @@ def parse_model_spec(text: str) -> ModelSpec:
             raise ModelError(f"nothing after {prefix!r} in model spec {text!r}", hint=f"write {example}")
     if text.startswith("hf-hub:"):
         return ModelSpec("hf-hub", text, None, text)
-    if text.startswith("local-dir:"):
-        return ModelSpec("local-dir", text, None, text)
+    if text.startswith("local-dir:"):  # open_clip reads the folder as given: expand "~" here, as a shell would
+        folder = os.path.expanduser(text.removeprefix("local-dir:"))
+        return ModelSpec("local-dir", f"local-dir:{folder}", None, text)
     arch, sep, weights = text.partition("@")
     if arch in BUILTIN_MODELS and not sep:
         return ModelSpec("builtin", arch, None, text)

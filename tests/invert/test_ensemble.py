@@ -130,3 +130,21 @@ def test_an_ensemble_is_one_device_and_each_model_once():
     with pytest.raises(UsageError) as error:
         check_ensemble(first, [model("c", "fc", "meta")])
     assert str(error.value) == "ensemble model 'c' is on meta, the session on cpu (open every model on the same device)"
+
+
+def test_a_folder_spelled_from_the_home_directory_is_the_same_model(tiny_session, tiny_model_dir, monkeypatch):
+    from probe.session import Session
+
+    monkeypatch.setenv("HOME", str(tiny_model_dir.parent))
+    from_home = Session.open(f"local-dir:~/{tiny_model_dir.name}/", device="cpu")
+    with pytest.raises(UsageError, match="twice"):
+        invert(tiny_session, ["a"], [0], fast(), ensemble=[from_home])
+
+
+def test_a_folder_reached_through_a_link_is_the_same_model(tiny_session, tiny_model_dir, tmp_path):
+    from probe.session import Session
+
+    link = tmp_path / "same-model"
+    link.symlink_to(tiny_model_dir, target_is_directory=True)
+    with pytest.raises(UsageError, match="twice"):
+        invert(tiny_session, ["a"], [0], fast(), ensemble=[Session.open(f"local-dir:{link}", device="cpu")])
