@@ -41,7 +41,7 @@ def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, list[Pat
     """(config, every weights file) of a local-dir: spec, with clear errors. All weights files count
     towards the identity: which one open_clip loads is its own rule, and a stale fingerprint would
     let caches and text snapshots answer for other weights."""
-    folder = Path(spec.arch.removeprefix("local-dir:")).expanduser()
+    folder = Path(spec.arch.removeprefix("local-dir:"))  # "~" already expanded by parse_model_spec
     config = folder / "open_clip_config.json"
     if not config.is_file():
         raise ModelError(

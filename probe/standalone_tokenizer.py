@@ -34,9 +34,15 @@ def tokenizer_module() -> Any:
     return module
 
 
+def plain_bpe(tokenizer: Any) -> bool:
+    """Whether `tokenizer` is open_clip's SimpleTokenizer tokenizing as it does by default (no
+    reduction strategy for over-long texts), whose token layout probe can rebuild."""
+    return type(tokenizer).__name__ == "SimpleTokenizer" and getattr(tokenizer, "reduction_fn", None) is None
+
+
 def tokenizer_settings(tokenizer: Any) -> dict | None:
     """The SimpleTokenizer arguments that rebuild `tokenizer`, or None for any other tokenizer."""
-    if type(tokenizer).__name__ != "SimpleTokenizer" or getattr(tokenizer, "reduction_fn", None) is not None:
+    if not plain_bpe(tokenizer):
         return None
     clean = CLEAN_NAMES.get(getattr(getattr(tokenizer, "clean_fn", None), "__name__", ""))
     if clean is None:

@@ -176,13 +176,10 @@ def tokenize_checked(tokenizer: Any, context_length: int, texts: list[str], trun
     default) encodes each text once for both, its ids laid out as its own call lays them out; any
     other tokenizer is called after the check. (BPE with its text cleaning is most of the cost of
     tokenizing, so a second pass would add half again to every encode.)"""
+    from probe.standalone_tokenizer import plain_bpe
+
     encode = getattr(tokenizer, "encode", None)
-    if (
-        encode is None
-        or type(tokenizer).__name__ != "SimpleTokenizer"
-        or getattr(tokenizer, "reduction_fn", None) is not None
-        or getattr(tokenizer, "context_length", None) != context_length
-    ):
+    if encode is None or not plain_bpe(tokenizer) or getattr(tokenizer, "context_length", None) != context_length:
         check_prompt_lengths(encode, context_length, texts, truncate)
         return tokenizer(texts)
     bodies = [encode(t) for t in texts]

@@ -9,7 +9,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probe.plugin import (
     DataError,
@@ -26,6 +26,9 @@ from probe.plugin import (
     to_pil,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from probe_invert.validation import ValidationResult
 
 # Knobs that change memory use or what is kept, never the image itself: not part of the resume key.
 NON_RESULT_KEYS = ("batch_size", "snapshot_every", "preset")
@@ -146,14 +149,14 @@ def gif_bytes(frames: list, size: int = 128, ms: int = 120) -> bytes:
     return buf.getvalue()
 
 
-def write_validation_sheet(path: Path, result: Any) -> Path:
+def write_validation_sheet(path: Path, result: ValidationResult) -> Path:
     """invert-validate's sheet: one row per colour, one column per shape and seed (both named), each
     image captioned with the colour and shape found in it, and "(miss)" where either is not the prompt's."""
     colours = list(dict.fromkeys(result.expected_colour))
     columns = list(dict.fromkeys(zip(result.expected_shape, result.seeds, strict=True)))
     cells: list[list[Any]] = [[None] * len(columns) for _ in colours]
     captions = [[""] * len(columns) for _ in colours]
-    shapes = result.found_shape or [None] * len(result.prompts)
+    shapes: list[str | None] = [*result.found_shape] if result.found_shape else [None] * len(result.prompts)
     found = zip(result.expected_colour, result.expected_shape, result.seeds, result.found_colour, shapes, strict=True)
     for i, (colour, shape, seed, got_colour, got_shape) in enumerate(found):
         r, c = colours.index(colour), columns.index((shape, seed))

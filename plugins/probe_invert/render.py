@@ -340,7 +340,7 @@ def _local_source(model: Session) -> tuple[str, ...] | None:
 
     spec = model.spec
     if spec.kind == "local-dir":
-        return ("local-dir", os.path.realpath(os.path.expanduser(spec.arch.removeprefix("local-dir:"))))
+        return ("local-dir", os.path.realpath(spec.arch.removeprefix("local-dir:")))  # "~" expanded by the spec
     if spec.kind == "file" and spec.weights:
         return ("file", spec.arch, os.path.realpath(os.path.expanduser(spec.weights)))
     return None

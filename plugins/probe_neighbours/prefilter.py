@@ -126,8 +126,9 @@ class Int8Prefilter:
     def margin(self, query: np.ndarray) -> Margin:
         """How far, at most, a row's pre-scan score q.mu + (q_int / b).c lies from its exact score q.x,
         term by term."""
-        q64 = np.asarray(query, dtype=np.float64)
-        q_int, b = self.quantise_query(query)
+        return self._margin(np.asarray(query, dtype=np.float64), *self.quantise_query(query))
+
+    def _margin(self, q64: np.ndarray, q_int: np.ndarray, b: float) -> Margin:
         q_norm = float(np.linalg.norm(q64))
         dim = self.embeddings.shape[1]
         return Margin(
@@ -149,8 +150,9 @@ class Int8Prefilter:
         exact = _flat_scores(self.embeddings[ids], q)
         order = np.lexsort((ids, -exact))
         if candidates < self.embeddings.shape[0]:
-            margin = self.margin(q)
-            outside = float(dots[0, -1]) / b + float(q.astype(np.float64) @ self.mean) + margin.total
+            q64 = q.astype(np.float64)
+            margin = self._margin(q64, q_int, b)
+            outside = float(dots[0, -1]) / b + float(q64 @ self.mean) + margin.total
             # both sides are FAISS's own numbers; the kernel term on this side too guards only a mismatch
             if not outside < float(exact[order[k - 1]]) - margin.kernel_rounding:
                 return None

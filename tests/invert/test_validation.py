@@ -1,3 +1,5 @@
+from typing import Any, cast
+
 import pytest
 import torch
 from probe_invert.settings import load_preset
@@ -91,7 +93,7 @@ def test_the_validation_sheet_is_a_colour_by_shape_and_seed_grid(monkeypatch, tm
         return real(*args, **kwargs)
 
     monkeypatch.setattr(outputs, "contact_grid", recorded)
-    path = outputs.write_validation_sheet(tmp_path / "sheet.png", result)
+    path = outputs.write_validation_sheet(tmp_path / "sheet.png", cast(Any, result))
     cells, rows, heads, captions = seen["args"]
     assert rows == ["red", "blue"]
     assert heads == ["circle, seed 0", "circle, seed 1", "star, seed 0", "star, seed 1"]
