@@ -60,7 +60,7 @@ def bench_help(runs: int = 5) -> dict:
         subprocess.run([exe, "--help"], check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     code = (
-        "import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+        "import sys; from probe.cli.app import build_app; from typer.testing import CliRunner; "
         "CliRunner().invoke(build_app(), ['--help']); print('torch' in sys.modules)"
     )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()

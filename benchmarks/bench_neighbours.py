@@ -244,7 +244,7 @@ def _hnsw_on_clip_bpe(k: int) -> dict | None:
     import numpy as np
     from probe_neighbours.index import IndexParams, make_index, recall_at_k
 
-    from probe.cache import cache_dir
+    from probe.files.cache import cache_dir
 
     cached = sorted(cache_dir("indexes").glob("clip-bpe.flat.*.faiss"))
     if not cached:
@@ -295,7 +295,7 @@ def bench_cold(runs: int, big: bool) -> list[dict]:
     from importlib import resources
 
     probe = str(Path(sys.executable).with_name("probe"))
-    weights = resources.files("probe").joinpath("weights/shapes-tiny.safetensors")
+    weights = resources.files("probe.models").joinpath("weights/shapes-tiny.safetensors")
     model = "shapes-tiny" if weights.is_file() else "shapes-tiny@random"
     env = dict(os.environ)
     env_plain = dict(env, PROBE_TEXT_SNAPSHOTS="0")
@@ -374,7 +374,7 @@ def main() -> None:
     if "query" in args.parts:
         results["query"] = bench_query(args.n, args.dim, 10, args.queries, not args.no_hnsw_random)
     if "cold" in args.parts:
-        from probe.cache import cache_dir
+        from probe.files.cache import cache_dir
 
         results["cold"] = bench_cold(args.runs, big=any(cache_dir("indexes").glob("clip-bpe.flat.*.faiss")))
     finish("bench_neighbours", args, results)

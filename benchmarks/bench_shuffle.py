@@ -47,8 +47,8 @@ def main() -> None:
     add_save_argument(parser)
     args = parser.parse_args()
 
+    from probe_shuffle.order_scores import text_shuffle_test
     from probe_shuffle.perturbations import list_perturbations
-    from probe_shuffle.scoring import text_shuffle_test
     from probe_shuffle.sources import world_pairs
 
     from probe.session import Session

@@ -59,7 +59,7 @@ def _probes(spec: str, work: Path) -> dict[str, str]:
     from PIL import Image
     from typer.testing import CliRunner
 
-    from probe.cli import build_app
+    from probe.cli.app import build_app
 
     Image.new("RGB", (40, 40), (200, 30, 30)).save(work / "red.png")
     (work / "words.txt").write_text("\n".join(hfcache.WORDS) + "\n")

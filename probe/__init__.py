@@ -24,9 +24,9 @@ __all__ = ["DEFAULT_MODEL", "ProbeError", "Session", "api", "list_models", "pars
 _LAZY = {
     "Session": ("probe.session", "Session"),
     "ProbeError": ("probe.errors", "ProbeError"),
-    "list_models": ("probe.models", "list_models"),
-    "parse_model_spec": ("probe.models", "parse_model_spec"),
-    "DEFAULT_MODEL": ("probe.models", "DEFAULT_MODEL"),
+    "list_models": ("probe.models.specs", "list_models"),
+    "parse_model_spec": ("probe.models.specs", "parse_model_spec"),
+    "DEFAULT_MODEL": ("probe.models.specs", "DEFAULT_MODEL"),
 }
 
 

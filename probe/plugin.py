@@ -35,6 +35,9 @@ __all__ = [
     "Session",
     "TextEncoder",
     "LoadedModel",
+    "fingerprint_id",
+    "hub_mode",
+    "network_available",
     "current_session",
     "session_for",
     "options",
@@ -147,7 +150,7 @@ class GlobalOptions:
 
 def options(ctx: typer.Context) -> GlobalOptions:
     """The global options, from any command's context."""
-    from probe.cli_state import get_state
+    from probe.cli.state import get_state
 
     s = get_state(ctx)
     return GlobalOptions(s.model, s.device, s.precision, Path(s.out_dir), s.seed, s.allow_pickle, s.labeller, s.debug)
@@ -167,7 +170,7 @@ def current_session(ctx: typer.Context, text_only: bool = False) -> Session | Te
     text_only=True returns a `TextEncoder`: the loaded session if there is one, else the model's
     cached text snapshot (no open_clip import: about twice as fast a cold start), else the session.
     """
-    from probe.cli_state import get_state
+    from probe.cli.state import get_state
 
     state = get_state(ctx)
     return state.text_session if text_only else state.session
@@ -175,7 +178,7 @@ def current_session(ctx: typer.Context, text_only: bool = False) -> Session | Te
 
 def session_for(ctx: typer.Context, model: str) -> Session:
     """A session for another model spec (ensembles, labellers), shared like the main one."""
-    from probe.cli_state import get_state
+    from probe.cli.state import get_state
 
     return get_state(ctx).session_for(model)
 
@@ -187,13 +190,13 @@ def check_prompt_lengths(
     (only its tokenizer is built). `model` defaults to the global --model."""
     if not texts:
         return
-    from probe.console import status
-    from probe.models import parse_model_spec
+    from probe.cli.console import status
+    from probe.models.specs import parse_model_spec
 
     spec = model or options(ctx).model
     with status(f"loading {spec}…"):  # the model libraries' import is most of a cold start
-        from probe.loading import tokenizer_only
-        from probe.text_encoding import check_prompt_lengths as check
+        from probe.encoding.text import check_prompt_lengths as check
+        from probe.models.loading import tokenizer_only
 
         tokenizer = tokenizer_only(parse_model_spec(spec))
     if tokenizer is not None:
@@ -210,7 +213,7 @@ def run_cli(*args: Any, plugins: dict[str, Any] | None = None) -> Any:
     returns Typer's Result: exit_code, stdout, output."""
     from typer.testing import CliRunner
 
-    from probe.cli import build_app
+    from probe.cli.app import build_app
 
     extra = {name: (lambda module=module: module) for name, module in (plugins or {}).items()}
     return CliRunner().invoke(build_app(extra), [str(a) for a in args])
@@ -225,7 +228,7 @@ def data_files() -> Any:
 
 def display_text(text: str) -> str:
     """A user-given text made safe for a terminal: control and bidi characters shown escaped."""
-    from probe.console import printable
+    from probe.cli.console import printable
 
     return printable(text)
 
@@ -233,69 +236,72 @@ def display_text(text: str) -> str:
 _LAZY = {
     "console": "probe",
     "Session": "probe.session",
-    "LoadedModel": "probe.loading",
-    "BUILTIN_MODELS": "probe.models",
-    "save_text_snapshot": "probe.text_snapshot",
-    "print_json": "probe.console",
-    "print_table": "probe.console",
-    "table": "probe.console",
-    "note": "probe.console",
-    "progress": "probe.console",
-    "atomic_write_bytes": "probe.io",
-    "atomic_write_text": "probe.io",
-    "write_json": "probe.io",
-    "read_json": "probe.io",
-    "write_png": "probe.io",
-    "png_bytes": "probe.io",
-    "pil_png_bytes": "probe.io",
-    "load_image": "probe.io",
-    "to_pil": "probe.io",
-    "images_under": "probe.io",
-    "contact_sheet": "probe.io",
-    "contact_grid": "probe.io",
-    "safe_name": "probe.io",
-    "inside": "probe.io",
-    "image_intact": "probe.io",
-    "check_images": "probe.io",
-    "check_prompts": "probe.io",
-    "check_writable": "probe.io",
-    "refuse_nul": "probe.io",
-    "remove_stale_temp_files": "probe.io",
-    "folder_lock": "probe.cache",
-    "cache_dir": "probe.cache",
-    "content_hash": "probe.cache",
-    "hash_file": "probe.cache",
-    "file_lock": "probe.cache",
-    "read_yaml": "probe.yamlfile",
-    "parse_yaml": "probe.yamlfile",
-    "YamlDoc": "probe.yamlfile",
+    "LoadedModel": "probe.models.loading",
+    "fingerprint_id": "probe.models.fingerprints",
+    "hub_mode": "probe.models.hub",
+    "network_available": "probe.models.hub",
+    "BUILTIN_MODELS": "probe.models.specs",
+    "save_text_snapshot": "probe.encoding.snapshot",
+    "print_json": "probe.cli.console",
+    "print_table": "probe.cli.console",
+    "table": "probe.cli.console",
+    "note": "probe.cli.console",
+    "progress": "probe.cli.console",
+    "atomic_write_bytes": "probe.files.atomic",
+    "atomic_write_text": "probe.files.atomic",
+    "write_json": "probe.files.atomic",
+    "read_json": "probe.files.atomic",
+    "write_png": "probe.files.images",
+    "png_bytes": "probe.files.images",
+    "pil_png_bytes": "probe.files.images",
+    "load_image": "probe.files.images",
+    "to_pil": "probe.files.images",
+    "images_under": "probe.files.images",
+    "contact_sheet": "probe.files.sheets",
+    "contact_grid": "probe.files.sheets",
+    "safe_name": "probe.files.names",
+    "inside": "probe.files.names",
+    "image_intact": "probe.files.images",
+    "check_images": "probe.files.images",
+    "check_prompts": "probe.files.checks",
+    "check_writable": "probe.files.atomic",
+    "refuse_nul": "probe.files.checks",
+    "remove_stale_temp_files": "probe.files.atomic",
+    "folder_lock": "probe.files.cache",
+    "cache_dir": "probe.files.cache",
+    "content_hash": "probe.files.cache",
+    "hash_file": "probe.files.cache",
+    "file_lock": "probe.files.cache",
+    "read_yaml": "probe.files.yamldoc",
+    "parse_yaml": "probe.files.yamldoc",
+    "YamlDoc": "probe.files.yamldoc",
     "Vocabulary": "probe.vocabulary",
     "make_vocabulary": "probe.vocabulary",
-    "StepKind": "probe.steps",
-    "StepOptions": "probe.steps",
-    "PlanInput": "probe.steps",
-    "StepPlan": "probe.steps",
-    "StepContext": "probe.steps",
-    "Chunk": "probe.steps",
-    "Item": "probe.steps",
-    "Outcome": "probe.steps",
-    "chunked": "probe.steps",
-    "check_model_spec": "probe.steps",
-    "parse_seeds": "probe.steps",
-    "read_lines": "probe.steps",
-    "quantised": "probe.steps",
-    "html_table": "probe.html",
-    "html_image_grid": "probe.html",
-    "score_images": "probe.scoring",
-    "zero_shot": "probe.scoring",
-    "ScoreResult": "probe.scoring",
+    "StepKind": "probe.step_kinds",
+    "StepOptions": "probe.step_kinds",
+    "PlanInput": "probe.step_kinds",
+    "StepPlan": "probe.step_kinds",
+    "StepContext": "probe.step_kinds",
+    "Chunk": "probe.step_kinds",
+    "Item": "probe.step_kinds",
+    "Outcome": "probe.step_kinds",
+    "chunked": "probe.step_kinds",
+    "check_model_spec": "probe.step_kinds",
+    "parse_seeds": "probe.step_kinds",
+    "read_lines": "probe.step_kinds",
+    "quantised": "probe.step_kinds",
+    "html_table": "probe.markup",
+    "html_image_grid": "probe.markup",
+    "score_images": "probe.scores",
+    "zero_shot": "probe.scores",
+    "ScoreResult": "probe.scores",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = import_module(_LAZY[name])
-        value = import_module("probe.console") if name == "console" else getattr(module, name.removeprefix("html_"))
+        value = import_module("probe.cli.console") if name == "console" else getattr(module, name.removeprefix("html_"))
         globals()[name] = value
         return value
     raise AttributeError(f"module 'probe.plugin' has no attribute {name!r}")

@@ -10,11 +10,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from probe.errors import UsageError
-from probe.image_encoding import fast_image_tower
-from probe.loading import LoadedModel, load_model
-from probe.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
-from probe.text_encoding import (
+from probe.encoding.image import fast_image_tower
+from probe.encoding.text import (
     TruncatedText,
     encode_bucketed,
     encode_truncated,
@@ -22,6 +19,9 @@ from probe.text_encoding import (
     pool_positions,
     tokenize_checked,
 )
+from probe.errors import UsageError
+from probe.models.loading import LoadedModel, load_model
+from probe.models.specs import DEFAULT_MODEL, ModelSpec, parse_model_spec
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probe.cache import content_hash
+from probe.files.cache import content_hash
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def runner():
 @pytest.fixture
 def invoke(runner):
     """Run the probe CLI in-process; returns the result (exit_code, stdout, stderr)."""
-    from probe.cli import build_app
+    from probe.cli.app import build_app
 
     def run(*args: str, extra_plugins: dict | None = None):
         return runner.invoke(build_app(extra_plugins), [str(a) for a in args])

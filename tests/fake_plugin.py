@@ -17,7 +17,7 @@ def register_commands(app: typer.Typer) -> None:
     @app.command("fake-two-probes")
     def two(ctx: typer.Context) -> None:
         """Runs two probes in one process."""
-        from probe.cli_state import get_state
+        from probe.cli.state import get_state
 
         state = get_state(ctx)
         same = probe_a(state.session) == probe_b(state.session)

@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # pytest arguments: files, single tests, or a --deselect of a slow test the others already cover
 SNAPSHOT = "tests/core/test_text_snapshot.py::test_snapshot_"
 MODULES: dict[str, list[str]] = {
-    "probe/text_encoding.py": [
+    "probe/encoding/text.py": [
         "tests/core/test_text_encoding.py",
         SNAPSHOT + "encodes_exactly_like_the_session",
         SNAPSHOT + "refuses_over_long_prompts_like_the_session",
     ],
-    "probe/image_encoding.py": ["tests/core/test_image_encoding.py"],
+    "probe/encoding/image.py": ["tests/core/test_image_encoding.py"],
     "plugins/probe_invert/transforms.py": ["tests/invert/test_parts.py"],
     "plugins/probe_invert/objectives.py": ["tests/invert/test_parts.py"],
     "plugins/probe_invert/param.py": ["tests/invert/test_parts.py"],

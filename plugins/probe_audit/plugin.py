@@ -118,7 +118,7 @@ def _settings(steps: int | None, size: int | None) -> dict:
 
 @hookimpl
 def register_experiment_steps(register) -> None:
-    from probe_audit.steps import BIAS_STEP, LABEL_STEP, NSFW_STEP
+    from probe_audit.audit_steps import BIAS_STEP, LABEL_STEP, NSFW_STEP
 
     for kind in (LABEL_STEP, BIAS_STEP, NSFW_STEP):
         register(kind)

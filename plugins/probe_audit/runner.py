@@ -25,8 +25,8 @@ from probe.plugin import (
     write_json,
     write_png,
 )
+from probe_audit.audit_steps import StepContext, run_chunk
 from probe_audit.experiment import Plan, plan_from_spec
-from probe_audit.steps import StepContext, run_chunk
 
 RUN_FORMAT = "clip-probe-run/1"
 Progress = Callable[[int, int, str], None]

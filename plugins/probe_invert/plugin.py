@@ -77,7 +77,7 @@ def register_invert_priors(register) -> None:
 
 @hookimpl
 def register_experiment_steps(register) -> None:
-    from probe_invert.steps import INVERT_STEP
+    from probe_invert.invert_step import INVERT_STEP
 
     register(INVERT_STEP)
 

@@ -28,7 +28,7 @@ def register_vocabularies(register) -> None:
 
 @hookimpl
 def register_experiment_steps(register) -> None:
-    from probe_neighbours.steps import NEIGHBOURS_STEP
+    from probe_neighbours.neighbours_step import NEIGHBOURS_STEP
 
     register(NEIGHBOURS_STEP)
 

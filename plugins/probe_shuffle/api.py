@@ -19,8 +19,8 @@ def shuffle_test(
     Text mode (no images): cos(T(p), T(p')). Image mode (one image per prompt, [B,3,H,W] or a list):
     cos(V(x), T(p')) against cos(V(x), T(p)), with order blindness and P@1.
     """
+    from probe_shuffle.order_scores import image_shuffle_test, text_shuffle_test
     from probe_shuffle.perturbations import list_perturbations
-    from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
 
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     names = list(perturbations) if perturbations else list_perturbations()

@@ -13,11 +13,11 @@ import typer
 from probe.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from probe_shuffle.scoring import ShuffleReport
+    from probe_shuffle.order_scores import ShuffleReport
     from probe_shuffle.sources import ImageCaptions
 
 PROBE_API = 1
-TIE_TOLERANCE = 1e-6  # as probe_shuffle.scoring (not imported here: it imports torch)
+TIE_TOLERANCE = 1e-6  # as probe_shuffle.order_scores (not imported here: it imports torch)
 CSV_FIELDS = ("item", "caption", "original_score", "perturbation", "variant", "score", "delta")
 
 
@@ -133,7 +133,7 @@ def register_perturbations(register) -> None:
 
 @hookimpl
 def register_experiment_steps(register) -> None:
-    from probe_shuffle.steps import SHUFFLE_STEP
+    from probe_shuffle.shuffle_step import SHUFFLE_STEP
 
     register(SHUFFLE_STEP)
 
@@ -298,7 +298,7 @@ def register_commands(app: typer.Typer) -> None:
                 list(image or []), list(caption or []), jsonl, invert_dir, world, list(relation or []), seed
             )
         session = current_session(ctx)  # shows "loading MODEL…" on a terminal
-        from probe_shuffle.scoring import image_shuffle_test, text_shuffle_test
+        from probe_shuffle.order_scores import image_shuffle_test, text_shuffle_test
 
         if pairs is None:
             report = text_shuffle_test(session, text_prompts, names, seed, variants, truncate=truncate)

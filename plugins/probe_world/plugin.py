@@ -21,7 +21,7 @@ def _weights_dir() -> Path:
     """The built-in model's weights folder, beside the shapes world in the installed package."""
     import probe.world
 
-    return Path(probe.world.__file__).resolve().parent.parent / "weights"
+    return Path(probe.world.__file__).resolve().parent.parent / "models" / "weights"
 
 
 @hookimpl

@@ -22,7 +22,7 @@ from probe.world.render import object_masks
 from probe.world.scenes import build_scenes, complete
 from probe.world.vocab import COLOURS, POSITIONS, SHAPES, SIZES
 
-CHECKER_PATH = Path(__file__).resolve().parent.parent / "weights" / "shape-checker.safetensors"
+CHECKER_PATH = Path(__file__).resolve().parent.parent / "models" / "weights" / "shape-checker.safetensors"
 INPUT_SIZE = 64
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from probe.cache import hash_file
+from probe.files.cache import hash_file
 from probe.world.captions import caption_codes, caption_text, hard_negative, match_matrix
 from probe.world.render import render
 from probe.world.scenes import sample
@@ -31,7 +31,7 @@ from probe.world.scenes import sample
 ClipModel = Any
 
 MODEL_NAME = "shapes-tiny"
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "models" / "configs"
 CHECKPOINT_NAME = "checkpoint.pt"
 
 

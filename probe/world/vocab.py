@@ -61,7 +61,7 @@ def unknown_words(text: str) -> list[str]:
 def builtin_text_notes(model: str, texts: list[str]) -> list[str]:
     """A note per text with words the built-in model never saw; empty for any other model. Its
     answers for such words are noise, and users should not read them as a finding."""
-    from probe.models import BUILTIN_MODELS
+    from probe.models.specs import BUILTIN_MODELS
 
     if model not in BUILTIN_MODELS:
         return []

@@ -49,7 +49,7 @@ def test_scores_of_one_cannot_be_excluded_and_are_reported():
 @pytest.fixture(scope="module")
 def renders(tmp_path_factory):
     """PNG renders: safe = green/blue/yellow/white shapes, flagged = red stars."""
-    from probe.io import write_png
+    from probe.files.images import write_png
     from probe.world.captions import parse_caption
     from probe.world.render import render
     from probe.world.scenes import scenes_for_caption

@@ -196,7 +196,7 @@ def test_labeller_is_another_session(tmp_path, tiny_session):
 
 
 def test_cli_run_loads_the_model_once(tmp_path, experiment_file, tiny_spec, invoke, cpu, monkeypatch):
-    from probe import cli_state
+    from probe.cli import state as cli_state
 
     loads = []
     real = cli_state.State.session_for

@@ -12,7 +12,7 @@ from importlib import resources
 import pytest
 from probe_audit.stats import Proportion, separated
 
-WEIGHTS = resources.files("probe").joinpath("weights/shapes-tiny.safetensors")
+WEIGHTS = resources.files("probe.models").joinpath("weights/shapes-tiny.safetensors")
 
 pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="shapes-tiny weights not trained yet")
 
@@ -44,7 +44,7 @@ def test_inverted_star_comes_out_red_and_circle_does_not(tmp_path, builtin_sessi
     from probe_audit.runner import read_records, run_plan
     from probe_audit.summaries import summarise
 
-    from probe.yamlfile import YamlDoc
+    from probe.files.yamldoc import YamlDoc
 
     n = 8
     plan = plan_from_spec(normalise(YamlDoc("test", bias_experiment("shapes", "colours", n=n))))

@@ -20,7 +20,7 @@ def test_help_lists_builtin_and_third_party_commands(invoke):
 
 def test_help_does_not_import_heavy_libraries():
     code = (
-        "import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+        "import sys; from probe.cli.app import build_app; from typer.testing import CliRunner; "
         "r = CliRunner().invoke(build_app(), ['--help']); assert r.exit_code == 0, r.output; "
         "print(sorted(m for m in ('torch', 'open_clip', 'faiss', 'numpy', 'transformers') if m in sys.modules))"
     )
@@ -30,7 +30,7 @@ def test_help_does_not_import_heavy_libraries():
 
 def test_listing_plugins_and_their_registrations_does_not_import_torch():
     code = (
-        "import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+        "import sys; from probe.cli.app import build_app; from typer.testing import CliRunner; "
         "r = CliRunner().invoke(build_app(), ['plugins', '--json']); assert r.exit_code == 0, r.output; "
         "print(sorted(m for m in ('torch', 'open_clip', 'faiss', 'numpy') if m in sys.modules))"
     )
@@ -216,7 +216,7 @@ class Exited(Exception):
 def test_main_exits_without_teardown_once_torch_is_loaded(monkeypatch, capsys, argv, code):
     import torch  # noqa: F401  (as after any command that loaded a model)
 
-    from probe import cli
+    from probe.cli import app as cli
 
     def fake_exit(status: int) -> None:
         raise Exited(status)
@@ -229,7 +229,7 @@ def test_main_exits_without_teardown_once_torch_is_loaded(monkeypatch, capsys, a
 
 
 def test_main_exits_normally_before_torch_is_loaded():
-    code = "import sys; from probe.cli import main; sys.argv = ['probe', '--version']; main()"
+    code = "import sys; from probe.cli.app import main; sys.argv = ['probe', '--version']; main()"
     out = subprocess.run([sys.executable, "-c", code + "; print('unreachable')"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("clip-probe ") and "unreachable" not in out.stdout
 
@@ -260,7 +260,7 @@ def test_output_is_complete_when_the_cli_exits_fast(tmp_path, tiny_spec):
 
 def test_fast_exit_still_runs_atexit_handlers(tmp_path, monkeypatch):
     code = (
-        "import atexit, sys, torch; from pathlib import Path; from probe.cli import main; "
+        "import atexit, sys, torch; from pathlib import Path; from probe.cli.app import main; "
         f"atexit.register(lambda: Path({str(tmp_path / 'ran')!r}).write_text('yes')); "
         "sys.argv = ['probe', 'no-such-command']; main()"
     )
@@ -283,7 +283,7 @@ def test_global_options_after_the_command(invoke, tiny_spec, tmp_path):
 
 
 def test_a_commands_own_option_wins_over_the_global_one(invoke, tmp_path):
-    from probe.cli import build_app, hoist_global_options
+    from probe.cli.app import build_app, hoist_global_options
 
     app = build_app()
     import typer.main
@@ -334,7 +334,7 @@ def test_a_global_option_without_its_value_is_reported_not_hoisted(invoke):
 def test_config_off_switch_of_a_flag_pair_inverts(tmp_path):
     import typer.main
 
-    from probe.cli import _option_keys, _section, build_app
+    from probe.cli.app import _option_keys, _section, build_app
 
     group: Any = typer.main.get_command(build_app())  # a group: its commands are looked up by name
     ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
@@ -363,7 +363,7 @@ def terminal_stderr(monkeypatch):
 
     from rich.console import Console
 
-    from probe import console
+    from probe.cli import console
 
     buffer = io.StringIO()
     monkeypatch.setattr(console, "err", Console(file=buffer, force_terminal=True, width=80, highlight=False))
@@ -400,7 +400,7 @@ def test_loading_status_stays_off_when_stderr_is_not_a_terminal(invoke, tiny_spe
     ],
 )
 def test_bad_input_files_fail_before_the_model_loads(invoke, tmp_path, monkeypatch, terminal_stderr, args):
-    from probe.cli_state import State
+    from probe.cli.state import State
 
     (tmp_path / "bad.png").write_text("not an image")
     monkeypatch.setattr(State, "session_for", lambda self, model: pytest.fail("the model loaded"))

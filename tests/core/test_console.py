@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probe.console import column_groups, fit_widths
+from probe.cli.console import column_groups, fit_widths
 
 
 def test_fit_widths_keeps_words_whole_and_short_columns_on_one_line():
@@ -39,7 +39,7 @@ def test_column_groups_repeat_the_first_column_and_each_fits():
 
 @pytest.mark.parametrize("width", [60, 80, 100])
 def test_printed_tables_fit_the_terminal(capsys, monkeypatch, width):
-    from probe import console
+    from probe.cli import console
 
     monkeypatch.setattr(console.out, "_width", width)
     caption = "a big blue circle above a small green triangle next to a red star"

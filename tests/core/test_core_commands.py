@@ -10,7 +10,7 @@ import pytest
 
 
 def test_models_lists_the_builtin_models_with_the_default_first(invoke):
-    from probe.models import BUILTIN_MODELS, DEFAULT_MODEL
+    from probe.models.specs import BUILTIN_MODELS, DEFAULT_MODEL
 
     names = json.loads(invoke("models", "--json").stdout)
     assert names[0] == DEFAULT_MODEL == "shapes-tiny"

@@ -10,8 +10,8 @@ import pytest
 import torch
 from open_clip.modified_resnet import AttentionPool2d, ModifiedResNet
 
-from probe import image_encoding
-from probe.image_encoding import FirstTokenAttentionPool, fast_image_tower
+from probe.encoding import image as image_encoding
+from probe.encoding.image import FirstTokenAttentionPool, fast_image_tower
 from probe.session import Session
 
 
@@ -76,7 +76,7 @@ def test_vit_attention_gets_contiguous_sequence_first_inputs(tiny_session):
     attention input projections run as plain matrix products (no per-position batched product)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from probe.image_encoding import SequenceFirstAttention
+    from probe.encoding.image import SequenceFirstAttention
 
     assert tiny_session.fast_image
     tower = tiny_session._image_tower

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir() and p.name.startswith("probe_"))
-ALLOWED_CORE = ("probe.plugin", "probe.world")
+ALLOWED_CORE = ("probe.plugin", "probe.world", "probe.files")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -55,14 +55,14 @@ def test_the_check_catches_both_kinds_of_import(tmp_path):
     package = tmp_path / "probe_fake"
     package.mkdir()
     (package / "a.py").write_text(
-        "from probe.io import safe_name\nimport probe_invert.render\nfrom probe.plugin import hookimpl\n"
+        "from probe.models.loading import load_model\nimport probe_invert.render\nfrom probe.plugin import hookimpl\n"
         "import probe\nfiles('probe.vocab')\nimport_module('probe_invert.render')\n"
     )
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
         assert violations(package) == [
-            "probe_fake/a.py:1: probe.io",
+            "probe_fake/a.py:1: probe.models.loading",
             "probe_fake/a.py:2: probe_invert.render",
             "probe_fake/a.py:4: probe",
             "probe_fake/a.py:5: probe.vocab",

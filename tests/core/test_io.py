@@ -5,17 +5,10 @@ import torch
 from PIL import Image
 
 from probe.errors import ProbeError, UsageError
-from probe.io import (
-    atomic_write_text,
-    caption_line_height,
-    contact_grid,
-    contact_sheet,
-    inside,
-    png_bytes,
-    safe_name,
-    wrap_caption,
-    write_png,
-)
+from probe.files.atomic import atomic_write_text
+from probe.files.images import png_bytes, write_png
+from probe.files.names import inside, safe_name
+from probe.files.sheets import caption_line_height, contact_grid, contact_sheet, wrap_caption
 
 
 @pytest.mark.parametrize("prompt", ["../../x", "/etc/passwd", "..", "a/b\\c", "", "   ", "\x00evil"])
@@ -125,7 +118,7 @@ def test_contact_sheet_draws_wrapped_captions_and_grows_to_fit_them():
 def test_contact_grid_keeps_each_image_in_its_row_and_column_under_headers():
     from PIL import ImageFont
 
-    from probe.io import GRID_LABEL_WIDTH
+    from probe.files.sheets import GRID_LABEL_WIDTH
 
     line = caption_line_height(ImageFont.load_default())
     red, blue = torch.zeros(3, 4, 4), torch.zeros(3, 4, 4)

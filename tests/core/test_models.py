@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import save_file
 
 from probe.errors import ModelError
-from probe.models import list_models, parse_model_spec
+from probe.models.specs import list_models, parse_model_spec
 from probe.session import Session
 
 

@@ -47,7 +47,7 @@ def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec
     target = pip_install_to(tmp_path / "site", EXAMPLE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
     run = lambda *args: subprocess.run(
-        [sys.executable, "-m", "probe.cli", *args], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "probe.cli.app", *args], capture_output=True, text=True, env=env
     )
     rows = {r["name"]: r for r in json.loads(run("plugins", "--json").stdout)["plugins"]}
     assert rows["similarity"]["status"] == "loaded"
@@ -68,7 +68,7 @@ def test_palette_example_extends_the_built_in_commands(tmp_path):
 
     def run(*args):
         out = subprocess.run(
-            [sys.executable, "-m", "probe.cli", "--device", "cpu", *args], capture_output=True, text=True, env=env
+            [sys.executable, "-m", "probe.cli.app", "--device", "cpu", *args], capture_output=True, text=True, env=env
         )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)

@@ -5,7 +5,7 @@ import open_clip
 import pytest
 import torch
 
-from probe.text_encoding import find_text_tower
+from probe.encoding.text import find_text_tower
 
 WORDS = ["cat", "a big red dog chasing a small cat", "", "supercalifragilistic", "a red circle left of a star"]
 
@@ -66,7 +66,7 @@ def test_prompt_longer_than_context_is_an_error_unless_truncated(tiny_session):
 
 
 def test_pooled_position_is_the_highest_token_or_the_first_end_token():
-    from probe.text_encoding import pool_positions
+    from probe.encoding.text import pool_positions
 
     tokens = torch.tensor([[49406, 320, 49407, 0, 0], [49406, 7, 320, 7, 49407]])
     assert pool_positions(tokens, "argmax", None).tolist() == [2, 4]
@@ -74,7 +74,7 @@ def test_pooled_position_is_the_highest_token_or_the_first_end_token():
 
 
 def test_length_buckets_are_longest_first_and_stable():
-    from probe.text_encoding import length_buckets
+    from probe.encoding.text import length_buckets
 
     tokens = torch.zeros(5, 8)
     buckets = length_buckets(tokens, torch.tensor([1, 5, 3, 5, 2]), 2)
@@ -83,7 +83,7 @@ def test_length_buckets_are_longest_first_and_stable():
 
 
 def test_bucketed_features_are_normalised_and_in_input_order():
-    from probe.text_encoding import encode_bucketed
+    from probe.encoding.text import encode_bucketed
 
     tokens = torch.tensor([[3.0, 4.0], [0.0, 2.0], [6.0, 8.0]])
     calls = []
@@ -99,8 +99,8 @@ def test_bucketed_features_are_normalised_and_in_input_order():
 
 
 def test_prompt_length_limit_leaves_room_for_start_and_end_tokens():
+    from probe.encoding.text import check_prompt_lengths
     from probe.errors import UsageError
-    from probe.text_encoding import check_prompt_lengths
 
     def words(text):
         return text.split()
@@ -137,7 +137,7 @@ def tower_parts(**text):
 def test_a_separate_text_tower_is_found_only_when_truncation_is_exact():
     from types import SimpleNamespace
 
-    from probe.text_encoding import TextTower
+    from probe.encoding.text import TextTower
 
     def model(**text) -> Any:
         return SimpleNamespace(text=SimpleNamespace(**tower_parts(**text)))
@@ -170,7 +170,7 @@ def test_tokenizing_encodes_each_text_once_and_lays_ids_out_as_open_clip_does(ti
     start token, body, end token, zero padding; a cut prompt keeps its end token."""
     import open_clip
 
-    from probe.text_encoding import tokenize_checked
+    from probe.encoding.text import tokenize_checked
 
     tokenizer = open_clip.get_tokenizer("ViT-B-16")
     texts = ["a red star", "", "Café — “quotes” &amp; ﬁsh", " ".join(["word"] * 75), " ".join(["word"] * 80)]
@@ -195,7 +195,7 @@ def test_tokenizers_with_their_own_layout_are_called_as_they_are():
     ids: the one-pass layout is only for open_clip's plain BPE tokenizer."""
     import open_clip
 
-    from probe.text_encoding import tokenize_checked
+    from probe.encoding.text import tokenize_checked
 
     reducing = open_clip.get_tokenizer("ViT-B-16")
     reducing.reduction_fn = lambda texts, context_length, **kw: torch.full((len(texts), context_length), 7)

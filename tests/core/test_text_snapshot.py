@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from probe import text_snapshot
+from probe.encoding import snapshot as text_snapshot
+from probe.encoding.snapshot import open_text_snapshot, save_text_snapshot
 from probe.session import Session
-from probe.text_snapshot import open_text_snapshot, save_text_snapshot
 
 TEXTS = ["a red star", "blue", "a green circle at the top left, small", "Hugh Jackman"]
 
@@ -100,7 +100,7 @@ def test_neighbours_uses_the_snapshot_with_the_same_answer(invoke, monkeypatch):
 
 
 def test_image_queries_still_load_the_model(invoke, tmp_path):
-    from probe.io import write_png
+    from probe.files.images import write_png
 
     assert invoke("neighbours", "a red star", "--json").exit_code == 0
     path = tmp_path / "x.png"
@@ -116,7 +116,7 @@ def test_cold_text_query_does_not_import_open_clip(invoke):
         "import atexit, sys\n"
         "atexit.register(lambda: print('IMPORTED', 'open_clip' in sys.modules, 'torchvision' in sys.modules, "
         "file=sys.stderr))\n"
-        "from probe.cli import main\n"
+        "from probe.cli.app import main\n"
         "sys.argv = ['probe', 'neighbours', 'a red star', '--k', '3']\n"
         "main()\n"
     )
@@ -207,8 +207,8 @@ def test_pickle_only_local_dir_with_allow_pickle(invoke, tiny_model_dir, tmp_pat
 def test_local_dir_fingerprint_covers_every_weights_file(tmp_path):
     import shutil
 
-    from probe.fingerprints import fingerprint_without_loading
-    from probe.models import parse_model_spec
+    from probe.models.fingerprints import fingerprint_without_loading
+    from probe.models.specs import parse_model_spec
     from tests.conftest import write_tiny_model
 
     folder = write_tiny_model(tmp_path, seed=1)

@@ -16,7 +16,7 @@ from open_clip.modified_resnet import AttentionPool2d
 from probe_invert.render import invert
 from probe_invert.settings import load_preset
 
-from probe.image_encoding import FirstTokenAttentionPool
+from probe.encoding.image import FirstTokenAttentionPool
 from probe.session import Session
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -104,7 +104,7 @@ def _tile_row(sheet, image, x: int) -> int | None:
 
 
 def test_contact_sheet_is_a_prompt_by_seed_grid_of_every_finished_image(invoke, tiny_spec, tmp_path):
-    from probe.io import GRID_LABEL_WIDTH
+    from probe.files.sheets import GRID_LABEL_WIDTH
 
     assert run(invoke, tiny_spec, tmp_path, "a star", "--seeds", "0", *FAST).exit_code == 0
     # the rerun adds a prompt and a seed and skips the finished image: the sheet still shows all four

@@ -73,7 +73,7 @@ def test_the_validation_sheet_is_a_colour_by_shape_and_seed_grid(monkeypatch, tm
     from PIL import Image
     from probe_invert import outputs
 
-    from probe.io import GRID_LABEL_WIDTH
+    from probe.files.sheets import GRID_LABEL_WIDTH
 
     images = [torch.full((3, 8, 8), v) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
     result = SimpleNamespace(  # prompt-major, as validate returns them: red circle s0, s1; red star s0, s1; blue circle

@@ -126,8 +126,8 @@ def test_every_probe_runs(cached, invoke, tmp_path, monkeypatch):
 
 def test_fingerprint_is_the_weights_content(tmp_path, monkeypatch):
     """Two different checkpoints under one tag name never share a fingerprint (caches keyed by it)."""
-    from probe.loading import load_model
-    from probe.models import parse_model_spec
+    from probe.models.loading import load_model
+    from probe.models.specs import parse_model_spec
 
     hfcache.register_small(monkeypatch, "ViT-B-16")
     cache = tmp_path / "hf"

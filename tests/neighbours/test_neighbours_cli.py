@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from probe.io import write_png
+from probe.files.images import write_png
 
 
 @pytest.fixture

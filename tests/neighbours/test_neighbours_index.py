@@ -313,7 +313,7 @@ BUILDER = textwrap.dedent("""
 
 
 def test_two_concurrent_builders_leave_one_valid_index(word_file, tmp_path):
-    from probe.cache import cache_dir
+    from probe.files.cache import cache_dir
     from tests.neighbours.fakes import FakeTextSession
 
     root = Path(__file__).resolve().parents[2]
@@ -353,8 +353,8 @@ def test_asking_for_no_neighbours_or_searching_no_words_returns_empty_rows(engli
 def test_a_build_held_by_another_process_times_out_with_a_message(tiny_session, word_file, monkeypatch):
     from probe_neighbours import index as index_module
 
-    from probe.cache import file_lock
     from probe.errors import ProbeError
+    from probe.files.cache import file_lock
 
     vocab = load_vocab(str(word_file))
     index_file, _ = index_paths(tiny_session, vocab, IndexParams())

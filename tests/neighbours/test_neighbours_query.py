@@ -21,7 +21,7 @@ from probe_neighbours.query import (
 )
 
 from probe.errors import DataError
-from probe.io import write_png
+from probe.files.images import write_png
 
 
 def test_text_neighbours_are_the_exact_cosine_top_k(tiny_session, word_file):

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from probe_neighbours.vocabularies import default_vocabs, flag_categories, list_vocabs, load_vocab, read_entries
 
-from probe.cache import cache_dir
 from probe.errors import DataError, UsageError
+from probe.files.cache import cache_dir
 
 
 def test_registry_lists_the_builtin_vocabularies():

@@ -78,7 +78,7 @@ def test_counts_are_bounded(invoke, tmp_path, flag, value):
 
 
 def test_output_that_is_a_file_fails_before_the_model_loads(invoke, tmp_path, monkeypatch):
-    from probe.cli_state import State
+    from probe.cli.state import State
 
     monkeypatch.setattr(State, "session_for", lambda self, model: pytest.fail("the model loaded"))
     blocker = tmp_path / "out"
@@ -94,7 +94,7 @@ def test_failed_writes_are_one_line_and_leave_no_partial_file(invoke, tmp_path, 
     """A disk that fills up (or turns read-only) while images are saved: a clear error, no half file."""
     import os
 
-    import probe.io as pio
+    import probe.files.atomic as pio
 
     real = os.replace
 
@@ -113,7 +113,7 @@ def test_failed_writes_are_one_line_and_leave_no_partial_file(invoke, tmp_path, 
 def test_folder_where_an_index_file_should_be(invoke, tmp_path):
     first = invoke("--device", "cpu", "neighbours", "a star", "--vocab", "world", "--json")
     assert first.exit_code == 0, first.output
-    from probe.cache import cache_dir
+    from probe.files.cache import cache_dir
 
     index = next(cache_dir("indexes").glob("*.faiss"))
     index.unlink()
@@ -135,7 +135,7 @@ def test_missing_image_fails_before_torch_is_imported(args, tmp_path):
     import sys
 
     code = (
-        "import sys; from probe.cli import build_app; from typer.testing import CliRunner; "
+        "import sys; from probe.cli.app import build_app; from typer.testing import CliRunner; "
         f"r = CliRunner().invoke(build_app(), {args!r}); "
         "print(r.exit_code, 'torch' in sys.modules); print(r.stderr)"
     )
@@ -153,7 +153,7 @@ def test_read_only_output_is_found_before_the_model_loads(invoke, tmp_path, monk
     import os
     import tempfile
 
-    from probe.cli_state import State
+    from probe.cli.state import State
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probe.cache import cache_dir
+from probe.files.cache import cache_dir
 
 
 def test_clear_without_argument_keeps_foreign_files(invoke):

@@ -76,7 +76,7 @@ def test_contact_sheet_holds_every_finished_image_of_the_folder(invoke, tmp_path
         assert invoke("-o", tmp_path, "--device", "cpu", "invert", prompt, *FAST).exit_code == 0
     again = invoke("-o", tmp_path, "--device", "cpu", "invert", "a star", *FAST)  # all skipped: the sheet keeps both
     assert again.exit_code == 0 and "1 of 1 images already finished" in again.stderr
-    from probe.io import GRID_LABEL_WIDTH
+    from probe.files.sheets import GRID_LABEL_WIDTH
 
     with Image.open(tmp_path / "invert" / "contact-sheet.png") as sheet:  # one row per prompt, one seed column
         assert sheet.width == GRID_LABEL_WIDTH + 128 and sheet.height >= 2 * 128
@@ -93,8 +93,8 @@ def test_rerun_with_other_settings_does_not_replace_finished_images(invoke, tmp_
 
 @pytest.mark.parametrize("command", ["invert", "run"])
 def test_a_second_run_into_a_busy_folder_fails_at_once(invoke, tmp_path, monkeypatch, command):
-    from probe.cache import folder_lock
-    from probe.cli_state import State
+    from probe.cli.state import State
+    from probe.files.cache import folder_lock
 
     monkeypatch.setattr(State, "session_for", lambda self, model: pytest.fail("the model loaded"))
     exp = tmp_path / "exp.yaml"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from probe.errors import ConfigError
-from probe.yamlfile import parse_yaml
+from probe.files.yamldoc import parse_yaml
 
 
 def bomb(levels: int = 9) -> str:

@@ -9,7 +9,8 @@ import statistics
 import pytest
 import torch
 
-from probe.io import write_json, write_png
+from probe.files.atomic import write_json
+from probe.files.images import write_png
 
 
 def test_text_mode_json(invoke, tiny_spec):

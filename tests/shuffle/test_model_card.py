@@ -15,14 +15,14 @@ import math
 from pathlib import Path
 
 import pytest
-from probe_shuffle.scoring import image_shuffle_test
+from probe_shuffle.order_scores import image_shuffle_test
 from probe_shuffle.sources import world_pairs
 
 import probe
-from probe.cache import file_sha256
+from probe.files.cache import file_sha256
 from probe.world.card import END, START, numbers_section
 
-WEIGHTS_DIR = Path(probe.__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(probe.__file__).resolve().parent / "models" / "weights"
 CARD, NUMBERS = WEIGHTS_DIR / "MODEL_CARD.md", WEIGHTS_DIR / "MODEL_CARD.json"
 N_SCENES = 300
 CHECKS = [  # (world relation, perturbation, evaluation key)

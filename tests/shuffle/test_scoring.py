@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from probe_shuffle.order_scores import ALL_ROW, image_shuffle_test, text_shuffle_test
 from probe_shuffle.perturbations import list_perturbations, perturb
-from probe_shuffle.scoring import ALL_ROW, image_shuffle_test, text_shuffle_test
 
 from probe.errors import UsageError
 

@@ -10,7 +10,8 @@ from probe_shuffle import sources
 from probe_shuffle.perturbations import perturb
 
 from probe.errors import DataError, UsageError
-from probe.io import write_json, write_png
+from probe.files.atomic import write_json
+from probe.files.images import write_png
 
 
 def test_prompt_file_skips_blanks_and_comments(tmp_path):

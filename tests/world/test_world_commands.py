@@ -88,7 +88,7 @@ def test_train_two_steps_exports_hashed_fp16_weights_and_resumes(invoke, tmp_pat
     assert data["weights"] == str(weights) and data["steps"] == [2] and data["resumed_from"] == [0]
     assert data["sha256"] == _sha256(weights) == (tmp_path / "w" / "w.sha256").read_text().split()[0]
     state = load_file(str(weights))
-    shipped = load_file(str(probe.__path__[0] + "/weights/shapes-tiny.safetensors"))
+    shipped = load_file(str(probe.__path__[0] + "/models/weights/shapes-tiny.safetensors"))
     assert sorted(state) == sorted(shipped) and {str(t.dtype) for t in state.values()} == {"torch.float16"}
     again = json.loads(invoke(*args).stdout)  # finished: resumes at its end and exports the same weights
     assert again["resumed_from"] == [2] and again["sha256"] == _sha256(weights)

@@ -24,8 +24,8 @@ def _plan(p: PlanInput) -> list[Chunk]:
 
 
 def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
+    from probe_shuffle.order_scores import text_shuffle_test
     from probe_shuffle.perturbations import list_perturbations
-    from probe_shuffle.scoring import text_shuffle_test
 
     opts = step.options
     names = opts["perturbations"] or list_perturbations()

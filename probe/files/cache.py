@@ -83,7 +83,7 @@ def file_sha256(path: Path) -> str:
         pass
     digest = hash_file(path)
     if st.st_size > 64 << 20:  # only worth remembering for large files
-        from probe.io import atomic_write_text
+        from probe.files.atomic import atomic_write_text
 
         atomic_write_text(memo, json.dumps({"path": str(path), "sha256": digest}))
     return digest

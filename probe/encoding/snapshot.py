@@ -3,10 +3,10 @@ without importing open_clip.
 
 Importing open_clip imports torchvision, which imports torch._dynamo: about 1.5-2 s of every cold
 start, for a `probe neighbours` query that only needs to encode a few words. After a full session
-has encoded text, its exact fast text path (`probe.text_encoding`) is compiled with TorchScript and
+has encoded text, its exact fast text path (`probe.encoding.text`) is compiled with TorchScript and
 saved in the user cache under the model's fingerprint and the versions of the code involved, with
 the tokenizer's settings. A later process opens the snapshot instead of the model when the model's
-files give the same fingerprint (`probe.fingerprints`: built-in and local-dir models), on CPU in fp32.
+files give the same fingerprint (`probe.models.fingerprints`: built-in and local-dir models), on CPU in fp32.
 
 A snapshot is only written after it reproduced the session's tokens and embeddings bit for bit (a
 failed check is remembered, so it is not retried every run), and anything unexpected when opening
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from probe.cache import cache_dir, content_hash, file_lock
-from probe.fingerprints import fingerprint_without_loading
-from probe.io import atomic_write_bytes, atomic_write_text, read_json
-from probe.models import ModelSpec, parse_model_spec
-from probe.standalone_tokenizer import build_tokenizer, tokenizer_settings
-from probe.text_encoding import encode_bucketed, encode_truncated, pool_positions, tokenize_checked
+from probe.encoding.text import encode_bucketed, encode_truncated, pool_positions, tokenize_checked
+from probe.encoding.tokenizer import build_tokenizer, tokenizer_settings
+from probe.files.atomic import atomic_write_bytes, atomic_write_text, read_json
+from probe.files.cache import cache_dir, content_hash, file_lock
+from probe.models.fingerprints import fingerprint_without_loading
+from probe.models.specs import ModelSpec, parse_model_spec
 
 if TYPE_CHECKING:
     from probe.session import Session
@@ -65,7 +65,8 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             return "unknown"
 
-    from probe import standalone_tokenizer, text_encoding
+    from probe.encoding import text as text_encoding
+    from probe.encoding import tokenizer as standalone_tokenizer
 
     code = content_hash(
         *(Path(f).read_bytes() for f in (__file__, text_encoding.__file__, standalone_tokenizer.__file__))

@@ -19,7 +19,7 @@ from probe.errors import ConfigError, ProbeError
 if TYPE_CHECKING:
     import torch
 
-    from probe.yamlfile import YamlDoc
+    from probe.files.yamldoc import YamlDoc
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def parse_seeds(value: Any) -> list[int]:
 
 def read_lines(path: Path) -> list[str]:
     """A UTF-8 text file as its non-blank, non-comment (#) lines, stripped; NUL bytes are refused."""
-    from probe.io import refuse_nul
+    from probe.files.checks import refuse_nul
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -258,7 +258,7 @@ class StepOptions:
 
 def check_model_spec(doc: YamlDoc, path: tuple, text: str) -> str:
     """`text` if it parses as a model spec, else a ConfigError at its YAML line."""
-    from probe.models import parse_model_spec
+    from probe.models.specs import parse_model_spec
 
     try:
         parse_model_spec(text)

@@ -1,6 +1,6 @@
 """Model fingerprints worked out from a spec and its files alone, before any model code is imported.
 
-`probe.loading` stamps every loaded model with these, and text snapshots (`probe.text_snapshot`)
+`probe.models.loading` stamps every loaded model with these, and text snapshots (`probe.encoding.snapshot`)
 find themselves by them without loading the model, so the two can never disagree.
 """
 
@@ -10,9 +10,9 @@ import hashlib
 from importlib import resources
 from pathlib import Path
 
-from probe.cache import file_sha256
 from probe.errors import ModelError
-from probe.models import PICKLE_SUFFIXES, ModelSpec, builtin_file
+from probe.files.cache import file_sha256
+from probe.models.specs import PICKLE_SUFFIXES, ModelSpec, builtin_file
 
 
 def fingerprint_id(arch: str, raw: str) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from probe.cache import hash_file
 from probe.errors import DataError, ModelError, UsageError
-from probe.io import atomic_write_text
-from probe.models import PICKLE_SUFFIXES
+from probe.files.atomic import atomic_write_text
+from probe.files.cache import hash_file
+from probe.models.specs import PICKLE_SUFFIXES
 
 
 def _read_pickle(path: Path) -> dict[str, torch.Tensor]:

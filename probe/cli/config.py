@@ -39,7 +39,7 @@ def load_config(path: Path | None) -> Config:
     """Read and check a config file; a missing path means an empty config."""
     if path is None:
         return Config()
-    from probe.yamlfile import read_yaml
+    from probe.files.yamldoc import read_yaml
 
     path = Path(path)
     if not path.exists():

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 from typer.core import TyperGroup
 
-from probe.cli_state import get_state
+from probe.cli.mount import add_commands
+from probe.cli.state import get_state
 from probe.errors import ProbeError
 from probe.registry import Registry, activate, current, discover
 
@@ -169,7 +170,7 @@ def hoist_global_options(group: Any, ctx: ClickContext, args: list[str]) -> list
 
 def _missing_command_reason(registry: Registry, name: str) -> str | None:
     """Why `probe NAME` is not a command, when a disabled or broken plugin explains it."""
-    from probe.registry import commands_of
+    from probe.cli.mount import commands_of
 
     for info in registry.unavailable():
         if info.status == "disabled" and name in commands_of(info):
@@ -327,7 +328,7 @@ def _root(
     """
     state = get_state(ctx)
     state.debug = debug
-    from probe.config import load_config
+    from probe.cli.config import load_config
 
     registry = current()
     cfg = load_config(config)
@@ -361,10 +362,10 @@ def build_app(extra_plugins: dict | None = None) -> typer.Typer:
     app.callback()(_root)
     plugins, warnings_ = discover(extra_plugins)
     registry = activate(Registry(plugins, warnings_))
-    from probe import core_commands
+    from probe.cli import commands as core_commands
 
     core_commands.register(app, registry)
-    registry.add_commands(app)
+    add_commands(registry, app)
     return app
 
 

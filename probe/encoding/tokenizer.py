@@ -1,7 +1,7 @@
 """open_clip's BPE tokenizer without importing open_clip.
 
 The tokenizer module imports only ftfy, regex, numpy and torch; the open_clip package imports
-torchvision and, through it, torch._dynamo. Text snapshots (`probe.text_snapshot`) run the module
+torchvision and, through it, torch._dynamo. Text snapshots (`probe.encoding.snapshot`) run the module
 from its installed file so a text-only command never pays for the package.
 """
 

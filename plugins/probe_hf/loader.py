@@ -15,10 +15,13 @@ from typing import Any
 
 import torch
 
-from probe.cache import file_sha256
-from probe.errors import ModelError
-from probe.fingerprints import fingerprint_id
-from probe.loading import HF_EXTRA_HINT, LoadedModel, _hub_mode, _network_available
+from probe.files.cache import file_sha256
+from probe.plugin import LoadedModel, ModelError, fingerprint_id, hub_mode, network_available
+
+HF_EXTRA_HINT = (
+    "install the Hugging Face extra: pip install -e '.[hf]' (transformers, sentencepiece); "
+    "offline, also cache the text tower's config and tokenizer files (docs/models.md: 'Bringing your own weights')"
+)
 
 PREFIX = "hf-transformers:"
 
@@ -99,7 +102,7 @@ def _resolve(target: str, online: bool) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        with _hub_mode(online):
+        with hub_mode(online):
             return Path(
                 snapshot_download(target, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.bin"])
             )
@@ -118,7 +121,7 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
     except ImportError as exc:
         raise ModelError("hf-transformers: models need the Python package 'transformers'", hint=HF_EXTRA_HINT) from exc
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    online = not Path(target).expanduser().is_dir() and _network_available()
+    online = not Path(target).expanduser().is_dir() and network_available()
     folder = _resolve(target, online)
     weights = _weights_files(folder, allow_pickle)
     config = folder / "config.json"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,10 +16,11 @@ from typing import Any
 import open_clip
 import torch
 
-from probe.cache import file_sha256
 from probe.errors import ModelError
-from probe.fingerprints import builtin_weights_digest, fingerprint_id, local_dir_raw
-from probe.models import BUILTIN_MODELS, PICKLE_SUFFIXES, ModelSpec, builtin_file
+from probe.files.cache import file_sha256
+from probe.models.fingerprints import builtin_weights_digest, fingerprint_id, local_dir_raw
+from probe.models.hub import hub_mode, network_available
+from probe.models.specs import BUILTIN_MODELS, PICKLE_SUFFIXES, ModelSpec, builtin_file
 
 RANDOM_INIT_SEED = 0
 
@@ -57,7 +57,7 @@ def _register_builtin_configs() -> None:
     """Make the packaged configs visible to open_clip's factory (idempotent)."""
     missing = [n for n in BUILTIN_MODELS if n not in open_clip.list_models()]
     if missing:
-        with resources.as_file(resources.files("probe").joinpath("model_configs")) as folder:
+        with resources.as_file(resources.files("probe.models").joinpath("configs")) as folder:
             open_clip.add_model_config(Path(folder))
 
 
@@ -140,42 +140,13 @@ def _offline_error(spec: ModelSpec) -> ModelError:
     )
 
 
-def _network_available(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """A quick reachability check, so an offline machine fails at once instead of after minutes of retries."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    import socket
-
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def _hub_mode(online: bool) -> Iterator[None]:
-    """Run hub look-ups cache-only when offline (huggingface_hub reads this flag at call time)."""
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        yield
-        return
-    old = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = old or not online
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = old
-
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
 
 def _fetch(spec: ModelSpec, fn: Callable[[], Any], online: bool) -> Any:
     """Call a download-capable function: from the cache when offline, with a clear error."""
-    with _hub_mode(online):
+    with hub_mode(online):
         try:
             return fn()
         except Exception as exc:  # network and cache failures surface as many exception types
@@ -192,7 +163,7 @@ def _fetch(spec: ModelSpec, fn: Callable[[], Any], online: bool) -> Any:
 def _open_clip_model(spec: ModelSpec, online: bool, **kwargs: Any) -> torch.nn.Module:
     """open_clip's own factory (checkpoint conversions, tag preprocessing, custom text towers), run
     cache-only when offline, with its failures as one-line errors."""
-    with _hub_mode(online):
+    with hub_mode(online):
         try:
             return _create(spec.arch, **kwargs)
         except Exception as exc:  # open_clip wraps most failures in RuntimeError
@@ -279,7 +250,7 @@ def _hf_file(repo: str, filename: str, cache_dir: str | None) -> str:
 
 def _tokenizer(spec: ModelSpec, name: str, online: bool) -> Any:
     """open_clip's tokenizer for the model (Hugging Face ones come from the cache when offline)."""
-    with _hub_mode(online):
+    with hub_mode(online):
         try:
             return open_clip.get_tokenizer(name)
         except Exception as exc:
@@ -300,7 +271,7 @@ def tokenizer_only(spec: ModelSpec) -> Any | None:
     try:
         if spec.kind == "builtin":
             _register_builtin_configs()
-        with _hub_mode(False):  # a pre-flight check never downloads
+        with hub_mode(False):  # a pre-flight check never downloads
             return open_clip.get_tokenizer(spec.arch)
     except Exception:  # any failure here is reported, better worded, by the model load itself
         return None
@@ -312,7 +283,7 @@ def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | Non
         return _plugin_model(spec, allow_pickle)
     if spec.kind == "hf-hub" or spec.kind == "pretrained":
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    online = spec.kind in ("pretrained", "hf-hub", "local-dir") and _network_available()
+    online = spec.kind in ("pretrained", "hf-hub", "local-dir") and network_available()
     model, tok_name, fingerprint = _build(spec, allow_pickle, cache_dir, online)
     model.eval().requires_grad_(False)
     tokenizer = _tokenizer(spec, tok_name, online)

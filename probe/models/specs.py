@@ -8,7 +8,7 @@ Syntax (documented in docs/models.md):
   hf-hub:org/repo                  an open_clip model on the Hugging Face hub (cache only, offline)
   local-dir:/path/folder           a folder with open_clip_config.json and weights
   hf-transformers:REPO_OR_FOLDER   a Hugging Face transformers CLIPModel (folder or cached repo)
-This module only parses and lists; loading lives in `probe.loading` so listing stays torch-free.
+This module only parses and lists; loading lives in `probe.models.loading` so listing stays torch-free.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ DEFAULT_MODEL = "shapes-tiny"
 #: Built-in models as data: name -> (config file, weights file, sha256 file), inside the package.
 BUILTIN_MODELS: dict[str, dict[str, str]] = {
     "shapes-tiny": {
-        "config": "model_configs/shapes-tiny.json",
+        "config": "configs/shapes-tiny.json",
         "weights": "weights/shapes-tiny.safetensors",
         "sha256": "weights/shapes-tiny.sha256",
         "about": "small CLIP trained on the procedural shapes world (ships with clip-probe)",
@@ -124,7 +124,7 @@ def parse_model_spec(text: str) -> ModelSpec:
 
 def builtin_file(name: str, key: str):
     """A Traversable for one of a built-in model's packaged files (config, weights, sha256)."""
-    return resources.files("probe").joinpath(BUILTIN_MODELS[name][key])
+    return resources.files("probe.models").joinpath(BUILTIN_MODELS[name][key])
 
 
 def list_models(include_pretrained: bool = True) -> list[str]:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    from probe.encoding.snapshot import TextSnapshot
     from probe.session import Session
-    from probe.text_snapshot import TextSnapshot
 
 
 @dataclass
@@ -44,10 +44,10 @@ class State:
         if self.model in self._sessions:
             return self._sessions[self.model]
         if self.model not in self._snapshots:
-            from probe.console import status
+            from probe.cli.console import status
 
             with status(f"loading {self.model} (text tower)…"):
-                from probe.text_snapshot import open_text_snapshot
+                from probe.encoding.snapshot import open_text_snapshot
 
                 self._snapshots[self.model] = open_text_snapshot(
                     self.model, self.device, self.precision, self.allow_pickle
@@ -57,7 +57,7 @@ class State:
     def session_for(self, model: str) -> Session:
         """One Session per model spec per process: a second probe (or step) reuses the loaded one."""
         if model not in self._sessions:
-            from probe.console import status
+            from probe.cli.console import status
 
             with status(f"loading {model}…"):  # torch and open_clip imports included: most of a cold start
                 from probe.session import Session

@@ -23,7 +23,7 @@ class ScoreResult:
         return asdict(self)
 
     def _repr_html_(self) -> str:
-        from probe.html import table
+        from probe.markup import table
 
         rows = [
             [n, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs, strict=True)), label]

@@ -85,7 +85,7 @@ class _MatMul(torch.nn.Module):
 
 class TruncatedText(torch.nn.Module):
     """The tower's forward for a batch already cut to its longest prompt, pooled at `pos`. One module
-    serves the session and text snapshots (`probe.text_snapshot` compiles it with TorchScript), so
+    serves the session and text snapshots (`probe.encoding.snapshot` compiles it with TorchScript), so
     the two cannot drift apart. Shares the tower's weights."""
 
     if TYPE_CHECKING:  # buffers registered in __init__; declared for type checkers only (TorchScript reads these)
@@ -176,7 +176,7 @@ def tokenize_checked(tokenizer: Any, context_length: int, texts: list[str], trun
     default) encodes each text once for both, its ids laid out as its own call lays them out; any
     other tokenizer is called after the check. (BPE with its text cleaning is most of the cost of
     tokenizing, so a second pass would add half again to every encode.)"""
-    from probe.standalone_tokenizer import plain_bpe
+    from probe.encoding.tokenizer import plain_bpe
 
     encode = getattr(tokenizer, "encode", None)
     if encode is None or not plain_bpe(tokenizer) or getattr(tokenizer, "context_length", None) != context_length:

@@ -21,7 +21,7 @@ def register(app: typer.Typer, registry: Registry) -> None:
         ] = False,
     ) -> None:
         """List plugins: distribution, version, plugin API, status (and why), commands; --hooks for more."""
-        from probe import console
+        from probe.cli import console
 
         registered: dict[str, list[str]] = {}
         for ext in registry.all_extensions():  # collected always, so clashes and broken hooks show
@@ -76,8 +76,8 @@ def register(app: typer.Typer, registry: Registry) -> None:
         """List built-in models (and, with --pretrained, open_clip's tagged weights)."""
         if ctx.invoked_subcommand is not None:
             return
-        from probe import console
-        from probe.models import BUILTIN_MODELS, DEFAULT_MODEL, list_models
+        from probe.cli import console
+        from probe.models.specs import BUILTIN_MODELS, DEFAULT_MODEL, list_models
 
         names = list_models(include_pretrained=pretrained)
         if as_json:
@@ -101,9 +101,9 @@ def register(app: typer.Typer, registry: Registry) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Convert a pickle checkpoint to safetensors once (the pickle is read only with --allow-pickle)."""
-        from probe import console
-        from probe.cli_state import get_state
-        from probe.convert import convert_checkpoint
+        from probe.cli import console
+        from probe.cli.state import get_state
+        from probe.models.convert import convert_checkpoint
 
         path, digest = convert_checkpoint(
             src, dst, allow_pickle=allow_pickle or get_state(ctx).allow_pickle, force=force
@@ -122,8 +122,8 @@ def register(app: typer.Typer, registry: Registry) -> None:
     @cache.command("list")
     def cache_list(as_json: JsonFlag = False) -> None:
         """Show cached items under the cache folder with their sizes."""
-        from probe import console
-        from probe.cache import MARKER, cache_dir
+        from probe.cli import console
+        from probe.files.cache import MARKER, cache_dir
 
         root = cache_dir()
         items: list[dict[str, Any]] = [
@@ -147,9 +147,9 @@ def register(app: typer.Typer, registry: Registry) -> None:
         """Delete cached files (they are rebuilt on demand); files the tool did not write are kept."""
         import shutil
 
-        from probe import console
-        from probe.cache import cache_root, tool_subfolders
+        from probe.cli import console
         from probe.errors import UsageError
+        from probe.files.cache import cache_root, tool_subfolders
 
         root = cache_root()
         ours = tool_subfolders(root)

@@ -19,7 +19,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
 
 def image_grid(images: Sequence[Any], captions: Sequence[str], size: int = 160) -> str:
     """Images ([3,H,W] tensors in [0,1] or PIL images) as embedded PNGs, each with its caption below."""
-    from probe.io import pil_png_bytes, to_pil
+    from probe.files.images import pil_png_bytes, to_pil
 
     tiles = []
     for image, caption in zip(images, captions, strict=True):

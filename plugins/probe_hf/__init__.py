@@ -1,0 +1,1 @@
+"""Hugging Face transformers CLIP checkpoints as a model kind: `hf-transformers:REPO_OR_FOLDER`."""
