@@ -4,11 +4,14 @@ and anchor between pages resolves, and every API reference renders from its docs
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tools.chromium import dump_dom, find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,9 +30,16 @@ def build(site: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_the_site_builds_strictly_and_offline(tmp_path):
-    result = build(tmp_path / "site")
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("docs") / "site"
+    result = build(folder)
     assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+def test_the_site_builds_strictly_and_offline(site):
+    tmp_path = site.parent
     pages = {p.relative_to(tmp_path / "site").as_posix() for p in (tmp_path / "site").rglob("*.html")}
     for page in ("index.html", "models.html", "probes/invert.html", "paper.html", "benchmarks.html", "api.html"):
         assert page in pages
@@ -39,3 +49,13 @@ def test_the_site_builds_strictly_and_offline(tmp_path):
     for html in (tmp_path / "site").rglob("*.html"):
         text = html.read_text(encoding="utf-8")
         assert "fonts.googleapis" not in text and '<script src="http' not in text, f"{html.name} fetches from the web"
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_search_works_when_the_site_is_opened_from_the_file_system(site):
+    """`make docs` says to open site/index.html: search must answer over file://, not only over HTTP,
+    and without fetching anything (the browser's network is closed in these tests)."""
+    page = dump_dom(site / "index.html", query="q=neighbours", budget_ms=15000)
+    assert re.search(r'md-search-result__meta">\s*\d+ matching document', page.stdout), "search gave no results"
+    assert 'href="probes/neighbours.html' in page.stdout
+    assert page.requests == []

@@ -73,8 +73,10 @@ def _page_requests(net_log: Path) -> list[str]:
     return urls
 
 
-def visit(page: Path, *extra: str, browser: str | None = None, timeout: float = 120) -> Visit:
-    """Open page (an HTML file) in headless Chromium with the given extra flags."""
+def visit(
+    page: Path, *extra: str, browser: str | None = None, timeout: float = 120, query: str = "", budget_ms: int = 5000
+) -> Visit:
+    """Open page (an HTML file, with an optional `?query`) in headless Chromium with the given extra flags."""
     browser = browser or find_chromium()
     if browser is None:
         raise FileNotFoundError("no Chromium found (apt-get install chromium, or set PROBE_CHROMIUM)")
@@ -86,9 +88,9 @@ def visit(page: Path, *extra: str, browser: str | None = None, timeout: float = 
                 *QUIET,
                 f"--user-data-dir={tmp}/profile",
                 f"--log-net-log={net_log}",
-                "--virtual-time-budget=5000",  # let every load finish (or fail) before the dump
+                f"--virtual-time-budget={budget_ms}",  # let every load finish (or fail) before the dump
                 *extra,
-                Path(page).resolve().as_uri(),
+                Path(page).resolve().as_uri() + (f"?{query}" if query else ""),
             ],
             capture_output=True,
             text=True,
