@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from probe.devices import PRECISIONS, resolve_device
 from probe.encoding.image import fast_image_tower
 from probe.encoding.text import (
     TruncatedText,
@@ -22,27 +23,6 @@ from probe.encoding.text import (
 from probe.errors import UsageError
 from probe.models.loading import LoadedModel, load_model
 from probe.models.specs import DEFAULT_MODEL, ModelSpec, parse_model_spec
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """auto picks cuda, then mps, then cpu; an explicit device that is absent is a usage error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UsageError(f"unknown device {name!r}", hint="use auto, cpu, cuda, cuda:N or mps") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but no CUDA GPU is available", hint="use --device cpu or auto")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("device mps requested but MPS is not available", hint="use --device cpu or auto")
-    return device
 
 
 class Session:

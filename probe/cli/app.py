@@ -347,6 +347,8 @@ def _root(
     state.allow_pickle = allow_pickle or bool(v.get("allow_pickle", False))
     state.labeller = v.get("labeller")
     state.config = v
+    if not ctx.resilient_parsing and "--help" not in sys.argv and "-h" not in sys.argv:
+        state.check_device()  # an absent --device is reported before inputs are read or a model loads
 
 
 def build_app(extra_plugins: dict | None = None) -> typer.Typer:

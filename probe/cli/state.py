@@ -44,6 +44,7 @@ class State:
         if self.model in self._sessions:
             return self._sessions[self.model]
         if self.model not in self._snapshots:
+            self.check_device()
             from probe.cli.console import status
 
             with status(f"loading {self.model} (text tower)…"):
@@ -54,9 +55,17 @@ class State:
                 )
         return self._snapshots[self.model] or self.session
 
+    def check_device(self) -> None:
+        """A device that is absent is a usage error before the model libraries and weights load."""
+        if self.device not in ("auto", "cpu"):
+            from probe.devices import resolve_device
+
+            resolve_device(self.device)
+
     def session_for(self, model: str) -> Session:
         """One Session per model spec per process: a second probe (or step) reuses the loaded one."""
         if model not in self._sessions:
+            self.check_device()
             from probe.cli.console import status
 
             with status(f"loading {model}…"):  # torch and open_clip imports included: most of a cold start

@@ -17,6 +17,11 @@ def _umask() -> int:
     return mask
 
 
+def default_mode() -> int:
+    """The permissions a new file gets from the user's umask (temp-file writers make 0600 files)."""
+    return 0o666 & ~_umask()
+
+
 def write_error(path: Path, exc: OSError) -> ProbeError:
     """A failed write as one line that names the path and what to do (full disk, read-only, a file in the way)."""
     import errno
@@ -62,7 +67,7 @@ def _atomic_write(path: Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+        os.chmod(tmp, default_mode())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from probe.errors import DataError, ModelError, UsageError
-from probe.files.atomic import atomic_write_text
+from probe.files.atomic import atomic_write_text, default_mode
 from probe.files.cache import hash_file
 from probe.models.specs import PICKLE_SUFFIXES
 
@@ -67,6 +67,7 @@ def convert_checkpoint(src: Path, dst: Path, allow_pickle: bool, force: bool = F
     try:
         save_file(tensors, str(tmp), metadata={"format": "pt", "converted_from": src.name})
         digest = hash_file(tmp)
+        os.chmod(tmp, default_mode())  # safetensors writes 0600; a converted checkpoint is shared like any output
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)

@@ -71,6 +71,6 @@ def builtin_text_notes(model: str, texts: list[str]) -> list[str]:
         if words:
             notes.append(
                 f"{model} knows only its shapes world's words; {', '.join(repr(w) for w in words[:6])} in "
-                f"{text!r} mean nothing to it (use a real CLIP with -m for these)"
+                f"{text!r} means nothing to it (use a real CLIP with -m for these)"
             )
     return notes

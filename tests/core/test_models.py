@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -81,6 +83,9 @@ def test_models_convert_needs_allow_pickle_and_writes_safetensors_with_its_sum(i
     assert result.exit_code == 0, result.stderr
     digest = hashlib.sha256(dst.read_bytes()).hexdigest()
     assert (tmp_path / "w.safetensors.sha256").read_text() == f"{digest}  w.safetensors\n"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert dst.stat().st_mode & 0o777 == 0o666 & ~mask  # the usual permissions, as any other output
     again = invoke("models", "convert", src, dst, "--allow-pickle")
     assert again.exit_code == 2 and "already exists" in again.stderr
     loaded = Session.open(f"shapes-tiny@{dst}", device="cpu").model.state_dict()

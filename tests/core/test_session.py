@@ -4,8 +4,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from probe.devices import resolve_device
 from probe.errors import ModelError, UsageError
-from probe.session import Session, resolve_device
+from probe.session import Session
 
 
 def test_encode_image_any_size_is_normalised(tiny_session):
@@ -75,3 +76,23 @@ def test_local_dir_errors(tmp_path):
     (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": {}}))
     with pytest.raises(ModelError, match="no weights"):
         Session.open(f"local-dir:{tmp_path}")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_an_absent_device_is_reported_before_the_model_libraries_load():
+    """`probe --device cuda invert ...` on a CPU machine: one line, exit 2, and no open_clip import
+    (the check comes before inputs are read or a model loads, not after seconds of loading)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from probe.plugin import run_cli\n"
+        "r = run_cli('--device', 'cuda', 'invert', 'a star', '--steps', '1')\n"
+        "print(r.exit_code, 'open_clip' in sys.modules)\n"
+        "print(r.output.strip())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
+    status, output = out.split("\n", 1)
+    assert status == "2 False"
+    assert output.strip() == "Error: device cuda requested but no CUDA GPU is available (use --device cpu or auto)"

@@ -16,7 +16,7 @@ def test_neighbours_notes_words_the_builtin_model_never_saw(invoke):
     result = invoke("--device", "cpu", "neighbours", "Taylor Swift", "a red star", "--json")
     assert result.exit_code == 0, result.stderr
     notes = [n for n in json.loads(result.stdout)["notes"] if "knows only" in n]
-    assert len(notes) == 1 and "'taylor', 'swift'" in notes[0] and "mean nothing" in notes[0]
+    assert len(notes) == 1 and "'taylor', 'swift'" in notes[0] and "means nothing" in notes[0]
     table = invoke("--device", "cpu", "neighbours", "Taylor Swift")
     assert "'taylor', 'swift'" in table.stderr
 
