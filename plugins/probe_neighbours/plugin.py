@@ -105,7 +105,7 @@ def register_commands(app: typer.Typer) -> None:
         """Nearest vocabulary words of texts or images in the model's embedding space, flagged words marked."""
         from probe.plugin import check_images, check_prompts
 
-        check_prompts(list(texts or []), "text")
+        check_prompts(list(texts or []), "text", image_option="--image")
         check_images(list(image or []))  # headers only, before torch or the model loads
         from probe.plugin import UsageError, console, current_session, options, save_text_snapshot
         from probe_neighbours.vocabularies import check_vocab_names, default_vocabs, read_entries

@@ -288,7 +288,7 @@ def register_commands(app: typer.Typer) -> None:
             )
         from probe.plugin import check_images, check_prompts
 
-        check_prompts(text_prompts)
+        check_prompts(text_prompts, image_option="--image")
         check_prompts(list(caption or []), "caption")
         check_images(list(image or []))  # before the model loads
 

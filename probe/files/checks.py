@@ -6,15 +6,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from probe.errors import DataError, UsageError
+from probe.files.images import IMAGE_SUFFIXES
 
 
-def check_prompts(texts: Sequence[str], what: str = "prompt") -> None:
-    """One rule for every command's texts: none empty, none holding a NUL byte (binary data)."""
+def check_prompts(texts: Sequence[str], what: str = "prompt", image_option: str | None = None) -> None:
+    """One rule for every command's texts: none empty, none holding a NUL byte (binary data). With
+    `image_option`, a text that is an image file's name is refused with the option that takes images:
+    embedding "photo.png" as words gives a meaningless answer, silently."""
     for text in texts:
         if not text.strip():
             raise UsageError(f"empty {what}", hint="give some text, e.g. 'a red circle'")
         if "\0" in text:
             raise UsageError(f"{what} {text[:40]!r} contains a NUL byte (binary data)", hint="pass plain text")
+        if image_option and _names_an_image(text):
+            raise UsageError(
+                f"{what} {text[:200]!r} is an image file's name, not a {what}",
+                hint=f"did you mean {image_option} {text[:200]}?",
+            )
+
+
+def _names_an_image(text: str) -> bool:
+    """An existing file, or one word ending in an image suffix (a path the user mistyped)."""
+    stripped = text.strip()
+    if not stripped.lower().endswith(IMAGE_SUFFIXES):
+        return False
+    return " " not in stripped or Path(stripped).expanduser().is_file()
 
 
 def refuse_nul(path: Path, text: str, error: type = DataError) -> None:

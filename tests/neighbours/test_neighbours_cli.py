@@ -126,3 +126,18 @@ def test_vocabs_command_lists_builtin_lists(invoke):
     assert result.exit_code == 0
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows["world"]["words"] > 10 and rows["flagged"]["flagged"] == rows["flagged"]["words"]
+
+
+@pytest.mark.parametrize(("command", "what"), [("neighbours", "text"), ("shuffle-test", "prompt")])
+def test_an_image_path_given_as_text_suggests_the_image_option(invoke, tmp_path, command, what):
+    """`probe neighbours photo.png` would embed the words 'photo png': refused before any model loads,
+    with the option that takes images; a text that merely mentions a file name with spaces is a text."""
+    photo = tmp_path / "photo.png"
+    write_png(photo, torch.zeros(3, 4, 4))
+    for given in (str(photo), "missing/shot.JPG"):
+        result = invoke(command, given)
+        assert result.exit_code == 2
+        assert result.stderr.strip() == (
+            f"Error: {what} {given!r} is an image file's name, not a {what} (did you mean --image {given}?)"
+        )
+    assert invoke("neighbours", "my holiday.jpg", "--k", "1").exit_code == 0
