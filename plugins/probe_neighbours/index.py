@@ -1,6 +1,6 @@
 """FAISS indexes of vocabulary embeddings: build (exact fast text encoding), cache, validate, search.
 
-An index is cached under `cache_dir("indexes")`, keyed by model fingerprint + vocabulary hash +
+An index is cached under `cache_path("indexes", ...)`, keyed by model fingerprint + vocabulary hash +
 index parameters, with a JSON sidecar recording what it holds and the index file's sha256. Builds
 run under a cross-process lock and write atomically (index first, sidecar last), so concurrent
 builders leave one valid index and a reader never trusts a half-written or stale file.
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from probe.files.cache import cache_path
 from probe.plugin import (
     DataError,
     ProbeError,
     UsageError,
     atomic_write_bytes,
-    cache_dir,
     content_hash,
     file_lock,
     safe_name,
@@ -256,9 +256,8 @@ def index_paths(session: Session, vocab: Vocabulary, params: IndexParams) -> tup
     key = content_hash(
         session.fingerprint, vocab.content_hash, json.dumps(params.as_dict(), sort_keys=True), str(INDEX_FORMAT)
     )
-    stem = f"{_family(session, vocab, params)}{key[:20]}"
-    folder = cache_dir("indexes")
-    return folder / f"{stem}.faiss", folder / f"{stem}.json"
+    stem = cache_path("indexes", f"{_family(session, vocab, params)}{key[:20]}")
+    return stem.with_name(f"{stem.name}.faiss"), stem.with_name(f"{stem.name}.json")
 
 
 def _family(session: Session, vocab: Vocabulary, params: IndexParams) -> str:

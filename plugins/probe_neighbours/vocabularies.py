@@ -16,7 +16,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from probe.plugin import DataError, UsageError, Vocabulary, cache_dir, content_hash, data_files, make_vocabulary
+from probe.files.cache import cache_path
+from probe.plugin import DataError, UsageError, Vocabulary, content_hash, data_files, make_vocabulary
 
 if TYPE_CHECKING:
     from probe.plugin import Session
@@ -42,7 +43,8 @@ def _cached_list(kind: str, key: str, derive: Callable[[], list[str]]) -> list[s
     """Read a derived word list from the cache, deriving and writing it (atomically) on a miss."""
     from probe.plugin import atomic_write_text
 
-    path = cache_dir("vocabs") / f"{kind}-{content_hash(key, DERIVATION_VERSION)[:16]}.txt"
+    stem = cache_path("vocabs", f"{kind}-{content_hash(key, DERIVATION_VERSION)[:16]}")
+    path = stem.with_name(f"{stem.name}.txt")
     try:
         cached = path.read_text(encoding="utf-8").split("\n")
         if cached and cached[-1] == "":  # written with a trailing newline; a truncated file lacks it

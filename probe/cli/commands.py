@@ -123,13 +123,14 @@ def register(app: typer.Typer, registry: Registry) -> None:
     def cache_list(as_json: JsonFlag = False) -> None:
         """Show cached items under the cache folder with their sizes."""
         from probe.cli import console
-        from probe.files.cache import MARKER, cache_dir
+        from probe.files.cache import cache_dir, owned_files, tool_subfolders
 
         root = cache_dir()
         items: list[dict[str, Any]] = [
             {"path": str(p.relative_to(root)), "bytes": p.stat().st_size}
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock") and p.name != MARKER
+            for folder in tool_subfolders(root)
+            for p in owned_files(folder)
+            if not p.name.endswith((".lock", ".tmp"))
         ]
         if as_json:
             console.print_json({"folder": str(root), "items": items})
@@ -145,11 +146,9 @@ def register(app: typer.Typer, registry: Registry) -> None:
         ] = None,
     ) -> None:
         """Delete cached files (they are rebuilt on demand); files the tool did not write are kept."""
-        import shutil
-
         from probe.cli import console
-        from probe.errors import UsageError
-        from probe.files.cache import cache_root, tool_subfolders
+        from probe.errors import ProbeError, UsageError
+        from probe.files.cache import cache_root, clear_cache, tool_subfolders
 
         root = cache_root()
         ours = tool_subfolders(root)
@@ -157,10 +156,18 @@ def register(app: typer.Typer, registry: Registry) -> None:
         if what and not targets:
             names = ", ".join(p.name for p in ours) or "none yet"
             raise UsageError(f"no cache folder {what!r} under {root}", hint=f"the tool's cache folders: {names}")
-        for target in targets:
-            shutil.rmtree(target, ignore_errors=True)
-            console.note(f"cleared {target}")
+        result = clear_cache(targets)
+        if result.failed:
+            path, why = result.failed[0]
+            raise ProbeError(
+                f"could not remove {len(result.failed)} cached file(s) under {root} ({path}: {why}); "
+                f"removed {len(result.removed)}",
+                hint="check the cache folder's permissions, or set PROBE_CACHE_DIR to a writable folder",
+            )
         if not targets:
             console.note(f"nothing to clear in {root}")
+            return
+        kept = f"; kept {len(result.kept)} file(s) clip-probe did not write" if result.kept else ""
+        console.note(f"cleared {len(result.removed)} file(s) in {', '.join(str(t) for t in targets)}{kept}")
 
     app.add_typer(cache, name="cache")

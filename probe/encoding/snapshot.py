@@ -29,7 +29,7 @@ import torch
 from probe.encoding.text import encode_bucketed, encode_truncated, pool_positions, tokenize_checked
 from probe.encoding.tokenizer import build_tokenizer, tokenizer_settings
 from probe.files.atomic import atomic_write_bytes, atomic_write_text, read_json
-from probe.files.cache import cache_dir, content_hash, file_lock
+from probe.files.cache import cache_path, content_hash, file_lock
 from probe.models.fingerprints import fingerprint_without_loading
 from probe.models.specs import ModelSpec, parse_model_spec
 
@@ -81,9 +81,8 @@ def _versions() -> dict:
 
 
 def _paths(fingerprint: str, versions: dict) -> tuple[Path, Path]:
-    folder = cache_dir("text-snapshots")
-    stem = f"{fingerprint}.{content_hash(json.dumps(versions, sort_keys=True))[:12]}"
-    return folder / f"{stem}.pt", folder / f"{stem}.json"
+    stem = cache_path("text-snapshots", f"{fingerprint}.{content_hash(json.dumps(versions, sort_keys=True))[:12]}")
+    return stem.with_name(f"{stem.name}.pt"), stem.with_name(f"{stem.name}.json")
 
 
 class TextSnapshot:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from probe.errors import ProbeError, UsageError
 
 CACHE_ENV = "PROBE_CACHE_DIR"
 MARKER = ".clip-probe-cache"
-"""A file in every subfolder the tool makes in the cache, so `probe cache clear` deletes only those."""
-BUILTIN_SUBFOLDERS = ("hashes", "indexes", "text-snapshots", "vocabs")
-"""The core's and built-in plugins' cache subfolders (also recognised when made before the marker existed)."""
+"""The manifest in every cache subfolder the tool uses: one line per file stem the tool wrote there,
+so `probe cache clear` deletes those files and nothing else (a cache folder may be shared)."""
 
 
 def cache_root() -> Path:
@@ -27,13 +28,13 @@ def cache_root() -> Path:
 
 
 def cache_dir(sub: str = "") -> Path:
-    """The cache folder (or its subfolder `sub`, marked as the tool's own unless built in), created on first use;
-    a cache path that is a file or cannot be created is a ProbeError that says what to set."""
+    """The cache folder (or its subfolder `sub`, with its manifest), created on first use; a cache path
+    that is a file or cannot be created is a ProbeError that says what to set."""
     path = cache_root() / sub if sub else cache_root()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if sub and sub not in BUILTIN_SUBFOLDERS and not (path / MARKER).exists():
-            (path / MARKER).touch()
+        if sub:
+            (path / MARKER).touch(exist_ok=True)
     except OSError as exc:
         raise ProbeError(
             f"cannot use {path} as the cache folder: {exc.strerror or exc}",
@@ -42,15 +43,81 @@ def cache_dir(sub: str = "") -> Path:
     return path
 
 
+def cache_path(sub: str, stem: str) -> Path:
+    """`<cache>/<sub>/<stem>`, recorded in the subfolder's manifest before anything is written there:
+    files named `<stem>.<suffix>` (and their locks and temp files) are the tool's to delete."""
+    folder = cache_dir(sub)
+    if stem not in recorded_stems(folder):
+        try:
+            with open(folder / MARKER, "a", encoding="utf-8") as f:  # appends of one short line do not interleave
+                f.write(stem + "\n")
+        except OSError as exc:
+            raise ProbeError(
+                f"cannot use {folder} as a cache folder: {exc.strerror or exc}",
+                hint=f"set {CACHE_ENV} to a writable folder",
+            ) from exc
+    return folder / stem
+
+
+def recorded_stems(folder: Path) -> set[str]:
+    """The file stems the tool recorded in a cache subfolder's manifest (none when it has none)."""
+    try:
+        text = (folder / MARKER).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    return {line for line in text.splitlines() if line and "/" not in line and line not in (".", "..")}
+
+
 def tool_subfolders(root: Path) -> list[Path]:
-    """Subfolders of the cache root that the tool made (they hold its marker file, or have a built-in name)."""
+    """Subfolders of the cache root that the tool uses (they hold its manifest)."""
     if not root.is_dir():
         return []
-    return sorted(
-        p
-        for p in root.iterdir()
-        if p.is_dir() and not p.is_symlink() and ((p / MARKER).is_file() or p.name in BUILTIN_SUBFOLDERS)
-    )
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and (p / MARKER).is_file())
+
+
+def owned_files(folder: Path) -> list[Path]:
+    """Files in a cache subfolder that the tool wrote: a recorded stem with a suffix, its lock, or an
+    atomic write's temp file (`.<name>.*.tmp`). Everything else in the folder belongs to someone else."""
+    stems = recorded_stems(folder)
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.is_symlink() or not path.is_file():
+            continue
+        name = path.name
+        base = name[1:] if name.startswith(".") and name.endswith(".tmp") else name
+        if any(base.startswith(stem + ".") for stem in stems):
+            found.append(path)
+    return found
+
+
+@dataclass
+class Cleared:
+    """What `clear_cache` did: files removed, files kept because the tool did not write them, failures."""
+
+    removed: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def clear_cache(folders: list[Path]) -> Cleared:
+    """Delete the tool's own files in each folder, then its manifest and the folder if nothing else is
+    left; a user's files stay, and a file that cannot be removed is reported, never skipped silently."""
+    result = Cleared()
+    for folder in folders:
+        mine = owned_files(folder)
+        for path in mine:
+            try:
+                path.unlink()
+                result.removed.append(path)
+            except OSError as exc:
+                result.failed.append((path, exc.strerror or str(exc)))
+        others = [p for p in sorted(folder.rglob("*")) if p.is_file() and p not in mine and p.name != MARKER]
+        result.kept += others
+        if not others and not any(p.parent == folder for p, _ in result.failed):
+            with contextlib.suppress(OSError):  # a folder still holding something (an empty subfolder) stays
+                (folder / MARKER).unlink(missing_ok=True)
+                folder.rmdir()
+    return result
 
 
 def content_hash(*parts: str | bytes) -> str:
@@ -76,7 +143,7 @@ def file_sha256(path: Path) -> str:
     path = Path(path).resolve()
     st = path.stat()
     key = content_hash(str(path), str(st.st_size), str(st.st_mtime_ns))
-    memo = cache_dir("hashes") / f"{key}.json"
+    memo = cache_path("hashes", key).with_name(f"{key}.json")
     try:
         return json.loads(memo.read_text())["sha256"]
     except (OSError, ValueError, KeyError):

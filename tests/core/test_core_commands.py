@@ -29,13 +29,14 @@ def test_models_refuses_an_unknown_option(invoke):
 @pytest.fixture
 def cache(monkeypatch, tmp_path) -> Path:
     """A cache folder holding two subfolders of files and a lock file."""
+    from probe.files.cache import cache_path
+
     root = tmp_path / "cache"
     monkeypatch.setenv("PROBE_CACHE_DIR", str(root))
-    (root / "indexes").mkdir(parents=True)
-    (root / "indexes" / "world.faiss").write_bytes(b"x" * 1500)
-    (root / "indexes" / "world.faiss.lock").write_bytes(b"")
-    (root / "text").mkdir()
-    (root / "text" / "snap.json").write_bytes(b"{}")
+    world = cache_path("indexes", "world")
+    world.with_name("world.faiss").write_bytes(b"x" * 1500)
+    world.with_name("world.faiss.lock").write_bytes(b"")
+    cache_path("text", "snap").with_name("snap.json").write_bytes(b"{}")
     return root
 
 
@@ -62,7 +63,7 @@ def test_cache_list_of_an_unusable_cache_folder_is_one_line(invoke, monkeypatch,
 def test_cache_clear_one_subfolder_keeps_the_rest(invoke, cache):
     result = invoke("cache", "clear", "indexes")
     assert result.exit_code == 0, result.output
-    assert f"cleared {cache / 'indexes'}" in result.output.replace("\n", "")
+    assert f"cleared 2 file(s) in {cache / 'indexes'}" in result.output.replace("\n", "")
     assert not (cache / "indexes").exists()
     assert (cache / "text" / "snap.json").read_bytes() == b"{}"
 

@@ -13,6 +13,7 @@ import torch
 
 from probe.encoding import snapshot as text_snapshot
 from probe.encoding.snapshot import open_text_snapshot, save_text_snapshot
+from probe.files.cache import cache_dir
 from probe.session import Session
 
 TEXTS = ["a red star", "blue", "a green circle at the top left, small", "Hugh Jackman"]
@@ -138,7 +139,7 @@ def test_empty_input_and_the_switch(builtin_session, monkeypatch):
 
 def test_only_models_found_by_their_files_get_snapshots():
     assert save_text_snapshot(Session.open("shapes-tiny@random", device="cpu")) is None
-    assert not any(text_snapshot.cache_dir("text-snapshots").glob("*.pt"))
+    assert not any(cache_dir("text-snapshots").glob("*.pt"))
 
 
 def test_a_failed_attempt_is_remembered_not_retried(builtin_session, monkeypatch):
@@ -147,7 +148,7 @@ def test_a_failed_attempt_is_remembered_not_retried(builtin_session, monkeypatch
 
     monkeypatch.setattr(torch.jit, "script", cannot_compile)
     assert save_text_snapshot(builtin_session) is None
-    [meta] = text_snapshot.cache_dir("text-snapshots").glob("*.json")
+    [meta] = cache_dir("text-snapshots").glob("*.json")
     assert (
         json.loads(meta.read_text())["usable"] is False
         and "cannot be scripted" in json.loads(meta.read_text())["reason"]

@@ -332,7 +332,9 @@ def test_two_concurrent_builders_leave_one_valid_index(word_file, tmp_path):
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     statuses = sorted(json.loads(o[0])["status"] for o in outs)
     assert statuses == ["built", "cached"]  # the second waited for the first, then reused its index
-    files = sorted(p.name for p in cache_dir("indexes").iterdir() if not p.name.endswith(".lock"))
+    files = sorted(
+        p.name for p in cache_dir("indexes").iterdir() if not p.name.endswith(".lock") and not p.name.startswith(".")
+    )
     assert len(files) == 2 and files[0].endswith(".faiss") and files[1].endswith(".json")
     again = open_index(FakeTextSession(), load_vocab(str(word_file)))  # type: ignore[arg-type]  # a stand-in with the text methods open_index uses
     assert again.status == "cached" and again.index.ntotal == json.loads(outs[0][0])["n"] == 20

@@ -2,21 +2,83 @@
 
 from __future__ import annotations
 
-from probe.files.cache import cache_dir
+from pathlib import Path
+
+from probe.files.cache import cache_dir, cache_path
+
+SUBFOLDERS = ("hashes", "indexes", "text-snapshots", "vocabs", "my-plugin")
 
 
-def test_clear_without_argument_keeps_foreign_files(invoke):
+def _tool_files(sub: str) -> list[Path]:
+    """What the tool writes in a cache subfolder: a file pair under one recorded stem, a lock, a temp file."""
+    stem = cache_path(sub, "k0123456789abcdef")
+    files = [stem.with_name(stem.name + s) for s in (".faiss", ".json", ".faiss.lock")]
+    files.append(stem.with_name(f".{stem.name}.json.x1y2.tmp"))
+    for f in files:
+        f.write_bytes(b"tool")
+    return files
+
+
+def _user_files(folder: Path) -> list[Path]:
+    """A user's own files beside the tool's: names a careless clear would take (same suffixes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / "my-own-file.txt", folder / "notes.faiss", folder / "k0123456789abcde.json"]
+    (folder / "sub").mkdir(exist_ok=True)
+    files.append(folder / "sub" / "thesis.txt")
+    for f in files:
+        f.write_text("years of work")
+    return files
+
+
+def test_clear_without_argument_deletes_only_what_the_tool_wrote(invoke):
     root = cache_dir()
-    (cache_dir("indexes") / "x.faiss").write_bytes(b"1")
-    (cache_dir("my-plugin") / "y.bin").write_bytes(b"2")
-    (root / "mydata").mkdir()
-    (root / "mydata" / "thesis.txt").write_text("years of work")
-    (root / "notes.txt").write_text("mine")
+    tool = [f for sub in SUBFOLDERS for f in _tool_files(sub)]
+    user = [f for sub in SUBFOLDERS for f in _user_files(root / sub)] + _user_files(root / "mydata")
+    (root / "notes.txt").write_text("years of work")
     result = invoke("cache", "clear")
     assert result.exit_code == 0, result.output
-    assert not (root / "indexes").exists() and not (root / "my-plugin").exists()
-    assert (root / "mydata" / "thesis.txt").read_text() == "years of work"
-    assert (root / "notes.txt").read_text() == "mine"
+    assert [f for f in tool if f.exists()] == []
+    assert all(f.read_text() == "years of work" for f in [*user, root / "notes.txt"])
+    assert f"kept {len(SUBFOLDERS) * 4} file(s) clip-probe did not write" in result.output.replace("\n", " ")
+
+
+def test_clear_of_one_subfolder_keeps_a_users_files_in_it(invoke):
+    tool = _tool_files("indexes")
+    user = _user_files(cache_dir() / "indexes")
+    result = invoke("cache", "clear", "indexes")
+    assert result.exit_code == 0, result.output
+    assert [f for f in tool if f.exists()] == [] and all(f.exists() for f in user)
+
+
+def test_a_project_folder_used_as_the_cache_keeps_its_files(invoke, tmp_path, monkeypatch):
+    """PROBE_CACHE_DIR pointing at a project: its own indexes/ and hashes/ survive a real build and clear."""
+    project = tmp_path / "project"
+    user = _user_files(project / "indexes") + _user_files(project / "hashes")
+    monkeypatch.setenv("PROBE_CACHE_DIR", str(project))
+    assert invoke("neighbours", "star", "--vocab", "world", "--k", "2").exit_code == 0
+    built = [p for p in (project / "indexes").iterdir() if p.suffix == ".faiss" and p.name != "notes.faiss"]
+    assert built, "the neighbours run built no index"
+    result = invoke("cache", "clear")
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in built) and all(f.read_text() == "years of work" for f in user)
+
+
+def test_a_cache_that_cannot_be_cleared_says_so_and_exits_non_zero(invoke, monkeypatch):
+    """A read-only cache: "cleared" with exit 0 would be a lie; the error names a file and the count."""
+    tool = _tool_files("indexes")
+    real_unlink = Path.unlink
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        if self.parent.name == "indexes":
+            raise PermissionError(13, "Permission denied")
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    result = invoke("cache", "clear")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: could not remove 4 cached file(s) under ")
+    assert "Permission denied" in result.stderr and "removed 0" in result.stderr
+    assert all(f.exists() for f in tool)
 
 
 def test_clear_refuses_a_folder_the_tool_did_not_write(invoke):
