@@ -101,12 +101,16 @@ def register_commands(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--csv", help="Write one CSV row per query and neighbour to this file.", show_default=False),
         ] = None,
+        force: Annotated[bool, typer.Option("--force", help="Replace the --csv file if it exists.")] = False,
     ) -> None:
         """Nearest vocabulary words of texts or images in the model's embedding space, flagged words marked."""
         from probe.plugin import check_images, check_prompts
 
         check_prompts(list(texts or []), "text", image_option="--image")
         check_images(list(image or []))  # headers only, before torch or the model loads
+        from probe.files.checks import check_new_file
+
+        check_new_file(csv_path, force)
         from probe.plugin import UsageError, console, current_session, options, save_text_snapshot
         from probe_neighbours.vocabularies import check_vocab_names, default_vocabs, read_entries
 

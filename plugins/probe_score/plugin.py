@@ -35,12 +35,16 @@ def register_commands(app: typer.Typer) -> None:
                 "--csv", help="Write one CSV row per image and prompt to this file (full paths).", show_default=False
             ),
         ] = None,
+        force: Annotated[bool, typer.Option("--force", help="Replace the --csv file if it exists.")] = False,
     ) -> None:
         """CLIP cosine of each image against each prompt, and its zero-shot label (softmax over prompts)."""
         from probe.plugin import check_images, check_prompt_lengths, check_prompts
 
         check_prompts(list(prompt))
         check_images(images)  # headers only: a missing or bad file fails before torch or the model loads
+        from probe.files.checks import check_new_file
+
+        check_new_file(csv_path, force)
         check_prompt_lengths(ctx, list(prompt))  # the tokenizer only, before the model loads
         from probe.plugin import console, current_session, load_image, options, score_images
 

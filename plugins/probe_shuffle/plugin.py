@@ -234,6 +234,7 @@ def register_commands(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--csv", help="Write one CSV row per perturbed caption to this file.", show_default=False),
         ] = None,
+        force: Annotated[bool, typer.Option("--force", help="Replace the --csv file if it exists.")] = False,
     ) -> None:
         """Does the model care about word order? Score captions against shuffled / swapped versions of themselves.
 
@@ -291,6 +292,9 @@ def register_commands(app: typer.Typer) -> None:
         check_prompts(text_prompts, image_option="--image")
         check_prompts(list(caption or []), "caption")
         check_images(list(image or []))  # before the model loads
+        from probe.files.checks import check_new_file
+
+        check_new_file(csv_path, force)
 
         pairs = None
         if not text_prompts:  # read (and refused) before the model loads

@@ -41,3 +41,10 @@ def refuse_nul(path: Path, text: str, error: type = DataError) -> None:
             f"{path}:{text.count(chr(10), 0, at) + 1}: binary data (NUL byte), not a text file",
             hint="pass a UTF-8 text file, one entry a line",
         )
+
+
+def check_new_file(path: Path | None, force: bool) -> None:
+    """A named output that exists is replaced only with --force: a user's file is never overwritten by
+    surprise. Checked before any model loads."""
+    if path is not None and not force and (Path(path).exists() or Path(path).is_symlink()):
+        raise UsageError(f"{path} already exists", hint="pick another name, or pass --force to replace it")

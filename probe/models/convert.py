@@ -54,8 +54,9 @@ def convert_checkpoint(src: Path, dst: Path, allow_pickle: bool, force: bool = F
         )
     if dst.suffix != ".safetensors":
         raise UsageError(f"the output must end in .safetensors, got {dst.name}")
-    if dst.exists() and not force:
-        raise UsageError(f"{dst} already exists", hint="pick another name, or pass --force to replace it")
+    for path in (dst, dst.with_name(dst.name + ".sha256")):  # the checksum beside it is an output too
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists", hint="pick another name, or pass --force to replace it")
     if not allow_pickle:
         raise ModelError(
             f"refusing to read pickle checkpoint {src}: pickle files can run code",

@@ -7,6 +7,7 @@ import struct
 import zlib
 
 import pytest
+import torch
 
 from tests.reliability.conftest import FAST
 
@@ -161,3 +162,40 @@ def test_read_only_output_is_found_before_the_model_loads(invoke, tmp_path, monk
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     monkeypatch.setattr(State, "session_for", lambda self, model: pytest.fail("the model loaded"))
     one_line_error(invoke("-o", tmp_path, *command), str(tmp_path), os.strerror(errno.EROFS), "-o")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["neighbours", "star", "--k", "1"],
+        ["shuffle-test", "a red star left of a blue circle"],
+        ["score", "IMAGE", "-p", "a red star"],
+    ],
+    ids=["neighbours", "shuffle-test", "score"],
+)
+def test_an_existing_csv_file_is_replaced_only_with_force(invoke, tmp_path, command):
+    """`--csv FILE` naming a user's file: refused before any work (exit 2, the file untouched); with
+    --force it is replaced by the table."""
+    from probe.files.images import write_png
+
+    image = tmp_path / "red.png"
+    write_png(image, torch.ones(3, 8, 8) * torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1))
+    args = [str(image) if a == "IMAGE" else a for a in command]
+    mine = tmp_path / "mine.csv"
+    mine.write_text("a year of notes\n")
+    refused = invoke(*args, "--csv", mine)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.strip() == f"Error: {mine} already exists (pick another name, or pass --force to replace it)"
+    assert mine.read_text() == "a year of notes\n"
+    replaced = invoke(*args, "--csv", mine, "--force")
+    assert replaced.exit_code == 0, replaced.output
+    assert mine.read_text().count("\n") > 1 and "a year of notes" not in mine.read_text()
+
+
+def test_models_convert_keeps_a_checksum_file_it_did_not_write(invoke, tmp_path):
+    src, dst = tmp_path / "w.pt", tmp_path / "w.safetensors"
+    torch.save({"a": torch.zeros(2)}, src)
+    (tmp_path / "w.safetensors.sha256").write_text("the user's own sum\n")
+    result = invoke("models", "convert", src, dst, "--allow-pickle")
+    assert result.exit_code == 2 and "w.safetensors.sha256 already exists" in result.stderr
+    assert (tmp_path / "w.safetensors.sha256").read_text() == "the user's own sum\n" and not dst.exists()
