@@ -20,7 +20,7 @@ from probe.encoding.text import (
     pool_positions,
     tokenize_checked,
 )
-from probe.errors import UsageError
+from probe.errors import ModelError, UsageError
 from probe.models.loading import LoadedModel, load_model
 from probe.models.specs import DEFAULT_MODEL, ModelSpec, parse_model_spec
 
@@ -55,7 +55,25 @@ class Session:
         target = resolve_device(device)  # bad device or precision fail before a slow model load
         if precision not in PRECISIONS:
             raise UsageError(f"unknown precision {precision!r}", hint="use fp32, bf16 or fp16")
-        return cls(load_model(spec, allow_pickle=allow_pickle), spec, target, precision)
+        session = cls(load_model(spec, allow_pickle=allow_pickle), spec, target, precision)
+        session.check_working()
+        return session
+
+    def check_working(self) -> None:
+        """Refuse a model that would answer every probe with noise: a tokenizer that gives different
+        texts the same tokens (missing tokenizer files) or non-finite embeddings (damaged weights)."""
+        pair = ["a red star", "a blue circle on the left"]
+        ids = self.tokenize(pair, truncate=True)
+        if ids.shape[0] == 2 and torch.equal(ids[0], ids[1]):
+            raise ModelError(
+                f"{self.name}: its tokenizer gives different texts the same tokens",
+                hint="its tokenizer files are missing or broken: check the model folder or cache",
+            )
+        if not torch.isfinite(self.encode_text(pair, truncate=True)).all():
+            raise ModelError(
+                f"{self.name}: its text embeddings are not finite (NaN or inf)",
+                hint="its weights are damaged: check or re-download the checkpoint",
+            )
 
     @property
     def name(self) -> str:
@@ -139,6 +157,11 @@ class Session:
         with torch.set_grad_enabled(grad), self.autocast():
             pixels = self.preprocess(images)
             feats = self.model.encode_image(pixels) if tower is None else tower(pixels)
+        if not grad and not torch.isfinite(feats).all():  # inversion handles its own NaNs, image by image
+            raise ModelError(
+                f"{self.name}: its image embeddings are not finite (NaN or inf)",
+                hint="its weights are damaged: check or re-download the checkpoint",
+            )
         return F.normalize(feats.float(), dim=-1)
 
     @property

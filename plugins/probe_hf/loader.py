@@ -19,7 +19,7 @@ from probe.files.cache import file_sha256
 from probe.plugin import LoadedModel, ModelError, fingerprint_id, hub_mode, network_available
 
 HF_EXTRA_HINT = (
-    "install the Hugging Face extra: pip install -e '.[hf]' (transformers, sentencepiece); "
+    "install the Hugging Face extra (in the clip-probe folder: pip install -e '.[hf]': transformers, sentencepiece); "
     "offline, also cache the text tower's config and tokenizer files (docs/models.md: 'Bringing your own weights')"
 )
 

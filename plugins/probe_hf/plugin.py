@@ -22,5 +22,5 @@ def register_model_loaders(register: Callable[..., None]) -> None:
     register(
         "hf-transformers:",
         _load,
-        "a Hugging Face transformers CLIPModel: a save_pretrained folder or a cached repo (needs clip-probe[hf])",
+        "a Hugging Face transformers CLIPModel: a save_pretrained folder or a cached repo (needs the hf extra)",
     )

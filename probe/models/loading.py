@@ -77,7 +77,7 @@ def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
 
 
 HF_EXTRA_HINT = (
-    "install the Hugging Face extra: pip install 'clip-probe[hf]' (transformers, sentencepiece); "
+    "install the Hugging Face extra (in the clip-probe folder: pip install -e '.[hf]': transformers, sentencepiece); "
     "offline, also cache the text tower's config and tokenizer files (docs/models.md: 'Bringing your own weights')"
 )
 

@@ -96,3 +96,40 @@ def test_an_absent_device_is_reported_before_the_model_libraries_load():
     status, output = out.split("\n", 1)
     assert status == "2 False"
     assert output.strip() == "Error: device cuda requested but no CUDA GPU is available (use --device cpu or auto)"
+
+
+def test_a_model_with_damaged_weights_is_refused_with_one_line(invoke, tmp_path):
+    """All-NaN weights used to print an empty neighbours table with exit 0: now one line, exit 1."""
+    from importlib import resources
+
+    from safetensors.torch import load_file
+
+    state = load_file(str(resources.files("probe.models").joinpath("weights/shapes-tiny.safetensors")))
+    damaged = tmp_path / "nan.safetensors"
+    save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state.items()}, damaged)
+    result = invoke("-m", f"shapes-tiny@{damaged}", "neighbours", "star")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"Error: shapes-tiny@{damaged}: its text embeddings are not finite (NaN or inf) "
+        "(its weights are damaged: check or re-download the checkpoint)"
+    )
+
+
+def test_a_tokenizer_that_cannot_tell_texts_apart_is_refused(monkeypatch):
+    """A tokenizer without its files (every text the same ids) makes every word score cosine 1.000."""
+    session = Session.open("shapes-tiny@random", device="cpu")
+    session.check_working()  # a working model passes
+    monkeypatch.setattr(
+        session, "tokenize", lambda texts, truncate=False: torch.zeros(len(texts), 77, dtype=torch.long)
+    )
+    with pytest.raises(ModelError, match="its tokenizer gives different texts the same tokens"):
+        session.check_working()
+
+
+def test_non_finite_image_embeddings_are_refused_outside_inversion(builtin_session, monkeypatch):
+    images = torch.rand(2, 3, 8, 8)
+    assert torch.isfinite(builtin_session.encode_image(images)).all()
+    monkeypatch.setattr(builtin_session, "preprocess", lambda x: torch.full((2, 3, 64, 64), float("nan")))
+    with pytest.raises(ModelError, match="its image embeddings are not finite"):
+        builtin_session.encode_image(images, fast=False)
+    assert builtin_session.encode_image(images, grad=True, fast=False).shape[0] == 2  # inversion: its own checks

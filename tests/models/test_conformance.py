@@ -179,6 +179,4 @@ def test_without_transformers_one_line_names_the_install(cached, invoke, monkeyp
     result = invoke("--model", cached, "score", tmp_path / "x.png", "-p", "a")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert (
-        "needs the Python package 'transformers'" in result.stderr and "pip install 'clip-probe[hf]'" in result.stderr
-    )
+    assert "needs the Python package 'transformers'" in result.stderr and "pip install -e '.[hf]'" in result.stderr
