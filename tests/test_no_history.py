@@ -29,6 +29,9 @@ HISTORY = [
         r"\bthe\sissue\s(says|asks)",
         r"\bthe\sissue's\b",
         r"\bissue\s\d+'s\b",
+        r"\(read\s\d{4}-\d\d-\d\d\)",  # a lab-notebook date on a product page
+        r"\bnot\skept\b",
+        r"next\ssteps\s\(not\syet\srun\)",
     )
 ]
 
@@ -53,8 +56,11 @@ def history_lines(text: str) -> list[tuple[int, str]]:
 
 def test_history_phrases_are_found_and_product_words_are_not():
     word = "sess" + "ion"  # planted at run time, so this file never holds a history phrase itself
-    planted = f"Fast.\nMeasured in {word} 5 on the idle box.\n{word}s 2 and 3 agreed\nthe issue {'says'} so\n"
-    assert [number for number, _ in history_lines(planted)] == [2, 3, 4]
+    planted = (
+        f"Fast.\nMeasured in {word} 5 on the idle box.\n{word}s 2 and 3 agreed\nthe issue {'says'} so\n"
+        f"The authors' code ({'read'} 2026-11-29).\nRows marked {'not'} kept.\n## Next steps ({'not'} yet run)\n"
+    )
+    assert [number for number, _ in history_lines(planted)] == [2, 3, 4, 5, 6, 7]
     product = "Load the index for the session's model.\nfor session in sessions.values():\n"
     assert history_lines(product) == []
 
