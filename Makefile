@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test lint docs bench conformance mutate clean report-png
+.PHONY: install demo test lint docs docs-examples bench conformance mutate clean report-png
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: install
 # --strict: a broken link, a missing page or a docstring that does not render is an error, as in CI.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# Every example of README.md and docs/**/*.md, page by page in fresh folders (tens of minutes on CPU).
+docs-examples: install
+	PROBE_DOCS_EXAMPLES=1 $(PY) -m pytest tests/test_docs_examples.py -q
 
 # A small audit of the built-in model (docs/examples/report-demo.yaml), its HTML report, and report.png:
 # the report as headless Chromium shows it, full page (needs `apt-get install chromium`). A rerun reuses
