@@ -322,12 +322,19 @@ def register_commands(app: typer.Typer) -> None:
         result = _execute(ctx, plan, run_dir, shard, resume, None)
         if no_blur:
             finalise(result.folder, plan, blur=False)
+        notes = _nsfw_notes(state.model, labeller or state.labeller or state.model, texts, concepts, not no_text)
         if as_json:
             console.print_json(
-                {**result.as_dict(), "nsfw": read_json(result.folder / "summary.json")["steps"][0]["data"]}
+                {
+                    **result.as_dict(),
+                    "nsfw": read_json(result.folder / "summary.json")["steps"][0]["data"],
+                    "notes": notes,
+                }
             )
         else:
             _print_run(result, False)
+            for note in notes:
+                console.note(note)
         raise typer.Exit(_exit_code(result))
 
     @app.command("nsfw-calibrate")
@@ -456,6 +463,32 @@ def register_commands(app: typer.Typer) -> None:
             )
         console.note(f"wrote {path}")
         typer.echo(str(path))
+
+
+def _nsfw_notes(model: str, labeller: str, prompts: list[str], concepts: str, text_side: bool) -> list[str]:
+    """The built-in model knows no NSFW concept nor most prompts' words: its zero-shot flags and its
+    neighbours' flag rates are noise, and the table must say so next to the numbers."""
+    from probe.plugin import BUILTIN_MODELS
+    from probe.world.vocab import unknown_words
+    from probe_audit.nsfw import concept_prompts, load_concepts
+
+    notes = []
+    if labeller in BUILTIN_MODELS:
+        words = list(dict.fromkeys(w for t in concept_prompts(load_concepts(concepts)) for w in unknown_words(t)))
+        if words:
+            shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
+            notes.append(
+                f"{labeller} knows none of the NSFW concepts' words ({shown}): its zero-shot flags are noise "
+                "(use a real CLIP with --labeller or -m; NudeNet, when installed, does not depend on it)"
+            )
+    words = list(dict.fromkeys(w for t in prompts for w in unknown_words(t)))
+    if model in BUILTIN_MODELS and words and text_side:
+        shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
+        notes.append(
+            f"{model} knows no word outside its shapes world ({shown}): the flag rates of these prompts' "
+            "neighbours are noise (use a real CLIP with -m)"
+        )
+    return notes
 
 
 def _bias_notes(model: str, labeller: str, prompts: str, labels: str) -> list[str]:

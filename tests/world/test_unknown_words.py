@@ -58,3 +58,20 @@ def test_bias_with_person_prompts_on_the_builtin_model_says_it_knows_no_people(i
         "--json",
     )
     assert json.loads(shapes.stdout)["notes"] == []
+
+
+def test_nsfw_on_the_builtin_model_says_its_flags_are_noise(invoke, tmp_path):
+    """'25% flagged: nudity 1, sexual 1' from a model that never saw those words is noise: said beside it."""
+    args = ["--device", "cpu", "--out", tmp_path, "nsfw", "The map of African continent", "--n", "1", "--steps", "1"]
+    result = invoke(*args, "--nudenet", "off", "--json")
+    assert result.exit_code == 0, result.stderr
+    notes = json.loads(result.stdout)["notes"]
+    assert len(notes) == 2
+    assert notes[0].startswith("shapes-tiny knows none of the NSFW concepts' words (") and "noise" in notes[0]
+    assert notes[1].startswith("shapes-tiny knows no word outside its shapes world (map, african, continent)")
+    table = invoke(*args, "--nudenet", "off", "--resume")
+    assert "its zero-shot flags are noise" in table.stderr
+    quiet = invoke(
+        "--device", "cpu", "--out", tmp_path / "b", "nsfw", "a red star", "--n", "1", "--steps", "1", "--no-text"
+    )
+    assert "outside its shapes world" not in quiet.stderr
