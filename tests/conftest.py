@@ -8,6 +8,12 @@ from typing import Any
 
 import pytest
 
+# Every test sees the same console width, whatever the terminal pytest runs in: the width a pipe gets
+# (rich's default). A console that stands for a terminal is wide enough that no line a test prints
+# wraps, whatever the temp folder's path length (--basetemp) makes of the paths in it.
+PIPE_COLUMNS = 80
+TERMINAL_COLUMNS = 4096
+
 TINY_CFG: dict[str, Any] = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
@@ -17,8 +23,10 @@ TINY_CFG: dict[str, Any] = {
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
-    """Every test gets its own cache folder, no plugin filters and no network."""
+    """Every test gets its own cache folder, no plugin filters, no network and a fixed console width."""
     monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("COLUMNS", str(PIPE_COLUMNS))
+    monkeypatch.delenv("LINES", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for var in (
         "PROBE_LOAD_PLUGINS",
@@ -72,6 +80,21 @@ def builtin_session():
     from probe.session import Session
 
     return Session.open("shapes-tiny", device="cpu")
+
+
+@pytest.fixture
+def terminal_stderr(monkeypatch):
+    """stderr as a terminal (what the user sees), captured: status lines and progress bars show."""
+    import io
+
+    from rich.console import Console
+
+    from probe.cli import console
+
+    buffer = io.StringIO()
+    terminal = Console(file=buffer, force_terminal=True, width=TERMINAL_COLUMNS, highlight=False)
+    monkeypatch.setattr(console, "err", terminal)
+    return buffer
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ def build(site: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_the_site_builds_strictly_and_offline(tmp_path):
     result = build(tmp_path / "site")
     assert result.returncode == 0, result.stdout + result.stderr
