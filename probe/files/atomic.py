@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -19,8 +20,6 @@ def _umask() -> int:
 
 def write_error(path: Path, exc: OSError) -> ProbeError:
     """A failed write as one line that names the path and what to do (full disk, read-only, a file in the way)."""
-    import errno
-
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = "free some space, or write elsewhere with -o"
