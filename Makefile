@@ -65,4 +65,4 @@ conformance: install
 	PROBE_SLOW_TESTS=1 $(PY) -m pytest tests/models -q
 
 clean:
-	rm -rf $(VENV) probe-out .pytest_cache .mutate site report.png .mypy_cache .ruff_cache
+	rm -rf $(VENV) probe-out .pytest_cache .pytest-tmp .mutate site report.png .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,12 @@ import pytest
 # wraps, whatever the temp folder's path length (--basetemp) makes of the paths in it.
 PIPE_COLUMNS = 80
 TERMINAL_COLUMNS = 4096
+# Settings of the developer's terminal that rich and typer read (some when a console is created, at
+# import): cleared before any test module imports them, so tests see a pipe whatever shell runs pytest.
+TERMINAL_SETTINGS = ("FORCE_COLOR", "NO_COLOR", "TERMINAL_WIDTH", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "LINES")
+for _name in TERMINAL_SETTINGS:
+    os.environ.pop(_name, None)
+os.environ["COLUMNS"] = str(PIPE_COLUMNS)
 
 TINY_CFG: dict[str, Any] = {
     "embed_dim": 32,
@@ -25,8 +32,7 @@ TINY_CFG: dict[str, Any] = {
 def _isolated_env(tmp_path_factory, monkeypatch):
     """Every test gets its own cache folder, no plugin filters, no network and a fixed console width."""
     monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.setenv("COLUMNS", str(PIPE_COLUMNS))
-    monkeypatch.delenv("LINES", raising=False)
+    monkeypatch.setenv("COLUMNS", str(PIPE_COLUMNS))  # back to the pipe's width after a test that changed it
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for var in (
         "PROBE_LOAD_PLUGINS",
