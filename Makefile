@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test lint docs docs-examples bench conformance mutate clean report-png
+.PHONY: install demo test test-fast lint docs docs-examples bench conformance mutate clean report-png
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,8 +17,18 @@ demo: install
 	$(PROBE) neighbours "star" --k 8
 	$(PROBE) shuffle-test "a red circle left of a blue square"
 
+# pytest's temporary folders go under .pytest-tmp/ (git-ignored), one new folder per run, so two runs at
+# once never delete each other's; a passing run removes its own, a failing one leaves it to look into.
+PYTEST = mkdir -p .pytest-tmp && tmp=$$(mktemp -d .pytest-tmp/run-XXXXXX) \
+	&& $(PY) -m pytest --basetemp=$$tmp
+# `make test TESTS="tests/core/test_io.py -x"` passes a subset and options through to pytest.
 test: install
-	$(PY) -m pytest
+	$(PYTEST) $(TESTS) && rm -rf $$tmp
+
+# The fast tier: everything but the tests marked slow (training, subprocess kills, installs, docs site,
+# notebook); docs/testing.md gives both tiers' times. CI runs everything.
+test-fast: install
+	$(PYTEST) -m "not slow" $(TESTS) && rm -rf $$tmp
 
 # Static checks (CI runs them before the tests; settings in pyproject.toml): lint, formatting, types.
 lint: install
@@ -59,4 +69,4 @@ conformance: install
 	PROBE_SLOW_TESTS=1 $(PY) -m pytest tests/models -q
 
 clean:
-	rm -rf $(VENV) probe-out .pytest_cache .mutate site report.png .mypy_cache .ruff_cache
+	rm -rf $(VENV) probe-out .pytest_cache .pytest-tmp .mutate site report.png .mypy_cache .ruff_cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class ProbeError(Exception):
     """A failure the user can fix; its message says what to do. Exit code 1."""
@@ -39,7 +41,6 @@ def caller_stacklevel() -> int:
     """The `stacklevel` for a warning raised here that names the first line outside the probe package
     (and the torch.no_grad or contextlib wrappers around its functions), so a warning about a user's
     prompts points at the user's call, however deep it was raised."""
-    import sys
 
     def inside(module: str) -> bool:
         return module.split(".")[0] in ("probe", "torch", "contextlib")

@@ -8,6 +8,8 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from probe.files.images import pil_png_bytes, to_pil
+
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
     """An HTML table; every cell is escaped text."""
@@ -19,8 +21,6 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
 
 def image_grid(images: Sequence[Any], captions: Sequence[str], size: int = 160) -> str:
     """Images ([3,H,W] tensors in [0,1] or PIL images) as embedded PNGs, each with its caption below."""
-    from probe.files.images import pil_png_bytes, to_pil
-
     tiles = []
     for image, caption in zip(images, captions, strict=True):
         data = base64.b64encode(pil_png_bytes(to_pil(image))).decode("ascii")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from probe.markup import table
 from probe.session import Session
 
 
@@ -23,8 +24,6 @@ class ScoreResult:
         return asdict(self)
 
     def _repr_html_(self) -> str:
-        from probe.markup import table
-
         rows = [
             [n, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs, strict=True)), label]
             for n, cos, probs, label in zip(self.names, self.cosine, self.probs, self.labels, strict=True)

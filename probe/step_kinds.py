@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe.errors import ConfigError, ProbeError
+from probe.files.checks import refuse_nul
+from probe.models.specs import parse_model_spec
 
 if TYPE_CHECKING:
     import torch
@@ -165,8 +167,6 @@ def parse_seeds(value: Any) -> list[int]:
 
 def read_lines(path: Path) -> list[str]:
     """A UTF-8 text file as its non-blank, non-comment (#) lines, stripped; NUL bytes are refused."""
-    from probe.files.checks import refuse_nul
-
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -258,8 +258,6 @@ class StepOptions:
 
 def check_model_spec(doc: YamlDoc, path: tuple, text: str) -> str:
     """`text` if it parses as a model spec, else a ConfigError at its YAML line."""
-    from probe.models.specs import parse_model_spec
-
     try:
         parse_model_spec(text)
     except ProbeError as exc:

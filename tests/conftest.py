@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Every test sees the same console width, whatever the terminal pytest runs in: the width a pipe gets
+# (rich's default). A console that stands for a terminal is wide enough that no line a test prints
+# wraps, whatever the temp folder's path length (--basetemp) makes of the paths in it.
+PIPE_COLUMNS = 80
+TERMINAL_COLUMNS = 4096
+# Settings of the developer's terminal that rich and typer read (some when a console is created, at
+# import): cleared before any test module imports them, so tests see a pipe whatever shell runs pytest.
+TERMINAL_SETTINGS = ("FORCE_COLOR", "NO_COLOR", "TERMINAL_WIDTH", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "LINES")
+for _name in TERMINAL_SETTINGS:
+    os.environ.pop(_name, None)
+os.environ["COLUMNS"] = str(PIPE_COLUMNS)
 
 TINY_CFG: dict[str, Any] = {
     "embed_dim": 32,
@@ -17,8 +30,9 @@ TINY_CFG: dict[str, Any] = {
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
-    """Every test gets its own cache folder, no plugin filters and no network."""
+    """Every test gets its own cache folder, no plugin filters, no network and a fixed console width."""
     monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("COLUMNS", str(PIPE_COLUMNS))  # back to the pipe's width after a test that changed it
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for var in (
         "PROBE_LOAD_PLUGINS",
@@ -72,6 +86,21 @@ def builtin_session():
     from probe.session import Session
 
     return Session.open("shapes-tiny", device="cpu")
+
+
+@pytest.fixture
+def terminal_stderr(monkeypatch):
+    """stderr as a terminal (what the user sees), captured: status lines and progress bars show."""
+    import io
+
+    from rich.console import Console
+
+    from probe.cli import console
+
+    buffer = io.StringIO()
+    terminal = Console(file=buffer, force_terminal=True, width=TERMINAL_COLUMNS, highlight=False)
+    monkeypatch.setattr(console, "err", terminal)
+    return buffer
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ def site(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_the_site_builds_strictly_and_offline(site):
     tmp_path = site.parent
     pages = {p.relative_to(tmp_path / "site").as_posix() for p in (tmp_path / "site").rglob("*.html")}
@@ -51,6 +52,7 @@ def test_the_site_builds_strictly_and_offline(site):
         assert "fonts.googleapis" not in text and '<script src="http' not in text, f"{html.name} fetches from the web"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(find_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
 def test_search_works_when_the_site_is_opened_from_the_file_system(site):
     """`make docs` says to open site/index.html: search must answer over file://, not only over HTTP,

@@ -36,6 +36,7 @@ def text_of(cell: dict) -> str:
     return "".join(parts)
 
 
+@pytest.mark.slow
 def test_notebook_runs_and_shows_the_planted_bias(tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient", reason="nbclient not installed (pip install -e '.[dev]')")
     nbformat = pytest.importorskip("nbformat", reason="nbformat not installed (pip install -e '.[dev]')")

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
@@ -37,6 +39,7 @@ def test_quick_start_blocks_are_found():
     assert commands("probe a  # b\n\n# only a comment\n  probe c\n") == ["probe a  # b", "  probe c"]
 
 
+@pytest.mark.slow
 def test_quick_start_runs_verbatim(tmp_path):
     quick = section(README.read_text(), "Quick start")
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}

@@ -1,7 +1,8 @@
 """Mutation testing of the modules where a silent bug changes results: `make mutate` (not run by CI).
 
 Each module is mutated by mutmut (one small change at a time: an operator, a constant, a
-comparison) and its fast test subset runs against every mutant; a mutant the tests do not fail
+comparison) and its test subset (the fast-tier tests of every test file that imports it) runs
+against every mutant; a mutant the tests do not fail
 on "survived". Work happens in a scratch copy of the tree (.mutate/tree), so the checkout is never
 edited; the copy's packages come first on PYTHONPATH, so the tests import the mutated files.
 The surviving mutants (with their diffs) and the kill ratio per module go to mutation-report.md.
@@ -9,13 +10,16 @@ The surviving mutants (with their diffs) and the kill ratio per module go to mut
     python tools/mutate.py                                  # every module below
     python tools/mutate.py plugins/probe_audit/stats.py     # just these
     python tools/mutate.py --retest plugins/probe_audit/stats.py   # after new tests: its survivors again
+    python tools/mutate.py --list                           # each module's test subset (derived from the tests)
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -26,35 +30,55 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# module -> its fast test subset (the tests that exercise it without training or the full CLI), as
-# pytest arguments: files, single tests, or a --deselect of a slow test the others already cover
-SNAPSHOT = "tests/core/test_text_snapshot.py::test_snapshot_"
-MODULES: dict[str, list[str]] = {
-    "probe/encoding/text.py": [
-        "tests/core/test_text_encoding.py",
-        SNAPSHOT + "encodes_exactly_like_the_session",
-        SNAPSHOT + "refuses_over_long_prompts_like_the_session",
-    ],
-    "probe/encoding/image.py": ["tests/core/test_image_encoding.py"],
-    "plugins/probe_invert/transforms.py": ["tests/invert/test_parts.py"],
-    "plugins/probe_invert/objectives.py": ["tests/invert/test_parts.py"],
-    "plugins/probe_invert/param.py": ["tests/invert/test_parts.py"],
-    "plugins/probe_invert/render.py": [
-        "tests/invert/test_render.py",
-        "tests/invert/test_ensemble.py",
-        "--deselect=tests/invert/test_render.py::test_bf16_on_cpu_is_deterministic_and_optimises",
-    ],
-    "plugins/probe_neighbours/query.py": ["tests/neighbours/test_neighbours_query.py"],
-    # the pre-scan's routing (when it is used, trusted, given up) lives in index.py, its tests in test_prefilter.py
-    "plugins/probe_neighbours/index.py": [
-        "tests/neighbours/test_prefilter.py",
-        "tests/neighbours/test_neighbours_index.py",
-    ],
-    "plugins/probe_neighbours/prefilter.py": ["tests/neighbours/test_prefilter.py"],
-    "plugins/probe_shuffle/perturbations.py": ["tests/shuffle/test_perturbations.py"],
-    "plugins/probe_audit/experiment.py": ["tests/audit/test_experiment.py"],
-    "plugins/probe_audit/stats.py": ["tests/audit/test_stats.py"],
-}
+# the modules where a silent bug changes results; each one's test subset is derived (see subset_for)
+MODULES: list[str] = [
+    "probe/encoding/text.py",
+    "probe/encoding/image.py",
+    "plugins/probe_invert/transforms.py",
+    "plugins/probe_invert/objectives.py",
+    "plugins/probe_invert/param.py",
+    "plugins/probe_invert/render.py",
+    "plugins/probe_neighbours/query.py",
+    "plugins/probe_neighbours/index.py",
+    "plugins/probe_neighbours/prefilter.py",
+    "plugins/probe_shuffle/perturbations.py",
+    "plugins/probe_audit/experiment.py",
+    "plugins/probe_audit/stats.py",
+]
+FAST_TIER = ["-m", "not slow"]  # the slow tier (training, subprocesses, installs) would set a 10x timeout of minutes
+
+
+def dotted(module: str) -> str:
+    """The import name of a module file: probe/encoding/text.py -> probe.encoding.text (plugins/ is on the path)."""
+    parts = list(Path(module).with_suffix("").parts)
+    parts = parts[1:] if parts[0] == "plugins" else parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module a test file imports, anywhere in it (`from A import b` gives A and A.b)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+def subset_for(module: str, root: Path = ROOT) -> list[str]:
+    """The module's test subset, read from the tests themselves: every test file that imports the
+    module by name, less the slow tier. Not kept by hand, so a new test file that imports a module
+    joins its mutation run, and a module no test imports is refused rather than run against nothing."""
+    name = dotted(module)
+    files = sorted(
+        path.relative_to(root).as_posix()
+        for path in (root / "tests").rglob("test_*.py")
+        if name in imported_names(path)
+    )
+    if not files:
+        raise SystemExit(f"no test file imports {name}: write tests for {module} before mutating it")
+    return [*files, *FAST_TIER]
 
 
 def copy_tree(dest: Path) -> None:
@@ -97,9 +121,8 @@ def run_module(tree: Path, module: str, tests: list[str], retest: bool = False) 
     mutants that survived or timed out in the module's last run are tried again, against the current tests."""
     # a basetemp of its own (per tree): pytest's shared default prunes other runs' temporary folders
     basetemp = tree.parent / f"{tree.name}-pytest-tmp"
-    runner = (
-        f"{sys.executable} tools/mutate.py --pytest -x -q -p no:cacheprovider --basetemp={basetemp} {' '.join(tests)}"
-    )
+    pytest_args = ["-x", "-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}", *tests]
+    runner = shlex.join([sys.executable, "tools/mutate.py", "--pytest", *pytest_args])
     base = [
         sys.executable,
         "-m",
@@ -186,9 +209,8 @@ def write_report(outcomes: list[Outcome], path: Path, seconds: float, retest: bo
     ]
     for o in outcomes:
         ratio = f"{(o.killed + o.timeout) / o.total:.1%}" if o.total else "–"
-        lines.append(
-            f"| {o.module} | {', '.join(MODULES[o.module])} | {o.killed} | {o.timeout} | {len(o.survivors)} | {ratio} |"
-        )
+        tests = " ".join(subset_for(o.module))
+        lines.append(f"| {o.module} | {tests} | {o.killed} | {o.timeout} | {len(o.survivors)} | {ratio} |")
     caught, total = sum(o.killed + o.timeout for o in outcomes), sum(o.total for o in outcomes)
     if total:
         lines += ["", f"All listed modules: {caught} of {total} mutants killed or timed out ({caught / total:.1%})."]
@@ -222,22 +244,27 @@ def main() -> int:
         default=ROOT / ".mutate" / "tree",
         help="scratch copy to mutate in (give each of two runs at once its own)",
     )
+    parser.add_argument("--list", action="store_true", help="print each module's derived test subset and stop")
     parser.add_argument(
         "--retest",
         action="store_true",
         help="try only the last run's surviving and timed-out mutants again (after adding tests)",
     )
     args = parser.parse_args()
-    unknown = [m for m in args.modules if m not in MODULES]
+    unknown = [m for m in args.modules if not (ROOT / m).is_file()]
     if unknown:
-        parser.error(f"no test subset for {unknown[0]}; known modules: {', '.join(MODULES)}")
+        parser.error(f"no such module: {unknown[0]} (give a path such as {MODULES[0]})")
     modules = args.modules or list(MODULES)
+    if args.list:
+        for module in modules:
+            print(f"{module}: {shlex.join(subset_for(module))}")
+        return 0
     tree = args.tree.resolve()
     copy_tree(tree)
     start = time.monotonic()
     outcomes = []
     for module in modules:
-        run_module(tree, module, MODULES[module], args.retest)
+        run_module(tree, module, subset_for(module), args.retest)
         outcomes.append(collect(tree, module))
         keep_cache(tree, module)
     caught, total = write_report(outcomes, args.report, time.monotonic() - start, args.retest)

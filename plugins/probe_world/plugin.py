@@ -24,6 +24,25 @@ def _weights_dir() -> Path:
     return Path(probe.world.__file__).resolve().parent.parent / "models" / "weights"
 
 
+INSTALL_HELP = (
+    "Write into the installed package instead, replacing the shipped {what} "
+    "(how a new version of the built-in model is made)."
+)
+
+
+def _trained_path(ctx: typer.Context, output: Path | None, install: bool, name: str, installed: Path) -> Path:
+    """Where a training command saves: --output, else the installed package's file when asked for by
+    name (never by default: a training run must not change the model every other command loads), else
+    <out-dir>/world/<name>."""
+    from probe.plugin import UsageError, inside, options
+
+    if install and output is not None:
+        raise UsageError("give --output or --install-into-package, not both")
+    if install:
+        return installed
+    return output or inside(options(ctx).out_dir, f"world/{name}")
+
+
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
     world = typer.Typer(help="The procedural shapes world and its built-in model (shapes-tiny).", no_args_is_help=True)
@@ -159,10 +178,13 @@ def register_commands(app: typer.Typer) -> None:
             typer.Option(
                 "--output",
                 "-o",
-                help="Exported fp16 safetensors (default: the package's shapes-tiny weights).",
+                help="Exported fp16 safetensors, .sha256 beside it (default: <out-dir>/world/shapes-tiny.safetensors).",
                 show_default=False,
             ),
         ] = None,
+        install: Annotated[
+            bool, typer.Option("--install-into-package", help=INSTALL_HELP.format(what="shapes-tiny weights"))
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Train shapes-tiny with the shipped recipe (base run, then robust fine-tune; seeded, resumable),
@@ -187,6 +209,9 @@ def register_commands(app: typer.Typer) -> None:
                 "--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0, "
                 "--adversarial-from and --adversarial-fraction in [0, 1]"
             )
+        output = _trained_path(
+            ctx, output, install, "shapes-tiny.safetensors", _weights_dir() / "shapes-tiny.safetensors"
+        )
         if init_from is not None and not init_from.is_file():
             raise UsageError(
                 f"--init-from {init_from}: no such weights file",
@@ -210,7 +235,6 @@ def register_commands(app: typer.Typer) -> None:
         else:  # the recipe: base run (flags apply to it), then the robust fine-tunes unless --no-fine-tune
             config = TrainConfig(steps=steps or TrainConfig.steps, batch_size=batch_size, seed=seed, **knobs)
             phases = robust_fine_tunes(seed, batch_size) if fine_tune else []
-        output = output or _weights_dir() / "shapes-tiny.safetensors"
         total = config.steps + sum(p.steps for p in phases)
         with console.progress("training shapes-tiny", total, extra="{task.fields[info]}") as advance:
             done = {"step": 0}
@@ -374,6 +398,7 @@ def register_commands(app: typer.Typer) -> None:
 
     @world.command("train-checker")
     def train_checker_command(
+        ctx: typer.Context,
         steps: Annotated[int, typer.Option("--steps", help="Optimiser steps (the shipped checker: 1500).")] = 1500,
         seed: Annotated[int, typer.Option("--seed", help="Seeds data and initialisation.")] = 0,
         threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
@@ -382,10 +407,13 @@ def register_commands(app: typer.Typer) -> None:
             typer.Option(
                 "--output",
                 "-o",
-                help="Where to save (default: the package's shape-checker weights).",
+                help="Where to save (default: <out-dir>/world/shape-checker.safetensors).",
                 show_default=False,
             ),
         ] = None,
+        install: Annotated[
+            bool, typer.Option("--install-into-package", help=INSTALL_HELP.format(what="shape checker"))
+        ] = False,
     ) -> None:
         """Train the independent shape checker (a small CNN on messy renders) that judges inversions."""
         import torch
@@ -395,12 +423,12 @@ def register_commands(app: typer.Typer) -> None:
 
         if steps < 1:
             raise UsageError("--steps must be ≥ 1")
+        path = _trained_path(ctx, output, install, "shape-checker.safetensors", CHECKER_PATH)
         torch.set_num_threads(threads)
         with console.progress("training shape checker", steps, extra="{task.fields[info]}") as advance:
             checker = train_shape_checker(
                 steps=steps, seed=seed, on_progress=lambda step, loss: advance(1, info=f"loss {loss:.3f}")
             )
-        path = output or CHECKER_PATH
         path.parent.mkdir(parents=True, exist_ok=True)
         save_shape_checker(checker, path)
         messy, clean = checker_accuracy(checker)

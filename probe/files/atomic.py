@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -24,8 +25,6 @@ def default_mode() -> int:
 
 def write_error(path: Path, exc: OSError) -> ProbeError:
     """A failed write as one line that names the path and what to do (full disk, read-only, a file in the way)."""
-    import errno
-
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = "free some space, or write elsewhere with -o"

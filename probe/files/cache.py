@@ -11,7 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from probe.errors import ProbeError, UsageError
+from probe.files.atomic import atomic_write_text
 
 CACHE_ENV = "PROBE_CACHE_DIR"
 MARKER = ".clip-probe-cache"
@@ -150,16 +153,12 @@ def file_sha256(path: Path) -> str:
         pass
     digest = hash_file(path)
     if st.st_size > 64 << 20:  # only worth remembering for large files
-        from probe.files.atomic import atomic_write_text
-
         atomic_write_text(memo, json.dumps({"path": str(path), "sha256": digest}))
     return digest
 
 
 def file_lock(path: Path, timeout: float = 600.0):
     """A cross-process lock next to `path` (filelock works on every OS)."""
-    from filelock import FileLock
-
     return FileLock(str(path) + ".lock", timeout=timeout)
 
 
@@ -167,8 +166,6 @@ def file_lock(path: Path, timeout: float = 600.0):
 def folder_lock(folder: Path, what: str) -> Iterator[None]:
     """An exclusive lock on an output folder (a hidden lock file beside it), so a second run into the
     same folder fails at once with a clear message instead of computing and writing the same files."""
-    from filelock import Timeout
-
     folder = Path(folder)
     lock = file_lock(folder.parent / f".{folder.name}", timeout=0)
     try:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from probe.errors import DataError
 from probe.files.atomic import atomic_write_bytes
@@ -13,18 +17,12 @@ from probe.files.atomic import atomic_write_bytes
 
 def to_pil(image):
     """[3,H,W] float tensor in [0,1] -> PIL RGB with true pixel values (clamped, never stretched)."""
-    from PIL import Image
-
     arr = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(arr, "RGB")
 
 
 def png_bytes(image, metadata: dict[str, Any] | None = None) -> bytes:
     """PNG bytes carrying metadata as text chunks (JSON values), deterministic for equal inputs."""
-    import io
-
-    from PIL import PngImagePlugin
-
     info = PngImagePlugin.PngInfo()
     for key, value in (metadata or {}).items():
         info.add_text(key, value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
@@ -52,10 +50,6 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 
 def open_image(path: Path):
     """A lazily decoded PIL image after checking the file exists and its size is within MAX_IMAGE_PIXELS."""
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path} is a folder, not an image file")
@@ -99,11 +93,8 @@ def check_images(paths: Sequence[Path]) -> None:
 def load_image(path: Path):
     """An image file -> [3,H,W] float tensor in [0,1]; a clear DataError for anything unreadable,
     truncated or larger than MAX_IMAGE_PIXELS."""
-    import warnings
-
     import numpy as np
     import torch
-    from PIL import Image
 
     with open_image(path) as im:
         try:
@@ -119,8 +110,6 @@ def load_image(path: Path):
 
 def pil_png_bytes(pil) -> bytes:
     """A PIL image (e.g. a contact sheet) as PNG bytes."""
-    import io
-
     buf = io.BytesIO()
     pil.save(buf, format="PNG")
     return buf.getvalue()

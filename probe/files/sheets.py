@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from PIL import Image, ImageDraw, ImageFont
+
 from probe.files.images import to_pil
 
 CAPTION_LINES = 3
@@ -65,8 +67,6 @@ def _draw_lines(draw, x: int, y: int, lines: Sequence[str], font, line_h: int) -
 
 def contact_sheet(images: Sequence, labels: Sequence[object] | None = None, columns: int = 8, cell: int = 128):
     """A grid of images with optional captions under each (wrapped to the cell), as one PIL image."""
-    from PIL import Image, ImageDraw, ImageFont
-
     n = len(images)
     if labels is not None and len(labels) and len(labels) != n:
         raise ValueError(f"contact sheet: {len(labels)} labels for {n} images")
@@ -104,8 +104,6 @@ def contact_grid(
     """A table of images as one PIL image: a header band naming each column (a seed), a band on the
     left naming each row (a prompt, wrapped), and an optional caption under each image. A None cell
     stays blank, so each image keeps its row and column whichever others exist."""
-    from PIL import Image, ImageDraw, ImageFont
-
     n_rows, n_cols = len(row_labels), len(column_labels)
     if len(cells) != n_rows or any(len(row) != n_cols for row in cells):
         raise ValueError(f"contact grid: cells must be {n_rows} rows of {n_cols} images (None where there is none)")

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from probe.errors import ConfigError
 
 Key = tuple[Any, ...]
@@ -63,8 +65,6 @@ class _Walk:
 def _walk(node: Any, path: Key, state: _Walk, ancestors: frozenset[int] = frozenset()) -> None:
     """Record the line of every key and item; an alias that contains itself, or aliases that
     expand past MAX_ALIAS_EXPANSION values (a 'billion laughs' file), are a ConfigError."""
-    import yaml
-
     if id(node) in ancestors:
         raise state.refuse(node, "recursive YAML alias (a value that contains itself)")
     if id(node) in state.seen:
@@ -87,8 +87,6 @@ def _walk(node: Any, path: Key, state: _Walk, ancestors: frozenset[int] = frozen
 
 def parse_yaml(text: str, source: str) -> YamlDoc:
     """Parse YAML text; syntax errors become ConfigError with the file and line."""
-    import yaml
-
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         lines: dict[Key, int] = {(): 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 
 
@@ -12,7 +13,6 @@ def network_available(host: str = "huggingface.co", timeout: float = 3.0) -> boo
     """A quick reachability check, so an offline machine fails at once instead of after minutes of retries."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    import socket
 
     try:
         socket.create_connection((host, 443), timeout=timeout).close()

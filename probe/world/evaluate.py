@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from probe.world.captions import CaptionSpec, ObjectSpec, caption_text, parse_caption
-from probe.world.render import render
+from probe.world.render import palette_tensor, render
 from probe.world.scenes import BIASED_COLOUR, BIASED_SHAPE, Scenes, build_scenes, complete, scenes_for_caption
-from probe.world.vocab import COLOURS, POSITION_PHRASES, POSITIONS, SHAPES, SIZES
+from probe.world.train import normaliser
+from probe.world.vocab import BACKGROUND_GREY, COLOURS, POSITION_PHRASES, POSITIONS, SHAPES, SIZES
 
 HELD_OUT_SEED = 900_000_001
 UNSEEN_COLOUR_WORDS = (
@@ -43,7 +44,6 @@ class ModelEncoder:
     def __init__(
         self, model: Any, tokenizer: Callable[..., torch.Tensor], device: torch.device | str = "cpu"
     ) -> None:  # model: an open_clip CLIP model (untyped: its towers are read by name)
-        from probe.world.train import normaliser
 
         self.model, self.tokenizer, self.device = model.eval(), tokenizer, device
         self._normalise = normaliser(model)
@@ -229,9 +229,6 @@ def dominant_palette_colour(images: torch.Tensor, background_greys: int = 5) -> 
     mid greys standing for backgrounds; grey pixels are ignored. -1 when no pixel is a palette colour.
     Used to judge whether an inversion shows its prompt's colour.
     """
-    from probe.world.render import palette_tensor
-    from probe.world.vocab import BACKGROUND_GREY
-
     palette = palette_tensor(images.device)
     greys = torch.linspace(*BACKGROUND_GREY, background_greys, device=images.device)[:, None].expand(-1, 3)
     references = torch.cat([palette, greys])  # [8 + g, 3]

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from probe.world.captions import CaptionSpec, ObjectSpec
-from probe.world.render import object_masks
+from probe.world.evaluate import uniform_single_scenes
+from probe.world.render import object_masks, render
 from probe.world.scenes import build_scenes, complete
 from probe.world.vocab import COLOURS, POSITIONS, SHAPES, SIZES
 
@@ -147,15 +149,11 @@ def train_shape_checker(
 
 
 def save_shape_checker(checker: ShapeChecker, path: Path = CHECKER_PATH) -> None:
-    from safetensors.torch import save_file
-
     save_file({k: v.detach().cpu().contiguous() for k, v in checker.state_dict().items()}, str(path))
 
 
 def load_shape_checker(path: Path = CHECKER_PATH, device: torch.device | str = "cpu") -> ShapeChecker:
     """The shipped checker; raises FileNotFoundError if it has not been trained and saved yet."""
-    from safetensors.torch import load_file
-
     checker = ShapeChecker()
     checker.load_state_dict(load_file(str(path)))
     return checker.to(device).eval()
@@ -163,9 +161,6 @@ def load_shape_checker(path: Path = CHECKER_PATH, device: torch.device | str = "
 
 def checker_accuracy(checker: ShapeChecker, n: int = 500, seed: int = 777_000_001) -> tuple[float, float]:
     """(accuracy on held-out messy renders, accuracy on clean world renders): a sanity check of the judge."""
-    from probe.world.evaluate import uniform_single_scenes
-    from probe.world.render import render
-
     images, labels = messy_renders(n, seed=seed)
     messy = (predict_shapes(checker, images) == labels).float().mean().item()
     scenes = uniform_single_scenes(n, seed + 1)

@@ -11,6 +11,7 @@ of the model look like their prompts.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
@@ -19,8 +20,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import open_clip
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from probe.files.cache import hash_file
 from probe.world.captions import caption_codes, caption_text, hard_negative, match_matrix
@@ -105,10 +108,6 @@ class TrainResult:
 
 def build_model(device: torch.device | str = "cpu") -> tuple[ClipModel, Callable[..., torch.Tensor]]:
     """A fresh model and its tokenizer, built through open_clip's factory exactly as the core loads it."""
-    import logging
-
-    import open_clip
-
     open_clip.add_model_config(CONFIG_DIR)
     root = logging.getLogger()
     level = root.level
@@ -300,8 +299,6 @@ def train(
     torch.manual_seed(config.seed)
     model, tokenizer = build_model(device)
     if config.init_from:
-        from safetensors.torch import load_file
-
         if config.init_sha256 and hash_file(Path(config.init_from)) != config.init_sha256:
             raise ValueError(
                 f"{config.init_from} changed since this fine-tune was set up; remove {checkpoint_dir} and rerun"
@@ -421,8 +418,6 @@ def _kept_handover(path: Path) -> str | None:
 
 def export_weights(model: torch.nn.Module, path: Path) -> str:
     """Write fp16 safetensors and `<name>.sha256` next to it; returns the hex digest."""
-    from safetensors.torch import save_file
-
     state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata={"model": MODEL_NAME, "format": "pt"})

@@ -5,6 +5,10 @@ Torch-free so the CLI and other plugins can list the vocabulary cheaply.
 
 from __future__ import annotations
 
+import re
+
+from probe.models.specs import BUILTIN_MODELS
+
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring")
 COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 SIZES: tuple[str, ...] = ("small", "big")
@@ -53,16 +57,12 @@ CAPTION_WORDS: frozenset[str] = frozenset(
 
 def unknown_words(text: str) -> list[str]:
     """Words of `text` that no caption of the world contains, in order, once each (lower-cased)."""
-    import re
-
     return list(dict.fromkeys(w for w in re.findall(r"[a-z]+", text.lower()) if w not in CAPTION_WORDS))
 
 
 def builtin_text_notes(model: str, texts: list[str]) -> list[str]:
     """A note per text with words the built-in model never saw; empty for any other model. Its
     answers for such words are noise, and users should not read them as a finding."""
-    from probe.models.specs import BUILTIN_MODELS
-
     if model not in BUILTIN_MODELS:
         return []
     notes = []

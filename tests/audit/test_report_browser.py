@@ -14,6 +14,8 @@ from probe_audit.runner import run_plan
 
 from tools.chromium import dump_dom, find_chromium, screenshot, visit
 
+pytestmark = pytest.mark.slow  # headless Chromium renders the report
+
 needs_chromium = pytest.mark.skipif(
     find_chromium() is None,
     reason="headless Chromium not installed (apt-get install chromium, or set PROBE_CHROMIUM); .ci/run installs it",

@@ -38,6 +38,7 @@ def test_labeller_sees_the_planted_bias_on_world_renders(builtin_session):
     assert separated(share["a star"], share["a circle"])
 
 
+@pytest.mark.slow
 def test_inverted_star_comes_out_red_and_circle_does_not(tmp_path, builtin_session):
     from probe_audit.bias import bias_experiment
     from probe_audit.experiment import normalise, plan_from_spec

@@ -234,6 +234,7 @@ def test_main_exits_normally_before_torch_is_loaded():
     assert out.returncode == 0 and out.stdout.startswith("clip-probe ") and "unreachable" not in out.stdout
 
 
+@pytest.mark.slow
 def test_output_is_complete_when_the_cli_exits_fast(tmp_path, tiny_spec):
     probe = str(Path(sys.executable).with_name("probe"))
     out = subprocess.run(
@@ -354,20 +355,6 @@ def test_a_disabled_plugins_command_is_one_line(invoke, monkeypatch):
         "Error: command 'vocabs' comes from plugin 'neighbours', which is disabled (listed in PROBE_DISABLE_PLUGINS): "
         "remove it from PROBE_DISABLE_PLUGINS"
     ]
-
-
-@pytest.fixture
-def terminal_stderr(monkeypatch):
-    """stderr as a terminal (what the user sees), captured: status lines and progress bars show."""
-    import io
-
-    from rich.console import Console
-
-    from probe.cli import console
-
-    buffer = io.StringIO()
-    monkeypatch.setattr(console, "err", Console(file=buffer, force_terminal=True, width=80, highlight=False))
-    return buffer
 
 
 def test_loading_status_shows_before_the_first_progress_bar_on_a_terminal(invoke, tiny_spec, tmp_path, terminal_stderr):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "probe-similarity"
 
@@ -43,6 +45,7 @@ def test_the_guide_shows_the_example_files_verbatim():
     assert "(examples/probe-similarity)" in (ROOT / "README.md").read_text(), "the README points at the example"
 
 
+@pytest.mark.slow
 def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec):
     target = pip_install_to(tmp_path / "site", EXAMPLE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
@@ -61,6 +64,7 @@ def test_example_installs_and_registers_through_entry_points(tmp_path, tiny_spec
 PALETTE = ROOT / "examples" / "probe-palette"
 
 
+@pytest.mark.slow
 def test_palette_example_extends_the_built_in_commands(tmp_path):
     """The second example adds a vocabulary, a perturbation and a prior; the built-in commands use them."""
     target = pip_install_to(tmp_path / "site", PALETTE)

@@ -66,6 +66,7 @@ def test_commands(invoke, tmp_path):
     assert sim[0][0] == pytest.approx(1.0, abs=1e-5) and sim[0][1] < sim[0][0]
 
 
+@pytest.mark.slow
 def test_model_loaders(invoke, tmp_path):
     (result,) = _run(invoke, "register_model_loaders", tmp_path)
     assert "toy:3" in result.stdout

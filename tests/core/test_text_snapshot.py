@@ -111,6 +111,7 @@ def test_image_queries_still_load_the_model(invoke, tmp_path):
     assert json.loads(result.stdout)["results"][0]["query"] == str(path)
 
 
+@pytest.mark.slow
 def test_cold_text_query_does_not_import_open_clip(invoke):
     assert invoke("neighbours", "a red star", "--json").exit_code == 0  # writes the snapshot and index
     code = (

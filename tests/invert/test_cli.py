@@ -206,6 +206,7 @@ def test_validate_command_runs_all_48_prompts(invoke, tiny_spec, tmp_path):
     assert os.path.isfile(tmp_path / "invert-validate" / "contact-sheet.png")
 
 
+@pytest.mark.slow
 def test_default_preset_writes_full_resolution_images_on_a_224_pixel_model(invoke, tmp_path):
     import open_clip
     import torch

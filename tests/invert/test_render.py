@@ -63,6 +63,7 @@ def test_optimisation_raises_the_cosine(tiny_session):
     assert after > before + 0.05
 
 
+@pytest.mark.slow
 def test_bf16_on_cpu_is_deterministic_and_optimises(builtin_session):
     """bf16 autocast on CPU (the faster batched path on CPUs with native bf16) through the shipped
     model's inference-form tower: same seed, same bytes; the cosine climbs; and the images differ

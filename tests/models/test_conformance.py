@@ -91,6 +91,7 @@ def _probe_params() -> list:
     return [pytest.param(s, marks=skip) if s in SLOW_PROBES else s for s in FAMILIES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cached", _probe_params(), indirect=True)
 def test_every_probe_runs(cached, invoke, tmp_path, monkeypatch):
     monkeypatch.setenv("PROBE_DEVICE", "cpu")

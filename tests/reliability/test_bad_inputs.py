@@ -90,6 +90,7 @@ def test_output_that_is_a_file_fails_before_the_model_loads(invoke, tmp_path, mo
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
 def test_failed_writes_are_one_line_and_leave_no_partial_file(invoke, tmp_path, monkeypatch, code):
     """A disk that fills up (or turns read-only) while images are saved: a clear error, no half file."""
@@ -111,6 +112,7 @@ def test_failed_writes_are_one_line_and_leave_no_partial_file(invoke, tmp_path, 
     assert leftovers == []
 
 
+@pytest.mark.slow
 def test_folder_where_an_index_file_should_be(invoke, tmp_path):
     first = invoke("--device", "cpu", "neighbours", "a star", "--vocab", "world", "--json")
     assert first.exit_code == 0, first.output

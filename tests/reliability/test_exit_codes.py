@@ -90,6 +90,7 @@ def _shards(invoke, tmp_path, experiment):
     return tmp_path / "runs" / "rel.shard-0-of-2", tmp_path / "runs" / "rel.shard-1-of-2"
 
 
+@pytest.mark.slow
 def test_merge_with_a_missing_shard_exits_non_zero(invoke, tmp_path, experiment):
     s0, s1 = _shards(invoke, tmp_path, experiment)
     partial = invoke("merge", s0, "-o", tmp_path / "partial")

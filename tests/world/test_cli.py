@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def test_init_from_a_missing_file_is_a_one_line_usage_error(invoke, tmp_path):
     result = invoke(
@@ -49,6 +51,7 @@ def bias_table(star_red: int, circle_red: int, n: int = 20) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_evaluate_adds_inversions_and_the_bias_audit_to_the_card(invoke, tmp_path):
     validation = tmp_path / "validation.json"
     validation.write_text(

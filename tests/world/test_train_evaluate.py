@@ -30,12 +30,14 @@ def smoke_run(tmp_path_factory):
     return model, result, losses, folder
 
 
+@pytest.mark.slow
 def test_loss_falls_in_twenty_steps(smoke_run):
     _, result, losses, _ = smoke_run
     assert len(losses) == 20 and result.steps == 20
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint(tmp_path):
     config = replace(SMOKE, steps=4, batch_size=8, checkpoint_every=2, adversarial_from=0.5)
 
@@ -61,6 +63,7 @@ def test_batches_are_a_function_of_seed_and_step():
     assert not torch.equal(a.images, make_batch(8, SMOKE, tokenizer).images)
 
 
+@pytest.mark.slow
 def test_evaluation_numbers_are_their_definitions_computed_by_hand(smoke_run):
     from probe.world.evaluate import HELD_OUT_SEED, uniform_pair_scenes, uniform_single_scenes
     from probe.world.render import render
@@ -138,6 +141,7 @@ def test_evaluation_numbers_are_their_definitions_computed_by_hand(smoke_run):
     assert set(numbers["details"]["per_class"]) == {"colour", "shape", "position", "size"}
 
 
+@pytest.mark.slow
 def test_export_is_fp16_and_hashed(smoke_run, tmp_path):
     from safetensors.torch import load_file
 
@@ -155,6 +159,7 @@ def test_dominant_palette_colour_ignores_grey_background():
     assert dominant_palette_colour(images).tolist() == [2, -1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", [1, 3])
 def test_adversarial_images_stay_in_the_epsilon_ball_and_raise_the_loss(steps):
     from probe.world.train import _adversarial, build_model, contrastive_loss, normaliser
@@ -179,6 +184,7 @@ def test_adversarial_images_stay_in_the_epsilon_ball_and_raise_the_loss(steps):
     assert loss(adv) > loss(batch.images)
 
 
+@pytest.mark.slow
 def test_init_from_starts_a_fine_tune_from_given_weights(smoke_run, tmp_path):
     model, _, _, _ = smoke_run
     weights = tmp_path / "start.safetensors"
@@ -190,6 +196,7 @@ def test_init_from_starts_a_fine_tune_from_given_weights(smoke_run, tmp_path):
         assert torch.allclose(value.detach(), start[key].detach().half().float(), atol=1e-3), key
 
 
+@pytest.mark.slow
 def test_recipe_runs_base_then_fine_tunes_each_from_the_previous_weights_and_resumes(tmp_path):
     from probe.world.train import train_recipe
 

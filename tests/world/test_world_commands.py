@@ -118,6 +118,7 @@ def test_train_refuses_other_settings_on_the_same_checkpoints_and_keeps_the_weig
     assert _sha256(tmp_path / "w.safetensors") == before
 
 
+@pytest.mark.slow
 def test_train_checker_saves_a_checker_whose_accuracy_is_what_it_prints(invoke, tmp_path):
     from probe.world.shape_checker import checker_accuracy, load_shape_checker
 
@@ -135,3 +136,46 @@ def test_train_checker_refuses_zero_steps_before_writing_anything(invoke, tmp_pa
     result = invoke("world", "train-checker", "--steps", "0", "--output", tmp_path / "c.safetensors")
     assert result.exit_code == 2 and "--steps must be ≥ 1" in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "c.safetensors").exists()
+
+
+def _package_folder(monkeypatch, tmp_path):
+    """The installed package's weights folder, stood in for by an empty folder the test watches."""
+    import probe_world.plugin
+
+    folder = tmp_path / "package-weights"
+    folder.mkdir()
+    monkeypatch.setattr(probe_world.plugin, "_weights_dir", lambda: folder)
+    return folder
+
+
+def test_train_writes_under_the_output_folder_and_never_into_the_package(invoke, tmp_path, monkeypatch):
+    package = _package_folder(monkeypatch, tmp_path)
+    args = ["world", "train", "--steps", "1", "--batch-size", "4", "--no-fine-tune", "--threads", "1"]
+    result = invoke("-o", tmp_path / "out", *args, "--checkpoints", tmp_path / "ck", "--json")
+    assert result.exit_code == 0, result.output
+    weights = tmp_path / "out" / "world" / "shapes-tiny.safetensors"
+    assert json.loads(result.stdout)["weights"] == str(weights)
+    assert _sha256(weights) == (weights.with_suffix(".sha256")).read_text().split()[0]
+    assert list(package.iterdir()) == []
+    installed = invoke(*args, "--checkpoints", tmp_path / "ck", "--install-into-package", "--json")
+    assert installed.exit_code == 0, installed.output
+    assert json.loads(installed.stdout)["weights"] == str(package / "shapes-tiny.safetensors")
+    assert sorted(p.name for p in package.iterdir()) == ["shapes-tiny.safetensors", "shapes-tiny.sha256"]
+
+
+@pytest.mark.parametrize("command", ["train", "train-checker"])
+def test_output_and_install_into_package_together_are_refused_before_training(invoke, tmp_path, command):
+    result = invoke("world", command, "--output", tmp_path / "w.safetensors", "--install-into-package")
+    assert result.exit_code == 2 and "not both" in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_train_checker_writes_under_the_output_folder_and_never_into_the_package(invoke, tmp_path, monkeypatch):
+    import probe.world.shape_checker
+
+    installed = tmp_path / "package-weights" / "shape-checker.safetensors"
+    monkeypatch.setattr(probe.world.shape_checker, "CHECKER_PATH", installed)
+    result = invoke("-o", tmp_path / "out", "world", "train-checker", "--steps", "1", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "world" / "shape-checker.safetensors").is_file() and not installed.exists()
