@@ -30,7 +30,7 @@ HISTORY = [
         r"\bthe\sissue's\b",
         r"\bissue\s\d+'s\b",
         r"\(read\s\d{4}-\d\d-\d\d\)",  # a lab-notebook date on a product page
-        r"\bnot\skept\b(?!\sby\s)",  # a rejected variant listed on a product page ("measured and not kept")
+        r"\bnot\skept\b(?!\sby\s)",  # a rejected variant listed on a product page
         r"next\ssteps\s\(not\syet\srun\)",
     )
 ]
