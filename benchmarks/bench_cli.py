@@ -9,7 +9,7 @@
         a long command line, and the same command with `-m` after vs before the command name.
 
 Run: python benchmarks/bench_cli.py [--parts exit argv] [--runs 5] [--big] [--save]
-`--big` adds `probe --model ViT-B-16@random neighbours ... --vocab english` (a 49,682-word index;
+`--big` adds `probe --model ViT-B-16@random neighbours ... --vocab english` (a 49,882-word index;
 its first run embeds the list, minutes on 2 cores). Caches go to a throwaway folder unless
 --cache-dir is given.
 """
@@ -158,7 +158,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", nargs="+", default=["exit", "argv"], choices=["exit", "argv"])
     ap.add_argument("--runs", type=int, default=5, help="rounds per command (each runs both ways)")
-    ap.add_argument("--big", action="store_true", help="add ViT-B-16@random with the 49,682-word English index")
+    ap.add_argument("--big", action="store_true", help="add ViT-B-16@random with the 49,882-word English index")
     ap.add_argument("--cache-dir", default=None, help="cache folder (default: a throwaway one)")
     add_save_argument(ap)
     args = ap.parse_args()

@@ -45,12 +45,7 @@ MODULES: dict[str, list[str]] = {
         "--deselect=tests/invert/test_render.py::test_bf16_on_cpu_is_deterministic_and_optimises",
     ],
     "plugins/probe_neighbours/query.py": ["tests/neighbours/test_neighbours_query.py"],
-    # the pre-scan's routing (when it is used, trusted, given up) lives in index.py, its tests in test_prefilter.py
-    "plugins/probe_neighbours/index.py": [
-        "tests/neighbours/test_prefilter.py",
-        "tests/neighbours/test_neighbours_index.py",
-    ],
-    "plugins/probe_neighbours/prefilter.py": ["tests/neighbours/test_prefilter.py"],
+    "plugins/probe_neighbours/index.py": ["tests/neighbours/test_neighbours_index.py"],
     "plugins/probe_shuffle/perturbations.py": ["tests/shuffle/test_perturbations.py"],
     "plugins/probe_audit/experiment.py": ["tests/audit/test_experiment.py"],
     "plugins/probe_audit/stats.py": ["tests/audit/test_stats.py"],
