@@ -66,24 +66,6 @@ def _neighbours(r: dict) -> list[Row]:
                 f"({pool['faiss_threads']} threads)",
             )
         )
-    if "e2e" in r:
-        e = r["e2e"]
-        rows.append(
-            (
-                f"one prompt end to end on `{e['model']}`, {e['words']:,}-word `{e['vocab']}` index open, "
-                f"k = {e['k']} (median of {e['queries']})",
-                f"**{e['end_to_end_median_ms']:.1f} ms**: encoding {e['encode_median_ms']:.1f} ms, "
-                f"exact scan {e['search_median_ms']:.2f} ms ({e['search_share']:.0%})",
-            )
-        )
-        if "hnsw_random" in q:
-            h = q["hnsw_random"]
-            rows.append(
-                (
-                    "HNSW on the same index (efSearch 256)",
-                    f"recall@10 {h['recall_at_10']:.3f}, {h['one_query_median_ms']:.2f} ms per query",
-                )
-            )
     for c in r.get("cold", []):
         lo, hi = c["snapshot_wall_range_seconds"]
         rows.append(
