@@ -6,11 +6,14 @@
          building the full-list index (cached, so `cold` can reuse it).
   query  Warm search latency on a 50k-word flat index at k=10 (single queries and batched), and HNSW
          latency + recall@10 against exact (random unit vectors, and the real CLIP-BPE embeddings).
+  e2e    One query at a time in a long-lived process on ViT-B-16@random with the 49,882-word English
+         list: encoding the prompt, the exact scan, and `text_neighbours` end to end (builds the
+         index first unless --cache-dir holds it: minutes on 2 cores).
   cold   `probe neighbours` end to end in a fresh subprocess with a cached index (with and without the
          model's text snapshot), wall time and peak
          RSS (the built-in model; shapes-tiny@random when its weights are not trained yet).
 
-Run: python benchmarks/bench_neighbours.py [--parts build query cold] [--subsample 1024] [--save]
+Run: python benchmarks/bench_neighbours.py [--parts build query e2e cold] [--subsample 1024] [--save]
 Indexes go to a throwaway cache folder unless --cache-dir is given.
 """
 
@@ -99,6 +102,60 @@ def bench_build(subsample: int, seed: int, full: bool) -> dict:
     return out
 
 
+def bench_e2e(vocab_name: str, n_queries: int, k: int) -> dict:
+    """One query at a time as a long-lived process answers it on a real-size model: `text_neighbours` with
+    the index already open (encode the prompt, search, rank), and its two parts timed alone: what share
+    of the wait the exact scan is, so what a faster scan could save."""
+    import numpy as np
+    from probe_neighbours.index import open_index
+    from probe_neighbours.query import text_neighbours
+    from probe_neighbours.vocabularies import load_vocab
+
+    from probe.session import Session
+
+    session = Session.open(BIG_MODEL, device="cpu")
+    vocab = load_vocab(vocab_name)
+    t0 = time.perf_counter()
+    index = open_index(session, vocab)  # built (minutes) unless cached
+    t_open = time.perf_counter() - t0
+    rng = np.random.default_rng(3)
+    words = [vocab.words[i] for i in rng.choice(len(vocab.words), n_queries, replace=False)]
+    prompts = [f"a photo of a {w}" for w in words]
+    for p in prompts[:3]:  # warm-up
+        text_neighbours(session, [p], [vocab.name], k, indexes=[index])
+    cols: dict[str, list[float]] = {"encode": [], "search": [], "total": []}
+    for p in prompts:
+        t0 = time.perf_counter()
+        emb = session.encode_text([p]).numpy()
+        cols["encode"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        index.search(emb, k)
+        cols["search"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        text_neighbours(session, [p], [vocab.name], k, indexes=[index])
+        cols["total"].append(time.perf_counter() - t0)
+    med = {key: statistics.median(v) * 1e3 for key, v in cols.items()}
+    log(
+        f"[e2e] {BIG_MODEL} with the {vocab.name!r} list ({len(vocab.words):,} words, {index.index.d}-d flat "
+        f"index, {index.status} in {t_open:.2f} s), {n_queries} prompts 'a photo of a WORD', k={k}, one at a "
+        f"time; medians: encode the prompt {med['encode']:.2f} ms, exact scan {med['search']:.2f} ms, "
+        f"text_neighbours end to end {med['total']:.2f} ms (the scan: {med['search'] / med['total']:.0%})"
+    )
+    return {
+        "model": BIG_MODEL,
+        "vocab": vocab.name,
+        "words": len(vocab.words),
+        "dim": int(index.index.d),
+        "queries": n_queries,
+        "k": k,
+        "index_open_seconds": round(t_open, 3),
+        "encode_median_ms": round(med["encode"], 3),
+        "search_median_ms": round(med["search"], 3),
+        "end_to_end_median_ms": round(med["total"], 3),
+        "search_share": round(med["search"] / med["total"], 4),
+    }
+
+
 def _latency(index, queries, k: int) -> tuple[float, float, float]:
     """(median wall ms, p95 wall ms, mean CPU ms) of one-query searches; CPU time (all threads of
     this process) is what the search costs when the machine is shared, wall what a user waits."""
@@ -154,8 +211,6 @@ def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> 
             }
         )
     faiss.omp_set_num_threads(threads)
-    out["prescan_random"] = _prescan(base, queries, k, "random unit vectors")
-    out["prescan_shapes_tiny_english"] = _prescan_built_in(k)
     if hnsw_random:
         t0 = time.perf_counter()
         hnsw = make_index(base, IndexParams(kind="hnsw"))
@@ -176,67 +231,6 @@ def bench_query(n: int, dim: int, k: int, n_queries: int, hnsw_random: bool) -> 
     if clip_bpe:
         out["clip_bpe"] = clip_bpe
     return out
-
-
-def _prescan(base, queries, k: int, what: str) -> dict:
-    """Single-query latency of VocabIndex.search (certified int8 pre-scan + exact rerank) next to the
-    flat scan on the same rows, with its build time, share certified and agreement with the flat scan."""
-    import probe_neighbours.index as index_module
-    from probe_neighbours.index import IndexParams, VocabIndex, faiss_threads, make_index
-    from probe_neighbours.vocabularies import make_vocabulary
-
-    index_module.PREFILTER_AFTER = 0  # the warm path: a long-lived process past its first queries
-    vocab = make_vocabulary("bench", [f"w{i}" for i in range(len(base))], source="bench")
-    flat = make_index(base, IndexParams())
-    index = VocabIndex(
-        vocab, flat, IndexParams(), Path(tempfile.mkdtemp()) / "bench.faiss", "built", index_sha256="bench"
-    )
-    t0 = time.perf_counter()
-    index.search(queries[:1], k)
-    t_build = time.perf_counter() - t0
-    index.prefilter_fallbacks = index.prefilter_queries = 0
-    with faiss_threads(1):  # as VocabIndex runs single queries
-        med_f, p95_f, _ = _latency(index.index, queries, k)
-    med_p, p95_p, cpu_p = _latency(index, queries, k)
-    tried = index.prefilter_queries
-    certified = 1 - index.prefilter_fallbacks / max(tried, 1)
-    with faiss_threads(1):  # FAISS breaks exact ties differently with more threads
-        pairs = [(index.search(q[None, :], k), flat.search(q[None, :], k)) for q in queries]
-    same_scores = all((a[0] == b[0]).all() for a, b in pairs)
-    same_ids = sum((a[1] == b[1]).all() for a, b in pairs)
-    assert index.prefilter is not None  # the single queries above built it
-    log(
-        f"  exact single queries on {len(base):,} {what}: flat scan wall median {med_f:.3f} ms (p95 {p95_f:.3f}), "
-        f"int8 pre-scan + exact rerank {med_p:.3f} ms (p95 {p95_p:.3f}, CPU {cpu_p:.3f}): {med_f / med_p:.2f}x; "
-        f"certified {certified:.1%} of the {tried} queries it tried; scores identical to flat: {same_scores}, "
-        f"ids identical for {same_ids}/{len(pairs)} queries (others differ only among exactly equal scores); "
-        f"pre-scan built and saved in {t_build:.2f} s (bound R = {index.prefilter.bound:.4f})"
-    )
-    return {
-        "rows": len(base),
-        "flat_one_query_median_ms": round(med_f, 3),
-        "prescan_one_query_median_ms": round(med_p, 3),
-        "certified_share": round(certified, 4),
-        "scores_identical_to_flat": bool(same_scores),
-    }
-
-
-def _prescan_built_in(k: int) -> dict:
-    """The pre-scan on real, crowded embeddings: the built-in model's 50k English-word list (most words
-    unseen in its world, so their embeddings sit close together), held-out words as queries."""
-    import numpy as np
-    from probe_neighbours.index import embed_words
-    from probe_neighbours.vocabularies import load_vocab
-
-    from probe.session import Session
-
-    session = Session.open("shapes-tiny", device="cpu")
-    emb = embed_words(session, load_vocab("english").words)
-    held = np.random.default_rng(2).choice(len(emb), 200, replace=False)
-    keep = np.setdiff1d(np.arange(len(emb)), held)
-    return _prescan(
-        emb[keep], emb[held], k, f"shapes-tiny English-word embeddings (dim {emb.shape[1]}), held-out words as queries,"
-    )
 
 
 def _hnsw_on_clip_bpe(k: int) -> dict | None:
@@ -270,7 +264,6 @@ def _hnsw_on_clip_bpe(k: int) -> dict | None:
     return {
         "hnsw_recall_at_10": round(recall, 4),
         "hnsw_one_query_median_ms": round(med, 3),
-        "prescan": _prescan(emb[keep], emb[held], k, f"CLIP-BPE embeddings ({BIG_MODEL}), held-out words as queries,"),
     }
 
 
@@ -354,7 +347,11 @@ def bench_cold(runs: int, big: bool) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["build", "query", "cold"], choices=["build", "query", "cold"])
+    ap.add_argument(
+        "--parts", nargs="+", default=["build", "query", "e2e", "cold"], choices=["build", "query", "e2e", "cold"]
+    )
+    ap.add_argument("--e2e-vocab", default="english", help="word list for the e2e part")
+    ap.add_argument("--e2e-queries", type=int, default=100)
     ap.add_argument("--subsample", type=int, default=1024, help="words timed on both paths")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-full", action="store_true", help="skip the fast full-list build")
@@ -373,6 +370,8 @@ def main() -> None:
         results["build"] = bench_build(args.subsample, args.seed, not args.no_full)
     if "query" in args.parts:
         results["query"] = bench_query(args.n, args.dim, 10, args.queries, not args.no_hnsw_random)
+    if "e2e" in args.parts:
+        results["e2e"] = bench_e2e(args.e2e_vocab, args.e2e_queries, 10)
     if "cold" in args.parts:
         from probe.files.cache import cache_dir
 

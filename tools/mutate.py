@@ -40,7 +40,6 @@ MODULES: list[str] = [
     "plugins/probe_invert/render.py",
     "plugins/probe_neighbours/query.py",
     "plugins/probe_neighbours/index.py",
-    "plugins/probe_neighbours/prefilter.py",
     "plugins/probe_shuffle/perturbations.py",
     "plugins/probe_audit/experiment.py",
     "plugins/probe_audit/stats.py",

@@ -12,10 +12,10 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,7 +30,6 @@ from probe.plugin import (
     safe_name,
     write_json,
 )
-from probe_neighbours.prefilter import Int8Prefilter
 from probe_neighbours.vocabularies import Vocabulary
 
 if TYPE_CHECKING:
@@ -42,12 +41,6 @@ INDEX_FORMAT = 1
 INDEX_KINDS = ("flat", "hnsw")
 RECALL_QUERIES = 256
 SINGLE_THREAD_BELOW = 20  # queries per call under which FAISS runs faster on one OpenMP thread
-PREFILTER_MIN_ROWS = 16384  # flat indexes this large answer small calls through the certified int8 pre-scan
-PREFILTER_CANDIDATES = 128  # rows the pre-scan hands to the exact rerank (at least 4k)
-PREFILTER_SUFFIX = ".int8.npz"
-PREFILTER_AFTER = 20  # queries a process answers by the flat scan before it loads (or builds) the pre-scan
-PREFILTER_MAX_DIM = 1040  # int8 x int8 dot products stay exact in FAISS's float32 sums while 127^2 * D < 2^24
-PREFILTER_TRIAL = 16  # queries after which an index whose pre-scan mostly falls back stops using it
 LOCK_TIMEOUT_S = 3600.0
 
 Progress = Callable[[int], None]
@@ -83,78 +76,21 @@ class VocabIndex:
     message: str | None = None
     recall_at_10: float | None = None
     build_seconds: float | None = None
-    index_sha256: str | None = None  # of the cached index file: a saved pre-scan must derive from it
-    prefilter: Int8Prefilter | None = field(default=None, repr=False)
-    small_queries: int = 0  # queries seen in calls of fewer than SINGLE_THREAD_BELOW
-    prefilter_queries: int = 0  # single queries sent to the pre-scan
-    prefilter_fallbacks: int = 0  # of those, the ones it could not certify (answered by the flat scan)
+    index_sha256: str | None = None  # of the cached index file, as its sidecar records it
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores [Q,k'], ids [Q,k']) of the k nearest words by cosine, k' = min(k, vocabulary size).
 
-        Always exact for a flat index: a few queries over a large one go through the certified int8
-        pre-scan (a quarter of the memory traffic), many queries through one multi-threaded scan.
-        Words with equal scores come lowest id first. (Which of several words tied at the k-th score
-        make the cut can differ between the paths: FAISS's heap decides it for the flat scan.)
+        Exact for a flat index. A few queries run FAISS on one thread (faster than its thread pool for
+        them), many queries one multi-threaded scan. Words with equal scores come lowest id first.
+        (Which of several words tied exactly at the k-th score make the cut is FAISS's heap's choice.)
         """
         k = min(k, self.index.ntotal)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if k <= 0:  # nothing asked for (or an empty vocabulary): FAISS itself refuses k = 0
             return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
-        few = len(queries) < SINGLE_THREAD_BELOW
-        if few:
-            self.small_queries += len(queries)
-        with faiss_threads(1 if few else None):
-            if (
-                few
-                and self.params.kind == "flat"
-                and self.index.ntotal >= PREFILTER_MIN_ROWS
-                and self.index.d <= PREFILTER_MAX_DIM
-                and self._prefilter_pays()
-            ):
-                return self._prefiltered(queries, k)
+        with faiss_threads(1 if len(queries) < SINGLE_THREAD_BELOW else None):
             return ties_by_id(*self.index.search(queries, k))
-
-    def _prefilter_pays(self) -> bool:
-        """Not for the first PREFILTER_AFTER queries (a one-shot CLI call would pay more to load it than it
-        saves), and not once most queries have fallen back (embeddings crowded within the int8 error, e.g.
-        a model whose unseen words collapse together): then it only adds its own cost."""
-        if self.small_queries <= PREFILTER_AFTER:
-            return False  # loading it (~70 ms; building ~1 s at 50k x 512) only pays off over many queries
-        return self.prefilter_queries < PREFILTER_TRIAL or self.prefilter_fallbacks * 2 <= self.prefilter_queries
-
-    def _prefiltered(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per query, the pre-scan's certified answer, or the flat scan's where it cannot certify."""
-        if self.prefilter is None:
-            self.prefilter = self._open_prefilter()
-        scores = np.empty((len(queries), k), np.float32)
-        ids = np.empty((len(queries), k), np.int64)
-        candidates = min(self.index.ntotal, max(PREFILTER_CANDIDATES, 4 * k))
-        for row, query in enumerate(queries):
-            self.prefilter_queries += 1
-            found = self.prefilter.search_one(query, k, candidates)
-            if found is None:
-                self.prefilter_fallbacks += 1
-                found = tuple(a[0] for a in self.index.search(query[None, :], k))
-            scores[row], ids[row] = found
-        return ties_by_id(scores, ids)
-
-    def _open_prefilter(self) -> Int8Prefilter:
-        """The pre-scan saved beside the cached index, or a new one (saved for the next process)."""
-        import faiss
-
-        flat = cast("faiss.IndexFlat", self.index)  # the pre-scan serves flat indexes only
-        rows = faiss.rev_swig_ptr(flat.get_xb(), self.index.ntotal * self.index.d).reshape(
-            self.index.ntotal, self.index.d
-        )
-        path = self.path.with_suffix(PREFILTER_SUFFIX)
-        prefilter = Int8Prefilter.load(path, rows, self.index_sha256) if self.index_sha256 else None
-        if prefilter is None:
-            prefilter = Int8Prefilter.build(rows)
-            if self.index_sha256:
-                with suppress(OSError):  # a read-only cache only costs the next process a rebuild
-                    prefilter.save(path, self.index_sha256)
-        return prefilter
 
 
 def ties_by_id(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +257,8 @@ def _write_cached(index: faiss.Index, index_path: Path, sidecar_path: Path, meta
 
 
 def _prune_family(index_path: Path, family: str) -> None:
-    """Remove older versions of the same vocabulary's index for this model (the vocab file changed)."""
+    """Remove older versions of the same vocabulary's index for this model (the vocab file changed), with
+    the `.int8.npz` codes that earlier versions' int8 pre-scan saved beside them."""
     for old in index_path.parent.glob(f"{family}*"):
         if not old.name.startswith(index_path.stem + ".") and old.suffix in (".faiss", ".json", ".npz"):
             old.unlink(missing_ok=True)

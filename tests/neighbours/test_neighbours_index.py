@@ -370,7 +370,7 @@ def test_a_build_held_by_another_process_times_out_with_a_message(tiny_session, 
 
 def test_build_messages_and_what_a_cached_index_remembers(tiny_session, word_file, monkeypatch):
     """Flat recall is exact by construction (never sampled); an HNSW index's is measured and reported.
-    A cached index brings back its build's recall, time and sha256 (the pre-scan file is keyed on it)."""
+    A cached index brings back its build's recall, time and sha256."""
     import re
     from datetime import datetime, timezone
 
