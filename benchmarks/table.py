@@ -1,10 +1,10 @@
-"""The README's performance table, rendered from the benchmarks' JSON in benchmarks/results/.
+"""The benchmarks page's performance table, rendered from the benchmarks' JSON in benchmarks/results/.
 
     python benchmarks/table.py                  # print the table
-    python benchmarks/table.py --write README.md docs/benchmarks.md  # replace the table between their markers
+    python benchmarks/table.py --write docs/benchmarks.md  # replace the table between their markers
 
 Every number in the table comes from a results file (`python benchmarks/<name>.py ... --save`
-writes one); tests/test_perf_table.py checks that the README holds exactly this rendering.
+writes one); tests/test_perf_table.py checks that docs/benchmarks.md holds exactly this rendering.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def _machines(docs: list[dict]) -> str:
 
 
 def render(docs: list[dict]) -> str:
-    """The markdown between the README's markers: the machine, the table, the commands."""
+    """The markdown between the page's markers: the machine, the table, the commands."""
     lines = [
         _machines(docs),
         "",
@@ -201,7 +201,7 @@ def render(docs: list[dict]) -> str:
             name = f"`{d['benchmark']}.py`" if i == 0 else ""
             lines.append(f"| {name} | {what} | {result} |")
     commands = "; ".join(f"`{d['command']}`" for d in docs)
-    lines += ["", f"Measure again: {commands}; then `python benchmarks/table.py --write README.md docs/benchmarks.md`."]
+    lines += ["", f"Measure again: {commands}; then `python benchmarks/table.py --write docs/benchmarks.md`."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""The README's performance table is exactly what benchmarks/table.py renders from benchmarks/results/*.json,
+"""The benchmarks page's performance table is exactly what benchmarks/table.py renders from benchmarks/results/*.json,
 so no number in it can drift from the benchmark output it came from."""
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ def table():
     return module
 
 
-@pytest.mark.parametrize("document", ["README.md", "docs/benchmarks.md"])
+@pytest.mark.parametrize("document", ["docs/benchmarks.md"])
 def test_the_performance_table_is_the_render_of_the_results(table, document):
     docs = table.load()
     assert docs, "no benchmarks/results/*.json"
     rendered = table.render(docs)
     assert table.section((ROOT / document).read_text()) == rendered, (
         f"{document}'s performance table differs from its results: "
-        "python benchmarks/table.py --write README.md docs/benchmarks.md"
+        "python benchmarks/table.py --write docs/benchmarks.md"
     )
 
 
@@ -43,12 +43,12 @@ def test_every_results_file_renders_and_names_its_machine(table):
 
 
 def test_a_changed_number_is_caught(table):
-    """A number edited in the README, or in a results file, no longer matches."""
+    """A number edited in the page, or in a results file, no longer matches."""
     docs = table.load()
-    readme = table.replace((ROOT / "README.md").read_text(), table.render(docs))
-    assert table.section(readme) == table.render(docs)
+    page = table.replace((ROOT / "docs" / "benchmarks.md").read_text(), table.render(docs))
+    assert table.section(page) == table.render(docs)
     world = next(d for d in docs if d["benchmark"] == "bench_world")
     rate = world["results"]["scenes_per_second_wall"]
     assert f"{rate:,} scenes/s" in table.render(docs)
     world["results"]["scenes_per_second_wall"] = rate + 1
-    assert table.section(readme) != table.render(docs)
+    assert table.section(page) != table.render(docs)
