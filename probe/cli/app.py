@@ -373,6 +373,10 @@ def build_app(extra_plugins: dict | None = None) -> typer.Typer:
 
 def main() -> None:
     """Console-script entry point."""
+    if sys.stdout is None or sys.stderr is None:  # started with `>&-`: every print would be a traceback
+        if sys.stderr is not None:
+            print("Error: standard output is closed (redirect it to a file or /dev/null instead)", file=sys.stderr)
+        raise SystemExit(2)
     app = build_app()
     try:
         app(prog_name="probe")
@@ -395,7 +399,7 @@ def _exit(code: object) -> None:
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (e.g. `probe ... | head`)
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a closed pipe (e.g. `probe ... | head`)
             stream.flush()
     os._exit(code)
 

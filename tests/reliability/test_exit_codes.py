@@ -114,3 +114,18 @@ def test_bad_value_in_a_config_section_names_file_and_line(invoke, tmp_path):
 def test_empty_hub_or_folder_spec_says_what_is_missing(invoke, spec):
     result = invoke("-m", spec, "neighbours", "star")
     assert result.exit_code == 1 and "nothing after" in result.stderr and "not cached" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_closed_standard_output_is_one_line_not_a_traceback(tmp_path):
+    """`probe ... >&-`: nothing can be printed; say so in one line on stderr, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = Path(sys.executable).with_name("probe")
+    done = subprocess.run(
+        ["bash", "-c", f"'{probe}' neighbours star --k 2 >&-"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr == "Error: standard output is closed (redirect it to a file or /dev/null instead)\n"
