@@ -195,17 +195,12 @@ def check_prompt_lengths(
 
     spec = model or options(ctx).model
     with status(f"loading {spec}…"):  # the model libraries' import is most of a cold start
-        from probe.encoding.text import check_prompt_lengths as check
+        from probe.encoding.text import check_tokenizer_lengths as check
         from probe.models.loading import tokenizer_only
 
         tokenizer = tokenizer_only(parse_model_spec(spec))
     if tokenizer is not None:
-        check(
-            getattr(tokenizer, "encode", None),
-            int(getattr(tokenizer, "context_length", 77) or 77),
-            list(texts),
-            truncate,
-        )
+        check(tokenizer, int(getattr(tokenizer, "context_length", 77) or 77), list(texts), truncate)
 
 
 def run_cli(*args: Any, plugins: dict[str, Any] | None = None) -> Any:

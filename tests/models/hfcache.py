@@ -140,14 +140,26 @@ def repo_file(cache: Path, repo: str, filename: str) -> Path:
     return path
 
 
-def save_tokenizer(folder: Path, context_length: int = 64) -> None:
-    """A small word-level fast tokenizer (tokenizer.json + config) in `folder`: AutoTokenizer loads it."""
+#: special-token layouts of the tokenizer families open_clip and transformers load: what a prompt
+#: costs besides its words (T5 for SigLIP, Gemma for SigLIP2, XLM-R, NLLB's language code)
+TEMPLATES = {
+    "siglip-t5": "$A </s>",
+    "siglip2-gemma": "<s> $A",
+    "xlm-roberta": "<s> $A </s>",
+    "nllb": "eng_Latn $A </s>",
+}
+
+
+def save_tokenizer(folder: Path, context_length: int = 64, template: str = "$A </s>") -> None:
+    """A small word-level fast tokenizer (tokenizer.json + config) in `folder`: AutoTokenizer loads it.
+    `template` lays out the special tokens around a text (TEMPLATES)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
-    vocab = {tok: i for i, tok in enumerate(["<s>", "<pad>", "</s>", "<unk>", *WORDS])}
+    vocab = {tok: i for i, tok in enumerate(["<s>", "<pad>", "</s>", "<unk>", "eng_Latn", *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
+    specials = [(t, vocab[t]) for t in ("<s>", "</s>", "eng_Latn") if t in template.split()]
+    tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=specials)
     folder.mkdir(parents=True, exist_ok=True)
     tok.save(str(folder / "tokenizer.json"))
     config = {
