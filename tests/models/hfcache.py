@@ -220,3 +220,26 @@ def use_cache(monkeypatch, cache: Path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def save_clip_tokenizer(folder: Path, context_length: int = 77) -> None:
+    """OpenAI's CLIP tokenizer as the hub ships it (vocab.json, merges.txt), built from open_clip's
+    BPE tables: the same ids, and padding with the end-of-text token as openai/clip-vit-* repos do."""
+    import gzip
+
+    from open_clip.tokenizer import SimpleTokenizer, default_bpe
+    from transformers import CLIPTokenizer
+
+    names = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = {names.get(tok, tok): i for tok, i in SimpleTokenizer().encoder.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    merges = gzip.decompress(Path(default_bpe()).read_bytes()).decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    tokenizer = CLIPTokenizer(
+        str(folder / "vocab.json"),
+        str(folder / "merges.txt"),
+        pad_token="<|endoftext|>",
+        model_max_length=context_length,
+    )
+    tokenizer.save_pretrained(folder)
