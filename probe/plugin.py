@@ -45,6 +45,7 @@ __all__ = [
     "save_text_snapshot",
     "BUILTIN_MODELS",
     "check_prompt_lengths",
+    "tokenizer_fingerprint",
     # errors (exit codes: ProbeError, ModelError, DataError 1; UsageError, ConfigError 2)
     "ProbeError",
     "UsageError",
@@ -289,6 +290,7 @@ _LAZY = {
     "html_image_grid": "probe.markup",
     "score_images": "probe.scores",
     "zero_shot": "probe.scores",
+    "tokenizer_fingerprint": "probe.encoding.tokenizer",
     "ScoreResult": "probe.scores",
 }
 
