@@ -92,8 +92,8 @@ def _tokenizer_parts(tokenizer: Any) -> list[str]:
     bpe_ranks = getattr(tokenizer, "bpe_ranks", None)
     encoder = getattr(tokenizer, "encoder", None)
     if isinstance(bpe_ranks, dict) and isinstance(encoder, dict):  # open_clip's BPE: the tables themselves
-        parts.append("\n".join(" ".join(pair) for pair in bpe_ranks))
-        parts.append("\n".join(f"{token}={i}" for token, i in encoder.items() if i >= len(bpe_ranks) + 512))
+        parts.append("\n".join(map(" ".join, bpe_ranks)))  # merges in rank order (about 20 ms)
+        parts.append("\n".join(list(encoder)[len(bpe_ranks) + 512 :]))  # the special tokens after bytes and merges
         return parts
     hf = getattr(tokenizer, "tokenizer", None)
     hf = hf if hf is not None and callable(getattr(hf, "get_vocab", None)) else tokenizer

@@ -203,3 +203,13 @@ def test_siglip_folder_is_one_line_naming_the_open_clip_spec(tmp_path, invoke):
     assert result.exit_code == 1, result.output
     assert result.stderr.count("\n") == 1, result.stderr
     assert "is a 'siglip' checkpoint" in result.stderr and "hf-hub:timm/ViT-B-16-SigLIP" in result.stderr
+
+
+def test_attention_mask_ends_at_the_first_end_of_text_token():
+    from probe_hf.loader import attention_mask
+
+    pad_is_eos = torch.tensor([[49406, 5, 7, 49407, 49407, 49407], [49406, 49407, 49407, 49407, 49407, 49407]])
+    assert attention_mask(pad_is_eos, 49407, 49407).tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]]
+    own_pad = torch.tensor([[0, 5, 2, 1, 1], [0, 5, 6, 7, 2]])
+    assert attention_mask(own_pad, 1, 2).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert attention_mask(torch.tensor([[5, 6, 1]]), 1, None).tolist() == [[1, 1, 0]]
