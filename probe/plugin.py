@@ -45,6 +45,7 @@ __all__ = [
     "save_text_snapshot",
     "BUILTIN_MODELS",
     "check_prompt_lengths",
+    "tokenizer_fingerprint",
     # errors (exit codes: ProbeError, ModelError, DataError 1; UsageError, ConfigError 2)
     "ProbeError",
     "UsageError",
@@ -195,17 +196,12 @@ def check_prompt_lengths(
 
     spec = model or options(ctx).model
     with status(f"loading {spec}…"):  # the model libraries' import is most of a cold start
-        from probe.encoding.text import check_prompt_lengths as check
+        from probe.encoding.text import check_tokenizer_lengths as check
         from probe.models.loading import tokenizer_only
 
         tokenizer = tokenizer_only(parse_model_spec(spec))
     if tokenizer is not None:
-        check(
-            getattr(tokenizer, "encode", None),
-            int(getattr(tokenizer, "context_length", 77) or 77),
-            list(texts),
-            truncate,
-        )
+        check(tokenizer, int(getattr(tokenizer, "context_length", 77) or 77), list(texts), truncate)
 
 
 def run_cli(*args: Any, plugins: dict[str, Any] | None = None) -> Any:
@@ -294,6 +290,7 @@ _LAZY = {
     "html_image_grid": "probe.markup",
     "score_images": "probe.scores",
     "zero_shot": "probe.scores",
+    "tokenizer_fingerprint": "probe.encoding.tokenizer",
     "ScoreResult": "probe.scores",
 }
 

@@ -31,21 +31,33 @@ class ScoreResult:
         return table(["image", *self.prompts, "label"], rows, "CLIP cosine (zero-shot probability)")
 
 
+DEFAULT_LOGIT_SCALE = 100.0  # OpenAI CLIP's trained temperature: for models that carry none
+
+
 def logit_scale(session: Session) -> float:
-    """The model's learned temperature (100 for OpenAI CLIP), used for zero-shot softmax."""
+    """The model's own learned temperature (`exp(logit_scale)`, 100 for OpenAI CLIP), so zero-shot
+    probabilities are the model's; DEFAULT_LOGIT_SCALE for a model without one."""
     scale = getattr(session.model, "logit_scale", None)
-    return float(scale.exp().item()) if scale is not None else 100.0
+    return float(scale.exp().item()) if scale is not None else DEFAULT_LOGIT_SCALE
+
+
+def logit_bias(session: Session) -> float:
+    """The model's learned logit bias (SigLIP's), 0 without one. Softmax over prompts is unchanged by
+    it; it is added so the logits are the model's own `logits_per_image`."""
+    bias = getattr(session.model, "logit_bias", None)
+    return float(bias.item()) if bias is not None else 0.0
 
 
 def zero_shot(
     session: Session, images: torch.Tensor, prompts: list[str], text_emb: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cosine [B,P], softmax probabilities [B,P]) of images against prompts."""
+    """(cosine [B,P], softmax probabilities [B,P]) of images against prompts: the softmax of the
+    model's own logits (scale × cosine + bias)."""
     if text_emb is None:
         text_emb = session.encode_text(prompts)
     img = session.encode_image(images).cpu()
     cos = img @ text_emb.T
-    return cos, torch.softmax(cos * logit_scale(session), dim=-1)
+    return cos, torch.softmax(cos * logit_scale(session) + logit_bias(session), dim=-1)
 
 
 def score_images(

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +47,39 @@ class _Visual(torch.nn.Module):
 
 
 class TransformersCLIP(torch.nn.Module):
-    """A transformers CLIPModel behind open_clip's encode_text / encode_image interface."""
+    """A transformers CLIPModel behind open_clip's encode_text / encode_image interface, with the
+    model's own zero-shot temperature (`logit_scale`, log-scaled as open_clip keeps it)."""
 
-    def __init__(self, clip: Any, pad_id: int) -> None:
+    def __init__(self, clip: Any, pad_id: int, eos_id: int | None) -> None:
         super().__init__()
         self.clip = clip
         self.visual = _Visual(clip)
         self.pad_id = pad_id
+        self.eos_id = eos_id
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.visual(pixels)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        mask = (tokens != self.pad_id).long()
+        mask = attention_mask(tokens, self.pad_id, self.eos_id)
         return _features(self.clip.get_text_features(input_ids=tokens, attention_mask=mask))
+
+
+def attention_mask(tokens: torch.Tensor, pad_id: int, eos_id: int | None) -> torch.Tensor:
+    """1 up to and including each row's first end-of-text token, 0 after it: the mask the tokenizer
+    itself gives. OpenAI's hub tokenizers pad with the end-of-text token, so "not the pad id" would
+    hide the very token the text is pooled at. Rows without that token: every non-pad token."""
+    not_pad = tokens != pad_id
+    if eos_id is None:
+        return not_pad.long()
+    is_eos = tokens == eos_id
+    first = is_eos.int().argmax(dim=1, keepdim=True)
+    upto = torch.arange(tokens.shape[1], device=tokens.device)[None, :] <= first
+    return torch.where(is_eos.any(dim=1, keepdim=True), upto, not_pad).long()
 
 
 class TransformersTokenizer:
@@ -127,9 +149,11 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
     config = folder / "config.json"
     if not config.is_file():
         raise ModelError(f"no config.json in {folder}", hint="save the model with CLIPModel.save_pretrained")
+    _check_model_type(folder, config, target)
     try:
-        clip = CLIPModel.from_pretrained(str(folder), use_safetensors=weights[0].suffix == ".safetensors")
-        hf_tok = AutoTokenizer.from_pretrained(str(folder))
+        with _quiet_transformers():
+            clip = CLIPModel.from_pretrained(str(folder), use_safetensors=weights[0].suffix == ".safetensors")
+            hf_tok = AutoTokenizer.from_pretrained(str(folder))
     except Exception as exc:  # transformers raises many types for a bad folder
         raise ModelError(
             f"cannot load {PREFIX}{target}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
@@ -139,13 +163,61 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
     pre = _preprocess(folder, int(clip.config.vision_config.image_size))
     context = int(clip.config.text_config.max_position_embeddings)
     pad = hf_tok.pad_token_id if hf_tok.pad_token_id is not None else 0
-    model = TransformersCLIP(clip, pad).eval().requires_grad_(False)
+    model = TransformersCLIP(clip, pad, hf_tok.eos_token_id).eval().requires_grad_(False)
     raw = f"{PREFIX}:{hashlib.sha256(config.read_bytes()).hexdigest()[:16]}:" + ",".join(
         file_sha256(p) for p in weights
     )
     return LoadedModel(
         model, TransformersTokenizer(hf_tok, context), pre["size"], pre["mean"], pre["std"], fingerprint_id(target, raw)
     )
+
+
+#: model types of other image-text families, with the open_clip spec that loads them instead
+OPEN_CLIP_INSTEAD = {
+    "siglip": "hf-hub:timm/ViT-B-16-SigLIP (the timm/ repository of the same model)",
+    "siglip2": "hf-hub:timm/ViT-B-16-SigLIP2 (the timm/ repository of the same model)",
+}
+
+
+def _check_model_type(folder: Path, config: Path, target: str) -> None:
+    """Refuse a checkpoint that is not a CLIPModel in one line, before transformers tries it (it
+    would print a screenful and fail later with a misleading error)."""
+    import json
+
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise ModelError(
+            f"unreadable config.json in {folder}", hint="save the model with CLIPModel.save_pretrained"
+        ) from exc
+    if model_type in (None, "clip"):
+        return
+    instead = OPEN_CLIP_INSTEAD.get(str(model_type))
+    raise ModelError(
+        f"{PREFIX}{target} is a {model_type!r} checkpoint; {PREFIX} loads CLIP (CLIPModel) checkpoints only",
+        hint=f"load it with open_clip instead, e.g. -m {instead}"
+        if instead
+        else "use an open_clip spec for this family (docs/models.md)",
+    )
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' own log lines (weights initialised, unused keys, type mismatches) kept off the
+    terminal while a model loads; failures still reach the user as one ModelError line."""
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _preprocess(folder: Path, image_size: int) -> dict:

@@ -28,6 +28,7 @@ from probe.plugin import (
     content_hash,
     file_lock,
     safe_name,
+    tokenizer_fingerprint,
     write_json,
 )
 from probe_neighbours.vocabularies import Vocabulary
@@ -188,9 +189,14 @@ def sample_recall(
 
 
 def index_paths(session: Session, vocab: Vocabulary, params: IndexParams) -> tuple[Path, Path]:
-    """(index file, JSON sidecar) in the cache; the name says vocab, kind and model, the key all inputs."""
+    """(index file, JSON sidecar) in the cache; the name says vocab, kind and model, the key all inputs
+    (the tokenizer's content too: the same weights with another tokenizer embed other words)."""
     key = content_hash(
-        session.fingerprint, vocab.content_hash, json.dumps(params.as_dict(), sort_keys=True), str(INDEX_FORMAT)
+        session.fingerprint,
+        tokenizer_fingerprint(getattr(session, "tokenizer", None)),
+        vocab.content_hash,
+        json.dumps(params.as_dict(), sort_keys=True),
+        str(INDEX_FORMAT),
     )
     stem = cache_path("indexes", f"{_family(session, vocab, params)}{key[:20]}")
     return stem.with_name(f"{stem.name}.faiss"), stem.with_name(f"{stem.name}.json")

@@ -80,6 +80,27 @@ def _versions() -> dict:
     }
 
 
+def _tokenizer_inputs(spec: ModelSpec) -> str:
+    """Hash of the files the model's tokenizer is built from: open_clip's tokenizer code and BPE
+    vocabulary, and the model's config (context length, text cleaning). Part of the snapshot's key:
+    the model's fingerprint is its weights, and a snapshot must not answer for a changed tokenizer."""
+    from probe.encoding.tokenizer import tokenizer_module
+    from probe.models.specs import builtin_file
+
+    module = tokenizer_module()
+    files = [Path(module.__file__).read_bytes(), Path(module.default_bpe()).read_bytes()]
+    if spec.kind == "builtin":
+        files.append(builtin_file(spec.arch, "config").read_bytes())
+    elif spec.kind == "local-dir":
+        files.append((Path(spec.arch.removeprefix("local-dir:")) / "open_clip_config.json").read_bytes())
+    return content_hash(*files)
+
+
+def _snapshot_versions(spec: ModelSpec) -> dict:
+    """What a snapshot's key and record hold besides the fingerprint: code versions and tokenizer inputs."""
+    return {**_versions(), "tokenizer_inputs": _tokenizer_inputs(spec)}
+
+
 def _paths(fingerprint: str, versions: dict) -> tuple[Path, Path]:
     stem = cache_path("text-snapshots", f"{fingerprint}.{content_hash(json.dumps(versions, sort_keys=True))[:12]}")
     return stem.with_name(f"{stem.name}.pt"), stem.with_name(f"{stem.name}.json")
@@ -155,7 +176,7 @@ def save_text_snapshot(session: Session) -> Path | None:
             or text.cast != torch.float32
         ):
             return None
-        versions = _versions()
+        versions = _snapshot_versions(session.spec)
         pt, meta_path = _paths(session.fingerprint, versions)
         if meta_path.is_file():
             usable = bool(read_json(meta_path).get("usable"))
@@ -220,7 +241,7 @@ def open_text_snapshot(
         fingerprint = fingerprint_without_loading(spec, allow_pickle)
         if fingerprint is None:
             return None
-        versions = _versions()
+        versions = _snapshot_versions(spec)
         pt, meta_path = _paths(fingerprint, versions)
         if not meta_path.is_file() or not pt.is_file():
             return None

@@ -150,16 +150,43 @@ def length_buckets(tokens: torch.Tensor, positions: torch.Tensor | None, batch_s
 
 
 def check_prompt_lengths(
-    encode: Callable[[str], list] | None, context_length: int, texts: list[str], truncate: bool
+    encode: Callable[[str], list] | None, context_length: int, texts: list[str], truncate: bool, specials: int = 2
 ) -> None:
-    """Prompts over the context (less the start and end tokens) are a usage error, or a warning when
-    `truncate` is set: a silently cut prompt would be a silently different query."""
+    """Prompts over the context (less the `specials` start/end tokens the tokenizer adds) are a usage
+    error, or a warning when `truncate` is set: a silently cut prompt would be a silently different query."""
     if encode is not None:
-        _check_token_counts([len(encode(t)) for t in texts], context_length, texts, truncate)
+        _check_token_counts([len(encode(t)) for t in texts], context_length, texts, truncate, specials)
 
 
-def _check_token_counts(counts: list[int], context_length: int, texts: list[str], truncate: bool) -> None:
-    limit = context_length - 2
+def check_tokenizer_lengths(tokenizer: Any, context_length: int, texts: list[str], truncate: bool) -> None:
+    """The prompt-length check for any tokenizer kind: open_clip's BPE, open_clip's Hugging Face
+    wrapper (SigLIP, SigLIP2, XLM-R, NLLB), `hf-transformers:` tokenizers, or anything with `encode`.
+    Hugging Face tokenizers cut at max_length without a word, so they are counted here first."""
+    if not texts:
+        return
+    hf = hf_tokenizer(tokenizer)
+    if hf is not None:
+        clean = getattr(tokenizer, "clean_fn", None)
+        cleaned = [clean(t) for t in texts] if callable(clean) else list(texts)
+        counts = [len(ids) for ids in hf(cleaned, add_special_tokens=False, verbose=False).input_ids]
+        _check_token_counts(counts, context_length, texts, truncate, int(hf.num_special_tokens_to_add(pair=False)))
+        return
+    check_prompt_lengths(getattr(tokenizer, "encode", None), context_length, texts, truncate)
+
+
+def hf_tokenizer(tokenizer: Any) -> Any | None:
+    """The transformers tokenizer inside a wrapper (open_clip's HFTokenizer, the hf-transformers
+    loader's), or the tokenizer itself when it is one; None for any other kind."""
+    for candidate in (getattr(tokenizer, "tokenizer", None), tokenizer):
+        if callable(getattr(candidate, "num_special_tokens_to_add", None)) and callable(candidate):
+            return candidate
+    return None
+
+
+def _check_token_counts(
+    counts: list[int], context_length: int, texts: list[str], truncate: bool, specials: int = 2
+) -> None:
+    limit = context_length - specials
     too_long = [t for t, n in zip(texts, counts, strict=True) if n > limit]
     if not too_long:
         return
@@ -180,7 +207,7 @@ def tokenize_checked(tokenizer: Any, context_length: int, texts: list[str], trun
 
     encode = getattr(tokenizer, "encode", None)
     if encode is None or not plain_bpe(tokenizer) or getattr(tokenizer, "context_length", None) != context_length:
-        check_prompt_lengths(encode, context_length, texts, truncate)
+        check_tokenizer_lengths(tokenizer, context_length, texts, truncate)
         return tokenizer(texts)
     bodies = [encode(t) for t in texts]
     _check_token_counts([len(b) for b in bodies], context_length, texts, truncate)

@@ -65,3 +65,44 @@ def build_tokenizer(settings: dict) -> Any:
     tokenizer.context_length = settings["context_length"]
     tokenizer.clean_fn = module.get_clean_fn(settings["clean"])
     return tokenizer
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A hash of what decides a tokenizer's ids: its vocabulary and merges, special tokens, context
+    length and text cleaning. Caches of text embeddings put it in their keys, so a changed tokenizer
+    (a new vocabulary file, other special tokens) is never answered from embeddings of the old one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in _tokenizer_parts(tokenizer):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _tokenizer_parts(tokenizer: Any) -> list[str]:
+    import json
+
+    clean = getattr(getattr(tokenizer, "clean_fn", None), "__name__", "")
+    reduction = getattr(getattr(tokenizer, "reduction_fn", None), "__name__", "")
+    parts = [type(tokenizer).__qualname__, str(getattr(tokenizer, "context_length", "")), clean, reduction]
+    parts += [
+        f"{n}={getattr(tokenizer, n, '')}" for n in ("strip_sep_token", "tokenizer_mode")
+    ]  # open_clip's HF wrapper
+    bpe_ranks = getattr(tokenizer, "bpe_ranks", None)
+    encoder = getattr(tokenizer, "encoder", None)
+    if isinstance(bpe_ranks, dict) and isinstance(encoder, dict):  # open_clip's BPE: the tables themselves
+        parts.append("\n".join(map(" ".join, bpe_ranks)))  # merges in rank order (about 20 ms)
+        parts.append("\n".join(list(encoder)[len(bpe_ranks) + 512 :]))  # the special tokens after bytes and merges
+        return parts
+    hf = getattr(tokenizer, "tokenizer", None)
+    hf = hf if hf is not None and callable(getattr(hf, "get_vocab", None)) else tokenizer
+    backend = getattr(hf, "backend_tokenizer", None)
+    if backend is not None:  # a fast Hugging Face tokenizer: its whole definition, normaliser and template included
+        parts.append(backend.to_str())
+    elif callable(getattr(hf, "get_vocab", None)):
+        parts.append(json.dumps(hf.get_vocab(), sort_keys=True))
+    special = getattr(hf, "special_tokens_map", None)
+    if isinstance(special, dict):
+        parts.append(json.dumps(special, sort_keys=True, default=str))
+    return parts

@@ -140,14 +140,26 @@ def repo_file(cache: Path, repo: str, filename: str) -> Path:
     return path
 
 
-def save_tokenizer(folder: Path, context_length: int = 64) -> None:
-    """A small word-level fast tokenizer (tokenizer.json + config) in `folder`: AutoTokenizer loads it."""
+#: special-token layouts of the tokenizer families open_clip and transformers load: what a prompt
+#: costs besides its words (T5 for SigLIP, Gemma for SigLIP2, XLM-R, NLLB's language code)
+TEMPLATES = {
+    "siglip-t5": "$A </s>",
+    "siglip2-gemma": "<s> $A",
+    "xlm-roberta": "<s> $A </s>",
+    "nllb": "eng_Latn $A </s>",
+}
+
+
+def save_tokenizer(folder: Path, context_length: int = 64, template: str = "$A </s>") -> None:
+    """A small word-level fast tokenizer (tokenizer.json + config) in `folder`: AutoTokenizer loads it.
+    `template` lays out the special tokens around a text (TEMPLATES)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
-    vocab = {tok: i for i, tok in enumerate(["<s>", "<pad>", "</s>", "<unk>", *WORDS])}
+    vocab = {tok: i for i, tok in enumerate(["<s>", "<pad>", "</s>", "<unk>", "eng_Latn", *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
+    specials = [(t, vocab[t]) for t in ("<s>", "</s>", "eng_Latn") if t in template.split()]
+    tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=specials)
     folder.mkdir(parents=True, exist_ok=True)
     tok.save(str(folder / "tokenizer.json"))
     config = {
@@ -208,3 +220,26 @@ def use_cache(monkeypatch, cache: Path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def save_clip_tokenizer(folder: Path, context_length: int = 77) -> None:
+    """OpenAI's CLIP tokenizer as the hub ships it (vocab.json, merges.txt), built from open_clip's
+    BPE tables: the same ids, and padding with the end-of-text token as openai/clip-vit-* repos do."""
+    import gzip
+
+    from open_clip.tokenizer import SimpleTokenizer, default_bpe
+    from transformers import CLIPTokenizer
+
+    names = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = {names.get(tok, tok): i for tok, i in SimpleTokenizer().encoder.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    merges = gzip.decompress(Path(default_bpe()).read_bytes()).decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    tokenizer = CLIPTokenizer(
+        str(folder / "vocab.json"),
+        str(folder / "merges.txt"),
+        pad_token="<|endoftext|>",
+        model_max_length=context_length,
+    )
+    tokenizer.save_pretrained(folder)

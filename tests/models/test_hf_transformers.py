@@ -93,3 +93,123 @@ def test_probes_run_and_errors_are_one_line(clip_folder, invoke, tmp_path, monke
     missing = invoke("--model", "hf-transformers:someone/not-cached", "neighbours", "a")
     assert missing.exit_code == 1 and "no folder or cached Hugging Face repo 'someone/not-cached'" in missing.stderr
     assert missing.stderr.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def hub_style_folder(tmp_path_factory):
+    """A CLIPModel shaped as openai/clip-vit-base-patch32 is on the hub (legacy special-token ids
+    0/2/1, QuickGELU, 49,408-token vocabulary, 77-token context, a tokenizer that pads with the
+    end-of-text token), at small widths, saved with save_pretrained."""
+    from transformers import CLIPConfig, CLIPModel
+
+    folder = tmp_path_factory.mktemp("hub-clip")
+    text = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "vocab_size": 49408,
+        "max_position_embeddings": 77,
+        "hidden_act": "quick_gelu",
+        "bos_token_id": 0,
+        "pad_token_id": 1,
+        "eos_token_id": 2,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 16,
+        "hidden_act": "quick_gelu",
+    }
+    torch.manual_seed(1)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16, logit_scale_init_value=3.0))
+    with torch.no_grad():
+        model.logit_scale.fill_(3.3)  # not the 100 a fixed temperature would use
+    model.save_pretrained(folder)
+    hfcache.save_clip_tokenizer(folder)
+    return folder
+
+
+def test_hub_style_text_tower_equals_get_text_features(hub_style_folder):
+    from transformers import AutoTokenizer, CLIPModel
+
+    from probe.session import Session
+
+    session = Session.open(f"hf-transformers:{hub_style_folder}", device="cpu")
+    model = CLIPModel.from_pretrained(str(hub_style_folder)).eval()
+    tok = AutoTokenizer.from_pretrained(str(hub_style_folder))
+    assert tok.pad_token_id == tok.eos_token_id == 49407  # the hub's layout: padding is end-of-text
+    texts = ["a photo of a dog", "an orange ring on a black background, photographed at dusk", "star"]
+    batch = tok(texts, padding=True, return_tensors="pt")
+    assert torch.equal(session.tokenize(texts)[:, : batch.input_ids.shape[1]], batch.input_ids)
+    with torch.no_grad():
+        want = model.get_text_features(**batch)
+    want = F.normalize(getattr(want, "pooler_output", want), dim=-1)
+    assert (session.encode_text(texts) - want).abs().max() <= 1e-5
+
+
+def test_zero_shot_probabilities_are_the_hf_models_own(hub_style_folder):
+    from transformers import AutoTokenizer, CLIPModel
+
+    from probe.scores import zero_shot
+    from probe.session import Session
+
+    session = Session.open(f"hf-transformers:{hub_style_folder}", device="cpu")
+    model = CLIPModel.from_pretrained(str(hub_style_folder)).eval()
+    tok = AutoTokenizer.from_pretrained(str(hub_style_folder))
+    prompts = ["a red circle", "a blue square", "a green star"]
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    pixels = (images - torch.tensor([0.48145466, 0.4578275, 0.40821073])[:, None, None]) / torch.tensor(
+        [0.26862954, 0.26130258, 0.27577711]
+    )[:, None, None]
+    with torch.no_grad():
+        out = model(**tok(prompts, padding=True, return_tensors="pt"), pixel_values=pixels)
+    _, probs = zero_shot(session, images, prompts)
+    assert (probs - out.logits_per_image.softmax(dim=-1)).abs().max() <= 1e-5
+
+
+def test_zero_shot_probabilities_are_shapes_tiny_own():
+    """The built-in model: softmax of open_clip's own logits (its learned scale, not a fixed 100)."""
+    from probe.scores import zero_shot
+    from probe.session import Session
+
+    session = Session.open("shapes-tiny", device="cpu")
+    prompts = ["a red circle", "a blue square", "a green star"]
+    images = torch.rand(2, 3, session.image_size, session.image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        image_features, text_features, scale = session.model(session.preprocess(images), session.tokenize(prompts))[:3]
+    assert abs(float(scale) - 100.0) > 1e-3  # a test that a fixed 100 would fail
+    want = (scale * image_features @ text_features.T).softmax(dim=-1)
+    _, probs = zero_shot(session, images, prompts)
+    assert (probs - want).abs().max() <= 1e-5
+
+
+def test_siglip_folder_is_one_line_naming_the_open_clip_spec(tmp_path, invoke):
+    from transformers import SiglipConfig, SiglipModel
+
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = SiglipConfig(
+        text_config={**small, "vocab_size": 64}, vision_config={**small, "image_size": 32, "patch_size": 16}
+    )
+    SiglipModel(config).save_pretrained(tmp_path / "siglip")
+    hfcache.save_tokenizer(tmp_path / "siglip", context_length=64)
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    result = invoke("--model", f"hf-transformers:{tmp_path / 'siglip'}", "score", tmp_path / "x.png", "-p", "a")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "is a 'siglip' checkpoint" in result.stderr and "hf-hub:timm/ViT-B-16-SigLIP" in result.stderr
+
+
+def test_attention_mask_ends_at_the_first_end_of_text_token():
+    from probe_hf.loader import attention_mask
+
+    pad_is_eos = torch.tensor([[49406, 5, 7, 49407, 49407, 49407], [49406, 49407, 49407, 49407, 49407, 49407]])
+    assert attention_mask(pad_is_eos, 49407, 49407).tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]]
+    own_pad = torch.tensor([[0, 5, 2, 1, 1], [0, 5, 6, 7, 2]])
+    assert attention_mask(own_pad, 1, 2).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert attention_mask(torch.tensor([[5, 6, 1]]), 1, None).tolist() == [[1, 1, 0]]
