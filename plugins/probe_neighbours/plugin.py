@@ -129,6 +129,8 @@ def register_commands(app: typer.Typer) -> None:
         state = options(ctx)
         # text only: a snapshot spares the model load (it has the session's text methods, spec and fingerprint)
         session: Any = current_session(ctx) if image else current_session(ctx, text_only=True)
+        all_texts = [t for g in groups.values() for t in g]
+        session.tokenize(all_texts, truncate=truncate)  # an over-long prompt fails before an index is built
         vocabs = list(vocab) if vocab else default_vocabs(session)
         indexes = _open_with_progress(session, vocabs, params, rebuild)
         notes = [ix.message for ix in indexes if ix.message] + _caveats(state.model, groups, indexes, flag_rate_)
@@ -136,7 +138,6 @@ def register_commands(app: typer.Typer) -> None:
             console.note(message)
 
         rows: list[tuple[str, Any]] = []  # (group, NeighbourResult)
-        all_texts = [t for g in groups.values() for t in g]
         if all_texts:
             found = text_neighbours(session, all_texts, vocabs, k, indexes=indexes, truncate=truncate)
             labels = [g for g, items in groups.items() for _ in items]

@@ -141,3 +141,12 @@ def test_an_image_path_given_as_text_suggests_the_image_option(invoke, tmp_path,
             f"Error: {what} {given!r} is an image file's name, not a {what} (did you mean --image {given}?)"
         )
     assert invoke("neighbours", "my holiday.jpg", "--k", "1").exit_code == 0
+
+
+def test_an_over_long_prompt_fails_before_any_index_is_built(invoke):
+    """The length error comes first: on a large vocabulary the index build it would wait for takes minutes."""
+    from probe.files.cache import cache_root
+
+    result = invoke("neighbours", " ".join(["star"] * 90), "--vocab", "world")
+    assert result.exit_code == 2 and "longer than the model's" in result.stderr
+    assert not list(cache_root().rglob("*.faiss"))
