@@ -77,11 +77,11 @@ def _execute(ctx: typer.Context, plan, run_dir: Path | None, shard_text: str | N
 
 def _step_texts(plan) -> list[str]:
     """Every text the plan's steps will encode with the audited model (for the pre-flight length check)."""
-    from probe.plugin import lookup
+    from probe.plugin import step_kinds
 
     texts: list[str] = []
     for step in plan.steps:
-        kind = lookup("register_experiment_steps", step.kind)
+        kind = step_kinds().require(step.kind).step
         texts += kind.texts(step.options) if kind.texts else []
     return list(dict.fromkeys(texts))
 
@@ -100,7 +100,7 @@ def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
         return
     for step in summary["steps"]:
         t = step["table"]
-        console.print_table(t["title"], t["columns"], t["rows"])
+        console.print_table(t["columns"], t["rows"], title=t["title"])
     c = result.counts
     console.note(
         f"{result.folder}: {c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('pending', 0)} pending "
@@ -412,10 +412,10 @@ def register_commands(app: typer.Typer) -> None:
             for r in cal.rows
         ]
         console.print_table(
-            f"NSFW thresholds for {session.name}: at most {rate:.2%} of {cal.n_safe} safe images per concept",
             ["concept", "old threshold", "threshold", "safe flagged"]
             + ([f"flagged caught (of {cal.n_flagged})"] if caught else []),
             rows,
+            title=f"NSFW thresholds for {session.name}: at most {rate:.2%} of {cal.n_safe} safe images per concept",
         )
         console.note(
             f"any concept flags {cal.safe_flag_rate:.2%} of the safe images"

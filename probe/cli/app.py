@@ -18,6 +18,7 @@ from probe.cli.mount import add_commands
 from probe.cli.state import get_state
 from probe.errors import ProbeError
 from probe.registry import Registry, activate, current, discover
+from probe.registry.extensions import enable_hint
 
 if TYPE_CHECKING:
     from typer._click.core import Context as ClickContext
@@ -169,20 +170,19 @@ def hoist_global_options(group: Any, ctx: ClickContext, args: list[str]) -> list
 
 
 def _missing_command_reason(registry: Registry, name: str) -> str | None:
-    """Why `probe NAME` is not a command, when a disabled or broken plugin explains it."""
-    from probe.cli.mount import commands_of
-
-    for info in registry.unavailable():
-        if info.status == "disabled" and name in commands_of(info):
-            how = (
-                f"remove it from {info.reason.split()[-1]}" if "DISABLE" in info.reason else f"add {info.name!r} to it"
-            )
-            return f"command {name!r} comes from plugin {info.name!r}, which is disabled ({info.reason}): {how}"
-    failed = [i for i in registry.unavailable() if i.status == "failed"]
-    if failed:
-        names = "; ".join(f"{i.name} ({i.reason})" for i in failed)
-        return f"no such command {name!r}; plugins that failed to load may provide it: {names} (see `probe plugins`)"
-    return None
+    """Why `probe NAME` is not a command, when plugins that are not running may explain it. Disabled
+    plugins are never imported, so each one that is off is named as a possible provider."""
+    off = registry.unavailable()
+    if not off:
+        return None
+    if len(off) == 1:
+        info = off[0]
+        if info.status == "disabled":
+            how = enable_hint(info).removeprefix("disabled: ")
+            return f"no command {name!r}; it may come from plugin {info.name!r}, which is disabled: {how}"
+        return f"no command {name!r}; it may come from plugin {info.name!r}, which failed to load: {info.reason}"
+    names = "; ".join(f"{i.name} ({enable_hint(i)})" for i in off)
+    return f"no command {name!r}; it may come from a plugin that is not running: {names} (see `probe plugins`)"
 
 
 def _option_keys(cmd: Any) -> dict[str, str]:
