@@ -289,8 +289,7 @@ class Registry:
                     impl.function(register=registrar(add))
                 except Exception as exc:  # the plugin is failed as a whole: nothing half-registered stays in use
                     self.warnings.append(
-                        f"plugin {info.name!r} failed in {hook}, nothing it registered is used: "
-                        f"{one_line(exc)}"
+                        f"plugin {info.name!r} failed in {hook}, nothing it registered is used: {one_line(exc)}"
                     )
                     self.fail(plugin, f"{hook}: {one_line(exc)}")
                     return
