@@ -187,21 +187,15 @@ def hook_name_problems(module: Any) -> list[str]:
     marker = f"{hookspecs.PROJECT}_impl"
     problems = []
     for attr, value in sorted(vars(module).items()):
-        if (
-            not attr.startswith("register_")
-            or not callable(value)
-            or getattr(value, "__module__", None)
-            not in (
-                module.__name__,
-                None,
-            )
-        ):
+        if not attr.startswith("register_") or not callable(value):
             continue
         if attr in HOOKS and not hasattr(value, marker):
             problems.append(f"{attr} is not marked @hookimpl (it would never be called)")
         elif attr not in HOOKS:
-            close = difflib.get_close_matches(attr, HOOKS, n=1)
-            problems.append(f"{attr} is not a probe hook" + (f" (did you mean {close[0]}?)" if close else ""))
+            close = difflib.get_close_matches(attr, HOOKS, n=1, cutoff=0.85)
+            if close or hasattr(value, marker):
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                problems.append(f"{attr} is not a probe hook{hint}")
     return problems
 
 
