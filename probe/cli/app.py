@@ -18,6 +18,7 @@ from probe.cli.mount import add_commands
 from probe.cli.state import get_state
 from probe.errors import ProbeError
 from probe.registry import Registry, activate, current, discover
+from probe.registry.discovery import SLOW_IMPORT_SECONDS
 from probe.registry.extensions import enable_hint
 
 if TYPE_CHECKING:
@@ -350,7 +351,11 @@ def _root(
 
 
 def build_app(extra_plugins: dict | None = None) -> typer.Typer:
-    """The root app with core commands and every selected plugin's commands mounted."""
+    """The root app with core commands and every selected plugin's commands mounted. A plugin whose
+    import took over SLOW_IMPORT_SECONDS gets a note under `probe --help`."""
+    plugins, warnings_ = discover(extra_plugins)
+    slow = [p.info for p in plugins if p.info.import_seconds > SLOW_IMPORT_SECONDS]
+    note = "; ".join(f"plugin {i.name!r} took {i.import_seconds:.1f} s to import" for i in slow)
     app = typer.Typer(
         cls=ProbeGroup,
         no_args_is_help=True,
@@ -358,9 +363,9 @@ def build_app(extra_plugins: dict | None = None) -> typer.Typer:
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
         rich_markup_mode=None,
+        epilog=f"Note: {note} (every command waits for it; see `probe plugins --timings`)." if slow else None,
     )
     app.callback()(_root)
-    plugins, warnings_ = discover(extra_plugins)
     registry = activate(Registry(plugins, warnings_))
     from probe.cli import commands as core_commands
 

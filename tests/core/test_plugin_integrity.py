@@ -197,7 +197,8 @@ def test_a_loader_without_fingerprint_gets_one_from_its_weights():
 
 def test_a_plugin_exception_at_run_time_names_the_plugin_and_the_hook(invoke):
     def register_vocabularies(register):
-        register("bad", lambda: {}["missing"], "raises KeyError")
+        missing: dict[str, list[str]] = {}
+        register("bad", lambda: missing["missing"], "raises KeyError")
 
     result = invoke(
         "neighbours",
@@ -215,7 +216,7 @@ def test_a_plugin_exception_at_run_time_names_the_plugin_and_the_hook(invoke):
     "bad, problem",
     [
         ({"register_vocabulary": lambda register: None}, "register_vocabulary is not a probe hook"),
-        ({"register_vocabularies": lambda register: register("x", lambda: [], replce=True)}, "replce"),
+        ({"register_vocabularies": lambda register: register("x", list, replce=True)}, "replce"),
     ],
 )
 def test_misspelt_hooks_and_register_keywords_fail_the_plugin_at_load(invoke, bad, problem):
@@ -224,7 +225,7 @@ def test_misspelt_hooks_and_register_keywords_fail_the_plugin_at_load(invoke, ba
     module = types.ModuleType("typo")
     for name, fn in bad.items():
         setattr(module, name, hookimpl(fn) if name == "register_vocabularies" else fn)
-    module.register_commands = hookimpl(lambda app: None)
+    module.register_commands = hookimpl(lambda app: None)  # type: ignore[attr-defined]
     rows = {
         r["name"]: r
         for r in json.loads(invoke("plugins", "--json", extra_plugins={"typo": lambda: module}).stdout)["plugins"]
@@ -234,7 +235,7 @@ def test_misspelt_hooks_and_register_keywords_fail_the_plugin_at_load(invoke, ba
 
 def test_an_unmarked_hook_is_reported(invoke):
     module = types.ModuleType("unmarked")
-    module.register_commands = lambda app: None
+    module.register_commands = lambda app: None  # type: ignore[attr-defined]
     rows = {
         r["name"]: r
         for r in json.loads(invoke("plugins", "--json", extra_plugins={"u": lambda: module}).stdout)["plugins"]
@@ -285,5 +286,21 @@ def test_cli_messages_name_the_disabled_plugin(invoke, monkeypatch):
     import probe
 
     with pytest.raises(Exception, match="score") as caught:
-        probe.score(None, [], "a star")
+        probe.score(None, [], "a star")  # type: ignore[arg-type]
     assert off in str(caught.value)
+
+
+def test_a_slow_plugin_is_named_on_help_and_in_timings(invoke):
+    import time
+
+    def slow_import() -> types.ModuleType:
+        time.sleep(0.25)
+        return _plugin("slowmod", register_commands=lambda app: None)
+
+    help_text = invoke("--help", extra_plugins={"slowpoke": slow_import}).stdout
+    assert "Note: plugin 'slowpoke' took 0." in " ".join(help_text.split()) and "s to import" in help_text
+    timings = invoke("plugins", "--timings", extra_plugins={"slowpoke": slow_import}).stdout
+    row = next(line for line in timings.splitlines() if "slowpoke" in line)
+    assert "slow" in row
+    fast = invoke("--help").stdout
+    assert "to import" not in fast
