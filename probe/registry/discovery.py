@@ -17,7 +17,10 @@ from types import ModuleType
 GROUP = "probe.plugins"
 LOAD_ENV = "PROBE_LOAD_PLUGINS"
 DISABLE_ENV = "PROBE_DISABLE_PLUGINS"
-API_VERSION = 1  # the plugin API this clip-probe provides; a plugin declares PROBE_API = N in its module
+API_VERSION = 2  # the plugin API this clip-probe provides; a plugin declares PROBE_API = N in its module
+#: API 1 plugins may implement a hook with an unmarked function of the hook's name; from API 2 only
+#: @hookimpl-marked functions count (an unmarked one is an error at load time).
+UNMARKED_HOOKS_UNTIL = 1
 OLDEST_API = 1  # plugins written for an older API than this no longer load
 BUILTIN_DISTRIBUTION = "clip-probe"
 

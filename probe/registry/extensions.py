@@ -20,7 +20,7 @@ import pluggy
 
 from probe import hookspecs
 from probe.registry.checks import guarded, one_line, outcomes_problem, perturbation_problem
-from probe.registry.discovery import LoadedPlugin, PluginInfo
+from probe.registry.discovery import UNMARKED_HOOKS_UNTIL, LoadedPlugin, PluginInfo
 from probe.registry.records import (
     KINDS,
     RECORDS,
@@ -182,14 +182,30 @@ def prefix_overlap(prefix: str, taken: list[str]) -> str:
 # ---------------------------------------------------------------- hook implementations that do not count
 
 
-def hook_name_problems(module: Any) -> list[str]:
-    """Functions in a plugin module that look like hooks but are not: unmarked (no @hookimpl) or misspelt."""
+class _Manager(pluggy.PluginManager):
+    """Accepts unmarked module functions named after a hook from the modules in `unmarked_ok`
+    (plugins written for plugin API 1, when that was allowed)."""
+
+    def __init__(self, project: str) -> None:
+        super().__init__(project)
+        self.unmarked_ok: set[int] = set()
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and id(plugin) in self.unmarked_ok and name in HOOKS and callable(getattr(plugin, name, None)):
+            return {}
+        return opts
+
+
+def hook_name_problems(module: Any, unmarked_ok: bool = False) -> list[str]:
+    """Functions in a plugin module that look like hooks but are not: unmarked (no @hookimpl, unless
+    `unmarked_ok`: plugin API 1) or misspelt."""
     marker = f"{hookspecs.PROJECT}_impl"
     problems = []
     for attr, value in sorted(vars(module).items()):
         if not attr.startswith("register_") or not callable(value):
             continue
-        if attr in HOOKS and not hasattr(value, marker):
+        if attr in HOOKS and not hasattr(value, marker) and not unmarked_ok:
             problems.append(f"{attr} is not marked @hookimpl (it would never be called)")
         elif attr not in HOOKS:
             close = difflib.get_close_matches(attr, HOOKS, n=1, cutoff=0.85)
@@ -212,7 +228,7 @@ class Registry:
         self.warnings: list[str] = list(warnings or [])
         self.clashes: list[str] = []
         self.replacements: list[dict[str, str]] = []
-        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager = _Manager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self._extensions: dict[str, dict[str, Extension]] = {hook: {} for hook in RECORDS}
         self._shown: set[str] = set()
@@ -236,7 +252,10 @@ class Registry:
     def _register(self, plugin: LoadedPlugin) -> None:
         """Hand the plugin to pluggy; only @hookimpl-marked functions count, misspelt hooks are errors."""
         assert plugin.module is not None
-        problems = hook_name_problems(plugin.module)
+        unmarked_ok = plugin.info.api.isdigit() and int(plugin.info.api) <= UNMARKED_HOOKS_UNTIL
+        if unmarked_ok:
+            self.manager.unmarked_ok.add(id(plugin.module))
+        problems = hook_name_problems(plugin.module, unmarked_ok)
         if problems:
             self.fail(plugin, "; ".join(problems))
             return

@@ -154,7 +154,12 @@ def test_replace_true_replaces_a_built_in_part(invoke):
 
 @pytest.mark.parametrize(
     "api, status, reason",
-    [(1, "loaded", ""), (2, "failed", "upgrade clip-probe"), ("one", "failed", "must be an integer")],
+    [
+        (1, "loaded", ""),
+        (2, "loaded", ""),
+        (3, "failed", "upgrade clip-probe"),
+        ("one", "failed", "must be an integer"),
+    ],
 )
 def test_plugin_api_version(invoke, api, status, reason):
     module = _plugin(register_vocabularies=lambda register: None, PROBE_API=api)

@@ -304,3 +304,16 @@ def test_a_slow_plugin_is_named_on_help_and_in_timings(invoke):
     assert "slow" in row
     fast = invoke("--help").stdout
     assert "to import" not in fast
+
+
+def test_an_api_1_plugin_with_unmarked_hooks_still_loads(invoke):
+    """Plugin API 1 accepted a bare `def register_commands(app)`; API 2 plugins must mark it."""
+    module = types.ModuleType("old_style")
+    module.PROBE_API = 1  # type: ignore[attr-defined]
+
+    def register_vocabularies(register):
+        register("old-words", lambda: ["circle", "square"], "written for API 1")
+
+    module.register_vocabularies = register_vocabularies  # type: ignore[attr-defined]
+    result = invoke("vocabs", "--json", extra_plugins={"old": lambda: module})
+    assert result.exit_code == 0 and "old-words" in result.stdout
