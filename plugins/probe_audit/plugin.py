@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from probe.plugin import hookimpl
+from probe.plugin import hookimpl, step_kinds
 
 PROBE_API = 1
 
@@ -134,7 +134,12 @@ def register_label_sets(register) -> None:
 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("run")
+    kinds = step_kinds()  # every plugin's step kinds, built-ins first (collected before commands mount)
+    listed = "; ".join(
+        f"{name} ({ext.plugin}): {ext.about}" if ext.about else f"{name} ({ext.plugin})" for name, ext in kinds.items()
+    )
+
+    @app.command("run", epilog=f"Step kinds: {listed}." if listed else None)
     def run(
         ctx: typer.Context,
         experiment: Annotated[
