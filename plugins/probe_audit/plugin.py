@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from probe.plugin import hookimpl, step_kinds
 
@@ -132,14 +133,21 @@ def register_label_sets(register) -> None:
         register(name, path, f"shipped label set ({path.name})")
 
 
+class _RunCommand(TyperCommand):
+    """`probe run --help` ends with every plugin's step kinds (looked up only when help is shown)."""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        kinds = step_kinds()
+        self.epilog = "Step kinds: " + "; ".join(
+            f"{name} ({ext.plugin}): {ext.about}" if ext.about else f"{name} ({ext.plugin})"
+            for name, ext in kinds.items()
+        )
+        super().format_epilog(ctx, formatter)
+
+
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    kinds = step_kinds()  # every plugin's step kinds, built-ins first (collected before commands mount)
-    listed = "; ".join(
-        f"{name} ({ext.plugin}): {ext.about}" if ext.about else f"{name} ({ext.plugin})" for name, ext in kinds.items()
-    )
-
-    @app.command("run", epilog=f"Step kinds: {listed}." if listed else None)
+    @app.command("run", cls=_RunCommand)
     def run(
         ctx: typer.Context,
         experiment: Annotated[

@@ -235,9 +235,31 @@ class Registry:
         for plugin in self.plugins:
             if plugin.module is not None:
                 self._register(plugin)
+        # Third-party plugins' hooks are called now, so that every command sees their clashes; the
+        # built-ins' hooks of a kind no third-party plugin adds to run on first use (`probe --help`
+        # stays fast).
+        self._placed: set[str] = set()
+        self._third_party: dict[str, Staged] = {hook: [] for hook in RECORDS}
         for plugin in self.plugins:
-            if plugin.module is not None:
-                self._collect(plugin)
+            if plugin.module is not None and not plugin.info.builtin:
+                for ext, replace in self._collect(plugin, tuple(RECORDS)) or []:
+                    self._third_party[ext.hook].append((ext, replace))
+        for hook, staged in self._third_party.items():
+            if staged:
+                self._ensure(hook)
+
+    def _ensure(self, hook: str) -> None:
+        """Place one kind's registrations once: the built-ins', then the third-party plugins'."""
+        if hook in self._placed:
+            return
+        self._placed.add(hook)
+        for plugin in self.plugins:
+            if plugin.module is not None and plugin.info.builtin:
+                for ext, replace in self._collect(plugin, (hook,)) or []:
+                    self._place(ext, replace)
+        for ext, replace in self._third_party[hook]:
+            if any(p.info.name == ext.plugin and p.module is not None for p in self.plugins):
+                self._place(ext, replace)
 
     def fail(self, plugin: LoadedPlugin, reason: str) -> None:
         """Mark a plugin failed: unregistered, and nothing it registered stays in use."""
@@ -280,8 +302,9 @@ class Registry:
 
     # ------------------------------------------------------------------ collecting
 
-    def _collect(self, plugin: LoadedPlugin) -> None:
-        """Call the plugin's `register_*` hooks; if one fails, none of its registrations count."""
+    def _collect(self, plugin: LoadedPlugin, hooks: tuple[str, ...]) -> Staged | None:
+        """Call the plugin's `register_*` hooks among `hooks`; if one fails, the plugin fails and none
+        of its registrations count (None)."""
         info = plugin.info
         staged: Staged = []
 
@@ -294,7 +317,8 @@ class Registry:
             fields = _guard(cls, fields, info.name, name, info.builtin)
             staged.append((cls(name=name, plugin=info.name, builtin=info.builtin, **fields), bool(replace)))
 
-        for hook, registrar in REGISTRARS.items():
+        for hook in hooks:
+            registrar = REGISTRARS[hook]
             for impl in getattr(self.manager.hook, hook).get_hookimpls():
                 if impl.plugin_name != info.name:
                     continue
@@ -305,9 +329,8 @@ class Registry:
                         f"plugin {info.name!r} failed in {hook}, nothing it registered is used: {one_line(exc)}"
                     )
                     self.fail(plugin, f"{hook}: {one_line(exc)}")
-                    return
-        for ext, replace in staged:
-            self._place(ext, replace)
+                    return None
+        return staged
 
     def _place(self, ext: Extension, replace: bool) -> None:
         """Apply the clash policy to one registration."""
@@ -376,11 +399,12 @@ class Registry:
 
     def extensions(self, hook: str) -> dict[str, Extension]:
         """Name -> record for one `register_*` hook."""
+        self._ensure(hook)
         return self._extensions[hook]
 
     def found(self, cls: type[Any]) -> Found[Any]:
         """The records of one kind, with `require(name)` for a lookup that explains a miss."""
-        return Found(dict(self._extensions[cls.hook]), cls.kind, self.why_missing() if self.unavailable() else "")
+        return Found(dict(self.extensions(cls.hook)), cls.kind, self.why_missing() if self.unavailable() else "")
 
     def get(self, hook: str, name: str, need: str = "") -> Extension:
         """The record registered under `name`, or a one-line error saying what exists and what is off."""
@@ -388,7 +412,7 @@ class Registry:
 
     def all_extensions(self) -> Iterator[Extension]:
         for hook in RECORDS:
-            yield from self._extensions[hook].values()
+            yield from self.extensions(hook).values()
 
 
 def enable_hint(info: PluginInfo) -> str:
