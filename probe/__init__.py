@@ -16,10 +16,27 @@ functions. Attributes load lazily: `import probe` stays fast and torch loads wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_MODEL", "ProbeError", "Session", "api", "list_models", "parse_model_spec", "plugins"]
+if TYPE_CHECKING:
+    from probe.session import Session
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ProbeError",
+    "Session",
+    "api",
+    "invert",
+    "list_models",
+    "neighbours",
+    "open",
+    "parse_model_spec",
+    "plugins",
+    "score",
+    "shuffle_test",
+]
 
 _LAZY = {
     "Session": ("probe.session", "Session"),
@@ -47,9 +64,38 @@ def plugins() -> list[dict]:
 
 def api() -> dict[str, str]:
     """The probe functions plugins provide (`probe.<name>`), with what each does."""
-    from probe.registry import registered
+    from probe.registry import python_api
 
-    return {name: ext.about for name, ext in registered("register_python_api").items()}
+    return {name: ext.about for name, ext in python_api().items()}
+
+
+def _registered_function(name: str) -> Any:
+    """The function registered as `probe.<name>` (a plugin may replace a built-in one with replace=True);
+    a plugin that is off is named in the error."""
+    from probe.registry import python_api
+
+    return python_api().require(name, need=f"probe.{name}").function
+
+
+def invert(session: Session, prompts: str | Sequence[str], **options: Any) -> Any:
+    """Images the model matches to `prompts` (CLIP inversion); options: seeds, preset, settings.
+    From the invert plugin: see its guide for every option."""
+    return _registered_function("invert")(session, prompts, **options)
+
+
+def neighbours(session: Session, texts: str | Sequence[str] = (), **options: Any) -> Any:
+    """The nearest vocabulary words of texts (or images=...); options: vocabs, k, images."""
+    return _registered_function("neighbours")(session, texts, **options)
+
+
+def score(session: Session, images: Any, prompts: str | Sequence[str]) -> Any:
+    """CLIP cosines and zero-shot labels of images (paths or tensors) against prompts."""
+    return _registered_function("score")(session, images, prompts)
+
+
+def shuffle_test(session: Session, prompts: str | Sequence[str], **options: Any) -> Any:
+    """How much scores change when captions are perturbed; options: perturbations, seed, n_variants, images."""
+    return _registered_function("shuffle_test")(session, prompts, **options)
 
 
 def _is_submodule(name: str) -> bool:
@@ -63,10 +109,12 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(import_module(module), attr)
+    off = ""
     if not name.startswith("_") and not _is_submodule(name):
-        from probe.registry import registered
+        from probe.registry import python_api
 
-        found = registered("register_python_api")
+        found = python_api()
         if name in found:
-            return found[name].value
-    raise AttributeError(f"module 'probe' has no attribute {name!r} (probe functions: see probe.api())")
+            return found[name].function
+        off = f"; {found.off}" if found.off else ""
+    raise AttributeError(f"module 'probe' has no attribute {name!r} (probe functions: see probe.api(){off})")

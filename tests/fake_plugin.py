@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from probe.plugin import hookimpl
+
 
 def probe_a(session) -> int:
     return id(session)
@@ -13,6 +15,7 @@ def probe_b(session) -> int:
     return id(session)
 
 
+@hookimpl
 def register_commands(app: typer.Typer) -> None:
     @app.command("fake-two-probes")
     def two(ctx: typer.Context) -> None:

@@ -22,9 +22,9 @@ from probe.plugin import (
     StepPlan,
     chunked,
     load_image,
-    lookup,
     read_json,
     safe_name,
+    step_kinds,
 )
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ INVERT_OPTIONS = ("preset", "settings", "batch")
 
 
 def _kind(name: str, need: str) -> StepKind:
-    return lookup("register_experiment_steps", name, need=need)
+    return step_kinds().require(name, need=need).step
 
 
 def _invert_options(opts: StepOptions, need: str) -> dict:

@@ -28,8 +28,8 @@ from probe.plugin import (
     parse_seeds,
     read_lines,
     read_yaml,
-    registered,
 )
+from probe.plugin import step_kinds as registered_step_kinds
 
 __all__ = [
     "Chunk",
@@ -95,13 +95,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def step_kinds() -> dict[str, StepKind]:
     """Every registered experiment step kind (built-in plugins' and third parties'), by name."""
-    return {name: ext.value for name, ext in registered("register_experiment_steps").items()}
+    return {name: ext.step for name, ext in registered_step_kinds().items()}
 
 
 def _kind(name: str, need: str) -> StepKind:
-    from probe.plugin import lookup
-
-    return lookup("register_experiment_steps", name, need=need)
+    return registered_step_kinds().require(name, need=need).step
 
 
 def normalise_step(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
-from probe.plugin import hookimpl
+from probe.plugin import hookimpl, step_kinds
 
 PROBE_API = 1
 
@@ -77,11 +78,11 @@ def _execute(ctx: typer.Context, plan, run_dir: Path | None, shard_text: str | N
 
 def _step_texts(plan) -> list[str]:
     """Every text the plan's steps will encode with the audited model (for the pre-flight length check)."""
-    from probe.plugin import lookup
+    from probe.plugin import step_kinds
 
     texts: list[str] = []
     for step in plan.steps:
-        kind = lookup("register_experiment_steps", step.kind)
+        kind = step_kinds().require(step.kind).step
         texts += kind.texts(step.options) if kind.texts else []
     return list(dict.fromkeys(texts))
 
@@ -100,7 +101,7 @@ def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
         return
     for step in summary["steps"]:
         t = step["table"]
-        console.print_table(t["title"], t["columns"], t["rows"])
+        console.print_table(t["columns"], t["rows"], title=t["title"])
     c = result.counts
     console.note(
         f"{result.folder}: {c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('pending', 0)} pending "
@@ -132,9 +133,21 @@ def register_label_sets(register) -> None:
         register(name, path, f"shipped label set ({path.name})")
 
 
+class _RunCommand(TyperCommand):
+    """`probe run --help` ends with every plugin's step kinds (looked up only when help is shown)."""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        kinds = step_kinds()
+        self.epilog = "Step kinds: " + "; ".join(
+            f"{name} ({ext.plugin}): {ext.about}" if ext.about else f"{name} ({ext.plugin})"
+            for name, ext in kinds.items()
+        )
+        super().format_epilog(ctx, formatter)
+
+
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("run")
+    @app.command("run", cls=_RunCommand)
     def run(
         ctx: typer.Context,
         experiment: Annotated[
@@ -419,10 +432,10 @@ def register_commands(app: typer.Typer) -> None:
             for r in cal.rows
         ]
         console.print_table(
-            f"NSFW thresholds for {session.name}: at most {rate:.2%} of {cal.n_safe} safe images per concept",
             ["concept", "old threshold", "threshold", "safe flagged"]
             + ([f"flagged caught (of {cal.n_flagged})"] if caught else []),
             rows,
+            title=f"NSFW thresholds for {session.name}: at most {rate:.2%} of {cal.n_safe} safe images per concept",
         )
         console.note(
             f"any concept flags {cal.safe_flag_rate:.2%} of the safe images"

@@ -21,6 +21,7 @@ from probe.plugin import (
     atomic_write_bytes,
     image_intact,
     inside,
+    plugin_replacements,
     read_json,
     write_json,
     write_png,
@@ -131,6 +132,7 @@ def _manifest(
         "model": model,
         "labellers": labellers,
         "versions": versions(),
+        "plugins": {"replaced": plugin_replacements()},  # plugins that replaced a part this run may use
         "shard": {"index": shard[0], "count": shard[1]} if shard else None,
         "merged_from": merged_from,
         "counts": _counts(status),

@@ -73,10 +73,10 @@ def builtin_label_sets() -> dict[str, Path]:
     return {name: Path(str(folder / f"{LABEL_PREFIX}{name}.yaml")) for name in _builtin_names(LABEL_PREFIX)}
 
 
-def _registered_label_sets() -> dict:
-    from probe.plugin import registered
+def _registered_label_sets() -> Any:
+    from probe.plugin import label_sets
 
-    return registered("register_label_sets")
+    return label_sets()
 
 
 def list_label_sets() -> list[str]:
@@ -170,16 +170,17 @@ def load_label_set(name_or_path: str) -> LabelSet:
     text = str(name_or_path)
     if text in known:
         ext = known[text]
-        if isinstance(ext.value, dict):
+        if isinstance(ext.labels, dict):
             doc = YamlDoc(
-                f"label set {text!r} of plugin {ext.plugin!r}", {"name": text, "about": ext.about, "labels": ext.value}
+                f"label set {text!r} of plugin {ext.plugin!r}", {"name": text, "about": ext.about, "labels": ext.labels}
             )
             return label_set_from_doc(doc)
-        return label_set_from_doc(read_yaml(Path(ext.value)))
+        return label_set_from_doc(read_yaml(Path(ext.labels)))
     if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
         return label_set_from_doc(read_yaml(Path(text)))
     raise ConfigError(
-        f"unknown label set {text!r}", hint=f"registered: {', '.join(known) or 'none'}; or give a path to a YAML file"
+        f"unknown label set {text!r}",
+        hint=known.hint(f"registered: {', '.join(known) or 'none'}; or give a path to a YAML file"),
     )
 
 

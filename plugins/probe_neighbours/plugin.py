@@ -187,9 +187,9 @@ def register_commands(app: typer.Typer) -> None:
             console.print_json(items)
             return
         console.print_table(
-            "Vocabularies",
             ["name", "words", "flagged", "about"],
             [[i["name"], f"{i['words']:,}", f"{i['flagged']:,}", i["about"]] for i in items],
+            title="Vocabularies",
         )
 
 
@@ -304,7 +304,7 @@ def _print_neighbours(console, rows: list, model: str) -> None:
             table_rows.append(
                 [str(rank), Text(n.word, style=style), f"{n.score:.3f}", n.vocab, Text(n.category or "", style=style)]
             )
-        console.print_table(f"{result.query} — {model}", ["#", "word", "cosine", "vocab", "flagged"], table_rows)
+        console.print_table(["#", "word", "cosine", "vocab", "flagged"], table_rows, title=f"{result.query} — {model}")
 
 
 def _print_rates(console, rows: list, rates: dict, k: int) -> None:
@@ -318,7 +318,7 @@ def _print_rates(console, rows: list, rates: dict, k: int) -> None:
             [group, result.query, Text(f"{share:.0%}", style="bold red" if flagged else ""), ", ".join(flagged)]
         )
     console.print_table(
-        f"Flagged share of the top-{k} neighbours", ["group", "query", "flagged", "flagged words"], table_rows
+        ["group", "query", "flagged", "flagged words"], table_rows, title=f"Flagged share of the top-{k} neighbours"
     )
     summary = [[g, str(len(r.per_query)), f"{r.flagged}/{r.total}", f"{r.overall:.1%}"] for g, r in rates.items()]
-    console.print_table("Per group", ["group", "queries", "flagged / neighbours", "rate"], summary)
+    console.print_table(["group", "queries", "flagged / neighbours", "rate"], summary, title="Per group")

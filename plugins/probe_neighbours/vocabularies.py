@@ -14,7 +14,7 @@ from collections.abc import Callable
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe.files.cache import cache_path
 from probe.plugin import DataError, UsageError, Vocabulary, content_hash, data_files, make_vocabulary
@@ -135,10 +135,10 @@ BUILTIN_VOCABS: dict[str, tuple[Callable[[], Vocabulary], str]] = {
 }
 
 
-def _registered() -> dict:
-    from probe.plugin import registered
+def _registered() -> Any:
+    from probe.plugin import vocabularies
 
-    return registered("register_vocabularies")
+    return vocabularies()
 
 
 def list_vocabs() -> list[str]:
@@ -180,7 +180,7 @@ def load_vocab(name_or_path: str) -> Vocabulary:
     hint = f"did you mean {close[0]}? " if close else ""
     raise UsageError(
         f"unknown vocabulary {name_or_path!r}",
-        hint=f"{hint}named lists: {', '.join(known)}; or pass a word-list file path",
+        hint=known.hint(f"{hint}named lists: {', '.join(known)}; or pass a word-list file path"),
     )
 
 
@@ -195,7 +195,7 @@ def check_vocab_names(names: list[str]) -> None:
 
 def _checked(name: str, ext) -> Vocabulary:
     """Call a registered loader; a plugin's list of words becomes a Vocabulary, anything else is its error."""
-    value = ext.value()
+    value = ext.load()
     if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
         value = make_vocabulary(name, list(value), source=f"plugin {ext.plugin}")
     if not isinstance(value, Vocabulary) or not value.words:

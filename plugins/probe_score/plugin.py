@@ -64,7 +64,7 @@ def register_commands(app: typer.Typer) -> None:
         for name, cos, probs, label in zip(names, result.cosine, result.probs, result.labels, strict=True):
             rows.append([name, *(f"{c:.3f} ({p:.0%})" for c, p in zip(cos, probs, strict=True)), label])
         where = f", images in {folder}" if folder else ""
-        console.print_table(f"CLIP scores — {state.model}{where}", ["image", *result.prompts, "label"], rows)
+        console.print_table(["image", *result.prompts, "label"], rows, title=f"CLIP scores — {state.model}{where}")
 
 
 def _csv_text(result) -> str:

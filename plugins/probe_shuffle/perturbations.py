@@ -344,17 +344,11 @@ BUILTIN: tuple[Perturbation, ...] = (
 
 def registered_perturbations() -> dict[str, Perturbation]:
     """Every perturbation plugins registered (built-ins first), by name."""
-    from probe.plugin import registered
+    from probe.plugin import perturbations
 
     return {
-        name: Perturbation(
-            name,
-            ext.value,
-            ext.about,
-            bool(ext.options.get("needs_tagger", False)),
-            str(ext.options.get("needs", "")),
-        )
-        for name, ext in registered("register_perturbations").items()
+        name: Perturbation(name, ext.apply, ext.about, ext.needs_tagger, ext.needs)
+        for name, ext in perturbations().items()
     }
 
 
@@ -405,7 +399,10 @@ def check_names(names: Sequence[str]) -> list[str]:
     known = registered_perturbations()
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UsageError(f"unknown perturbation {unknown[0]!r}", hint=f"choose from {', '.join(known)}")
+        from probe.plugin import perturbations
+
+        hint = perturbations().hint(f"choose from {', '.join(known)}")
+        raise UsageError(f"unknown perturbation {unknown[0]!r}", hint=hint)
     if not names:
         raise UsageError("no perturbations chosen", hint=f"choose from {', '.join(list_perturbations())}")
     return list(dict.fromkeys(names))

@@ -262,7 +262,7 @@ def register_commands(app: typer.Typer) -> None:
                     [{"name": n, "summary": s, "available": ok} for n, s, ok in describe_perturbations()]
                 )
             else:
-                console.print_table("Perturbations", ["name", "what it does", "available"], rows)
+                console.print_table(["name", "what it does", "available"], rows, title="Perturbations")
             return
         state = options(ctx)
         seed = seed if seed is not None else (state.seed if state.seed is not None else 0)
@@ -345,4 +345,4 @@ def register_commands(app: typer.Typer) -> None:
                 for v in item.variants
             ]
             columns = ["item", "caption", *([] if text_mode else ["score"]), "perturbation", "variant", "score'", "Δ"]
-            console.print_table("Perturbed captions", columns, rows)
+            console.print_table(columns, rows, title="Perturbed captions")

@@ -393,7 +393,7 @@ def register_commands(app: typer.Typer) -> None:
             from probe.world.card import share_text
 
             rows += [[f"inverted 'a {k}' → red", share_text(bias_numbers[k])] for k in ("star", "circle")]
-        console.print_table(f"shapes world evaluation — {state.model}", ["measurement", "value"], rows)
+        console.print_table(["measurement", "value"], rows, title=f"shapes world evaluation — {state.model}")
         console.note(f"wrote {path}" + (f" and updated {card_path}" if card_path is not None and not no_card else ""))
 
     @world.command("train-checker")

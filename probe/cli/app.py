@@ -18,6 +18,8 @@ from probe.cli.mount import add_commands
 from probe.cli.state import get_state
 from probe.errors import ProbeError
 from probe.registry import Registry, activate, current, discover
+from probe.registry.discovery import SLOW_IMPORT_SECONDS
+from probe.registry.extensions import enable_hint
 
 if TYPE_CHECKING:
     from typer._click.core import Context as ClickContext
@@ -169,20 +171,19 @@ def hoist_global_options(group: Any, ctx: ClickContext, args: list[str]) -> list
 
 
 def _missing_command_reason(registry: Registry, name: str) -> str | None:
-    """Why `probe NAME` is not a command, when a disabled or broken plugin explains it."""
-    from probe.cli.mount import commands_of
-
-    for info in registry.unavailable():
-        if info.status == "disabled" and name in commands_of(info):
-            how = (
-                f"remove it from {info.reason.split()[-1]}" if "DISABLE" in info.reason else f"add {info.name!r} to it"
-            )
-            return f"command {name!r} comes from plugin {info.name!r}, which is disabled ({info.reason}): {how}"
-    failed = [i for i in registry.unavailable() if i.status == "failed"]
-    if failed:
-        names = "; ".join(f"{i.name} ({i.reason})" for i in failed)
-        return f"no such command {name!r}; plugins that failed to load may provide it: {names} (see `probe plugins`)"
-    return None
+    """Why `probe NAME` is not a command, when plugins that are not running may explain it. Disabled
+    plugins are never imported, so each one that is off is named as a possible provider."""
+    off = registry.unavailable()
+    if not off:
+        return None
+    if len(off) == 1:
+        info = off[0]
+        if info.status == "disabled":
+            how = enable_hint(info).removeprefix("disabled: ")
+            return f"no command {name!r}; it may come from plugin {info.name!r}, which is disabled: {how}"
+        return f"no command {name!r}; it may come from plugin {info.name!r}, which failed to load: {info.reason}"
+    names = "; ".join(f"{i.name} ({enable_hint(i)})" for i in off)
+    return f"no command {name!r}; it may come from a plugin that is not running: {names} (see `probe plugins`)"
 
 
 def _option_keys(cmd: Any) -> dict[str, str]:
@@ -352,7 +353,11 @@ def _root(
 
 
 def build_app(extra_plugins: dict | None = None) -> typer.Typer:
-    """The root app with core commands and every selected plugin's commands mounted."""
+    """The root app with core commands and every selected plugin's commands mounted. A plugin whose
+    import took over SLOW_IMPORT_SECONDS gets a note under `probe --help`."""
+    plugins, warnings_ = discover(extra_plugins)
+    slow = [p.info for p in plugins if p.info.import_seconds > SLOW_IMPORT_SECONDS]
+    note = "; ".join(f"plugin {i.name!r} took {i.import_seconds:.1f} s to import" for i in slow)
     app = typer.Typer(
         cls=ProbeGroup,
         no_args_is_help=True,
@@ -360,9 +365,9 @@ def build_app(extra_plugins: dict | None = None) -> typer.Typer:
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
         rich_markup_mode=None,
+        epilog=f"Note: {note} (every command waits for it; see `probe plugins --timings`)." if slow else None,
     )
     app.callback()(_root)
-    plugins, warnings_ = discover(extra_plugins)
     registry = activate(Registry(plugins, warnings_))
     from probe.cli import commands as core_commands
 

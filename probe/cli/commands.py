@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from probe.registry import API_VERSION, Registry
+from probe.registry.discovery import SLOW_IMPORT_SECONDS as SLOW
+from probe.registry.records import ModelLoader
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -19,8 +21,12 @@ def register(app: typer.Typer, registry: Registry) -> None:
         hooks: Annotated[
             bool, typer.Option("--hooks", help="Also list each plugin's hooks and what it registered.")
         ] = False,
+        timings: Annotated[
+            bool, typer.Option("--timings", help="Also list how long each plugin took to import.")
+        ] = False,
     ) -> None:
-        """List plugins: distribution, version, plugin API, status (and why), commands; --hooks for more."""
+        """List plugins: distribution, version, plugin API, status (and why), commands; clashes and
+        replacements; --hooks for what each registered, --timings for import times."""
         from probe.cli import console
 
         registered: dict[str, list[str]] = {}
@@ -33,6 +39,7 @@ def register(app: typer.Typer, registry: Registry) -> None:
                     "api_version": API_VERSION,
                     "plugins": rows,
                     "clashes": registry.clashes,
+                    "replacements": registry.replacements,
                     "warnings": registry.warnings,
                 }
             )
@@ -50,10 +57,28 @@ def register(app: typer.Typer, registry: Registry) -> None:
             ]
             for r in rows
         ]
-        console.print_table(f"Plugins (plugin API {API_VERSION})", columns, table_rows)
+        console.print_table(columns, table_rows, title=f"Plugins (plugin API {API_VERSION})")
+        if registry.clashes or registry.replacements:
+            console.print_table(
+                ["what", "detail"],
+                [["clash", c] for c in registry.clashes]
+                + [
+                    ["replaced", f"{r['kind']} {r['name']!r}: plugin {r['plugin']!r} replaces plugin {r['replaced']!r}"]
+                    for r in registry.replacements
+                ],
+                title="Clashes and replacements",
+            )
+        if timings:
+            console.print_table(
+                ["plugin", "seconds", ""],
+                [
+                    [p.info.name, f"{p.info.import_seconds:.3f}", "slow" if p.info.import_seconds > SLOW else ""]
+                    for p in registry.plugins
+                ],
+                title="Import time",
+            )
         if hooks:
             console.print_table(
-                "Registered through hooks",
                 ["plugin", "hooks", "registered", "about"],
                 [
                     [p.info.name, ", ".join(h.removeprefix("register_") for h in p.info.hooks), "", ""]
@@ -61,6 +86,7 @@ def register(app: typer.Typer, registry: Registry) -> None:
                     if p.module is not None
                 ]
                 + [[ext.plugin, "", f"{ext.kind} {ext.name}", ext.about] for ext in registry.all_extensions()],
+                title="Registered through hooks",
             )
 
     models = typer.Typer(help="List models, or convert a checkpoint to safetensors.", invoke_without_command=True)
@@ -73,21 +99,26 @@ def register(app: typer.Typer, registry: Registry) -> None:
             bool, typer.Option("--pretrained", help="Also list open_clip ARCH@TAG pairs (need cached weights).")
         ] = False,
     ) -> None:
-        """List built-in models (and, with --pretrained, open_clip's tagged weights)."""
+        """List built-in models, plugins' model-loader prefixes (and, with --pretrained, open_clip's tagged weights)."""
         if ctx.invoked_subcommand is not None:
             return
         from probe.cli import console
         from probe.models.specs import BUILTIN_MODELS, DEFAULT_MODEL, list_models
 
         names = list_models(include_pretrained=pretrained)
+        loaders = [
+            {"prefix": ext.name, "plugin": ext.plugin, "about": ext.about}
+            for ext in registry.found(ModelLoader).values()
+        ]
         if as_json:
-            console.print_json(names)
+            console.print_json(names)  # plugin loaders are prefixes, not models: `probe plugins --json` lists them
             return
         rows = [
             [n, "default" if n == DEFAULT_MODEL else "", BUILTIN_MODELS.get(n, {}).get("about", "open_clip pretrained")]
             for n in names
         ]
-        console.print_table("Models", ["spec", "", "about"], rows)
+        rows += [[f"{x['prefix']}…", "", f"{x['about']} (plugin {x['plugin']})".strip()] for x in loaders]
+        console.print_table(["spec", "", "about"], rows, title="Models")
 
     @models.command("convert")
     def models_convert(
@@ -136,7 +167,7 @@ def register(app: typer.Typer, registry: Registry) -> None:
             console.print_json({"folder": str(root), "items": items})
             return
         console.print_table(
-            f"Cache {root}", ["file", "size"], [[i["path"], f"{i['bytes'] / 1e6:.2f} MB"] for i in items]
+            ["file", "size"], [[i["path"], f"{i['bytes'] / 1e6:.2f} MB"] for i in items], title=f"Cache {root}"
         )
 
     @cache.command("clear")

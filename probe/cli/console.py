@@ -21,7 +21,13 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:
-    """Machine-readable output on stdout (no colour, no wrapping)."""
+    """Machine-readable output on stdout (no colour, no wrapping). An object gets a
+    `plugin_replacements` record when plugins replaced parts with `replace=True` in this process."""
+    if isinstance(obj, dict) and "plugin_replacements" not in obj:
+        from probe.registry import _active
+
+        if _active and _active[0].replacements:
+            obj = {**obj, "plugin_replacements": list(_active[0].replacements)}
     sys.stdout.write(json.dumps(obj, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
@@ -145,9 +151,16 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     return t
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(
+    columns: Sequence[str] | str | None, rows: Sequence[Sequence[Any]], *more: Any, title: str | None = None
+) -> None:
     """A table on stdout fitted to the terminal: cells wrap between words; a table too wide for that is
-    printed as several, each repeating the first column (--json / --csv give the full width)."""
+    printed as several, each repeating the first column (--json / --csv give the full width).
+    Same argument order as `html_table(columns, rows, title=...)`; the older `print_table(title,
+    columns, rows)` order is still read (a title is a str, columns never are)."""
+    if isinstance(columns, str) or columns is None:  # print_table(title, columns, rows): plugin API 1
+        title, columns, rows = columns, rows, more[0]  # type: ignore[assignment]
+    assert not isinstance(columns, str) and columns is not None
     width = out.width
     extents = _extents(columns, rows, width)
     groups = column_groups(extents, width) if extents else [list(range(len(columns)))]

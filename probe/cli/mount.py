@@ -1,19 +1,20 @@
-"""Mounting plugin commands on the root Typer app: each plugin's `register_commands`, the first
-plugin to take a command name keeps it, and the command names of plugins that are not running."""
+"""Mounting plugin commands on the root Typer app, with the clash policy of every other kind:
+built-ins mount first; a later plugin's command of a taken name loses, unless the plugin lists it in
+its module's `PROBE_REPLACE_COMMANDS`, which replaces the earlier command (printed and recorded)."""
 
 from __future__ import annotations
 
-import ast
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
 from probe.registry import Registry
-from probe.registry.discovery import PluginInfo, _one_line
+from probe.registry.checks import one_line
+
+REPLACE_ATTRIBUTE = "PROBE_REPLACE_COMMANDS"
 
 
 def add_commands(registry: Registry, app: Any) -> None:
-    """Call every plugin's register_commands; record which commands each added."""
+    """Call every plugin's register_commands (built-ins first); record which commands each added."""
+    owners: dict[str, str] = dict.fromkeys(_command_names(app), "core")
     for plugin in registry.plugins:
         if plugin.module is None:
             continue
@@ -22,61 +23,62 @@ def add_commands(registry: Registry, app: Any) -> None:
         ]
         if not impls:
             continue
-        taken = set(_command_names(app))
         n_commands, n_groups = len(app.registered_commands), len(app.registered_groups)
         try:
             impls[0].function(app=app)
         except Exception as exc:  # a plugin that breaks while registering is reported, not fatal
             del app.registered_commands[n_commands:], app.registered_groups[n_groups:]
-            plugin.info.status, plugin.info.reason = "failed", _one_line(exc)
+            registry.warnings.append(
+                f"plugin {plugin.info.name!r} failed in register_commands, nothing it registered "
+                f"is used: {one_line(exc)}"
+            )
+            registry.fail(plugin, f"register_commands: {one_line(exc)}")
             continue
+        may_replace = set(getattr(plugin.module, REPLACE_ATTRIBUTE, ()) or ())
         plugin.info.commands = []
         for entries, start in ((app.registered_commands, n_commands), (app.registered_groups, n_groups)):
-            kept = []
-            for entry in entries[start:]:
+            new, entries[start:] = entries[start:], []
+            for entry in new:
                 name = _entry_name(entry)
-                if name in taken:  # the first plugin to take a command name keeps it
-                    owner = next((p.info.name for p in registry.plugins if name in p.info.commands), "core")
+                owner = owners.get(name)
+                if owner is not None and (owner == "core" or name not in may_replace):
                     registry.clashes.append(
                         f"command {name!r}: plugin {owner!r} wins, plugin {plugin.info.name!r} loses "
-                        "(rename the command)"
+                        + (
+                            "(the core's commands cannot be replaced)"
+                            if owner == "core"
+                            else f"(rename it, or list it in {REPLACE_ATTRIBUTE})"
+                        )
                     )
                     continue
-                taken.add(name)
-                kept.append(entry)
+                if owner is not None:
+                    _remove(app, name)
+                    registry.replacements.append(
+                        {"kind": "command", "name": name, "plugin": plugin.info.name, "replaced": owner}
+                    )
+                    for p in registry.plugins:
+                        if name in p.info.commands:
+                            p.info.commands.remove(name)
+                owners[name] = plugin.info.name
+                entries.append(entry)
                 plugin.info.commands.append(name)
-            entries[start:] = kept
+
+
+def _remove(app: Any, name: str) -> None:
+    """Take the command or group `name` off the app (it is being replaced)."""
+    app.registered_commands[:] = [e for e in app.registered_commands if _entry_name(e) != name]
+    app.registered_groups[:] = [e for e in app.registered_groups if _entry_name(e) != name]
 
 
 def _entry_name(entry: Any) -> str:
     """The command name of a Typer command or group registration."""
     callback = getattr(entry, "callback", None)
+    typer_instance = getattr(entry, "typer_instance", None)
+    if not entry.name and callback is None and typer_instance is not None:
+        info = getattr(typer_instance, "info", None)
+        return str(getattr(info, "name", "") or "")
     return entry.name or (callback.__name__.replace("_", "-") if callback else "")
 
 
 def _command_names(app: Any) -> list[str]:
     return [n for n in map(_entry_name, list(app.registered_commands) + list(app.registered_groups)) if n]
-
-
-def commands_of(info: PluginInfo) -> list[str]:
-    """The commands a plugin that is not running would add, read from its source without running it
-    (`@app.command("name")` and `add_typer(..., name="name")` with literal names)."""
-    if info.commands:
-        return info.commands
-    try:
-        spec = find_spec(info.module.split(":")[0])
-        source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
-        tree = ast.parse(source)
-    except (ImportError, OSError, SyntaxError, ValueError):
-        return []
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr == "command" and node.args and isinstance(node.args[0], ast.Constant):
-                names.append(str(node.args[0].value))
-            names += [
-                str(k.value.value)
-                for k in node.keywords
-                if node.func.attr in ("command", "add_typer") and k.arg == "name" and isinstance(k.value, ast.Constant)
-            ]
-    return names

@@ -34,23 +34,37 @@ class LoadedModel:
     image_size: int
     mean: tuple[float, ...]  # one per channel (three)
     std: tuple[float, ...]
-    fingerprint: str
+    fingerprint: str = ""  # must change when the weights change; "" = hashed from the state dict
 
 
 def _plugin_model(spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
-    """A model from the loader a plugin registered for the spec's prefix."""
-    from probe.registry import current
+    """A model from the loader a plugin registered for the spec's prefix. A loader that gives no
+    fingerprint gets one hashed from the loaded state dict, so caches keyed by it follow the weights."""
+    from probe.registry import model_loaders
+    from probe.registry.checks import PluginError
 
-    ext = current().get("register_model_loaders", spec.arch, need=spec.text)
-    loaded = ext.value(spec.weights or "", allow_pickle=allow_pickle)
+    ext = model_loaders().require(spec.arch, need=spec.text)
+    loaded = ext.load(spec.weights or "", allow_pickle=allow_pickle)
     if not isinstance(loaded, LoadedModel):
-        raise ModelError(
-            f"the model loader of plugin {ext.plugin!r} for {spec.arch!r} returned {type(loaded).__name__}, "
-            "not a LoadedModel",
-            hint="report this to the plugin's authors",
+        raise PluginError(
+            ext.plugin, ext.hook, ext.name, f"returned {type(loaded).__name__}, not a LoadedModel", ext.builtin
         )
+    if not isinstance(loaded.fingerprint, str):
+        raise PluginError(ext.plugin, ext.hook, ext.name, "gave a fingerprint that is not a str", ext.builtin)
+    if not loaded.fingerprint:
+        loaded.fingerprint = fingerprint_id(spec.text, state_dict_digest(loaded.model))
     loaded.model.eval().requires_grad_(False)
     return loaded
+
+
+def state_dict_digest(model: torch.nn.Module) -> str:
+    """sha256 over a module's state dict (names, dtypes, shapes and bytes), in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 def _register_builtin_configs() -> None:

@@ -63,9 +63,17 @@ def _pretrained_tags(arch: str) -> list[str]:
 
 def _plugin_prefixes() -> list[str]:
     """Spec prefixes that plugins' model loaders claim (`register_model_loaders`), longest first."""
-    from probe.registry import registered
+    from probe.registry import model_loaders
 
-    return sorted(registered("register_model_loaders"), key=len, reverse=True)
+    return sorted(model_loaders(), key=len, reverse=True)
+
+
+def _plugins_off_hint() -> str:
+    """Names the plugins that are not running (one may provide a loader for this spec), or ""."""
+    from probe.registry import current
+
+    registry = current()
+    return registry.why_missing() if registry.unavailable() else ""
 
 
 def _suggest(name: str, candidates: list[str]) -> str:
@@ -97,7 +105,11 @@ def parse_model_spec(text: str) -> ModelSpec:
         return ModelSpec("builtin", arch, None, text)
     known = set(BUILTIN_MODELS) | set(_open_clip_archs())
     if arch not in known:
-        raise ModelError(f"unknown model architecture {arch!r}", hint=_suggest(arch, sorted(known)))
+        off = _plugins_off_hint()
+        if off and ":" in arch:  # `mylab:tiny`: a model loader's prefix, from a plugin that is off
+            raise ModelError(f"no model loader for {text!r}", hint=off)
+        hint = _suggest(arch, sorted(known))
+        raise ModelError(f"unknown model architecture {arch!r}", hint=f"{hint}; {off}" if off else hint)
     if not sep:
         examples = ", ".join(f"{arch}@{t}" for t in _pretrained_tags(arch)[:4])
         raise ModelError(

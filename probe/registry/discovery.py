@@ -3,7 +3,10 @@ selection, the plugin API version check. A plugin that fails to import is report
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -14,7 +17,10 @@ from types import ModuleType
 GROUP = "probe.plugins"
 LOAD_ENV = "PROBE_LOAD_PLUGINS"
 DISABLE_ENV = "PROBE_DISABLE_PLUGINS"
-API_VERSION = 1  # the plugin API this clip-probe provides; a plugin declares PROBE_API = N in its module
+API_VERSION = 2  # the plugin API this clip-probe provides; a plugin declares PROBE_API = N in its module
+#: API 1 plugins may implement a hook with an unmarked function of the hook's name; from API 2 only
+#: @hookimpl-marked functions count (an unmarked one is an error at load time).
+UNMARKED_HOOKS_UNTIL = 1
 OLDEST_API = 1  # plugins written for an older API than this no longer load
 BUILTIN_DISTRIBUTION = "clip-probe"
 
@@ -33,6 +39,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     api: str = ""  # the plugin API version the plugin declares ("" = not declared)
     builtin: bool = False
+    import_seconds: float = 0.0  # how long importing the plugin's module took (0 when not imported)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,10 +65,21 @@ def _dist_of(ep: EntryPoint) -> tuple[str, str]:
     return dist.metadata["Name"] or "", dist.version or ""
 
 
+SLOW_IMPORT_SECONDS = 0.2  # a plugin whose import takes longer gets a note on `probe --help`
+
+
 def _one_line(exc: BaseException) -> str:
     """The exception as one line; a multi-line message (pluggy's validation errors) joined with '; '."""
     text = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
     return f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
+def _import_quietly(factory: Callable[[], ModuleType]) -> tuple[ModuleType, float]:
+    """Import a plugin module with its prints sent to stderr (stdout carries `--json`); with the time it took."""
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):
+        module = factory()
+    return module, time.perf_counter() - start
 
 
 def _api_problem(module: ModuleType) -> tuple[str, str]:
@@ -80,6 +98,15 @@ def _api_problem(module: ModuleType) -> tuple[str, str]:
     return str(declared), ""
 
 
+def _module_name(factory: Callable[[], ModuleType]) -> str:
+    """The module name an extra plugin's factory gives, or "" when calling it fails (reported later)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return str(factory().__name__)
+    except Exception:  # the import failure is reported when the plugin is loaded below
+        return ""
+
+
 def _entry_points() -> list[tuple[str, str, str, str, Callable[[], ModuleType]]]:
     found: list[tuple[str, str, str, str, Callable[[], ModuleType]]] = []
     seen = set()
@@ -95,11 +122,16 @@ def _entry_points() -> list[tuple[str, str, str, str, Callable[[], ModuleType]]]
 def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> tuple[list[LoadedPlugin], list[str]]:
     """Import every selected plugin module; a broken one is reported, never fatal.
 
-    `extra` maps names to module factories and exists for tests and embedding applications.
+    `extra` maps names to module factories and exists for tests and embedding applications. An extra
+    module stands in for the installed plugin of the same entry-point name or module (a plugin's own
+    tests run against the module they import, even when the package is also installed).
     Returns the plugins and warnings (e.g. a name in PROBE_LOAD_PLUGINS that no plugin has).
     """
     allow, deny = _env_names(LOAD_ENV), _env_names(DISABLE_ENV) or set()
-    found = _entry_points() + [(name, name, "", "", factory) for name, factory in (extra or {}).items()]
+    extras = [(name, _module_name(factory), factory) for name, factory in (extra or {}).items()]
+    stand_ins = {name for name, _, _ in extras} | {module for _, module, _ in extras if module}
+    found = [f for f in _entry_points() if f[0] not in stand_ins and f[1].split(":")[0] not in stand_ins]
+    found += [(name, module or name, "", "", factory) for name, module, factory in extras]
     names = {f[0] for f in found}
     warnings = [
         f"{var} names unknown plugin {n!r} (installed: {', '.join(sorted(names))})"
@@ -119,7 +151,7 @@ def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> tuple[
             continue
         module: ModuleType | None
         try:
-            module = factory()
+            module, info.import_seconds = _import_quietly(factory)
         except Exception as exc:  # any import-time failure of a plugin must not break the CLI
             info.status, info.reason = "failed", _one_line(exc)
             plugins.append(LoadedPlugin(info, None))

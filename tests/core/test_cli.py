@@ -352,7 +352,7 @@ def test_a_disabled_plugins_command_is_one_line(invoke, monkeypatch):
     result = invoke("vocabs")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: command 'vocabs' comes from plugin 'neighbours', which is disabled (listed in PROBE_DISABLE_PLUGINS): "
+        "Error: no command 'vocabs'; it may come from plugin 'neighbours', which is disabled: "
         "remove it from PROBE_DISABLE_PLUGINS"
     ]
 

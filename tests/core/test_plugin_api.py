@@ -36,7 +36,8 @@ def test_bias_without_invert_says_invert_is_disabled(invoke, monkeypatch):
     result = invoke("bias", "--prompts", "shapes", "--labels", "colours", "--n", "1")
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "step kind 'invert'" in lines[0] and "invert (disabled)" in lines[0]
+    assert len(lines) == 1 and "step kind 'invert'" in lines[0]
+    assert "invert (disabled: remove it from PROBE_DISABLE_PLUGINS)" in lines[0]
 
 
 def test_nsfw_text_part_without_neighbours_names_it(invoke, monkeypatch, tmp_path):
@@ -44,7 +45,8 @@ def test_nsfw_text_part_without_neighbours_names_it(invoke, monkeypatch, tmp_pat
     exp = tmp_path / "exp.yaml"
     exp.write_text("steps:\n  - nsfw: {prompts: [a star], n: 1, settings: {steps: 1}}\n")
     result = invoke("-o", tmp_path, "run", exp)
-    assert result.exit_code == 2 and "exp.yaml:2" in result.output and "neighbours (disabled)" in result.output
+    assert result.exit_code == 2 and "exp.yaml:2" in result.output
+    assert "neighbours (disabled: remove it from PROBE_DISABLE_PLUGINS)" in result.output
     assert "text: false" in result.output
 
 
@@ -57,7 +59,7 @@ def test_config_section_for_an_absent_plugin_is_a_warning(invoke, tmp_path, monk
     assert len(json.loads(result.stdout)["results"][0]["neighbours"]) == 2  # `k` and `json` as typed
     monkeypatch.setenv("PROBE_DISABLE_PLUGINS", "neighbours")
     result = invoke("-c", cfg, "plugins", "--json")
-    assert result.exit_code == 0 and "neighbours (disabled)" in result.output
+    assert result.exit_code == 0 and "neighbours (disabled: remove it from PROBE_DISABLE_PLUGINS)" in result.output
 
 
 @pytest.mark.parametrize("key", ["flag-rate", "flag_rate", "flag_rate_"])
@@ -85,8 +87,11 @@ def test_unknown_names_in_the_plugin_variables_warn(invoke, monkeypatch):
 
 
 def _plugin(**functions) -> types.ModuleType:
+    """A plugin module holding `functions`; those named like hooks are marked @hookimpl, as the guide says."""
+    from probe.plugin import hookimpl
+
     module = types.ModuleType("fake_parts")
-    module.__dict__.update(functions)
+    module.__dict__.update({k: hookimpl(v) if k.startswith("register_") else v for k, v in functions.items()})
     return module
 
 
@@ -128,7 +133,7 @@ def test_a_failing_hook_registers_nothing(invoke):
     )
     assert result.exit_code == 0 and "half" not in result.stdout
     assert (
-        "plugin 'bad' failed in register_vocabularies, nothing it registered there is used: RuntimeError: boom"
+        "plugin 'bad' failed in register_vocabularies, nothing it registered is used: RuntimeError: boom"
         in result.output
     )
 
@@ -149,7 +154,12 @@ def test_replace_true_replaces_a_built_in_part(invoke):
 
 @pytest.mark.parametrize(
     "api, status, reason",
-    [(1, "loaded", ""), (2, "failed", "upgrade clip-probe"), ("one", "failed", "must be an integer")],
+    [
+        (1, "loaded", ""),
+        (2, "loaded", ""),
+        (3, "failed", "upgrade clip-probe"),
+        ("one", "failed", "must be an integer"),
+    ],
 )
 def test_plugin_api_version(invoke, api, status, reason):
     module = _plugin(register_vocabularies=lambda register: None, PROBE_API=api)
@@ -196,7 +206,7 @@ def test_a_registration_that_cannot_work_is_reported_at_once(invoke):
         "plugins", "--json", extra_plugins={"oops": lambda: _plugin(register_vocabularies=register_vocabularies)}
     )
     assert json.loads(result.stdout)["warnings"] == [
-        "plugin 'oops' failed in register_vocabularies, nothing it registered there is used: "
+        "plugin 'oops' failed in register_vocabularies, nothing it registered is used: "
         "ValueError: vocabulary 'broken': expected a function, got list"
     ]
     listing = invoke("plugins", extra_plugins={"oops": lambda: _plugin(register_vocabularies=register_vocabularies)})

@@ -4,6 +4,7 @@ third-party package."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,21 @@ def test_palette_example_extends_the_built_in_commands(tmp_path):
         "-o", str(tmp_path / "out"), "invert", "a red star", "--prior", "muted=0.5", "--steps", "2", "--json"
     )
     assert inverted["settings"]["priors"] == {"muted": 0.5} and inverted["images"][0]["status"] == "done"
+
+
+@pytest.mark.slow
+def test_the_example_plugins_own_tests_pass_when_it_is_installed(tmp_path):
+    """The guide's testing recipe against an installed copy: run_cli and loaded_plugins with the
+    module while the same plugin is installed through its entry point (no 'already registered')."""
+    target = pip_install_to(tmp_path / "site", EXAMPLE)
+    shutil.copy(EXAMPLE / "test_probe_similarity.py", tmp_path / "test_probe_similarity.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_probe_similarity.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 passed" in out.stdout

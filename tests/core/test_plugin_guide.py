@@ -135,13 +135,24 @@ def test_unknown_part_names_the_plugin_state(invoke, tmp_path, monkeypatch):
 def test_the_testing_recipe_runs():
     text = GUIDE.read_text(encoding="utf-8")
     recipe = re.search(r"## Testing a plugin.*?```python\n(.*?)```", text, re.S).group(1)
-    sys.modules["my_plugin"] = _module("register_commands")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "probe_similarity", ROOT / "examples" / "probe-similarity" / "probe_similarity.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["probe_similarity"] = module
     try:
         namespace: dict = {}
         exec(compile(recipe, f"{GUIDE}:testing", "exec"), namespace)
-        namespace["test_similarity_command"]()
+        tests = [name for name in namespace if name.startswith("test_")]
+        assert len(tests) == 2  # the command and the Python API function
+        for name in tests:
+            namespace[name]()
     finally:
-        del sys.modules["my_plugin"]
+        del sys.modules["probe_similarity"]
 
 
 def test_the_guides_files_are_the_shipped_ones():

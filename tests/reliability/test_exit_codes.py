@@ -48,7 +48,7 @@ def test_run_where_every_item_failed_exits_non_zero(invoke, tmp_path):
     """A step whose every item fails (here a plugin's step kind that always raises) makes `probe run` exit 1."""
     import types
 
-    from probe.plugin import Item, ProbeError, StepKind, chunked
+    from probe.plugin import Item, ProbeError, StepKind, chunked, hookimpl
 
     def run(step, chunk, ctx):
         raise ProbeError("this step always fails")
@@ -58,8 +58,12 @@ def test_run_where_every_item_failed_exits_non_zero(invoke, tmp_path):
         return chunked(name, [Item(f"{name}/{t}", name, t, {"text": t}) for t in p.step["texts"]], 1, p.slot)
 
     module = types.ModuleType("failing_steps")
-    module.register_experiment_steps = lambda register: register(  # type: ignore[attr-defined]  # a plugin built here
-        StepKind("always-fails", {"texts": None}, lambda o: {"texts": o.text_list("texts", "texts")}, run, plan=plan)
+    module.register_experiment_steps = hookimpl(  # type: ignore[attr-defined]  # a plugin built here
+        lambda register: register(
+            StepKind(
+                "always-fails", {"texts": None}, lambda o: {"texts": o.text_list("texts", "texts")}, run, plan=plan
+            )
+        )
     )
     exp = tmp_path / "fails.yaml"
     exp.write_text("steps:\n  - always-fails: {texts: [a, b]}\n")

@@ -429,10 +429,14 @@ def test_proper_nouns_count_as_nouns_for_the_tagger_shuffles():
     assert got == {"shuffle-nouns-adjectives": ["Bob meets Alice"]}
 
 
-def test_a_plugins_perturbation_needs_no_tagger_unless_it_says_so(monkeypatch):
-    import probe.plugin
+def test_a_plugins_perturbation_needs_no_tagger_unless_it_says_so():
+    from probe.plugin import hookimpl, loaded_plugins
 
-    reverse = types.SimpleNamespace(value=lambda tokens, rng: tokens[::-1], about="words reversed", options={})
-    monkeypatch.setattr(probe.plugin, "registered", lambda hook: {"reverse": reverse})
-    assert P.registered_perturbations()["reverse"] == P.Perturbation("reverse", reverse.value, "words reversed", False)
-    assert perturb("a red circle", ["reverse"]) == {"reverse": ["circle red a"]}
+    module = types.ModuleType("reverser")
+    module.register_perturbations = hookimpl(  # type: ignore[attr-defined]
+        lambda register: register("reverse", lambda tokens, rng: tokens[::-1], "words reversed")
+    )
+    with loaded_plugins({"reverser": module}):
+        found = P.registered_perturbations()["reverse"]
+        assert (found.summary, found.needs_tagger) == ("words reversed", False)
+        assert perturb("a red circle", ["reverse"]) == {"reverse": ["circle red a"]}
