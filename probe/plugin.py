@@ -103,6 +103,8 @@ __all__ = [
     "chunked",
     "parse_seeds",
     "read_lines",
+    "SheetCell",
+    "StepSummary",
     "quantised",
     "check_model_spec",
     # scoring every probe reuses
@@ -111,6 +113,7 @@ __all__ = [
     "ScoreResult",
     # notebooks and tests
     "html_table",
+    "Table",
     "html_image_grid",
     "run_cli",
 ]
@@ -289,8 +292,11 @@ _LAZY = {
     "check_model_spec": "probe.step_kinds",
     "parse_seeds": "probe.step_kinds",
     "read_lines": "probe.step_kinds",
+    "SheetCell": "probe.step_kinds",
+    "StepSummary": "probe.step_kinds",
     "quantised": "probe.step_kinds",
     "html_table": "probe.markup",
+    "Table": "probe.markup",
     "html_image_grid": "probe.markup",
     "score_images": "probe.scores",
     "zero_shot": "probe.scores",
