@@ -85,15 +85,11 @@ class RunResult:
 
 def versions() -> dict[str, str]:
     """Versions that can change results, for the manifest."""
-    from importlib.metadata import PackageNotFoundError, version
+    from probe.files.versions import package_version
 
-    out = {"python": platform.python_version()}
-    for dist in ("clip-probe", "torch", "open_clip_torch", "numpy"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = "absent"
-    return out
+    return {"python": platform.python_version()} | {
+        dist: package_version(dist) for dist in ("clip-probe", "torch", "open_clip_torch", "numpy")
+    }
 
 
 def run_chunk(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
