@@ -52,7 +52,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "plugins/probe_neighbours/prefilter.py": ["tests/neighbours/test_prefilter.py"],
     "plugins/probe_shuffle/perturbations.py": ["tests/shuffle/test_perturbations.py"],
-    "plugins/probe_audit/experiment.py": ["tests/audit/test_experiment.py"],
+    "plugins/probe_run/experiment.py": ["tests/run/test_experiment.py"],
     "plugins/probe_audit/stats.py": ["tests/audit/test_stats.py"],
 }
 
