@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from probe.files.yamldoc import YamlDoc
+    from probe.markup import Table
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,39 @@ class PlanInput:
 
 
 @dataclass
+class SheetCell:
+    """One image of a summary group: the short caption of contact sheets, and what a report tile shows."""
+
+    image: str  # path relative to the run folder
+    caption: str
+    flagged: bool = False
+    prompt: str = ""  # the full prompt the image was inverted from
+    seed: int | None = None
+    label: str = ""  # e.g. the zero-shot label, or which NSFW concepts flagged it
+    cosine: float | None = None  # image-text cosine similarity at the end of the inversion
+    variant: str = ""
+
+
+@dataclass
+class StepSummary:
+    """What `StepKind.summarise` returns: one step's table, its JSON data and image groups (a contact
+    sheet each), and how the report shows it: `title` and `intro` in words, a step `chart`, and per
+    group an optional `heading`, `variants` ([variant, text] pairs) and `chart`. Charts are plain data
+    (`{"title", "y_title", "colours", "groups": [{"name", "bars": [{"series", "k", "n", "share", "low",
+    "high", "paper"}]}]}`) that the report draws; every text is escaped where it is drawn."""
+
+    name: str
+    kind: str
+    table: Table
+    data: dict
+    sheets: dict[str, list[SheetCell]] = field(default_factory=dict)
+    title: str = ""
+    intro: str = ""
+    chart: dict | None = None
+    groups: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass
 class StepKind:
     """An experiment step kind.
 
@@ -115,6 +149,8 @@ class StepKind:
     - `uses_slots`: its chunks take new shard slots (False for steps that follow another step's chunks).
     - `texts(spec) -> list[str]`: the texts the step encodes with the audited model, checked against
       its context before the model loads (optional).
+    - `summarise(StepPlan, records) -> StepSummary`: its table, data and image groups from the item
+      records (optional; default: one table row per finished item with its result's plain values).
     """
 
     name: str
@@ -126,6 +162,7 @@ class StepKind:
     uses_slots: bool = True
     about: str = ""
     texts: Callable[[dict], list[str]] | None = None
+    summarise: Callable[[StepPlan, dict[str, dict]], StepSummary] | None = None
 
 
 # ---------------------------------------------------------------- checking YAML options

@@ -41,7 +41,7 @@ MODULES: list[str] = [
     "plugins/probe_neighbours/query.py",
     "plugins/probe_neighbours/index.py",
     "plugins/probe_shuffle/perturbations.py",
-    "plugins/probe_audit/experiment.py",
+    "plugins/probe_run/experiment.py",
     "plugins/probe_audit/stats.py",
 ]
 FAST_TIER = ["-m", "not slow"]  # the slow tier (training, subprocesses, installs) would set a 10x timeout of minutes

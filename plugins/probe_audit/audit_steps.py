@@ -26,6 +26,7 @@ from probe.plugin import (
     safe_name,
     step_kinds,
 )
+from probe_audit.audit_summaries import summarise_bias, summarise_label, summarise_nsfw
 
 if TYPE_CHECKING:
     import torch
@@ -132,6 +133,7 @@ LABEL_STEP = StepKind(
     _label_run,
     plan=_label_plan,
     uses_slots=False,
+    summarise=summarise_label,
     about="zero-shot attribute labels of an earlier step's images",
 )
 
@@ -218,6 +220,7 @@ BIAS_STEP = StepKind(
     texts=lambda spec: [
         t for p in spec["prompt_set"]["prompts"] for v, t in p["texts"].items() if v in spec["variants"]
     ],
+    summarise=summarise_bias,
     about="invert a prompt set's variants and label each image's attribute (the paper's gender table)",
 )
 
@@ -324,13 +327,6 @@ NSFW_STEP = StepKind(
     plan=_nsfw_plan,
     makes_images=True,
     texts=lambda spec: _kind("invert", "the nsfw step").texts(spec),
+    summarise=summarise_nsfw,
     about="NSFW rates of inverted images (zero-shot concepts, NudeNet) and of the prompts' text neighbours",
 )
-
-
-def run_chunk(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
-    """Compute one chunk with its registered kind; a ProbeError fails the chunk's items with its message."""
-    try:
-        return _kind(step.kind, f"step {step.name!r}").run(step, chunk, ctx)
-    except ProbeError as exc:
-        return [Outcome(it.id, "failed", message=str(exc)) for it in chunk.items]

@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from probe.plugin import Table
 from probe_audit.sets import LabelSet, PromptSet
 from probe_audit.stats import Proportion
-from probe_audit.tables import Table
 
 
 @dataclass

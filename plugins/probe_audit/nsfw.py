@@ -153,11 +153,3 @@ def nudenet_detect(images, threshold: float = 0.5) -> list[list[dict]]:
                 ]
             )
     return out
-
-
-def blurred(pil, radius_fraction: float = 0.08):
-    """A heavily blurred copy of a PIL image (flagged previews): shapes and colours survive, detail does not."""
-    from PIL import ImageFilter
-
-    radius = max(2.0, radius_fraction * max(pil.size))
-    return pil.filter(ImageFilter.GaussianBlur(radius))

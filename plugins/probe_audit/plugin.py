@@ -1,14 +1,14 @@
-"""Entry point of the built-in `audit` plugin: run, merge, bias, nsfw and report (thin CLI layer)."""
+"""Entry point of the built-in `audit` plugin: bias, nsfw and nsfw-calibrate (thin CLI layer), built on the
+experiment engine (the `run` plugin), which it reaches through the registry as `probe.run_experiment`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperCommand
 
-from probe.plugin import hookimpl, step_kinds
+from probe.plugin import hookimpl
 
 PROBE_API = 1
 
@@ -30,87 +30,33 @@ Steps = Annotated[
 ]
 
 
-def _folder(state, run_dir: Path | None, name: str, shard) -> Path:
-    from probe.plugin import safe_name
+def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shard: str | None, resume: bool, **kw):
+    """Run an audit's experiment (a mapping written as an experiment file) with the engine; the RunResult."""
+    from probe.plugin import check_prompt_lengths, console, current_session, lookup, options, session_for
 
-    if run_dir is not None:
-        return run_dir
-    suffix = f".shard-{shard[0]}-of-{shard[1]}" if shard else ""
-    return Path(state.out_dir) / "runs" / f"{safe_name(name)}{suffix}"
-
-
-def _execute(ctx: typer.Context, plan, run_dir: Path | None, shard_text: str | None, resume: bool, source: str | None):
-    """Load the model once, run the plan (or a shard) with a progress bar; returns the RunResult."""
-    from probe.plugin import console, current_session, options, session_for
-    from probe_audit.experiment import parse_shard
-    from probe_audit.runner import run_plan
-
-    state = options(ctx)
-    shard = parse_shard(shard_text) if shard_text else None
-    folder = _folder(state, run_dir, plan.name, shard)
-    from probe.plugin import check_prompt_lengths, check_writable, folder_lock
-
-    check_prompt_lengths(ctx, _step_texts(plan), model=plan.model)  # before the model loads and any step runs
-    check_writable(folder)
-    with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
-        pass
-    session = session_for(ctx, plan.model) if plan.model else current_session(ctx)
-    total = len([it for c in plan.chunks_for(shard) for it in c.items])
-    seen = {"done": 0}
-    with console.progress(f"{plan.name}", total) as advance:
-
-        def on_progress(done: int, _total: int, _step: str) -> None:
-            advance(done - seen["done"])
-            seen["done"] = done
-
-        result = run_plan(
-            plan,
-            folder,
-            session,
-            lambda spec: session_for(ctx, spec),
-            shard=shard,
-            resume=resume,
-            source=source,
-            on_progress=on_progress,
-        )
-    return result
-
-
-def _step_texts(plan) -> list[str]:
-    """Every text the plan's steps will encode with the audited model (for the pre-flight length check)."""
-    from probe.plugin import step_kinds
-
-    texts: list[str] = []
-    for step in plan.steps:
-        kind = step_kinds().require(step.kind).step
-        texts += kind.texts(step.options) if kind.texts else []
-    return list(dict.fromkeys(texts))
-
-
-def _exit_code(result) -> int:
-    """1 when any item failed or a merge lacks shards (so `afterok` chains stop), else 0."""
-    return 1 if result.counts.get("failed", 0) or result.missing_shards else 0
-
-
-def _print_run(result, as_json: bool, summary: dict | None = None) -> None:
-    from probe.plugin import console, read_json
-
-    summary = summary or read_json(result.folder / "summary.json")
-    if as_json:
-        console.print_json({**result.as_dict(), "summary": summary})
-        return
-    for step in summary["steps"]:
-        t = step["table"]
-        console.print_table(t["columns"], t["rows"], title=t["title"])
-    c = result.counts
-    console.note(
-        f"{result.folder}: {c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('pending', 0)} pending "
-        f"({result.ran} computed now, {result.skipped} already finished)"
+    run_experiment = lookup("register_python_api", "run_experiment", need=f"probe {command}")
+    return run_experiment(
+        raw,
+        lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
+        run_dir=run_dir,
+        out_dir=options(ctx).out_dir,
+        shard=shard,
+        resume=resume,
+        progress=console.progress,
+        check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+        what=f"probe {command} options",
+        **kw,
     )
-    for item, message in list(result.failures.items())[:5]:
-        console.note(f"  failed {item}: {message}")
-    if result.missing_shards:
-        console.note(f"missing shards: {', '.join(map(str, result.missing_shards))} (their items are pending)")
+
+
+def _print_run(result) -> None:
+    from probe.plugin import console
+
+    for step in result.summary()["steps"]:
+        t = step["table"]
+        console.print_table(t["title"], t["columns"], t["rows"])
+    for line in result.notes():
+        console.note(line)
 
 
 def _settings(steps: int | None, size: int | None) -> dict:
@@ -133,57 +79,8 @@ def register_label_sets(register) -> None:
         register(name, path, f"shipped label set ({path.name})")
 
 
-class _RunCommand(TyperCommand):
-    """`probe run --help` ends with every plugin's step kinds (looked up only when help is shown)."""
-
-    def format_epilog(self, ctx: Any, formatter: Any) -> None:
-        kinds = step_kinds()
-        self.epilog = "Step kinds: " + "; ".join(
-            f"{name} ({ext.plugin}): {ext.about}" if ext.about else f"{name} ({ext.plugin})"
-            for name, ext in kinds.items()
-        )
-        super().format_epilog(ctx, formatter)
-
-
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("run", cls=_RunCommand)
-    def run(
-        ctx: typer.Context,
-        experiment: Annotated[
-            Path,
-            typer.Argument(
-                help="Experiment YAML file (steps: invert, label, bias, nsfw, neighbours, shuffle).", show_default=False
-            ),
-        ],
-        shard: Shard = None,
-        resume: Resume = False,
-        run_dir: RunDir = None,
-        as_json: AsJson = False,
-    ) -> None:
-        """Run an experiment's steps in one process with one model load, into one run folder."""
-        from probe_audit.experiment import load_experiment
-
-        plan = load_experiment(experiment)
-        result = _execute(ctx, plan, run_dir, shard, resume, str(experiment))
-        _print_run(result, as_json)
-        raise typer.Exit(_exit_code(result))
-
-    @app.command("merge")
-    def merge(
-        folders: Annotated[list[Path], typer.Argument(help="Shard run folders of one experiment.", show_default=False)],
-        out: Annotated[
-            Path, typer.Option("--out", "-o", help="Folder for the merged run (new or empty).", show_default=False)
-        ],
-        as_json: AsJson = False,
-    ) -> None:
-        """Combine shard folders into one run folder, equal to an unsharded run."""
-        from probe_audit.runner import merge_runs
-
-        result = merge_runs(list(folders), out)
-        _print_run(result, as_json)
-        raise typer.Exit(_exit_code(result))
-
     @app.command("bias")
     def bias(
         ctx: typer.Context,
@@ -219,9 +116,8 @@ def register_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """The paper's bias table: N inversions per prompt variant, labelled zero-shot, with Wilson 95% intervals."""
-        from probe.plugin import YamlDoc, console, options
+        from probe.plugin import console, options
         from probe_audit.bias import bias_experiment
-        from probe_audit.experiment import normalise, plan_from_spec
 
         state = options(ctx)
         raw = bias_experiment(
@@ -236,23 +132,20 @@ def register_commands(app: typer.Typer) -> None:
         )
         raw["seed"] = state.seed or 0
         raw["name"] = f"bias-{Path(prompts).stem}-{Path(labels).stem}"
-        plan = plan_from_spec(normalise(YamlDoc("probe bias options", raw)))
-        result = _execute(ctx, plan, run_dir, shard, resume, None)
-        from probe.plugin import read_json
-
-        step = read_json(result.folder / "summary.json")["steps"][0]
+        result = _run(ctx, raw, "bias", run_dir, shard, resume)
+        step = result.summary()["steps"][0]
         notes = _bias_notes(state.model, labeller or state.labeller or state.model, prompts, labels)
         if as_json:
             console.print_json({**result.as_dict(), "table": step["data"], "notes": notes})
         else:
-            _print_run(result, False)
+            _print_run(result)
             for note in notes:
                 console.note(note)
             console.note(
                 f"tables: {result.folder / 'tables'}/bias.md|csv|json · "
                 f"contact sheets: {result.folder / 'sheets' / 'bias'}"
             )
-        raise typer.Exit(_exit_code(result))
+        raise typer.Exit(result.exit_code)
 
     @app.command("nsfw")
     def nsfw(
@@ -296,12 +189,9 @@ def register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed)
         and in prompt neighbours."""
-        from probe.plugin import UsageError, YamlDoc, console, options
-        from probe_audit.experiment import normalise, plan_from_spec
-        from probe_audit.runner import finalise, read_json
+        from probe.plugin import UsageError, console, options, read_lines
 
         state = options(ctx)
-        from probe_audit.experiment import read_lines
 
         if prompts_file is not None and prompts:
             raise UsageError("give prompts as arguments or --prompts-file, not both")
@@ -331,24 +221,15 @@ def register_commands(app: typer.Typer) -> None:
             "k": k,
         }
         raw = {"name": "nsfw", "seed": state.seed or 0, "steps": [{"nsfw": step}]}
-        plan = plan_from_spec(normalise(YamlDoc("probe nsfw options", raw)))
-        result = _execute(ctx, plan, run_dir, shard, resume, None)
-        if no_blur:
-            finalise(result.folder, plan, blur=False)
+        result = _run(ctx, raw, "nsfw", run_dir, shard, resume, blur=not no_blur)
         notes = _nsfw_notes(state.model, labeller or state.labeller or state.model, texts, concepts, not no_text)
         if as_json:
-            console.print_json(
-                {
-                    **result.as_dict(),
-                    "nsfw": read_json(result.folder / "summary.json")["steps"][0]["data"],
-                    "notes": notes,
-                }
-            )
+            console.print_json({**result.as_dict(), "nsfw": result.summary()["steps"][0]["data"], "notes": notes})
         else:
-            _print_run(result, False)
+            _print_run(result)
             for note in notes:
                 console.note(note)
-        raise typer.Exit(_exit_code(result))
+        raise typer.Exit(result.exit_code)
 
     @app.command("nsfw-calibrate")
     def nsfw_calibrate(
@@ -447,35 +328,6 @@ def register_commands(app: typer.Typer) -> None:
                 f"warning: {name} flags more safe images than {rate:.2%} even at threshold 1.0 (they score 1.0): "
                 "add anchor prompts those images match, or review them"
             )
-
-    @app.command("report")
-    def report(
-        run_folder: Annotated[
-            Path, typer.Argument(help="A run folder (from probe run, bias, nsfw or merge).", show_default=False)
-        ],
-        output: Annotated[
-            Path | None,
-            typer.Option(
-                "--output", "-o", help="HTML file to write (default RUN_FOLDER/report.html).", show_default=False
-            ),
-        ] = None,
-        no_blur: Annotated[bool, typer.Option("--no-blur", help="Show images flagged NSFW unblurred.")] = False,
-    ) -> None:
-        """One self-contained HTML page (images embedded) with the run's tables and image grids."""
-        from probe.plugin import atomic_write_text, console
-        from probe_audit.report import render_report
-
-        path = output or Path(run_folder) / "report.html"
-        page = render_report(Path(run_folder), blur=not no_blur)
-        atomic_write_text(path, page)
-        damaged = page.count("<figure class='missing'>")
-        if damaged:
-            console.note(
-                f"{damaged} image(s) of {run_folder} are missing or damaged (noted in the report): "
-                "rerun the run with --resume to recompute them"
-            )
-        console.note(f"wrote {path}")
-        typer.echo(str(path))
 
 
 def _nsfw_notes(model: str, labeller: str, prompts: list[str], concepts: str, text_side: bool) -> list[str]:

@@ -35,13 +35,9 @@ NON_RESULT_KEYS = ("batch_size", "snapshot_every", "preset")
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as pkg_version
+    from probe.files.versions import package_version
 
-    try:
-        return pkg_version("clip-probe")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return package_version("clip-probe")
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ import gzip
 import re
 from collections.abc import Callable
 from importlib import resources
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe.files.cache import cache_path
+from probe.files.versions import package_version
 from probe.plugin import DataError, UsageError, Vocabulary, content_hash, data_files, make_vocabulary
 
 if TYPE_CHECKING:
@@ -30,13 +30,6 @@ FLAGGED_FILE = "flagged_words.tsv"
 DERIVATION_VERSION = "1"  # bump when a derivation rule changes, so cached lists are remade
 
 _PLAIN_WORD = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")  # letters, single inner spaces/hyphens/apostrophes
-
-
-def _package_version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _cached_list(kind: str, key: str, derive: Callable[[], list[str]]) -> list[str]:
@@ -79,7 +72,7 @@ def _bpe_whole_words(data: bytes) -> list[str]:
 def _clip_bpe() -> Vocabulary:
     data = (resources.files("open_clip") / BPE_FILE).read_bytes()
     words = _cached_list("clip-bpe", content_hash(data), lambda: _bpe_whole_words(data))
-    return make_vocabulary("clip-bpe", words, source=f"open_clip {_package_version('open_clip_torch')} {BPE_FILE}")
+    return make_vocabulary("clip-bpe", words, source=f"open_clip {package_version('open_clip_torch')} {BPE_FILE}")
 
 
 def _english() -> Vocabulary:
@@ -88,7 +81,7 @@ def _english() -> Vocabulary:
 
         return [w for w in top_n_list("en", ENGLISH_SIZE) if any(c.isalpha() for c in w)]
 
-    wf = _package_version("wordfreq")
+    wf = package_version("wordfreq")
     words = _cached_list("english", f"wordfreq {wf} en {ENGLISH_SIZE}", derive)
     return make_vocabulary("english", words, source=f"wordfreq {wf}, top {ENGLISH_SIZE} English words")
 
@@ -116,7 +109,7 @@ def _flagged() -> Vocabulary:
     categories = dict.fromkeys(_profanity_words(), PROFANITY_CATEGORY)
     categories.update(_project_flagged())  # the project's categories win over the generic one
     words = list(categories)
-    source = f"better-profanity {_package_version('better-profanity')} wordlist + probe.vocab/{FLAGGED_FILE}"
+    source = f"better-profanity {package_version('better-profanity')} wordlist + probe.vocab/{FLAGGED_FILE}"
     return make_vocabulary("flagged", words, categories, source)
 
 

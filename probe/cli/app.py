@@ -26,12 +26,9 @@ if TYPE_CHECKING:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from probe.files.versions import package_version
 
-    try:
-        return version("clip-probe")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return package_version("clip-probe")
 
 
 def _print_version(value: bool) -> None:

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from probe.encoding.text import encode_bucketed, encode_truncated, pool_position
 from probe.encoding.tokenizer import build_tokenizer, tokenizer_settings
 from probe.files.atomic import atomic_write_bytes, atomic_write_text, read_json
 from probe.files.cache import cache_path, content_hash, file_lock
+from probe.files.versions import package_version
 from probe.models.fingerprints import fingerprint_without_loading
 from probe.models.specs import ModelSpec, parse_model_spec
 
@@ -59,12 +59,6 @@ def _versions() -> dict:
     """The code a snapshot depends on: torch (the TorchScript), open_clip (tower and tokenizer code),
     clip-probe, and the source of the fast text path and of this module."""
 
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "unknown"
-
     from probe.encoding import text as text_encoding
     from probe.encoding import tokenizer as standalone_tokenizer
 
@@ -74,8 +68,8 @@ def _versions() -> dict:
     return {
         "format": SNAPSHOT_FORMAT,
         "torch": torch.__version__,
-        "open_clip": version("open_clip_torch"),
-        "clip_probe": version("clip-probe"),
+        "open_clip": package_version("open_clip_torch"),
+        "clip_probe": package_version("clip-probe"),
         "code": code,
     }
 

@@ -1,14 +1,15 @@
-"""The report's SVG bar charts: bar heights and whisker ends are the tables' shares and Wilson
-bounds, the paper's values stand beside ours, and every text is escaped."""
+"""The report's SVG bar charts of the audits: bar heights and whisker ends are the tables' shares and
+Wilson bounds, the paper's values stand beside ours, and every text is escaped."""
 
 import math
 import xml.etree.ElementTree as ET
 
 import pytest
+from probe_audit.audit_summaries import bias_charts, nsfw_chart
 from probe_audit.bias import bias_table
-from probe_audit.charts import Bar, Group, bar_chart, bias_charts, nsfw_chart
 from probe_audit.sets import BiasPrompt, LabelSet, PromptSet
 from probe_audit.stats import Proportion
+from probe_run.charts import Bar, Group, Share, bar_chart, chart_svg
 
 EVIL = 'a star <script>alert("x")</script> & co'
 
@@ -19,6 +20,12 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     centre = p + z * z / (2 * n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def of(k: int, n: int) -> Share:
+    """k of n as a chart draws it (the numbers of probe_audit.stats' Proportion)."""
+    p = Proportion.of(k, n)
+    return Share(p.k, p.n, p.share, p.low, p.high)
 
 
 def parse(svg: str) -> ET.Element:
@@ -73,7 +80,7 @@ def table():
 
 
 def test_bar_tops_and_whisker_ends_are_the_shares_and_wilson_bounds(table):
-    root = parse(bias_charts(table.as_dict(), "c")["star"])
+    root = parse(chart_svg(bias_charts(table.as_dict())["star"], "c-0"))
     groups = {g.get("data-name"): g for g in root.iter("g") if g.get("class") == "group"}
     assert list(groups) == ["neutral", "female"]
     expected = {"neutral": {"red": (3, 4), "blue": (1, 4)}, "female": {"red": (0, 2), "blue": (2, 2)}}
@@ -94,13 +101,13 @@ def test_bar_tops_and_whisker_ends_are_the_shares_and_wilson_bounds(table):
 
 def test_known_interval_three_of_four():
     """3 of 4: Wilson 95% [30.1%, 95.4%] (textbook value), drawn as such."""
-    root = parse(bar_chart([Group("", [Bar("red", Proportion.of(3, 4))])], chart_id="k", title="t"))
+    root = parse(bar_chart([Group("", [Bar("red", of(3, 4))])], chart_id="k", title="t"))
     low, high = whiskers(root)["red"]
     assert (low, high) == pytest.approx((at(root, 0.3006), at(root, 0.9544)), abs=0.05)
 
 
 def test_paper_values_stand_beside_ours_only_where_the_prompt_set_has_them(table):
-    root = parse(bias_charts(table.as_dict(), "c")["star"])
+    root = parse(chart_svg(bias_charts(table.as_dict())["star"], "c-0"))
     groups = {g.get("data-name"): g for g in root.iter("g") if g.get("class") == "group"}
     paper = bars(groups["neutral"], "paper")
     assert set(paper) == {"red", "blue"} and bars(groups["female"], "paper") == {}
@@ -117,13 +124,11 @@ def test_paper_values_stand_beside_ours_only_where_the_prompt_set_has_them(table
 
 
 def test_every_text_is_escaped(table):
-    svg = bias_charts(table.as_dict(), "c")["star"]
+    svg = chart_svg(bias_charts(table.as_dict())["star"], "c-0")
     assert "<script" not in svg and "&lt;script&gt;" in svg and "&amp; co" in svg
     root = parse(svg)  # well-formed: the prompt did not open an element
     assert EVIL in root.findtext("title", "")
-    chart = bar_chart(
-        [Group(EVIL, [Bar("<b>&", Proportion.of(1, 2))])], chart_id="x'><script>", title="<script>t</script>"
-    )
+    chart = bar_chart([Group(EVIL, [Bar("<b>&", of(1, 2), 50.0)])], chart_id="x'><script>", title="<script>t</script>")
     assert "<script" not in chart and "<b>" not in chart
     root = parse(chart)
     assert [t.text for t in root.iter("text") if t.get("class") == "bar-label"] == ["<b>&"]
@@ -131,14 +136,14 @@ def test_every_text_is_escaped(table):
 
 
 def test_accessible_title_and_description_list_every_bar(table):
-    root = parse(bias_charts(table.as_dict(), "c")["star"])
+    root = parse(chart_svg(bias_charts(table.as_dict())["star"], "c-0"))
     assert root.get("role") == "img" and root.get("aria-labelledby") == "c-0-title c-0-desc"
     desc = root.findtext("desc", "")
     assert "neutral: red: 3 of 4, 75% [30–95] (paper 96%)" in desc and "female: red: 0 of 2, 0% [0–66]" in desc
 
 
 def test_a_group_without_images_draws_no_bar():
-    root = parse(bar_chart([Group("a", [Bar("red", Proportion.of(0, 0))])], chart_id="z", title="t"))
+    root = parse(bar_chart([Group("a", [Bar("red", of(0, 0))])], chart_id="z", title="t"))
     assert bars(root) == {} and whiskers(root) == {}
     assert [t.text for t in root.iter("text") if t.get("class") == "value"] == ["n=0"]
 
@@ -154,7 +159,7 @@ def test_nsfw_chart_has_a_nudenet_bar_only_where_it_ran():
             {"prompt": "a map", "clip": Proportion.of(0, 8).as_dict(), "nudenet": None},
         ]
     }
-    root = parse(nsfw_chart(data, "n"))
+    root = parse(chart_svg(nsfw_chart(data), "n"))
     groups = [g for g in root.iter("g") if g.get("class") == "group"]
     assert [sorted(bars(g)) for g in groups] == [["NudeNet flagged", "zero-shot flagged"], ["zero-shot flagged"]]
     clip = bars(groups[0])["zero-shot flagged"]

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from probe_audit import nsfw
+from probe_run.summaries import blurred
 
 
 def test_flags_follow_thresholds_exactly():
@@ -42,7 +43,7 @@ def test_blurred_preview_hides_detail():
     checker.putdata([(255, 255, 255) if (x // 4 + y // 4) % 2 else (0, 0, 0) for y in range(64) for x in range(64)])
     import numpy as np
 
-    values = np.asarray(nsfw.blurred(checker), dtype=float).mean(axis=2)
+    values = np.asarray(blurred(checker), dtype=float).mean(axis=2)
     assert np.ptp(np.asarray(checker, dtype=float)) == 255
     assert np.ptp(values) < 60  # the 4-pixel checkerboard is gone
 

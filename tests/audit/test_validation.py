@@ -41,9 +41,9 @@ def test_labeller_sees_the_planted_bias_on_world_renders(builtin_session):
 @pytest.mark.slow
 def test_inverted_star_comes_out_red_and_circle_does_not(tmp_path, builtin_session):
     from probe_audit.bias import bias_experiment
-    from probe_audit.experiment import normalise, plan_from_spec
-    from probe_audit.runner import read_records, run_plan
-    from probe_audit.summaries import summarise
+    from probe_run.experiment import normalise, plan_from_spec
+    from probe_run.runner import read_records, run_plan
+    from probe_run.summaries import summarise
 
     from probe.files.yamldoc import YamlDoc
 

@@ -15,19 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from probe.plugin import (
+    Chunk,
     ConfigError,
+    Outcome,
     ProbeError,
+    StepContext,
+    StepPlan,
     UsageError,
     atomic_write_bytes,
     image_intact,
     inside,
+    lookup,
     plugin_replacements,
     read_json,
     write_json,
     write_png,
 )
-from probe_audit.audit_steps import StepContext, run_chunk
-from probe_audit.experiment import Plan, plan_from_spec
+from probe_run.experiment import Plan, plan_from_spec
 
 RUN_FORMAT = "clip-probe-run/1"
 Progress = Callable[[int, int, str], None]
@@ -46,6 +50,27 @@ class RunResult:
     failures: dict[str, str] = field(default_factory=dict)
     missing_shards: list[int] = field(default_factory=list)
 
+    @property
+    def exit_code(self) -> int:
+        """1 when any item failed or a merge lacks shards (so `afterok` chains stop), else 0."""
+        return 1 if self.counts.get("failed", 0) or self.missing_shards else 0
+
+    def notes(self) -> list[str]:
+        """What a command says after the tables: counts, the first failures, missing shards."""
+        c = self.counts
+        out = [
+            f"{self.folder}: {c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('pending', 0)} pending "
+            f"({self.ran} computed now, {self.skipped} already finished)"
+        ]
+        out += [f"  failed {item}: {message}" for item, message in list(self.failures.items())[:5]]
+        if self.missing_shards:
+            out.append(f"missing shards: {', '.join(map(str, self.missing_shards))} (their items are pending)")
+        return out
+
+    def summary(self) -> dict:
+        """The run folder's summary.json: per step its table and data."""
+        return read_json(self.folder / "summary.json")
+
     def as_dict(self) -> dict:
         return {
             "folder": str(self.folder),
@@ -61,15 +86,19 @@ class RunResult:
 
 def versions() -> dict[str, str]:
     """Versions that can change results, for the manifest."""
-    from importlib.metadata import PackageNotFoundError, version
+    from probe.files.versions import package_version
 
-    out = {"python": platform.python_version()}
-    for dist in ("clip-probe", "torch", "open_clip_torch", "numpy"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = "absent"
-    return out
+    return {"python": platform.python_version()} | {
+        dist: package_version(dist) for dist in ("clip-probe", "torch", "open_clip_torch", "numpy")
+    }
+
+
+def run_chunk(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
+    """Compute one chunk with its registered kind; a ProbeError fails the chunk's items with its message."""
+    try:
+        return lookup("register_experiment_steps", step.kind, need=f"step {step.name!r}").run(step, chunk, ctx)
+    except ProbeError as exc:
+        return [Outcome(it.id, "failed", message=str(exc)) for it in chunk.items]
 
 
 def record_path(folder: Path, item_id: str) -> Path:
@@ -297,13 +326,17 @@ def _run_locked(
 
 def finalise(folder: Path, plan: Plan, blur: bool = True) -> dict:
     """Recompute summary.json, tables/ and sheets/ from the records (needs no model)."""
-    from probe_audit.summaries import write_summaries
+    from probe_run.summaries import write_summaries
 
     return write_summaries(folder, plan, read_records(folder, plan), blur=blur)
 
 
 def merge_runs(folders: list[Path], out: Path) -> RunResult:
-    """Combine shard folders of one experiment into `out`; the result equals an unsharded run."""
+    """Combine shard folders of one experiment into `out`; the result equals an unsharded run.
+
+    Per item the better record wins (done over failed over none), the folder given first among
+    equals; a done record whose image is missing or damaged counts as none. An unsharded folder
+    among them holds every shard's items, so then no shard is missing."""
     if not folders:
         raise UsageError("give at least one shard folder to merge")
     manifests = [read_manifest(f) for f in folders]
@@ -326,13 +359,16 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
     twice = sorted({i for i in indexes if indexes.count(i) > 1})
     if twice:
         raise UsageError(f"shard {twice[0]} is given more than once", hint="pass each shard folder once")
-    have = set(indexes)
-    missing = sorted(set(range(counts.pop())) - have) if counts else []
+    whole = any(not m.get("shard") for m in manifests)  # an unsharded folder holds every shard's items
+    missing = sorted(set(range(counts.pop())) - set(indexes)) if counts and not whole else []
     out.mkdir(parents=True, exist_ok=True)
     merged: dict[str, dict] = {}
+    rank = {"done": 2, "failed": 1}
     for folder in folders:
-        for item_id, record in read_records(Path(folder), plan).items():
-            if item_id in merged and merged[item_id]["status"] == "done":
+        # a done record whose image is missing or damaged is not finished (as for resume); a better
+        # record wins (done over failed), and between equal ones the folder given first
+        for item_id, record in read_records(Path(folder), plan, verify_images=True).items():
+            if item_id in merged and rank.get(merged[item_id]["status"], 0) >= rank.get(record["status"], 0):
                 continue
             if record.get("image"):
                 atomic_write_bytes(inside(out, record["image"]), inside(Path(folder), record["image"]).read_bytes())

@@ -1,15 +1,16 @@
-"""Bar charts as inline SVG (no script, no font or file requests): label shares and flag rates with
-Wilson 95% whiskers, and the paper's value as a hatched bar beside ours, for `probe report`.
+"""Bar charts as inline SVG (no script, no font or file requests) for `probe report`: shares with
+Wilson 95% whiskers, and the paper's value as a hatched bar beside ours.
 
-Every number drawn comes from a `Proportion` (probe_audit.stats), the same objects the tables print.
+A step summary gives a chart as plain data (`StepSummary.chart`, `groups[...]["chart"]`); every
+number drawn comes from the same proportions its table prints, every text is escaped here.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
-from probe_audit.stats import Proportion
+from markupsafe import Markup
+from markupsafe import escape as _e
 
 PLOT_HEIGHT = 260  # px from 0% to 100%
 TOP = 28  # room above 100% for value labels
@@ -43,11 +44,28 @@ PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#d
 
 
 @dataclass(frozen=True)
+class Share:
+    """k of n, the share and its Wilson 95% interval (as a summary's data holds them)."""
+
+    k: int
+    n: int
+    share: float
+    low: float
+    high: float
+
+    def percent(self) -> str:
+        """'85% [64–95]' (share and interval in whole percent); '–' when n is 0."""
+        if not self.n:
+            return "–"
+        return f"{100 * self.share:.0f}% [{100 * self.low:.0f}–{100 * self.high:.0f}]"
+
+
+@dataclass(frozen=True)
 class Bar:
-    """One bar: a series (legend entry, e.g. an attribute), its proportion, and the paper's percentage if any."""
+    """One bar: a series (legend entry, e.g. an attribute), its share, and the paper's percentage if any."""
 
     series: str
-    share: Proportion
+    share: Share
     paper: float | None = None
 
 
@@ -57,10 +75,6 @@ class Group:
 
     name: str
     bars: list[Bar]
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _num(value: float) -> str:
@@ -314,56 +328,18 @@ def bar_chart(
     return "".join(out)
 
 
-def _proportion(d: dict) -> Proportion:
-    return Proportion(d["k"], d["n"], d["share"], d["low"], d["high"])
-
-
-def bias_charts(data: dict, chart_prefix: str) -> dict[str, str]:
-    """One chart per prompt of a bias step's data (BiasTable.as_dict()): groups are the variants,
-    bars the attributes, with the paper's value beside ours where the prompt set has it."""
-    charts = {}
-    variants, attributes = data["variants"], data["attributes"]
-    for i, row in enumerate(data["rows"]):
-        cells = {(c["variant"], c["attribute"]): c for c in row["cells"]}
-        groups = [
-            Group(
-                v if len(variants) > 1 else "",
-                [Bar(a, _proportion(cells[(v, a)]), cells[(v, a)].get("paper")) for a in attributes],
-            )
-            for v in variants
-        ]
-        title = f"Share of inversions of “{row['texts'][variants[0]]}” labelled with each {data['label_set']} label"
-        charts[row["key"]] = bar_chart(
-            groups, chart_id=f"{chart_prefix}-{i}", title=title, y_title="share of inversions (%)"
+def chart_svg(chart: dict, chart_id: str) -> Markup:
+    """A chart given as plain data (`{"title", "y_title", "colours", "groups": [{"name", "bars": [{"series",
+    "k", "n", "share", "low", "high", "paper"}]}]}`) drawn as SVG, ready to place in the report."""
+    groups = [
+        Group(
+            g.get("name", ""),
+            [
+                Bar(b["series"], Share(b["k"], b["n"], b["share"], b["low"], b["high"]), b.get("paper"))
+                for b in g["bars"]
+            ],
         )
-    return charts
-
-
-def label_charts(data: dict, chart_prefix: str) -> dict[str, str]:
-    """One chart per prompt of a label step's data: one bar per attribute."""
-    charts = {}
-    for i, row in enumerate(data["prompts"]):
-        bars = [Bar(a, _proportion(row["shares"][a])) for a in data["attributes"]]
-        charts[row["prompt"]] = bar_chart(
-            [Group("", bars)],
-            chart_id=f"{chart_prefix}-{i}",
-            title=f"Share of images of “{row['prompt']}” with each label",
-        )
-    return charts
-
-
-def nsfw_chart(data: dict, chart_id: str) -> str:
-    """Flag rates per prompt of an nsfw step's data: the zero-shot check, and NudeNet when it ran."""
-    groups = []
-    for row in data["prompts"]:
-        bars = [Bar("zero-shot flagged", _proportion(row["clip"]))]
-        if row.get("nudenet"):
-            bars.append(Bar("NudeNet flagged", _proportion(row["nudenet"])))
-        groups.append(Group(row["prompt"], bars))
-    return bar_chart(
-        groups,
-        chart_id=chart_id,
-        title="Share of inverted images flagged NSFW, per prompt",
-        y_title="flagged images (%)",
-        colours={"zero-shot flagged": "#c44e52", "NudeNet flagged": "#8172b3"},
-    )
+        for g in chart["groups"]
+    ]
+    extra = {"y_title": chart["y_title"]} if chart.get("y_title") else {}
+    return Markup(bar_chart(groups, chart_id=chart_id, title=chart["title"], colours=chart.get("colours"), **extra))

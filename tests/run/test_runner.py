@@ -5,8 +5,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from probe_audit.experiment import load_experiment
-from probe_audit.runner import merge_runs, run_plan
+from probe_run.experiment import load_experiment
+from probe_run.runner import merge_runs, run_plan
 
 from probe.errors import ConfigError, UsageError
 

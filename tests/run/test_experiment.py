@@ -1,7 +1,7 @@
 """Experiment YAML: errors with file:line, deterministic items, shard slices that cover the plan once."""
 
 import pytest
-from probe_audit.experiment import load_experiment, parse_seeds, parse_shard
+from probe_run.experiment import load_experiment, parse_seeds, parse_shard
 
 from probe.errors import ConfigError, UsageError
 
@@ -219,7 +219,7 @@ def test_the_normalised_spec_and_the_shard_slots(tmp_path):
 
 
 def test_the_name_defaults_to_the_file_name_or_experiment(tmp_path):
-    from probe_audit.experiment import normalise
+    from probe_run.experiment import normalise
 
     from probe.plugin import read_yaml
 
@@ -229,7 +229,7 @@ def test_the_name_defaults_to_the_file_name_or_experiment(tmp_path):
 
 
 def test_the_digest_is_of_the_content_not_its_key_order(tmp_path):
-    from probe_audit.experiment import plan_from_spec
+    from probe_run.experiment import plan_from_spec
 
     plan = load_experiment(write(tmp_path, GOOD))
     reordered = {key: plan.spec[key] for key in reversed(list(plan.spec))}
@@ -237,7 +237,7 @@ def test_the_digest_is_of_the_content_not_its_key_order(tmp_path):
 
 
 def test_a_spec_with_an_unknown_kind_names_the_step_and_experiment(tmp_path):
-    from probe_audit.experiment import plan_from_spec
+    from probe_run.experiment import plan_from_spec
 
     from probe.errors import ProbeError
 
@@ -252,7 +252,7 @@ def test_a_spec_with_an_unknown_kind_names_the_step_and_experiment(tmp_path):
 
 
 def test_a_step_kind_without_its_own_plan_is_one_result_item(tmp_path, monkeypatch):
-    from probe_audit import experiment
+    from probe_run import experiment
 
     from probe.plugin import StepKind
 

@@ -8,9 +8,9 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from probe_audit.experiment import load_experiment
-from probe_audit.report import render_report
-from probe_audit.runner import run_plan
+from probe_run.experiment import load_experiment
+from probe_run.report import render_report
+from probe_run.runner import run_plan
 
 from tools.chromium import dump_dom, find_chromium, screenshot, visit
 

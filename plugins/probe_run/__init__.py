@@ -1,0 +1,1 @@
+"""Built-in plugin: run (the experiment engine)."""
