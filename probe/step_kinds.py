@@ -133,7 +133,8 @@ MAX_SEEDS = 100_000
 
 
 def parse_seeds(value: Any) -> list[int]:
-    """'0-19', '0,3,7', 5 or [0, 1, 2] -> a list of distinct seeds in order."""
+    """'0-19', '0,3,7', 5 or [0, 1, 2] -> a list of distinct seeds in order: the one seed syntax of the
+    command line (`--seeds`) and experiment files (`seeds:`). A repeated seed counts once."""
     if isinstance(value, bool):
         raise ValueError("seeds must be numbers or ranges like 0-19")
     if isinstance(value, int):
@@ -158,9 +159,7 @@ def parse_seeds(value: Any) -> list[int]:
         raise ValueError("no seeds")
     if any(s < 0 or s > MAX_SEED for s in seeds):
         raise ValueError(f"seeds go from 0 to {MAX_SEED}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError("seeds repeat")
-    return seeds
+    return list(dict.fromkeys(seeds))
 
 
 def read_lines(path: Path) -> list[str]:

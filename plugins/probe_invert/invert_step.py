@@ -35,7 +35,7 @@ OPTIONS: dict[str, Any] = {
 
 
 def _settings(opts: StepOptions) -> dict:
-    from probe_invert.settings import load_preset
+    from probe_invert.settings import SettingsError, load_preset
 
     preset, overrides = opts["preset"], opts["settings"]
     if not isinstance(preset, str):
@@ -43,9 +43,14 @@ def _settings(opts: StepOptions) -> dict:
     if not isinstance(overrides, dict):
         raise opts.error("settings", "expected a mapping of invert settings, e.g. {steps: 200}")
     try:
-        return load_preset(preset, **overrides).to_dict()
+        settings = load_preset(preset)
     except ProbeError as exc:
-        raise opts.error("settings" if overrides else "preset", str(exc)) from exc
+        raise opts.error("preset", str(exc)) from exc
+    try:
+        return settings.with_overrides(**overrides).to_dict()
+    except SettingsError as exc:  # the bad knob's own line: settings.transforms[1].affine.p
+        path = ("settings", *exc.loc)
+        raise opts.doc.error(opts.path + path, exc.message, hint=exc.hint) from exc
 
 
 def _normalise(opts: StepOptions) -> dict:
@@ -74,9 +79,9 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     """Invert the chunk's (prompt, seed) pairs in one batched call. Interrupted items get no outcome
     (they stay pending and a rerun makes them); done ones carry the 8-bit image."""
     from probe_invert.render import invert_items
-    from probe_invert.settings import InvertSettings
+    from probe_invert.settings import validate_settings
 
-    settings = InvertSettings(**step.options["settings"]).validated()
+    settings = validate_settings(step.options["settings"])
     pairs = [(it.params["prompt"], it.params["seed"]) for it in chunk.items]
     found = {
         (inv.prompt, inv.seed): inv for inv in invert_items(ctx.session, pairs, settings, should_stop=ctx.should_stop)

@@ -338,10 +338,10 @@ def test_config_off_switch_of_a_flag_pair_inverts(tmp_path):
 
     group: Any = typer.main.get_command(build_app())  # a group: its commands are looked up by name
     ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
-    invert = group.get_command(ctx, "invert")
-    assert _option_keys(invert)["no-decorrelate"] == "!decorrelate"
-    assert _section("invert", invert, {"no-decorrelate": True, "steps": 3}, lambda k: "f:1") == {
-        "decorrelate": False,
+    train = group.get_command(ctx, "world").get_command(ctx, "train")
+    assert _option_keys(train)["no-fine-tune"] == "!fine_tune"
+    assert _section("world train", train, {"no-fine-tune": True, "steps": 3}, lambda k: "f:1") == {
+        "fine_tune": False,
         "steps": 3,
     }
 

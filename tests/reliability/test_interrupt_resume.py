@@ -14,7 +14,20 @@ import pytest
 from tests.reliability.conftest import probe_exe, run_probe
 
 PROMPTS = ["a red star", "a blue circle"]
-ARGS = ["--seeds", "0-1", "--batch-size", "2", "--steps", "16", "--size", "32", "--copies", "1", "--resize-at", ""]
+ARGS = [
+    "--seeds",
+    "0-1",
+    "--batch-size",
+    "2",
+    "--steps",
+    "16",
+    "--size",
+    "32",
+    "--copies",
+    "1",
+    "--set",
+    "resize_at=[]",
+]
 
 
 def invert_args(out: Path) -> list[str]:
