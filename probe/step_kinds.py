@@ -12,7 +12,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from probe.errors import ConfigError, ProbeError
 
@@ -162,6 +164,25 @@ def parse_seeds(value: Any) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
+Seeds = Annotated[list[int], BeforeValidator(parse_seeds)]
+"""A seeds option in a step's options model: '0-19', '0,3,7', 5 or [0, 1, 2], read by `parse_seeds`."""
+
+
+class StepOptionsModel(BaseModel):
+    """Base of a step kind's options model: each option declared once (type, bounds, default,
+    description); an unknown option or a wrong type is an error at its line (strict: "3" is no int)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The options with their defaults, as `StepKind.options` lists them."""
+        return {name: f.get_default(call_default_factory=True) for name, f in cls.model_fields.items()}
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
 def read_lines(path: Path) -> list[str]:
     """A UTF-8 text file as its non-blank, non-comment (#) lines, stripped; NUL bytes are refused."""
     from probe.files.checks import refuse_nul
@@ -192,6 +213,19 @@ class StepOptions:
 
     def error(self, key: str | None, message: str, hint: str | None = None) -> ProbeError:
         return self.doc.error(self.path + ((key,) if key else ()), message, hint=hint)
+
+    def check(self, model: type[M]) -> M:
+        """The options through a pydantic model; the first problem is a ConfigError at its line."""
+        try:
+            return model.model_validate({k: v for k, v in self.values.items() if k != "name"})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown option"
+            elif "input" in err and not isinstance(err["input"], dict):
+                message = f"{message}, got {err['input']!r}"
+            raise self.doc.error(self.path + tuple(err["loc"]), message) from None
 
     def text_list(self, key: str, what: str) -> list[str]:
         """A non-empty list of distinct non-empty strings, or a path to a .txt file of them (relative to the YAML)."""

@@ -200,6 +200,32 @@ def test_config_file_defaults_and_errors(invoke, tiny_spec, tmp_path):
     assert "config file not found" in invoke("--config", tmp_path / "nope.yaml", "models").stderr
 
 
+def test_config_global_keys_are_checked_by_their_model_at_their_line(invoke, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    for text, message in (
+        ("model: shapes-tiny\nseed: -1\n", f"{cfg}:2: seed: Input should be greater than or equal to 0, got -1"),
+        ("seed: true\n", f"{cfg}:1: 'seed' must be int, got True"),
+        ("out: out\nallow_pickle: 'yes'\n", f"{cfg}:2: 'allow_pickle' must be bool, got 'yes'"),
+        ("device: 3\n", f"{cfg}:1: 'device' must be str, got 3"),
+    ):
+        cfg.write_text(text)
+        result = invoke("--config", cfg, "models")
+        assert result.exit_code == 2 and message in result.stderr, (text, result.stderr)
+
+
+def test_a_config_section_sets_invert_knobs_through_set(invoke, tiny_spec, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text(f"model: {tiny_spec}\ninvert:\n  steps: 2\n  set: [lr=0.07, 'transforms=[resize]']\n")
+    result = invoke("--config", cfg, "--device", "cpu", "-o", tmp_path, "invert", "a star", "--json")
+    assert result.exit_code == 0, result.stderr
+    sidecar = json.loads(Path(json.loads(result.stdout)["images"][0]["sidecar"]).read_text())
+    assert (sidecar["settings"]["lr"], sidecar["settings"]["transforms"], sidecar["steps"]) == (
+        0.07,
+        [{"resize": {}}],
+        2,
+    )
+
+
 def test_console_script_runs():
     exe = os.path.join(os.path.dirname(sys.executable), "probe")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)

@@ -145,3 +145,34 @@ def test_the_commands_flags_are_knobs_or_say_what_else_they_are(invoke):
     names = {p.name for p in group.get_command(ctx, "invert").params}
     not_knobs = {"prompts", "prompts_file", "seeds", "preset", "assignments", "ensemble", "gif", "force", "as_json"}
     assert names - not_knobs == {"steps", "size", "copies", "batch_size"} <= set(InvertSettings.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("batch: 0", r"exp.yaml:5: steps\[0\]\.invert\.batch: Input should be greater than or equal to 1, got 0"),
+        ("n: '3'", r"exp.yaml:4: steps\[0\]\.invert\.n: Input should be a valid integer, got '3'"),
+        ("preset: 3", r"exp.yaml:5: steps\[0\]\.invert\.preset: Input should be a valid string, got 3"),
+        ("seeds: 3-1", r"exp.yaml:5: steps\[0\]\.invert\.seeds: empty seed range '3-1'"),
+    ],
+)
+def test_the_invert_steps_options_are_checked_by_its_model_at_their_line(tmp_path, option, message):
+    from probe_audit.experiment import load_experiment
+
+    from probe.errors import ConfigError
+
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(
+        f"steps:\n  - invert:\n      prompts: [a star]\n      n: 1\n      {option}\n".replace("n: 1\n      n:", "n:")
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(exp)
+
+
+def test_seeds_read_the_same_in_an_experiment_file_and_on_the_command_line(tmp_path):
+    from probe_audit.experiment import load_experiment
+    from probe_invert.prompts import parse_seeds
+
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("steps:\n  - invert: {prompts: [a star], seeds: '0,0,2-3,2'}\n")
+    assert load_experiment(exp).steps[0].options["seeds"] == parse_seeds("0,0,2-3,2") == [0, 2, 3]
