@@ -32,10 +32,6 @@ class SettingsError(UsageError):
         self.message = message
 
 
-def _dotted(loc: Loc) -> str:
-    return ".".join(str(p) for p in loc)
-
-
 #: Old flat keys and where each knob lives now (read by the error that names the new spelling).
 RENAMED = {
     "affine_p": "transforms: [{affine: {p: ...}}]",
@@ -179,7 +175,9 @@ class InvertSettings(BaseModel):
         if isinstance(data, dict):
             for key in data:
                 if key in RENAMED:
-                    raise SettingsError((key,), f"{key!r} is now {RENAMED[key]}", hint="see `probe invert --help`")
+                    raise SettingsError(
+                        (key,), f"{key!r} is now {RENAMED[key]}", hint="every knob: docs/probes/invert.md"
+                    )
         return data
 
     @field_validator("resize_at", mode="before")

@@ -226,6 +226,14 @@ def test_a_config_section_sets_invert_knobs_through_set(invoke, tiny_spec, tmp_p
     )
 
 
+def test_a_knob_without_a_flag_in_a_config_section_points_to_set(invoke, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text("invert:\n  steps: 2\n  lr: 0.05\n")
+    result = invoke("--config", cfg, "models")
+    assert result.exit_code == 2 and f"{cfg}:3: `probe invert` has no option 'lr'" in result.stderr
+    assert "set: [lr=VALUE]" in result.stderr
+
+
 def test_console_script_runs():
     exe = os.path.join(os.path.dirname(sys.executable), "probe")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
