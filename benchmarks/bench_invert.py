@@ -54,10 +54,7 @@ def quality_speed(session, prompts: list[str], paper_steps: int, default_steps: 
     from probe_invert.settings import load_preset
 
     paper = load_preset("paper")
-    scale = paper_steps / paper.steps
-    paper = paper.with_overrides(
-        steps=paper_steps, resize_at=[max(1, round(s * scale)) for s in paper.resize_at], batch_size=len(prompts)
-    )
+    paper = paper.with_overrides(steps=paper_steps, batch_size=len(prompts))  # resize_at: fractions of the run
     start = time.perf_counter()
     paper_runs = invert(session, prompts, [0], paper)
     paper_seconds = time.perf_counter() - start
@@ -127,7 +124,7 @@ def batched_vs_single(sessions: dict[str, Session], prompts: list[str], steps: i
     settings = load_preset("default", batch_size=len(prompts))
     if steps:
         settings = settings.with_overrides(steps=steps)
-    warm = settings.with_overrides(steps=8, resize_at=[2, 4, 6])  # every resolution, batched and single shapes
+    warm = settings.with_overrides(steps=8, resize_at=[0.25, 0.5, 0.75])  # every resolution, batched and single shapes
     for session in sessions.values():
         invert(session, prompts, [0], warm)
         invert(session, prompts[:1], [0], warm)
@@ -254,9 +251,7 @@ def gpu_paper(steps: int) -> dict:
     out = {}
     for precision in ("fp32", "bf16"):
         session = Session.open("ViT-B-16@random", device="cuda", precision=precision)
-        settings = load_preset(
-            "paper", steps=steps, resize_at=[round(steps * 900 / 3400), round(steps * 1800 / 3400)], batch_size=8
-        )
+        settings = load_preset("paper", steps=steps, batch_size=8)  # resize_at: fractions of the run
         invert(session, PROMPTS[:1], [0], settings.with_overrides(steps=2))
         torch.cuda.synchronize()
         start = time.perf_counter()

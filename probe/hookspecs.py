@@ -49,21 +49,22 @@ def register_experiment_steps(register: Callable[..., None]) -> None:
 
 @hookspec
 def register_invert_transforms(register: Callable[..., None]) -> None:
-    """`register(name, make, about="")`: `make(settings, model_size)` returns a transform
+    """`register(name, make, about="", options=Model)`: `make(options, model_size)` returns a transform
     `t(views, rng) -> views` applied to the augmented copies each step, when `name` is in the
-    settings' `transforms` list."""
+    settings' `transforms` list; `Model` (pydantic) declares the part's options."""
 
 
 @hookspec
 def register_invert_params(register: Callable[..., None]) -> None:
-    """`register(name, make, about="")`: `make(rng, size, settings)` returns an image
-    parameterisation (parameters(), images(), resized(size), clamp_(), size), chosen by `param: name`."""
+    """`register(name, make, about="", options=Model)`: `make(options, model_size)` returns an
+    initialiser `init(rng, size)` of an image parameterisation (parameters(), images(), resized(size),
+    clamp_(), size), chosen by `param: name`."""
 
 
 @hookspec
 def register_invert_priors(register: Callable[..., None]) -> None:
-    """`register(name, make, about="")`: `make(settings)` returns a prior `p(ctx) -> [B]` penalty per
-    image, added with the weight given in the settings' `priors: {name: weight}`."""
+    """`register(name, make, about="", options=Model)`: `make(options, model_size)` returns a prior
+    `p(ctx) -> [B]` penalty per image, added with the weight given in the settings' `priors: {name: weight}`."""
 
 
 @hookspec

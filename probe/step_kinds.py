@@ -12,7 +12,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from probe.errors import ConfigError, ProbeError
 from probe.files.checks import refuse_nul
@@ -172,7 +174,8 @@ MAX_SEEDS = 100_000
 
 
 def parse_seeds(value: Any) -> list[int]:
-    """'0-19', '0,3,7', 5 or [0, 1, 2] -> a list of distinct seeds in order."""
+    """'0-19', '0,3,7', 5 or [0, 1, 2] -> a list of distinct seeds in order: the one seed syntax of the
+    command line (`--seeds`) and experiment files (`seeds:`). A repeated seed counts once."""
     if isinstance(value, bool):
         raise ValueError("seeds must be numbers or ranges like 0-19")
     if isinstance(value, int):
@@ -197,9 +200,26 @@ def parse_seeds(value: Any) -> list[int]:
         raise ValueError("no seeds")
     if any(s < 0 or s > MAX_SEED for s in seeds):
         raise ValueError(f"seeds go from 0 to {MAX_SEED}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError("seeds repeat")
-    return seeds
+    return list(dict.fromkeys(seeds))
+
+
+Seeds = Annotated[list[int], BeforeValidator(parse_seeds)]
+"""A seeds option in a step's options model: '0-19', '0,3,7', 5 or [0, 1, 2], read by `parse_seeds`."""
+
+
+class StepOptionsModel(BaseModel):
+    """Base of a step kind's options model: each option declared once (type, bounds, default,
+    description); an unknown option or a wrong type is an error at its line (strict: "3" is no int)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The options with their defaults, as `StepKind.options` lists them."""
+        return {name: f.get_default(call_default_factory=True) for name, f in cls.model_fields.items()}
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_lines(path: Path) -> list[str]:
@@ -230,6 +250,19 @@ class StepOptions:
 
     def error(self, key: str | None, message: str, hint: str | None = None) -> ProbeError:
         return self.doc.error(self.path + ((key,) if key else ()), message, hint=hint)
+
+    def check(self, model: type[M]) -> M:
+        """The options through a pydantic model; the first problem is a ConfigError at its line."""
+        try:
+            return model.model_validate({k: v for k, v in self.values.items() if k != "name"})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown option"
+            elif "input" in err and not isinstance(err["input"], dict):
+                message = f"{message}, got {err['input']!r}"
+            raise self.doc.error(self.path + tuple(err["loc"]), message) from None
 
     def text_list(self, key: str, what: str) -> list[str]:
         """A non-empty list of distinct non-empty strings, or a path to a .txt file of them (relative to the YAML)."""

@@ -2,7 +2,7 @@
 
 - `probe neighbours TEXT -v palette`: a vocabulary of colour names, the warm ones flagged `warm`;
 - `probe shuffle-test ... --perturb swap-colours`: a perturbation that swaps two colour words;
-- `probe invert PROMPT --prior muted=0.5`: an inversion prior that favours muted colours.
+- `probe invert PROMPT --set priors.muted=0.5`: an inversion prior that favours muted colours.
 """
 
 from probe.plugin import hookimpl, make_vocabulary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,17 +60,29 @@ class Inversions:
 
 
 def invert(
-    session: Any, prompts: str | Sequence[str], seeds: Sequence[int] = (0,), preset: str = "default", **settings: Any
+    session: Any,
+    prompts: str | Sequence[str],
+    seeds: Sequence[int] = (0,),
+    preset: str = "default",
+    *,
+    transforms: Sequence[Any] | None = None,
+    param: Any = None,
+    priors: Mapping[str, Any] | Sequence[Any] | None = None,
+    **settings: Any,
 ) -> Inversions:
     """Optimise one image per (prompt, seed) that the model matches to the prompt.
 
     `preset` is `default` (fast) or `paper` (the authors' recipe) or a YAML file; keyword arguments
-    override its settings (e.g. steps=30). Prompts may blend: "a panda | a mad scientist:0.5".
+    override its settings (e.g. steps=30). Parts may be data or objects, as lucent's `render_vis`:
+    `transforms=["jitter", {"affine": {"degrees": 20}}, Resize(64)]` (any callable `t(views, rng)`),
+    `param="fft"` or an initialiser `init(rng, size) -> Param`, `priors={"tv": 0.03}` or
+    `{"mine": callable}` / `[0.03 * TotalVariation()]`. Prompts may blend: "a panda | a mad scientist:0.5".
     """
     from probe_invert.render import invert_items
     from probe_invert.settings import load_preset
 
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    chosen = load_preset(preset, **settings)
+    parts = {"transforms": transforms, "param": param, "priors": priors}
+    chosen = load_preset(preset, **settings, **{k: v for k, v in parts.items() if v is not None})
     found = invert_items(session, [(p, int(s)) for p in prompts for s in seeds], chosen)
     return Inversions(found, session.describe(), chosen.to_dict())

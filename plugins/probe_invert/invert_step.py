@@ -9,54 +9,63 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from probe.plugin import (
     Chunk,
     Item,
     Outcome,
     PlanInput,
     ProbeError,
+    Seeds,
     StepContext,
     StepKind,
     StepOptions,
+    StepOptionsModel,
     StepPlan,
     chunked,
     quantised,
     safe_name,
 )
 
-OPTIONS: dict[str, Any] = {
-    "prompts": None,
-    "seeds": None,
-    "n": None,
-    "preset": "default",
-    "settings": {},
-    "batch": None,
-}
+
+class InvertStepOptions(StepOptionsModel):
+    """The invert step's options, each declared once; `settings` is checked by the invert settings model."""
+
+    prompts: list[str] | str | None = Field(default=None, description="prompts, or a .txt file of them")
+    seeds: Seeds | None = Field(default=None, description="seeds per prompt: 0-19, 0,3,7 or a list")
+    n: int | None = Field(default=None, ge=1, description="without seeds: n seeds from the experiment's seed")
+    preset: str = Field(default="default", min_length=1, description="preset name or .yaml path")
+    settings: dict[str, Any] = Field(default_factory=dict, description="invert settings over the preset's")
+    batch: int | None = Field(default=None, ge=1, description="images per batched call (default: batch_size)")
 
 
-def _settings(opts: StepOptions) -> dict:
-    from probe_invert.settings import load_preset
+OPTIONS: dict[str, Any] = InvertStepOptions.defaults()
 
-    preset, overrides = opts["preset"], opts["settings"]
-    if not isinstance(preset, str):
-        raise opts.error("preset", "expected a preset name or .yaml path")
-    if not isinstance(overrides, dict):
-        raise opts.error("settings", "expected a mapping of invert settings, e.g. {steps: 200}")
+
+def _settings(opts: StepOptions, checked: InvertStepOptions) -> dict:
+    from probe_invert.settings import SettingsError, load_preset
+
+    preset, overrides = checked.preset, checked.settings
     try:
-        return load_preset(preset, **overrides).to_dict()
+        settings = load_preset(preset)
     except ProbeError as exc:
-        raise opts.error("settings" if overrides else "preset", str(exc)) from exc
+        raise opts.error("preset", str(exc)) from exc
+    try:
+        return settings.with_overrides(**overrides).to_dict()
+    except SettingsError as exc:  # the bad knob's own line: settings.transforms[1].affine.p
+        path = ("settings", *exc.loc)
+        raise opts.doc.error(opts.path + path, exc.message, hint=exc.hint) from exc
 
 
 def _normalise(opts: StepOptions) -> dict:
+    checked = opts.check(InvertStepOptions)  # types and bounds, each error at its line
     out: dict = {}
     if "prompts" in opts.values:
         out["prompts"] = opts.text_list("prompts", "prompts")
-        out["seeds"] = opts.seeds()
-    out["settings"] = _settings(opts)
-    if opts.values.get("batch") is None:
-        opts.values["batch"] = out["settings"]["batch_size"]
-    out["batch"] = opts.positive_int("batch")
+        out["seeds"] = checked.seeds if checked.seeds is not None else opts.seeds()
+    out["settings"] = _settings(opts, checked)
+    out["batch"] = checked.batch or out["settings"]["batch_size"]
     return out
 
 
@@ -74,9 +83,9 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     """Invert the chunk's (prompt, seed) pairs in one batched call. Interrupted items get no outcome
     (they stay pending and a rerun makes them); done ones carry the 8-bit image."""
     from probe_invert.render import invert_items
-    from probe_invert.settings import InvertSettings
+    from probe_invert.settings import validate_settings
 
-    settings = InvertSettings(**step.options["settings"]).validated()
+    settings = validate_settings(step.options["settings"])
     pairs = [(it.params["prompt"], it.params["seed"]) for it in chunk.items]
     found = {
         (inv.prompt, inv.seed): inv for inv in invert_items(ctx.session, pairs, settings, should_stop=ctx.should_stop)

@@ -121,11 +121,9 @@ class FFTParam:
 Param = PixelParam | FFTParam
 
 
-def make_param(settings, rng: ImageRandom, size: int):
+def make_param(settings, rng: ImageRandom, size: int, model_size: int = 0):
     """A fresh random parameterisation of len(rng) images at `size`, of the kind `settings.param` names."""
-    from probe.plugin import lookup
-
-    return lookup("register_invert_params", settings.param, need="invert")(rng, size, settings)
+    return settings.build_param(model_size or size)(rng, size)
 
 
 def schedule_sizes(start: int, resize_at: list[int], cap: int) -> dict[int, int]:

@@ -14,44 +14,20 @@ import typer
 from probe.plugin import hookimpl
 
 PROBE_API = 1
-KNOB_HELP = "Overrides the preset."
 
 
-def _parse_priors(items: list[str]) -> dict[str, float]:
-    from probe.plugin import UsageError
+def _preset_default(knob: str) -> str:
+    """How --help shows a knob's default: the default preset's value (a preset may change it)."""
+    from probe_invert.settings import InvertSettings
 
-    out = {}
-    for item in items:
-        name, sep, weight = item.partition("=")
-        try:
-            out[name.strip()] = float(weight)
-        except ValueError:
-            raise UsageError(f"bad --prior {item!r}", hint="use NAME=WEIGHT, e.g. --prior tv=0.005") from None
-        if not sep or not name.strip():
-            raise UsageError(f"bad --prior {item!r}", hint="use NAME=WEIGHT, e.g. --prior tv=0.005")
-    return out
+    return f"[default: {InvertSettings.model_fields[knob].default} in the default preset]"
 
 
-def _settings_from_flags(preset: str, flags: dict[str, Any]):
-    from probe.plugin import UsageError
+def _settings_from_flags(preset: str, flags: dict[str, Any], assignments: list[str] | None = None):
     from probe_invert.settings import load_preset
 
-    priors = flags.pop("prior", None)
-    if priors:
-        flags["priors"] = _parse_priors(priors)
-    for name in ("resize_at", "transforms"):
-        text = flags.get(name)
-        if text is not None:
-            items = [t.strip() for t in text.split(",") if t.strip()]
-            if name == "resize_at":
-                try:
-                    items = [int(t) for t in items]
-                except ValueError:
-                    raise UsageError(
-                        f"bad --resize-at {text!r}", hint="give steps as integers, e.g. 900,1800"
-                    ) from None
-            flags[name] = items
-    return load_preset(preset, **flags)
+    settings = load_preset(preset, **flags)
+    return settings.with_set(assignments) if assignments else settings
 
 
 @hookimpl
@@ -109,95 +85,43 @@ def register_commands(app: typer.Typer) -> None:
             typer.Option(help="Seeds, e.g. 0-7 or 0,3,5-9 (default: --seed of probe, else 0).", show_default=False),
         ] = None,
         preset: Annotated[str, typer.Option(help="Preset name (default, paper) or a YAML file.")] = "default",
-        steps: Annotated[int | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        lr: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        lr_schedule: Annotated[str | None, typer.Option(help="constant | cosine.", show_default=False)] = None,
-        param: Annotated[
-            str | None, typer.Option(help="pixel | fft (or a plugin's parameterisation).", show_default=False)
+        steps: Annotated[
+            int | None, typer.Option(help=f"Optimisation steps {_preset_default('steps')}.", show_default=False)
         ] = None,
         size: Annotated[
-            int | None, typer.Option(help="Starting resolution (on any model).", show_default=False)
-        ] = None,
-        size_fraction: Annotated[
-            float | None,
+            int | None,
             typer.Option(
-                help="Starting resolution as a fraction of the model input (0 = use --size).", show_default=False
+                help="Starting resolution on any model [default: an eighth of the model input].",
+                show_default=False,
             ),
         ] = None,
-        resize_at: Annotated[
-            str | None,
-            typer.Option(help="Steps at which the resolution doubles, e.g. 900,1800.", show_default=False),
-        ] = None,
-        max_size: Annotated[
-            int | None, typer.Option(help="Resolution cap (0 = model input).", show_default=False)
-        ] = None,
-        pixel_init: Annotated[
-            float | None,
-            typer.Option(help="Pixel param: initial noise amplitude around grey (1 = uniform).", show_default=False),
-        ] = None,
-        fft_decay: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        fft_init_std: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        decorrelate: Annotated[
-            bool | None,
-            typer.Option("--decorrelate/--no-decorrelate", help="fft: decorrelated colour.", show_default=False),
-        ] = None,
         copies: Annotated[
-            int | None, typer.Option(help="Augmented copies per image per step.", show_default=False)
+            int | None,
+            typer.Option(help=f"Augmented copies per image per step {_preset_default('copies')}.", show_default=False),
         ] = None,
-        transforms: Annotated[
-            str | None,
+        batch_size: Annotated[
+            int | None,
             typer.Option(
+                help=f"Images optimised together per chunk {_preset_default('batch_size')}.", show_default=False
+            ),
+        ] = None,
+        assignments: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set",
+                metavar="KEY=VALUE",
                 help=(
-                    "Ordered list from jitter, affine, resize, colour_shift, colour_jitter, noise "
-                    "(and plugins' transforms)."
+                    "KEY=VALUE for any other knob (repeat): lr=0.05, param=fft, priors.tv=0.1, "
+                    "transforms.affine.degrees=20. Every key: docs/probes/invert.md."
                 ),
                 show_default=False,
             ),
-        ] = None,
-        affine_p: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_degrees: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_translate: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_scale_min: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_scale_max: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        affine_padding: Annotated[
-            str | None, typer.Option(help="border | zeros | reflection.", show_default=False)
-        ] = None,
-        colour_shift_mean: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        colour_shift_std: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        jitter_pixels: Annotated[int | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        noise_std: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        colour_jitter_brightness: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        colour_jitter_contrast: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        colour_jitter_saturation: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        loss: Annotated[str | None, typer.Option(help="distance | cosine.", show_default=False)] = None,
-        tv_weight: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        l1_weight: Annotated[float | None, typer.Option(help=KNOB_HELP, show_default=False)] = None,
-        prior: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--prior",
-                help="NAME=WEIGHT: add a registered prior (e.g. a plugin's); repeat for several.",
-                show_default=False,
-            ),
-        ] = None,
-        l1_center: Annotated[
-            float | None,
-            typer.Option(help="Value L1 pulls pixels towards (0 = paper, 0.5 = grey).", show_default=False),
-        ] = None,
-        grad_clip: Annotated[
-            float | None, typer.Option(help="Per-image gradient norm clip (0 = off).", show_default=False)
-        ] = None,
-        clamp: Annotated[bool | None, typer.Option("--clamp/--no-clamp", help=KNOB_HELP, show_default=False)] = None,
-        batch_size: Annotated[
-            int | None, typer.Option(help="Images optimised together per chunk.", show_default=False)
-        ] = None,
-        snapshot_every: Annotated[
-            int | None, typer.Option(help="Save an image every K steps.", show_default=False)
         ] = None,
         ensemble: Annotated[
             list[str] | None,
             typer.Option(
                 "--ensemble",
+                metavar="SPEC",
                 help="Also match this model (repeat): its text term is averaged with the main model's.",
                 show_default=False,
             ),
@@ -209,11 +133,7 @@ def register_commands(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:
         """Invert CLIP: optimise images, from noise, that the model matches to each prompt."""
-        knobs = {
-            k: v
-            for k, v in locals().items()
-            if k not in {"ctx", "prompts", "prompts_file", "seeds", "preset", "ensemble", "gif", "force", "as_json"}
-        }
+        knobs = {"steps": steps, "size": size, "copies": copies, "batch_size": batch_size}
         from probe.plugin import UsageError, check_prompt_lengths, options
         from probe_invert.prompts import parse_prompt, parse_seeds, read_prompts_file
 
@@ -225,9 +145,9 @@ def register_commands(app: typer.Typer) -> None:
             text for p in all_prompts for text, _ in parse_prompt(p).parts
         ]  # bad syntax fails before the model loads
         seed_list = parse_seeds(seeds) if seeds is not None else [int(state.seed or 0)]
-        if gif and not (knobs.get("snapshot_every") or 0):
-            knobs["snapshot_every"] = max(1, (knobs.get("steps") or _settings_from_flags(preset, {}).steps) // 20)
-        settings = _settings_from_flags(preset, knobs)  # a bad preset or knob fails at once
+        settings = _settings_from_flags(preset, knobs, assignments)  # a bad preset or knob fails at once
+        if gif and not settings.snapshot_every:
+            settings = settings.with_overrides(snapshot_every=max(1, settings.steps // 20))
         check_prompt_lengths(ctx, parts)  # too long for the model's context: fail now too, not after it loads
         from probe_invert.runner import run_inversions
 

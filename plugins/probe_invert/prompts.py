@@ -9,8 +9,6 @@ from pathlib import Path
 
 from probe.plugin import ConfigError, UsageError
 
-MAX_SEEDS = 100_000
-MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
 _NUMBERISH = re.compile(r"^[-+0-9.eE]+$")
 
 
@@ -65,25 +63,13 @@ def parse_prompt(prompt: str) -> WeightedPrompt:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-7', '3', '0-3,10,12-13' -> seeds in the given order, without repeats."""
-    seeds: list[int] = []
-    for chunk in text.split(","):
-        chunk = chunk.strip()
-        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", chunk)
-        if not match:
-            raise UsageError(
-                f"bad seed list {text!r}", hint="use non-negative integers and ranges, e.g. 0-7 or 0,3,5-9"
-            )
-        low = int(match.group(1))
-        high = int(match.group(2)) if match.group(2) is not None else low
-        if high < low:
-            raise UsageError(f"bad seed range {chunk!r}: end before start", hint=f"write {high}-{low}")
-        if high > MAX_SEED:
-            raise UsageError(f"seed {high} is too large", hint=f"seeds go from 0 to {MAX_SEED}")
-        if high - low + len(seeds) >= MAX_SEEDS:
-            raise UsageError(f"too many seeds in {text!r} (limit {MAX_SEEDS})")
-        seeds.extend(range(low, high + 1))
-    return list(dict.fromkeys(seeds))
+    """'0-7', '3', '0-3,10,12-13' -> seeds in the given order, without repeats (the experiment files' parser)."""
+    from probe.plugin import parse_seeds as parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise UsageError(f"bad --seeds {text!r}: {exc}") from None
 
 
 def read_prompts_file(path: Path) -> list[str]:

@@ -63,18 +63,18 @@ def text_targets(session: Session, prompts: list[str]) -> tuple[torch.Tensor, to
 
 
 def build_objective(
-    settings: InvertSettings, targets: Sequence[tuple[torch.Tensor, torch.Tensor]], extra: Objective | None = None
+    settings: InvertSettings,
+    targets: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    extra: Objective | None = None,
+    model_size: int = 0,
 ) -> tuple[list[TextMatch], Objective]:
     """(the text term of each model, the full loss): the models' mean text term + each prior times its
-    weight (tv_weight * TV, l1_weight * L1, then `priors`) (+ extra). `targets` holds one (targets,
+    weight (`priors`, each made from its own options) (+ extra). `targets` holds one (targets,
     weights) pair per model, the session's first."""
-    from probe.plugin import lookup
-
     matches = [TextMatch(t, w, settings.loss, model=m) for m, (t, w) in enumerate(targets)]
     total: Objective = matches[0] if len(matches) == 1 else Sum(list(matches)) * (1.0 / len(matches))
-    for name, weight in settings.prior_weights().items():
-        if weight:
-            total = total + weight * _as_objective(lookup("register_invert_priors", name, need="invert")(settings))
+    for weight, prior in settings.build_priors(model_size):
+        total = total + weight * _as_objective(prior)
     if extra is not None:
         total = total + extra
     return matches, total
@@ -119,13 +119,13 @@ class _Chunk:
         device = session.device
         self.rng = ImageRandom([seed for _, seed in items], settings.copies, device)
         start = settings.start_size(session.image_size)
-        self.param: Param = make_param(settings, self.rng, start)
+        self.param: Param = make_param(settings, self.rng, start, session.image_size)
         self.transforms = build_transforms(settings, session.image_size)
         self.matches, self.objective = build_objective(
-            settings, [(t.to(device), w.to(device)) for t, w in targets], extra
+            settings, [(t.to(device), w.to(device)) for t, w in targets], extra, session.image_size
         )
         cap = settings.max_size or session.image_size
-        self.sizes = schedule_sizes(start, settings.resize_at, max(cap, start))
+        self.sizes = schedule_sizes(start, settings.resize_steps(), max(cap, start))
         self.optimizer = torch.optim.Adam(self.param.parameters(), lr=settings.lr)
         n = len(items)
         self.alive = torch.ones(n, dtype=torch.bool, device=device)

@@ -60,6 +60,7 @@ def _sidecar(
         "precision": session_info["precision"],
         "preset": settings.preset,
         "settings": settings.to_dict(),
+        "sizes": [[step, size] for step, size in settings.size_schedule(int(session_info["image_size"])).items()],
         "cosine": round(inversion.cosine, 6) if math.isfinite(inversion.cosine) else None,
         "seconds": round(inversion.seconds, 3),
         "steps": inversion.steps,

@@ -159,12 +159,6 @@ class Compose:
 
 
 def build_transforms(settings, model_size: int) -> Compose:
-    """The pipeline named by `settings.transforms`, in that order, each part made by its registered factory."""
-    from probe.plugin import lookup
-
-    return Compose(
-        [
-            lookup("register_invert_transforms", name, need="invert")(settings, model_size)
-            for name in settings.transforms
-        ]
-    )
+    """The pipeline `settings.transforms` names, in that order, each part made by its registered
+    factory from its own options (objects given from Python are used as they are)."""
+    return Compose(settings.build_transforms(model_size))

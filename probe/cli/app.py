@@ -247,8 +247,10 @@ def _section(
             for p in cmd.params
             if getattr(p, "param_type_name", "") == "option"
         )
+        takes_set = any("--set" in getattr(p, "opts", []) for p in cmd.params)
         raise ConfigError(
-            f"{where(unknown[0])}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(shown)})"
+            f"{where(unknown[0])}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(shown)})",
+            hint=f"other settings go under `set:`, e.g. set: [{unknown[0]}=VALUE]" if takes_set else None,
         )
     out = {}
     params = {p.name: p for p in cmd.params}

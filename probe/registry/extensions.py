@@ -97,9 +97,11 @@ def _experiment_steps(add: Add) -> Callable[..., None]:
 
 def _invert_parts(cls: type[Extension]) -> Callable[[Add], Callable[..., None]]:
     def registrar(add: Add) -> Callable[..., None]:
-        def register(name: str, make: Callable[..., Any], about: str = "", *, replace: bool = False) -> None:
-            """`make(...)` builds the part from the run's settings."""
-            add(cls, name, replace, about=about, make=make)
+        def register(
+            name: str, make: Callable[..., Any], about: str = "", *, options: Any = None, replace: bool = False
+        ) -> None:
+            """`make(options, model_size)` builds the part; `options` is the pydantic model of its knobs."""
+            add(cls, name, replace, about=about, make=make, options_model=options)
 
         return register
 

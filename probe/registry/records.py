@@ -99,9 +99,11 @@ class StepKindPart(Extension):
 
 @dataclass(frozen=True, kw_only=True)
 class InvertPart(Extension):
-    """A factory for an invert transform, parameterisation or prior (`kind` says which)."""
+    """A factory for an invert transform, parameterisation or prior (`kind` says which), and the
+    pydantic model of its options (None: the part takes its options as a plain mapping)."""
 
     make: Callable[..., Any]
+    options_model: Any = None
 
     @property
     def value(self) -> Any:

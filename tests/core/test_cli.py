@@ -200,6 +200,40 @@ def test_config_file_defaults_and_errors(invoke, tiny_spec, tmp_path):
     assert "config file not found" in invoke("--config", tmp_path / "nope.yaml", "models").stderr
 
 
+def test_config_global_keys_are_checked_by_their_model_at_their_line(invoke, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    for text, message in (
+        ("model: shapes-tiny\nseed: -1\n", f"{cfg}:2: seed: Input should be greater than or equal to 0, got -1"),
+        ("seed: true\n", f"{cfg}:1: 'seed' must be int, got True"),
+        ("out: out\nallow_pickle: 'yes'\n", f"{cfg}:2: 'allow_pickle' must be bool, got 'yes'"),
+        ("device: 3\n", f"{cfg}:1: 'device' must be str, got 3"),
+    ):
+        cfg.write_text(text)
+        result = invoke("--config", cfg, "models")
+        assert result.exit_code == 2 and message in result.stderr, (text, result.stderr)
+
+
+def test_a_config_section_sets_invert_knobs_through_set(invoke, tiny_spec, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text(f"model: {tiny_spec}\ninvert:\n  steps: 2\n  set: [lr=0.07, 'transforms=[resize]']\n")
+    result = invoke("--config", cfg, "--device", "cpu", "-o", tmp_path, "invert", "a star", "--json")
+    assert result.exit_code == 0, result.stderr
+    sidecar = json.loads(Path(json.loads(result.stdout)["images"][0]["sidecar"]).read_text())
+    assert (sidecar["settings"]["lr"], sidecar["settings"]["transforms"], sidecar["steps"]) == (
+        0.07,
+        [{"resize": {}}],
+        2,
+    )
+
+
+def test_a_knob_without_a_flag_in_a_config_section_points_to_set(invoke, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text("invert:\n  steps: 2\n  lr: 0.05\n")
+    result = invoke("--config", cfg, "models")
+    assert result.exit_code == 2 and f"{cfg}:3: `probe invert` has no option 'lr'" in result.stderr
+    assert "set: [lr=VALUE]" in result.stderr
+
+
 def test_console_script_runs():
     exe = os.path.join(os.path.dirname(sys.executable), "probe")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
@@ -339,10 +373,10 @@ def test_config_off_switch_of_a_flag_pair_inverts(tmp_path):
 
     group: Any = typer.main.get_command(build_app())  # a group: its commands are looked up by name
     ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
-    invert = group.get_command(ctx, "invert")
-    assert _option_keys(invert)["no-decorrelate"] == "!decorrelate"
-    assert _section("invert", invert, {"no-decorrelate": True, "steps": 3}, lambda k: "f:1") == {
-        "decorrelate": False,
+    train = group.get_command(ctx, "world").get_command(ctx, "train")
+    assert _option_keys(train)["no-fine-tune"] == "!fine_tune"
+    assert _section("world train", train, {"no-fine-tune": True, "steps": 3}, lambda k: "f:1") == {
+        "fine_tune": False,
         "steps": 3,
     }
 

@@ -107,7 +107,7 @@ def test_invert_params(invoke, tmp_path):
 def test_invert_priors(invoke, tmp_path):
     _run(invoke, "register_invert_priors", tmp_path)
     sidecar = json.loads((tmp_path / "out" / "invert" / "a-red-star" / "seed-0.json").read_text())
-    assert '"desaturate": 0.5' in json.dumps(sidecar)
+    assert '"desaturate": {"weight": 0.5}' in json.dumps(sidecar)
 
 
 def test_label_sets(invoke, tmp_path):
@@ -128,7 +128,7 @@ def test_python_api(invoke, tmp_path):
 
 def test_unknown_part_names_the_plugin_state(invoke, tmp_path, monkeypatch):
     """Without the plugin, its part is an unknown name that lists what exists."""
-    result = invoke("-o", tmp_path, "invert", "a red star", "--prior", "desaturate=0.5", "--steps", "1")
+    result = invoke("-o", tmp_path, "invert", "a red star", "--set", "priors.desaturate=0.5", "--steps", "1")
     assert result.exit_code == 2 and "unknown prior 'desaturate'" in result.output and "tv, l1" in result.output
 
 

@@ -82,7 +82,7 @@ def test_cuda_one_query_pool_matches_open_clips_pool(n, dtype):
 
 def test_cuda_inversion_is_batched_and_each_image_follows_its_seed(cuda):
     gpu = cuda()
-    settings = load_preset("default", steps=12, resize_at=[4, 8])
+    settings = load_preset("default", steps=12, resize_at=[1 / 3, 2 / 3])
     batch = invert(gpu, ["a red star", "a blue circle"], [0, 1], settings)
     assert [r.status for r in batch] == ["done"] * 4 and all(math.isfinite(r.cosine) for r in batch)
     alone = invert(gpu, ["a blue circle"], [1], settings)[0]

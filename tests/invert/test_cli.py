@@ -42,7 +42,9 @@ def test_writes_png_sidecar_sheet_and_json(invoke, tiny_spec, tmp_path):
         assert key in sidecar
     assert sidecar["settings"]["steps"] == 3 and sidecar["status"] == "done" and sidecar["preset"] == "default"
     with Image.open(first["png"]) as im:
-        assert im.size == (16, 16) and im.text["prompt"] == "a red circle" and json.loads(im.text["seed"]) == 0
+        assert (
+            im.size == (32, 32) and im.text["prompt"] == "a red circle"
+        )  # 16 doubled within the 3 steps and json.loads(im.text["seed"]) == 0
     assert os.path.isfile(report["contact_sheet"])
     assert str(tmp_path.resolve()) in os.path.realpath(first["png"])
 
@@ -70,7 +72,7 @@ def test_rerun_skips_finished_and_force_redoes(invoke, tiny_spec, tmp_path):
 
 
 def test_snapshots_and_gif(invoke, tiny_spec, tmp_path):
-    r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--snapshot-every", "1", "--gif", "--json")
+    r = run(invoke, tiny_spec, tmp_path, "a cat", *FAST, "--set", "snapshot_every=1", "--gif", "--json")
     assert r.exit_code == 0, r.stderr
     png = json.loads(r.stdout)["images"][0]["png"]
     assert os.path.isfile(png.replace(".png", ".gif"))
@@ -146,11 +148,16 @@ def test_unsafe_prompt_stays_inside_the_output_folder(invoke, tiny_spec, tmp_pat
 def test_bad_input_is_a_one_line_usage_error(invoke, tiny_spec, tmp_path, runner):
     cases = [
         (["a cat:"], "missing weight"),
-        (["a cat", "--seeds", "3-1"], "end before start"),
+        (["a cat", "--seeds", "3-1"], "empty seed range '3-1'"),
         (["a cat", "--preset", "nope"], "unknown preset 'nope'"),
         ([], "no prompts given"),
-        (["a cat", "--param", "wavelet"], "unknown param"),
-        (["a cat", "--resize-at", "x"], "bad --resize-at"),
+        (["a cat", "--set", "param=wavelet"], "bad --set: param: unknown param 'wavelet'"),
+        (["a cat", "--set", "resize_at=x"], "bad --set: resize_at: Input should be a valid number"),
+        (
+            ["a cat", "--set", "transforms.affine.p=2"],
+            "bad --set: transforms.affine.p: Input should be less than or equal to 1",
+        ),
+        (["a cat", "--set", "lr"], "bad --set 'lr'"),
     ]
     for args, words in cases:
         r = run(invoke, tiny_spec, tmp_path, *args)
@@ -225,3 +232,58 @@ def test_default_preset_writes_full_resolution_images_on_a_224_pixel_model(invok
     assert r.exit_code == 0, r.stderr
     with Image.open(json.loads(r.stdout)["images"][0]["png"]) as im:
         assert im.size == (224, 224)
+
+
+def test_help_fits_one_screen_with_defaults_shown(invoke):
+    r = invoke("invert", "--help")
+    assert r.exit_code == 0
+    options = [line for line in r.stdout.splitlines() if line.lstrip().startswith("-")]
+    assert len(options) <= 16, options
+    assert len(r.stdout.splitlines()) <= 40
+    for flag, default in (("--steps", "90"), ("--copies", "4"), ("--batch-size", "32"), ("--preset", "default")):
+        (line,) = [i for i, text in enumerate(r.stdout.splitlines()) if text.lstrip().startswith(flag + " ")]
+        assert f"default: {default}" in " ".join(" ".join(r.stdout.splitlines()[line : line + 3]).split()), flag
+    assert "--set KEY=VALUE" in r.stdout
+
+
+def _mostly(colour: int, png: Path) -> float:
+    """Share of the clearly coloured pixels (not grey) whose strongest channel is `colour` (0 = red)."""
+    import numpy as np
+
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    coloured = (rgb.max(-1) - rgb.min(-1)) > 40
+    assert coloured.mean() > 0.02, "the image is all grey"
+    return float((rgb.argmax(-1)[coloured] == colour).mean())
+
+
+def test_a_short_run_ends_at_the_model_input_and_shows_the_prompt(invoke, tmp_path):
+    """`--steps 30` keeps the schedule's shape (doublings at 7, 13, 20 of 30), ends at the built-in
+    model's 64 pixels, and "a red star" comes out mostly red among its coloured pixels."""
+    r = invoke("--device", "cpu", "-o", tmp_path, "invert", "a red star", "--steps", "30", "--json")
+    assert r.exit_code == 0, r.stderr
+    row = json.loads(r.stdout)["images"][0]
+    sidecar = json.loads(Path(row["sidecar"]).read_text())
+    assert sidecar["sizes"] == [[0, 8], [7, 16], [13, 32], [20, 64]]
+    assert Image.open(row["png"]).size == (64, 64)
+    assert _mostly(0, Path(row["png"])) > 0.8
+
+
+def test_set_values_reach_the_recorded_settings(invoke, tiny_spec, tmp_path):
+    r = run(
+        invoke,
+        tiny_spec,
+        tmp_path,
+        "a cat",
+        *FAST,
+        "--set",
+        "transforms.affine.degrees=20",
+        "--set",
+        "priors.tv=0.1",
+        "--set",
+        "lr=0.05",
+        "--json",
+    )
+    assert r.exit_code == 0, r.stderr
+    settings = json.loads(Path(json.loads(r.stdout)["images"][0]["sidecar"]).read_text())["settings"]
+    assert settings["lr"] == 0.05 and settings["priors"]["tv"] == {"weight": 0.1}
+    assert settings["transforms"][1]["affine"]["degrees"] == 20.0

@@ -28,7 +28,7 @@ def test_loss_is_the_mean_of_each_models_text_term_plus_priors():
     t0, t1 = torch.tensor([[[1.0, 0.0]]]), torch.tensor([[[0.0, 1.0, 0.0]]])
     w = torch.ones(1, 1)
     f0, f1 = torch.tensor([[0.6, 0.8]]), torch.tensor([[0.0, 1.0, 0.0]])
-    settings = load_preset("default", loss="cosine", tv_weight=0.0, l1_weight=0.5, l1_center=0.5)
+    settings = load_preset("default", loss="cosine", priors={"l1": {"weight": 0.5, "center": 0.5}})
     matches, total = build_objective(settings, [(t0, w), (t1, w)])
     ctx = Context(images, f0, 1, (f1,))
     assert [m.model for m in matches] == [0, 1]

@@ -134,27 +134,28 @@ def test_resize_gradient_matches_interpolate():
 
 def test_default_pipeline_is_its_transforms_applied_in_order():
     s = load_preset("default")
-    assert s.transforms == ["jitter", "affine", "resize", "colour_shift", "noise"]
+    assert [t.name for t in s.transforms] == ["jitter", "affine", "resize", "colour_shift", "noise"]
+    jitter, affine, _, shift, noise = (t.options for t in s.transforms)
     x = torch.rand(4, 3, 16, 16)
     pipeline = build_transforms(s, model_size=32)
     assert isinstance(pipeline, Compose)
     out = pipeline(x, ImageRandom([0, 1], copies=2, device="cpu"))
     # the same draws in the same order, the colour shift and the noise written out by their formulas
     rng = ImageRandom([0, 1], copies=2, device="cpu")
-    y = Jitter(s.jitter_pixels)(x, rng)
-    y = RandomAffine(
-        s.affine_p, s.affine_degrees, s.affine_translate, s.affine_scale_min, s.affine_scale_max, s.affine_padding
-    )(y, rng)
+    y = Jitter(jitter.pixels)(x, rng)
+    y = RandomAffine(affine.p, affine.degrees, affine.translate, affine.scale_min, affine.scale_max, affine.padding)(
+        y, rng
+    )
     y = Resize(32)(y, rng)
-    mu = rng.uniform((3, 1, 1), -s.colour_shift_mean, s.colour_shift_mean)
-    sigma = rng.uniform((3, 1, 1), -s.colour_shift_std, s.colour_shift_std).exp()
-    want = (y - mu) / sigma + rng.normal((3, 32, 32), s.noise_std)
+    mu = rng.uniform((3, 1, 1), -shift.mean, shift.mean)
+    sigma = rng.uniform((3, 1, 1), -shift.std, shift.std).exp()
+    want = (y - mu) / sigma + rng.normal((3, 32, 32), noise.std)
     assert out.shape == (4, 3, 32, 32)
     assert torch.allclose(out, want, atol=1e-6)
 
 
 def test_colour_shift_in_a_pipeline_moves_each_channels_mean_and_spread_as_drawn():
-    s = load_preset("default", transforms=["colour_shift"], colour_shift_mean=0.5, colour_shift_std=0.5)
+    s = load_preset("default", transforms=[{"colour_shift": {"mean": 0.5, "std": 0.5}}])
     x = torch.rand(1, 3, 8, 8).expand(3, 3, 8, 8)  # three copies of one image
     out = build_transforms(s, model_size=8)(x, ImageRandom([4], copies=3, device="cpu"))
     rng = ImageRandom([4], copies=3, device="cpu")
@@ -318,15 +319,13 @@ def test_fft_param_random_spectrum_is_the_images_own_normal_draw():
 
 
 def test_an_unknown_transform_name_lists_the_known_ones():
-    from types import SimpleNamespace
+    from probe_invert.settings import SettingsError
 
-    from probe.errors import ProbeError
-
-    with pytest.raises(ProbeError) as error:
-        build_transforms(SimpleNamespace(transforms=["nope"]), 32)
+    with pytest.raises(SettingsError) as error:
+        load_preset("default", transforms=["jitter", "nope"])
+    assert error.value.loc == ("transforms", 1)
     assert str(error.value) == (
-        "unknown invert transform 'nope' (needed by invert); known: jitter, affine, resize, colour_shift,"
-        " colour_jitter, noise (see `probe plugins`)"
+        "unknown transform 'nope' (use one of: jitter, affine, resize, colour_shift, colour_jitter, noise)"
     )
 
 
@@ -371,19 +370,14 @@ def test_fft_defaults_are_lucents():
 
 
 def test_make_param_builds_the_named_parameterisation():
-    from types import SimpleNamespace
-
     from probe_invert.param import make_param
+    from probe_invert.settings import SettingsError
 
-    from probe.errors import ProbeError
-
-    s = load_preset("default", param="pixel", pixel_init=0.5)
+    s = load_preset("default", param={"pixel": {"init": 0.5}})
     made = make_param(s, ImageRandom([4], copies=2, device="cpu"), 8)
     assert torch.equal(made.images(), PixelParam.random(ImageRandom([4], copies=2, device="cpu"), 8, 0.5).images())
     fft = make_param(load_preset("default", param="fft"), ImageRandom([4], copies=2, device="cpu"), 8)
     assert isinstance(fft, FFTParam)
-    with pytest.raises(ProbeError) as error:
-        make_param(SimpleNamespace(param="nope"), ImageRandom([4], copies=1, device="cpu"), 8)
-    assert str(error.value) == (
-        "unknown invert parameterisation 'nope' (needed by invert); known: pixel, fft (see `probe plugins`)"
-    )
+    with pytest.raises(SettingsError) as error:
+        load_preset("default", param="nope")
+    assert (error.value.loc, str(error.value)) == (("param",), "unknown param 'nope' (use one of: pixel, fft)")

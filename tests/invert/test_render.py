@@ -10,7 +10,7 @@ from probe_invert.settings import load_preset
 
 from probe.errors import UsageError
 
-FAST = {"steps": 4, "copies": 2, "size": 16, "batch_size": 8}
+FAST = {"steps": 4, "copies": 2, "size": 16, "batch_size": 8, "resize_at": []}  # one resolution: 16
 
 
 def fast(**kw):
@@ -38,14 +38,17 @@ def test_prompt_major_order_and_image_contract(tiny_session):
 
 def test_pixel_init_reaches_the_image(tiny_session):
     size = tiny_session.image_size
-    still = fast(param="pixel", pixel_init=0.0, lr=1e-9, steps=1, size=size, resize_at=[])
+    still = fast(param={"pixel": {"init": 0.0}}, lr=1e-9, steps=1, size=size, resize_at=[])
     image = invert(tiny_session, ["a red circle"], [0], still)[0].image
     assert torch.allclose(image, torch.full_like(image, 0.5), atol=1e-6)
 
 
 def test_pixel_init_outside_zero_one_is_a_usage_error():
-    with pytest.raises(UsageError, match="pixel-init"):
-        fast(pixel_init=1.5)
+    from probe_invert.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"less than or equal to 1, got 1\.5") as error:
+        fast(param={"pixel": {"init": 1.5}})
+    assert error.value.loc == ("param", "pixel", "init")
 
 
 def test_same_seeds_same_batch_identical_pixels(tiny_session):
@@ -72,7 +75,7 @@ def test_bf16_on_cpu_is_deterministic_and_optimises(builtin_session):
 
     bf16 = Session.open("shapes-tiny", device="cpu", precision="bf16")
     assert bf16.fast_image
-    settings = load_preset("default", steps=12, resize_at=[4, 8], batch_size=8)
+    settings = load_preset("default", steps=12, resize_at=[1 / 3, 2 / 3], batch_size=8)
     prompts = ["a red circle", "a blue square"]
     a = invert(bf16, prompts, [0], settings)
     b = invert(bf16, prompts, [0], settings)
@@ -169,7 +172,7 @@ def test_snapshots_every_k_steps(tiny_session):
 
 
 def test_progressive_resolution_and_snapshots(tiny_session):
-    s = load_preset("paper", steps=6, resize_at=[2, 4], size=8, copies=2, snapshot_every=2)
+    s = load_preset("paper", steps=6, resize_at=[1 / 3, 2 / 3], size=8, copies=2, snapshot_every=2)
     res = invert(tiny_session, ["a"], [0], s)[0]
     assert res.image.shape == (3, 32, 32)  # 8 -> 16 -> 32 (capped at the model input, 32)
     assert [snap.shape[-1] for snap in res.snapshots] == [8, 16, 32] and res.snapshot_steps == [2, 4, 6]
@@ -230,7 +233,7 @@ def test_empty_inputs_are_usage_errors(tiny_session):
 
 
 def test_fft_param_through_the_loop_with_a_resize(tiny_session):
-    res = invert(tiny_session, ["a"], [0], fast(param="fft", steps=3, resize_at=[2], size=16))[0]
+    res = invert(tiny_session, ["a"], [0], fast(param="fft", steps=3, resize_at=[0.5], size=16))[0]
     assert res.image.shape == (3, 32, 32) and res.status == "done"
     assert res.image.min() > 0 and res.image.max() < 1
 
@@ -273,7 +276,7 @@ def test_an_extra_objective_is_added_to_the_loss(tiny_session):
     """An objective that rewards brightness (its loss falls as the pixels rise) brightens the image."""
     from probe_invert.objectives import Lambda
 
-    settings = fast(param="pixel", steps=6, lr=0.05, tv_weight=0.0, l1_weight=0.0, size=32)
+    settings = fast(param="pixel", steps=6, lr=0.05, priors={}, size=32)
     plain = invert(tiny_session, ["a"], [0], settings)[0].image.mean()
     brighter = Lambda(lambda ctx: -100.0 * ctx.images.mean(dim=(1, 2, 3)))
     lit = invert(tiny_session, ["a"], [0], settings, extra_objective=brighter)[0].image.mean()
@@ -281,12 +284,10 @@ def test_an_extra_objective_is_added_to_the_loss(tiny_session):
 
 
 def test_a_prior_nobody_registered_is_named_in_the_error():
-    from probe.errors import ProbeError
+    from probe_invert.settings import SettingsError
 
-    settings = fast(tv_weight=0.0, l1_weight=0.0)
-    settings.priors = {"nope": 1.0}
-    with pytest.raises(ProbeError, match=r"^unknown invert prior 'nope' \(needed by invert\); known: "):
-        render.build_objective(settings, [(torch.zeros(1, 1, 4), torch.ones(1, 1))])
+    with pytest.raises(SettingsError, match=r"^unknown prior 'nope' \(use one of: tv, l1"):
+        fast(priors={"tv": 0.0, "nope": 1.0})
 
 
 def test_each_image_is_charged_its_share_of_its_chunks_time(tiny_session):

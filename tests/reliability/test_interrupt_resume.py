@@ -16,7 +16,20 @@ from tests.reliability.conftest import probe_exe, run_probe
 pytestmark = pytest.mark.slow  # every test here starts `probe` subprocesses and kills them mid-run
 
 PROMPTS = ["a red star", "a blue circle"]
-ARGS = ["--seeds", "0-1", "--batch-size", "2", "--steps", "16", "--size", "32", "--copies", "1", "--resize-at", ""]
+ARGS = [
+    "--seeds",
+    "0-1",
+    "--batch-size",
+    "2",
+    "--steps",
+    "16",
+    "--size",
+    "32",
+    "--copies",
+    "1",
+    "--set",
+    "resize_at=[]",
+]
 
 
 def invert_args(out: Path) -> list[str]:

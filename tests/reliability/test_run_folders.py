@@ -86,7 +86,7 @@ def test_rerun_with_other_settings_does_not_replace_finished_images(invoke, tmp_
     assert invoke("-o", tmp_path, "--device", "cpu", "invert", "a star", *FAST).exit_code == 0
     png = tmp_path / "invert" / "a-star" / "seed-0.png"
     first = png.read_bytes()
-    other = invoke("-o", tmp_path, "--device", "cpu", "invert", "a star", *FAST, "--lr", "0.3")
+    other = invoke("-o", tmp_path, "--device", "cpu", "invert", "a star", *FAST, "--set", "lr=0.3")
     assert other.exit_code == 2 and "other settings" in other.stderr and "-o" in other.stderr
     assert png.read_bytes() == first
 

@@ -64,7 +64,8 @@ def test_labels_of_a_later_image_step_follow_its_images_into_each_shard(tmp_path
 def test_seed_syntax():
     assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
     assert parse_seeds([2, 5]) == [2, 5]
-    for bad in ("3-1", "a-b", "1,1", True):
+    assert parse_seeds("1,1") == parse_seeds([1, 1]) == [1]  # as `--seeds 1,1` on the command line
+    for bad in ("3-1", "a-b", True):
         with pytest.raises(ValueError):
             parse_seeds(bad)
 
@@ -92,7 +93,7 @@ def test_shard_syntax():
         ("steps:\n  - bias: {labels: hues}\n", r"exp.yaml:2: steps\[0\].bias.labels: unknown label set 'hues'"),
         (
             "steps:\n  - invert: {prompts: [a], n: 2, settings: {stepz: 3}}\n",
-            r"exp.yaml:2: steps\[0\].invert.settings: unknown invert setting 'stepz'",
+            r"exp.yaml:2: steps\[0\].invert.settings.stepz: unknown setting 'stepz'",
         ),
         ("steps: [\n", r"exp.yaml:2: invalid YAML"),
         ("nme: x\nsteps: []\n", r"exp.yaml:1: nme: unknown key 'nme'"),
