@@ -170,8 +170,8 @@ def test_the_invert_steps_options_are_checked_by_its_model_at_their_line(tmp_pat
 
 
 def test_seeds_read_the_same_in_an_experiment_file_and_on_the_command_line(tmp_path):
-    from probe_run.experiment import load_experiment
     from probe_invert.prompts import parse_seeds
+    from probe_run.experiment import load_experiment
 
     exp = tmp_path / "exp.yaml"
     exp.write_text("steps:\n  - invert: {prompts: [a star], seeds: '0,0,2-3,2'}\n")
