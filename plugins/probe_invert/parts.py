@@ -41,10 +41,8 @@ def registered_parts(kind: str) -> dict[str, PartEntry]:
     the invert plugin reads the registry."""
     from probe.plugin import invert_params, invert_priors, invert_transforms
 
-    accessor = {"transform": invert_transforms, "param": invert_params, "prior": invert_priors}[kind]
-    return {
-        name: PartEntry(name, ext.make, ext.options_model, ext.about, ext.plugin) for name, ext in accessor().items()
-    }
+    found: Any = {"transform": invert_transforms, "param": invert_params, "prior": invert_priors}[kind]()
+    return {name: PartEntry(name, ext.make, ext.options_model, ext.about, ext.plugin) for name, ext in found.items()}
 
 
 def build_part(entry: PartEntry, options: Any, model_size: int) -> Any:
