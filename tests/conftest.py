@@ -16,6 +16,15 @@ TINY_CFG: dict[str, Any] = {
 
 
 @pytest.fixture(autouse=True)
+def _inversions_not_judged(request, monkeypatch):
+    """Inversions of a few steps on a random tiny CLIP rarely beat their start or the presets' floor, so
+    they would be recorded `failed`; tests of the files, resume and batching around an inversion see
+    every one judged passed. Modules that test the verdict itself set JUDGE_INVERSIONS = True."""
+    if not getattr(request.module, "JUDGE_INVERSIONS", False):
+        monkeypatch.setattr("probe_invert.render.judge", lambda *args: "")
+
+
+@pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     """Every test gets its own cache folder, no plugin filters and no network."""
     monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

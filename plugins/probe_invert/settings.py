@@ -61,6 +61,7 @@ class InvertSettings:
     l1_center: float = 0.0  # L1 pulls pixels towards this value (0 = the paper's |x|; 0.5 = grey)
     priors: dict[str, float] = field(default_factory=dict)  # further registered priors (plugins'): name -> weight
     plugin_options: dict[str, Any] = field(default_factory=dict)  # knobs for plugins' parts, read by their factories
+    min_cosine: float = 0.0  # floor: a final cosine below it records the image as failed
     grad_clip: float = 1.0  # per-image gradient norm clip; 0 = off
     clamp: bool = True  # pixel param: clamp to [0, 1] after each step
     batch_size: int = 32  # images optimised together per chunk
