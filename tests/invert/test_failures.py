@@ -116,7 +116,7 @@ def test_some_failed_exits_0_and_lists_them_and_the_sheet_says_failed(invoke, tm
 
         return real(session, items, settings, on_chunk=mark, **kw)
 
-    captions = []
+    captions: list[str] = []
     real_grid = outputs.contact_grid
 
     def grid(cells, rows, heads, caps, cell=128):
