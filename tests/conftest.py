@@ -28,6 +28,18 @@ TINY_CFG: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _inversions_not_judged(request):
+    """Inversions of a few steps on a random tiny CLIP rarely beat their start or the presets' floor, so
+    they would be recorded `failed`; tests of the files, resume and batching around an inversion see
+    every one judged passed. Modules that test the verdict itself set JUDGE_INVERSIONS = True.
+    Module-scoped, so module-scoped fixtures that run inversions see it too."""
+    with pytest.MonkeyPatch.context() as mp:
+        if not getattr(request.module, "JUDGE_INVERSIONS", False):
+            mp.setattr("probe_invert.render.judge", lambda *args: "")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     """Every test gets its own cache folder, no plugin filters, no network and a fixed console width."""

@@ -86,14 +86,14 @@ def made_otherwise(paths: ImagePaths, key: str) -> bool:
     return bool(sidecar and sidecar.get("status") == "done" and sidecar.get("key") != key and paths.png.is_file())
 
 
-def finished_in(folder: Path) -> list[tuple[dict[str, Any], Any]]:
-    """(sidecar, image) of every finished, intact image in an invert folder, by prompt then seed;
-    each PNG decoded once (a damaged one is left out)."""
+def finished_in(folder: Path, statuses: tuple[str, ...] = ("done",)) -> list[tuple[dict[str, Any], Any]]:
+    """(sidecar, image) of every intact image in an invert folder whose status is one of `statuses`
+    (finished ones by default), by prompt then seed; each PNG decoded once (a damaged one is left out)."""
     found = []
     for sidecar_path in sorted(Path(folder).glob("*/seed-*.json")):
         paths = ImagePaths(sidecar_path.with_suffix(".png"), sidecar_path, sidecar_path, sidecar_path)
         sidecar = read_sidecar(paths)
-        if not sidecar or sidecar.get("status") != "done":
+        if not sidecar or sidecar.get("status") not in statuses:
             continue
         try:
             found.append((sidecar, load_image(paths.png)))
@@ -119,6 +119,8 @@ def png_metadata(sidecar: dict[str, Any]) -> dict[str, Any]:
         "version",
     )
     meta = {k: sidecar[k] for k in keep if k in sidecar}
+    if isinstance(meta.get("settings"), dict):  # how the work was batched is not part of what made the image
+        meta["settings"] = {k: v for k, v in meta["settings"].items() if k not in NON_RESULT_KEYS}
     if "ensemble" in meta:  # the members' identity, not their device details
         meta["ensemble"] = [{"model": m["model"], "fingerprint": m["fingerprint"]} for m in meta["ensemble"]]
     return meta
@@ -165,7 +167,8 @@ def write_validation_sheet(path: Path, result: ValidationResult) -> Path:
 
 def write_invert_sheet(path: Path, done: list[tuple[dict[str, Any], Any]]) -> Path:
     """The folder's contact sheet from (sidecar, image) pairs: one row per prompt (named on the left),
-    one column per seed (named on top), each image's cosine under it; a seed a prompt lacks stays blank."""
+    one column per seed (named on top), each image's cosine under it, or "FAILED" and why for an image
+    whose optimisation failed; a seed a prompt lacks stays blank."""
     prompts = list(dict.fromkeys(str(sidecar["prompt"]) for sidecar, _ in done))
     seeds = sorted({int(sidecar["seed"]) for sidecar, _ in done})
     cells: list[list[Any]] = [[None] * len(seeds) for _ in prompts]
@@ -175,5 +178,7 @@ def write_invert_sheet(path: Path, done: list[tuple[dict[str, Any], Any]]) -> Pa
         cells[r][c] = image
         cosine = sidecar.get("cosine")
         captions[r][c] = f"cos {cosine:.3f}" if cosine is not None else ""
+        if sidecar.get("status") == "failed":
+            captions[r][c] = f"FAILED: {sidecar.get('message') or captions[r][c]}"
     sheet = contact_grid(cells, prompts, [f"seed {s}" for s in seeds], captions, cell=128)
     return atomic_write_bytes(path, pil_png_bytes(sheet))

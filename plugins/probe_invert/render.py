@@ -37,12 +37,13 @@ class Inversion:
     image: torch.Tensor  # [3,H,W] in [0,1], CPU
     cosine: float  # weighted cosine of the final (unaugmented) image to the prompt
     seconds: float
-    status: str  # "done" | "nan" | "interrupted"
+    status: str  # "done" | "failed" (see `judge`) | "nan" | "interrupted"
     steps: int
     snapshots: list[torch.Tensor] = field(default_factory=list)
     message: str = ""
     snapshot_steps: list[int] = field(default_factory=list)
     model_cosines: list[float] = field(default_factory=list)  # per model of an ensemble (the session's first)
+    start_cosine: float = float("nan")  # the same score for the random starting image
 
 
 def text_targets(session: Session, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,6 +86,30 @@ def _as_objective(prior: Callable) -> Objective:
     return prior if isinstance(prior, Objective) else Lambda(prior)
 
 
+#: An image whose every colour channel varies less than this across its pixels (on the 0-1 scale,
+#: about 2 of 255 levels) is flat: one colour, nothing the prompt could be read from.
+FLAT_STD = 0.008
+
+
+def judge(image: torch.Tensor, cosine: float, start_cosine: float, floor: float) -> str:
+    """Why a finished optimisation failed ("" when it did not): its final cosine is below the preset's
+    floor (`min_cosine`), or no higher than the random starting image's (the optimiser made nothing
+    the model matches better), or the image is flat (one colour: nothing to read the prompt from).
+    The image is still saved, so the failure can be looked at, but it never counts as a result."""
+    reasons = []
+    if not math.isfinite(cosine):
+        reasons.append("no finite cosine")
+    else:
+        if cosine < floor:
+            reasons.append(f"cosine {cosine:.3f} below the floor {floor:g}")
+        if math.isfinite(start_cosine) and cosine <= start_cosine:
+            reasons.append(f"cosine {cosine:.3f} not above the start's {start_cosine:.3f}")
+    spread = float(image.flatten(1).std(1).max()) if image[0].numel() > 1 else 0.0
+    if spread < FLAT_STD:
+        reasons.append(f"flat image (spread {spread * 255:.1f}/255)")
+    return "; ".join(reasons)
+
+
 def _learning_rate(settings: InvertSettings, step: int) -> float:
     if settings.lr_schedule == "cosine":
         return settings.lr * 0.5 * (1 + math.cos(math.pi * step / settings.steps))
@@ -101,6 +126,20 @@ def _clip_per_image(grads: list[torch.Tensor], max_norm: float, alive: torch.Ten
     coef = torch.where(alive, coef, torch.zeros_like(coef))
     for g in grads:
         g.nan_to_num_(0.0, 0.0, 0.0).mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+
+
+def _encode_per_image(model: Session, views: torch.Tensor, rows: int, grad: bool = False) -> torch.Tensor:
+    """Embeddings of `views` ([images * rows, ...]); on CPU one image's rows per `encode_image` call.
+
+    CPU convolutions pick their blocking by batch size, so one call for the whole chunk would make an
+    image's pixels depend on how many other images share its chunk; calls of one fixed shape keep it
+    a function of its own seed (about 2x the step time of one call for a 16-image chunk). Other
+    devices keep one call per chunk: their speed comes from large batches, and their kernels are not
+    byte-reproducible across batch shapes in any case.
+    """
+    if model.device.type != "cpu":
+        return model.encode_image(views, grad=grad)
+    return torch.cat([model.encode_image(part, grad=grad) for part in views.split(rows)])
 
 
 class _Chunk:
@@ -126,6 +165,7 @@ class _Chunk:
         )
         cap = settings.max_size or session.image_size
         self.sizes = schedule_sizes(start, settings.resize_steps(), max(cap, start))
+        self.start_cosine = self._scores(self.param.images().detach())[0]
         self.optimizer = torch.optim.Adam(self.param.parameters(), lr=settings.lr)
         n = len(items)
         self.alive = torch.ones(n, dtype=torch.bool, device=device)
@@ -146,7 +186,7 @@ class _Chunk:
             group["lr"] = _learning_rate(s, step)
         images = self.param.images()
         views = self.transforms(images.repeat_interleave(s.copies, 0), self.rng)
-        features = [model.encode_image(views, grad=True) for model in self.models]
+        features = [_encode_per_image(model, views, s.copies, grad=True) for model in self.models]
         ctx = Context(images, features[0], s.copies, tuple(features[1:]))
         losses = self.objective(ctx)
         self._retire_non_finite(losses, images, step)
@@ -184,23 +224,44 @@ class _Chunk:
         for i in range(len(self.items)):
             self.snapshots[i].append(self.frozen.get(i, current[i]))
 
+    def _hint(self, reason: str) -> str:
+        """What to change when an FFT image stayed flat: the pixel priors (TV is an L2 norm, whose pull
+        does not weaken as the image gets flatter; L1 towards grey) hold a near-grey FFT start at grey."""
+        s = self.settings
+        if (
+            s.param.name == "fft"
+            and "flat image" in reason
+            and any(p.weight for p in s.priors if p.name in ("tv", "l1"))
+        ):
+            return " (fft starts near grey, where the tv/l1 priors hold it: try --set priors.tv=0 --set priors.l1=0)"
+        return ""
+
+    @torch.no_grad()
+    def _scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weighted cosine per image averaged over the models, per model [M, B]) of unaugmented images."""
+        per_model = torch.stack(
+            [
+                match.score(_encode_per_image(model, images.clamp(0, 1), 1)).cpu()
+                for model, match in zip(self.models, self.matches, strict=True)
+            ]
+        )
+        return per_model.mean(0), per_model
+
     @torch.no_grad()
     def finish(self, seconds: float, interrupted: bool) -> list[Inversion]:
         images = self.param.images().detach().clamp(0, 1)
         for i, frozen in self.frozen.items():
             images[i] = frozen.to(images.device)
-        per_model = torch.stack(
-            [
-                match.score(model.encode_image(images)).cpu()
-                for model, match in zip(self.models, self.matches, strict=True)
-            ]
-        )
-        cosine = per_model.mean(0)
+        cosine, per_model = self._scores(images)
         results = []
         for i, (prompt, seed) in enumerate(self.items):
             status = self.status[i]
             if interrupted and status == "done":
                 status = "interrupted"
+            if status == "done":
+                reason = judge(images[i], float(cosine[i]), float(self.start_cosine[i]), self.settings.min_cosine)
+                if reason:
+                    status, self.messages[i] = "failed", reason + self._hint(reason)
             results.append(
                 Inversion(
                     prompt,
@@ -214,6 +275,7 @@ class _Chunk:
                     self.messages[i],
                     list(self.snapshot_steps),
                     [float(c) for c in per_model[:, i]],
+                    float(self.start_cosine[i]),
                 )
             )
         return results

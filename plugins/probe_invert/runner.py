@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 EXIT_INTERRUPTED = 130
+EXIT_ALL_FAILED = 1  # every image of the command failed: a script or `&&` chain must not go on as if it worked
+FAILED = ("failed", "nan")  # statuses of an optimisation that ended without a usable image
 
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM")  # Ctrl-C, and how Slurm, Kubernetes and `kill` stop a job
@@ -62,6 +64,7 @@ def _sidecar(
         "settings": settings.to_dict(),
         "sizes": [[step, size] for step, size in settings.size_schedule(int(session_info["image_size"])).items()],
         "cosine": round(inversion.cosine, 6) if math.isfinite(inversion.cosine) else None,
+        "start_cosine": round(inversion.start_cosine, 6) if math.isfinite(inversion.start_cosine) else None,
         "seconds": round(inversion.seconds, 3),
         "steps": inversion.steps,
         "status": inversion.status,
@@ -73,7 +76,7 @@ def _sidecar(
 
 
 def _rebuild_sheet(folder, done: list):
-    """The contact sheet of every finished image in the folder (this run's and earlier runs'), or None."""
+    """The contact sheet of every finished or failed image in the folder (this run's and earlier runs'), or None."""
     from probe_invert.outputs import write_invert_sheet
 
     return write_invert_sheet(folder / "contact-sheet.png", done) if done else None
@@ -120,7 +123,8 @@ def run_inversions(
     as_json: bool = False,
     ensemble: list[str] | None = None,
 ) -> int:
-    """Invert what is not finished yet, save it, print the summary; returns the exit code (0 or 130)."""
+    """Invert what is not finished yet, save it, print the summary; returns the exit code: 130 when
+    stopped, 1 when every image failed (each is saved with its reason), else 0 (failures listed)."""
     from probe.plugin import check_writable, folder_lock, options
 
     state = options(ctx)
@@ -251,13 +255,13 @@ def _run_locked(
         if gif:
             row["gif"] = str(paths[i].gif) if saved and paths[i].gif.is_file() else None
         rows.append(row)
-    sheet = _rebuild_sheet(folder, finished_in(folder))
+    sheet = _rebuild_sheet(folder, finished_in(folder, ("done", "failed")))
     notes = _vocabulary_notes([info["model"], *(m["model"] for m in members_info)], prompts)
     for note in notes:
         console.note(note)
-    for row in rows:
-        if row["status"] == "nan":
-            console.note(f"{row['prompt']!r} seed {row['seed']}: {row['message']}")
+    failed = [row for row in rows if row["status"] in FAILED]
+    for row in failed:
+        console.note(f"failed: {row['prompt']!r} seed {row['seed']}: {row['message']}")
     if as_json:
         console.print_json(
             {
@@ -268,6 +272,7 @@ def _run_locked(
                 "images": rows,
                 "contact_sheet": str(sheet) if sheet else None,
                 "interrupted": interrupted,
+                "failed": len(failed),
                 "notes": notes,
             }
         )
@@ -299,7 +304,12 @@ def _run_locked(
         partial = sum(1 for r in rows if r["status"] == "interrupted" and r["png"])
         console.note(f"Interrupted: saved {partial} partial image(s); rerun the same command to finish the rest.")
         return EXIT_INTERRUPTED
-    return 0
+    if failed:
+        console.note(
+            f"{len(failed)} of {len(rows)} image(s) failed (saved and marked failed; not skipped by a rerun, "
+            "which gives the same result with the same settings: change --steps, --preset or the prompt)"
+        )
+    return EXIT_ALL_FAILED if len(failed) == len(rows) else 0
 
 
 def _vocabulary_notes(models: list[str], prompts: list[str]) -> list[str]:

@@ -163,6 +163,9 @@ class InvertSettings(BaseModel):
         default=_data({"tv": 0.03, "l1": {"weight": 0.0004, "center": 0.5}}),
         description="penalties added with a weight: {name: weight} or {name: {weight: w, option: value}}",
     )
+    min_cosine: float = Field(
+        default=0.1, ge=-1, le=1, description="a final cosine below it records the image failed (a sanity floor)"
+    )
     grad_clip: float = Field(default=1.0, ge=0, description="per-image gradient norm clip; 0 = off")
     clamp: bool = Field(default=True, description="pixel param: clamp to [0, 1] after each step")
     batch_size: int = Field(default=32, ge=1, le=4096, description="images optimised together per chunk")
