@@ -128,6 +128,27 @@ def _data(value: Any) -> Any:
     return value
 
 
+BUILTIN_PLUGINS = ("invert",)  # the invert plugin's own priors are tested; a plugin's are checked at run time
+
+
+def checked_prior(prior: Any, plugin: str, name: str) -> Any:
+    """A plugin's prior whose first output is checked (one finite penalty per image): a scalar or a
+    wrong shape would otherwise be broadcast into every image's loss without a word. Checked once,
+    so a GPU run does not synchronise every step."""
+    from probe.plugin import check_prior_output
+
+    seen: list[bool] = []
+
+    def run(ctx: Any) -> Any:
+        values = prior(ctx)
+        if not seen:
+            check_prior_output(values, int(ctx.images.shape[0]), plugin, name)
+            seen.append(True)
+        return values
+
+    return run
+
+
 class InvertSettings(BaseModel):
     """One inversion recipe. The defaults are the `default` preset; field names are the YAML keys,
     `--set` keys and knob-table rows."""
@@ -292,7 +313,11 @@ class InvertSettings(BaseModel):
         table = registered_parts("prior")
         for p in self.priors:
             if p.weight:
-                yield p.weight, p.build(table.get(p.name), model_size)
+                entry = table.get(p.name)
+                prior = p.build(entry, model_size)
+                if entry is not None and entry.plugin not in BUILTIN_PLUGINS:
+                    prior = checked_prior(prior, entry.plugin, p.name)
+                yield p.weight, prior
 
     # ------------------------------------------------------------------ changed copies
 

@@ -135,6 +135,31 @@ def test_a_perturbation_returning_a_string_is_one_line_naming_the_plugin(invoke)
     ]
 
 
+@pytest.mark.parametrize(
+    ("penalty", "problem"),
+    [
+        (lambda images: images.sum(), "returned shape [], expected [1] (one penalty per image)"),
+        (lambda images: images.sum((1, 2, 3)) * float("nan"), "returned a penalty that is not finite (nan or inf)"),
+    ],
+    ids=["scalar", "nan"],
+)
+def test_a_prior_without_one_finite_penalty_per_image_is_one_line_naming_the_plugin(invoke, tmp_path, penalty, problem):
+    """A scalar prior would be broadcast into every image's loss without a word; one line, exit 1, no image."""
+
+    def register_invert_priors(register):
+        register("bad", lambda options, size: lambda ctx: penalty(ctx.images), "a wrong penalty")
+
+    plugin = {"priorp": lambda: _plugin(register_invert_priors=register_invert_priors)}
+    args = ["--out", tmp_path, "invert", "a red star", "--steps", "2", "--set", "priors.bad=1.0"]
+    result = invoke(*args, extra_plugins=plugin)
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert lines == [
+        f"Error: plugin 'priorp', register_invert_priors 'bad': {problem} (report this to the authors of 'priorp')"
+    ]
+    assert not list(tmp_path.rglob("*.png"))
+
+
 def test_a_step_kind_with_too_few_outcomes_fails_without_writing_results(invoke, tmp_path):
     from probe.plugin import Outcome, StepKind
 
