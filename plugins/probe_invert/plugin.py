@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from probe.plugin import hookimpl
+from probe.plugin import UsageError, hookimpl
 
 PROBE_API = 1
 
@@ -24,9 +24,15 @@ def _preset_default(knob: str) -> str:
 
 
 def _settings_from_flags(preset: str, flags: dict[str, Any], assignments: list[str] | None = None):
-    from probe_invert.settings import load_preset
+    from probe_invert.settings import SettingsError, load_preset
 
-    settings = load_preset(preset, **flags)
+    try:
+        settings = load_preset(preset, **flags)
+    except SettingsError as exc:  # a flag's bad value: name the flag as the user typed it
+        key = str(exc.loc[0]) if exc.loc else ""
+        if flags.get(key) is None:
+            raise
+        raise UsageError(f"--{key.replace('_', '-')}: {exc.message}", hint=exc.hint) from None
     return settings.with_set(assignments) if assignments else settings
 
 

@@ -20,18 +20,7 @@ from importlib import resources
 from typing import Literal
 
 from probe.errors import ModelError
-
-DEFAULT_MODEL = "shapes-tiny"
-
-#: Built-in models as data: name -> (config file, weights file, sha256 file), inside the package.
-BUILTIN_MODELS: dict[str, dict[str, str]] = {
-    "shapes-tiny": {
-        "config": "configs/shapes-tiny.json",
-        "weights": "weights/shapes-tiny.safetensors",
-        "sha256": "weights/shapes-tiny.sha256",
-        "about": "small CLIP trained on the procedural shapes world (ships with clip-probe)",
-    },
-}
+from probe.models.builtin import BUILTIN_MODELS, DEFAULT_MODEL
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)

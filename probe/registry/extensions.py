@@ -356,7 +356,7 @@ class Registry:
     def _refusal(self, ext: Extension, found: dict[str, Extension], replace: bool) -> str:
         """Why a registration is refused whatever `replace` says, or ""."""
         if isinstance(ext, ModelLoader):
-            from probe.models.specs import BUILTIN_MODELS
+            from probe.models.builtin import BUILTIN_MODELS
 
             core = prefix_overlap(ext.name, [*CORE_SPEC_PREFIXES, *BUILTIN_MODELS])
             if core:

@@ -93,7 +93,7 @@ def test_palette_example_extends_the_built_in_commands(tmp_path):
     report = run("shuffle-test", "a red star left of a blue circle", "--perturb", "swap-colours", "--json")
     assert [v["text"] for v in report["items"][0]["variants"]] == ["a blue star left of a red circle"]
     inverted = run(
-        "-o", str(tmp_path / "out"), "invert", "a red star", "--set", "priors.muted=0.5", "--steps", "2", "--json"
+        "-o", str(tmp_path / "out"), "invert", "a red star", "--set", "priors.muted=0.5", "--steps", "30", "--json"
     )
     assert inverted["settings"]["priors"]["muted"] == {"weight": 0.5} and inverted["images"][0]["status"] == "done"
 

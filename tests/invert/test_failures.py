@@ -56,7 +56,7 @@ def test_fft_with_the_default_priors_stays_grey_and_is_failed_with_a_hint(builti
 
 
 def test_the_paper_recipe_on_the_builtin_model_is_failed_not_done(builtin_session):
-    settings = load_preset("paper", steps=12, copies=2)
+    settings = load_preset("paper", steps=40, copies=2)
     result = render.invert_items(builtin_session, [("a sunset", 0)], settings)[0]
     assert result.status == "failed" and result.cosine < settings.min_cosine, result
     assert "below the floor" in result.message
