@@ -67,7 +67,7 @@ def register_python_api(register) -> None:
 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("invert")
+    @app.command("invert", rich_help_panel="Probes")
     def invert_command(
         ctx: typer.Context,
         prompts: Annotated[
@@ -157,7 +157,7 @@ def register_commands(app: typer.Typer) -> None:
         if code:
             raise typer.Exit(code)
 
-    @app.command("invert-validate")
+    @app.command("invert-validate", rich_help_panel="Experiments and audits")
     def validate_command(
         ctx: typer.Context,
         seeds: Annotated[str, typer.Option(help="Seeds per prompt.")] = "0-1",
