@@ -175,7 +175,10 @@ def register_commands(app: typer.Typer) -> None:
         settings = _settings_from_flags(preset, {"steps": steps})
         with console.progress("validating", total=None) as advance:
             result = validate(current_session(ctx), settings, parse_seeds(seeds), on_step=lambda s, c: advance(0))
-        folder = state.out_dir / "invert-validate"
+        from probe.plugin import safe_name
+
+        # one folder per (preset, seeds): a run with other seeds or another preset keeps the earlier results
+        folder = state.out_dir / "invert-validate" / f"{safe_name(Path(settings.preset).stem)}-seeds-{safe_name(seeds)}"
         sheet = write_validation_sheet(folder / "contact-sheet.png", result)
         from probe.plugin import write_json
 
