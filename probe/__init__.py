@@ -47,7 +47,9 @@ _LAZY = {
 }
 
 
-def open(model: str = "shapes-tiny", device: str = "auto", precision: str = "fp32", allow_pickle: bool = False) -> Any:
+def open(
+    model: str = "shapes-tiny", device: str = "auto", precision: str = "fp32", allow_pickle: bool = False
+) -> Session:
     """Load a model once and return its Session; pass it to every probe function."""
     from probe.session import Session
 

@@ -81,7 +81,7 @@ def register_label_sets(register) -> None:
 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("bias")
+    @app.command("bias", rich_help_panel="Experiments and audits")
     def bias(
         ctx: typer.Context,
         prompts: Annotated[
@@ -147,7 +147,7 @@ def register_commands(app: typer.Typer) -> None:
             )
         raise typer.Exit(result.exit_code)
 
-    @app.command("nsfw")
+    @app.command("nsfw", rich_help_panel="Experiments and audits")
     def nsfw(
         ctx: typer.Context,
         prompts: Annotated[
@@ -231,7 +231,7 @@ def register_commands(app: typer.Typer) -> None:
                 console.note(note)
         raise typer.Exit(result.exit_code)
 
-    @app.command("nsfw-calibrate")
+    @app.command("nsfw-calibrate", rich_help_panel="Experiments and audits")
     def nsfw_calibrate(
         ctx: typer.Context,
         safe: Annotated[

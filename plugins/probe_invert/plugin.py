@@ -73,7 +73,7 @@ def register_python_api(register) -> None:
 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("invert")
+    @app.command("invert", rich_help_panel="Probes")
     def invert_command(
         ctx: typer.Context,
         prompts: Annotated[
@@ -163,7 +163,7 @@ def register_commands(app: typer.Typer) -> None:
         if code:
             raise typer.Exit(code)
 
-    @app.command("invert-validate")
+    @app.command("invert-validate", rich_help_panel="Experiments and audits")
     def validate_command(
         ctx: typer.Context,
         seeds: Annotated[str, typer.Option(help="Seeds per prompt.")] = "0-1",
@@ -181,7 +181,10 @@ def register_commands(app: typer.Typer) -> None:
         settings = _settings_from_flags(preset, {"steps": steps})
         with console.progress("validating", total=None) as advance:
             result = validate(current_session(ctx), settings, parse_seeds(seeds), on_step=lambda s, c: advance(0))
-        folder = state.out_dir / "invert-validate"
+        from probe.plugin import safe_name
+
+        # one folder per (preset, seeds): a run with other seeds or another preset keeps the earlier results
+        folder = state.out_dir / "invert-validate" / f"{safe_name(Path(settings.preset).stem)}-seeds-{safe_name(seeds)}"
         sheet = write_validation_sheet(folder / "contact-sheet.png", result)
         from probe.plugin import write_json
 

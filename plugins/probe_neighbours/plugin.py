@@ -42,7 +42,7 @@ def register_python_api(register) -> None:
 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("neighbours")
+    @app.command("neighbours", rich_help_panel="Probes")
     def neighbours(
         ctx: typer.Context,
         texts: Annotated[
@@ -163,7 +163,7 @@ def register_commands(app: typer.Typer) -> None:
             _print_neighbours(console, rows, state.model)
         save_text_snapshot(session)  # once per model, after the answer: the next text-only start skips open_clip
 
-    @app.command("vocabs")
+    @app.command("vocabs", rich_help_panel="Models, plugins and data")
     def vocabs_cmd(
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     ) -> None:

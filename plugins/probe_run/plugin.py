@@ -54,7 +54,7 @@ def register_python_api(register) -> None:
 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("run", cls=_RunCommand)
+    @app.command("run", cls=_RunCommand, rich_help_panel="Experiments and audits")
     def run(
         ctx: typer.Context,
         experiment: Annotated[
@@ -96,7 +96,7 @@ def register_commands(app: typer.Typer) -> None:
         _print_run(result, as_json)
         raise typer.Exit(result.exit_code)
 
-    @app.command("merge")
+    @app.command("merge", rich_help_panel="Experiments and audits")
     def merge(
         folders: Annotated[list[Path], typer.Argument(help="Shard run folders of one experiment.", show_default=False)],
         out: Annotated[
@@ -111,7 +111,7 @@ def register_commands(app: typer.Typer) -> None:
         _print_run(result, as_json)
         raise typer.Exit(result.exit_code)
 
-    @app.command("report")
+    @app.command("report", rich_help_panel="Experiments and audits")
     def report(
         run_folder: Annotated[
             Path, typer.Argument(help="A run folder (from probe run, bias, nsfw or merge).", show_default=False)

@@ -21,7 +21,7 @@ def register_python_api(register) -> None:
 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("score")
+    @app.command("score", rich_help_panel="Probes")
     def score(
         ctx: typer.Context,
         images: Annotated[list[Path], typer.Argument(help="Image files to score.", show_default=False)],

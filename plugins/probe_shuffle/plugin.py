@@ -147,7 +147,7 @@ def register_python_api(register) -> None:
 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
-    @app.command("shuffle-test")
+    @app.command("shuffle-test", rich_help_panel="Probes")
     def shuffle_test(
         ctx: typer.Context,
         prompts: Annotated[

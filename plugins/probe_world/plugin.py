@@ -46,7 +46,7 @@ def _trained_path(ctx: typer.Context, output: Path | None, install: bool, name: 
 @hookimpl
 def register_commands(app: typer.Typer) -> None:
     world = typer.Typer(help="The procedural shapes world and its built-in model (shapes-tiny).", no_args_is_help=True)
-    app.add_typer(world, name="world")
+    app.add_typer(world, name="world", rich_help_panel="Models, plugins and data")
 
     @world.command("render")
     def render_command(

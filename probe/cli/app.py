@@ -37,12 +37,30 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+HELP_PANELS = ("Probes", "Experiments and audits", "More commands", "Models, plugins and data")
+
+
 class ProbeGroup(TyperGroup):
     """Turns ProbeError (and stray bugs) into one line on stderr and an exit code; --debug re-raises.
     Global options may also follow the command name (`probe invert "a star" -m shapes-tiny`)."""
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
+
+    def format_commands(self, ctx: ClickContext, formatter: Any) -> None:
+        """Commands in panels, the probes first; a plugin names its panel with `rich_help_panel=`
+        (a command without one is listed under "More commands")."""
+        rows: dict[str, list[tuple[str, str]]] = {}
+        width = max(formatter.width - 6 - max((len(n) for n in self.list_commands(ctx)), default=0), 20)
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            panel = getattr(command, "rich_help_panel", None) or "More commands"
+            rows.setdefault(panel, []).append((name, command.get_short_help_str(width)))
+        for panel in [p for p in HELP_PANELS if p in rows] + [p for p in rows if p not in HELP_PANELS]:
+            with formatter.section(panel):
+                formatter.write_dl(rows[panel])
 
     def resolve_command(self, ctx: ClickContext, args: list[str]) -> Any:
         """An unknown command that a disabled or broken plugin provides says so, and how to fix it."""
@@ -361,7 +379,7 @@ def build_app(extra_plugins: dict | None = None) -> typer.Typer:
         cls=ProbeGroup,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
-        add_completion=False,
+        add_completion=True,
         context_settings={"help_option_names": ["-h", "--help"]},
         rich_markup_mode=None,
         epilog=f"Note: {note} (every command waits for it; see `probe plugins --timings`)." if slow else None,

@@ -15,7 +15,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 
 
 def register(app: typer.Typer, registry: Registry) -> None:
-    @app.command("plugins")
+    @app.command("plugins", rich_help_panel="Models, plugins and data")
     def plugins_cmd(
         as_json: JsonFlag = False,
         hooks: Annotated[
@@ -144,7 +144,7 @@ def register(app: typer.Typer, registry: Registry) -> None:
             return
         console.note(f"wrote {path} (sha256 {digest}) and {path.name}.sha256; load it with -m ARCH@{path}")
 
-    app.add_typer(models, name="models")
+    app.add_typer(models, name="models", rich_help_panel="Models, plugins and data")
 
     cache = typer.Typer(
         help="List or clear the user cache (vocabulary indexes, text snapshots, hashes).", no_args_is_help=True
@@ -201,4 +201,4 @@ def register(app: typer.Typer, registry: Registry) -> None:
         kept = f"; kept {len(result.kept)} file(s) clip-probe did not write" if result.kept else ""
         console.note(f"cleared {len(result.removed)} file(s) in {', '.join(str(t) for t in targets)}{kept}")
 
-    app.add_typer(cache, name="cache")
+    app.add_typer(cache, name="cache", rich_help_panel="Models, plugins and data")

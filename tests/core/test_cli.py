@@ -18,6 +18,36 @@ def test_help_lists_builtin_and_third_party_commands(invoke):
         assert name in result.stdout
 
 
+def test_help_lists_the_probes_first_in_panels(invoke):
+    """`probe --help` groups commands: the probes first, then experiments, then models and plugins; a
+    plugin's command without a panel is listed under "More commands" before the housekeeping."""
+    text = invoke("--help", extra_plugins={"fake": lambda: fake_plugin}).stdout
+    panels = [line[:-1] for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert panels[panels.index("Probes") :] == [
+        "Probes",
+        "Experiments and audits",
+        "More commands",
+        "Models, plugins and data",
+    ]
+    probes = text.split("Probes:")[1].split("Experiments and audits:")[0]
+    assert [line.split()[0] for line in probes.strip().splitlines()] == [
+        "invert",
+        "neighbours",
+        "score",
+        "shuffle-test",
+    ]
+    assert "fake-two-probes" in text.split("More commands:")[1].split("Models, plugins and data:")[0]
+
+
+def test_shell_completion_completes_commands_and_options():
+    env = {**os.environ, "_PROBE_COMPLETE": "complete_bash", "COMP_WORDS": "probe inv", "COMP_CWORD": "1"}
+    probe = str(Path(sys.executable).with_name("probe"))
+    out = subprocess.run([probe], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["invert", "invert-validate"]
+    env.update(COMP_WORDS="probe invert --pre", COMP_CWORD="2")
+    assert subprocess.run([probe], env=env, capture_output=True, text=True, timeout=60).stdout.split() == ["--preset"]
+
+
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys; from probe.cli.app import build_app; from typer.testing import CliRunner; "

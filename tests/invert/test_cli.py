@@ -210,7 +210,11 @@ def test_validate_command_runs_all_48_prompts(invoke, tiny_spec, tmp_path):
     assert report["n_images"] == 48
     hits = [f == e for f, e in zip(report["found_colour"], report["expected_colour"], strict=True)]
     assert report["colour_match"] == sum(hits) / 48 == pytest.approx(sum(report["per_group"]["colour"].values()) / 8)
-    assert os.path.isfile(tmp_path / "invert-validate" / "contact-sheet.png")
+    assert os.path.isfile(tmp_path / "invert-validate" / "default-seeds-0" / "contact-sheet.png")
+    again = invoke("--model", tiny_spec, "--out", tmp_path, "invert-validate", "--seeds", "1", "--steps", "1", "--json")
+    assert again.exit_code == 0, again.stderr  # other seeds: a folder of their own, the first run's files kept
+    assert os.path.isfile(tmp_path / "invert-validate" / "default-seeds-1" / "validation.json")
+    assert os.path.isfile(tmp_path / "invert-validate" / "default-seeds-0" / "validation.json")
 
 
 @pytest.mark.slow
