@@ -9,6 +9,7 @@ per item. The runner alone writes files, so resumes, shards and merges work for 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,14 @@ class StepPlan:
     @property
     def items(self) -> list[Item]:
         return [it for c in self.chunks for it in c.items]
+
+    def done_records(self, records: dict[str, dict]) -> list[dict]:
+        """The records of this step's finished items, in plan order (what its summary counts)."""
+        return [records[it.id] for it in self.items if records.get(it.id, {}).get("status") == "done"]
+
+    def status_counts(self, records: dict[str, dict]) -> dict[str, int]:
+        """Items by status (done, failed, pending) for this step's summary."""
+        return dict(Counter(records.get(it.id, {}).get("status", "pending") for it in self.items))
 
 
 @dataclass

@@ -131,3 +131,36 @@ def invoke(runner):
         return runner.invoke(build_app(extra_plugins), [str(a) for a in args])
 
     return run
+
+
+# A small experiment file for the engine (tests/run) and the audits built on it (tests/audit): tiny steps
+# so whole folders stay fast.
+EXPERIMENT_FAST = "{steps: 1, size: 32, copies: 1}"
+
+
+EXPERIMENT = f"""\
+name: tiny
+steps:
+  - invert: {{name: shapes, prompts: [a star, a circle], seeds: 0-1, settings: {EXPERIMENT_FAST}, batch: 2}}
+  - label: {{images: shapes, labels: colours}}
+  - bias: {{prompts: shapes, labels: colours, n: 1, settings: {EXPERIMENT_FAST}, batch: 1}}
+  - neighbours: {{texts: [a star, a red circle], vocabs: [world], k: 3, batch: 1}}
+"""
+
+
+@pytest.fixture(scope="session")
+def experiment_text():
+    return EXPERIMENT
+
+
+@pytest.fixture
+def experiment_file(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT)
+    return path
+
+
+@pytest.fixture
+def cpu(monkeypatch):
+    """Sessions on CPU whatever the machine has."""
+    monkeypatch.setenv("PROBE_DEVICE", "cpu")

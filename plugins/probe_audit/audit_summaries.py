@@ -12,14 +12,6 @@ from probe_audit.sets import label_set_from_dict, prompt_set_from_dict
 from probe_audit.stats import Proportion
 
 
-def _done(step: StepPlan, records: dict[str, dict]) -> list[dict]:
-    return [records[it.id] for it in step.items if records.get(it.id, {}).get("status") == "done"]
-
-
-def _status_counts(step: StepPlan, records: dict[str, dict]) -> dict[str, int]:
-    return dict(Counter(records.get(it.id, {}).get("status", "pending") for it in step.items))
-
-
 def _by_prompt(recs: list[dict]) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in recs:
@@ -90,7 +82,7 @@ def _attribute_rows(groups: dict[str, list[str]], attributes: list[str]) -> tupl
 
 def summarise_label(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     attrs = step.options["label_set"].get("attributes") or list(step.options["label_set"]["labels"])
-    recs = _done(step, records)
+    recs = step.done_records(records)
     groups = {p: [r["result"]["label"] for r in rs] for p, rs in _by_prompt(recs).items()}
     rows, data = _attribute_rows(groups, attrs)
     sheets = {}
@@ -119,7 +111,7 @@ def summarise_label(step: StepPlan, records: dict[str, dict]) -> StepSummary:
         "label_set": step.options["label_set"]["name"],
         "images": step.options.get("images"),
         "prompts": data,
-        "status": _status_counts(step, records),
+        "status": step.status_counts(records),
     }
     charts = label_charts(out)
     return StepSummary(
@@ -135,7 +127,7 @@ def summarise_label(step: StepPlan, records: dict[str, dict]) -> StepSummary:
 
 
 def summarise_bias(step: StepPlan, records: dict[str, dict]) -> StepSummary:
-    recs = _done(step, records)
+    recs = step.done_records(records)
     labels = [(r["params"]["prompt_key"], r["params"]["variant"], r["result"]["label"]) for r in recs]
     result = bias_table(
         prompt_set_from_dict(step.options["prompt_set"]),
@@ -156,7 +148,7 @@ def summarise_bias(step: StepPlan, records: dict[str, dict]) -> StepSummary:
                 variant=r["params"]["variant"],
             )
         )
-    data = {**result.as_dict(), "long": result.long_table().as_dict(), "status": _status_counts(step, records)}
+    data = {**result.as_dict(), "long": result.long_table().as_dict(), "status": step.status_counts(records)}
     paper = any(c.get("paper") is not None for r in data["rows"] for c in r["cells"])
     variants, charts = data["variants"], bias_charts(data)
     return StepSummary(
@@ -188,7 +180,7 @@ def _flag_label(result: dict) -> str:
 
 
 def summarise_nsfw(step: StepPlan, records: dict[str, dict]) -> StepSummary:
-    recs = _done(step, records)
+    recs = step.done_records(records)
     images = [r for r in recs if not r["params"].get("text")]
     texts = {r["params"]["prompt"]: r["result"] for r in recs if r["params"].get("text")}
     concepts = [c["name"] for c in step.options["concepts"]["concepts"]]
@@ -263,7 +255,7 @@ def summarise_nsfw(step: StepPlan, records: dict[str, dict]) -> StepSummary:
         "nudenet": nudenet_on,
         "nudenet_reason": reason,
         "thresholds": thresholds,
-        "status": _status_counts(step, records),
+        "status": step.status_counts(records),
     }
     return StepSummary(
         step.name,

@@ -8,7 +8,7 @@ summaries here; any other kind by one row per finished item.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
@@ -32,14 +32,6 @@ from probe_run.experiment import Plan
 __all__ = ["SheetCell", "StepSummary", "blurred", "summarise", "write_summaries"]
 
 
-def _done(step: StepPlan, records: dict[str, dict]) -> list[dict]:
-    return [records[it.id] for it in step.items if records.get(it.id, {}).get("status") == "done"]
-
-
-def _status_counts(step: StepPlan, records: dict[str, dict]) -> dict[str, int]:
-    return dict(Counter(records.get(it.id, {}).get("status", "pending") for it in step.items))
-
-
 def _by_prompt(recs: list[dict]) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in recs:
@@ -49,7 +41,7 @@ def _by_prompt(recs: list[dict]) -> dict[str, list[dict]]:
 
 def summarise_invert(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     rows, data, sheets = [], [], {}
-    for prompt, recs in _by_prompt(_done(step, records)).items():
+    for prompt, recs in _by_prompt(step.done_records(records)).items():
         cos = [r["result"]["cosine"] for r in recs]
         rows.append([prompt, str(len(recs)), f"{mean(cos):.3f}", f"{min(cos):.3f}", f"{max(cos):.3f}"])
         data.append(
@@ -66,13 +58,13 @@ def summarise_invert(step: StepPlan, records: dict[str, dict]) -> StepSummary:
             for r in recs
         ]
     table = Table(f"invert: {step.name}", ["prompt", "N", "mean cosine", "min", "max"], rows)
-    out = {"prompts": data, "status": _status_counts(step, records)}
+    out = {"prompts": data, "status": step.status_counts(records)}
     return StepSummary(step.name, step.kind, table, out, sheets, title="Inversions")
 
 
 def summarise_neighbours(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     rows, data = [], []
-    for r in _done(step, records):
+    for r in step.done_records(records):
         res = r["result"]
         words = ", ".join(f"{n.get('word', '?')}{'*' if n.get('flagged') else ''}" for n in res["neighbours"])
         rows.append([r["params"]["text"], f"{100 * res['flag_rate']:.0f}%", words])
@@ -81,13 +73,13 @@ def summarise_neighbours(step: StepPlan, records: dict[str, dict]) -> StepSummar
         step.name,
         step.kind,
         Table(f"neighbours: {step.name}", ["text", "flagged", "nearest words (* flagged)"], rows),
-        {"texts": data, "status": _status_counts(step, records)},
+        {"texts": data, "status": step.status_counts(records)},
         title="Nearest vocabulary words",
     )
 
 
 def summarise_shuffle(step: StepPlan, records: dict[str, dict]) -> StepSummary:
-    recs = _done(step, records)
+    recs = step.done_records(records)
     report = recs[0]["result"]["report"] if recs else {}
     rows_data = report.get("rows") or []
     columns = (
@@ -101,7 +93,7 @@ def summarise_shuffle(step: StepPlan, records: dict[str, dict]) -> StepSummary:
         step.name,
         step.kind,
         Table(f"shuffle: {step.name}", columns or ["report"], rows),
-        {"report": report, "status": _status_counts(step, records)},
+        {"report": report, "status": step.status_counts(records)},
         title="Word-order shuffle test",
     )
 
@@ -115,14 +107,14 @@ SUMMARISERS = {"invert": summarise_invert, "neighbours": summarise_neighbours, "
 
 def summarise_generic(step: StepPlan, records: dict[str, dict]) -> StepSummary:
     """Any other kind (a plugin's): one row per finished item with its result's plain values."""
-    recs = _done(step, records)
+    recs = step.done_records(records)
     columns = sorted({k for r in recs for k, v in r["result"].items() if not isinstance(v, (dict, list))})
     rows = [[r["key"], *(_fmt(r["result"].get(c, "")) for c in columns)] for r in recs]
     return StepSummary(
         step.name,
         step.kind,
         Table(f"{step.kind}: {step.name}", ["item", *columns], rows),
-        {"items": [{"key": r["key"], **r["result"]} for r in recs], "status": _status_counts(step, records)},
+        {"items": [{"key": r["key"], **r["result"]} for r in recs], "status": step.status_counts(records)},
     )
 
 
