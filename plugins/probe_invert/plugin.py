@@ -18,9 +18,9 @@ PROBE_API = 1
 
 def _preset_default(knob: str) -> str:
     """How --help shows a knob's default: the default preset's value (a preset may change it)."""
-    from probe_invert.settings import InvertSettings
+    from probe_invert.defaults import FLAG_DEFAULTS
 
-    return f"[default: {InvertSettings.model_fields[knob].default} in the default preset]"
+    return f"[default: {FLAG_DEFAULTS[knob]} in the default preset]"
 
 
 def _settings_from_flags(preset: str, flags: dict[str, Any], assignments: list[str] | None = None):

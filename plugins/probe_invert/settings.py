@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from probe.plugin import ConfigError, UsageError
+from probe_invert import defaults
 from probe_invert.parts import PartEntry, build_part, registered_parts
 
 Loc = tuple[Any, ...]
@@ -155,7 +156,7 @@ class InvertSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_default=True, arbitrary_types_allowed=True, allow_inf_nan=False)
 
-    steps: int = Field(default=90, ge=1, le=1_000_000, description="optimisation steps")
+    steps: int = Field(default=defaults.STEPS, ge=1, le=1_000_000, description="optimisation steps")
     lr: float = Field(default=0.1, gt=0, le=1e6, description="Adam learning rate")
     lr_schedule: Literal["constant", "cosine"] = Field(
         default="cosine", description="constant, or cosine (decays to 0 over the run)"
@@ -172,7 +173,7 @@ class InvertSettings(BaseModel):
         description="fractions of the run at which the resolution doubles (any --steps ends at the same size)",
     )
     max_size: int = Field(default=0, ge=0, le=4096, description="cap for the doubling; 0 = the model's input size")
-    copies: int = Field(default=4, ge=1, le=1024, description="augmented copies of each image per step")
+    copies: int = Field(default=defaults.COPIES, ge=1, le=1024, description="augmented copies of each image per step")
     transforms: list[Part] = Field(
         default=_data(
             ["jitter", {"affine": {"translate": 0.05}}, "resize", {"colour_shift": {"mean": 0.05, "std": 0.1}}, "noise"]
@@ -189,7 +190,9 @@ class InvertSettings(BaseModel):
     )
     grad_clip: float = Field(default=1.0, ge=0, description="per-image gradient norm clip; 0 = off")
     clamp: bool = Field(default=True, description="pixel param: clamp to [0, 1] after each step")
-    batch_size: int = Field(default=32, ge=1, le=4096, description="images optimised together per chunk")
+    batch_size: int = Field(
+        default=defaults.BATCH_SIZE, ge=1, le=4096, description="images optimised together per chunk"
+    )
     snapshot_every: int = Field(default=0, ge=0, le=1_000_000, description="keep an image every K steps (0 = none)")
     preset: str = Field(default="default", description="which preset these came from (recorded in sidecars)")
 
