@@ -447,9 +447,6 @@ def _message(err: Any) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
         return "unknown option"
-    bound = (err.get("ctx") or {}).get("le", (err.get("ctx") or {}).get("lt"))
-    if err.get("type") in ("less_than_equal", "less_than") and bound is not None:
-        return f"{err['input']!r} is over the limit of {bound}"
     shown = "input" in err and not isinstance(err["input"], dict) and err.get("type") != "missing"
     return f"{msg}, got {err['input']!r}" if shown else msg
 

@@ -75,7 +75,7 @@ def test_experiment_seed_beyond_64_bits_is_refused(invoke, tmp_path):
 )
 def test_counts_are_bounded(invoke, tmp_path, flag, value):
     result = invoke("-o", tmp_path, "invert", "a star", flag, value)
-    one_line_error(result, value, "limit")
+    one_line_error(result, f"{flag}: Input should be less than or equal to", value)
 
 
 def test_output_that_is_a_file_fails_before_the_model_loads(invoke, tmp_path, monkeypatch):
