@@ -44,7 +44,7 @@ def _run(invoke, hook: str, tmp_path: Path) -> list:
     results = []
     for args in SECTIONS[hook][1]:
         args = [
-            str(tmp_path / "out") if a == "probe-out/guide" else str(ROOT / a) if a.startswith("docs/") else a
+            str(tmp_path / a) if a.startswith("probe-out/guide") else str(ROOT / a) if a.startswith("docs/") else a
             for a in args
         ]
         result = invoke(*args, extra_plugins={hook: lambda: module})
@@ -88,25 +88,29 @@ def test_perturbations(invoke, tmp_path):
 
 def test_experiment_steps(invoke, tmp_path):
     _run(invoke, "register_experiment_steps", tmp_path)
-    records = sorted((tmp_path / "out" / "runs" / "token-count" / "items" / "token-count").glob("*.json"))
+    records = sorted(
+        (tmp_path / "probe-out" / "guide-run" / "runs" / "token-count" / "items" / "token-count").glob("*.json")
+    )
     tokens = {json.loads(p.read_text())["result"]["tokens"] for p in records}
     assert tokens == {5, 6}  # start + 3 words + end, start + 4 words + end
 
 
 def test_invert_transforms(invoke, tmp_path):
     _run(invoke, "register_invert_transforms", tmp_path)
-    sidecar = json.loads((tmp_path / "out" / "invert" / "a-red-star" / "seed-0.json").read_text())
+    sidecar = json.loads(
+        (tmp_path / "probe-out" / "guide-transform" / "invert" / "a-red-star" / "seed-0.json").read_text()
+    )
     assert "hflip" in json.dumps(sidecar)
 
 
 def test_invert_params(invoke, tmp_path):
     _run(invoke, "register_invert_params", tmp_path)
-    assert (tmp_path / "out" / "invert" / "a-red-star" / "seed-0.png").is_file()
+    assert (tmp_path / "probe-out" / "guide-param" / "invert" / "a-red-star" / "seed-0.png").is_file()
 
 
 def test_invert_priors(invoke, tmp_path):
     _run(invoke, "register_invert_priors", tmp_path)
-    sidecar = json.loads((tmp_path / "out" / "invert" / "a-red-star" / "seed-0.json").read_text())
+    sidecar = json.loads((tmp_path / "probe-out" / "guide-prior" / "invert" / "a-red-star" / "seed-0.json").read_text())
     assert '"desaturate": {"weight": 0.5}' in json.dumps(sidecar)
 
 
