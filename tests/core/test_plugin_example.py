@@ -106,7 +106,7 @@ def test_the_example_plugins_own_tests_pass_when_it_is_installed(tmp_path):
     shutil.copy(EXAMPLE / "test_probe_similarity.py", tmp_path / "test_probe_similarity.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_probe_similarity.py"],
+        [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider", "test_probe_similarity.py"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
