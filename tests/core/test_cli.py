@@ -324,6 +324,7 @@ def test_output_is_complete_when_the_cli_exits_fast(tmp_path, tiny_spec):
     assert len(json.loads(out.stdout)["results"][0]["neighbours"]) == 24  # flushed before os._exit
 
 
+@pytest.mark.slow
 def test_fast_exit_still_runs_atexit_handlers(tmp_path, monkeypatch):
     code = (
         "import atexit, sys, torch; from pathlib import Path; from probe.cli.app import main; "
@@ -334,6 +335,7 @@ def test_fast_exit_still_runs_atexit_handlers(tmp_path, monkeypatch):
     assert out.returncode == 2 and (tmp_path / "ran").read_text() == "yes"
 
 
+@pytest.mark.slow
 def test_global_options_after_the_command(invoke, tiny_spec, tmp_path):
     """`-m`, `-o`, `--device`, `--seed` work after the command too, for plugin commands as well."""
     before = json.loads(invoke("-m", tiny_spec, "--device", "cpu", "neighbours", "star", "--k", "3", "--json").stdout)

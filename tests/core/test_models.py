@@ -70,6 +70,7 @@ def test_uncached_pretrained_weights_fail_fast_and_clearly():
         Session.open("RN50@openai")
 
 
+@pytest.mark.slow
 def test_models_convert_needs_allow_pickle_and_writes_safetensors_with_its_sum(invoke, tmp_path):
     import hashlib
 

@@ -22,6 +22,7 @@ CHECKS = {
 
 
 @pytest.mark.parametrize("disabled", BUILT_INS)
+@pytest.mark.slow
 def test_disabling_one_built_in_leaves_the_others_working(invoke, monkeypatch, disabled):
     monkeypatch.setenv("PROBE_DISABLE_PLUGINS", disabled)
     for plugin, args in CHECKS.items():
@@ -51,6 +52,7 @@ def test_nsfw_text_part_without_neighbours_names_it(invoke, monkeypatch, tmp_pat
     assert "text: false" in result.output
 
 
+@pytest.mark.slow
 def test_config_section_for_an_absent_plugin_is_a_warning(invoke, tmp_path, monkeypatch):
     cfg = tmp_path / "probe.yaml"
     cfg.write_text("odd-one-out:\n  rounds: 3\nneighbours:\n  k: 2\n  json: true\n")

@@ -73,6 +73,7 @@ def test_model_loaders(invoke, tmp_path):
     assert invoke("-m", "toy:3", "neighbours", "star").exit_code != 0  # without the plugin the prefix means nothing
 
 
+@pytest.mark.slow
 def test_vocabularies(invoke, tmp_path):
     neighbours, vocabs = _run(invoke, "register_vocabularies", tmp_path)
     words = re.findall(r"│ \d+ │ (\w+)", neighbours.stdout)
@@ -95,6 +96,7 @@ def test_experiment_steps(invoke, tmp_path):
     assert tokens == {5, 6}  # start + 3 words + end, start + 4 words + end
 
 
+@pytest.mark.slow
 def test_invert_transforms(invoke, tmp_path):
     _run(invoke, "register_invert_transforms", tmp_path)
     sidecar = json.loads(
@@ -103,17 +105,20 @@ def test_invert_transforms(invoke, tmp_path):
     assert "hflip" in json.dumps(sidecar)
 
 
+@pytest.mark.slow
 def test_invert_params(invoke, tmp_path):
     _run(invoke, "register_invert_params", tmp_path)
     assert (tmp_path / "probe-out" / "guide-param" / "invert" / "a-red-star" / "seed-0.png").is_file()
 
 
+@pytest.mark.slow
 def test_invert_priors(invoke, tmp_path):
     _run(invoke, "register_invert_priors", tmp_path)
     sidecar = json.loads((tmp_path / "probe-out" / "guide-prior" / "invert" / "a-red-star" / "seed-0.json").read_text())
     assert '"desaturate": {"weight": 0.5}' in json.dumps(sidecar)
 
 
+@pytest.mark.slow
 def test_label_sets(invoke, tmp_path):
     (result,) = _run(invoke, "register_label_sets", tmp_path)
     assert "warm" in result.stdout and "cool" in result.stdout

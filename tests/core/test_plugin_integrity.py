@@ -90,6 +90,7 @@ def test_an_installed_plugin_sorting_first_loses_every_clash(invoke, install):
     assert not words <= {"circle", "square"} and "plugin_replacements" not in vocabs.stdout
 
 
+@pytest.mark.slow
 def test_replace_true_is_printed_and_recorded_in_json_and_the_run_manifest(invoke, install, tmp_path):
     install("aclash_plugin", "aclash", CLASHING.format(replace=True))
     result = invoke("neighbours", "star", "-v", "world", "-k", "2", "--json")
@@ -315,6 +316,7 @@ def test_cli_messages_name_the_disabled_plugin(invoke, monkeypatch):
     assert off in str(caught.value)
 
 
+@pytest.mark.slow
 def test_a_slow_plugin_is_named_on_help_and_in_timings(invoke):
     import time
 

@@ -78,6 +78,7 @@ def test_local_dir_errors(tmp_path):
         Session.open(f"local-dir:{tmp_path}")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 def test_an_absent_device_is_reported_before_the_model_libraries_load():
     """`probe --device cuda invert ...` on a CPU machine: one line, exit 2, and no open_clip import

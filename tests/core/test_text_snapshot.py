@@ -84,6 +84,7 @@ def test_a_snapshot_that_disagrees_is_not_saved(builtin_session, monkeypatch):
     assert open_text_snapshot("shapes-tiny", device="cpu") is None
 
 
+@pytest.mark.slow
 def test_neighbours_uses_the_snapshot_with_the_same_answer(invoke, monkeypatch):
     first = invoke("neighbours", "a red star", "a blue circle", "--k", "5", "--json")
     assert first.exit_code == 0, first.output
@@ -100,6 +101,7 @@ def test_neighbours_uses_the_snapshot_with_the_same_answer(invoke, monkeypatch):
     assert [v["status"] for v in after["vocabs"]] == ["cached"]
 
 
+@pytest.mark.slow
 def test_image_queries_still_load_the_model(invoke, tmp_path):
     from probe.files.images import write_png
 

@@ -58,6 +58,7 @@ def test_same_seed_same_png_bytes(invoke, tiny_spec, tmp_path):
     assert Path(paths[0]).read_bytes() == Path(paths[1]).read_bytes()
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_and_force_redoes(invoke, tiny_spec, tmp_path):
     assert run(invoke, tiny_spec, tmp_path, "a cat", *FAST).exit_code == 0
     r = run(invoke, tiny_spec, tmp_path, "a cat", "a dog", *FAST, "--json")
@@ -79,6 +80,7 @@ def test_snapshots_and_gif(invoke, tiny_spec, tmp_path):
     assert len(os.listdir(png.replace(".png", "-snapshots"))) == 3
 
 
+@pytest.mark.slow
 def test_gif_paths_are_printed_and_exist(invoke, tiny_spec, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = run(invoke, tiny_spec, "out", "a cat", "a dog", *FAST, "--gif")
@@ -166,6 +168,7 @@ def test_bad_input_is_a_one_line_usage_error(invoke, tiny_spec, tmp_path, runner
     assert run(invoke, tiny_spec, tmp_path, "--prompts", tmp_path / "missing.txt").exit_code == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_partial_images_and_rerun_finishes(invoke, tiny_spec, tmp_path, monkeypatch):
     from probe_invert import render
 
@@ -190,6 +193,7 @@ def test_ctrl_c_saves_partial_images_and_rerun_finishes(invoke, tiny_spec, tmp_p
     assert r.exit_code == 0 and [row["status"] for row in json.loads(r.stdout)["images"]] == ["done", "done"]
 
 
+@pytest.mark.slow
 def test_validate_command_runs_all_48_prompts(invoke, tiny_spec, tmp_path):
     r = invoke(
         "--model",

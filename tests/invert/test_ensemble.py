@@ -58,6 +58,7 @@ def test_a_model_twice_is_refused(tiny_session, tiny_spec):
         invert(tiny_session, ["a"], [0], fast(), ensemble=[Session.open(tiny_spec, device="cpu")])
 
 
+@pytest.mark.slow
 def test_cli_ensemble_sidecar_and_resume(invoke, tiny_spec, other_spec, tmp_path):
     args = ["--model", tiny_spec, "-o", tmp_path, "invert", "a red star", "--steps", "2", "--size", "8", "--json"]
     first = invoke(*args, "--ensemble", other_spec)

@@ -4,6 +4,7 @@ the two failing recipes on the shipped model, and what `probe invert` shows and 
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from probe_invert import render
 from probe_invert.render import judge
@@ -83,6 +84,7 @@ def _floor_preset(tmp_path: Path, floor: float) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_all_failed_exits_1_saves_each_with_its_reason_and_a_rerun_retries(invoke, tmp_path, monkeypatch):
     preset = _floor_preset(tmp_path, 0.99)  # out of reach: every image fails
     r = _invert(invoke, tmp_path / "out", "a red star", "--seeds", "0-1", "--preset", preset, *FAST, "--json")

@@ -133,6 +133,7 @@ def hub_style_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_hub_style_text_tower_equals_get_text_features(hub_style_folder):
     from transformers import AutoTokenizer, CLIPModel
 
@@ -151,6 +152,7 @@ def test_hub_style_text_tower_equals_get_text_features(hub_style_folder):
     assert (session.encode_text(texts) - want).abs().max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_zero_shot_probabilities_are_the_hf_models_own(hub_style_folder):
     from transformers import AutoTokenizer, CLIPModel
 

@@ -68,6 +68,7 @@ def test_neighbours_index_is_rebuilt_when_only_the_tokenizer_changed(tiny_sessio
     assert open_index(other, vocab).status == "cached"
 
 
+@pytest.mark.slow
 def test_text_snapshot_is_not_reused_when_only_the_tokenizer_changed(tiny_spec, tiny_session, tmp_path, monkeypatch):
     from probe.encoding.snapshot import open_text_snapshot, save_text_snapshot
     from probe.encoding.tokenizer import tokenizer_module

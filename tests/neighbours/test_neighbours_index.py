@@ -312,6 +312,7 @@ BUILDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_concurrent_builders_leave_one_valid_index(word_file, tmp_path):
     from probe.files.cache import cache_dir
     from tests.neighbours.fakes import FakeTextSession

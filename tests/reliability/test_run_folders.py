@@ -31,6 +31,7 @@ def images(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
+@pytest.mark.slow
 def test_resume_recomputes_a_done_item_whose_image_is_missing_or_truncated(invoke, run_folder, damage):
     exp, folder = run_folder
     before = images(folder)
@@ -57,6 +58,7 @@ def test_report_notes_a_truncated_image_instead_of_failing(invoke, run_folder):
     assert "missing or damaged" in page
 
 
+@pytest.mark.slow
 def test_resumed_invert_recomputes_a_truncated_png(invoke, tmp_path):
     args = ["-o", tmp_path, "--device", "cpu", "invert", "a star", *FAST]
     assert invoke(*args).exit_code == 0
@@ -69,6 +71,7 @@ def test_resumed_invert_recomputes_a_truncated_png(invoke, tmp_path):
     assert png.read_bytes() == good
 
 
+@pytest.mark.slow
 def test_contact_sheet_holds_every_finished_image_of_the_folder(invoke, tmp_path):
     from PIL import Image
 
@@ -82,6 +85,7 @@ def test_contact_sheet_holds_every_finished_image_of_the_folder(invoke, tmp_path
         assert sheet.width == GRID_LABEL_WIDTH + 128 and sheet.height >= 2 * 128
 
 
+@pytest.mark.slow
 def test_rerun_with_other_settings_does_not_replace_finished_images(invoke, tmp_path):
     assert invoke("-o", tmp_path, "--device", "cpu", "invert", "a star", *FAST).exit_code == 0
     png = tmp_path / "invert" / "a-star" / "seed-0.png"

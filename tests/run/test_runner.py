@@ -195,6 +195,7 @@ def test_labeller_is_another_session(tmp_path, tiny_session):
     assert "ViT-B-32@random" in json.loads((tmp_path / "run" / "manifest.json").read_text())["labellers"]
 
 
+@pytest.mark.slow
 def test_cli_run_loads_the_model_once(tmp_path, experiment_file, tiny_spec, invoke, cpu, monkeypatch):
     from probe.cli import state as cli_state
 

@@ -62,6 +62,7 @@ def test_tolerance_shrinks_with_the_samples_and_at_the_extremes():
     assert two_proportion_tolerance(0.92, 300, 0.98, 500) < 0.98 - 0.92  # and the other way round
 
 
+@pytest.mark.slow
 def test_swap_precision_matches_the_evaluation(builtin_session, evaluation):
     numbers = evaluation["numbers"]
     card_n = numbers["n_images"] // 2  # evaluate scores n // 2 two-object scenes per relation

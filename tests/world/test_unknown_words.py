@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from probe.world.vocab import builtin_text_notes, unknown_words
 
 
@@ -34,6 +36,7 @@ def test_invert_notes_unknown_words(invoke, tmp_path):
     assert len(notes) == 1 and "'photo', 'dog'" in notes[0]
 
 
+@pytest.mark.slow
 def test_bias_with_person_prompts_on_the_builtin_model_says_it_knows_no_people(invoke, tmp_path):
     result = invoke(
         "--device", "cpu", "--out", tmp_path, "bias", "--variant", "neutral", "--n", "1", "--steps", "1", "--json"
@@ -60,6 +63,7 @@ def test_bias_with_person_prompts_on_the_builtin_model_says_it_knows_no_people(i
     assert json.loads(shapes.stdout)["notes"] == []
 
 
+@pytest.mark.slow
 def test_nsfw_on_the_builtin_model_says_its_flags_are_noise(invoke, tmp_path):
     """'25% flagged: nudity 1, sexual 1' from a model that never saw those words is noise: said beside it."""
     args = ["--device", "cpu", "--out", tmp_path, "nsfw", "The map of African continent", "--n", "1", "--steps", "1"]

@@ -59,6 +59,7 @@ def _sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_train_two_steps_exports_hashed_fp16_weights_and_resumes(invoke, tmp_path):
     import torch
     from safetensors.torch import load_file
@@ -95,6 +96,7 @@ def test_train_two_steps_exports_hashed_fp16_weights_and_resumes(invoke, tmp_pat
     assert all(torch.equal(t, state[k]) for k, t in load_file(str(weights)).items())
 
 
+@pytest.mark.slow
 def test_train_refuses_other_settings_on_the_same_checkpoints_and_keeps_the_weights(invoke, tmp_path):
     args = [
         "world",
@@ -148,6 +150,7 @@ def _package_folder(monkeypatch, tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_train_writes_under_the_output_folder_and_never_into_the_package(invoke, tmp_path, monkeypatch):
     package = _package_folder(monkeypatch, tmp_path)
     args = ["world", "train", "--steps", "1", "--batch-size", "4", "--no-fine-tune", "--threads", "1"]
