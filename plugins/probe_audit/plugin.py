@@ -32,9 +32,9 @@ Steps = Annotated[
 
 def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shard: str | None, resume: bool, **kw):
     """Run an audit's experiment (a mapping written as an experiment file) with the engine; the RunResult."""
-    from probe.plugin import check_prompt_lengths, console, current_session, lookup, options, session_for
+    from probe.plugin import check_prompt_lengths, console, current_session, options, python_api, session_for
 
-    run_experiment = lookup("register_python_api", "run_experiment", need=f"probe {command}")
+    run_experiment = python_api().require("run_experiment", need=f"probe {command}").function
     return run_experiment(
         raw,
         lambda spec: session_for(ctx, spec) if spec else current_session(ctx),

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from probe.plugin import YamlDoc, check_writable, folder_lock, lookup, safe_name
+from probe.plugin import YamlDoc, check_writable, folder_lock, safe_name, step_kinds
 from probe_run.experiment import Plan, load_experiment, normalise, parse_shard, plan_from_spec
 from probe_run.runner import RunResult, finalise, run_plan
 
@@ -28,7 +28,7 @@ def step_texts(plan: Plan) -> list[str]:
     """Every text the plan's steps will encode with the audited model (for the pre-flight length check)."""
     texts: list[str] = []
     for step in plan.steps:
-        kind = lookup("register_experiment_steps", step.kind)
+        kind = step_kinds().require(step.kind).step
         texts += kind.texts(step.options) if kind.texts else []
     return list(dict.fromkeys(texts))
 

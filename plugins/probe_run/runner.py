@@ -25,9 +25,9 @@ from probe.plugin import (
     atomic_write_bytes,
     image_intact,
     inside,
-    lookup,
     plugin_replacements,
     read_json,
+    step_kinds,
     write_json,
     write_png,
 )
@@ -96,7 +96,7 @@ def versions() -> dict[str, str]:
 def run_chunk(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     """Compute one chunk with its registered kind; a ProbeError fails the chunk's items with its message."""
     try:
-        return lookup("register_experiment_steps", step.kind, need=f"step {step.name!r}").run(step, chunk, ctx)
+        return step_kinds().require(step.kind, need=f"step {step.name!r}").step.run(step, chunk, ctx)
     except ProbeError as exc:
         return [Outcome(it.id, "failed", message=str(exc)) for it in chunk.items]
 

@@ -23,8 +23,8 @@ from probe.plugin import (
     inside,
     load_image,
     pil_png_bytes,
-    registered,
     safe_name,
+    step_kinds,
     write_json,
 )
 from probe_run.experiment import Plan
@@ -120,7 +120,7 @@ def summarise_generic(step: StepPlan, records: dict[str, dict]) -> StepSummary:
 
 def summarise(plan: Plan, records: dict[str, dict]) -> list[StepSummary]:
     """Each step's summary: its kind's own `summarise` when it has one, else the engine's."""
-    kinds = {name: ext.value for name, ext in registered("register_experiment_steps").items()}
+    kinds = {name: ext.step for name, ext in step_kinds().items()}
     out = []
     for step in plan.steps:
         own = getattr(kinds.get(step.kind), "summarise", None)
