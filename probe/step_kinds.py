@@ -8,14 +8,18 @@ per item. The runner alone writes files, so resumes, shards and merges work for 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from probe.errors import ConfigError, ProbeError
 from probe.files.checks import refuse_nul
@@ -162,6 +166,8 @@ class StepKind:
       its context before the model loads (optional).
     - `summarise(StepPlan, records) -> StepSummary`: its table, data and image groups from the item
       records (optional; default: one table row per finished item with its result's plain values).
+    - `model`: the kind's options model (a `StepOptionsModel`), where `options` come from
+      (`Model.defaults()`) and the docs' option tables are generated from (optional).
     """
 
     name: str
@@ -174,6 +180,7 @@ class StepKind:
     about: str = ""
     texts: Callable[[dict], list[str]] | None = None
     summarise: Callable[[StepPlan, dict[str, dict]], StepSummary] | None = None
+    model: type[BaseModel] | None = None
 
 
 # ---------------------------------------------------------------- checking YAML options
@@ -218,14 +225,19 @@ Seeds = Annotated[list[int], BeforeValidator(parse_seeds)]
 
 class StepOptionsModel(BaseModel):
     """Base of a step kind's options model: each option declared once (type, bounds, default,
-    description); an unknown option or a wrong type is an error at its line (strict: "3" is no int)."""
+    description); an unknown option or a wrong type is an error at its line (strict: "3" is no int).
+    An option without a default is required: it defaults to None in `StepKind.options`, and its type
+    says what None means (a `TextList` refuses it with "expected a non-empty list of ...")."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        """The options with their defaults, as `StepKind.options` lists them."""
-        return {name: f.get_default(call_default_factory=True) for name, f in cls.model_fields.items()}
+        """The options with their defaults (None for a required one), as `StepKind.options` lists them."""
+        return {
+            name: None if f.is_required() else f.get_default(call_default_factory=True)
+            for name, f in cls.model_fields.items()
+        }
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -233,19 +245,146 @@ M = TypeVar("M", bound=BaseModel)
 
 def read_lines(path: Path) -> list[str]:
     """A UTF-8 text file as its non-blank, non-comment (#) lines, stripped; NUL bytes are refused."""
+    return [line for _, line in numbered_lines(path)]
+
+
+def numbered_lines(path: Path, what: str = "") -> list[tuple[int, str]]:
+    """(line number, stripped line) of a UTF-8 text file's non-blank, non-comment (#) lines: the one
+    reader of line files (prompts, texts). A missing, unreadable, non-UTF-8 or NUL-holding file is a
+    ConfigError naming it (`what`: e.g. "prompts", for "prompts file not found: PATH")."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ConfigError(f"file not found: {path}") from exc
+        raise ConfigError(f"{what + ' ' if what else ''}file not found: {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not a readable UTF-8 text file ({type(exc).__name__})") from exc
     refuse_nul(path, text, ConfigError)
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return [
+        (number, line.strip())
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def option_error(message: str) -> PydanticCustomError:
+    """A step option's own message, shown as it is (no pydantic prefix, no echo of the value)."""
+    return PydanticCustomError("step_option", "{message}", {"message": message})
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value), cut to `limit` characters: an error line never carries a whole file's worth of value."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+_PLURAL = {"vocabs": "vocabularies"}
+
+
+def text_list(value: Any, what: str, base: Path | None = None) -> list[str]:
+    """A non-empty list of distinct non-empty strings, one string, or a .txt file of them (one a
+    line, relative to `base`); ValueError says what is wrong."""
+    if isinstance(value, str) and value.endswith(".txt"):
+        file = Path(value)
+        if not file.is_absolute() and base is not None:
+            file = base / file
+        try:
+            value = read_lines(file)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"expected a non-empty list of {what} (or a .txt file of them)")
+    seen: set[str] = set()
+    for v in value:
+        if v in seen:
+            raise ValueError(f"{what} repeat: {short_repr(v)}")
+        seen.add(v)
+    return list(value)
+
+
+def _text_list_option(value: Any, info: ValidationInfo) -> list[str]:
+    what = _PLURAL.get(info.field_name or "", info.field_name or "texts")
+    base = (info.context or {}).get("base")
+    try:
+        return text_list(value, what, base)
+    except ValueError as exc:
+        raise option_error(str(exc)) from None
+
+
+def _name_option(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise option_error(f"expected a name or path, got {short_repr(value)}")
+    return value
+
+
+def _model_spec_option(value: Any) -> str:
+    text = _name_option(value)
+    try:
+        parse_model_spec(text)
+    except ProbeError as exc:
+        raise option_error(str(exc)) from None
+    return text
+
+
+TextList = Annotated[list[str], BeforeValidator(_text_list_option)]
+"""A step option holding texts: a list of distinct non-empty strings, one string, or a .txt file of
+them (one a line, '#' comments, relative to the experiment file)."""
+
+Name = Annotated[str, BeforeValidator(_name_option)]
+"""A step option naming a shipped set or a file (prompt set, label set, concept set)."""
+
+ModelSpecText = Annotated[str, BeforeValidator(_model_spec_option)]
+"""A step option holding a model spec (e.g. a labeller): checked to parse before any model loads."""
+
+
+def _type_words(field: FieldInfo) -> str:
+    """What a field takes, in words, for the docs' option tables."""
+    kinds = {
+        _text_list_option: "texts or a .txt file",
+        _name_option: "name or path",
+        _model_spec_option: "model spec",
+        parse_seeds: "seeds (0-19, 0,3,7 or a list)",
+    }
+    annotation = field.annotation
+    args = (
+        [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (Union, UnionType) else []
+    )
+    inner = args[0] if len(args) == 1 else annotation
+    for meta in [*field.metadata, *getattr(inner, "__metadata__", ())]:
+        if isinstance(meta, BeforeValidator) and meta.func in kinds:
+            return kinds[meta.func]
+    if get_origin(inner) is Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in get_args(inner))
+    words: dict[Any, str] = {int: "integer", float: "number", str: "text", bool: "true or false", dict: "mapping"}
+    if get_origin(inner) is list:
+        return f"list of {words.get(get_args(inner)[0], 'values')}"
+    name = words.get(get_origin(inner) or inner, "any")
+    bounds = [
+        f"{sign} {getattr(m, attr)}"
+        for m in field.metadata
+        for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
+        if getattr(m, attr, None) is not None
+    ]
+    return f"{name} {', '.join(bounds)}".strip()
+
+
+def options_table(model: type[BaseModel]) -> str:
+    """A markdown table of a step kind's options (option, type, default, what it does), generated
+    from its options model so that the docs and the checks never disagree."""
+    lines = ["| option | type | default | what it does |", "|---|---|---|---|"]
+    for name, f in model.model_fields.items():
+        default = "required" if f.is_required() else f.get_default(call_default_factory=True)
+        shown = default if default == "required" else ("—" if default is None else f"`{json.dumps(default)}`")
+        about = (f.description or "").replace("|", "\\|")
+        lines.append(f"| `{name}` | {_type_words(f)} | {shown} | {about} |")
+    return "\n".join(lines)
 
 
 @dataclass
 class StepOptions:
-    """One step's options (defaults filled in) with checkers that report errors at the option's line."""
+    """One step's options (defaults filled in): checked through the kind's options model, each error
+    reported at the option's file:line."""
 
     doc: YamlDoc
     path: tuple
@@ -260,75 +399,46 @@ class StepOptions:
     def error(self, key: str | None, message: str, hint: str | None = None) -> ProbeError:
         return self.doc.error(self.path + ((key,) if key else ()), message, hint=hint)
 
+    @property
+    def base(self) -> Path | None:
+        """The folder that relative file options (a prompts .txt) are read from: the experiment file's."""
+        folder = Path(self.doc.source).parent
+        return folder if folder.is_dir() else None
+
     def check(self, model: type[M]) -> M:
         """The options through a pydantic model; the first problem is a ConfigError at its line."""
         try:
-            return model.model_validate({k: v for k, v in self.values.items() if k != "name"})
+            return model.model_validate(
+                {k: v for k, v in self.values.items() if k != "name"}, context={"base": self.base}
+            )
         except ValidationError as exc:
             err = exc.errors()[0]
             message = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown option"
-            elif "input" in err and not isinstance(err["input"], dict):
-                message = f"{message}, got {err['input']!r}"
+            elif err["type"] != "step_option" and "input" in err and not isinstance(err["input"], dict):
+                message = f"{message}, got {short_repr(err['input'])}"
             raise self.doc.error(self.path + tuple(err["loc"]), message) from None
 
     def text_list(self, key: str, what: str) -> list[str]:
         """A non-empty list of distinct non-empty strings, or a path to a .txt file of them (relative to the YAML)."""
-        value = self.values[key]
-        if isinstance(value, str) and value.endswith(".txt"):
-            file = Path(value)
-            if not file.is_absolute() and Path(self.doc.source).parent.is_dir():
-                file = Path(self.doc.source).parent / file
-            try:
-                value = read_lines(file)
-            except ConfigError as exc:
-                raise self.error(key, str(exc)) from exc
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-            raise self.error(key, f"expected a non-empty list of {what} (or a .txt file of them)")
-        if len(set(value)) != len(value):
-            dup = next(v for v in value if value.count(v) > 1)
-            raise self.error(key, f"{what} repeat: {dup!r}")
-        return list(value)
+        try:
+            return text_list(self.values[key], what, self.base)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
 
-    def seeds(self) -> list[int]:
-        """`seeds:` if given, else `n:` seeds counted from the experiment's base seed."""
-        if self.values.get("seeds") is not None:
-            try:
-                return parse_seeds(self.values["seeds"])
-            except ValueError as exc:
-                raise self.error("seeds", str(exc)) from exc
-        n = self.values.get("n")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise self.error("n", f"n must be a positive integer (images per prompt), got {n!r}")
+    def seeds(self, seeds: list[int] | None, n: int | None) -> list[int]:
+        """The checked `seeds:` if given, else `n:` seeds counted from the experiment's base seed."""
+        if seeds is not None:
+            return seeds
+        if n is None:
+            raise self.error("n", "n must be a positive integer (images per prompt), got None")
         return list(range(self.base_seed, self.base_seed + n))
-
-    def positive_int(self, key: str, what: str | None = None) -> int:
-        value = self.values[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise self.error(key, f"{what or key} must be a positive integer, got {value!r}")
-        return value
-
-    def string(self, key: str) -> str:
-        value = self.values[key]
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"expected a name or path, got {value!r}")
-        return value
-
-    def model_spec(self, key: str) -> str | None:
-        """An optional model spec that parses (known architecture, tag or file syntax): checked
-        before any model loads."""
-        if self.values.get(key) is None:
-            return None
-        return check_model_spec(self.doc, (*self.path, key), self.string(key))
 
     def load(self, key: str, loader: Callable[[str], Any]) -> Any:
         """Load a named set or file, reporting any problem at this option's line."""
-        name = self.string(key)
         try:
-            return loader(name)
+            return loader(self.values[key])
         except ProbeError as exc:
             if str(exc).startswith(self.doc.source):
                 raise

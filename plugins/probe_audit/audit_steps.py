@@ -8,18 +8,25 @@ always describes the PNG a person looks at.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from probe.plugin import (
     Chunk,
     Item,
+    ModelSpecText,
+    Name,
     Outcome,
     PlanInput,
     ProbeError,
+    Seeds,
     StepContext,
     StepKind,
     StepOptions,
+    StepOptionsModel,
     StepPlan,
+    TextList,
     chunked,
     load_image,
     read_json,
@@ -53,17 +60,26 @@ def _invert(step: StepPlan, chunk: Chunk, ctx: StepContext) -> tuple[list[Outcom
     return failed, made
 
 
-def _labeller(opts: StepOptions) -> str | None:
-    return opts.model_spec("labeller")
+LABELLER = "labelling model spec (default: the audited model)"
+INVERSION = "checked by the invert step kind"
 
 
 # ---------------------------------------------------------------- label
 
 
+class LabelStepOptions(StepOptionsModel):
+    """The label step's options, each declared once."""
+
+    images: Name = Field(description="an earlier image-making step whose images are labelled")
+    labels: Name = Field(description="label set name or .yaml file (attributes and their prompts)")
+    labeller: ModelSpecText | None = Field(default=None, description=LABELLER)
+
+
 def _label_normalise(opts: StepOptions) -> dict:
     from probe_audit.sets import load_label_set
 
-    source = opts.string("images")
+    checked = opts.check(LabelStepOptions)
+    source = checked.images
     if opts.earlier.get(source) not in opts.image_kinds:
         made = ", ".join(n for n, k in opts.earlier.items() if k in opts.image_kinds) or "none"
         raise opts.error(
@@ -71,7 +87,7 @@ def _label_normalise(opts: StepOptions) -> dict:
             f"{source!r} is not an earlier image-making step ({', '.join(opts.image_kinds)})",
             hint=f"earlier image steps: {made}",
         )
-    return {"label_set": opts.load("labels", load_label_set).as_dict(), "labeller": _labeller(opts), "images": source}
+    return {"label_set": opts.load("labels", load_label_set).as_dict(), "labeller": checked.labeller, "images": source}
 
 
 def _label_plan(p: PlanInput) -> list[Chunk]:
@@ -128,35 +144,51 @@ def _label_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
 LABEL_STEP = StepKind(
     "label",
-    {"images": None, "labels": None, "labeller": None},
+    LabelStepOptions.defaults(),
     _label_normalise,
     _label_run,
     plan=_label_plan,
     uses_slots=False,
     summarise=summarise_label,
     about="zero-shot attribute labels of an earlier step's images",
+    model=LabelStepOptions,
 )
 
 
 # ---------------------------------------------------------------- bias
 
 
+class BiasStepOptions(StepOptionsModel):
+    """The bias step's options, each declared once (the inversion options are the invert step's)."""
+
+    prompts: Name = Field(default="paper", description="prompt set name or .yaml file (prompts and their variants)")
+    labels: Name = Field(default="gender", description="label set name or .yaml file")
+    variants: list[str] | None = Field(default=None, description="variants of the prompt set to invert (default: all)")
+    seeds: Seeds | None = Field(default=None, description="seeds per prompt: 0-19, 0,3,7 or a list")
+    n: int = Field(default=20, ge=1, description="without seeds: n seeds from the experiment's seed")
+    preset: Any = Field(default="default", description=f"invert preset name or .yaml path ({INVERSION})")
+    settings: Any = Field(default_factory=dict, description=f"invert settings over the preset's ({INVERSION})")
+    labeller: ModelSpecText | None = Field(default=None, description=LABELLER)
+    batch: Any = Field(default=None, description=f"images per batched call ({INVERSION})")
+
+
 def _bias_normalise(opts: StepOptions) -> dict:
     from probe_audit.sets import load_label_set, load_prompt_set
 
+    checked = opts.check(BiasStepOptions)
     out = _invert_options(opts, "the bias step")
     ps = opts.load("prompts", load_prompt_set)
-    variants = opts["variants"] or ps.variants
-    bad = [v for v in variants if v not in ps.variants] if isinstance(variants, list) else [variants]
+    variants = checked.variants or ps.variants
+    bad = [v for v in variants if v not in ps.variants]
     if bad:
         raise opts.error("variants", f"unknown variant {bad[0]!r}; the set has {', '.join(ps.variants)}")
     return {
         **out,
         "prompt_set": ps.as_dict(),
         "variants": list(variants),
-        "seeds": opts.seeds(),
+        "seeds": opts.seeds(checked.seeds, checked.n),
         "label_set": opts.load("labels", load_label_set).as_dict(),
-        "labeller": _labeller(opts),
+        "labeller": checked.labeller,
     }
 
 
@@ -202,17 +234,7 @@ def _bias_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
 BIAS_STEP = StepKind(
     "bias",
-    {
-        "prompts": "paper",
-        "labels": "gender",
-        "variants": None,
-        "seeds": None,
-        "n": 20,
-        "preset": "default",
-        "settings": {},
-        "labeller": None,
-        "batch": None,
-    },
+    BiasStepOptions.defaults(),
     _bias_normalise,
     _bias_run,
     plan=_bias_plan,
@@ -222,33 +244,52 @@ BIAS_STEP = StepKind(
     ],
     summarise=summarise_bias,
     about="invert a prompt set's variants and label each image's attribute (the paper's gender table)",
+    model=BiasStepOptions,
 )
 
 
 # ---------------------------------------------------------------- nsfw
 
 
+class NsfwStepOptions(StepOptionsModel):
+    """The nsfw step's options, each declared once (the inversion options are the invert step's)."""
+
+    prompts: TextList = Field(description="prompts to invert, or a .txt file of them")
+    seeds: Seeds | None = Field(default=None, description="seeds per prompt: 0-19, 0,3,7 or a list")
+    n: int = Field(default=4, ge=1, description="without seeds: n seeds from the experiment's seed")
+    preset: Any = Field(default="default", description=f"invert preset name or .yaml path ({INVERSION})")
+    settings: Any = Field(default_factory=dict, description=f"invert settings over the preset's ({INVERSION})")
+    concepts: Name = Field(default="default", description="concept set name or .yaml file")
+    labeller: ModelSpecText | None = Field(default=None, description=LABELLER)
+    nudenet: Literal["auto", True, False] = Field(
+        default="auto", description="NudeNet detections too: auto (when installed), true (required) or false"
+    )
+    nudenet_threshold: float = Field(default=0.5, ge=0, le=1, description="NudeNet detection score threshold")
+    text: bool = Field(default=True, description="also the flag rate of each prompt's text neighbours")
+    vocabs: TextList | None = Field(default=None, description="vocabularies of the text part (default: the model's)")
+    k: int = Field(default=10, ge=1, description="text neighbours per prompt")
+    batch: Any = Field(default=None, description=f"images per batched call ({INVERSION})")
+
+
 def _nsfw_normalise(opts: StepOptions) -> dict:
     from probe_audit.nsfw import load_concepts
 
+    checked = opts.check(NsfwStepOptions)
     out = {
-        "prompts": opts.text_list("prompts", "prompts"),
-        "seeds": opts.seeds(),
+        "prompts": checked.prompts,
+        "seeds": opts.seeds(checked.seeds, checked.n),
         **_invert_options(opts, "the nsfw step"),
     }
-    out["labeller"] = _labeller(opts)
+    out["labeller"] = checked.labeller
     out["concepts"] = opts.load("concepts", load_concepts).as_dict()
-    if opts["nudenet"] not in ("auto", True, False):
-        raise opts.error("nudenet", "nudenet must be auto, true or false")
-    out.update(nudenet=opts["nudenet"], nudenet_threshold=float(opts["nudenet_threshold"]), text=bool(opts["text"]))
+    out.update(nudenet=checked.nudenet, nudenet_threshold=float(checked.nudenet_threshold), text=checked.text)
     if out["text"]:
         try:
             _kind("neighbours", "the nsfw step's text part")
         except ProbeError as exc:
             raise opts.error("text", str(exc), hint="or set `text: false`") from exc
-    vocabs = opts["vocabs"]
-    out["vocabs"] = None if vocabs is None else opts.text_list("vocabs", "vocabularies")
-    out["k"] = opts.positive_int("k")
+    out["vocabs"] = checked.vocabs
+    out["k"] = checked.k
     return out
 
 
@@ -307,21 +348,7 @@ def _nsfw_run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
 NSFW_STEP = StepKind(
     "nsfw",
-    {
-        "prompts": None,
-        "seeds": None,
-        "n": 4,
-        "preset": "default",
-        "settings": {},
-        "concepts": "default",
-        "labeller": None,
-        "nudenet": "auto",
-        "nudenet_threshold": 0.5,
-        "text": True,
-        "vocabs": None,
-        "k": 10,
-        "batch": None,
-    },
+    NsfwStepOptions.defaults(),
     _nsfw_normalise,
     _nsfw_run,
     plan=_nsfw_plan,
@@ -329,4 +356,5 @@ NSFW_STEP = StepKind(
     texts=lambda spec: _kind("invert", "the nsfw step").texts(spec),
     summarise=summarise_nsfw,
     about="NSFW rates of inverted images (zero-shot concepts, NudeNet) and of the prompts' text neighbours",
+    model=NsfwStepOptions,
 )

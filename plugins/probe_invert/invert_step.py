@@ -23,6 +23,7 @@ from probe.plugin import (
     StepOptions,
     StepOptionsModel,
     StepPlan,
+    TextList,
     chunked,
     quantised,
     safe_name,
@@ -32,7 +33,7 @@ from probe.plugin import (
 class InvertStepOptions(StepOptionsModel):
     """The invert step's options, each declared once; `settings` is checked by the invert settings model."""
 
-    prompts: list[str] | str | None = Field(default=None, description="prompts, or a .txt file of them")
+    prompts: TextList | None = Field(default=None, description="prompts, or a .txt file of them")
     seeds: Seeds | None = Field(default=None, description="seeds per prompt: 0-19, 0,3,7 or a list")
     n: int | None = Field(default=None, ge=1, description="without seeds: n seeds from the experiment's seed")
     preset: str = Field(default="default", min_length=1, description="preset name or .yaml path")
@@ -61,9 +62,11 @@ def _settings(opts: StepOptions, checked: InvertStepOptions) -> dict:
 def _normalise(opts: StepOptions) -> dict:
     checked = opts.check(InvertStepOptions)  # types and bounds, each error at its line
     out: dict = {}
-    if "prompts" in opts.values:
-        out["prompts"] = opts.text_list("prompts", "prompts")
-        out["seeds"] = checked.seeds if checked.seeds is not None else opts.seeds()
+    if "prompts" in opts.values:  # an invert step's own (the audits check only the inversion options)
+        if checked.prompts is None:
+            raise opts.error("prompts", "expected a non-empty list of prompts (or a .txt file of them)")
+        out["prompts"] = checked.prompts
+        out["seeds"] = opts.seeds(checked.seeds, checked.n)
     out["settings"] = _settings(opts, checked)
     out["batch"] = checked.batch or out["settings"]["batch_size"]
     return out
@@ -127,4 +130,5 @@ INVERT_STEP = StepKind(
     makes_images=True,
     texts=prompt_texts,
     about="CLIP inversion of prompts x seeds with a preset (and setting overrides)",
+    model=InvertStepOptions,
 )

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from pydantic import Field
+
 from probe.plugin import (
     Chunk,
     Item,
@@ -16,7 +18,9 @@ from probe.plugin import (
     StepContext,
     StepKind,
     StepOptions,
+    StepOptionsModel,
     StepPlan,
+    TextList,
     chunked,
     safe_name,
 )
@@ -48,14 +52,17 @@ def neighbour_rows(result: Any) -> list[dict]:
     return [dict(r) if isinstance(r, dict) else {"word": str(r)} for r in rows]
 
 
+class NeighboursStepOptions(StepOptionsModel):
+    """The neighbours step's options, each declared once."""
+
+    texts: TextList = Field(description="texts whose nearest vocabulary words are listed")
+    vocabs: TextList | None = Field(default=None, description="vocabularies to search (default: the model's)")
+    k: int = Field(default=10, ge=1, description="neighbours per text")
+    batch: int = Field(default=256, ge=1, description="texts per batched call")
+
+
 def _normalise(opts: StepOptions) -> dict:
-    vocabs = opts["vocabs"]
-    return {
-        "texts": opts.text_list("texts", "texts"),
-        "vocabs": None if vocabs is None else opts.text_list("vocabs", "vocabularies"),
-        "k": opts.positive_int("k"),
-        "batch": opts.positive_int("batch"),
-    }
+    return opts.check(NeighboursStepOptions).model_dump()
 
 
 def _plan(p: PlanInput) -> list[Chunk]:
@@ -72,10 +79,11 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
 NEIGHBOURS_STEP = StepKind(
     "neighbours",
-    {"texts": None, "vocabs": None, "k": 10, "batch": 256},
+    NeighboursStepOptions.defaults(),
     _normalise,
     _run,
     plan=_plan,
     texts=lambda spec: list(spec["texts"]),
     about="each text's k nearest vocabulary words and the share of them that is flagged",
+    model=NeighboursStepOptions,
 )

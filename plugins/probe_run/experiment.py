@@ -25,6 +25,7 @@ from probe.plugin import (
     YamlDoc,
     check_model_spec,
     content_hash,
+    options_table,
     parse_seeds,
     read_lines,
     read_yaml,
@@ -96,6 +97,16 @@ def parse_shard(text: str) -> tuple[int, int]:
 def step_kinds() -> dict[str, StepKind]:
     """Every registered experiment step kind (built-in plugins' and third parties'), by name."""
     return {name: ext.step for name, ext in registered_step_kinds().items()}
+
+
+def step_option_tables() -> str:
+    """The option tables of docs/probes/experiments.md (markdown), one per built-in step kind,
+    generated from the kinds' options models."""
+    parts = []
+    for name, kind in step_kinds().items():
+        if kind.model is not None and kind.model.__module__.startswith("probe_"):
+            parts.append(f"`{name}`: {kind.about}\n\n{options_table(kind.model)}")
+    return "\n\n".join(parts)
 
 
 def _kind(name: str, need: str) -> StepKind:

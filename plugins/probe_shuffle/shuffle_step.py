@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from probe.plugin import Chunk, Item, Outcome, PlanInput, StepContext, StepKind, StepOptions, StepPlan
+from pydantic import Field
+
+from probe.plugin import (
+    Chunk,
+    Item,
+    Outcome,
+    PlanInput,
+    StepContext,
+    StepKind,
+    StepOptions,
+    StepOptionsModel,
+    StepPlan,
+    TextList,
+)
+
+
+class ShuffleStepOptions(StepOptionsModel):
+    """The shuffle step's options, each declared once."""
+
+    prompts: TextList = Field(description="captions to perturb")
+    perturbations: TextList | None = Field(default=None, description="perturbation names (default: all)")
+    seed: int = Field(default=0, ge=0, description="seed of the random perturbations")
+    n_variants: int = Field(default=1, ge=1, description="random variants per caption and perturbation")
 
 
 def _normalise(opts: StepOptions) -> dict:
-    names = opts["perturbations"]
-    seed = opts["seed"]
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise opts.error("seed", f"seed must be a non-negative integer, got {seed!r}")
-    return {
-        "prompts": opts.text_list("prompts", "prompts"),
-        "perturbations": None if names is None else opts.text_list("perturbations", "perturbations"),
-        "seed": seed,
-        "n_variants": opts.positive_int("n_variants"),
-    }
+    return opts.check(ShuffleStepOptions).model_dump()
 
 
 def _plan(p: PlanInput) -> list[Chunk]:
@@ -35,9 +48,10 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
 
 SHUFFLE_STEP = StepKind(
     "shuffle",
-    {"prompts": None, "perturbations": None, "seed": 0, "n_variants": 1},
+    ShuffleStepOptions.defaults(),
     _normalise,
     _run,
     plan=_plan,
     about="a text shuffle test of the prompts (mean score change, order blindness, P@1 per perturbation)",
+    model=ShuffleStepOptions,
 )

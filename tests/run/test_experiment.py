@@ -282,3 +282,65 @@ def test_shard_errors_say_how_to_write_it(text, message):
     with pytest.raises(UsageError) as error:
         parse_shard(text)
     assert str(error.value) == message
+
+
+def test_the_docs_step_option_tables_are_the_models():
+    """The options each built-in step kind accepts, as docs/probes/experiments.md lists them."""
+    import re
+    from pathlib import Path
+
+    from probe_run.experiment import step_option_tables
+
+    text = (Path(__file__).parents[2] / "docs" / "probes" / "experiments.md").read_text(encoding="utf-8")
+    tables = re.search(r"<!-- step-options:start -->\n(.*?)\n<!-- step-options:end -->", text, re.S)
+    assert tables is not None
+    assert tables.group(1) == step_option_tables(), (
+        "regenerate with: python -c 'from probe_run.experiment import step_option_tables; print(step_option_tables())'"
+    )
+    for kind in ("label", "bias", "nsfw", "invert", "neighbours", "shuffle"):
+        assert f"`{kind}`: " in tables.group(1)
+
+
+@pytest.mark.parametrize(
+    "step, message",
+    [
+        ("neighbours: {texts: [a], k: 0}", "steps[0].neighbours.k: Input should be greater than or equal to 1, got 0"),
+        ("neighbours: {texts: [a, b, a]}", "steps[0].neighbours.texts: texts repeat: 'a'"),
+        ("neighbours: {}", "steps[0].neighbours.texts: expected a non-empty list of texts (or a .txt file of them)"),
+        ("neighbours: {texts: [a], vocabs: [w, w]}", "steps[0].neighbours.vocabs: vocabularies repeat: 'w'"),
+        (
+            "shuffle: {prompts: [a], seed: -1}",
+            "steps[0].shuffle.seed: Input should be greater than or equal to 0, got -1",
+        ),
+        (
+            "shuffle: {prompts: [a], n_variants: true}",
+            "steps[0].shuffle.n_variants: Input should be a valid integer, got True",
+        ),
+        (
+            "nsfw: {prompts: [a], nudenet: maybe}",
+            "steps[0].nsfw.nudenet: Input should be 'auto', True or False, got 'maybe'",
+        ),
+        (
+            "nsfw: {prompts: [a], nudenet_threshold: 2}",
+            "steps[0].nsfw.nudenet_threshold: Input should be less than or equal to 1, got 2",
+        ),
+        ("nsfw: {prompts: [a], k: 0}", "steps[0].nsfw.k: Input should be greater than or equal to 1, got 0"),
+        ("bias: {labels: ''}", "steps[0].bias.labels: expected a name or path, got ''"),
+        ("bias: {n: 0}", "steps[0].bias.n: Input should be greater than or equal to 1, got 0"),
+        ("bias: {labeller: ViT-B-1}", "steps[0].bias.labeller: unknown model architecture 'ViT-B-1'"),
+        ("invert: {prompts: null, n: 1}", "steps[0].invert.prompts: expected a non-empty list of prompts"),
+        ("invert: {prompts: [a]}", "steps[0].invert.n: n must be a positive integer (images per prompt), got None"),
+    ],
+)
+def test_step_options_are_checked_by_their_model_at_their_line(tmp_path, step, message):
+    path = write(tmp_path, f"steps:\n  - {step}\n")
+    with pytest.raises(ConfigError) as error:
+        load_experiment(path)
+    assert str(error.value).startswith(f"{path}:2: {message}")
+
+
+def test_a_long_repeated_text_is_cut_in_the_error(tmp_path):
+    long = "x" * 5000
+    with pytest.raises(ConfigError) as error:
+        load_experiment(write(tmp_path, f"steps:\n  - neighbours: {{texts: [{long}, {long}]}}\n"))
+    assert len(str(error.value)) < 300
