@@ -246,15 +246,13 @@ def _command_sections(
                 sub_maps[sub.replace("_", "-")] = _section(f"{name} {sub}", subcmd, sub_opts, partial(where, name, sub))
             out[name] = sub_maps
             continue
-        out[name] = _section(name, cmd, options, partial(where, name), ctx)
+        out[name] = _section(name, cmd, options, partial(where, name))
     return out
 
 
-def _section(
-    name: str, cmd: Any, options: dict[str, Any], where: Callable[[str], str], ctx: Any = None
-) -> dict[str, Any]:
-    """One command's section as its default map: keys checked, `no-x` inverted, values converted
-    and range-checked as click would (each error names the key's file:line)."""
+def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
+    """One command's section as its default map: keys checked, `no-x` inverted, values checked by
+    the section's pydantic model, built from the command's options (each error at its file:line)."""
     from probe.errors import ConfigError
 
     keys = _option_keys(cmd)
@@ -270,22 +268,19 @@ def _section(
             f"{where(unknown[0])}: `probe {name}` has no option {unknown[0]!r} (options: {', '.join(shown)})",
             hint=f"other settings go under `set:`, e.g. set: [{unknown[0]}=VALUE]" if takes_set else None,
         )
-    out = {}
-    params = {p.name: p for p in cmd.params}
+    from probe.cli.config import check_section
+
+    out: dict[str, Any] = {}
+    written: dict[str, str] = {}
     for key, value in options.items():
         target = keys[str(key)]
         if target.startswith("!"):  # `no-x: true` means x = false
             if not isinstance(value, bool):
                 raise ConfigError(f"{where(key)}: {key!r} takes true or false, got {value!r}")
             target, value = target[1:], not value
-        param = params[target]
-        if ctx is not None and value is not None and param.callback is None:
-            try:
-                param.process_value(ctx, value)  # the value click would get: converted and range-checked
-            except typer.BadParameter as exc:
-                raise ConfigError(f"{where(key)}: {name}.{key}: bad value {value!r}: {exc.message}") from None
         out[target] = value
-    return out
+        written[target] = str(key)
+    return check_section(name, list(cmd.params), out, written, where)  # types and bounds, as the flags'
 
 
 def _root(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from probe.errors import ConfigError
 
@@ -44,6 +44,70 @@ def _check_globals(values: dict[str, Any], where: Callable[[str], str]) -> dict[
         else:
             message = f"{key}: {err['msg']}, got {err['input']!r}"
         raise ConfigError(f"{where(key)}: {message}") from None
+
+
+def _one_type(annotation: Any, choices: tuple[Any, ...] | None) -> Any:
+    """One value's pydantic type: a path is written as text, a choice is one of its values."""
+    if choices:
+        return Literal[tuple(getattr(c, "value", c) for c in choices)]
+    if annotation is Path:
+        return str
+    return annotation if annotation in (bool, int, float, str) else Any
+
+
+def _option_type(param: Any) -> Any:
+    """The pydantic type of one command option, from the Python type the command declares for it
+    (typer keeps it as `type_descriptor.annotation`) and its bounds (`min`, `max`)."""
+    desc = getattr(param, "type_descriptor", None)
+    annotation = desc.annotation if desc is not None else Any
+    choices = desc.choices if desc is not None else None
+    if get_origin(annotation) is list:
+        inner = _one_type(get_args(annotation)[0], choices)
+        return Annotated[list[inner], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] | None  # type: ignore[valid-type]
+    base = _one_type(annotation, choices)
+    bounds = {
+        name: value
+        for name, value in (("ge", getattr(param, "min", None)), ("le", getattr(param, "max", None)))
+        if value is not None and base in (int, float) and not getattr(param, "clamp", False)
+    }
+    return (Annotated[base, Field(**bounds)] if bounds else base) | None
+
+
+def section_model(name: str, params: list[Any]) -> type[BaseModel]:
+    """The config section of `probe NAME` as a pydantic model built from the command's own options,
+    so a value in the file is checked by the same type, bounds and choices as the flag."""
+    fields: dict[str, Any] = {  # aliased: an option may be called `json` or `copy` like a BaseModel method
+        f"option_{i}": (_option_type(p), Field(default=None, alias=p.name))
+        for i, p in enumerate(params)
+        if p.name is not None
+    }
+    # Not strict, unlike the global keys: a flag's value is text that click converts, and YAML reads
+    # `lr: 1e-3` as text, so `steps: "3"` and `lr: 1e-3` mean what they would on the command line.
+    config = ConfigDict(extra="forbid")
+    return create_model(f"Section_{name.replace(' ', '_').replace('-', '_')}", __config__=config, **fields)
+
+
+def check_section(
+    name: str, params: list[Any], values: dict[str, Any], keys: dict[str, str], where: Callable[[str], str]
+) -> dict[str, Any]:
+    """A command section's values (by parameter name) through its model, as the command's default
+    map; the first problem is a ConfigError at its key's file:line (`keys`: parameter name -> the key
+    as written)."""
+    try:
+        checked = section_model(name, params).model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        target = str(err["loc"][0])
+        key = keys.get(target, target)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        shown = _short(values.get(target))
+        raise ConfigError(f"{where(key)}: {name}.{key}: bad value {shown}: {message}") from None
+    return checked.model_dump(by_alias=True, exclude_unset=True)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 @dataclass

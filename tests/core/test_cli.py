@@ -244,6 +244,37 @@ def test_config_global_keys_are_checked_by_their_model_at_their_line(invoke, tmp
         assert result.exit_code == 2 and message in result.stderr, (text, result.stderr)
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("neighbours:\n  k: -1\n", "{cfg}:2: neighbours.k: bad value -1: Input should be greater than or equal to 1"),
+        ("invert:\n  steps: abc\n", "{cfg}:2: invert.steps: bad value 'abc': Input should be a valid integer"),
+        ("models:\n  json: maybe\n", "{cfg}:2: models.json: bad value 'maybe': Input should be a valid boolean"),
+        ("world:\n\n  render:\n    size: x\n", "{cfg}:4: world render.size: bad value 'x': Input should be a valid"),
+        ("bias:\n  n: 0\n", "{cfg}:2: bias.n: bad value 0: Input should be greater than or equal to 1"),
+    ],
+)
+def test_config_sections_are_checked_by_a_model_of_the_commands_options(invoke, tmp_path, text, message):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text(text)
+    result = invoke("--config", cfg, "models")
+    assert result.exit_code == 2 and message.format(cfg=cfg) in result.stderr, result.stderr
+
+
+def test_a_config_section_value_is_read_as_the_flag_would_be(tmp_path):
+    import typer.main
+
+    from probe.cli.app import build_app
+    from probe.cli.config import check_section
+
+    group = typer.main.get_command(build_app())
+    ctx = group.make_context("probe", ["models"], resilient_parsing=True)
+    world = group.get_command(ctx, "world")
+    train = world.get_command(ctx, "train")  # type: ignore[attr-defined]
+    values = {"lr": "1e-3", "steps": "3"}
+    assert check_section("world train", list(train.params), values, {}, str) == {"lr": 0.001, "steps": 3}
+
+
 def test_a_config_section_sets_invert_knobs_through_set(invoke, tiny_spec, tmp_path):
     cfg = tmp_path / "probe.yaml"
     cfg.write_text(f"model: {tiny_spec}\ninvert:\n  steps: 2\n  set: [lr=0.07, 'transforms=[resize]']\n")
