@@ -269,8 +269,8 @@ def test_a_config_section_value_is_read_as_the_flag_would_be(tmp_path):
 
     group = typer.main.get_command(build_app())
     ctx = group.make_context("probe", ["models"], resilient_parsing=True)
-    world = group.get_command(ctx, "world")
-    train = world.get_command(ctx, "train")  # type: ignore[attr-defined]
+    world: Any = group.get_command(ctx, "world")  # type: ignore[attr-defined]
+    train = world.get_command(ctx, "train")
     values = {"lr": "1e-3", "steps": "3"}
     assert check_section("world train", list(train.params), values, {}, str) == {"lr": 0.001, "steps": 3}
 
