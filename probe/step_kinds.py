@@ -248,17 +248,22 @@ def read_lines(path: Path) -> list[str]:
     return [line for _, line in numbered_lines(path)]
 
 
-def numbered_lines(path: Path, what: str = "") -> list[tuple[int, str]]:
+def numbered_lines(path: Path, what: str = "", error: type[ProbeError] = ConfigError) -> list[tuple[int, str]]:
     """(line number, stripped line) of a UTF-8 text file's non-blank, non-comment (#) lines: the one
-    reader of line files (prompts, texts). A missing, unreadable, non-UTF-8 or NUL-holding file is a
-    ConfigError naming it (`what`: e.g. "prompts", for "prompts file not found: PATH")."""
+    reader of line files (prompts, texts). A missing, unreadable, non-UTF-8 or NUL-holding file is an
+    `error` naming it (`what`: e.g. "prompts", for "prompts file not found: PATH")."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{what + ' ' if what else ''}file not found: {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable UTF-8 text file ({type(exc).__name__})") from exc
-    refuse_nul(path, text, ConfigError)
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what + ' ' if what else ''}file not found: {path}") from None
+    except IsADirectoryError:
+        raise error(f"{path} is a folder, not a text file", hint="pass a text file, one entry a line") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+    refuse_nul(path, text, error)
     return [
         (number, line.strip())
         for number, line in enumerate(text.splitlines(), 1)

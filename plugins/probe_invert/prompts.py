@@ -74,20 +74,10 @@ def parse_seeds(text: str) -> list[int]:
 
 def read_prompts_file(path: Path) -> list[str]:
     """One prompt per line; blank lines and lines starting with '#' are skipped; each line is checked."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"prompts file not found: {path}") from None
-    except (UnicodeDecodeError, IsADirectoryError):
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    from probe.plugin import refuse_nul
+    from probe.plugin import numbered_lines
 
-    refuse_nul(path, text, ConfigError)
     prompts = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in numbered_lines(path, "prompts"):
         try:
             parse_prompt(line)
         except UsageError as exc:

@@ -45,17 +45,9 @@ class ImageCaptions:
 
 def read_prompt_file(path: Path) -> list[str]:
     """One prompt per line; blank lines and lines starting with '#' are skipped."""
-    from probe.plugin import refuse_nul
+    from probe.plugin import numbered_lines
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataError(f"prompt file not found: {path}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file of prompts") from exc
-    refuse_nul(path, text)
-    lines = text.splitlines()
-    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    prompts = [line for _, line in numbered_lines(path, "prompt", DataError)]
     if not prompts:
         raise DataError(f"{path}: no prompts in the file", hint="write one prompt per line")
     return prompts

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from probe.errors import ConfigError
+from probe.files.yamldoc import YamlDoc, read_yaml
 
 
 class GlobalKeys(BaseModel):
@@ -117,21 +118,22 @@ class Config:
     path: Path | None = None
     values: dict[str, Any] = field(default_factory=dict)
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    doc: YamlDoc | None = None
+    written: dict[str, Any] = field(default_factory=dict)  # section name (dashes) -> its key as written
 
     def where(self, *path: str) -> str:
-        """'file:line' of a key (a section, or a section's option)."""
-        while path and path not in self.lines:
-            path = path[:-1]
-        return f"{self.path}:{self.lines.get(path, 1)}"
+        """'file:line' of a key (a section, or a section's option), from the file's YAML line map."""
+        if self.doc is None:
+            return f"{self.path}:1"
+        if path:
+            path = (self.written.get(path[0], path[0]), *path[1:])
+        return self.doc.where(path)
 
 
 def load_config(path: Path | None) -> Config:
     """Read and check a config file; a missing path means an empty config."""
     if path is None:
         return Config()
-    from probe.files.yamldoc import read_yaml
-
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}", hint="check --config or PROBE_CONFIG")
@@ -141,22 +143,20 @@ def load_config(path: Path | None) -> Config:
         return Config(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping of keys to values")
-    lines = {
-        tuple(str(k).replace("_", "-") if i == 0 else str(k) for i, k in enumerate(key)): line
-        for key, line in doc.lines.items()
-    }
-    cfg = Config(path, lines=lines)
+    cfg = Config(path, doc=doc)
     globals_: dict[str, Any] = {}
     for key, value in data.items():
-        where = f"{path}:{doc.lines.get((key,), 1)}"
         if key in GlobalKeys.model_fields:
             globals_[key] = value
         elif isinstance(value, dict):
-            cfg.commands[str(key).replace("_", "-")] = {str(k): v for k, v in value.items()}
+            name = str(key).replace("_", "-")
+            cfg.commands[name] = {str(k): v for k, v in value.items()}
+            cfg.written[name] = key
         else:
             known = ", ".join(sorted(GlobalKeys.model_fields))
             raise ConfigError(
-                f"{where}: unknown key {key!r}: use one of {known}, or a command name with a mapping of its options"
+                f"{doc.where((key,))}: unknown key {key!r}: use one of {known},"
+                " or a command name with a mapping of its options"
             )
-    cfg.values = _check_globals(globals_, lambda key: f"{path}:{doc.lines.get((key,), 1)}")
+    cfg.values = _check_globals(globals_, lambda key: doc.where((key,)))
     return cfg

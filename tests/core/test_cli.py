@@ -252,6 +252,7 @@ def test_config_global_keys_are_checked_by_their_model_at_their_line(invoke, tmp
         ("models:\n  json: maybe\n", "{cfg}:2: models.json: bad value 'maybe': Input should be a valid boolean"),
         ("world:\n\n  render:\n    size: x\n", "{cfg}:4: world render.size: bad value 'x': Input should be a valid"),
         ("bias:\n  n: 0\n", "{cfg}:2: bias.n: bad value 0: Input should be greater than or equal to 1"),
+        ("seed: 1\n\nshuffle_test:\n  # c\n  seed: -1\n", "{cfg}:5: shuffle-test.seed: bad value -1: Input should be"),
     ],
 )
 def test_config_sections_are_checked_by_a_model_of_the_commands_options(invoke, tmp_path, text, message):
