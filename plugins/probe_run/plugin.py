@@ -123,11 +123,14 @@ def register_commands(app: typer.Typer) -> None:
             ),
         ] = None,
         no_blur: Annotated[bool, typer.Option("--no-blur", help="Show images flagged NSFW unblurred.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
     ) -> None:
         """One self-contained HTML page (images embedded) with the run's tables and image grids."""
+        from probe.files.checks import check_new_file
         from probe.plugin import atomic_write_text, console
         from probe_run.report import render_report
 
+        check_new_file(output, force)  # a file the user named; RUN_FOLDER/report.html is the tool's own
         path = output or Path(run_folder) / "report.html"
         page = render_report(Path(run_folder), blur=not no_blur)
         atomic_write_text(path, page)

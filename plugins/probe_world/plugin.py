@@ -71,9 +71,11 @@ def register_commands(app: typer.Typer) -> None:
         ] = None,
         size: Annotated[int, typer.Option("--size", help="Image side in pixels (geometry scales).")] = 64,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
     ) -> None:
         """Draw one scene that a caption describes; attributes it omits are sampled as in training
         (with the planted bias)."""
+        from probe.files.checks import check_new_file
         from probe.plugin import UsageError, console, inside, options, safe_name, write_png
         from probe.world.captions import CaptionError, caption_text, parse_caption
         from probe.world.render import render
@@ -81,6 +83,7 @@ def register_commands(app: typer.Typer) -> None:
         from probe.world.vocab import COLOURS, POSITIONS, SHAPES, SIZES
 
         state = options(ctx)
+        check_new_file(output, force)  # a file the user named; the default name is the tool's own
         if not 8 <= size <= 1024:
             raise UsageError(f"--size {size} is out of range", hint="use 8 to 1024 pixels")
         try:

@@ -112,3 +112,19 @@ def test_a_second_run_into_a_busy_folder_fails_at_once(invoke, tmp_path, monkeyp
         result = invoke("-o", tmp_path, *args)
     assert result.exit_code == 2, result.output
     assert f"another probe {command} is writing to {busy}" in result.stderr
+
+
+def test_report_replaces_a_file_the_user_named_only_with_force(invoke, run_folder):
+    """`probe report RUN -o FILE` naming an existing file: refused (exit 2, the file untouched);
+    --force replaces it; the default RUN/report.html is the tool's own and is rewritten freely."""
+    _, folder = run_folder
+    mine = folder.parent / "notes.html"
+    mine.write_text("my notes\n")
+    refused = invoke("report", folder, "-o", mine)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.strip() == f"Error: {mine} already exists (pick another name, or pass --force to replace it)"
+    assert mine.read_text() == "my notes\n"
+    assert invoke("report", folder, "-o", mine, "--force").exit_code == 0
+    assert "<html" in mine.read_text().lower()
+    for _ in range(2):
+        assert invoke("report", folder).exit_code == 0

@@ -55,6 +55,19 @@ def test_render_refuses_bad_input_in_one_line(invoke, tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_render_replaces_a_file_the_user_named_only_with_force(invoke, tmp_path):
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"my own picture")
+    refused = invoke("-o", tmp_path, "world", "render", CAPTION, "--output", mine)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.strip() == f"Error: {mine} already exists (pick another name, or pass --force to replace it)"
+    assert mine.read_bytes() == b"my own picture"
+    assert invoke("-o", tmp_path, "world", "render", CAPTION, "--output", mine, "--force").exit_code == 0
+    assert mine.read_bytes().startswith(b"\x89PNG")
+    for _ in range(2):  # the default name is the tool's own: a rerun rewrites it
+        assert invoke("-o", tmp_path, "world", "render", CAPTION).exit_code == 0
+
+
 def _sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
