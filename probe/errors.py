@@ -37,6 +37,25 @@ class DataError(ProbeError):
     """A bad input file: vocabulary, image, sidecar."""
 
 
+MAX_MESSAGE = 2000
+"""Characters of an error line shown at most: a message never carries a whole file's worth of text."""
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters, for echoing a bad value in an error."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def clipped(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` with its middle left out past `limit` characters (the start says where and what, the
+    end holds the hint)."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} [... {len(text) - 2 * keep} characters left out ...] {text[-keep:]}"
+
+
 def caller_stacklevel() -> int:
     """The `stacklevel` for a warning raised here that names the first line outside the probe package
     (and the torch.no_grad or contextlib wrappers around its functions), so a warning about a user's

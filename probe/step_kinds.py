@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, Va
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from probe.errors import ConfigError, ProbeError
+from probe.errors import ConfigError, ProbeError, short_repr
 from probe.files.checks import refuse_nul
 from probe.models.specs import parse_model_spec
 
@@ -274,12 +274,6 @@ def numbered_lines(path: Path, what: str = "", error: type[ProbeError] = ConfigE
 def option_error(message: str) -> PydanticCustomError:
     """A step option's own message, shown as it is (no pydantic prefix, no echo of the value)."""
     return PydanticCustomError("step_option", "{message}", {"message": message})
-
-
-def short_repr(value: Any, limit: int = 80) -> str:
-    """repr(value), cut to `limit` characters: an error line never carries a whole file's worth of value."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 _PLURAL = {"vocabs": "vocabularies"}

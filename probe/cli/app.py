@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from probe.cli.mount import add_commands
 from probe.cli.state import get_state
-from probe.errors import ProbeError
+from probe.errors import ProbeError, clipped
 from probe.registry import Registry, activate, current, discover
 from probe.registry.discovery import SLOW_IMPORT_SECONDS
 from probe.registry.extensions import enable_hint
@@ -90,7 +90,7 @@ class ProbeGroup(TyperGroup):
         except ProbeError as exc:
             if _debug(ctx):
                 raise
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {clipped(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
@@ -100,8 +100,10 @@ class ProbeGroup(TyperGroup):
         except Exception as exc:  # a bug, not bad input: one line unless --debug
             if _debug(ctx):
                 raise
+            message = clipped(str(exc))
             typer.echo(
-                f"Error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True
+                f"Error: internal error: {type(exc).__name__}: {message} (rerun with --debug for the traceback)",
+                err=True,
             )
             ctx.exit(1)
         finally:

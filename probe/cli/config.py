@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
-from probe.errors import ConfigError
+from probe.errors import ConfigError, short_repr
 from probe.files.yamldoc import YamlDoc, read_yaml
 
 
@@ -41,9 +41,9 @@ def _check_globals(values: dict[str, Any], where: Callable[[str], str]) -> dict[
         err = exc.errors()[0]
         key = str(err["loc"][0])
         if err["type"].endswith("_type"):
-            message = f"{key!r} must be {_type_name(key)}, got {err['input']!r}"
+            message = f"{key!r} must be {_type_name(key)}, got {short_repr(err['input'])}"
         else:
-            message = f"{key}: {err['msg']}, got {err['input']!r}"
+            message = f"{key}: {err['msg']}, got {short_repr(err['input'])}"
         raise ConfigError(f"{where(key)}: {message}") from None
 
 
@@ -101,14 +101,9 @@ def check_section(
         target = str(err["loc"][0])
         key = keys.get(target, target)
         message = str(err["msg"]).removeprefix("Value error, ")
-        shown = _short(values.get(target))
+        shown = short_repr(values.get(target))
         raise ConfigError(f"{where(key)}: {name}.{key}: bad value {shown}: {message}") from None
     return checked.model_dump(by_alias=True, exclude_unset=True)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 @dataclass
@@ -155,7 +150,7 @@ def load_config(path: Path | None) -> Config:
         else:
             known = ", ".join(sorted(GlobalKeys.model_fields))
             raise ConfigError(
-                f"{doc.where((key,))}: unknown key {key!r}: use one of {known},"
+                f"{doc.where((key,))}: unknown key {short_repr(key)}: use one of {known},"
                 " or a command name with a mapping of its options"
             )
     cfg.values = _check_globals(globals_, lambda key: doc.where((key,)))

@@ -45,6 +45,10 @@ def dotted(path: Key) -> str:
 MAX_ALIAS_EXPANSION = 10_000
 """Values that aliases may add beyond the file's own: enough for any config, far short of a bomb."""
 
+MAX_ALIAS_CHARS = 1_000_000
+"""Characters of text that aliases may add beyond the file's own: a few aliased values repeating one
+long text would otherwise grow a small file into hundreds of megabytes once read or printed."""
+
 
 @dataclass
 class _Walk:
@@ -54,34 +58,48 @@ class _Walk:
     lines: dict[Key, int]
     seen: set[int] = field(default_factory=set)
     expanded: int = 0
+    expanded_chars: int = 0
 
-    def refuse(self, node: Any, message: str) -> ConfigError:
+    def line_of(self, node: Any, parent: Key) -> int:
+        """A node's own line; inside an alias's copy, the line where the alias is used."""
+        if id(node) in self.seen and parent in self.lines:
+            return self.lines[parent]
+        return node.start_mark.line + 1
+
+    def refuse(self, node: Any, message: str, path: Key | None = None) -> ConfigError:
+        """The error at the line of `path` (where an alias is used), else of the node itself."""
+        line = self.lines.get(path) if path is not None else None
         return ConfigError(
-            f"{self.source}:{node.start_mark.line + 1}: {message}",
+            f"{self.source}:{line or node.start_mark.line + 1}: {message}",
             hint="write the values out instead of using YAML aliases (*name)",
         )
 
 
 def _walk(node: Any, path: Key, state: _Walk, ancestors: frozenset[int] = frozenset()) -> None:
     """Record the line of every key and item; an alias that contains itself, or aliases that
-    expand past MAX_ALIAS_EXPANSION values (a 'billion laughs' file), are a ConfigError."""
+    expand past MAX_ALIAS_EXPANSION values or MAX_ALIAS_CHARS characters (a 'billion laughs' file),
+    are a ConfigError."""
     if id(node) in ancestors:
         raise state.refuse(node, "recursive YAML alias (a value that contains itself)")
     if id(node) in state.seen:
         state.expanded += 1
         if state.expanded > MAX_ALIAS_EXPANSION:
-            raise state.refuse(node, f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION} values")
+            raise state.refuse(node, f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION} values", path)
+        if isinstance(node, yaml.ScalarNode):
+            state.expanded_chars += len(node.value)
+            if state.expanded_chars > MAX_ALIAS_CHARS:
+                raise state.refuse(node, f"YAML aliases expand to more than {MAX_ALIAS_CHARS} characters of text", path)
     state.seen.add(id(node))
     inner = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             child = (*path, key_node.value)
-            state.lines[child] = key_node.start_mark.line + 1
+            state.lines[child] = state.line_of(key_node, path)
             _walk(value_node, child, state, inner)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             child = (*path, i)
-            state.lines[child] = item.start_mark.line + 1
+            state.lines[child] = state.line_of(item, path)
             _walk(item, child, state, inner)
 
 
@@ -101,6 +119,8 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
         raise ConfigError(f"{source}:{line}: invalid YAML: {problem}") from exc
     except RecursionError as exc:
         raise ConfigError(f"{source}: YAML nested too deeply", hint="flatten the file") from exc
+    except MemoryError:
+        raise ConfigError(f"{source}: YAML file too large to read in the memory available") from None
     return YamlDoc(source, data, lines)
 
 

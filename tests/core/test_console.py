@@ -49,3 +49,14 @@ def test_printed_tables_fit_the_terminal(capsys, monkeypatch, width):
     assert sum("A title" in line for line in lines) >= 1
     for word in caption.split():  # every word of the caption is printed whole
         assert any(f" {word} " in f" {line.replace('│', ' ')} " for line in lines)
+
+
+def test_a_long_error_message_is_clipped_in_the_middle():
+    from probe.errors import MAX_MESSAGE, clipped, short_repr
+
+    text = "where: " + "x" * 100_000 + " (the hint)"
+    shown = clipped(text)
+    assert len(shown) < MAX_MESSAGE + 60
+    assert shown.startswith("where: xxx") and shown.endswith("(the hint)") and "characters left out" in shown
+    assert clipped("short") == "short"
+    assert short_repr("y" * 500) == repr("y" * 500)[:77] + "..." and short_repr(3) == "3"
