@@ -396,6 +396,9 @@ def main() -> None:
         if sys.stderr is not None:
             print("Error: standard output is closed (redirect it to a file or /dev/null instead)", file=sys.stderr)
         raise SystemExit(2)
+    for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal gets \u2606 escapes, never a crash
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     app = build_app()
     try:
         app(prog_name="probe")

@@ -133,3 +133,23 @@ def test_a_closed_standard_output_is_one_line_not_a_traceback(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr == "Error: standard output is closed (redirect it to a file or /dev/null instead)\n"
+
+
+@pytest.mark.slow
+def test_an_ascii_only_terminal_gets_escapes_not_an_internal_error(tmp_path):
+    """A prompt with a star sign on a terminal whose encoding is ASCII: the table is printed with the
+    character escaped, exit 0."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = Path(sys.executable).with_name("probe")
+    done = subprocess.run(
+        [str(probe), "neighbours", "a red \u2606 star", "--k", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )
+    assert done.returncode == 0, done.stderr.decode("ascii", "replace")
+    assert b"a red \\u2606 star" in done.stdout and b"internal error" not in done.stderr
