@@ -275,17 +275,17 @@ def run_comparison(
     plans = {m: plan_from_spec(spec_for_model(plan.spec, m)) for m in listed}
     folders = {m: model_folder(folder, m, where) for m in to_run}
     manifest = _comparison_manifest(plan, listed)
-    check_writable(folder)
     _check_comparison(folder, manifest)
     for m in to_run:  # every refusal before the first model loads
         if check_texts is not None:
             check_texts(step_texts(plans[m]), m)
-        check_writable(folders[m])
         if (folders[m] / "manifest.json").is_file() and not resume:
             raise UsageError(
                 f"{folders[m]} already holds a run", hint="pass --resume to continue it, or choose another folder"
             )
-        with folder_lock(folders[m], "run"):
+    check_writable(folder)
+    for m in to_run:
+        with folder_lock(folders[m], "run"):  # another run of this model's folder is refused now
             pass
     write_json(folder / COMPARISON_FILE, manifest)  # the same bytes whichever run or Slurm task writes it
     result = ComparisonResult(folder, plan, {})
