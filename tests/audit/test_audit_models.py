@@ -9,6 +9,7 @@ import pytest
 def test_bias_of_two_models_writes_two_run_folders_and_json_keyed_by_model(tmp_path, tiny_spec, invoke, cpu):
     from tests.conftest import write_tiny_model
 
+    (tmp_path / "other").mkdir()
     other = f"local-dir:{write_tiny_model(tmp_path / 'other', seed=2)}"
     out = tmp_path / "out"
     args = ["-o", out, "bias", "--prompts", "shapes", "--labels", "colours", "--n", "1", "--steps", "1"]
