@@ -14,7 +14,11 @@ PROBE_API = 1
 
 RunDir = Annotated[
     Path | None,
-    typer.Option("--run-dir", help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]).", show_default=False),
+    typer.Option(
+        "--run-dir",
+        help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]; with several models, their comparison folder).",
+        show_default=False,
+    ),
 ]
 Shard = Annotated[
     str | None,

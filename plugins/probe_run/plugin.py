@@ -94,7 +94,13 @@ def register_commands(app: typer.Typer) -> None:
         ] = False,
         run_dir: Annotated[
             Path | None,
-            typer.Option("--run-dir", help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]).", show_default=False),
+            typer.Option(
+                "--run-dir",
+                help=(
+                    "Run folder (default: OUT/runs/NAME[.shard-I-of-N]; with several models, their comparison folder)."
+                ),
+                show_default=False,
+            ),
         ] = None,
         as_json: AsJson = False,
     ) -> None:
