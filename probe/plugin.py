@@ -65,6 +65,7 @@ __all__ = [
     "network_available",
     "current_session",
     "session_for",
+    "release_session",
     "options",
     "GlobalOptions",
     "check_prompt_lengths",
@@ -190,6 +191,9 @@ class GlobalOptions:
     allow_pickle: bool
     labeller: str | None
     debug: bool
+    #: every `-m/--model` given, in order (empty when none was: then `model` is the config's or the
+    #: default); a command that compares models runs each in turn (`session_for`, `release_session`)
+    models: tuple[str, ...] = ()
 
 
 def options(ctx: typer.Context) -> GlobalOptions:
@@ -197,7 +201,9 @@ def options(ctx: typer.Context) -> GlobalOptions:
     from probe.cli.state import get_state
 
     s = get_state(ctx)
-    return GlobalOptions(s.model, s.device, s.precision, Path(s.out_dir), s.seed, s.allow_pickle, s.labeller, s.debug)
+    return GlobalOptions(
+        s.model, s.device, s.precision, Path(s.out_dir), s.seed, s.allow_pickle, s.labeller, s.debug, tuple(s.models)
+    )
 
 
 @overload
@@ -213,6 +219,7 @@ def current_session(ctx: typer.Context, text_only: bool = False) -> Session | Te
 
     text_only=True returns a `TextEncoder`: the loaded session if there is one, else the model's
     cached text snapshot (no open_clip import: about twice as fast a cold start), else the session.
+    Several `-m` given to a command that takes one model is a one-line UsageError here.
     """
     from probe.cli.state import get_state
 
@@ -220,11 +227,29 @@ def current_session(ctx: typer.Context, text_only: bool = False) -> Session | Te
     return state.text_session if text_only else state.session
 
 
-def session_for(ctx: typer.Context, model: str) -> Session:
-    """A session for another model spec (ensembles, labellers), shared like the main one."""
+@overload
+def session_for(ctx: typer.Context, model: str, text_only: Literal[False] = False) -> Session: ...
+
+
+@overload
+def session_for(ctx: typer.Context, model: str, text_only: bool) -> Session | TextEncoder: ...
+
+
+def session_for(ctx: typer.Context, model: str, text_only: bool = False) -> Session | TextEncoder:
+    """A session for another model spec (ensembles, labellers, each model a command compares),
+    shared like the main one; text_only as for `current_session`."""
     from probe.cli.state import get_state
 
-    return get_state(ctx).session_for(model)
+    state = get_state(ctx)
+    return state.text_session_for(model) if text_only else state.session_for(model)
+
+
+def release_session(ctx: typer.Context, model: str) -> None:
+    """Free a model's session (and text snapshot) before the next model loads: a command that
+    compares models holds one at a time, so its memory is that of the largest."""
+    from probe.cli.state import get_state
+
+    get_state(ctx).release(model)
 
 
 def check_prompt_lengths(

@@ -164,3 +164,21 @@ def experiment_file(tmp_path):
 def cpu(monkeypatch):
     """Sessions on CPU whatever the machine has."""
     monkeypatch.setenv("PROBE_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="session")
+def other_builtin_spec(tmp_path_factory) -> str:
+    """A second real model for comparisons: the shipped shapes-tiny weights with a perturbed text
+    projection (so its text embeddings, neighbours and scores differ), loaded as `shapes-tiny@FILE`."""
+    from importlib import resources
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(resources.files("probe.models").joinpath("weights/shapes-tiny.safetensors")))
+    projection = weights["text_projection"]
+    noise = torch.randn(projection.shape, generator=torch.Generator().manual_seed(0))
+    weights["text_projection"] = projection + 0.5 * projection.std() * noise
+    path = tmp_path_factory.mktemp("other-model") / "other.safetensors"
+    save_file(weights, str(path))
+    return f"shapes-tiny@{path}"

@@ -14,7 +14,11 @@ PROBE_API = 1
 
 RunDir = Annotated[
     Path | None,
-    typer.Option("--run-dir", help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]).", show_default=False),
+    typer.Option(
+        "--run-dir",
+        help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]; with several models, their comparison folder).",
+        show_default=False,
+    ),
 ]
 Shard = Annotated[
     str | None,
@@ -31,10 +35,23 @@ Steps = Annotated[
 
 
 def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shard: str | None, resume: bool, **kw):
-    """Run an audit's experiment (a mapping written as an experiment file) with the engine; the RunResult."""
-    from probe.plugin import check_prompt_lengths, console, current_session, options, python_api, session_for
+    """Run an audit's experiment (a mapping written as an experiment file) with the engine: the
+    RunResult, or with -m given twice or more the ComparisonResult (one model loaded at a time)."""
+    from probe.plugin import (
+        check_prompt_lengths,
+        console,
+        current_session,
+        options,
+        python_api,
+        release_session,
+        session_for,
+    )
 
-    run_experiment = python_api().require("run_experiment", need=f"probe {command}").function
+    models = options(ctx).models
+    if len(models) > 1:
+        kw |= {"models": models, "release_session": lambda spec: release_session(ctx, spec)}
+    name = "run_comparison" if len(models) > 1 else "run_experiment"
+    run_experiment = python_api().require(name, need=f"probe {command}").function
     return run_experiment(
         raw,
         lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
@@ -49,14 +66,32 @@ def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shar
     )
 
 
-def _print_run(result) -> None:
+def _print_run(result, model: str | None = None) -> None:
     from probe.plugin import console
 
     for step in result.summary()["steps"]:
         t = step["table"]
-        console.print_table(t["title"], t["columns"], t["rows"])
+        console.print_table(t["title"] + (f" — {model}" if model else ""), t["columns"], t["rows"])
     for line in result.notes():
         console.note(line)
+
+
+def _show_models(result, as_json: bool, key: str, notes_for, files_for=None) -> None:
+    """An audit of several models: each model's tables and notes in turn; --json keyed by model spec."""
+    from probe.plugin import console
+
+    if as_json:
+        data = result.as_dict()
+        for spec, run in result.runs.items():
+            data["models"][spec] |= {key: run.summary()["steps"][0]["data"], "notes": notes_for(spec)}
+        console.print_json(data)
+        return
+    for spec, run in result.runs.items():
+        _print_run(run, spec)
+        for note in notes_for(spec) + ([files_for(run)] if files_for else []):
+            console.note(note)
+    if result.interrupted or result.compared:
+        console.note(result.notes()[-1])
 
 
 def _settings(steps: int | None, size: int | None) -> dict:
@@ -133,6 +168,15 @@ def register_commands(app: typer.Typer) -> None:
         raw["seed"] = state.seed or 0
         raw["name"] = f"bias-{Path(prompts).stem}-{Path(labels).stem}"
         result = _run(ctx, raw, "bias", run_dir, shard, resume)
+        if len(state.models) > 1:
+            _show_models(
+                result,
+                as_json,
+                "table",
+                lambda spec: _bias_notes(spec, labeller or state.labeller or spec, prompts, labels),
+                lambda run: f"tables: {run.folder / 'tables'}/bias.md|csv|json",
+            )
+            raise typer.Exit(result.exit_code)
         step = result.summary()["steps"][0]
         notes = _bias_notes(state.model, labeller or state.labeller or state.model, prompts, labels)
         if as_json:
@@ -222,6 +266,14 @@ def register_commands(app: typer.Typer) -> None:
         }
         raw = {"name": "nsfw", "seed": state.seed or 0, "steps": [{"nsfw": step}]}
         result = _run(ctx, raw, "nsfw", run_dir, shard, resume, blur=not no_blur)
+        if len(state.models) > 1:
+            _show_models(
+                result,
+                as_json,
+                "nsfw",
+                lambda spec: _nsfw_notes(spec, labeller or state.labeller or spec, texts, concepts, not no_text),
+            )
+            raise typer.Exit(result.exit_code)
         notes = _nsfw_notes(state.model, labeller or state.labeller or state.model, texts, concepts, not no_text)
         if as_json:
             console.print_json({**result.as_dict(), "nsfw": result.summary()["steps"][0]["data"], "notes": notes})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -111,8 +112,16 @@ def register_commands(app: typer.Typer) -> None:
         from probe.files.checks import check_new_file
 
         check_new_file(csv_path, force)
-        from probe.plugin import UsageError, console, current_session, options, save_text_snapshot
-        from probe_neighbours.vocabularies import check_vocab_names, default_vocabs, read_entries
+        from probe.plugin import (
+            UsageError,
+            console,
+            current_session,
+            options,
+            release_session,
+            save_text_snapshot,
+            session_for,
+        )
+        from probe_neighbours.vocabularies import check_vocab_names, read_entries
 
         groups: dict[str, list[str]] = {}
         if texts:
@@ -123,40 +132,32 @@ def register_commands(app: typer.Typer) -> None:
             raise UsageError("nothing to look up", hint="give TEXT arguments, --file PROMPTS or --image PATH")
         check_vocab_names(list(vocab or []))  # files and vocabularies: all before torch or the model loads
         from probe_neighbours.index import IndexParams
-        from probe_neighbours.query import image_neighbours, load_query_images, text_neighbours
 
         params = IndexParams(kind=index)
         state = options(ctx)
+        if len(state.models) > 1:  # a comparison: each model in turn, one loaded at a time
+            answers = {}
+            for spec in state.models:
+                one: Any = session_for(ctx, spec, text_only=not image)
+                answers[spec] = _answer(
+                    one, spec, groups, image, vocab, k, params, rebuild, truncate, flag_rate_, prefix=f"{spec}: "
+                )
+                save_text_snapshot(one)
+                del one
+                release_session(ctx, spec)
+            _show_comparison(answers, k, flag_rate_, as_json, csv_path)
+            return
         # text only: a snapshot spares the model load (it has the session's text methods, spec and fingerprint)
         session: Any = current_session(ctx) if image else current_session(ctx, text_only=True)
-        all_texts = [t for g in groups.values() for t in g]
-        session.tokenize(all_texts, truncate=truncate)  # an over-long prompt fails before an index is built
-        vocabs = list(vocab) if vocab else default_vocabs(session)
-        indexes = _open_with_progress(session, vocabs, params, rebuild)
-        notes = [ix.message for ix in indexes if ix.message] + _caveats(state.model, groups, indexes, flag_rate_)
-        for message in notes:
-            console.note(message)
-
-        rows: list[tuple[str, Any]] = []  # (group, NeighbourResult)
-        if all_texts:
-            found = text_neighbours(session, all_texts, vocabs, k, indexes=indexes, truncate=truncate)
-            labels = [g for g, items in groups.items() for _ in items]
-            rows += list(zip(labels, found, strict=True))
-        if image:
-            pixels = load_query_images(session, list(image))
-            rows += [
-                (IMAGES_GROUP, r)
-                for r in image_neighbours(session, pixels, [str(p) for p in image], vocabs, k, indexes=indexes)
-            ]
-
-        rates = _group_rates(rows) if flag_rate_ else None
+        answer = _answer(session, state.model, groups, image, vocab, k, params, rebuild, truncate, flag_rate_)
+        rows, rates = answer.rows, answer.rates
         if csv_path is not None:
             from probe.plugin import atomic_write_text
 
             atomic_write_text(csv_path, _csv_text(rows))
             console.note(f"Wrote {csv_path}")
         if as_json:
-            console.print_json(_json_payload(session, k, indexes, rows, rates, notes))
+            console.print_json(answer.payload)
         elif rates is not None:
             _print_rates(console, rows, rates, k)
         else:
@@ -191,6 +192,143 @@ def register_commands(app: typer.Typer) -> None:
             [[i["name"], f"{i['words']:,}", f"{i['flagged']:,}", i["about"]] for i in items],
             title="Vocabularies",
         )
+
+
+@dataclass
+class _Answer:
+    """One model's answer: (group, NeighbourResult) rows, flag rates (with --flag-rate), --json payload."""
+
+    rows: list[tuple[str, Any]]
+    rates: dict | None
+    payload: dict
+
+
+def _answer(
+    session: Any,
+    model: str,
+    groups: dict[str, list[str]],
+    image: list[Path] | None,
+    vocab: list[str] | None,
+    k: int,
+    params: Any,
+    rebuild: bool,
+    truncate: bool,
+    flag_rate_: bool,
+    prefix: str = "",
+) -> _Answer:
+    """Look up one model's neighbours of every text and image; its notes are shown as they come
+    (after the model's name when several are compared)."""
+    from probe.plugin import console
+    from probe_neighbours.query import image_neighbours, load_query_images, text_neighbours
+    from probe_neighbours.vocabularies import default_vocabs
+
+    all_texts = [t for g in groups.values() for t in g]
+    session.tokenize(all_texts, truncate=truncate)  # an over-long prompt fails before an index is built
+    vocabs = list(vocab) if vocab else default_vocabs(session)
+    indexes = _open_with_progress(session, vocabs, params, rebuild)
+    notes = [ix.message for ix in indexes if ix.message] + _caveats(model, groups, indexes, flag_rate_)
+    for message in notes:
+        console.note(prefix + message)
+    rows: list[tuple[str, Any]] = []
+    if all_texts:
+        found = text_neighbours(session, all_texts, vocabs, k, indexes=indexes, truncate=truncate)
+        labels = [g for g, items in groups.items() for _ in items]
+        rows += list(zip(labels, found, strict=True))
+    if image:
+        pixels = load_query_images(session, list(image))
+        rows += [
+            (IMAGES_GROUP, r)
+            for r in image_neighbours(session, pixels, [str(p) for p in image], vocabs, k, indexes=indexes)
+        ]
+    rates = _group_rates(rows) if flag_rate_ else None
+    return _Answer(rows, rates, _json_payload(session, k, indexes, rows, rates, notes))
+
+
+def _show_comparison(answers: dict[str, _Answer], k: int, flag_rate_: bool, as_json: bool, csv_path: Path | None):
+    """Several models' answers: one table per query with a column block per model (or the flag rates
+    with a model column); --json keyed by model spec; --csv with a leading model column."""
+    from probe.plugin import console
+
+    if csv_path is not None:
+        from probe.plugin import atomic_write_text
+
+        atomic_write_text(csv_path, _csv_text_models({spec: a.rows for spec, a in answers.items()}))
+        console.note(f"Wrote {csv_path}")
+    if as_json:
+        console.print_json({spec: a.payload for spec, a in answers.items()})
+    elif flag_rate_:
+        _print_rates_models(console, answers, k)
+    else:
+        _print_neighbours_models(console, answers)
+
+
+def _print_neighbours_models(console, answers: dict[str, _Answer]) -> None:
+    """Per query one table: rank, then each model's word and cosine (and flag category, where any
+    model's neighbours of the query hold a flagged word)."""
+    from rich.text import Text
+
+    specs = list(answers)
+    first = answers[specs[0]].rows
+    for i, (_, query) in enumerate(first):
+        results = [answers[spec].rows[i][1] for spec in specs]
+        flags = any(n.flagged for r in results for n in r.neighbours)
+        block = ("cosine", "flagged") if flags else ("cosine",)
+        columns = ["#"] + [c for spec in specs for c in (spec, *block)]
+        table_rows = []
+        for rank in range(max(len(r.neighbours) for r in results)):
+            row: list[Any] = [str(rank + 1)]
+            for result in results:
+                if rank >= len(result.neighbours):
+                    row += [""] * (1 + len(block))
+                    continue
+                n = result.neighbours[rank]
+                style = "bold red" if n.flagged else ""
+                row += [Text(n.word, style=style), f"{n.score:.3f}"]
+                row += [Text(n.category or "", style=style)] if flags else []
+            table_rows.append(row)
+        console.print_table(columns, table_rows, title=f"{query.query} — {len(specs)} models")
+
+
+def _print_rates_models(console, answers: dict[str, _Answer], k: int) -> None:
+    """Flagged shares per query with one column per model, then per group one row per model."""
+    specs = list(answers)
+    first = answers[specs[0]].rows
+    per_query = []
+    for i, (group, result) in enumerate(first):
+        shares = []
+        for spec in specs:
+            rates = answers[spec].rates or {}
+            shares.append(f"{rates[group].per_query[answers[spec].rows[i][1].query]:.0%}")
+        per_query.append([group, result.query, *shares])
+    console.print_table(
+        ["group", "query", *specs], per_query, title=f"Flagged share of the top-{k} neighbours, per model"
+    )
+    summary = [
+        [spec, g, str(len(r.per_query)), f"{r.flagged}/{r.total}", f"{r.overall:.1%}"]
+        for spec in specs
+        for g, r in (answers[spec].rates or {}).items()
+    ]
+    console.print_table(["model", "group", "queries", "flagged / neighbours", "rate"], summary, title="Per group")
+
+
+def _csv_text_models(rows_by_model: dict[str, list]) -> str:
+    """The --csv rows of several models: model, then the one-model columns."""
+    lines = []
+    for i, (spec, rows) in enumerate(rows_by_model.items()):
+        body = _csv_text(rows).splitlines()
+        if i == 0:
+            lines.append("model," + body[0])
+        lines += [_csv_field(spec) + "," + line for line in body[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_field(text: str) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([text])
+    return buffer.getvalue()
 
 
 def _group_name(path: Path, taken: dict) -> str:

@@ -43,6 +43,8 @@ __all__ = [
     "parse_shard",
     "plan_from_spec",
     "read_lines",
+    "spec_for_model",
+    "steps_digest",
 ]
 
 STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
@@ -57,6 +59,11 @@ class Plan:
     model: str | None
     spec: dict
     steps: list[StepPlan]
+
+    @property
+    def models(self) -> list[str]:
+        """The models of a comparison (`models:` in the file); empty for a one-model experiment."""
+        return list(self.spec.get("models") or [])
 
     @property
     def digest(self) -> str:
@@ -140,9 +147,11 @@ def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
     data = doc.data
     if not isinstance(data, dict):
         raise doc.error((), "an experiment must be a mapping with `steps:` (a list of steps)")
-    unknown = sorted(set(data) - {"name", "model", "seed", "steps"})
+    unknown = sorted(set(data) - {"name", "model", "models", "seed", "steps"})
     if unknown:
-        raise doc.error((unknown[0],), f"unknown key {unknown[0]!r}", hint="top-level keys: name, model, seed, steps")
+        raise doc.error(
+            (unknown[0],), f"unknown key {unknown[0]!r}", hint="top-level keys: name, model, models, seed, steps"
+        )
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name.strip():
         raise doc.error(("name",), "name must be text")
@@ -151,6 +160,7 @@ def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
         raise doc.error(("model",), "model must be a model spec string")
     if model is not None:
         check_model_spec(doc, ("model",), model)
+    models = _models(doc, data) if "models" in data else None
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise doc.error(("seed",), f"seed must be a non-negative integer, got {seed!r}")
@@ -182,7 +192,45 @@ def normalise(doc: YamlDoc, default_name: str = "experiment") -> dict:
         step = normalise_step(doc, ("steps", i, kind), known[kind], raw, seed, kinds)
         steps.append({"name": step_name, **step})
         kinds[step_name] = kind
+    if models is not None:  # a comparison: the key is there only then, so a one-model spec is unchanged
+        return {"format": FORMAT, "name": name, "model": None, "models": models, "seed": seed, "steps": steps}
     return {"format": FORMAT, "name": name, "model": model, "seed": seed, "steps": steps}
+
+
+def _models(doc: YamlDoc, data: dict) -> list[str]:
+    """`models:` of a comparison: distinct model specs, each checked like `model:` (file:line errors)."""
+    if "model" in data:
+        raise doc.error(("models",), "give model: (one model) or models: (a comparison), not both")
+    models = data["models"]
+    if not isinstance(models, list) or not models:
+        raise doc.error(
+            ("models",), "models must be a non-empty list of model specs, e.g. [shapes-tiny, ViT-B-32@openai]"
+        )
+    for i, spec in enumerate(models):
+        if not isinstance(spec, str) or not spec.strip():
+            raise doc.error(("models", i), f"each model must be a model spec string, got {spec!r}")
+        check_model_spec(doc, ("models", i), spec)
+        if spec in models[:i]:
+            raise doc.error(("models", i), f"model {spec!r} is listed twice")
+    return list(models)
+
+
+def spec_for_model(spec: dict, model: str) -> dict:
+    """One model's experiment of a comparison: the same steps with `model:` set, exactly the spec a
+    file naming that one model gives (so each model's run folder is an ordinary run folder)."""
+    return {
+        "format": spec["format"],
+        "name": spec["name"],
+        "model": model,
+        "seed": spec["seed"],
+        "steps": spec["steps"],
+    }
+
+
+def steps_digest(spec: dict) -> str:
+    """The experiment without its model(s): equal for every model of a comparison, and for runs of
+    one experiment on different models."""
+    return content_hash(json.dumps({k: v for k, v in spec.items() if k not in ("model", "models")}, sort_keys=True))
 
 
 def load_experiment(path: Path) -> Plan:

@@ -29,6 +29,25 @@ def _print_run(result, as_json: bool) -> None:
         console.note(line)
 
 
+def _print_comparison(result, as_json: bool) -> None:
+    """Each model's tables in turn (titles name the model); --json: keyed by model spec."""
+    from probe.plugin import console
+
+    summaries = result.summary()
+    if as_json:
+        data = result.as_dict()
+        for spec, summary in summaries.items():
+            data["models"][spec]["summary"] = summary
+        console.print_json(data)
+        return
+    for spec, summary in summaries.items():
+        for step in summary["steps"]:
+            t = step["table"]
+            console.print_table(t["columns"], t["rows"], title=f"{t['title']} — {spec}")
+    for line in result.notes():
+        console.note(line)
+
+
 class _RunCommand(TyperCommand):
     """`probe run --help` ends with every plugin's step kinds (looked up only when help is shown)."""
 
@@ -43,11 +62,12 @@ class _RunCommand(TyperCommand):
 
 @hookimpl
 def register_python_api(register) -> None:
-    from probe_run.api import run_experiment
+    from probe_run.api import run_comparison, run_experiment
     from probe_run.report import render_report
     from probe_run.runner import merge_runs
 
     register("run_experiment", run_experiment, "run an experiment (file or mapping) into a run folder")
+    register("run_comparison", run_comparison, "run one experiment on several models, one loaded at a time")
     register("merge_runs", merge_runs, "combine shard run folders into one, equal to an unsharded run")
     register("render_report", render_report, "the self-contained HTML report of a run folder")
 
@@ -74,24 +94,48 @@ def register_commands(app: typer.Typer) -> None:
         ] = False,
         run_dir: Annotated[
             Path | None,
-            typer.Option("--run-dir", help="Run folder (default: OUT/runs/NAME[.shard-I-of-N]).", show_default=False),
+            typer.Option(
+                "--run-dir",
+                help=(
+                    "Run folder (default: OUT/runs/NAME[.shard-I-of-N]; with several models, their comparison folder)."
+                ),
+                show_default=False,
+            ),
         ] = None,
         as_json: AsJson = False,
     ) -> None:
-        """Run an experiment's steps in one process with one model load, into one run folder."""
-        from probe.plugin import check_prompt_lengths, console, current_session, options, session_for
-        from probe_run.api import run_experiment
+        """Run an experiment's steps in one process with one model load, into one run folder.
 
+        With several models (models: in the file, or -m given twice or more) each runs in turn, one
+        loaded at a time, into OUT/runs/NAME/<model>/; -m then picks models of the file's list.
+        """
+        from probe.plugin import check_prompt_lengths, console, current_session, options, release_session, session_for
+        from probe_run.api import comparison_models, plan_experiment, run_comparison, run_experiment
+
+        given = options(ctx).models
+        common: dict[str, Any] = {
+            "run_dir": run_dir,
+            "out_dir": options(ctx).out_dir,
+            "shard": shard,
+            "resume": resume,
+            "source": str(experiment),
+            "progress": console.progress,
+            "check_texts": lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+        }
+        if comparison_models(plan_experiment(experiment), given) is not None:
+            compared = run_comparison(
+                experiment,
+                lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
+                models=given,
+                release_session=lambda spec: release_session(ctx, spec),
+                **common,
+            )
+            _print_comparison(compared, as_json)
+            raise typer.Exit(compared.exit_code)
         result = run_experiment(
             experiment,
             lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
-            run_dir=run_dir,
-            out_dir=options(ctx).out_dir,
-            shard=shard,
-            resume=resume,
-            source=str(experiment),
-            progress=console.progress,
-            check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+            **common,
         )
         _print_run(result, as_json)
         raise typer.Exit(result.exit_code)

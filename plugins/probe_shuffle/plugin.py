@@ -123,6 +123,64 @@ def _image_inputs(
     return pairs
 
 
+def _show_models(
+    reports: dict[str, tuple[dict, ShuffleReport]], as_json: bool, csv_path: Path | None, details: bool
+) -> None:
+    """Several models' reports: one summary table with a row per model (and perturbation); --json
+    keyed by model spec; --csv and --details with a leading model column."""
+    from probe.plugin import atomic_write_text, console
+
+    if csv_path is not None:
+        body = [_csv_text(report).splitlines() for _, report in reports.values()]
+        lines = ["model," + body[0][0]] + [
+            _csv_field(spec) + "," + line for spec, rows in zip(reports, body, strict=True) for line in rows[1:]
+        ]
+        atomic_write_text(csv_path, "\n".join(lines) + "\n")
+        console.note(f"Wrote {csv_path}")
+    if as_json:
+        console.print_json({spec: {"model": model, **report.as_dict()} for spec, (model, report) in reports.items()})
+        return
+    first = next(iter(reports.values()))[1]
+    mode = "cos(T(p), T(p'))" if first.mode == "text" else "cos(V(x), T(p')) vs cos(V(x), T(p))"
+    title = f"Shuffle test — {len(reports)} models, {len(first.items)} captions, {mode}"
+    columns: list[str] = []
+    rows: list[list[str]] = []
+    for spec, (_, report) in reports.items():
+        _, columns, own = _summary_table(report, title)
+        rows += [[spec, *row] for row in own]
+    console.print_table(["model", *columns], rows, title=title)
+    for note in dict.fromkeys(note for _, report in reports.values() for note in _summary_notes(report)):
+        console.note(note)
+    if details:
+        text_mode = first.mode == "text"
+        detail_rows = [
+            [
+                spec,
+                item.name,
+                item.caption,
+                *([] if text_mode else [f"{item.original_score:.4f}"]),
+                v.perturbation,
+                v.text,
+                f"{v.score:.4f}",
+                f"{v.delta:+.4f}",
+            ]
+            for spec, (_, report) in reports.items()
+            for item in report.items
+            for v in item.variants
+        ]
+        detail_columns = ["model", "item", "caption", *([] if text_mode else ["score"]), "perturbation"]
+        console.print_table([*detail_columns, "variant", "score'", "Δ"], detail_rows, title="Perturbed captions")
+
+
+def _csv_field(text: str) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([text])
+    return buffer.getvalue()
+
+
 @hookimpl
 def register_perturbations(register) -> None:
     from probe_shuffle.perturbations import BUILTIN
@@ -243,7 +301,15 @@ def register_commands(app: typer.Typer) -> None:
         order blindness (share of perturbations scoring at least the original) and ARO-style P@1
         (share of captions whose original beats all its perturbations).
         """
-        from probe.plugin import UsageError, atomic_write_text, console, current_session, options
+        from probe.plugin import (
+            UsageError,
+            atomic_write_text,
+            console,
+            current_session,
+            options,
+            release_session,
+            session_for,
+        )
         from probe_shuffle.perturbations import (
             check_names,
             describe_perturbations,
@@ -301,13 +367,12 @@ def register_commands(app: typer.Typer) -> None:
             pairs = _image_inputs(
                 list(image or []), list(caption or []), jsonl, invert_dir, world, list(relation or []), seed
             )
-        session = current_session(ctx)  # shows "loading MODEL…" on a terminal
         from probe_shuffle.order_scores import image_shuffle_test, text_shuffle_test
 
-        if pairs is None:
-            report = text_shuffle_test(session, text_prompts, names, seed, variants, truncate=truncate)
-        else:
-            report = image_shuffle_test(
+        def run_test(session: Any) -> ShuffleReport:
+            if pairs is None:
+                return text_shuffle_test(session, text_prompts, names, seed, variants, truncate=truncate)
+            return image_shuffle_test(
                 session,
                 pairs.images,
                 pairs.captions,
@@ -317,6 +382,18 @@ def register_commands(app: typer.Typer) -> None:
                 item_names=pairs.names,
                 truncate=truncate,
             )
+
+        if len(state.models) > 1:  # a comparison: each model in turn, one loaded at a time
+            reports: dict[str, tuple[dict, ShuffleReport]] = {}
+            for spec in state.models:
+                one = session_for(ctx, spec)
+                reports[spec] = (one.describe(), run_test(one))
+                del one
+                release_session(ctx, spec)
+            _show_models(reports, as_json, csv_path, details)
+            return
+        session = current_session(ctx)  # shows "loading MODEL…" on a terminal
+        report = run_test(session)
         if csv_path is not None:
             atomic_write_text(csv_path, _csv_text(report))
             console.note(f"Wrote {csv_path}")

@@ -288,13 +288,13 @@ def _section(name: str, cmd: Any, options: dict[str, Any], where: Callable[[str]
 def _root(
     ctx: typer.Context,
     model: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--model",
             "-m",
-            envvar="PROBE_MODEL",
             help=(
-                "Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, local-dir:…"
+                "Model spec: shapes-tiny (default), ARCH@TAG, ARCH@file.safetensors, ARCH@random, hf-hub:…, "
+                "local-dir:…; repeat to compare models (run, bias, nsfw, neighbours, shuffle-test). Env: PROBE_MODEL."
             ),
             show_default=False,
         ),
@@ -354,7 +354,10 @@ def _root(
         typer.echo(f"Warning: {w.message}", err=True)
     ctx.default_map = {**(ctx.default_map or {}), **sections}
     v = cfg.values
-    state.model = model or v.get("model", state.model)
+    given = list(dict.fromkeys(model or ([os.environ["PROBE_MODEL"]] if os.environ.get("PROBE_MODEL") else [])))
+    state.models = given  # read whole: a path with spaces stays one spec, as before -m became repeatable
+    state.model = given[0] if given else v.get("model", state.model)
+    state.command = ctx.invoked_subcommand
     state.device = device or v.get("device", state.device)
     state.precision = precision or v.get("precision", state.precision)
     state.out_dir = out or Path(v.get("out", state.out_dir))
