@@ -24,17 +24,51 @@ Shard = Annotated[
 ]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in the folder, skipping finished items.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="Where chunks run: local (this process) or ray (Ray actors, one model each; extra: ray)."
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Ray actors (default: one per GPU; on CPU 1, the cores divided between them).",
+        show_default=False,
+    ),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        "--address", help="Join a Ray cluster: auto or ray://HOST:PORT (default: start Ray here).", show_default=False
+    ),
+]
 Preset = Annotated[str, typer.Option("--preset", help="Invert preset name or YAML file.")]
 Steps = Annotated[
     int | None, typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)
 ]
 
 
-def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shard: str | None, resume: bool, **kw):
-    """Run an audit's experiment (a mapping written as an experiment file) with the engine; the RunResult."""
+def _run(
+    ctx: typer.Context,
+    raw: dict,
+    command: str,
+    run_dir: Path | None,
+    shard: str | None,
+    resume: bool,
+    engine: tuple[str, int | None, str | None],
+    **kw,
+):
+    """Run an audit's experiment (a mapping written as an experiment file) with the engine; the RunResult.
+    `engine`: (local or ray, Ray workers, Ray address); workers open sessions with the global options."""
     from probe.plugin import check_prompt_lengths, console, current_session, options, python_api, session_for
 
     run_experiment = python_api().require("run_experiment", need=f"probe {command}").function
+    state = options(ctx)
+    session = {"model": state.model, "device": state.device, "precision": state.precision}
+    name, workers, address = engine
     return run_experiment(
         raw,
         lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
@@ -45,6 +79,13 @@ def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shar
         progress=console.progress,
         check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
         what=f"probe {command} options",
+        engine={
+            "engine": name,
+            "workers": workers,
+            "address": address,
+            "session": session | {"allow_pickle": state.allow_pickle},
+        },
+        note=console.note,
         **kw,
     )
 
@@ -113,6 +154,9 @@ def register_commands(app: typer.Typer) -> None:
         shard: Shard = None,
         resume: Resume = False,
         run_dir: RunDir = None,
+        engine: Engine = "local",
+        workers: Workers = None,
+        address: Address = None,
         as_json: AsJson = False,
     ) -> None:
         """The paper's bias table: N inversions per prompt variant, labelled zero-shot, with Wilson 95% intervals."""
@@ -132,7 +176,7 @@ def register_commands(app: typer.Typer) -> None:
         )
         raw["seed"] = state.seed or 0
         raw["name"] = f"bias-{Path(prompts).stem}-{Path(labels).stem}"
-        result = _run(ctx, raw, "bias", run_dir, shard, resume)
+        result = _run(ctx, raw, "bias", run_dir, shard, resume, (engine, workers, address))
         step = result.summary()["steps"][0]
         notes = _bias_notes(state.model, labeller or state.labeller or state.model, prompts, labels)
         if as_json:
@@ -185,6 +229,9 @@ def register_commands(app: typer.Typer) -> None:
         shard: Shard = None,
         resume: Resume = False,
         run_dir: RunDir = None,
+        engine: Engine = "local",
+        workers: Workers = None,
+        address: Address = None,
         as_json: AsJson = False,
     ) -> None:
         """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed)
@@ -221,7 +268,7 @@ def register_commands(app: typer.Typer) -> None:
             "k": k,
         }
         raw = {"name": "nsfw", "seed": state.seed or 0, "steps": [{"nsfw": step}]}
-        result = _run(ctx, raw, "nsfw", run_dir, shard, resume, blur=not no_blur)
+        result = _run(ctx, raw, "nsfw", run_dir, shard, resume, (engine, workers, address), blur=not no_blur)
         notes = _nsfw_notes(state.model, labeller or state.labeller or state.model, texts, concepts, not no_text)
         if as_json:
             console.print_json({**result.as_dict(), "nsfw": result.summary()["steps"][0]["data"], "notes": notes})

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from probe.plugin import YamlDoc, check_writable, folder_lock, safe_name, step_kinds
+from probe_run.engines import EngineOptions, Executor, LocalExecutor, open_ray
 from probe_run.experiment import Plan, load_experiment, normalise, parse_shard, plan_from_spec
 from probe_run.runner import RunResult, finalise, run_plan
 
-Progress = Callable[[str, int], AbstractContextManager[Callable[[int], Any]]]
+Progress = Callable[..., AbstractContextManager[Callable[..., Any]]]
+RATES = "{task.fields[info]}"  # the progress bar's column of per-worker throughput (engines other than local)
 
 
 def plan_experiment(experiment: str | Path | dict, what: str = "experiment") -> Plan:
@@ -52,13 +54,19 @@ def run_experiment(
     progress: Progress | None = None,
     check_texts: Callable[[list[str], str | None], None] | None = None,
     what: str = "experiment",
+    engine: str | dict | EngineOptions = "local",
+    note: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run an experiment (or one shard of it, `shard="I/N"`) into its run folder and write the summaries.
 
     `open_session(spec)` gives the session of a model spec (None: the audited model when the
-    experiment names none); `progress(name, total)` is a context manager yielding `advance(n)`;
-    `check_texts(texts, model)` may refuse too-long prompts before any model loads.
+    experiment names none); `progress(name, total)` is a context manager yielding
+    `advance(n, info=...)`; `check_texts(texts, model)` may refuse too-long prompts before any model
+    loads. `engine` says where chunks run: "local" (this process) or the fields of `EngineOptions`
+    (`{"engine": "ray", "workers": 2, "session": {...}}`: Ray actors, each opening its own session
+    from `session`); `note(line)` gets what the engine says before the run (e.g. the Ray dashboard).
     """
+    options = _engine_options(engine)
     plan = plan_experiment(experiment, what)
     where = parse_shard(shard) if isinstance(shard, str) else shard
     folder = Path(run_dir) if run_dir is not None else run_folder(out_dir, plan.name, where)
@@ -67,19 +75,48 @@ def run_experiment(
     check_writable(folder)
     with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
         pass
-    session = open_session(plan.model)
     total = len([it for c in plan.chunks_for(where) for it in c.items])
     seen = {"done": 0}
-    with progress(plan.name, total) if progress else nullcontext(None) as advance:
+    with _executor(options, plan, note) as executor:
+        # a local run opens the audited model here; Ray workers open their own
+        session = open_session(plan.model) if options.engine == "local" else None
+        bar: AbstractContextManager[Any] = nullcontext(None)
+        if progress is not None:
+            bar = progress(plan.name, total, *(() if options.engine == "local" else (RATES,)))
+        with bar as advance:
 
-        def on_progress(done: int, _total: int, _step: str) -> None:
-            if advance is not None:
-                advance(done - seen["done"])
-            seen["done"] = done
+            def on_progress(done: int, _total: int, _step: str) -> None:
+                if advance is not None:
+                    rates = " · ".join(w.rate() for w in executor.workers()) if options.engine != "local" else ""
+                    advance(done - seen["done"], **({"info": rates} if rates else {}))
+                seen["done"] = done
 
-        result = run_plan(
-            plan, folder, session, open_session, shard=where, resume=resume, source=source, on_progress=on_progress
-        )
+            result = run_plan(
+                plan,
+                folder,
+                session,
+                open_session if session is not None else None,
+                shard=where,
+                resume=resume,
+                source=source,
+                on_progress=on_progress,
+                executor=executor,
+            )
     if not blur:
         finalise(result.folder, plan, blur=False)
     return result
+
+
+def _executor(
+    options: EngineOptions, plan: Plan, note: Callable[[str], None] | None
+) -> AbstractContextManager[Executor]:
+    """The engine's executor as a context manager (Ray's starts and stops its workers)."""
+    if options.engine == "ray":
+        return open_ray(options, plan, note)
+    return nullcontext(LocalExecutor())
+
+
+def _engine_options(engine: str | dict | EngineOptions) -> EngineOptions:
+    if isinstance(engine, EngineOptions):
+        return engine.check()
+    return (EngineOptions(engine) if isinstance(engine, str) else EngineOptions(**engine)).check()
