@@ -5,7 +5,7 @@ coordination per chunk (driver + Ray: dispatch, transfer, writing the files) aga
 compute. Model loads and Ray's start are outside the timings; every run's folder is checked equal.
 
 Run on demand (not by pytest), e.g.
-    python benchmarks/bench_ray.py --items 8 --steps 20 --rounds 2
+    python benchmarks/bench_ray.py --items 8 --steps 20 --rounds 1
 (`--gpu`: one worker per visible GPU instead of the CPU runs.)
 """
 
@@ -57,11 +57,22 @@ def timed(plan, folder: Path, executor=None, session=None) -> tuple[float, list[
     return time.perf_counter() - start, result.workers
 
 
+def ray_run(plan, folder: Path, workers: int | None, cpus: int, session_options: dict) -> tuple[float, list[dict]]:
+    """One timed run on a fresh local Ray of `cpus` cores (the workers' threads: cores / workers);
+    Ray's start and the model loads happen before the clock starts."""
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        with RayExecutor(EngineOptions("ray", workers, session=session_options), plan) as ex:
+            return timed(plan, folder, executor=ex)
+    finally:
+        ray.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=8, help="inversions (chunks of one)")
     parser.add_argument("--steps", type=int, default=20, help="optimisation steps per inversion")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each, interleaved (medians reported)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each, interleaved (medians reported)")
     parser.add_argument("--gpu", action="store_true", help="one worker per GPU (device auto) instead of CPU runs")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-ray-"))
@@ -71,58 +82,55 @@ def main() -> None:
     device = "auto" if args.gpu else "cpu"
     session_options = {"model": "shapes-tiny", "device": device, "precision": "fp32", "allow_pickle": False}
     cpus = os.cpu_count() or 1
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    counts = [None] if args.gpu else [1, 2]
+    # (row, workers, Ray's cores): what `--engine ray` does on this machine with 1 and 2 workers (the
+    # cores divided between them), and 1 worker on 1 core (scaling at equal threads per worker)
+    configs = (
+        [("ray-gpus", None, cpus)] if args.gpu else [("ray-1", 1, cpus), ("ray-1x1core", 1, 1), ("ray-2", 2, cpus)]
+    )
     local_session = probe.open("shapes-tiny", device=device)
-    seconds: dict[str, list[float]] = {"local": []} | {f"ray-{n or gpus}": [] for n in counts}
-    overhead: dict[str, list[float]] = {k: [] for k in seconds}
-    trip: dict[str, list[float]] = {k: [] for k in seconds}
-    compute: dict[str, list[float]] = {k: [] for k in seconds}
+    rows = ["local"] + [c[0] for c in configs]
+    seconds: dict[str, list[float]] = {k: [] for k in rows}
+    idle: dict[str, list[float]] = {k: [] for k in rows}
+    compute: dict[str, list[float]] = {k: [] for k in rows}
+    trip: dict[str, list[float]] = {k: [] for k in rows}
     folders: list[Path] = []
-    try:
-        for r in range(args.rounds):  # interleaved, so load from other users of the machine hits each alike
-            folder = root / f"local-{r}"
-            wall, workers = timed(plan, folder, session=local_session)
-            seconds["local"].append(wall)
-            compute["local"].append(sum(w["seconds"] for w in workers) / chunks)
-            overhead["local"].append((wall - sum(w["seconds"] for w in workers)) / chunks)
-            trip["local"].append(0.0)
+    for r in range(args.rounds):  # interleaved, so load from other users of the machine hits each alike
+        for key, workers, cores in [("local", 0, cpus), *configs]:
+            folder = root / f"{key}-{r}"
+            if key == "local":
+                wall, stats = timed(plan, folder, session=local_session)
+            else:
+                wall, stats = ray_run(plan, folder, workers, cores, session_options)
+            seconds[key].append(wall)
+            compute[key].append(sum(w["seconds"] for w in stats) / chunks)
+            # worker time not spent computing, per chunk: dispatch, transfer, the driver's writes, the tail
+            idle[key].append(sum(wall - w["seconds"] for w in stats) / chunks)
+            trip[key].append(sum(w["overhead"] for w in stats) / chunks)  # Ray's round trip less compute
             folders.append(folder)
-            for n in counts:
-                key = f"ray-{n or gpus}"
-                with RayExecutor(EngineOptions("ray", n, session=session_options), plan) as ex:  # models load here
-                    folder = root / f"{key}-{r}"
-                    wall, workers = timed(plan, folder, executor=ex)
-                seconds[key].append(wall)
-                busy = sum(w["seconds"] for w in workers)
-                compute[key].append(busy / chunks)
-                # worker time not spent computing, per chunk: dispatch, transfer, the driver's writes, the tail
-                overhead[key].append(sum(wall - w["seconds"] for w in workers) / chunks)
-                trip[key].append(sum(w["overhead"] for w in workers) / chunks)  # Ray's round trip less compute
-                folders.append(folder)
-    finally:
-        ray.shutdown()
     reference = snapshot(folders[0])
     same = all(snapshot(f) == reference for f in folders[1:])
     print(f"{len(plan.items)} inversions ({args.steps} steps, 64 px, shapes-tiny), one per chunk; {cpus} CPU cores")
     print(
-        f"{'engine':<10} {'s/run':>8} {'items/s':>8} {'compute s/chunk':>16} {'idle s/chunk':>13} "
+        f"{'engine':<12} {'s/run':>8} {'items/s':>8} {'compute s/chunk':>16} {'idle s/chunk':>13} "
         f"{'Ray round trip s/chunk':>23}"
     )
     for key, runs in seconds.items():
         wall = statistics.median(runs)
         print(
-            f"{key:<10} {wall:8.2f} {len(plan.items) / wall:8.2f} {statistics.median(compute[key]):16.3f} "
-            f"{statistics.median(overhead[key]):13.3f} {statistics.median(trip[key]):23.4f}"
+            f"{key:<12} {wall:8.2f} {len(plan.items) / wall:8.2f} {statistics.median(compute[key]):16.3f} "
+            f"{statistics.median(idle[key]):13.3f} {statistics.median(trip[key]):23.4f}"
         )
+
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(seconds[b]) / statistics.median(seconds[a])
+
     if not args.gpu:
-        one, two = statistics.median(seconds["ray-1"]), statistics.median(seconds["ray-2"])
-        print(f"throughput 2 workers / 1 worker: {one / two:.2f}x")
-        print(f"throughput ray 1 worker / local: {statistics.median(seconds['local']) / one:.2f}x")
-    ray_key = next(k for k in seconds if k.startswith("ray-"))  # one worker: every idle second is coordination
-    share = statistics.median(overhead[ray_key]) / statistics.median(compute[ray_key])
-    print(f"coordination (driver + Ray) per chunk / compute per chunk ({ray_key}): {share:.1%}")
+        print(f"throughput 2 workers / 1 worker (cores divided, as --engine ray does): {ratio('ray-2', 'ray-1'):.2f}x")
+        print(f"throughput 2 workers / 1 worker on 1 core (equal threads): {ratio('ray-2', 'ray-1x1core'):.2f}x")
+        print(f"throughput ray 1 worker / local: {ratio('ray-1', 'local'):.2f}x")
+    one = "ray-gpus" if args.gpu else "ray-1"  # one worker: every idle second is coordination
+    share = statistics.median(idle[one]) / statistics.median(compute[one])
+    print(f"coordination (driver + Ray) per chunk / compute per chunk ({one}): {share:.1%}")
     print(f"every run's records and images identical: {same}")
 
 

@@ -240,7 +240,7 @@ class RayExecutor:
                 ctx.labellers.update(labellers)
                 for outcome in outcomes:
                     if outcome.image is not None:
-                        outcome.image = torch.from_numpy(outcome.image)
+                        outcome.image = torch.from_numpy(outcome.image.copy())  # a writable copy of the received array
                 yield step, chunk, outcomes
         finally:
             self.busy.clear()  # chunks still in flight are dropped with the run (their items stay pending)

@@ -64,7 +64,7 @@ def executor(plan, workers: int = 2):
 
 
 @pytest.mark.slow
-def test_two_workers_write_the_bytes_of_a_local_run(ray_here, local, tmp_path, invoke):
+def test_two_workers_write_the_bytes_of_a_local_run(ray_here, local, tmp_path, invoke, terminal_stderr):
     exp, whole, local_result = local
     args = ("--device", "cpu", "run", exp, "--engine", "ray", "--workers", "2", "--run-dir", tmp_path / "r")
     result = invoke(*args, "--json")
@@ -74,6 +74,9 @@ def test_two_workers_write_the_bytes_of_a_local_run(ray_here, local, tmp_path, i
     workers = {w["name"]: w for w in data["workers"]}
     assert sorted(workers) == ["w0", "w1"] and all(w["chunks"] > 0 and w["seconds"] > 0 for w in workers.values())
     assert sum(w["items"] for w in workers.values()) == len(local_result.plan.items)
+    bar = terminal_stderr.getvalue()  # the progress bar: items of the whole run and each worker's rate
+    assert f"{len(local_result.plan.items)}/{len(local_result.plan.items)}" in bar
+    assert re.search(r"w0 \d+\.\d\d/s · w1 \d+\.\d\d/s", bar)
     a, b = snapshot(whole), snapshot(tmp_path / "r")
     assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
