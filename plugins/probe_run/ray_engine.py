@@ -51,7 +51,11 @@ class ChunkWorker:
             "allow_pickle": bool(session.get("allow_pickle", False)),
         }
         self.sessions: dict[str, Any] = {}
-        self.session = self.open(plan.model or session.get("model"))
+        self.failed: Exception | None = None
+        try:
+            self.session = self.open(plan.model or session.get("model"))
+        except Exception as exc:  # kept for describe(): the driver shows it as a local run would
+            self.failed = exc
 
     def open(self, spec: str | None) -> Any:
         """A session per model spec, opened once per actor (the audited model, labellers); None:
@@ -64,6 +68,8 @@ class ChunkWorker:
         return self.sessions[key]
 
     def describe(self) -> dict:
+        if self.failed is not None:
+            raise self.failed
         return {
             "model": self.session.describe(),
             "device": self.device,
@@ -88,6 +94,12 @@ class ChunkWorker:
 
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+
+
+def _cause(exc: RayTaskError) -> BaseException:
+    """The exception a worker raised (a ProbeError keeps its one-line message and hint)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -160,7 +172,7 @@ class RayExecutor:
         try:
             found = ray.get([self.actors[n].describe.remote() for n in names])
         except RayTaskError as exc:  # the model failed to load: the same one-line error as locally
-            raise exc.as_instanceof_cause() from None
+            raise _cause(exc) from None
         for name, info in zip(names, found, strict=True):
             self.stats[name] = WorkerStats(name, info["device"], info["node"][:8])
         self.described = found[0]["model"]
@@ -234,7 +246,7 @@ class RayExecutor:
                     yield step, chunk, [Outcome(it.id, "failed", message=message) for it in chunk.items]
                     continue
                 except RayTaskError as exc:  # the step's own error: the run stops as a local run would
-                    raise exc.as_instanceof_cause() from None
+                    raise _cause(exc) from None
                 idle.append(name)
                 self.stats[name].add(len(chunk.items), seconds, time.perf_counter() - sent)
                 ctx.labellers.update(labellers)

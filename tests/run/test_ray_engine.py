@@ -44,12 +44,22 @@ def ray_here():
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory, builtin_session):
-    """The experiment's file and its unsharded local run (with the shipped model on CPU)."""
+    """The experiment's file and its unsharded local run (with the shipped model on CPU), on one
+    thread: what each of 2 workers on Ray's 2 cores computes with (CPU kernels may round differently
+    with another thread count, so equal results are promised for equal threads)."""
+    import torch
+
     root = tmp_path_factory.mktemp("local")
     (root / "exp.yaml").write_text(EXPERIMENT)
+    threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PROBE_CACHE_DIR", str(root / "cache"))
-        result = run_plan(load_experiment(root / "exp.yaml"), root / "run", builtin_session, lambda s: builtin_session)
+        torch.set_num_threads(1)
+        try:
+            plan = load_experiment(root / "exp.yaml")
+            result = run_plan(plan, root / "run", builtin_session, lambda s: builtin_session)
+        finally:
+            torch.set_num_threads(threads)
     snap = snapshot(root / "run")
     assert result.counts["done"] and result.counts["failed"]  # both kinds of record are compared
     assert any(k.startswith("images/") for k in snap) and any(k.startswith("tables/") for k in snap)
@@ -75,7 +85,7 @@ def test_two_workers_write_the_bytes_of_a_local_run(ray_here, local, tmp_path, i
     assert sorted(workers) == ["w0", "w1"] and all(w["chunks"] > 0 and w["seconds"] > 0 for w in workers.values())
     assert sum(w["items"] for w in workers.values()) == len(local_result.plan.items)
     bar = terminal_stderr.getvalue()  # the progress bar: items of the whole run and each worker's rate
-    assert f"{len(local_result.plan.items)}/{len(local_result.plan.items)}" in bar
+    assert f"{local_result.counts['done']}/{len(local_result.plan.items)}" in bar  # the bar counts done items
     assert re.search(r"w0 \d+\.\d\d/s · w1 \d+\.\d\d/s", bar)
     a, b = snapshot(whole), snapshot(tmp_path / "r")
     assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
@@ -158,3 +168,14 @@ def test_worker_options_need_the_ray_engine(invoke, tmp_path):
     assert result.exit_code == 2 and "--workers and --address need --engine ray" in result.stderr
     result = invoke("-o", tmp_path, "run", exp, "--engine", "spark")
     assert result.exit_code == 2 and "unknown engine 'spark'" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_model_a_worker_cannot_open_is_one_line_as_locally(ray_here, local, tmp_path, invoke):
+    exp, _, _ = local
+    args = ("--device", "cpu", "--precision", "fp16", "run", exp)
+    here = invoke("-o", tmp_path / "local", *args)
+    result = invoke("-o", tmp_path / "ray", *args, "--engine", "ray", "--workers", "1")
+    assert here.exit_code == result.exit_code == 2, result.output
+    assert "fp16 autocast is not supported on CPU (use fp32 or bf16 on CPU)" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
