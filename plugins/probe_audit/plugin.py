@@ -28,15 +28,46 @@ Shard = Annotated[
 ]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in the folder, skipping finished items.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="Where chunks run: local (this process) or ray (Ray actors, one model each; extra: ray)."
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Ray actors (default: one per GPU; on CPU 1, the cores divided between them).",
+        show_default=False,
+    ),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        "--address", help="Join a Ray cluster: auto or ray://HOST:PORT (default: start Ray here).", show_default=False
+    ),
+]
 Preset = Annotated[str, typer.Option("--preset", help="Invert preset name or YAML file.")]
 Steps = Annotated[
     int | None, typer.Option("--steps", min=1, help="Override the preset's optimisation steps.", show_default=False)
 ]
 
 
-def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shard: str | None, resume: bool, **kw):
+def _run(
+    ctx: typer.Context,
+    raw: dict,
+    command: str,
+    run_dir: Path | None,
+    shard: str | None,
+    resume: bool,
+    engine: tuple[str, int | None, str | None],
+    **kw,
+):
     """Run an audit's experiment (a mapping written as an experiment file) with the engine: the
-    RunResult, or with -m given twice or more the ComparisonResult (one model loaded at a time)."""
+    RunResult, or with -m given twice or more the ComparisonResult (one model loaded at a time).
+    `engine`: (local or ray, Ray workers, Ray address); workers open sessions with the global options."""
     from probe.plugin import (
         check_prompt_lengths,
         console,
@@ -47,11 +78,14 @@ def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shar
         session_for,
     )
 
-    models = options(ctx).models
+    state = options(ctx)
+    models = state.models
     if len(models) > 1:
         kw |= {"models": models, "release_session": lambda spec: release_session(ctx, spec)}
     name = "run_comparison" if len(models) > 1 else "run_experiment"
     run_experiment = python_api().require(name, need=f"probe {command}").function
+    session = {"model": state.model, "device": state.device, "precision": state.precision}
+    engine_name, workers, address = engine
     return run_experiment(
         raw,
         lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
@@ -62,6 +96,13 @@ def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shar
         progress=console.progress,
         check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
         what=f"probe {command} options",
+        engine={
+            "engine": engine_name,
+            "workers": workers,
+            "address": address,
+            "session": session | {"allow_pickle": state.allow_pickle},
+        },
+        note=console.note,
         **kw,
     )
 
@@ -148,6 +189,9 @@ def register_commands(app: typer.Typer) -> None:
         shard: Shard = None,
         resume: Resume = False,
         run_dir: RunDir = None,
+        engine: Engine = "local",
+        workers: Workers = None,
+        address: Address = None,
         as_json: AsJson = False,
     ) -> None:
         """The paper's bias table: N inversions per prompt variant, labelled zero-shot, with Wilson 95% intervals."""
@@ -167,7 +211,7 @@ def register_commands(app: typer.Typer) -> None:
         )
         raw["seed"] = state.seed or 0
         raw["name"] = f"bias-{Path(prompts).stem}-{Path(labels).stem}"
-        result = _run(ctx, raw, "bias", run_dir, shard, resume)
+        result = _run(ctx, raw, "bias", run_dir, shard, resume, (engine, workers, address))
         if len(state.models) > 1:
             _show_models(
                 result,
@@ -229,6 +273,9 @@ def register_commands(app: typer.Typer) -> None:
         shard: Shard = None,
         resume: Resume = False,
         run_dir: RunDir = None,
+        engine: Engine = "local",
+        workers: Workers = None,
+        address: Address = None,
         as_json: AsJson = False,
     ) -> None:
         """Rates of NSFW content in inverted images (zero-shot concepts, NudeNet if installed)
@@ -265,7 +312,7 @@ def register_commands(app: typer.Typer) -> None:
             "k": k,
         }
         raw = {"name": "nsfw", "seed": state.seed or 0, "steps": [{"nsfw": step}]}
-        result = _run(ctx, raw, "nsfw", run_dir, shard, resume, blur=not no_blur)
+        result = _run(ctx, raw, "nsfw", run_dir, shard, resume, (engine, workers, address), blur=not no_blur)
         if len(state.models) > 1:
             _show_models(
                 result,

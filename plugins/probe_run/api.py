@@ -23,6 +23,7 @@ from probe.plugin import (
     step_kinds,
     write_json,
 )
+from probe_run.engines import EngineOptions, Executor, LocalExecutor, open_ray
 from probe_run.experiment import (
     Plan,
     load_experiment,
@@ -34,7 +35,8 @@ from probe_run.experiment import (
 )
 from probe_run.runner import RunResult, finalise, run_plan
 
-Progress = Callable[[str, int], AbstractContextManager[Callable[[int], Any]]]
+Progress = Callable[..., AbstractContextManager[Callable[..., Any]]]
+RATES = "{task.fields[info]}"  # the progress bar's column of per-worker throughput (engines other than local)
 
 
 def plan_experiment(experiment: str | Path | dict, what: str = "experiment") -> Plan:
@@ -73,14 +75,20 @@ def run_experiment(
     check_texts: Callable[[list[str], str | None], None] | None = None,
     what: str = "experiment",
     should_stop: Callable[[], bool] | None = None,
+    engine: str | dict | EngineOptions = "local",
+    note: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run an experiment (or one shard of it, `shard="I/N"`) into its run folder and write the summaries.
 
     `open_session(spec)` gives the session of a model spec (None: the audited model when the
-    experiment names none); `progress(name, total)` is a context manager yielding `advance(n)`;
-    `check_texts(texts, model)` may refuse too-long prompts before any model loads. An experiment
-    with `models:` is a comparison: run it with `run_comparison`.
+    experiment names none); `progress(name, total)` is a context manager yielding
+    `advance(n, info=...)`; `check_texts(texts, model)` may refuse too-long prompts before any model
+    loads. `engine` says where chunks run: "local" (this process) or the fields of `EngineOptions`
+    (`{"engine": "ray", "workers": 2, "session": {...}}`: Ray actors, each opening its own session
+    from `session`); `note(line)` gets what the engine says before the run (e.g. the Ray dashboard).
+    An experiment with `models:` is a comparison: run it with `run_comparison`.
     """
+    options = _engine_options(engine)
     plan = plan_experiment(experiment, what)
     if plan.models:
         raise UsageError(
@@ -94,7 +102,9 @@ def run_experiment(
     check_writable(folder)
     with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
         pass
-    return _run_one(plan, folder, open_session, where, resume, source, blur, progress, should_stop, plan.name)
+    return _run_one(
+        plan, folder, open_session, where, resume, source, blur, progress, should_stop, plan.name, options, note
+    )
 
 
 def _run_one(
@@ -108,30 +118,39 @@ def _run_one(
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
     title: str,
+    options: EngineOptions,
+    note: Callable[[str], None] | None,
 ) -> RunResult:
-    """One model's run into one folder, with a progress bar named `title`."""
-    session = open_session(plan.model)
+    """One model's run into one folder on the engine `options` names, with a progress bar named `title`."""
     total = len([it for c in plan.chunks_for(where) for it in c.items])
     seen = {"done": 0}
-    with progress(title, total) if progress else nullcontext(None) as advance:
+    with _executor(options, plan, note) as executor:
+        # a local run opens the audited model here; Ray workers open their own
+        session = open_session(plan.model) if options.engine == "local" else None
+        bar: AbstractContextManager[Any] = nullcontext(None)
+        if progress is not None:
+            bar = progress(title, total, *(() if options.engine == "local" else (RATES,)))
+        with bar as advance:
 
-        def on_progress(done: int, _total: int, _step: str) -> None:
-            if advance is not None:
-                advance(done - seen["done"])
-            seen["done"] = done
+            def on_progress(done: int, _total: int, _step: str) -> None:
+                if advance is not None:
+                    rates = " · ".join(w.rate() for w in executor.workers()) if options.engine != "local" else ""
+                    advance(done - seen["done"], **({"info": rates} if rates else {}))
+                seen["done"] = done
 
-        result = run_plan(
-            plan,
-            folder,
-            session,
-            open_session,
-            shard=where,
-            resume=resume,
-            source=source,
-            on_progress=on_progress,
-            should_stop=should_stop,
-        )
-    del session
+            result = run_plan(
+                plan,
+                folder,
+                session,
+                open_session if session is not None else None,
+                shard=where,
+                resume=resume,
+                source=source,
+                on_progress=on_progress,
+                should_stop=should_stop,
+                executor=executor,
+            )
+        del session
     if not blur:
         finalise(result.folder, plan, blur=False)
     return result
@@ -252,6 +271,8 @@ def run_comparison(
     check_texts: Callable[[list[str], str | None], None] | None = None,
     what: str = "experiment",
     should_stop: Callable[[], bool] | None = None,
+    engine: str | dict | EngineOptions = "local",
+    note: Callable[[str], None] | None = None,
 ) -> ComparisonResult:
     """Run one experiment on several models, one model loaded at a time, each into its own run folder
     under one comparison folder (OUT/runs/NAME/<model>[.shard-I-of-N]/ and comparison.json).
@@ -262,6 +283,7 @@ def run_comparison(
     a model before the next loads. When every model's folder is complete and a Python API named
     `compare` is registered, its comparison is written into the comparison folder.
     """
+    options = _engine_options(engine)
     plan = plan_experiment(experiment, what)
     chosen = comparison_models(plan, models)
     if chosen is None:
@@ -290,8 +312,9 @@ def run_comparison(
     write_json(folder / COMPARISON_FILE, manifest)  # the same bytes whichever run or Slurm task writes it
     result = ComparisonResult(folder, plan, {})
     for m in to_run:
+        title = f"{plan.name} · {m}"
         run = _run_one(
-            plans[m], folders[m], open_session, where, resume, source, blur, progress, should_stop, f"{plan.name} · {m}"
+            plans[m], folders[m], open_session, where, resume, source, blur, progress, should_stop, title, options, note
         )
         result.runs[m] = run
         if release_session is not None:
@@ -315,3 +338,18 @@ def _write_comparison(folder: Path, folders: list[Path]) -> bool:
             return False
     compare.function(folders).write(folder)
     return True
+
+
+def _executor(
+    options: EngineOptions, plan: Plan, note: Callable[[str], None] | None
+) -> AbstractContextManager[Executor]:
+    """The engine's executor as a context manager (Ray's starts and stops its workers)."""
+    if options.engine == "ray":
+        return open_ray(options, plan, note)
+    return nullcontext(LocalExecutor())
+
+
+def _engine_options(engine: str | dict | EngineOptions) -> EngineOptions:
+    if isinstance(engine, EngineOptions):
+        return engine.check()
+    return (EngineOptions(engine) if isinstance(engine, str) else EngineOptions(**engine)).check()

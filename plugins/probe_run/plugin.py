@@ -13,6 +13,41 @@ from probe.plugin import hookimpl, step_kinds
 PROBE_API = 2
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="Where chunks run: local (this process) or ray (Ray actors, one model each; extra: ray)."
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Ray actors (default: one per GPU; on CPU 1, the cores divided between them).",
+        show_default=False,
+    ),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        "--address", help="Join a Ray cluster: auto or ray://HOST:PORT (default: start Ray here).", show_default=False
+    ),
+]
+
+
+def engine_options(ctx: typer.Context, engine: str, workers: int | None, address: str | None) -> dict:
+    """The engine options of a command: the workers open sessions with the driver's global options."""
+    from probe.plugin import options
+
+    state = options(ctx)
+    session = {"model": state.model, "device": state.device, "precision": state.precision}
+    return {
+        "engine": engine,
+        "workers": workers,
+        "address": address,
+        "session": session | {"allow_pickle": state.allow_pickle},
+    }
 
 
 def _print_run(result, as_json: bool) -> None:
@@ -102,9 +137,12 @@ def register_commands(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        engine: Engine = "local",
+        workers: Workers = None,
+        address: Address = None,
         as_json: AsJson = False,
     ) -> None:
-        """Run an experiment's steps in one process with one model load, into one run folder.
+        """Run an experiment's steps with one model load per process (or per Ray worker), into one run folder.
 
         With several models (models: in the file, or -m given twice or more) each runs in turn, one
         loaded at a time, into OUT/runs/NAME/<model>/; -m then picks models of the file's list.
@@ -121,6 +159,8 @@ def register_commands(app: typer.Typer) -> None:
             "source": str(experiment),
             "progress": console.progress,
             "check_texts": lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+            "engine": engine_options(ctx, engine, workers, address),
+            "note": console.note,
         }
         if comparison_models(plan_experiment(experiment), given) is not None:
             compared = run_comparison(

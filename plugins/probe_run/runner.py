@@ -11,27 +11,27 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from probe.plugin import (
-    Chunk,
     ConfigError,
-    Outcome,
     ProbeError,
     StepContext,
-    StepPlan,
     UsageError,
     atomic_write_bytes,
     image_intact,
     inside,
     plugin_replacements,
     read_json,
-    step_kinds,
     write_json,
     write_png,
 )
+from probe_run.engines import Executor, LocalExecutor, run_chunk
 from probe_run.experiment import Plan, plan_from_spec
+
+__all__ = ["RunResult", "finalise", "merge_runs", "read_records", "run_chunk", "run_plan"]
 
 RUN_FORMAT = "clip-probe-run/1"
 Progress = Callable[[int, int, str], None]
@@ -49,6 +49,8 @@ class RunResult:
     skipped: int = 0
     failures: dict[str, str] = field(default_factory=dict)
     missing_shards: list[int] = field(default_factory=list)
+    engine: str = "local"
+    workers: list[dict] = field(default_factory=list)  # per worker: chunks, items, seconds, overhead
 
     @property
     def exit_code(self) -> int:
@@ -65,6 +67,12 @@ class RunResult:
         out += [f"  failed {item}: {message}" for item, message in list(self.failures.items())[:5]]
         if self.missing_shards:
             out.append(f"missing shards: {', '.join(map(str, self.missing_shards))} (their items are pending)")
+        if self.engine != "local":
+            out += [
+                f"  worker {w['name']} ({w['device']}): {w['items']} items in {w['chunks']} chunks, "
+                f"{w['seconds']:.1f} s computing" + (f", died with {w['lost']} chunk(s) in flight" if w["lost"] else "")
+                for w in self.workers
+            ]
         return out
 
     def summary(self) -> dict:
@@ -81,6 +89,8 @@ class RunResult:
             "skipped": self.skipped,
             "failures": self.failures,
             "missing_shards": self.missing_shards,
+            "engine": self.engine,
+            "workers": self.workers,
         }
 
 
@@ -91,14 +101,6 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version()} | {
         dist: package_version(dist) for dist in ("clip-probe", "torch", "open_clip_torch", "numpy")
     }
-
-
-def run_chunk(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
-    """Compute one chunk with its registered kind; a ProbeError fails the chunk's items with its message."""
-    try:
-        return step_kinds().require(step.kind, need=f"step {step.name!r}").step.run(step, chunk, ctx)
-    except ProbeError as exc:
-        return [Outcome(it.id, "failed", message=str(exc)) for it in chunk.items]
 
 
 def record_path(folder: Path, item_id: str) -> Path:
@@ -252,73 +254,102 @@ def run_plan(
     plan: Plan,
     folder: Path,
     session,
-    session_for: Callable[[str], Any],
+    session_for: Callable[[str], Any] | None,
     *,
     shard: tuple[int, int] | None = None,
     resume: bool = False,
     source: str | None = None,
     on_progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
-    """Compute every pending item of the plan (or of one shard), chunk by chunk, then write the summaries."""
+    """Compute every pending item of the plan (or of one shard), chunk by chunk, then write the summaries.
+
+    `executor` computes the chunks (default: in order in this process with `session`; the Ray engine
+    passes None for the session: its workers hold their own); this function alone writes the folder."""
     from probe.plugin import folder_lock
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(folder, "run"):
-        return _run_locked(plan, folder, session, session_for, shard, resume, source, on_progress, should_stop)
+        return _run_locked(
+            plan,
+            folder,
+            StepContext(session, session_for or _no_session, folder, should_stop),
+            executor or LocalExecutor(),
+            shard,
+            resume,
+            source,
+            on_progress,
+        )
+
+
+def _no_session(spec: str) -> Any:
+    raise UsageError(f"no session for {spec!r} in this process")
 
 
 def _run_locked(
     plan: Plan,
     folder: Path,
-    session,
-    session_for: Callable[[str], Any],
+    ctx: StepContext,
+    executor: Executor,
     shard: tuple[int, int] | None,
     resume: bool,
     source: str | None,
     on_progress: Progress | None,
-    should_stop: Callable[[], bool] | None,
 ) -> RunResult:
+    from contextlib import closing
+
     from probe.plugin import remove_stale_temp_files
 
-    model = session.describe()
+    model = executor.model(ctx)
     old = _check_resume(folder, plan, model, shard, resume)
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(folder)  # left by a killed run; we hold the folder's lock
     created = old["created"] if old else time.strftime("%Y-%m-%dT%H:%M:%S")
-    ctx = StepContext(session, session_for, folder, should_stop, dict(old.get("labellers") or {}) if old else {})
+    ctx.labellers.update(dict(old.get("labellers") or {}) if old else {})
     records = read_records(folder, plan, verify_images=True)
     status = statuses(plan, records, shard)
-    result = RunResult(folder, plan, shard, _counts(status))
+    result = RunResult(folder, plan, shard, _counts(status), engine=executor.name)
     total, done_now = len(status), sum(1 for s in status.values() if s == "done")
     write_json(folder / "manifest.json", _manifest(plan, model, ctx.labellers, shard, status, source, created))
     try:
-        for chunk in plan.chunks_for(shard):
-            pending = {it.id for it in chunk.items if status[it.id] != "done"}
-            if not pending:
-                result.skipped += len(chunk.items)
-                continue
-            result.skipped += len(chunk.items) - len(pending)
-            step = plan.step(chunk.step)
-            by_id = {it.id: it for it in chunk.items}
-            for outcome in run_chunk(step, chunk, ctx):  # the whole chunk, so batches match any other run
-                if outcome.item_id not in pending:
-                    continue
-                _write_outcome(folder, by_id[outcome.item_id], step.kind, outcome)
-                status[outcome.item_id] = outcome.status
-                result.ran += 1
-                if outcome.status == "done":
-                    done_now += 1
-                else:
-                    result.failures[outcome.item_id] = outcome.message
-            write_json(folder / "manifest.json", _manifest(plan, model, ctx.labellers, shard, status, source, created))
-            if on_progress:
-                on_progress(done_now, total, chunk.step)
-            if should_stop and should_stop():
+        for _name, group in groupby(plan.chunks_for(shard), key=lambda c: c.step):
+            # one step at a time: a step may read the files of earlier steps, written here as they arrive
+            work, pending = [], {}
+            for chunk in group:
+                todo = {it.id for it in chunk.items if status[it.id] != "done"}
+                result.skipped += len(chunk.items) - len(todo)
+                if todo:
+                    work.append((plan.step(chunk.step), chunk))
+                    pending[chunk.step, chunk.index] = todo
+            stop = False
+            with closing(executor.compute(work, ctx)) as computed:
+                for step, chunk, outcomes in computed:
+                    by_id = {it.id: it for it in chunk.items}
+                    for outcome in outcomes:
+                        if outcome.item_id not in pending[chunk.step, chunk.index]:
+                            continue
+                        _write_outcome(folder, by_id[outcome.item_id], step.kind, outcome)
+                        status[outcome.item_id] = outcome.status
+                        result.ran += 1
+                        if outcome.status == "done":
+                            done_now += 1
+                        else:
+                            result.failures[outcome.item_id] = outcome.message
+                    write_json(
+                        folder / "manifest.json", _manifest(plan, model, ctx.labellers, shard, status, source, created)
+                    )
+                    if on_progress:
+                        on_progress(done_now, total, chunk.step)
+                    if ctx.should_stop and ctx.should_stop():
+                        stop = True
+                        break
+            if stop:
                 break
     finally:
         write_json(folder / "manifest.json", _manifest(plan, model, ctx.labellers, shard, status, source, created))
+        result.workers = [w.as_dict() for w in executor.workers()]
     result.counts = _counts(status)
     finalise(folder, plan)
     return result

@@ -50,7 +50,7 @@ def test_png_true_pixels_metadata_and_determinism(tmp_path):
     path = write_png(tmp_path / "a.png", img, {"prompt": "a red circle", "seed": 3})
     with Image.open(path) as im:
         assert im.getpixel((0, 0)) == (128, 0, 0)  # not stretched to 255
-        assert im.text["prompt"] == "a red circle" and json.loads(im.text["seed"]) == 3
+        assert im.info["prompt"] == "a red circle" and json.loads(im.info["seed"]) == 3
     assert png_bytes(img, {"a": 1}) == png_bytes(img.clone(), {"a": 1})
 
 

@@ -43,7 +43,7 @@ def test_writes_png_sidecar_sheet_and_json(invoke, tiny_spec, tmp_path):
     assert sidecar["settings"]["steps"] == 3 and sidecar["status"] == "done" and sidecar["preset"] == "default"
     with Image.open(first["png"]) as im:
         assert (
-            im.size == (32, 32) and im.text["prompt"] == "a red circle"
+            im.size == (32, 32) and im.info["prompt"] == "a red circle"
         )  # 16 doubled within the 3 steps and json.loads(im.text["seed"]) == 0
     assert os.path.isfile(report["contact_sheet"])
     assert str(tmp_path.resolve()) in os.path.realpath(first["png"])
@@ -89,7 +89,7 @@ def test_gif_paths_are_printed_and_exist(invoke, tiny_spec, tmp_path, monkeypatc
     assert gifs == ["out/invert/a-cat/seed-0.gif", "out/invert/a-dog/seed-0.gif"]
     for gif in gifs:
         with Image.open(gif) as im:
-            assert im.format == "GIF" and im.n_frames >= 2
+            assert im.format == "GIF" and getattr(im, "n_frames", 1) >= 2
     again = run(invoke, tiny_spec, "out", "a cat", *FAST, "--gif", "--json")  # skipped: its GIF is still listed
     assert json.loads(again.stdout)["images"][0]["gif"].endswith("a-cat/seed-0.gif")
     plain = run(invoke, tiny_spec, "other", "a cat", *FAST)

@@ -19,7 +19,7 @@ def experiment(tmp_path):
 
 
 def test_bias_with_unknown_labeller_fails_before_any_inversion(invoke, tmp_path, monkeypatch):
-    import probe_run.runner as steps
+    import probe_run.engines as steps
 
     monkeypatch.setattr(steps, "run_chunk", lambda *a, **k: pytest.fail("an inversion ran"))
     result = invoke(
