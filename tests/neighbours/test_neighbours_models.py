@@ -53,7 +53,8 @@ def test_table_has_one_column_block_per_model(invoke, other_builtin_spec, monkey
     lines = table.splitlines()
     head = lines[next(i for i, line in enumerate(lines) if line.startswith("┏")) + 1 :]
     head = head[: next(i for i, line in enumerate(head) if line.startswith("┡"))]
-    columns = ["".join(cells) for cells in zip(*([c.strip() for c in line.split("┃")[1:-1]] for line in head))]
+    cells = [[c.strip() for c in line.split("┃")[1:-1]] for line in head]
+    columns = ["".join(parts) for parts in zip(*cells, strict=True)]
     assert columns == ["#", specs[0], "cosine", specs[1], "cosine"]  # a long spec wraps inside its header
     first = next(line for line in table.splitlines() if line.startswith("│ 1 "))
     cells = [c.strip() for c in first.split("│")[1:-1]]
