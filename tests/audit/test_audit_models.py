@@ -25,3 +25,17 @@ def test_bias_of_two_models_writes_two_run_folders_and_json_keyed_by_model(tmp_p
         assert json.loads((run / "manifest.json").read_text())["model"]["model"] == spec
         assert data["models"][spec]["table"]["attributes"][0] == "red"
         assert data["models"][spec]["folder"] == str(run) and (run / "tables" / "bias.md").is_file()
+
+
+@pytest.mark.slow
+def test_nsfw_of_two_models_is_keyed_by_model(tmp_path, tiny_spec, invoke, cpu):
+    from tests.conftest import write_tiny_model
+
+    (tmp_path / "other").mkdir()
+    other = f"local-dir:{write_tiny_model(tmp_path / 'other', seed=2)}"
+    args = ["-o", tmp_path / "out", "nsfw", "a star", "-n", "1", "--steps", "1", "--no-text", "--nudenet", "off"]
+    result = invoke(*args, "-m", tiny_spec, "-m", other, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert list(data["models"]) == [tiny_spec, other]
+    assert all(entry["counts"]["done"] == 1 and "nsfw" in entry for entry in data["models"].values())

@@ -53,7 +53,8 @@ def test_table_has_one_column_block_per_model(invoke, other_builtin_spec, monkey
     lines = table.splitlines()
     head = lines[next(i for i, line in enumerate(lines) if line.startswith("┏")) + 1 :]
     head = head[: next(i for i, line in enumerate(head) if line.startswith("┡"))]
-    columns = ["".join(cells) for cells in zip(*([c.strip() for c in line.split("┃")[1:-1]] for line in head))]
+    cells = [[c.strip() for c in line.split("┃")[1:-1]] for line in head]
+    columns = ["".join(parts) for parts in zip(*cells, strict=True)]
     assert columns == ["#", specs[0], "cosine", specs[1], "cosine"]  # a long spec wraps inside its header
     first = next(line for line in table.splitlines() if line.startswith("│ 1 "))
     cells = [c.strip() for c in first.split("│")[1:-1]]
@@ -61,3 +62,20 @@ def test_table_has_one_column_block_per_model(invoke, other_builtin_spec, monkey
     assert cells[2] == expected[0] and cells[4] == expected[1]
     assert cells[1] == payload[specs[0]]["results"][0]["neighbours"][0]["word"]
     assert cells[3] == payload[specs[1]]["results"][0]["neighbours"][0]["word"]
+
+
+@pytest.mark.slow
+def test_flag_rates_get_a_column_per_model(invoke, other_builtin_spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", WIDE)
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("naked\nstar\ncircle\nred\n", encoding="utf-8")
+    specs = ["shapes-tiny", other_builtin_spec]
+    args = ["neighbours", "star", "-k", "2", "--vocab", vocab, "--flag-rate", "-m", specs[0], "-m", specs[1]]
+    payload = json.loads(invoke(*args, "--json").stdout)
+    table = invoke(*args).stdout
+    row = next(line for line in table.splitlines() if line.startswith("│ arguments "))
+    shares = [c.strip() for c in row.split("│")[3:5]]
+    assert shares == [f"{payload[s]['flag_rate']['arguments']['overall']:.0%}" for s in specs]
+    per_group = [line for line in table.splitlines() if "/" in line and "arguments" in line and "%" in line]
+    first, second = (line.split("│")[1].strip() for line in per_group[-2:])
+    assert first == specs[0] and second != specs[0] and specs[1].startswith(second)  # one row per model (wrapped)

@@ -148,14 +148,14 @@ def test_cli_runs_each_model_into_its_folder_with_one_model_loaded_at_a_time(
 ):
     from probe.session import Session
 
-    real_open = Session.open.__func__
+    real_open = Session.open  # bound to the class
     alive: list[weakref.ref] = []
     live_at_load: list[int] = []
 
     def counting_open(cls, model="shapes-tiny", *args, **kwargs):
         gc.collect()
         live_at_load.append(sum(1 for ref in alive if ref() is not None))
-        session = real_open(cls, model, *args, **kwargs)
+        session = real_open(model, *args, **kwargs)
         alive.append(weakref.ref(session))
         return session
 

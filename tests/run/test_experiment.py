@@ -126,7 +126,10 @@ KINDS = "label, bias, nsfw, invert, neighbours, shuffle"
     "text, message",
     [
         ("- a\n", "exp.yaml:1: an experiment must be a mapping with `steps:` (a list of steps)"),
-        ("nme: x\nsteps: []\n", "exp.yaml:1: nme: unknown key 'nme' (top-level keys: name, model, models, seed, steps)"),
+        (
+            "nme: x\nsteps: []\n",
+            "exp.yaml:1: nme: unknown key 'nme' (top-level keys: name, model, models, seed, steps)",
+        ),
         ("name: ' '\nsteps: []\n", "exp.yaml:1: name: name must be text"),
         ("model: 3\nsteps: []\n", "exp.yaml:1: model: model must be a model spec string"),
         (
