@@ -44,6 +44,7 @@ def invert_into_folder(
     *,
     preset: str = "default",
     knobs: dict[str, Any] | None = None,
+    assignments: Sequence[str] = (),
     ensemble: Sequence[Any] = (),
     gif: bool = False,
     force: bool = False,
@@ -55,7 +56,8 @@ def invert_into_folder(
 ) -> FolderRun:
     """Invert every prompt x seed not finished yet into FOLDER/<prompt>/seed-N.{png,json}.
 
-    `settings` (an InvertSettings) or `preset` plus `knobs` (steps=2, size=16, ...) choose the recipe.
+    `settings` (an InvertSettings) or `preset` plus `knobs` (steps=2, size=16, ...) and `assignments`
+    (as `--set`: "priors.tv=0.1") choose the recipe.
     A finished image made with other settings is refused unless `force`. The callbacks are those of
     `invert_items`; a stop request keeps every image finished or started (status "interrupted").
     on_start gets (images to compute, images asked for) once the finished ones are known.
@@ -66,6 +68,8 @@ def invert_into_folder(
         from probe_invert.settings import load_preset
 
         settings = load_preset(preset, **{k: v for k, v in (knobs or {}).items() if v is not None})
+        if assignments:
+            settings = settings.with_set(list(assignments))
     if gif and not settings.snapshot_every:
         settings = settings.with_overrides(snapshot_every=max(1, settings.steps // 20))
     folder = Path(folder)

@@ -52,7 +52,7 @@ def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys; from probe.cli.app import build_app; from typer.testing import CliRunner; "
         "r = CliRunner().invoke(build_app(), ['--help']); assert r.exit_code == 0, r.output; "
-        "heavy = ('torch', 'open_clip', 'faiss', 'numpy', 'transformers', 'pydantic'); "
+        "heavy = ('torch', 'open_clip', 'faiss', 'numpy', 'transformers', 'pydantic', 'gradio'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
