@@ -9,9 +9,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from probe_invert.render import PreviewCallback, StepCallback, StopCheck
+if TYPE_CHECKING:  # the render loop imports torch: listing what plugins register must not
+    from probe_invert.render import PreviewCallback, StepCallback, StopCheck
 
 FAILED = ("failed", "nan")  # statuses of an optimisation that ended without a usable image
 

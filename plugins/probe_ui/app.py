@@ -179,7 +179,13 @@ def _invert_tab(session: SharedSession, out: Path, stops: dict[str, threading.Ev
         with gr.Column(scale=2):
             status = gr.Textbox(label="Progress", interactive=False, elem_id="invert-status")
             live = gr.Gallery(
-                label="Images as they form", columns=4, height=300, format="png", preview=False, elem_id="invert-live"
+                label="Images as they form",
+                columns=4,
+                height=300,
+                format="png",
+                allow_preview=False,
+                object_fit="contain",
+                elem_id="invert-live",
             )
             sheet = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="invert-sheet")
             table = gr.Dataframe(

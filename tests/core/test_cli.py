@@ -35,6 +35,7 @@ def test_help_lists_the_probes_first_in_panels(invoke):
         "neighbours",
         "score",
         "shuffle-test",
+        "ui",
     ]
     assert "fake-two-probes" in text.split("More commands:")[1].split("Models, plugins and data:")[0]
 
