@@ -109,7 +109,7 @@ def build_app(session: Any, out_dir: Path | str = "probe-out", *, title: str = "
             with gr.Tab("Score", id="score"):
                 _score_tab(shared)
             with gr.Tab("Runs", id="runs"):
-                _runs_tab(out)
+                _runs_tab(out, shared)
             with gr.Tab("Model", id="model"):
                 _model_tab(shared)
     app.queue(default_concurrency_limit=1)
@@ -419,11 +419,17 @@ def _score_tab(session: SharedSession) -> None:
     go.click(score, [images, prompts], [table], concurrency_id="probes")
 
 
-def _runs_tab(out: Path) -> None:
+def _runs_tab(out: Path, session: SharedSession) -> None:
     with gr.Row():
         runs = gr.Dropdown(views.run_folders(out), label=f"Run folders under {out}", elem_id="runs-list", scale=3)
         refresh = gr.Button("Refresh", scale=0)
         show = gr.Button("Show report", variant="primary", scale=0, elem_id="runs-show")
+    with gr.Row():
+        experiment = gr.File(label="Run an experiment file (YAML)", file_types=[".yaml", ".yml"], elem_id="runs-yaml")
+        with gr.Column(scale=0):
+            resume = gr.Checkbox(label="Resume (skip finished items)")
+            start = gr.Button("Run it", elem_id="runs-start")
+    ran = gr.Textbox(label="Run", interactive=False, elem_id="runs-ran")
     report = gr.HTML(elem_id="runs-report")
     sheets = gr.Gallery(label="Contact sheets", columns=2, format="png")
 
@@ -439,8 +445,31 @@ def _runs_tab(out: Path) -> None:
         atomic_write_text(folder / "report.html", page)  # as `probe report` writes it
         return views.framed_report(page), views.sheets_of(folder)
 
+    @one_line_errors
+    def run(path: str | None, resuming: bool):
+        if not path:
+            raise UsageError("no experiment file", hint="upload an experiment YAML file")
+        model = session()
+        loaded = model.describe()["model"]
+
+        def open_session(spec: str | None) -> Any:  # the page has one model: an experiment for another is refused
+            if spec in (None, loaded):
+                return model
+            raise UsageError(
+                f"the experiment is for model {spec!r}; this page has {loaded} loaded",
+                hint=f"run it with `probe -m {spec} run FILE`, or start `probe -m {spec} ui`",
+            )
+
+        result = _probe("run_experiment")(
+            Path(path), open_session, out_dir=out, resume=bool(resuming), source=Path(path).name
+        )
+        name = str(Path(result.folder).resolve().relative_to(out.resolve()))
+        counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+        return gr.update(choices=views.run_folders(out), value=name), f"{name}: {counts}"
+
     refresh.click(listed, None, runs, queue=False)
     show.click(shown, runs, [report, sheets], concurrency_id="probes")
+    start.click(run, [experiment, resume], [runs, ran], concurrency_id=INVERT_QUEUE, concurrency_limit=1)
 
 
 def _model_tab(session: SharedSession) -> None:

@@ -194,6 +194,21 @@ def test_a_runs_report_opens(page):
     _shot(page, "runs")
 
 
+def test_an_experiment_file_runs_from_the_page(page, server, tmp_path):
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(
+        "name: from-page\nsteps:\n  - invert: {prompts: [a red star], seeds: [0], settings: {steps: 1, size: 32}}\n"
+    )
+    _tab(page, "Runs")
+    page.locator("#runs-yaml input[type=file]").set_input_files(str(experiment))
+    page.wait_for_selector("#runs-yaml >> text=exp.yaml")
+    page.click("#runs-start")
+    page.wait_for_function(
+        "() => document.querySelector('#runs-ran textarea').value.includes('done 1')", timeout=TIMEOUT_MS
+    )
+    assert (server["out"] / "runs" / "from-page" / "manifest.json").is_file()
+
+
 def test_score_of_an_uploaded_image(page, tmp_path):
     import torch
 
