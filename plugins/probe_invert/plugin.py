@@ -67,8 +67,14 @@ def register_experiment_steps(register) -> None:
 @hookimpl
 def register_python_api(register) -> None:
     from probe_invert.api import invert
+    from probe_invert.folder import invert_into_folder
 
     register("invert", invert, "CLIP inversion: images the model matches to prompts")
+    register(
+        "invert_into_folder",
+        invert_into_folder,
+        "invert into an output folder as `probe invert` does (PNG + sidecar per image, contact sheet)",
+    )
 
 
 @hookimpl

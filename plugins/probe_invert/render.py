@@ -26,6 +26,9 @@ from probe_invert.transforms import build_transforms
 
 StepCallback = Callable[[int, torch.Tensor], None]
 StopCheck = Callable[[], bool]
+#: (steps done so far over all chunks, the chunk's (prompt, seed) items, their images [B,3,H,W] in [0,1]
+#: on the CPU, their live cosine): what a live view shows while the images form.
+PreviewCallback = Callable[[int, list[tuple[str, int]], torch.Tensor, torch.Tensor], None]
 
 
 @dataclass
@@ -218,6 +221,14 @@ class _Chunk:
         self.alive &= ~dead
 
     @torch.no_grad()
+    def current_images(self) -> torch.Tensor:
+        """The chunk's images as they stand (an image retired for NaN shows its last finite one)."""
+        images = self.param.images().detach().clamp(0, 1).cpu()
+        for i, frozen in self.frozen.items():
+            images[i] = frozen
+        return images
+
+    @torch.no_grad()
     def _snapshot(self, step: int) -> None:
         current = self.param.images().detach().clamp(0, 1).cpu()
         self.snapshot_steps.append(step)
@@ -290,6 +301,7 @@ def _run_chunk(
     step_offset: int,
     on_step: StepCallback | None,
     should_stop: StopCheck | None,
+    preview: tuple[int, PreviewCallback] | None = None,
 ) -> list[Inversion]:
     start = time.perf_counter()
     chunk = _Chunk(models, items, settings, targets, extra)
@@ -301,6 +313,8 @@ def _run_chunk(
         cosine = chunk.step(step)
         if on_step is not None:
             on_step(step_offset + step + 1, cosine.cpu())
+        if preview is not None and ((step + 1) % preview[0] == 0 or step + 1 == settings.steps):
+            preview[1](step_offset + step + 1, items, chunk.current_images(), cosine.cpu())
         if not bool(chunk.alive.any()):
             break
     return chunk.finish(time.perf_counter() - start, interrupted)
@@ -321,6 +335,8 @@ def invert_items(
     extra_objective: Objective | None = None,
     ensemble: Sequence[Session] = (),
     on_chunk: Callable[[list[int], list[Inversion]], None] | None = None,
+    on_preview: PreviewCallback | None = None,
+    preview_every: int = 0,
 ) -> list[Inversion]:
     """Invert (prompt, seed) pairs in the given order, `settings.batch_size` at a time.
 
@@ -332,6 +348,8 @@ def invert_items(
     request, images not yet started come back with status "interrupted" and steps 0.
     on_chunk gets (indexes into items, their inversions) as soon as each chunk ends, so callers can
     save finished images before the next chunk starts.
+    on_preview gets the chunk's images every `preview_every` steps and at its last step, for a live
+    view; reading them draws no random numbers, so the results are the same with or without it.
     """
     if not items:
         raise UsageError("nothing to invert", hint="give at least one prompt and one seed")
@@ -359,6 +377,7 @@ def invert_items(
                 done_steps,
                 on_step,
                 should_stop,
+                (max(1, preview_every), on_preview) if on_preview is not None else None,
             )
         except RuntimeError as exc:
             if not _out_of_memory(exc) or len(rows) == 1:

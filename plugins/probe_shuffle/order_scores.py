@@ -104,6 +104,18 @@ class ShuffleReport:
             for v in item.variants
         ]
 
+    def summary_table(self, title: str) -> tuple[str, list[str], list[list[str]]]:
+        """(title, columns, rows) of the summary as `probe shuffle-test` prints it."""
+        from probe_shuffle.summary import summary_table
+
+        return summary_table(self, title)
+
+    def notes(self) -> list[str]:
+        """The notes `probe shuffle-test` prints under the summary (what '—' and left-out metrics mean)."""
+        from probe_shuffle.summary import summary_notes
+
+        return summary_notes(self)
+
     def as_dict(self, details: bool = True) -> dict[str, Any]:
         data = asdict(self)
         if not details:

@@ -35,6 +35,7 @@ def test_help_lists_the_probes_first_in_panels(invoke):
         "neighbours",
         "score",
         "shuffle-test",
+        "ui",
     ]
     assert "fake-two-probes" in text.split("More commands:")[1].split("Models, plugins and data:")[0]
 
@@ -52,7 +53,7 @@ def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys; from probe.cli.app import build_app; from typer.testing import CliRunner; "
         "r = CliRunner().invoke(build_app(), ['--help']); assert r.exit_code == 0, r.output; "
-        "heavy = ('torch', 'open_clip', 'faiss', 'numpy', 'transformers', 'pydantic', 'ray'); "
+        "heavy = ('torch', 'open_clip', 'faiss', 'numpy', 'transformers', 'pydantic', 'ray', 'gradio'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
