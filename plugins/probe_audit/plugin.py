@@ -32,7 +32,15 @@ Steps = Annotated[
 
 def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shard: str | None, resume: bool, **kw):
     """Run an audit's experiment (a mapping written as an experiment file) with the engine; the RunResult."""
-    from probe.plugin import check_prompt_lengths, console, current_session, options, python_api, session_for
+    from probe.plugin import (
+        check_model_files,
+        check_prompt_lengths,
+        console,
+        current_session,
+        options,
+        python_api,
+        session_for,
+    )
 
     run_experiment = python_api().require("run_experiment", need=f"probe {command}").function
     return run_experiment(
@@ -44,6 +52,7 @@ def _run(ctx: typer.Context, raw: dict, command: str, run_dir: Path | None, shar
         resume=resume,
         progress=console.progress,
         check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+        check_model=lambda spec: check_model_files(ctx, spec),
         what=f"probe {command} options",
         **kw,
     )

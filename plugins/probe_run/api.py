@@ -51,19 +51,24 @@ def run_experiment(
     blur: bool = True,
     progress: Progress | None = None,
     check_texts: Callable[[list[str], str | None], None] | None = None,
+    check_model: Callable[[str], None] | None = None,
     what: str = "experiment",
 ) -> RunResult:
     """Run an experiment (or one shard of it, `shard="I/N"`) into its run folder and write the summaries.
 
     `open_session(spec)` gives the session of a model spec (None: the audited model when the
     experiment names none); `progress(name, total)` is a context manager yielding `advance(n)`;
-    `check_texts(texts, model)` may refuse too-long prompts before any model loads.
+    `check_texts(texts, model)` may refuse too-long prompts before any model loads;
+    `check_model(spec)` may refuse a step's other model (a labeller) whose files cannot load.
     """
     plan = plan_experiment(experiment, what)
     where = parse_shard(shard) if isinstance(shard, str) else shard
     folder = Path(run_dir) if run_dir is not None else run_folder(out_dir, plan.name, where)
     if check_texts is not None:
         check_texts(step_texts(plan), plan.model)  # before the model loads and any step runs
+    if check_model is not None:
+        for spec in dict.fromkeys(s.options["labeller"] for s in plan.steps if s.options.get("labeller")):
+            check_model(spec)
     check_writable(folder)
     with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
         pass

@@ -79,7 +79,7 @@ def register_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Run an experiment's steps in one process with one model load, into one run folder."""
-        from probe.plugin import check_prompt_lengths, console, current_session, options, session_for
+        from probe.plugin import check_model_files, check_prompt_lengths, console, current_session, options, session_for
         from probe_run.api import run_experiment
 
         result = run_experiment(
@@ -92,6 +92,7 @@ def register_commands(app: typer.Typer) -> None:
             source=str(experiment),
             progress=console.progress,
             check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+            check_model=lambda spec: check_model_files(ctx, spec),
         )
         _print_run(result, as_json)
         raise typer.Exit(result.exit_code)
