@@ -69,6 +69,7 @@ __all__ = [
     "options",
     "GlobalOptions",
     "check_prompt_lengths",
+    "check_model_files",
     "tokenizer_fingerprint",
     # errors (exit codes: ProbeError, ModelError, DataError, PluginError 1; UsageError, ConfigError 2)
     "ProbeError",
@@ -270,6 +271,14 @@ def check_prompt_lengths(
         tokenizer = tokenizer_only(parse_model_spec(spec))
     if tokenizer is not None:
         check(tokenizer, int(getattr(tokenizer, "context_length", 77) or 77), list(texts), truncate)
+
+
+def check_model_files(ctx: typer.Context, model: str) -> None:
+    """A model spec's local weights file or folder checked now (present, a known format, no pickle
+    without --allow-pickle), before any model loads: e.g. a labeller, before the images it labels."""
+    from probe.cli.state import get_state
+
+    get_state(ctx).check_model_files(model)
 
 
 def run_cli(*args: Any, plugins: dict[str, Any] | None = None) -> Any:

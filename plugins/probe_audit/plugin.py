@@ -69,6 +69,7 @@ def _run(
     RunResult, or with -m given twice or more the ComparisonResult (one model loaded at a time).
     `engine`: (local or ray, Ray workers, Ray address); workers open sessions with the global options."""
     from probe.plugin import (
+        check_model_files,
         check_prompt_lengths,
         console,
         current_session,
@@ -95,6 +96,7 @@ def _run(
         resume=resume,
         progress=console.progress,
         check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+        check_model=lambda spec: check_model_files(ctx, spec),
         what=f"probe {command} options",
         engine={
             "engine": engine_name,

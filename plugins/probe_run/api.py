@@ -73,6 +73,7 @@ def run_experiment(
     blur: bool = True,
     progress: Progress | None = None,
     check_texts: Callable[[list[str], str | None], None] | None = None,
+    check_model: Callable[[str], None] | None = None,
     what: str = "experiment",
     should_stop: Callable[[], bool] | None = None,
     engine: str | dict | EngineOptions = "local",
@@ -86,6 +87,7 @@ def run_experiment(
     loads. `engine` says where chunks run: "local" (this process) or the fields of `EngineOptions`
     (`{"engine": "ray", "workers": 2, "session": {...}}`: Ray actors, each opening its own session
     from `session`); `note(line)` gets what the engine says before the run (e.g. the Ray dashboard).
+    `check_model(spec)` may refuse a step's other model (a labeller) whose files cannot load.
     An experiment with `models:` is a comparison: run it with `run_comparison`.
     """
     options = _engine_options(engine)
@@ -99,6 +101,8 @@ def run_experiment(
     folder = Path(run_dir) if run_dir is not None else run_folder(out_dir, plan.name, where)
     if check_texts is not None:
         check_texts(step_texts(plan), plan.model)  # before the model loads and any step runs
+    if check_model is not None:
+        _check_labellers(plan, check_model)
     check_writable(folder)
     with folder_lock(folder, "run"):  # fail now if another run holds the folder (run_plan holds it while running)
         pass
@@ -269,6 +273,7 @@ def run_comparison(
     blur: bool = True,
     progress: Progress | None = None,
     check_texts: Callable[[list[str], str | None], None] | None = None,
+    check_model: Callable[[str], None] | None = None,
     what: str = "experiment",
     should_stop: Callable[[], bool] | None = None,
     engine: str | dict | EngineOptions = "local",
@@ -301,6 +306,8 @@ def run_comparison(
     for m in to_run:  # every refusal before the first model loads
         if check_texts is not None:
             check_texts(step_texts(plans[m]), m)
+        if check_model is not None:
+            _check_labellers(plans[m], check_model)
         if (folders[m] / "manifest.json").is_file() and not resume:
             raise UsageError(
                 f"{folders[m]} already holds a run", hint="pass --resume to continue it, or choose another folder"
@@ -353,3 +360,9 @@ def _engine_options(engine: str | dict | EngineOptions) -> EngineOptions:
     if isinstance(engine, EngineOptions):
         return engine.check()
     return (EngineOptions(engine) if isinstance(engine, str) else EngineOptions(**engine)).check()
+
+
+def _check_labellers(plan: Plan, check_model: Callable[[str], None]) -> None:
+    """Refuse, before any model loads, a step's labeller whose files cannot load."""
+    for spec in dict.fromkeys(s.options["labeller"] for s in plan.steps if s.options.get("labeller")):
+        check_model(spec)

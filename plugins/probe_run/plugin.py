@@ -147,7 +147,15 @@ def register_commands(app: typer.Typer) -> None:
         With several models (models: in the file, or -m given twice or more) each runs in turn, one
         loaded at a time, into OUT/runs/NAME/<model>/; -m then picks models of the file's list.
         """
-        from probe.plugin import check_prompt_lengths, console, current_session, options, release_session, session_for
+        from probe.plugin import (
+            check_model_files,
+            check_prompt_lengths,
+            console,
+            current_session,
+            options,
+            release_session,
+            session_for,
+        )
         from probe_run.api import comparison_models, plan_experiment, run_comparison, run_experiment
 
         given = options(ctx).models
@@ -159,6 +167,7 @@ def register_commands(app: typer.Typer) -> None:
             "source": str(experiment),
             "progress": console.progress,
             "check_texts": lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+            "check_model": lambda spec: check_model_files(ctx, spec),
             "engine": engine_options(ctx, engine, workers, address),
             "note": console.note,
         }

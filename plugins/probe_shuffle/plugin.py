@@ -81,10 +81,10 @@ def _show_models(
     columns: list[str] = []
     rows: list[list[str]] = []
     for spec, (_, report) in reports.items():
-        _, columns, own = _summary_table(report, title)
+        _, columns, own = report.summary_table(title)
         rows += [[spec, *row] for row in own]
     console.print_table(["model", *columns], rows, title=title)
-    for note in dict.fromkeys(note for _, report in reports.values() for note in _summary_notes(report)):
+    for note in dict.fromkeys(note for _, report in reports.values() for note in report.notes()):
         console.note(note)
     if details:
         text_mode = first.mode == "text"

@@ -94,6 +94,19 @@ class State:
 
             resolve_device(self.device)
 
+    def check_model_files(self, model: str) -> None:
+        """A model spec's local weights checked now (present, a known format, no pickle without
+        --allow-pickle), before any model loads: a labeller that cannot load fails before the work
+        whose images it would label."""
+        from probe.models.fingerprints import local_dir_files
+        from probe.models.specs import check_weights_file, parse_model_spec
+
+        spec = parse_model_spec(model)
+        if spec.kind == "file" and spec.weights:
+            check_weights_file(Path(spec.weights), self.allow_pickle)
+        elif spec.kind == "local-dir":
+            local_dir_files(spec, self.allow_pickle)
+
     def session_for(self, model: str) -> Session:
         """One Session per model spec per process: a second probe (or step) reuses the loaded one."""
         if model not in self._sessions:

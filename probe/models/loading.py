@@ -20,7 +20,7 @@ from probe.errors import ModelError
 from probe.files.cache import file_sha256
 from probe.models.fingerprints import builtin_weights_digest, fingerprint_id, local_dir_raw
 from probe.models.hub import hub_mode, network_available
-from probe.models.specs import BUILTIN_MODELS, PICKLE_SUFFIXES, ModelSpec, builtin_file
+from probe.models.specs import BUILTIN_MODELS, ModelSpec, builtin_file, check_weights_file
 
 RANDOM_INIT_SEED = 0
 
@@ -110,23 +110,10 @@ def missing_extra(exc: BaseException | None) -> ModelError | None:
     return None
 
 
-def _check_weights_file(path: Path, allow_pickle: bool) -> None:
-    """Clear errors for a local checkpoint before open_clip reads it (missing, unknown format, pickle)."""
-    if not path.is_file():
-        raise ModelError(f"weights file not found: {path}", hint="check the path after '@'")
-    if path.suffix in PICKLE_SUFFIXES and not allow_pickle:
-        raise ModelError(
-            f"refusing to load pickle checkpoint {path}: pickle files can run code",
-            hint="convert it once with `probe models convert`, or pass --allow-pickle if you trust it",
-        )
-    if path.suffix != ".safetensors" and path.suffix not in PICKLE_SUFFIXES:
-        raise ModelError(f"unknown weights format {path.suffix!r} for {path}", hint="use a .safetensors file")
-
-
 def _load_state_file(model: torch.nn.Module, path: Path, allow_pickle: bool) -> None:
     """open_clip's own `load_checkpoint` (key renames, position-embedding resizing, logit shapes),
     with the file checked first and its failures as one-line errors."""
-    _check_weights_file(path, allow_pickle)
+    check_weights_file(path, allow_pickle)
     try:
         open_clip.load_checkpoint(model, str(path), weights_only=not allow_pickle)
     except RuntimeError as exc:
@@ -220,7 +207,7 @@ def _build(
     if spec.kind == "file":
         _register_builtin_configs()
         path = Path(spec.weights or "").expanduser()
-        _check_weights_file(path, allow_pickle)
+        check_weights_file(path, allow_pickle)
         try:
             model = _open_clip_model(spec, online=False, pretrained=str(path), weights_only=not allow_pickle)
         except ModelError as exc:

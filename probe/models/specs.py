@@ -17,6 +17,7 @@ import difflib
 import os
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 from probe.errors import ModelError
@@ -136,3 +137,17 @@ def list_models(include_pretrained: bool = True) -> list[str]:
 
         names += [f"{a}@{t}" for a, t in open_clip.list_pretrained()]
     return names
+
+
+def check_weights_file(path: Path, allow_pickle: bool) -> None:
+    """Clear errors for a local checkpoint before anything reads it (missing, unknown format, pickle
+    without consent): checked before any model code is imported."""
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}", hint="check the path after '@'")
+    if path.suffix in PICKLE_SUFFIXES and not allow_pickle:
+        raise ModelError(
+            f"refusing to load pickle checkpoint {path}: pickle files can run code",
+            hint="convert it once with `probe models convert`, or pass --allow-pickle if you trust it",
+        )
+    if path.suffix != ".safetensors" and path.suffix not in PICKLE_SUFFIXES:
+        raise ModelError(f"unknown weights format {path.suffix!r} for {path}", hint="use a .safetensors file")

@@ -201,3 +201,18 @@ def test_models_convert_keeps_a_checksum_file_it_did_not_write(invoke, tmp_path)
     result = invoke("models", "convert", src, dst, "--allow-pickle")
     assert result.exit_code == 2 and "w.safetensors.sha256 already exists" in result.stderr
     assert (tmp_path / "w.safetensors.sha256").read_text() == "the user's own sum\n" and not dst.exists()
+
+
+@pytest.mark.parametrize(
+    "command", [["nsfw", "a star", "--n", "1", "--no-text"], ["bias", "--prompts", "shapes", "--n", "1"]]
+)
+def test_a_pickle_labeller_is_refused_before_any_model_loads(invoke, tmp_path, monkeypatch, command):
+    """`--labeller ARCH@file.pt` without --allow-pickle: refused before the inversions it would label."""
+    from probe.cli.state import State
+
+    weights = tmp_path / "labeller.pt"
+    weights.write_bytes(b"not read")
+    monkeypatch.setattr(State, "session_for", lambda self, model: pytest.fail("a model loaded"))
+    result = invoke("-o", tmp_path, *command, "--labeller", f"ViT-B-32@{weights}")
+    one_line_error(result, f"refusing to load pickle checkpoint {weights}", "--allow-pickle")
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.png"))
