@@ -136,7 +136,7 @@ class RayExecutor:
         if not ray.is_initialized():
             try:
                 context = ray.init(
-                    address=self.options.address,
+                    address=self.options.address or "local",  # without --address: a Ray of this run's own
                     log_to_driver=False,
                     logging_level=logging.ERROR,
                     configure_logging=True,
