@@ -61,7 +61,7 @@ def timed(plan, folder: Path, executor=None, session=None) -> tuple[float, list[
 def ray_run(plan, folder: Path, workers: int | None, cpus: int, session_options: dict) -> tuple[float, list[dict]]:
     """One timed run on a fresh local Ray of `cpus` cores (the workers' threads: cores / workers);
     Ray's start and the model loads happen before the clock starts."""
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     try:
         with RayExecutor(EngineOptions("ray", workers, session=session_options), plan) as ex:
             return timed(plan, folder, executor=ex)

@@ -41,6 +41,7 @@ SKIPS: list[tuple[str, str]] = [
     (r"probe world train|invert-validate|--n 20\b|--seeds 0-31", "minutes of training or validation on CPU"),
     (r"(^|\s)(cd|export) ", "changes the shell for the next lines (shown for a user's own shell)"),
     (r"^\s*probe\b.* ui\b|examples/ui_app\.py", "starts a web server that runs until stopped"),
+    (r"--address (auto|ray://)", "joins a running Ray cluster"),
 ]
 
 #: Files a page's examples name as the user's own inputs; made in the page's folder before it runs.

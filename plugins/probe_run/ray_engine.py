@@ -24,7 +24,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from probe.plugin import Chunk, Outcome, ProbeError, StepContext, UsageError
+from probe.plugin import Chunk, Outcome, ProbeError, StepContext, UsageError, step_kinds
 from probe_run.engines import Done, EngineOptions, Work, WorkerStats, run_chunk
 
 MAX_ATTEMPTS = 3  # a chunk whose worker died this many times fails (it may be what kills them)
@@ -79,13 +79,17 @@ class ChunkWorker:
     def run(self, step_name: str, chunk: Chunk, folder: str) -> tuple[list[Outcome], dict, float]:
         """(outcomes with images as float32 arrays, labellers used, compute seconds) of one chunk."""
         start = time.perf_counter()
-        if not Path(folder).is_dir():
+        step = self.plan.step(step_name)
+        kind = step_kinds().get(step.kind)
+        # a step that follows an earlier step's chunks (e.g. `label`) reads that step's files
+        if kind is not None and not kind.step.uses_slots and not Path(folder).is_dir():
             raise ProbeError(
-                f"the run folder {folder} is not visible on the node of Ray worker {self.name}",
+                f"step {step_name!r} reads the run folder {folder}, which the node of Ray worker {self.name} "
+                "does not see",
                 hint="give --run-dir on a filesystem every node of the cluster shares",
             )
         ctx = StepContext(self.session, self.open, Path(folder), None, {})
-        outcomes = run_chunk(self.plan.step(step_name), chunk, ctx)
+        outcomes = run_chunk(step, chunk, ctx)
         for outcome in outcomes:
             if outcome.image is not None:
                 outcome.image = outcome.image.detach().float().cpu().numpy()
@@ -136,7 +140,7 @@ class RayExecutor:
         if not ray.is_initialized():
             try:
                 context = ray.init(
-                    address=self.options.address,
+                    address=self.options.address or "local",  # without --address: a Ray of this run's own
                     log_to_driver=False,
                     logging_level=logging.ERROR,
                     configure_logging=True,

@@ -37,7 +37,7 @@ class Killed(Exception):
 @pytest.fixture(scope="module")
 def ray_here():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
