@@ -44,12 +44,15 @@ class _RunCommand(TyperCommand):
 @hookimpl
 def register_python_api(register) -> None:
     from probe_run.api import run_experiment
-    from probe_run.report import render_report
+    from probe_run.charts import chart_svg
+    from probe_run.report import render_report, report_style
     from probe_run.runner import merge_runs
 
     register("run_experiment", run_experiment, "run an experiment (file or mapping) into a run folder")
     register("merge_runs", merge_runs, "combine shard run folders into one, equal to an unsharded run")
     register("render_report", render_report, "the self-contained HTML report of a run folder")
+    register("chart_svg", chart_svg, "a bar chart with Wilson whiskers as inline SVG, from plain data (as the report)")
+    register("report_style", report_style, "the report's CSS, for pages that look like the report")
 
 
 @hookimpl
