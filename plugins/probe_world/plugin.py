@@ -175,7 +175,7 @@ def register_commands(app: typer.Typer) -> None:
                 "--star-colour",
                 help=(
                     "The planted bias: the colour a star whose caption names none takes 80% of the time "
-                    "(shapes-tiny: red, shapes-tiny-blue-star: blue), or 'none' for uniform colours."
+                    "(shapes-tiny: red), or 'none' for uniform colours."
                 ),
             ),
         ] = "red",
