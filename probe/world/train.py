@@ -313,8 +313,8 @@ def train(
             )
         model.load_state_dict({k: v.float() for k, v in load_file(config.init_from, device=str(device)).items()})
     model.train()
-    if config.freeze_image_tower:
-        model.visual.requires_grad_(False)
+    if config.freeze_image_tower:  # no gradient, and eval mode: its batch-norm statistics stay the shipped ones
+        model.visual.requires_grad_(False).eval()
     optimizer = _optimizer(model, config)
     start, elapsed = 0, 0.0
     if checkpoint.exists():

@@ -1,6 +1,11 @@
 """The planted bias is a training option: the shipped red star by default (data unchanged), another
 colour for the comparison model, or none; `probe world train` refuses a colour the world lacks."""
 
+from pathlib import Path
+
+import pytest
+
+import probe
 from probe.plugin import run_cli
 from probe.world.captions import parse_caption
 from probe.world.scenes import SHIPPED_BIAS, UNBIASED, PlantedBias, sample, scenes_for_caption
@@ -34,3 +39,25 @@ def test_train_refuses_a_colour_the_world_lacks(tmp_path):
     result = run_cli("world", "train", "--star-colour", "crimson", "--checkpoints", tmp_path / "c", "--steps", "1")
     assert result.exit_code == 2 and "--star-colour 'crimson' is not a colour of the world" in result.output
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_a_frozen_image_tower_fine_tune_changes_only_the_text_side(tmp_path):
+    """One step from the shipped weights with --freeze-image-tower: the image tower's weights and
+    batch-norm statistics stay bit-identical (inversions keep the shipped gradients), the text
+    tower's move."""
+    import torch
+    from safetensors.torch import load_file
+
+    from probe.world.train import train
+
+    shipped = Path(probe.__file__).resolve().parent / "models" / "weights" / "shapes-tiny.safetensors"
+    before = {k: v.float() for k, v in load_file(str(shipped)).items()}
+    config = TrainConfig(
+        steps=1, batch_size=4, warmup=1, star_colour="blue", freeze_image_tower=True, init_from=str(shipped)
+    )
+    model, result = train(config, tmp_path / "ckpt")
+    after = model.state_dict()
+    assert result.steps == 1
+    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("visual."))
+    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("transformer."))
