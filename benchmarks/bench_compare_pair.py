@@ -27,14 +27,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10, help="inversions per prompt and model")
     ap.add_argument("--out", type=Path, default=Path("probe-out/bench-compare-pair"))
+    ap.add_argument("--steps", type=int, default=None, help="inversion steps (default: the default preset's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs=2, default=list(MODELS), help="the pair to compare (default: the built-in pair)")
     add_save_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    bias = {"prompts": "shapes-all", "labels": "colours", "n": args.n}
+    if args.steps:
+        bias["settings"] = {"steps": args.steps, "min_cosine": -1}
     experiment = {
         "name": "builtin-pair",
-        "steps": [{"bias": {"prompts": "shapes-all", "labels": "colours", "n": args.n}}],
+        "steps": [{"bias": bias}],
     }
     folders, seconds = [], {}
     for model in args.models:
