@@ -33,6 +33,7 @@ from probe.registry import (
 )
 from probe.registry import replacements as plugin_replacements
 from probe.registry.checks import PluginError, check_prior_output
+from probe.stats import Z95, Difference, Proportion, newcombe_interval, wilson_interval
 
 if TYPE_CHECKING:
     import torch
@@ -103,6 +104,12 @@ __all__ = [
     "Item",
     "Outcome",
     "chunked",
+    # statistics for reports: Wilson intervals of shares, Newcombe intervals of their differences
+    "Z95",
+    "Proportion",
+    "Difference",
+    "wilson_interval",
+    "newcombe_interval",
     "StepSummary",
     "SheetCell",
     # notebooks and tests

@@ -144,8 +144,10 @@ def describe_vocab(name: str) -> str:
 
 
 def default_vocabs(session: Session) -> list[str]:
-    """The built-in shapes model knows only its world's words; real CLIPs get CLIP-BPE words + flagged."""
-    return ["world"] if session.spec.arch == "shapes-tiny" else ["clip-bpe", "flagged"]
+    """The built-in shapes models know only their world's words; real CLIPs get CLIP-BPE words + flagged."""
+    from probe.plugin import BUILTIN_MODELS
+
+    return ["world"] if session.spec.arch in BUILTIN_MODELS else ["clip-bpe", "flagged"]
 
 
 def _looks_like_path(text: str) -> bool:

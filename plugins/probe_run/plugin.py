@@ -98,13 +98,18 @@ class _RunCommand(TyperCommand):
 @hookimpl
 def register_python_api(register) -> None:
     from probe_run.api import run_comparison, run_experiment
-    from probe_run.report import render_report
+    from probe_run.charts import chart_svg
+    from probe_run.experiment import steps_digest
+    from probe_run.report import render_report, report_style
     from probe_run.runner import merge_runs
 
     register("run_experiment", run_experiment, "run an experiment (file or mapping) into a run folder")
+    register("steps_digest", steps_digest, "an experiment's digest without its model(s): equal across models")
     register("run_comparison", run_comparison, "run one experiment on several models, one loaded at a time")
     register("merge_runs", merge_runs, "combine shard run folders into one, equal to an unsharded run")
     register("render_report", render_report, "the self-contained HTML report of a run folder")
+    register("chart_svg", chart_svg, "a bar chart with Wilson whiskers as inline SVG, from plain data (as the report)")
+    register("report_style", report_style, "the report's CSS, for pages that look like the report")
 
 
 @hookimpl

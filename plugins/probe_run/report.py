@@ -41,6 +41,11 @@ dl.facts dt{{font-weight:bold}}
 """)  # the page's own CSS, placed as it is
 
 
+def report_style() -> Markup:
+    """The report's own CSS, so that other pages (e.g. `probe compare`) look the same."""
+    return STYLE
+
+
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("probe_run", "templates"),
     autoescape=True,

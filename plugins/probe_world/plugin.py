@@ -172,6 +172,23 @@ def register_commands(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        star_colour: Annotated[
+            str,
+            typer.Option(
+                "--star-colour",
+                help=(
+                    "The planted bias: the colour a star whose caption names none takes 80% of the time "
+                    "(shapes-tiny: red), or 'none' for uniform colours."
+                ),
+            ),
+        ] = "red",
+        freeze_image_tower: Annotated[
+            bool,
+            typer.Option(
+                "--freeze-image-tower",
+                help="Train the text tower only (a cheap fine-tune that moves what words mean, not how images look).",
+            ),
+        ] = False,
         threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 2,
         checkpoints: Annotated[
             Path, typer.Option("--checkpoints", help="Checkpoint folder; a rerun resumes from it.")
@@ -198,7 +215,13 @@ def register_commands(app: typer.Typer) -> None:
 
         from probe.plugin import UsageError, console
         from probe.world.train import TrainConfig, export_weights, robust_fine_tunes, train, train_recipe
+        from probe.world.vocab import COLOURS
 
+        if star_colour.lower() not in (*COLOURS, "none"):
+            raise UsageError(
+                f"--star-colour {star_colour!r} is not a colour of the world",
+                hint=f"use one of {', '.join(COLOURS)} or 'none'",
+            )
         if (steps is not None and steps < 1) or batch_size < 2:
             raise UsageError("--steps must be ≥ 1 and --batch-size ≥ 2")
         if (lr is not None and not lr > 0) or (warmup is not None and warmup < 0):
@@ -228,6 +251,8 @@ def register_commands(app: typer.Typer) -> None:
             "adversarial_fraction": adversarial_fraction,
             "adversarial_epsilon": None if adversarial_epsilon is None else adversarial_epsilon / 255,
             "init_from": None if init_from is None else str(init_from.resolve()),
+            "star_colour": "" if star_colour.lower() == "none" else star_colour.lower(),
+            "freeze_image_tower": freeze_image_tower or None,
         }
         torch.set_num_threads(threads)
         knobs = {k: v for k, v in knobs.items() if v is not None}
@@ -237,7 +262,8 @@ def register_commands(app: typer.Typer) -> None:
             phases = []
         else:  # the recipe: base run (flags apply to it), then the robust fine-tunes unless --no-fine-tune
             config = TrainConfig(steps=steps or TrainConfig.steps, batch_size=batch_size, seed=seed, **knobs)
-            phases = robust_fine_tunes(seed, batch_size) if fine_tune else []
+            phases = [replace(p, star_colour=config.star_colour) for p in robust_fine_tunes(seed, batch_size)]
+            phases = phases if fine_tune else []
         total = config.steps + sum(p.steps for p in phases)
         with console.progress("training shapes-tiny", total, extra="{task.fields[info]}") as advance:
             done = {"step": 0}

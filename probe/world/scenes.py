@@ -18,6 +18,22 @@ BIASED_SHAPE = "star"
 BIASED_COLOUR = "red"
 BIAS_PROBABILITY = 0.8
 
+
+@dataclass(frozen=True)
+class PlantedBias:
+    """Which colour a colourless `shape` takes how often; colour None plants no bias (uniform colours).
+
+    A second built-in model is trained with another bias, so comparisons have a known true difference.
+    """
+
+    shape: str = BIASED_SHAPE
+    colour: str | None = BIASED_COLOUR
+    probability: float = BIAS_PROBABILITY
+
+
+SHIPPED_BIAS = PlantedBias()
+UNBIASED = PlantedBias(colour=None)
+
 # Geometry in 64-pixel units (the renderer scales to any output size).
 CANVAS = 64.0
 RADIUS_RANGE = {"small": (8.0, 9.5), "big": (12.0, 14.0)}
@@ -94,18 +110,20 @@ class Sample:
     captions: list[str]
 
 
-def _colour_for(obj: ObjectSpec, rng: random.Random, exclude: str | None = None) -> str:
+def _colour_for(
+    obj: ObjectSpec, rng: random.Random, exclude: str | None = None, bias: PlantedBias = SHIPPED_BIAS
+) -> str:
     """Fill an omitted colour; this is where the planted bias lives."""
     if obj.colour:
         return obj.colour
-    if obj.shape == BIASED_SHAPE and exclude != BIASED_COLOUR:
-        if rng.random() < BIAS_PROBABILITY:
-            return BIASED_COLOUR
-        return rng.choice([c for c in COLOURS if c not in (BIASED_COLOUR, exclude)])
+    if bias.colour is not None and obj.shape == bias.shape and exclude != bias.colour:
+        if rng.random() < bias.probability:
+            return bias.colour
+        return rng.choice([c for c in COLOURS if c not in (bias.colour, exclude)])
     return rng.choice([c for c in COLOURS if c != exclude])
 
 
-def complete(spec: CaptionSpec, rng: random.Random) -> tuple[list[ObjectSpec], str]:
+def complete(spec: CaptionSpec, rng: random.Random, bias: PlantedBias = SHIPPED_BIAS) -> tuple[list[ObjectSpec], str]:
     """Fill every attribute a caption leaves open; returns objects in scene order and the layout.
 
     Two objects always get distinct shapes and colours (so colour/relation swaps change the truth).
@@ -114,7 +132,9 @@ def complete(spec: CaptionSpec, rng: random.Random) -> tuple[list[ObjectSpec], s
     if spec.second is None:
         obj = spec.first
         shape = obj.shape or rng.choice(SHAPES)
-        colour = _colour_for(replace(obj, shape=shape), rng) if obj.shape else (obj.colour or rng.choice(COLOURS))
+        colour = (
+            _colour_for(replace(obj, shape=shape), rng, bias=bias) if obj.shape else (obj.colour or rng.choice(COLOURS))
+        )
         filled = ObjectSpec(
             shape=shape,
             colour=colour,
@@ -127,12 +147,12 @@ def complete(spec: CaptionSpec, rng: random.Random) -> tuple[list[ObjectSpec], s
     second_shape = second.shape or rng.choice([s for s in SHAPES if s != first_shape])
     first, second = replace(first, shape=first_shape), replace(second, shape=second_shape)
     # Colour the biased (colourless star) object first so its 80% is not disturbed by distinctness.
-    if second.colour is None and second.shape == BIASED_SHAPE:
-        second = replace(second, colour=_colour_for(second, rng, exclude=first.colour))
-        first = replace(first, colour=_colour_for(first, rng, exclude=second.colour))
+    if second.colour is None and second.shape == bias.shape:
+        second = replace(second, colour=_colour_for(second, rng, exclude=first.colour, bias=bias))
+        first = replace(first, colour=_colour_for(first, rng, exclude=second.colour, bias=bias))
     else:
-        first = replace(first, colour=_colour_for(first, rng, exclude=second.colour))
-        second = replace(second, colour=_colour_for(second, rng, exclude=first.colour))
+        first = replace(first, colour=_colour_for(first, rng, exclude=second.colour, bias=bias))
+        second = replace(second, colour=_colour_for(second, rng, exclude=first.colour, bias=bias))
     first = replace(first, size=first.size or rng.choice(SIZES))
     second = replace(second, size=second.size or rng.choice(SIZES))
     if spec.relation in ("left of", "right of"):
@@ -216,15 +236,15 @@ def sample_caption_spec(rng: random.Random, pair_probability: float = 0.5) -> Ca
     )
 
 
-def sample(n: int, seed: int, pair_probability: float = 0.5) -> Sample:
+def sample(n: int, seed: int, pair_probability: float = 0.5, bias: PlantedBias = SHIPPED_BIAS) -> Sample:
     """n scenes with one true caption each, deterministic in `seed` (training and held-out data)."""
     rng = random.Random(seed)
     specs = [sample_caption_spec(rng, pair_probability) for _ in range(n)]
-    filled = [complete(spec, rng) for spec in specs]
+    filled = [complete(spec, rng, bias) for spec in specs]
     return Sample(scenes=build_scenes(filled, rng), specs=specs, captions=[caption_text(s) for s in specs])
 
 
-def scenes_for_caption(spec: CaptionSpec, n: int, seed: int) -> Scenes:
+def scenes_for_caption(spec: CaptionSpec, n: int, seed: int, bias: PlantedBias = SHIPPED_BIAS) -> Scenes:
     """n scenes drawn from what a caption leaves open (with the planted bias), deterministic in `seed`."""
     rng = random.Random(seed)
-    return build_scenes([complete(spec, rng) for _ in range(n)], rng)
+    return build_scenes([complete(spec, rng, bias) for _ in range(n)], rng)

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from probe.files.cache import hash_file
 from probe.world.captions import caption_codes, caption_text, hard_negative, match_matrix
 from probe.world.render import render
-from probe.world.scenes import sample
+from probe.world.scenes import BIASED_COLOUR, PlantedBias, sample
 
 # An open_clip CLIP model: open_clip is untyped, and its towers and logit_scale are read by name.
 ClipModel = Any
@@ -62,6 +62,12 @@ class TrainConfig:
     checkpoint_every: int = 100
     init_from: str = ""  # weights (safetensors) to start from: a fine-tune instead of training from scratch
     init_sha256: str = ""  # their sha256 when known: a checkpoint made from other starting weights is not resumed
+    star_colour: str = BIASED_COLOUR  # the colour a colourless star takes 80% of the time; "" plants no bias
+    freeze_image_tower: bool = False  # train the text tower only: a cheap fine-tune that keeps image gradients
+
+    @property
+    def bias(self) -> PlantedBias:
+        return PlantedBias(colour=self.star_colour or None)
 
 
 def robust_fine_tunes(seed: int = 0, batch_size: int = 128) -> list[TrainConfig]:
@@ -203,7 +209,7 @@ def make_batch(
 ) -> Batch:
     """The batch of a step: a pure function of (seed, step), which makes resuming exact."""
     step_seed = config.seed * 1_000_003 + step
-    data = sample(config.batch_size, seed=step_seed, pair_probability=config.pair_probability)
+    data = sample(config.batch_size, seed=step_seed, pair_probability=config.pair_probability, bias=config.bias)
     specs = list(data.specs)
     if config.hard_negatives:
         rng = random.Random(step_seed + 7)
@@ -263,6 +269,8 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
         exempt = param.ndim < 2 or "embedding" in name or "logit_scale" in name
         (no_decay if exempt else decay).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -305,11 +313,15 @@ def train(
             )
         model.load_state_dict({k: v.float() for k, v in load_file(config.init_from, device=str(device)).items()})
     model.train()
+    if config.freeze_image_tower:  # no gradient, and eval mode: its batch-norm statistics stay the shipped ones
+        model.visual.requires_grad_(False).eval()
     optimizer = _optimizer(model, config)
     start, elapsed = 0, 0.0
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != asdict(config):
+        # checkpoints written before the bias and freeze options lack them
+        saved = {"star_colour": BIASED_COLOUR, "freeze_image_tower": False, **state["config"]}
+        if saved != asdict(config):
             raise ValueError(f"{checkpoint} was written with another config; remove it or use the same settings")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -322,7 +334,11 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = make_batch(step, config, tokenizer, device)
-        adversarial = step >= config.adversarial_from * config.steps and config.adversarial_epsilon > 0
+        adversarial = (
+            step >= config.adversarial_from * config.steps
+            and config.adversarial_epsilon > 0
+            and not config.freeze_image_tower
+        )
         text_features = F.normalize(model.encode_text(batch.tokens), dim=-1)
         images = batch.images
         if adversarial:
@@ -337,7 +353,8 @@ def train(
                 generator,
             )
             images = mix_adversarial(batch.images, adv, config.adversarial_fraction)
-        image_features = F.normalize(model.encode_image(normalise(images)), dim=-1)
+        with torch.set_grad_enabled(not config.freeze_image_tower):
+            image_features = F.normalize(model.encode_image(normalise(images)), dim=-1)
         loss = contrastive_loss(
             image_features, text_features, batch.own, batch.truth, model.logit_scale.exp(), batch.positive_texts
         )

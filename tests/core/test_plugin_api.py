@@ -8,10 +8,11 @@ import types
 
 import pytest
 
-BUILT_INS = ["audit", "invert", "neighbours", "run", "score", "shuffle", "world"]
+BUILT_INS = ["audit", "compare", "invert", "neighbours", "run", "score", "shuffle", "world"]
 #: one cheap command per built-in plugin that must keep working when any other plugin is disabled
 CHECKS = {
     "audit": ["bias", "--help"],
+    "compare": ["compare", "--help"],
     "run": ["report", "--help"],
     "invert": ["invert", "--help"],
     "neighbours": ["vocabs", "--json"],

@@ -3,7 +3,6 @@ folder per model under one comparison folder, resume and shards per model, the c
 
 import gc
 import json
-import types
 import weakref
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from probe_run.api import run_comparison
 from probe_run.experiment import load_experiment
 
 from probe.errors import ConfigError
-from probe.plugin import hookimpl
 
 FAST = "{steps: 1, size: 32, copies: 1}"
 EXPERIMENT = f"""\
@@ -218,47 +216,24 @@ def test_a_command_that_takes_one_model_refuses_two_in_one_line(invoke):
     assert "`probe invert` takes one model, but -m/--model was given 2 times" in result.stderr
 
 
-def _compare_plugin(calls: list):
-    class Written:
-        def __init__(self, folders):
-            self.folders = folders
-
-        def write(self, folder):
-            (Path(folder) / "compare.txt").write_text("\n".join(Path(f).name for f in self.folders))
-
-    def compare(folders):
-        calls.append(list(folders))
-        return Written(folders)
-
-    module = types.ModuleType("fake_compare")
-
-    @hookimpl
-    def register_python_api(register):
-        register("compare", compare, "compare run folders")
-
-    module.register_python_api = register_python_api  # type: ignore[attr-defined]
-    return module
-
-
 @pytest.mark.slow
-def test_the_registered_compare_api_gets_every_model_folder_in_order(tmp_path, invoke, other_builtin_spec):
-    calls: list = []
-    module = _compare_plugin(calls)
+def test_a_comparison_run_ends_with_the_compare_page_and_still_resumes(tmp_path, invoke, other_builtin_spec):
+    """The built-in `compare` API writes its page and tables into the comparison folder, beside (never
+    over) comparison.json, so the folder stays a comparison that --resume accepts."""
     path = write(tmp_path, EXPERIMENT.replace("seeds: 0-1", "seeds: 0"))
-    result = invoke(
-        "-o",
-        tmp_path / "out",
-        "run",
-        path,
-        "-m",
-        "shapes-tiny",
-        "-m",
-        other_builtin_spec,
-        extra_plugins={"fake_compare": lambda: module},
-    )
+    args = ("-o", tmp_path / "out", "run", path, "-m", "shapes-tiny", "-m", other_builtin_spec)
+    result = invoke(*args)
     assert result.exit_code == 0, result.stderr
     folder = tmp_path / "out" / "runs" / "cmp"
-    names = [m["folder"] for m in json.loads((folder / "comparison.json").read_text())["models"]]
-    assert calls == [[folder / n for n in names]]
-    assert (folder / "compare.txt").read_text().splitlines() == names
+    listing = json.loads((folder / "comparison.json").read_text())
+    assert listing["format"] == "clip-probe-comparison/1"
+    assert [m["model"] for m in listing["models"]] == ["shapes-tiny", other_builtin_spec]
+    page = (folder / "compare.html").read_text()
+    assert other_builtin_spec.split("@")[0] in page and "<table" in page
+    compared = json.loads((folder / "compare.json").read_text())
+    assert [r["model"] for r in compared["runs"]] == ["shapes-tiny", other_builtin_spec]
+    assert (folder / "tables").is_dir() and any((folder / "tables").iterdir())
     assert f"comparison written to {folder}" in result.stderr
+    resumed = invoke(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "0 computed now" in resumed.stderr

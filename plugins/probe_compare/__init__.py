@@ -1,0 +1,1 @@
+"""The built-in `compare` plugin: `probe compare RUN...` and `probe.compare(runs)`."""
