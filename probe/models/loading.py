@@ -20,6 +20,7 @@ from probe.errors import ModelError
 from probe.files.cache import file_sha256
 from probe.models.fingerprints import builtin_weights_digest, fingerprint_id, local_dir_raw
 from probe.models.hub import hub_mode, network_available
+from probe.models.preprocess import ImageTransform, checked_stats, open_clip_transform
 from probe.models.specs import BUILTIN_MODELS, PICKLE_SUFFIXES, ModelSpec, builtin_file
 
 RANDOM_INIT_SEED = 0
@@ -35,6 +36,9 @@ class LoadedModel:
     mean: tuple[float, ...]  # one per channel (three)
     std: tuple[float, ...]
     fingerprint: str = ""  # must change when the weights change; "" = hashed from the state dict
+    # the model's own preprocessing of a photo (PIL RGB -> [3,H,W] in [0,1], not normalised);
+    # None: the largest centred square, resized to image_size as the probes' own tensors are
+    image_transform: ImageTransform | None = None
 
 
 def _plugin_model(spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
@@ -303,7 +307,12 @@ def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | Non
     tokenizer = _tokenizer(spec, tok_name, online)
     pre = open_clip.get_model_preprocess_cfg(model)
     size = pre.get("size", 224)
-    size = int(size[0] if isinstance(size, (tuple, list)) else size)
-    mean = tuple(float(v) for v in pre.get("mean", open_clip.OPENAI_DATASET_MEAN))
-    std = tuple(float(v) for v in pre.get("std", open_clip.OPENAI_DATASET_STD))
-    return LoadedModel(model, tokenizer, size, mean, std, fingerprint_id(spec.arch, fingerprint))
+    try:
+        size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ModelError(f"{spec.text}: its preprocess size is not an integer: {size!r}") from exc
+    mean = checked_stats(pre.get("mean", open_clip.OPENAI_DATASET_MEAN), "mean", spec.text)
+    std = checked_stats(pre.get("std", open_clip.OPENAI_DATASET_STD), "std", spec.text)
+    # the built-in model saw square renders only: its photos keep the centred-square tensor path
+    transform = None if spec.arch in BUILTIN_MODELS else open_clip_transform(pre, spec.text)
+    return LoadedModel(model, tokenizer, size, mean, std, fingerprint_id(spec.arch, fingerprint), transform)
