@@ -127,6 +127,31 @@ def _check_weights_file(path: Path, allow_pickle: bool) -> None:
         raise ModelError(f"unknown weights format {path.suffix!r} for {path}", hint="use a .safetensors file")
 
 
+def _recorded_quick_gelu(arch: str, path: Path) -> bool:
+    """Whether to build ARCH with QuickGELU for a safetensors file that records its source's
+    activation (`probe models convert` writes it): True where the file says quick_gelu and ARCH's
+    config does not; a file recorded as GELU under a QuickGELU architecture is refused."""
+    if path.suffix != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    from probe.models.convert import ACTIVATION_KEY
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get(ACTIVATION_KEY)
+    except Exception as exc:  # not a safetensors file: reported in one line
+        raise ModelError(f"cannot read weights file {path}: {exc}", hint="is it a complete weights file?") from exc
+    arch_quick = bool((open_clip.get_model_config(arch) or {}).get("quick_gelu", False))
+    if recorded == "gelu" and arch_quick:
+        plain = arch.removesuffix("-quickgelu")
+        raise ModelError(
+            f"{path} was converted from a checkpoint with GELU activations, but {arch} uses QuickGELU",
+            hint=f"load it as -m {plain}@{path}" if plain != arch else "use the architecture without QuickGELU",
+        )
+    return recorded == "quick_gelu" and not arch_quick
+
+
 def _load_state_file(model: torch.nn.Module, path: Path, allow_pickle: bool) -> None:
     """open_clip's own `load_checkpoint` (key renames, position-embedding resizing, logit shapes),
     with the file checked first and its failures as one-line errors."""
@@ -225,15 +250,19 @@ def _build(
         _register_builtin_configs()
         path = Path(spec.weights or "").expanduser()
         _check_weights_file(path, allow_pickle)
+        quick = _recorded_quick_gelu(spec.arch, path)
         try:
-            model = _open_clip_model(spec, online=False, pretrained=str(path), weights_only=not allow_pickle)
+            model = _open_clip_model(
+                spec, online=False, pretrained=str(path), weights_only=not allow_pickle, force_quick_gelu=quick
+            )
         except ModelError as exc:
             if "do not fit" in str(exc) or missing_extra(exc.__cause__) is not None:
                 raise
             raise ModelError(
                 f"cannot read weights file {path}: {exc.__cause__}", hint="is it a complete weights file?"
             ) from exc
-        return model, spec.arch, f"{spec.arch}:{_config_hash(spec.arch)[:16]}:{file_sha256(path)}"
+        forced = ":quick_gelu" if quick else ""
+        return model, spec.arch, f"{spec.arch}:{_config_hash(spec.arch)[:16]}{forced}:{file_sha256(path)}"
     if spec.kind == "pretrained":
         cfg = open_clip.get_pretrained_cfg(spec.arch, spec.weights or "")
         path = _fetch(spec, lambda: open_clip.download_pretrained(cfg, cache_dir=cache_dir), online)
