@@ -145,6 +145,11 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     online = not Path(target).expanduser().is_dir() and network_available()
     folder = _resolve(target, online)
+    from probe.files.checks import check_regular_file
+
+    for path in sorted(folder.iterdir()):  # a FIFO or /dev/zero among the files read would never end
+        if path.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"):
+            check_regular_file(path, "the model file", ModelError)
     weights = _weights_files(folder, allow_pickle)
     config = folder / "config.json"
     if not config.is_file():

@@ -74,6 +74,9 @@ def parse_seeds(text: str) -> list[int]:
 
 def read_prompts_file(path: Path) -> list[str]:
     """One prompt per line; blank lines and lines starting with '#' are skipped; each line is checked."""
+    from probe.plugin import check_regular_file
+
+    check_regular_file(Path(path), "prompts file", ConfigError)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

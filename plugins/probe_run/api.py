@@ -52,12 +52,14 @@ def run_experiment(
     progress: Progress | None = None,
     check_texts: Callable[[list[str], str | None], None] | None = None,
     what: str = "experiment",
+    should_stop: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run an experiment (or one shard of it, `shard="I/N"`) into its run folder and write the summaries.
 
     `open_session(spec)` gives the session of a model spec (None: the audited model when the
     experiment names none); `progress(name, total)` is a context manager yielding `advance(n)`;
-    `check_texts(texts, model)` may refuse too-long prompts before any model loads.
+    `check_texts(texts, model)` may refuse too-long prompts before any model loads;
+    `should_stop()`, asked after each chunk, ends the run early (what is finished is kept).
     """
     plan = plan_experiment(experiment, what)
     where = parse_shard(shard) if isinstance(shard, str) else shard
@@ -78,7 +80,15 @@ def run_experiment(
             seen["done"] = done
 
         result = run_plan(
-            plan, folder, session, open_session, shard=where, resume=resume, source=source, on_progress=on_progress
+            plan,
+            folder,
+            session,
+            open_session,
+            shard=where,
+            resume=resume,
+            source=source,
+            on_progress=on_progress,
+            should_stop=should_stop,
         )
     if not blur:
         finalise(result.folder, plan, blur=False)

@@ -79,20 +79,27 @@ def register_commands(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Run an experiment's steps in one process with one model load, into one run folder."""
-        from probe.plugin import check_prompt_lengths, console, current_session, options, session_for
+        from probe.plugin import check_prompt_lengths, console, current_session, options, session_for, stop_on_signals
         from probe_run.api import run_experiment
 
-        result = run_experiment(
-            experiment,
-            lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
-            run_dir=run_dir,
-            out_dir=options(ctx).out_dir,
-            shard=shard,
-            resume=resume,
-            source=str(experiment),
-            progress=console.progress,
-            check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+        should_stop, restore = stop_on_signals(
+            "Stopping after this chunk and keeping what is finished (Ctrl-C again to abort)…"
         )
+        try:
+            result = run_experiment(
+                experiment,
+                lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
+                run_dir=run_dir,
+                out_dir=options(ctx).out_dir,
+                shard=shard,
+                resume=resume,
+                source=str(experiment),
+                progress=console.progress,
+                check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
+                should_stop=should_stop,
+            )
+        finally:
+            restore()
         _print_run(result, as_json)
         raise typer.Exit(result.exit_code)
 

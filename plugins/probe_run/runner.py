@@ -49,10 +49,14 @@ class RunResult:
     skipped: int = 0
     failures: dict[str, str] = field(default_factory=dict)
     missing_shards: list[int] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM before every chunk ran
 
     @property
     def exit_code(self) -> int:
-        """1 when any item failed or a merge lacks shards (so `afterok` chains stop), else 0."""
+        """130 when stopped by a signal (as `probe invert`); 1 when any item failed or a merge lacks
+        shards (so `afterok` chains stop); else 0."""
+        if self.interrupted:
+            return 130
         return 1 if self.counts.get("failed", 0) or self.missing_shards else 0
 
     def notes(self) -> list[str]:
@@ -65,6 +69,11 @@ class RunResult:
         out += [f"  failed {item}: {message}" for item, message in list(self.failures.items())[:5]]
         if self.missing_shards:
             out.append(f"missing shards: {', '.join(map(str, self.missing_shards))} (their items are pending)")
+        if self.interrupted:
+            out.append(
+                f"Interrupted: kept {self.counts.get('done', 0)} finished item(s); "
+                "rerun the same command with --resume to finish the rest."
+            )
         return out
 
     def summary(self) -> dict:
@@ -261,10 +270,10 @@ def run_plan(
     should_stop: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Compute every pending item of the plan (or of one shard), chunk by chunk, then write the summaries."""
-    from probe.plugin import folder_lock
+    from probe.plugin import check_writable, folder_lock
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(folder.parent)  # a read-only parent: one line naming it, before the lock file is made
     with folder_lock(folder, "run"):
         return _run_locked(plan, folder, session, session_for, shard, resume, source, on_progress, should_stop)
 
@@ -316,6 +325,7 @@ def _run_locked(
             if on_progress:
                 on_progress(done_now, total, chunk.step)
             if should_stop and should_stop():
+                result.interrupted = True
                 break
     finally:
         write_json(folder / "manifest.json", _manifest(plan, model, ctx.labellers, shard, status, source, created))
@@ -339,6 +349,8 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
     among them holds every shard's items, so then no shard is missing."""
     if not folders:
         raise UsageError("give at least one shard folder to merge")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"merge output {out} is a file, not a folder", hint="choose a new folder with -o")
     manifests = [read_manifest(f) for f in folders]
     first = manifests[0]
     for f, m in zip(folders, manifests, strict=True):

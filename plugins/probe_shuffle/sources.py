@@ -46,8 +46,9 @@ class ImageCaptions:
 
 def read_prompt_file(path: Path) -> list[str]:
     """One prompt per line; blank lines and lines starting with '#' are skipped."""
-    from probe.plugin import refuse_nul
+    from probe.plugin import check_regular_file, refuse_nul
 
+    check_regular_file(Path(path), "prompt file")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:

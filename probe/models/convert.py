@@ -7,6 +7,7 @@ unwrapped as open_clip does) and gets a `.sha256` file beside it.
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from pathlib import Path
 import torch
 
 from probe.errors import DataError, ModelError, UsageError
-from probe.files.atomic import atomic_write_text, default_mode
+from probe.files.atomic import atomic_write_text, check_writable, default_mode, write_error
 from probe.files.cache import hash_file
+from probe.files.checks import check_regular_file, utf8_text
 from probe.models.specs import PICKLE_SUFFIXES
 
 ACTIVATION_KEY = "activation"
@@ -77,6 +79,10 @@ def convert_checkpoint(src: Path, dst: Path, allow_pickle: bool, force: bool = F
     from safetensors.torch import save_file
 
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    for name in (src, dst):
+        if not utf8_text(str(name)):
+            raise UsageError(f"{str(name)!r} is not a UTF-8 file name", hint="rename it (or pick a name) in UTF-8")
+    check_regular_file(src, "checkpoint", UsageError)
     if not src.is_file():
         raise UsageError(f"checkpoint not found: {src}")
     if src.suffix not in PICKLE_SUFFIXES:
@@ -87,6 +93,8 @@ def convert_checkpoint(src: Path, dst: Path, allow_pickle: bool, force: bool = F
     if dst.suffix != ".safetensors":
         raise UsageError(f"the output must end in .safetensors, got {dst.name}")
     for path in (dst, dst.with_name(dst.name + ".sha256")):  # the checksum beside it is an output too
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder", hint="name the output .safetensors file, e.g. model.safetensors")
         if path.exists() and not force:
             raise UsageError(f"{path} already exists", hint="pick another name, or pass --force to replace it")
     if not allow_pickle:
@@ -94,19 +102,28 @@ def convert_checkpoint(src: Path, dst: Path, allow_pickle: bool, force: bool = F
             f"refusing to read pickle checkpoint {src}: pickle files can run code",
             hint="pass --allow-pickle if you trust where it came from",
         )
+    check_writable(dst.parent)  # a read-only or missing folder fails before the pickle is read
     state, activation = _read_pickle(src)
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}  # no shared storage
     metadata = {"format": "pt", "converted_from": src.name}
     if activation is not None:
         metadata[ACTIVATION_KEY] = activation
-    dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(tmp), metadata=metadata)
         digest = hash_file(tmp)
         os.chmod(tmp, default_mode())  # safetensors writes 0600; a converted checkpoint is shared like any output
         os.replace(tmp, dst)
+    except Exception as exc:  # a full disk (safetensors' own error type) or any OSError: nothing is left
+        if not isinstance(exc, OSError):
+            full = "No space left" in str(exc)
+            exc = OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else str(exc))
+        raise write_error(dst, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
-    atomic_write_text(dst.with_name(dst.name + ".sha256"), f"{digest}  {dst.name}\n")
+    try:
+        atomic_write_text(dst.with_name(dst.name + ".sha256"), f"{digest}  {dst.name}\n")
+    except Exception:
+        dst.unlink(missing_ok=True)  # a checkpoint without its sum is not left behind
+        raise
     return Converted(dst, digest, activation)

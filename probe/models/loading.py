@@ -115,7 +115,11 @@ def missing_extra(exc: BaseException | None) -> ModelError | None:
 
 
 def _check_weights_file(path: Path, allow_pickle: bool) -> None:
-    """Clear errors for a local checkpoint before open_clip reads it (missing, unknown format, pickle)."""
+    """Clear errors for a local checkpoint before open_clip reads it (missing, not a regular file,
+    unknown format, pickle)."""
+    from probe.files.checks import check_regular_file
+
+    check_regular_file(path, "weights file", ModelError)
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}", hint="check the path after '@'")
     if path.suffix in PICKLE_SUFFIXES and not allow_pickle:
