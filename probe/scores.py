@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -62,16 +63,17 @@ def zero_shot(
 
 def score_images(
     session: Session,
-    images: list[torch.Tensor],
+    images: list[Any],
     prompts: list[str],
     names: list[str] | None = None,
     batch_size: int = 64,
 ) -> ScoreResult:
-    """Score each image (any size, [3,H,W] in [0,1]) against every prompt, batched."""
+    """Score each image against every prompt, batched. Images: photos (paths or PIL images, through
+    the model's own preprocessing) or [3,H,W] tensors in [0,1] of any size (resized as they are)."""
     text_emb = session.encode_text(prompts)
     cos_rows, prob_rows = [], []
     for start in range(0, len(images), batch_size):
-        batch = torch.cat([session.resize(im) for im in images[start : start + batch_size]])
+        batch = torch.cat([session.prepare(im) for im in images[start : start + batch_size]])
         cos, probs = zero_shot(session, batch, prompts, text_emb)
         cos_rows.append(cos)
         prob_rows.append(probs)

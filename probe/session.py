@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +24,7 @@ from probe.encoding.text import (
 )
 from probe.errors import ModelError, UsageError
 from probe.models.loading import LoadedModel, load_model
+from probe.models.preprocess import ImageTransform, centre_square
 from probe.models.specs import DEFAULT_MODEL, ModelSpec, parse_model_spec
 
 
@@ -41,6 +44,7 @@ class Session:
         self.image_size = loaded.image_size
         self.mean = torch.tensor(loaded.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(loaded.std, device=device).view(1, 3, 1, 1)
+        self.image_transform: ImageTransform = loaded.image_transform or centre_square
         self.fingerprint = loaded.fingerprint
         self.context_length = int(getattr(self.tokenizer, "context_length", 77) or 77)
         self._tower = find_text_tower(self.model)
@@ -135,6 +139,19 @@ class Session:
                 images, size=(self.image_size, self.image_size), mode="bicubic", antialias=True, align_corners=False
             )
         return images
+
+    def prepare(self, image: Any) -> torch.Tensor:
+        """One image -> [1,3,S,S] in [0,1] on the device, ready for encode_image. A photo (a path, or
+        a PIL image as `load_photo` reads it) goes through the model's own preprocessing (open_clip's
+        transform for its preprocess_cfg, or the processor's); a tensor in [0,1] (an image the
+        probes made) is resized as it is (`resize`)."""
+        if isinstance(image, torch.Tensor):
+            return self.resize(image)
+        if isinstance(image, (str, os.PathLike)):
+            from probe.files.images import load_photo
+
+            image = load_photo(Path(image))
+        return self.resize(self.image_transform(image.convert("RGB")))
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """Resize to the model's input and normalise with its own mean/std (never hard-coded OpenAI constants)."""

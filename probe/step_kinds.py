@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from probe.errors import ConfigError, ProbeError, short_repr
-from probe.files.checks import refuse_nul
+from probe.files.checks import check_regular_file, not_regular, refuse_nul
 from probe.models.specs import parse_model_spec
 
 if TYPE_CHECKING:
@@ -253,6 +253,8 @@ def numbered_lines(path: Path, what: str = "", error: type[ProbeError] = ConfigE
     reader of line files (prompts, texts). A missing, unreadable, non-UTF-8 or NUL-holding file is an
     `error` naming it (`what`: e.g. "prompts", for "prompts file not found: PATH")."""
     path = Path(path)
+    if not_regular(path) not in (None, "a folder"):  # a FIFO or device would never end: refused unopened
+        check_regular_file(path, f"{what} file" if what else "file", error)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

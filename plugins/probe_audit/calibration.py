@@ -90,13 +90,13 @@ def concept_scores(
     """Each image's concept probabilities, batched; `on_batch(n)` after each batch."""
     import torch
 
-    from probe.plugin import load_image
+    from probe.plugin import load_photo
 
     scores: list[dict[str, float]] = []
     text_emb = concept_text_embeddings(session, concepts) if paths else None
     for start in range(0, len(paths), BATCH):
         chunk = paths[start : start + BATCH]
-        batch = torch.cat([session.resize(load_image(p)) for p in chunk])
+        batch = torch.cat([session.prepare(load_photo(p)) for p in chunk])
         scores.extend(concept_probabilities(session, batch, concepts, text_emb))
         if on_batch:
             on_batch(len(chunk))

@@ -145,6 +145,11 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     online = not Path(target).expanduser().is_dir() and network_available()
     folder = _resolve(target, online)
+    from probe.files.checks import check_regular_file
+
+    for path in sorted(folder.iterdir()):  # a FIFO or /dev/zero among the files read would never end
+        if path.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"):
+            check_regular_file(path, "the model file", ModelError)
     weights = _weights_files(folder, allow_pickle)
     config = folder / "config.json"
     if not config.is_file():
@@ -168,7 +173,13 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
         file_sha256(p) for p in weights
     )
     return LoadedModel(
-        model, TransformersTokenizer(hf_tok, context), pre["size"], pre["mean"], pre["std"], fingerprint_id(target, raw)
+        model,
+        TransformersTokenizer(hf_tok, context),
+        pre["size"],
+        pre["mean"],
+        pre["std"],
+        fingerprint_id(target, raw),
+        image_transform=pre["transform"],
     )
 
 
@@ -220,15 +231,51 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _preprocess(folder: Path, image_size: int) -> dict:
-    """Input size, mean and std from the folder's preprocessor_config.json (OpenAI's values without one)."""
+def _image_processor(folder: Path, image_size: int) -> Any:
+    """The folder's own image processor, as `CLIPProcessor.from_pretrained(folder)` builds it; without
+    a preprocessor_config.json, CLIP's (shorter side to the input size, centre crop, OpenAI mean/std)."""
     import json
 
-    import open_clip
+    from transformers import AutoImageProcessor, CLIPImageProcessor
 
-    mean, std = tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD)
     path = folder / "preprocessor_config.json"
-    if path.is_file():
-        cfg = json.loads(path.read_text())
-        mean, std = tuple(cfg.get("image_mean", mean)), tuple(cfg.get("image_std", std))
-    return {"size": image_size, "mean": tuple(float(v) for v in mean), "std": tuple(float(v) for v in std)}
+    if not path.is_file():
+        crop = {"height": image_size, "width": image_size}
+        return CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size=crop)
+    hint = "save the model's processor with CLIPProcessor.save_pretrained, or delete the file to use CLIP's defaults"
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{path} is not valid JSON", hint=hint) from exc
+    if not isinstance(cfg, dict):
+        raise ModelError(f"{path} holds a JSON {type(cfg).__name__}, not an object of settings", hint=hint)
+    try:
+        with _quiet_transformers():
+            return AutoImageProcessor.from_pretrained(str(folder))
+    except Exception as exc:  # transformers raises many types for a bad config
+        raise ModelError(f"{path}: not a usable image processor config ({type(exc).__name__})", hint=hint) from exc
+
+
+def _preprocess(folder: Path, image_size: int) -> dict:
+    """Input size, mean, std and the photo transform (the processor's resize and crop, without
+    normalisation: the session normalises), each checked on a small non-square image."""
+    from PIL import Image
+
+    from probe.plugin import checked_stats
+
+    processor = _image_processor(folder, image_size)
+    where = str(folder / "preprocessor_config.json")
+    mean = checked_stats(getattr(processor, "image_mean", None), "image_mean", where)
+    std = checked_stats(getattr(processor, "image_std", None), "image_std", where)
+
+    def transform(image: Any) -> torch.Tensor:
+        return processor(images=image, do_normalize=False, return_tensors="pt")["pixel_values"][0].float()
+
+    try:
+        probe_pixels = transform(Image.new("RGB", (image_size + 7, image_size)))
+        ok = probe_pixels.dim() == 3 and probe_pixels.shape[0] == 3 and bool(torch.isfinite(probe_pixels).all())
+    except Exception as exc:  # a config transformers accepted but cannot apply
+        raise ModelError(f"{where}: the image processor fails on an image ({type(exc).__name__}: {exc})") from exc
+    if not ok:
+        raise ModelError(f"{where}: the image processor does not give one RGB image per photo")
+    return {"size": image_size, "mean": mean, "std": std, "transform": transform}

@@ -36,6 +36,26 @@ def _settings_from_flags(preset: str, flags: dict[str, Any], assignments: list[s
     return settings.with_set(assignments) if assignments else settings
 
 
+MAX_IMAGES_UNASKED = 1000
+"""More images than this (prompts x seeds) in one `probe invert` need --yes: a prompt file of
+100,000 lines would otherwise start days of work without a word."""
+
+
+def _refuse_unasked_size(prompts: int, seeds: int, steps: int) -> None:
+    """A UsageError stating the work (images and optimisation steps) when it is over the limit."""
+    images = prompts * seeds
+    if images <= MAX_IMAGES_UNASKED:
+        return
+    from probe.plugin import UsageError
+
+    raise UsageError(
+        f"{images:,} images ({prompts:,} prompts x {seeds} seeds) at {steps} steps each: {images * steps:,} "
+        f"image-steps, over the {MAX_IMAGES_UNASKED:,} images a command starts unasked",
+        hint="pass --yes to start anyway, or put them in an experiment file and use `probe run` "
+        "(resumable, can be split into shards)",
+    )
+
+
 @hookimpl
 def register_invert_transforms(register) -> None:
     from probe_invert.parts import TRANSFORMS, register_all
@@ -143,6 +163,9 @@ def register_commands(app: typer.Typer) -> None:
             bool, typer.Option("--force", help="Redo images already finished in the output folder.")
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+        yes: Annotated[
+            bool, typer.Option("--yes", help=f"Start even when over {MAX_IMAGES_UNASKED:,} images (prompts x seeds).")
+        ] = False,
     ) -> None:
         """Invert CLIP: optimise images, from noise, that the model matches to each prompt."""
         knobs = {"steps": steps, "size": size, "copies": copies, "batch_size": batch_size}
@@ -160,6 +183,8 @@ def register_commands(app: typer.Typer) -> None:
         settings = _settings_from_flags(preset, knobs, assignments)  # a bad preset or knob fails at once
         if gif and not settings.snapshot_every:
             settings = settings.with_overrides(snapshot_every=max(1, settings.steps // 20))
+        if not yes:
+            _refuse_unasked_size(len(all_prompts), len(seed_list), settings.steps)
         check_prompt_lengths(ctx, parts)  # too long for the model's context: fail now too, not after it loads
         from probe_invert.runner import run_inversions
 

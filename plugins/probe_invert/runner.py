@@ -7,8 +7,6 @@ page calls too); this module only turns their callbacks and results into termina
 from __future__ import annotations
 
 import math
-import signal
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,34 +14,12 @@ EXIT_INTERRUPTED = 130
 EXIT_ALL_FAILED = 1  # every image of the command failed: a script or `&&` chain must not go on as if it worked
 
 
-STOP_SIGNALS = ("SIGINT", "SIGTERM")  # Ctrl-C, and how Slurm, Kubernetes and `kill` stop a job
-
-
 def stop_on_ctrl_c() -> tuple[Callable[[], bool], Callable[[], None]]:
     """(should_stop, restore): the first Ctrl-C or SIGTERM asks the loop to stop after its step (what is
     finished is saved); a second one aborts."""
-    requested = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        return (lambda: False), (lambda: None)
-    signums = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
-    previous = {s: signal.getsignal(s) for s in signums}
+    from probe.plugin import stop_on_signals
 
-    def handler(signum, frame):
-        if requested["stop"]:
-            raise KeyboardInterrupt
-        requested["stop"] = True
-        from probe.plugin import console
-
-        console.note("Stopping after this step and saving what exists (Ctrl-C again to abort)…")
-
-    for s in signums:
-        signal.signal(s, handler)
-
-    def restore() -> None:
-        for s, old in previous.items():
-            signal.signal(s, old)
-
-    return (lambda: requested["stop"]), restore
+    return stop_on_signals("Stopping after this step and saving what exists (Ctrl-C again to abort)…")
 
 
 GIFS_LISTED = 8

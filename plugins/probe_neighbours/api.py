@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -47,7 +48,8 @@ class Neighbours:
 def neighbours(
     session: Any, texts: str | Sequence[str] = (), vocabs: Sequence[str] | None = None, k: int = 10, images: Any = None
 ) -> Neighbours:
-    """Nearest vocabulary words of texts (and of images, [B,3,H,W] in [0,1], if given).
+    """Nearest vocabulary words of texts (and of images, if given: a [B,3,H,W] batch in [0,1], or a
+    list of [3,H,W] tensors, photo paths or PIL images; photos go through the model's own preprocessing).
 
     vocabs: registered names (`probe vocabs`) or word-list files; default: the model's default lists.
     """
@@ -60,6 +62,8 @@ def neighbours(
     chosen = list(vocabs) if vocabs else default_vocabs(session)
     results = text_neighbours(session, texts, chosen, k) if texts else []
     if images is not None:
-        images = images if isinstance(images, torch.Tensor) else torch.stack(list(images))
+        if not isinstance(images, torch.Tensor):
+            items = [images] if isinstance(images, (str, Path)) or hasattr(images, "convert") else list(images)
+            images = torch.cat([session.prepare(im).cpu() for im in items])
         results += image_neighbours(session, images, [f"image {i}" for i in range(images.shape[0])], chosen, k)
     return Neighbours(results, chosen, k, session.describe())

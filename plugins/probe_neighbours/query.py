@@ -219,11 +219,12 @@ def check_image_model(session: Session, provenance: ImageProvenance) -> None:
 
 
 def load_query_images(session: Session, paths: list[Path]) -> torch.Tensor:
-    """Images checked against their sidecars and resized to the model's input, as one batch [B,3,S,S]."""
-    from probe.plugin import load_image
+    """Images checked against their sidecars and preprocessed as the model's own pipeline does, as
+    one batch [B,3,S,S] in [0,1]."""
+    from probe.plugin import load_photo
 
     batch = []
     for path in paths:
         check_image_model(session, image_provenance(Path(path)))
-        batch.append(session.resize(load_image(Path(path))).cpu())
+        batch.append(session.prepare(load_photo(Path(path))).cpu())
     return torch.cat(batch) if batch else torch.empty(0, 3, session.image_size, session.image_size)

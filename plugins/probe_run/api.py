@@ -88,6 +88,7 @@ def run_experiment(
     (`{"engine": "ray", "workers": 2, "session": {...}}`: Ray actors, each opening its own session
     from `session`); `note(line)` gets what the engine says before the run (e.g. the Ray dashboard).
     `check_model(spec)` may refuse a step's other model (a labeller) whose files cannot load.
+    `should_stop()`, asked after each chunk, ends the run early (what is finished is kept).
     An experiment with `models:` is a comparison: run it with `run_comparison`.
     """
     options = _engine_options(engine)

@@ -160,6 +160,7 @@ def register_commands(app: typer.Typer) -> None:
             options,
             release_session,
             session_for,
+            stop_on_signals,
         )
         from probe_run.api import comparison_models, plan_experiment, run_comparison, run_experiment
 
@@ -176,21 +177,29 @@ def register_commands(app: typer.Typer) -> None:
             "engine": engine_options(ctx, engine, workers, address),
             "note": console.note,
         }
-        if comparison_models(plan_experiment(experiment), given) is not None:
-            compared = run_comparison(
+        should_stop, restore = stop_on_signals(
+            "Stopping after this chunk and keeping what is finished (Ctrl-C again to abort)…"
+        )
+        try:
+            if comparison_models(plan_experiment(experiment), given) is not None:
+                compared = run_comparison(
+                    experiment,
+                    lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
+                    models=given,
+                    release_session=lambda spec: release_session(ctx, spec),
+                    should_stop=should_stop,
+                    **common,
+                )
+                _print_comparison(compared, as_json)
+                raise typer.Exit(compared.exit_code)
+            result = run_experiment(
                 experiment,
                 lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
-                models=given,
-                release_session=lambda spec: release_session(ctx, spec),
+                should_stop=should_stop,
                 **common,
             )
-            _print_comparison(compared, as_json)
-            raise typer.Exit(compared.exit_code)
-        result = run_experiment(
-            experiment,
-            lambda spec: session_for(ctx, spec) if spec else current_session(ctx),
-            **common,
-        )
+        finally:
+            restore()
         _print_run(result, as_json)
         raise typer.Exit(result.exit_code)
 

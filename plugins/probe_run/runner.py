@@ -51,10 +51,14 @@ class RunResult:
     missing_shards: list[int] = field(default_factory=list)
     engine: str = "local"
     workers: list[dict] = field(default_factory=list)  # per worker: chunks, items, seconds, overhead
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM before every chunk ran
 
     @property
     def exit_code(self) -> int:
-        """1 when any item failed or a merge lacks shards (so `afterok` chains stop), else 0."""
+        """130 when stopped by a signal (as `probe invert`); 1 when any item failed or a merge lacks
+        shards (so `afterok` chains stop); else 0."""
+        if self.interrupted:
+            return 130
         return 1 if self.counts.get("failed", 0) or self.missing_shards else 0
 
     def notes(self) -> list[str]:
@@ -73,6 +77,11 @@ class RunResult:
                 f"{w['seconds']:.1f} s computing" + (f", died with {w['lost']} chunk(s) in flight" if w["lost"] else "")
                 for w in self.workers
             ]
+        if self.interrupted:
+            out.append(
+                f"Interrupted: kept {self.counts.get('done', 0)} finished item(s); "
+                "rerun the same command with --resume to finish the rest."
+            )
         return out
 
     def summary(self) -> dict:
@@ -267,10 +276,10 @@ def run_plan(
 
     `executor` computes the chunks (default: in order in this process with `session`; the Ray engine
     passes None for the session: its workers hold their own); this function alone writes the folder."""
-    from probe.plugin import folder_lock
+    from probe.plugin import check_writable, folder_lock
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(folder.parent)  # a read-only parent: one line naming it, before the lock file is made
     with folder_lock(folder, "run"):
         return _run_locked(
             plan,
@@ -344,6 +353,7 @@ def _run_locked(
                         on_progress(done_now, total, chunk.step)
                     if ctx.should_stop and ctx.should_stop():
                         stop = True
+                        result.interrupted = True
                         break
             if stop:
                 break
@@ -370,6 +380,8 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
     among them holds every shard's items, so then no shard is missing."""
     if not folders:
         raise UsageError("give at least one shard folder to merge")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"merge output {out} is a file, not a folder", hint="choose a new folder with -o")
     manifests = [read_manifest(f) for f in folders]
     first = manifests[0]
     for f, m in zip(folders, manifests, strict=True):

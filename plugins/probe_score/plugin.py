@@ -46,10 +46,10 @@ def register_commands(app: typer.Typer) -> None:
 
         check_new_file(csv_path, force)
         check_prompt_lengths(ctx, list(prompt))  # the tokenizer only, before the model loads
-        from probe.plugin import console, current_session, load_image, options, score_images
+        from probe.plugin import console, current_session, load_photo, options, score_images
 
         state = options(ctx)
-        pixels = [load_image(p) for p in images]
+        pixels = [load_photo(p) for p in images]
         result = score_images(current_session(ctx), pixels, list(prompt), names=[str(p) for p in images])
         if csv_path is not None:
             from probe.plugin import atomic_write_text

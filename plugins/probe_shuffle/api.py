@@ -16,7 +16,8 @@ def shuffle_test(
 ) -> Any:
     """A ShuffleReport: per perturbation, how much the score moves when the caption is perturbed.
 
-    Text mode (no images): cos(T(p), T(p')). Image mode (one image per prompt, [B,3,H,W] or a list):
+    Text mode (no images): cos(T(p), T(p')). Image mode (one image per prompt: a [B,3,H,W] batch, or
+    a list of tensors, photo paths or PIL images, photos preprocessed as the model's own pipeline does):
     cos(V(x), T(p')) against cos(V(x), T(p)), with order blindness and P@1.
     """
     from probe_shuffle.order_scores import image_shuffle_test, text_shuffle_test

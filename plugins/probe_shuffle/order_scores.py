@@ -29,7 +29,7 @@ class Encoder(Protocol):
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor: ...
 
-    def resize(self, images: torch.Tensor) -> torch.Tensor: ...
+    def prepare(self, image: Any) -> torch.Tensor: ...
 
 
 @dataclass
@@ -139,12 +139,11 @@ class ShuffleReport:
         )
 
 
-def encode_images(
-    session: Encoder, images: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 256
-) -> torch.Tensor:
-    """Normalised image embeddings [B, D] on CPU; a list of any-size [3,H,W] images is resized first."""
+def encode_images(session: Encoder, images: torch.Tensor | Sequence[Any], batch_size: int = 256) -> torch.Tensor:
+    """Normalised image embeddings [B, D] on CPU. A list holds photos (PIL images: the model's own
+    preprocessing) or any-size [3,H,W] tensors (resized), each prepared first."""
     if not isinstance(images, torch.Tensor):
-        images = torch.cat([session.resize(im) for im in images]) if len(images) else torch.empty(0, 3, 1, 1)
+        images = torch.cat([session.prepare(im) for im in images]) if len(images) else torch.empty(0, 3, 1, 1)
     if images.dim() == 3:
         images = images.unsqueeze(0)
     parts = [
@@ -261,7 +260,7 @@ def text_shuffle_test(
 
 def image_shuffle_test(
     session: Encoder,
-    images: torch.Tensor | Sequence[torch.Tensor],
+    images: torch.Tensor | Sequence[Any],
     captions: list[str],
     perturbations: list[str],
     seed: int = 0,
@@ -271,7 +270,8 @@ def image_shuffle_test(
     truncate: bool = False,
     batch_size: int = 256,
 ) -> ShuffleReport:
-    """cos(V(x), T(p')) against cos(V(x), T(p)) for each image x with true caption p (images in [0, 1])."""
+    """cos(V(x), T(p')) against cos(V(x), T(p)) for each image x with true caption p (tensors in
+    [0, 1], or photos as PIL images)."""
     perturbations = check_names(perturbations)
     if len(images) != len(captions):
         raise UsageError(f"{len(images)} image(s) but {len(captions)} caption(s)", hint="give one caption per image")

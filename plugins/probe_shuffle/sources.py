@@ -11,9 +11,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from probe.plugin import DataError, UsageError, images_under, load_image, read_json
+from probe.plugin import DataError, UsageError, images_under, load_photo, read_json
 
 if TYPE_CHECKING:  # torch only in annotations: reading a prompt file (and failing on it) stays instant
     import torch
@@ -28,10 +28,11 @@ MAX_WORLD_SCENES = 20_000  # rendered at once: 20,000 × 3×64×64 floats ≈ 1 
 
 @dataclass
 class ImageCaptions:
-    """Images ([3,H,W] in [0, 1], any size) with their true caption and a display name each."""
+    """Images with their true caption and a display name each: photos read from files (PIL images,
+    for the model's own preprocessing) or [3,H,W] tensors in [0, 1] of any size."""
 
     names: list[str] = field(default_factory=list)
-    images: list[torch.Tensor] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -101,7 +102,7 @@ def image_files(images: Sequence[Path], captions: Sequence[str]) -> ImageCaption
                 f"no caption for {path}: no --caption given and no sidecar prompt next to it",
                 hint="pass --caption TEXT for each --image",
             )
-        out.extend(ImageCaptions([str(path)], [load_image(path)], [caption]))
+        out.extend(ImageCaptions([str(path)], [load_photo(path)], [caption]))
     return out
 
 
@@ -130,7 +131,7 @@ def jsonl_pairs(path: Path) -> ImageCaptions:
             raise DataError(f"{path}:{number}: needs string fields 'image' and 'caption'")
         image = Path(record["image"])
         image = image if image.is_absolute() else path.parent / image
-        out.extend(ImageCaptions([str(image)], [load_image(image)], [record["caption"]]))
+        out.extend(ImageCaptions([str(image)], [load_photo(image)], [record["caption"]]))
     if not len(out):
         raise DataError(f"{path}: no image/caption pairs in the file")
     return out
@@ -160,7 +161,7 @@ def invert_outputs(folder: Path) -> ImageCaptions:
     out = ImageCaptions()
     for path in paths:
         if (prompt := _finished_inversion_prompt(path)) is not None:
-            out.extend(ImageCaptions([str(path)], [load_image(path)], [prompt]))
+            out.extend(ImageCaptions([str(path)], [load_photo(path)], [prompt]))
     if not len(out):
         raise DataError(
             f"no images with a prompt sidecar under {folder}", hint="run `probe invert` first, or use --image/--caption"

@@ -136,13 +136,15 @@ def register(app: typer.Typer, registry: Registry) -> None:
         from probe.cli.state import get_state
         from probe.models.convert import convert_checkpoint
 
-        path, digest = convert_checkpoint(
-            src, dst, allow_pickle=allow_pickle or get_state(ctx).allow_pickle, force=force
-        )
+        done = convert_checkpoint(src, dst, allow_pickle=allow_pickle or get_state(ctx).allow_pickle, force=force)
         if as_json:
-            console.print_json({"safetensors": str(path), "sha256": digest})
+            console.print_json({"safetensors": str(done.path), "sha256": done.sha256, "activation": done.activation})
             return
-        console.note(f"wrote {path} (sha256 {digest}) and {path.name}.sha256; load it with -m ARCH@{path}")
+        act = f", activation {done.activation} recorded" if done.activation else ""
+        console.note(
+            f"wrote {done.path} (sha256 {done.sha256}{act}) and {done.path.name}.sha256; "
+            f"load it with -m ARCH@{done.path}"
+        )
 
     app.add_typer(models, name="models", rich_help_panel="Models, plugins and data")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from probe.errors import ProbeError, UsageError
-from probe.files.atomic import atomic_write_text
+from probe.files.atomic import atomic_write_text, write_error
 
 CACHE_ENV = "PROBE_CACHE_DIR"
 MARKER = ".clip-probe-cache"
@@ -175,6 +175,8 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
             f"another probe {what} is writing to {folder}",
             hint="wait for it to finish, or choose another output folder",
         ) from None
+    except OSError as exc:  # a read-only or vanished parent folder
+        raise write_error(folder.parent, exc) from exc
     try:
         yield
     finally:

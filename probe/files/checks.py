@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +20,8 @@ def check_prompts(texts: Sequence[str], what: str = "prompt", image_option: str 
             raise UsageError(f"empty {what}", hint="give some text, e.g. 'a red circle'")
         if "\0" in text:
             raise UsageError(f"{what} {text[:40]!r} contains a NUL byte (binary data)", hint="pass plain text")
+        if not utf8_text(text):
+            raise UsageError(f"{what} {text[:40]!r} holds bytes that are not UTF-8 text", hint="write it in UTF-8")
         if image_option and _names_an_image(text):
             raise UsageError(
                 f"{what} {text[:200]!r} is an image file's name, not a {what}",
@@ -48,3 +52,39 @@ def check_new_file(path: Path | None, force: bool) -> None:
     surprise. Checked before any model loads."""
     if path is not None and not force and (Path(path).exists() or Path(path).is_symlink()):
         raise UsageError(f"{path} already exists", hint="pick another name, or pass --force to replace it")
+
+
+def utf8_text(text: str) -> bool:
+    """Whether a command-line text or file name is UTF-8: undecodable bytes arrive as surrogates,
+    which no output (terminal, JSON, a file name) can write."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def not_regular(path: Path) -> str | None:
+    """What an existing path is when it is not a regular file ("a named pipe (FIFO)", "a device", ...),
+    following links; None for a regular file or a path that does not exist. Reading a FIFO or
+    /dev/zero never ends, so inputs are refused before they are opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+
+
+def check_regular_file(path: Path, what: str, error: type = DataError) -> None:
+    """Refuse an input that exists but is not a regular file, naming what it is (one line, at once)."""
+    kind = not_regular(Path(path))
+    if kind is not None:
+        raise error(f"{what} {path} is {kind}, not a regular file", hint="copy its contents to a regular file first")

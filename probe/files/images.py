@@ -90,22 +90,36 @@ def check_images(paths: Sequence[Path]) -> None:
         open_image(path).close()
 
 
-def load_image(path: Path):
-    """An image file -> [3,H,W] float tensor in [0,1]; a clear DataError for anything unreadable,
-    truncated or larger than MAX_IMAGE_PIXELS."""
-    import numpy as np
-    import torch
-
+def load_photo(path: Path) -> Image.Image:
+    """An image file decoded to an RGB PIL image, for the model's own preprocessing
+    (`Session.prepare`: resize mode, interpolation and crop as the model was trained with); a clear
+    DataError for anything unreadable, truncated or larger than MAX_IMAGE_PIXELS."""
     with open_image(path) as im:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+                rgb = im.convert("RGB")
+                rgb.load()
         except (OSError, SyntaxError, ValueError) as exc:
             raise DataError(
                 f"cannot read image {path}: the file is damaged or truncated ({exc})", hint="replace or delete the file"
             ) from exc
+    return rgb
+
+
+def pil_to_tensor(image: Image.Image):
+    """An RGB PIL image -> [3,H,W] float tensor in [0,1] (uint8 / 255, as torchvision's ToTensor)."""
+    import numpy as np
+    import torch
+
+    arr = np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     return torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0
+
+
+def load_image(path: Path):
+    """An image file -> [3,H,W] float tensor in [0,1], pixels as stored (no resizing); a clear
+    DataError for anything unreadable, truncated or larger than MAX_IMAGE_PIXELS."""
+    return pil_to_tensor(load_photo(path))
 
 
 def pil_png_bytes(pil) -> bytes:

@@ -126,7 +126,12 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
 
 def read_yaml(path: Path) -> YamlDoc:
     """Read and parse a YAML file; a missing, binary or non-UTF-8 file is a ConfigError."""
+    from probe.files.checks import not_regular
+
     path = Path(path)
+    kind = not_regular(path)
+    if kind not in (None, "a folder"):  # a FIFO or /dev/zero would be read forever
+        raise ConfigError(f"{path} is {kind}, not a YAML file", hint="pass the path of a regular .yaml file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:

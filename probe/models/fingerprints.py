@@ -41,8 +41,11 @@ def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, list[Pat
     """(config, every weights file) of a local-dir: spec, with clear errors. All weights files count
     towards the identity: which one open_clip loads is its own rule, and a stale fingerprint would
     let caches and text snapshots answer for other weights."""
+    from probe.files.checks import check_regular_file
+
     folder = Path(spec.arch.removeprefix("local-dir:"))  # "~" already expanded by parse_model_spec
     config = folder / "open_clip_config.json"
+    check_regular_file(config, "the model config", ModelError)
     if not config.is_file():
         raise ModelError(
             f"no open_clip_config.json in {folder}", hint="a local-dir: folder needs its config and weights"
@@ -50,6 +53,8 @@ def local_dir_files(spec: ModelSpec, allow_pickle: bool) -> tuple[Path, list[Pat
     weights = [p for p in sorted(folder.iterdir()) if p.suffix in (".safetensors", *PICKLE_SUFFIXES)]
     if not weights:
         raise ModelError(f"no weights file in {folder}", hint="add open_clip_model.safetensors")
+    for path in weights:
+        check_regular_file(path, "the weights file", ModelError)
     safe = [p for p in weights if p.suffix == ".safetensors"]
     if not safe and not allow_pickle:
         raise ModelError(

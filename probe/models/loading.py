@@ -20,6 +20,7 @@ from probe.errors import ModelError
 from probe.files.cache import file_sha256
 from probe.models.fingerprints import builtin_weights_digest, fingerprint_id, local_dir_raw
 from probe.models.hub import hub_mode, network_available
+from probe.models.preprocess import ImageTransform, checked_stats, open_clip_transform
 from probe.models.specs import BUILTIN_MODELS, ModelSpec, builtin_file, check_weights_file
 
 RANDOM_INIT_SEED = 0
@@ -35,6 +36,9 @@ class LoadedModel:
     mean: tuple[float, ...]  # one per channel (three)
     std: tuple[float, ...]
     fingerprint: str = ""  # must change when the weights change; "" = hashed from the state dict
+    # the model's own preprocessing of a photo (PIL RGB -> [3,H,W] in [0,1], not normalised);
+    # None: the largest centred square, resized to image_size as the probes' own tensors are
+    image_transform: ImageTransform | None = None
 
 
 def _plugin_model(spec: ModelSpec, allow_pickle: bool) -> LoadedModel:
@@ -108,6 +112,31 @@ def missing_extra(exc: BaseException | None) -> ModelError | None:
             return ModelError("this model needs the Python package 'transformers'", hint=HF_EXTRA_HINT)
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def _recorded_quick_gelu(arch: str, path: Path) -> bool:
+    """Whether to build ARCH with QuickGELU for a safetensors file that records its source's
+    activation (`probe models convert` writes it): True where the file says quick_gelu and ARCH's
+    config does not; a file recorded as GELU under a QuickGELU architecture is refused."""
+    if path.suffix != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    from probe.models.convert import ACTIVATION_KEY
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get(ACTIVATION_KEY)
+    except Exception as exc:  # not a safetensors file: reported in one line
+        raise ModelError(f"cannot read weights file {path}: {exc}", hint="is it a complete weights file?") from exc
+    arch_quick = bool((open_clip.get_model_config(arch) or {}).get("quick_gelu", False))
+    if recorded == "gelu" and arch_quick:
+        plain = arch.removesuffix("-quickgelu")
+        raise ModelError(
+            f"{path} was converted from a checkpoint with GELU activations, but {arch} uses QuickGELU",
+            hint=f"load it as -m {plain}@{path}" if plain != arch else "use the architecture without QuickGELU",
+        )
+    return recorded == "quick_gelu" and not arch_quick
 
 
 def _load_state_file(model: torch.nn.Module, path: Path, allow_pickle: bool) -> None:
@@ -208,15 +237,19 @@ def _build(
         _register_builtin_configs()
         path = Path(spec.weights or "").expanduser()
         check_weights_file(path, allow_pickle)
+        quick = _recorded_quick_gelu(spec.arch, path)
         try:
-            model = _open_clip_model(spec, online=False, pretrained=str(path), weights_only=not allow_pickle)
+            model = _open_clip_model(
+                spec, online=False, pretrained=str(path), weights_only=not allow_pickle, force_quick_gelu=quick
+            )
         except ModelError as exc:
             if "do not fit" in str(exc) or missing_extra(exc.__cause__) is not None:
                 raise
             raise ModelError(
                 f"cannot read weights file {path}: {exc.__cause__}", hint="is it a complete weights file?"
             ) from exc
-        return model, spec.arch, f"{spec.arch}:{_config_hash(spec.arch)[:16]}:{file_sha256(path)}"
+        forced = ":quick_gelu" if quick else ""
+        return model, spec.arch, f"{spec.arch}:{_config_hash(spec.arch)[:16]}{forced}:{file_sha256(path)}"
     if spec.kind == "pretrained":
         cfg = open_clip.get_pretrained_cfg(spec.arch, spec.weights or "")
         path = _fetch(spec, lambda: open_clip.download_pretrained(cfg, cache_dir=cache_dir), online)
@@ -290,7 +323,12 @@ def load_model(spec: ModelSpec, allow_pickle: bool = False, cache_dir: str | Non
     tokenizer = _tokenizer(spec, tok_name, online)
     pre = open_clip.get_model_preprocess_cfg(model)
     size = pre.get("size", 224)
-    size = int(size[0] if isinstance(size, (tuple, list)) else size)
-    mean = tuple(float(v) for v in pre.get("mean", open_clip.OPENAI_DATASET_MEAN))
-    std = tuple(float(v) for v in pre.get("std", open_clip.OPENAI_DATASET_STD))
-    return LoadedModel(model, tokenizer, size, mean, std, fingerprint_id(spec.arch, fingerprint))
+    try:
+        size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ModelError(f"{spec.text}: its preprocess size is not an integer: {size!r}") from exc
+    mean = checked_stats(pre.get("mean", open_clip.OPENAI_DATASET_MEAN), "mean", spec.text)
+    std = checked_stats(pre.get("std", open_clip.OPENAI_DATASET_STD), "std", spec.text)
+    # the built-in model saw square renders only: its photos keep the centred-square tensor path
+    transform = None if spec.arch in BUILTIN_MODELS else open_clip_transform(pre, spec.text)
+    return LoadedModel(model, tokenizer, size, mean, std, fingerprint_id(spec.arch, fingerprint), transform)

@@ -141,7 +141,10 @@ def list_models(include_pretrained: bool = True) -> list[str]:
 
 def check_weights_file(path: Path, allow_pickle: bool) -> None:
     """Clear errors for a local checkpoint before anything reads it (missing, unknown format, pickle
-    without consent): checked before any model code is imported."""
+    without consent, not a regular file): checked before any model code is imported."""
+    from probe.files.checks import check_regular_file
+
+    check_regular_file(path, "weights file", ModelError)
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}", hint="check the path after '@'")
     if path.suffix in PICKLE_SUFFIXES and not allow_pickle:

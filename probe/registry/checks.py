@@ -73,11 +73,18 @@ def perturbation_problem(result: Any, *args: Any, **kwargs: Any) -> str:
 
 
 def outcomes_problem(result: Any, plan: Any, chunk: Any, *args: Any, **kwargs: Any) -> str:
-    """A step kind's `run` returns exactly one Outcome per item of the chunk, no more and no other."""
+    """A step kind's `run` returns exactly one Outcome per item of the chunk, no more and no other;
+    once the run is asked to stop (Ctrl-C, SIGTERM) items it did not finish may have none (they stay
+    pending for --resume)."""
     if not isinstance(result, list):
         return f"run returned {type(result).__name__}, not a list of Outcome"
     expected = [item.id for item in chunk.items]
     got = [getattr(o, "item_id", None) for o in result]
+    ctx = args[0] if args else kwargs.get("ctx")
+    should_stop = getattr(ctx, "should_stop", None)
+    stopping = bool(should_stop is not None and should_stop())
+    if stopping and len(set(got)) == len(got) and set(got) <= set(expected):
+        return ""
     if sorted(map(str, got)) != sorted(expected) or len(got) != len(expected):
         missing = [i for i in expected if i not in got]
         extra = [i for i in got if i not in expected]

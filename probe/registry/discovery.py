@@ -103,7 +103,7 @@ def _module_name(factory: Callable[[], ModuleType]) -> str:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return str(factory().__name__)
-    except Exception:  # the import failure is reported when the plugin is loaded below
+    except (Exception, SystemExit):  # the import failure is reported when the plugin is loaded below
         return ""
 
 
@@ -152,8 +152,9 @@ def discover(extra: dict[str, Callable[[], ModuleType]] | None = None) -> tuple[
         module: ModuleType | None
         try:
             module, info.import_seconds = _import_quietly(factory)
-        except Exception as exc:  # any import-time failure of a plugin must not break the CLI
-            info.status, info.reason = "failed", _one_line(exc)
+        except (Exception, SystemExit) as exc:  # any import-time failure of a plugin must not break the CLI
+            reason = f"called sys.exit({exc.code!r}) at import" if isinstance(exc, SystemExit) else _one_line(exc)
+            info.status, info.reason = "failed", reason
             plugins.append(LoadedPlugin(info, None))
             continue
         info.api, problem = _api_problem(module)

@@ -67,8 +67,23 @@ def _reference(spec: str):
     return model.eval(), preprocess, open_clip.get_tokenizer(arch)
 
 
+def _photo(path, size: int, seed: int = 0):
+    """A non-square 4:3 photo larger than the model's input (as a 480x360 snapshot is for 224 pixels),
+    with structure at every scale so cropping and resampling both change the embedding."""
+    rng = np.random.default_rng(seed)
+    w, h = size * 2 + size // 7, size + size // 2
+    base = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    coarse = np.asarray(Image.fromarray(base).resize((w, h), Image.Resampling.BILINEAR), dtype=np.int16)
+    noise = rng.integers(-40, 41, (h, w, 3))
+    Image.fromarray(np.clip(coarse + noise, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
 @pytest.mark.parametrize("cached", list(FAMILIES), indirect=True)
-def test_embeddings_equal_open_clip(cached):
+def test_embeddings_equal_open_clip(cached, tmp_path):
+    """Tensors, texts, and a photo file: the photo goes through the model's own transform (resize
+    mode, interpolation, crop) and equals open_clip's preprocess + encode_image."""
+    from probe.files.images import load_image
     from probe.session import Session
 
     session = Session.open(cached, device="cpu")
@@ -82,6 +97,31 @@ def test_embeddings_equal_open_clip(cached):
     assert (session.encode_text(TEXTS) - want_text).abs().max() <= 1e-5
     assert (session.encode_text(TEXTS, fast=False) - want_text).abs().max() <= 1e-5
     assert session.describe()["fast_text"] is FAMILIES[cached]
+    photo = _photo(tmp_path / "photo.png", session.image_size)
+    with torch.no_grad():
+        want_photo = F.normalize(model.encode_image(preprocess(Image.open(photo)).unsqueeze(0)), dim=-1)
+    assert (session.encode_image(session.prepare(photo)) - want_photo).abs().max() <= 1e-5
+    squashed = session.encode_image(load_image(photo))  # the tensor path (a squash) fails this check
+    assert (squashed - want_photo).abs().max() > 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cached", list(FAMILIES), indirect=True)
+def test_probe_score_of_a_photo_equals_open_clip(cached, invoke, tmp_path, monkeypatch):
+    """`probe score PHOTO` reports open_clip's cosines (preprocess + encode_image against encode_text)."""
+    monkeypatch.setenv("PROBE_DEVICE", "cpu")
+    import open_clip
+
+    model, preprocess, tokenizer = _reference(cached)
+    size = open_clip.get_model_preprocess_cfg(model)["size"]
+    photo = _photo(tmp_path / "photo.png", size if isinstance(size, int) else size[0], seed=1)
+    with torch.no_grad():
+        image = F.normalize(model.encode_image(preprocess(Image.open(photo)).unsqueeze(0)), dim=-1)
+        text = F.normalize(model.encode_text(tokenizer(TEXTS)), dim=-1)
+    result = invoke("--model", cached, "score", photo, *(a for t in TEXTS for a in ("-p", t)), "--json")
+    assert result.exit_code == 0, result.stderr
+    got = torch.tensor(json.loads(result.stdout)["cosine"])
+    assert (got - image @ text.T).abs().max() <= 1e-5
 
 
 def _probe_params() -> list:

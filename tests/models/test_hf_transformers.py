@@ -215,3 +215,61 @@ def test_attention_mask_ends_at_the_first_end_of_text_token():
     own_pad = torch.tensor([[0, 5, 2, 1, 1], [0, 5, 6, 7, 2]])
     assert attention_mask(own_pad, 1, 2).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert attention_mask(torch.tensor([[5, 6, 1]]), 1, None).tolist() == [[1, 1, 0]]
+
+
+def _wide_photo(path, w: int = 75, h: int = 50):
+    rng = np.random.default_rng(5)
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_probe_score_of_a_photo_equals_the_checkpoints_processor(clip_folder, invoke, tmp_path, monkeypatch):
+    """A non-square photo goes through the folder's own image processor (as CLIPProcessor.from_pretrained
+    builds it: shorter side, centre crop, its mean/std): `probe score` reports the model's own cosines."""
+    from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
+
+    monkeypatch.setenv("PROBE_DEVICE", "cpu")
+    photo = _wide_photo(tmp_path / "wide.png")
+    texts = ["a red circle", "the dog left of a blue square"]
+    model = CLIPModel.from_pretrained(str(clip_folder)).eval()
+    inputs = CLIPProcessor.from_pretrained(str(clip_folder))(
+        text=texts, images=Image.open(photo), padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        out = model(**inputs)
+    want = F.normalize(out.image_embeds, dim=-1) @ F.normalize(out.text_embeds, dim=-1).T
+    result = invoke(
+        "--model", f"hf-transformers:{clip_folder}", "score", photo, "-p", texts[0], "-p", texts[1], "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    got = torch.tensor(json.loads(result.stdout)["cosine"])
+    assert (got - want).abs().max() <= 1e-5
+    from probe.files.images import load_image
+    from probe.session import Session
+
+    session = Session.open(f"hf-transformers:{clip_folder}", device="cpu")
+    want_image = F.normalize(out.image_embeds, dim=-1)
+    assert (session.encode_image(session.prepare(photo)) - want_image).abs().max() <= 1e-5
+    assert (session.encode_image(load_image(photo)) - want_image).abs().max() > 1e-5  # a squash is not it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [("{not json", "is not valid JSON"), ("[1, 2]", "holds a JSON list"), ('{"image_mean": "abc"}', "image_mean")],
+)
+def test_invalid_preprocessor_config_is_one_line(clip_folder, tmp_path, invoke, content, words):
+    import shutil
+
+    folder = tmp_path / "clip"
+    shutil.copytree(clip_folder, folder)
+    (folder / "preprocessor_config.json").write_text(content)
+    photo = _wide_photo(tmp_path / "wide.png")
+    result = invoke("--device", "cpu", "--model", f"hf-transformers:{folder}", "score", photo, "-p", "a")
+    assert result.exit_code == 1, result.stderr
+    assert words in result.stderr and "internal error" not in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -30,7 +30,7 @@ class FakeEncoder:
     def encode_image(self, images):
         return images.flatten(1)
 
-    def resize(self, images):
+    def prepare(self, images):
         return images.unsqueeze(0) if images.dim() == 3 else images
 
 
