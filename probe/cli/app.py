@@ -357,11 +357,13 @@ def _root(
         typer.echo(f"Warning: {w.message}", err=True)
     ctx.default_map = {**(ctx.default_map or {}), **sections}
     v = cfg.values
-    state.model = model or v.get("model", state.model)
-    state.device = device or v.get("device", state.device)
-    state.precision = precision or v.get("precision", state.precision)
-    state.out_dir = out or Path(v.get("out", state.out_dir))
+    # the command line over the config over the default, an empty value included (`-m ""` is that model, not none)
+    state.model = model if model is not None else v.get("model", state.model)
+    state.device = device if device is not None else v.get("device", state.device)
+    state.precision = precision if precision is not None else v.get("precision", state.precision)
+    state.out_dir = out if out is not None else Path(v.get("out", state.out_dir))
     state.seed = seed if seed is not None else v.get("seed")
+    # --allow-pickle has no off switch: the flag, or `allow_pickle: true` in the config, is the user's consent
     state.allow_pickle = allow_pickle or bool(v.get("allow_pickle", False))
     state.labeller = v.get("labeller")
     state.config = v
