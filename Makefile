@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROBE := $(VENV)/bin/probe
 
-.PHONY: install demo test test-fast lint docs docs-examples bench conformance mutate clean report-png
+.PHONY: install demo test test-fast lint docs docs-examples bench conformance mutate plant clean report-png
 
 $(PROBE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -60,6 +60,11 @@ mutate: install
 	$(PY) -m pip install -q -e ".[mutation]"
 	$(PY) tools/mutate.py $(MODULES)
 
+# Planted bugs (minutes; not run by CI): each patch of tests/planted/ in a scratch copy, its tests against it;
+# `make plant PATCHES="05-encoding-image-bf16-cast-dropped"` for a few. The table goes to plant-report.md.
+plant: install
+	$(PY) tools/plant.py $(PATCHES)
+
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
@@ -69,4 +74,4 @@ conformance: install
 	PROBE_SLOW_TESTS=1 $(PY) -m pytest tests/models -q
 
 clean:
-	rm -rf $(VENV) probe-out .pytest_cache .pytest-tmp .mutate site report.png .mypy_cache .ruff_cache
+	rm -rf $(VENV) probe-out .pytest_cache .pytest-tmp .mutate plant-report.md site report.png .mypy_cache .ruff_cache

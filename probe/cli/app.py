@@ -354,14 +354,16 @@ def _root(
         typer.echo(f"Warning: {w.message}", err=True)
     ctx.default_map = {**(ctx.default_map or {}), **sections}
     v = cfg.values
+    # the command line over the config over the default, an empty value included (`-m ""` is that model, not none)
     given = list(dict.fromkeys(model or ([os.environ["PROBE_MODEL"]] if os.environ.get("PROBE_MODEL") else [])))
     state.models = given  # read whole: a path with spaces stays one spec, as before -m became repeatable
     state.model = given[0] if given else v.get("model", state.model)
     state.command = ctx.invoked_subcommand
-    state.device = device or v.get("device", state.device)
-    state.precision = precision or v.get("precision", state.precision)
-    state.out_dir = out or Path(v.get("out", state.out_dir))
+    state.device = device if device is not None else v.get("device", state.device)
+    state.precision = precision if precision is not None else v.get("precision", state.precision)
+    state.out_dir = out if out is not None else Path(v.get("out", state.out_dir))
     state.seed = seed if seed is not None else v.get("seed")
+    # --allow-pickle has no off switch: the flag, or `allow_pickle: true` in the config, is the user's consent
     state.allow_pickle = allow_pickle or bool(v.get("allow_pickle", False))
     state.labeller = v.get("labeller")
     state.config = v

@@ -26,6 +26,15 @@ def test_concept_probabilities_sum_prompt_probabilities(tiny_session):
     scores = nsfw.concept_probabilities(tiny_session, images, concepts)
     assert len(scores) == 3 and set(scores[0]) == {c.name for c in concepts.concepts}
     assert all(0 < sum(s.values()) < 1 for s in scores)  # the anchors take the rest
+    from probe.scores import zero_shot
+
+    _, probs = zero_shot(tiny_session, images, nsfw.concept_prompts(concepts))
+    assert any(len(c.prompts) > 1 for c in concepts.concepts)
+    for row, got in zip(probs.tolist(), scores, strict=True):
+        start = 0
+        for c in concepts.concepts:  # each concept: the sum over its own prompts' probabilities
+            assert got[c.name] == pytest.approx(sum(row[start : start + len(c.prompts)]), abs=2e-6)
+            start += len(c.prompts)
 
 
 def test_absent_nudenet_is_reported_not_fatal(monkeypatch):

@@ -46,3 +46,15 @@ def test_unknown_attribute_names_the_api():
     with pytest.raises(AttributeError, match=r"probe\.api"):
         probe.no_such_probe  # noqa: B018  (the attribute access is what must raise)
     assert {"invert", "neighbours", "shuffle_test", "score"} <= set(probe.api())
+
+
+def test_html_views_escape_every_caption_and_cell():
+    """The notebook views' building blocks (image grids of inversions, tables) escape what they are given."""
+    import torch
+
+    from probe.markup import image_grid, table
+
+    marker = "<i>x</i>"
+    html = str(image_grid([torch.zeros(3, 4, 4)], [marker])) + str(table([marker], [[marker]], marker, marker))
+    assert marker not in html
+    assert html.count("&lt;i&gt;x&lt;/i&gt;") == 6  # the image's alt text and caption; header, cell, title, note

@@ -162,3 +162,14 @@ def test_bad_set_is_a_usage_error_naming_the_key(assignment, words):
     with pytest.raises(UsageError) as error:
         load_preset("default").with_set([assignment])
     assert words in str(error.value)
+
+
+def test_overrides_of_zero_and_false_are_applied_not_dropped():
+    """0 and False are values (`grad_clip=0` turns clipping off, `clamp=False` lets pixels leave [0, 1]);
+    only None means "keep the preset's"."""
+    base = load_preset("default")
+    assert base.grad_clip != 0 and base.clamp is True
+    changed = load_preset("default", grad_clip=0.0, clamp=False, snapshot_every=None)
+    assert changed.grad_clip == 0 and changed.clamp is False
+    assert changed.snapshot_every == base.snapshot_every
+    assert base.with_overrides(grad_clip=0.0).grad_clip == 0

@@ -436,3 +436,14 @@ def test_a_long_vocabulary_name_is_cut_to_40_characters_in_the_file_name(tiny_se
     vocab = make_vocabulary("x" * 60, ["a", "b"])
     index_file, _ = index_paths(tiny_session, vocab, IndexParams())
     assert index_file.name.startswith("x" * 40 + "-") and not index_file.name.startswith("x" * 41)
+
+
+def test_equal_scores_come_lowest_id_first_whatever_order_faiss_gave():
+    """The documented tie rule, on rows as FAISS may hand them back (ties in heap order)."""
+    from probe_neighbours.index import ties_by_id
+
+    scores = np.array([[0.5, 0.9, 0.5, 0.5], [0.2, 0.2, 0.2, 0.1]], dtype=np.float32)
+    ids = np.array([[7, 3, 5, 1], [9, 4, 6, 0]])
+    got_scores, got_ids = ties_by_id(scores, ids)
+    assert got_ids.tolist() == [[3, 1, 5, 7], [4, 6, 9, 0]]
+    assert np.allclose(got_scores, [[0.9, 0.5, 0.5, 0.5], [0.2, 0.2, 0.2, 0.1]])

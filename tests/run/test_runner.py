@@ -8,7 +8,7 @@ import pytest
 from probe_run.experiment import load_experiment
 from probe_run.runner import merge_runs, run_plan
 
-from probe.errors import ConfigError, UsageError
+from probe.errors import ConfigError, ModelError, UsageError
 
 
 def sessions(tiny_session):
@@ -181,6 +181,36 @@ def test_interrupted_run_resumes_losing_only_the_chunk_in_flight(
     assert result.skipped == 2 and calls == [1]  # chunk 0 was not recomputed
     assert result.counts["pending"] == 0
     assert snapshot(tmp_path / "run") == snapshot(runs[1] / "whole")
+
+
+@pytest.mark.slow
+def test_resume_retries_the_items_that_failed(tmp_path, experiment_file, tiny_session, monkeypatch):
+    """A failed item is not finished: --resume computes it again (a transient error does not stay)."""
+    from probe.plugin import lookup
+
+    plan = load_experiment(experiment_file)
+    session_for, _ = sessions(tiny_session)
+    invert_kind = lookup("register_experiment_steps", "invert")
+    real = invert_kind.run
+    calls: list[tuple[str, int]] = []
+    failed: list[int] = []
+
+    def failing_once(step, chunk, ctx):
+        calls.append((step.name, chunk.index))
+        if step.kind == "invert" and chunk.index == 0 and not failed:
+            failed.append(chunk.index)
+            raise ModelError("a transient error")  # a ProbeError fails the chunk's items
+        return real(step, chunk, ctx)
+
+    monkeypatch.setattr(invert_kind, "run", failing_once)
+    first = run_plan(plan, tmp_path / "run", tiny_session, session_for)
+    assert first.counts["failed"] >= 1 and first.exit_code == 1
+    failed_step = calls[0][0]
+    calls.clear()
+    again = run_plan(plan, tmp_path / "run", tiny_session, session_for, resume=True)
+    assert (failed_step, 0) in calls
+    assert again.counts == {"done": len(plan.items), "failed": 0, "pending": 0}, (calls, again.failures)
+    assert again.exit_code == 0
 
 
 def test_labeller_is_another_session(tmp_path, tiny_session):
