@@ -115,6 +115,8 @@ def _case(path: tuple[str, ...], param: Any) -> Case | None:
     if not path and param.name in GLOBAL_CONFIG:
         cfg_value = GLOBAL_CONFIG[param.name]
         want_cfg = str(Path(str(cfg_value))) if kind is Path else cfg_value
+    if many and not path and param.name == "model":
+        many = False  # -m is repeatable (several models compared) but the config names one model, read as state.model
     if many:
         return Case(path, param.name, flag, [flag, cli_value], [cfg_value], [want_cli], [cfg_value], [want_cfg])
     return Case(path, param.name, flag, [flag, cli_value], cfg_value, want_cli, cfg_value, want_cfg)
