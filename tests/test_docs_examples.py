@@ -50,6 +50,7 @@ SKIPS: list[tuple[str, str]] = [
     (r"(^|\s)(cd|export) ", "changes the shell for the next lines (shown for a user's own shell)"),
 ]
 
+
 @dataclass
 class Example:
     page: str
@@ -105,7 +106,7 @@ def test_examples_are_found_and_skips_are_only_the_listed_kinds():
     ]
     marked = examples_from("```bash\nprobe a\n```\n<!-- example: exit 1 -->\n```bash\nprobe b\nprobe c\n```\n")
     assert [(e.code, e.exit, e.line) for e in marked] == [("probe a", 0, 2), ("probe b", 1, 6), ("probe c", 1, 7)]
-    skipped = examples_from("<!-- example: skip: a cluster -->\n```bash\nprobe a\nprobe b\n```\n```bash\nprobe c\n```\n")
+    skipped = examples_from("<!-- example: skip: a cluster -->\n```bash\nprobe a\nprobe b\n```\n```bash\nprobe c\n```")
     assert [(e.code, e.skip) for e in skipped] == [("probe a", "a cluster"), ("probe b", "a cluster"), ("probe c", "")]
 
 
@@ -118,9 +119,8 @@ def named_options(text: str) -> list[tuple[str, str]]:
         command = next((w for w in words if re.fullmatch(r"[a-z][a-z-]*", w)), None)
         if command is None:
             continue
-        for word in words[words.index(command) + 1 :]:
-            if word.startswith("--") and len(word) > 2:
-                found.append((command, word.split("=")[0]))
+        options = [w for w in words[words.index(command) + 1 :] if w.startswith("--") and len(w) > 2]
+        found.extend((command, option.split("=")[0]) for option in options)
     return found
 
 

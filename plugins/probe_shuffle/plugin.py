@@ -5,6 +5,7 @@ Only typer and the stdlib at import time (`probe --help` must not import torch).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,8 +35,9 @@ def _fmt(value: float | None, percent: bool = False, signed: bool = False) -> st
 IMAGE_ONLY_COLUMNS = ("P@1", "order blindness")
 
 
-def _summary_table(report: ShuffleReport, title: str) -> tuple[str, list[str], list[list[str]]]:
-    """Title, columns and rows of the summary; the ARO metrics come first in image mode, where they matter."""
+def summary_table(rows: Sequence[Any], mode: str, title: str) -> tuple[str, list[str], list[list[str]]]:
+    """Title, columns and rows of the summary (of `ShuffleReport.rows`, or rows with the same fields); the ARO
+    metrics come first in image mode, where they matter. `probe shuffle-test` and `probe run` show this."""
     columns = ["perturbation", "captions", "variants", "P@1", "order blindness", "mean score", "mean Δ", "std Δ"]
     rows = [
         [
@@ -48,9 +50,9 @@ def _summary_table(report: ShuffleReport, title: str) -> tuple[str, list[str], l
             _fmt(r.mean_delta, signed=True),
             _fmt(r.std_delta),
         ]
-        for r in report.rows
+        for r in rows
     ]
-    if report.mode == "text":
+    if mode == "text":
         keep = [i for i, c in enumerate(columns) if c not in IMAGE_ONLY_COLUMNS]
         columns, rows = [columns[i] for i in keep], [[row[i] for i in keep] for row in rows]
     return title, columns, rows
@@ -324,9 +326,8 @@ def register_commands(app: typer.Typer) -> None:
             console.print_json({"model": current_session(ctx).describe(), **report.as_dict()})
             return
         mode = "cos(T(p), T(p'))" if report.mode == "text" else "cos(V(x), T(p')) vs cos(V(x), T(p))"
-        console.print_table(
-            *_summary_table(report, f"Shuffle test — {state.model}, {len(report.items)} captions, {mode}")
-        )
+        title = f"Shuffle test — {state.model}, {len(report.items)} captions, {mode}"
+        console.print_table(*summary_table(report.rows, report.mode, title))
         for note in _summary_notes(report):
             console.note(note)
         if details:

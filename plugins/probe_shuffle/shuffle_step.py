@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from probe.plugin import Chunk, Item, Outcome, PlanInput, StepContext, StepKind, StepOptions, StepPlan
+from probe.plugin import (
+    Chunk,
+    Item,
+    Outcome,
+    PlanInput,
+    StepContext,
+    StepKind,
+    StepOptions,
+    StepPlan,
+    StepSummary,
+    Table,
+)
 
 
 def _normalise(opts: StepOptions) -> dict:
@@ -33,11 +44,26 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     return [Outcome(chunk.items[0].id, "done", {"report": report.as_dict()})]
 
 
+def _summarise(step: StepPlan, records: dict[str, dict]) -> StepSummary:
+    """The table `probe shuffle-test` prints, from the stored report (P@1 and order blindness only in image mode)."""
+    from types import SimpleNamespace
+
+    from probe_shuffle.plugin import summary_table
+
+    done = step.done_records(records)
+    report = done[0]["result"]["report"] if done else {}
+    rows = [SimpleNamespace(**row) for row in report.get("rows", [])]
+    title, columns, cells = summary_table(rows, report.get("mode", "text"), f"shuffle: {step.name}")
+    data = {"report": report, "status": step.status_counts(records)}
+    return StepSummary(step.name, step.kind, Table(title, columns, cells), data, title="Word-order shuffle test")
+
+
 SHUFFLE_STEP = StepKind(
     "shuffle",
     {"prompts": None, "perturbations": None, "seed": 0, "n_variants": 1},
     _normalise,
     _run,
     plan=_plan,
+    summarise=_summarise,
     about="a text shuffle test of the prompts (mean score change, order blindness, P@1 per perturbation)",
 )
