@@ -12,6 +12,8 @@ on the line before its block: `<!-- example: exit 1 -->` (every command of that 
 an inversion the page shows ending `failed`); a block that only runs where this machine cannot (the
 paper's model, a cluster, a GPU machine) says why: `<!-- example: skip: REASON -->`. A page's commands
 run from a clone's root: besides what its own examples make, they may use the files under docs/examples/.
+A Python block under a line naming a file (`` `name.py` ``) is saved as that file before it runs, as a
+user would save it.
 `python tests/test_docs_examples.py` lists every skipped example with its reason.
 """
 
@@ -59,6 +61,7 @@ class Example:
     code: str
     skip: str = ""  # the reason, when skipped
     exit: int = 0  # the exit status the page says it ends with
+    file: str = ""  # the file a Python block is, when the page names it on the line above (`name.py`)
 
 
 def examples(page: Path) -> list[Example]:
@@ -66,14 +69,14 @@ def examples(page: Path) -> list[Example]:
     or a line continuation stays whole), each Python block whole."""
     text = page.read_text(encoding="utf-8")
     found = []
-    pattern = r"^(?:<!-- example: (exit \d+|skip: [^\n]*?) -->\n)?```(bash|python)\n(.*?)^```"
+    pattern = r"^(?:`([\w.-]+\.py)`\n\n)?(?:<!-- example: (exit \d+|skip: [^\n]*?) -->\n)?```(bash|python)\n(.*?)^```"
     for match in re.finditer(pattern, text, re.M | re.S):
-        marker, language, body = match.group(1) or "", match.group(2), match.group(3)
+        file, marker, language, body = match.group(1) or "", match.group(2) or "", match.group(3), match.group(4)
         status = int(marker[5:]) if marker.startswith("exit ") else 0
-        line = text.count("\n", 0, match.start(2)) + 2
+        line = text.count("\n", 0, match.start(3)) + 2
         block = []
         if language == "python" or "<<" in body or "\\\n" in body:
-            block.append(Example(page.name, line, language, body, exit=status))
+            block.append(Example(page.name, line, language, body, exit=status, file=file))
         else:
             for offset, command in enumerate(body.splitlines()):
                 if command.strip() and not command.lstrip().startswith("#"):
@@ -106,6 +109,8 @@ def test_examples_are_found_and_skips_are_only_the_listed_kinds():
     ]
     marked = examples_from("```bash\nprobe a\n```\n<!-- example: exit 1 -->\n```bash\nprobe b\nprobe c\n```\n")
     assert [(e.code, e.exit, e.line) for e in marked] == [("probe a", 0, 2), ("probe b", 1, 6), ("probe c", 1, 7)]
+    saved = examples_from("`plugin.py`\n\n```python\nx = 1\n```\n```python\ny = 2\n```\n")
+    assert [(e.code, e.file) for e in saved] == [("x = 1\n", "plugin.py"), ("y = 2\n", "")]
     skipped = examples_from("<!-- example: skip: a cluster -->\n```bash\nprobe a\nprobe b\n```\n```bash\nprobe c\n```")
     assert [(e.code, e.skip) for e in skipped] == [("probe a", "a cluster"), ("probe b", "a cluster"), ("probe c", "")]
 
@@ -168,6 +173,8 @@ def test_every_example_on_the_page_runs_in_order(page, tmp_path):
     for example in examples(page):
         if example.skip:
             continue
+        if example.file:  # the page shows a file's content: a user saves it there
+            (tmp_path / example.file).write_text(example.code, encoding="utf-8")
         argv = (
             ["bash", "-e", "-c", example.code] if example.language == "bash" else [sys.executable, "-c", example.code]
         )

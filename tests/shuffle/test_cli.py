@@ -175,7 +175,8 @@ def test_details_fit_80_columns_without_breaking_words(invoke, tiny_spec, monkey
 def test_a_runs_shuffle_table_reads_like_shuffle_tests(invoke, tiny_spec, tmp_path):
     caption = "a red circle left of a blue square"
     experiment = tmp_path / "order.yaml"
-    experiment.write_text(f"name: order\nsteps:\n  - shuffle: {{prompts: [{caption}], perturbations: [swap-relation]}}\n")
+    step = f"shuffle: {{prompts: [{caption}], perturbations: [swap-relation]}}"
+    experiment.write_text(f"name: order\nsteps:\n  - {step}\n")
     shown = invoke("--model", tiny_spec, "shuffle-test", caption, "-p", "swap-relation")
     ran = invoke("--model", tiny_spec, "-o", tmp_path, "run", experiment)
     assert shown.exit_code == 0 and ran.exit_code == 0, ran.stderr
