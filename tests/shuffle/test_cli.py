@@ -172,6 +172,7 @@ def test_details_fit_80_columns_without_breaking_words(invoke, tiny_spec, monkey
     assert "1.0000" not in result.stdout  # the originals' score, 1 in text mode, is not a column
 
 
+@pytest.mark.slow
 def test_a_runs_shuffle_table_reads_like_shuffle_tests(invoke, tiny_spec, tmp_path):
     caption = "a red circle left of a blue square"
     experiment = tmp_path / "order.yaml"
