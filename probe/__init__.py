@@ -51,9 +51,15 @@ def open(
     model: str = "shapes-tiny", device: str = "auto", precision: str = "fp32", allow_pickle: bool = False
 ) -> Session:
     """Load a model once and return its Session; pass it to every probe function."""
+    import warnings
+
     from probe.session import Session
 
-    return Session.open(model, device, precision, allow_pickle)
+    # open_clip imports huggingface_hub, whose `tqdm.auto` warns in Jupyter when ipywidgets is missing (and
+    # then uses text bars, which is all a download needs): a notebook's first cell stays free of it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        return Session.open(model, device, precision, allow_pickle)
 
 
 def plugins() -> list[dict]:

@@ -6,16 +6,27 @@ or whole when it holds a heredoc) and its Python blocks run in page order there,
 cannot give are skipped, each for a reason listed in SKIPS. Running every page takes tens of minutes
 on two CPU cores, so it is opt-in: `make docs-examples` (PROBE_DOCS_EXAMPLES=1); the parsing and the
 skip list are tested in every run.
+
+An example expected to end with another exit status says so in an HTML comment (invisible on the page)
+on the line before its block: `<!-- example: exit 1 -->` (every command of that block must exit 1, e.g.
+an inversion the page shows ending `failed`); a block that only runs where this machine cannot (the
+paper's model, a cluster, a GPU machine) says why: `<!-- example: skip: REASON -->`. A page's commands
+run from a clone's root: besides what its own examples make, they may use the files under docs/examples/.
+A Python block under a line naming a file (`` `name.py` ``) is saved as that file before it runs, as a
+user would save it.
+`python tests/test_docs_examples.py` lists every skipped example with its reason.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,13 +40,13 @@ SKIPS: list[tuple[str, str]] = [
         "a real-size model: its weights need the network (or minutes on CPU)",
     ),
     (r"--device cuda|--precision fp16|nvidia-smi|CUDA_VISIBLE_DEVICES", "needs a GPU"),
-    (r"--preset paper", "the paper's 3,400-step recipe: hours on a CPU"),
+    (r"--preset paper", "the paper's 3,400-step recipe: over half an hour per image on a CPU"),
     (
         r"^\s*(pip|python3? -m pip|python3 -m venv|\. \.venv|hf |huggingface-cli|git |sbatch|srun)\b",
         "installs or fetches: set-up, not an example",
     ),
     (
-        r"^\s*make\b|^\s*(python3? )?(-m )?(pytest|mkdocs)\b|python3? (benchmarks|tools)/|python3? -m pytest",
+        r"^\s*make\b|^\s*(python3? )?(-m )?(pytest|mkdocs)\b|(python3?|bash) (benchmarks|tools)/|python3? -m pytest",
         "the project's own tooling (tests, docs, benchmarks)",
     ),
     (r"probe world train|invert-validate|--n 20\b|--seeds 0-31", "minutes of training or validation on CPU"),
@@ -43,12 +54,6 @@ SKIPS: list[tuple[str, str]] = [
     (r"^\s*probe\b.* ui\b|examples/ui_app\.py", "starts a web server that runs until stopped"),
     (r"--address (auto|ray://)", "joins a running Ray cluster"),
 ]
-
-#: Files a page's examples name as the user's own inputs; made in the page's folder before it runs.
-INPUTS = {
-    "prompts.txt": "a red star\na blue circle\n",
-    "photo.jpg": None,  # an image (made below)
-}
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Example:
     language: str  # bash | python
     code: str
     skip: str = ""  # the reason, when skipped
+    exit: int = 0  # the exit status the page says it ends with
+    file: str = ""  # the file a Python block is, when the page names it on the line above (`name.py`)
 
 
 def examples(page: Path) -> list[Example]:
@@ -65,28 +72,32 @@ def examples(page: Path) -> list[Example]:
     or a line continuation stays whole), each Python block whole."""
     text = page.read_text(encoding="utf-8")
     found = []
-    for match in re.finditer(r"^```(bash|python)\n(.*?)^```", text, re.M | re.S):
-        language, body = match.group(1), match.group(2)
-        line = text.count("\n", 0, match.start()) + 2
+    pattern = r"^(?:`([\w.-]+\.py)`\n\n)?(?:<!-- example: (exit \d+|skip: [^\n]*?) -->\n)?```(bash|python)\n(.*?)^```"
+    for match in re.finditer(pattern, text, re.M | re.S):
+        file, marker, language, body = match.group(1) or "", match.group(2) or "", match.group(3), match.group(4)
+        status = int(marker[5:]) if marker.startswith("exit ") else 0
+        line = text.count("\n", 0, match.start(3)) + 2
+        block = []
         if language == "python" or "<<" in body or "\\\n" in body:
-            found.append(Example(page.name, line, language, body))
-            continue
-        for offset, command in enumerate(body.splitlines()):
-            if command.strip() and not command.lstrip().startswith("#"):
-                found.append(Example(page.name, line + offset, "bash", command))
-    for example in found:
-        code = re.sub(r"(^|\s)#.*$", "", example.code, flags=re.M)  # what a comment mentions is not run
-        example.skip = next((why for pattern, why in SKIPS if re.search(pattern, code, re.M)), "")
+            block.append(Example(page.name, line, language, body, exit=status, file=file))
+        else:
+            for offset, command in enumerate(body.splitlines()):
+                if command.strip() and not command.lstrip().startswith("#"):
+                    block.append(Example(page.name, line + offset, "bash", command, exit=status))
+        for example in block:
+            code = re.sub(r"(^|\s)#.*$", "", example.code, flags=re.M)  # what a comment mentions is not run
+            example.skip = marker[6:] if marker.startswith("skip: ") else _listed_reason(code)
+        found.extend(block)
     return found
 
 
-def _inputs(folder: Path) -> None:
-    from probe.files.images import write_png
+def _listed_reason(code: str) -> str:
+    return next((why for pattern, why in SKIPS if re.search(pattern, code, re.M)), "")
 
-    (folder / "prompts.txt").write_text(str(INPUTS["prompts.txt"]))
-    import torch
 
-    write_png(folder / "photo.jpg", torch.rand(3, 32, 32))
+def _clone_root(folder: Path) -> None:
+    """The files a clone ships under docs/examples/, which pages point to (their commands run from a clone's root)."""
+    shutil.copytree(ROOT / "docs" / "examples", folder / "docs" / "examples")
 
 
 def test_examples_are_found_and_skips_are_only_the_listed_kinds():
@@ -99,6 +110,50 @@ def test_examples_are_found_and_skips_are_only_the_listed_kinds():
         "probe a  # b",
         "  probe d",
     ]
+    marked = examples_from("```bash\nprobe a\n```\n<!-- example: exit 1 -->\n```bash\nprobe b\nprobe c\n```\n")
+    assert [(e.code, e.exit, e.line) for e in marked] == [("probe a", 0, 2), ("probe b", 1, 6), ("probe c", 1, 7)]
+    saved = examples_from("`plugin.py`\n\n```python\nx = 1\n```\n```python\ny = 2\n```\n")
+    assert [(e.code, e.file) for e in saved] == [("x = 1\n", "plugin.py"), ("y = 2\n", "")]
+    skipped = examples_from("<!-- example: skip: a cluster -->\n```bash\nprobe a\nprobe b\n```\n```bash\nprobe c\n```")
+    assert [(e.code, e.skip) for e in skipped] == [("probe a", "a cluster"), ("probe b", "a cluster"), ("probe c", "")]
+
+
+def named_options(text: str) -> list[tuple[str, str]]:
+    """(command, option) for each `--option` a page writes after `probe [global options] COMMAND` (in a code
+    block or in running text), e.g. ("invert", "--steps")."""
+    found: list[tuple[str, str]] = []
+    for match in re.finditer(r"(?<![\w/-])probe((?: +[^\s`|#;&)]+)+)", text):
+        words = [w.strip("[]'\"") for w in match.group(1).split()]
+        command = next((w for w in words if re.fullmatch(r"[a-z][a-z-]*", w)), None)
+        if command is None:
+            continue
+        options = [w for w in words[words.index(command) + 1 :] if w.startswith("--") and len(w) > 2]
+        found.extend((command, option.split("=")[0]) for option in options)
+    return found
+
+
+def test_every_option_the_docs_name_exists():
+    import typer
+
+    from probe.cli.app import build_app
+
+    group: Any = typer.main.get_command(build_app())
+    context = group.context_class(group)
+
+    def options(command: Any) -> set[str]:
+        return {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+
+    global_options = options(group)
+    wrong = []
+    for page in PAGES:
+        for command, option in named_options(page.read_text(encoding="utf-8")):
+            found = group.get_command(context, command)
+            if found is None or hasattr(found, "list_commands"):  # prose ("probe is ..."), or a group's subcommand
+                continue
+            if option not in options(found) | global_options:
+                wrong.append(f"{page.relative_to(ROOT)}: probe {command} {option}")
+    assert not wrong, "options no command has:\n" + "\n".join(wrong)
+    assert ("invert", "--steps") in named_options('`probe -m X invert "a b" --steps 3 --set lr=1`')
 
 
 def examples_from(text: str) -> list[Example]:
@@ -116,15 +171,25 @@ def examples_from(text: str) -> list[Example]:
 def test_every_example_on_the_page_runs_in_order(page, tmp_path):
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     env.pop("PROBE_MODEL", None)
-    _inputs(tmp_path)
+    _clone_root(tmp_path)
     for example in examples(page):
         if example.skip:
             continue
+        if example.file:  # the page shows a file's content: a user saves it there
+            (tmp_path / example.file).write_text(example.code, encoding="utf-8")
         argv = (
             ["bash", "-e", "-c", example.code] if example.language == "bash" else [sys.executable, "-c", example.code]
         )
         done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
-        assert done.returncode == 0, (
+        assert done.returncode == example.exit, (
             f"{page.name}:{example.line}: `{example.code.strip()[:200]}` exited {done.returncode}:\n"
             f"{done.stderr[-3000:]}"
         )
+
+
+if __name__ == "__main__":  # every skipped example, with its reason
+    for page in PAGES:
+        for example in examples(page):
+            if example.skip:
+                first = example.code.strip().splitlines()[0][:90]
+                print(f"{page.relative_to(ROOT)}:{example.line}: {first}\n    {example.skip}")

@@ -54,6 +54,8 @@ def test_notebook_runs_and_shows_the_planted_bias(tmp_path, monkeypatch):
 
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code)
+    warned = [i for i, c in enumerate(code) for o in c.outputs if o.get("name") == "stderr" and "Warning" in o["text"]]
+    assert warned == [], f"code cells {warned} print warnings"
     grid = text_of(code[1])
     assert grid.count("<img") == 8 and "a red star · seed 0" in grid  # 4 prompts × 2 seeds, shown as images
     shares = dict(re.findall(r"'(a \w+)': (\d+)%", text_of(code[5])))

@@ -2,8 +2,8 @@
 
 `probe run`, `probe merge`, `probe bias`, `probe nsfw` and `probe report` all go through here, so a
 merged run and an unsharded run summarise identically. A step kind that brings its own `summarise`
-(the audits' label, bias and nsfw) is summarised by it; invert, neighbours and shuffle steps by the
-summaries here; any other kind by one row per finished item.
+(the audits' label, bias and nsfw, the shuffle step) is summarised by it; invert and neighbours steps by
+the summaries here; any other kind by one row per finished item.
 """
 
 from __future__ import annotations
@@ -78,31 +78,11 @@ def summarise_neighbours(step: StepPlan, records: dict[str, dict]) -> StepSummar
     )
 
 
-def summarise_shuffle(step: StepPlan, records: dict[str, dict]) -> StepSummary:
-    recs = step.done_records(records)
-    report = recs[0]["result"]["report"] if recs else {}
-    rows_data = report.get("rows") or []
-    columns = (
-        sorted({k for row in rows_data for k, v in row.items() if not isinstance(v, (dict, list))}) if rows_data else []
-    )
-    if "name" in columns:
-        columns.remove("name")
-        columns.insert(0, "name")
-    rows = [[_fmt(row.get(c)) for c in columns] for row in rows_data]
-    return StepSummary(
-        step.name,
-        step.kind,
-        Table(f"shuffle: {step.name}", columns or ["report"], rows),
-        {"report": report, "status": step.status_counts(records)},
-        title="Word-order shuffle test",
-    )
-
-
 def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-SUMMARISERS = {"invert": summarise_invert, "neighbours": summarise_neighbours, "shuffle": summarise_shuffle}
+SUMMARISERS = {"invert": summarise_invert, "neighbours": summarise_neighbours}
 
 
 def summarise_generic(step: StepPlan, records: dict[str, dict]) -> StepSummary:

@@ -14,6 +14,8 @@ from probe.plugin import (
     StepOptions,
     StepOptionsModel,
     StepPlan,
+    StepSummary,
+    Table,
     TextList,
 )
 
@@ -46,12 +48,28 @@ def _run(step: StepPlan, chunk: Chunk, ctx: StepContext) -> list[Outcome]:
     return [Outcome(chunk.items[0].id, "done", {"report": report.as_dict()})]
 
 
+def _summarise(step: StepPlan, records: dict[str, dict]) -> StepSummary:
+    """The table `probe shuffle-test` prints, from the stored report (P@1 and order blindness only in image mode)."""
+    from types import SimpleNamespace
+
+    from probe_shuffle.summary import summary_table
+
+    done = step.done_records(records)
+    report = done[0]["result"]["report"] if done else {}
+    rows = [SimpleNamespace(**row) for row in report.get("rows", [])]
+    stored = SimpleNamespace(rows=rows, mode=report.get("mode", "text"))
+    title, columns, cells = summary_table(stored, f"shuffle: {step.name}")  # type: ignore[arg-type]
+    data = {"report": report, "status": step.status_counts(records)}
+    return StepSummary(step.name, step.kind, Table(title, columns, cells), data, title="Word-order shuffle test")
+
+
 SHUFFLE_STEP = StepKind(
     "shuffle",
     ShuffleStepOptions.defaults(),
     _normalise,
     _run,
     plan=_plan,
+    summarise=_summarise,
     about="a text shuffle test of the prompts (mean score change, order blindness, P@1 per perturbation)",
     model=ShuffleStepOptions,
 )

@@ -170,3 +170,20 @@ def test_details_fit_80_columns_without_breaking_words(invoke, tiny_spec, monkey
     cells = " ".join(part.strip() for line in result.stdout.splitlines() for part in line.split("│"))
     assert "shuffle-within-trigrams" in cells and "swap-attributes" in cells  # names never cut
     assert "1.0000" not in result.stdout  # the originals' score, 1 in text mode, is not a column
+
+
+@pytest.mark.slow
+def test_a_runs_shuffle_table_reads_like_shuffle_tests(invoke, tiny_spec, tmp_path):
+    caption = "a red circle left of a blue square"
+    experiment = tmp_path / "order.yaml"
+    step = f"shuffle: {{prompts: [{caption}], perturbations: [swap-relation]}}"
+    experiment.write_text(f"name: order\nsteps:\n  - {step}\n")
+    shown = invoke("--model", tiny_spec, "shuffle-test", caption, "-p", "swap-relation")
+    ran = invoke("--model", tiny_spec, "-o", tmp_path, "run", experiment)
+    assert shown.exit_code == 0 and ran.exit_code == 0, ran.stderr
+    header = next(line for line in shown.stdout.splitlines() if "perturbation" in line)
+    assert "mean Δ" in header and "P@1" not in header  # text mode: P@1 is left out
+    assert header in ran.stdout
+    swap = next(line for line in shown.stdout.splitlines() if "swap-relation" in line)
+    assert swap in ran.stdout
+    assert "precision_at_1" not in ran.stdout and "P@1" not in ran.stdout
