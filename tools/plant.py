@@ -36,7 +36,21 @@ from tools.mutate import copy_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED = ROOT / "tests" / "planted"
-AREAS = ("loading", "encoding", "invert", "neighbours", "shuffle", "audits", "report", "run", "cli", "caches")
+AREAS = (
+    "loading",
+    "encoding",
+    "invert",
+    "neighbours",
+    "shuffle",
+    "audits",
+    "report",
+    "run",
+    "cli",
+    "caches",
+    "compare",
+    "ray",
+    "ui",
+)
 
 
 @dataclass
