@@ -381,7 +381,7 @@ def _shuffle_tab(session: SharedSession) -> None:
                 file_types=["image"],
                 file_count="multiple",
             )
-            with gr.Row():
+            with gr.Row(visible=False) as world_row:
                 scenes = gr.Textbox(
                     label="World scenes (two objects each, with their true captions)",
                     value=str(views.WORLD_SCENES),
@@ -457,6 +457,12 @@ def _shuffle_tab(session: SharedSession) -> None:
         summary_table = gr.update(value=rows, headers=columns, label=title)
         return summary_table, notes_text, views.variant_rows(report), scenes_shown
 
+    def switched(chosen: str):  # show the chosen source's fields only (uploads dropped for world scenes)
+        world = chosen == views.WORLD_SOURCE
+        uploads = gr.update(visible=not world, value=None) if world else gr.update(visible=True)
+        return gr.update(visible=not world), uploads, gr.update(visible=world)
+
+    source.change(switched, source, [captions, images, world_row], queue=False)
     go.click(
         test,
         [source, captions, images, scenes, relations, seed, variants],
