@@ -26,6 +26,22 @@ class Neighbours:
     def __getitem__(self, i: int) -> Any:
         return self.results[i]
 
+    def flag_rate(self) -> Any:
+        """A FlagRate: the share of flagged words in each query's top-k and pooled over all queries,
+        as `probe neighbours --flag-rate` reports it."""
+        from probe_neighbours.query import flag_rate
+
+        return flag_rate(self.results)
+
+    def flag_rate_notes(self) -> list[str]:
+        """Why the flag rates say nothing, if they cannot (the vocabularies hold no flagged word, or only
+        flagged words): the note `probe neighbours --flag-rate` prints."""
+        from probe_neighbours.query import flag_rate_caveat
+        from probe_neighbours.vocabularies import load_vocab
+
+        caveat = flag_rate_caveat([load_vocab(name) for name in dict.fromkeys(self.vocabs)])
+        return [caveat] if caveat else []
+
     def as_dict(self) -> dict:
         return {"model": self.model, "vocabs": self.vocabs, "k": self.k, "results": [asdict(r) for r in self.results]}
 

@@ -380,16 +380,10 @@ def _caveats(model: str, groups: dict[str, list[str]], indexes: list, flag_rate:
 
     notes = builtin_text_notes(model, [t for texts in groups.values() for t in texts])
     if flag_rate:
-        words = sum(len(ix.vocab.words) for ix in indexes)
-        flagged = sum(sum(1 for w in ix.vocab.words if ix.vocab.is_flagged(w)) for ix in indexes)
-        names = ", ".join(ix.vocab.name for ix in indexes)
-        if flagged == 0:
-            notes.append(
-                f"no word of the vocabulary ({names}) is flagged: every flag rate is 0% by construction "
-                "(add --vocab flagged to measure one)"
-            )
-        elif flagged == words:
-            notes.append(f"every word of the vocabulary ({names}) is flagged: every flag rate is 100% by construction")
+        from probe_neighbours.query import flag_rate_caveat
+
+        caveat = flag_rate_caveat([ix.vocab for ix in indexes])
+        notes += [caveat] if caveat else []
     return notes
 
 

@@ -19,7 +19,7 @@ from probe_neighbours.index import IndexParams, Progress, VocabIndex, open_index
 from probe_neighbours.vocabularies import flag_categories, load_vocab
 
 if TYPE_CHECKING:
-    from probe.plugin import Session
+    from probe.plugin import Session, Vocabulary
 
 IMAGE_BATCH = 64
 
@@ -142,6 +142,22 @@ def flag_rate(results: list[NeighbourResult]) -> FlagRate:
         total += len(result.neighbours)
     k = max((len(r.neighbours) for r in results), default=0)
     return FlagRate(per_query, flagged / total if total else 0.0, k, flagged, total)
+
+
+def flag_rate_caveat(vocabs: list[Vocabulary]) -> str | None:
+    """Why a flag rate says nothing, if it cannot: no word of the vocabularies is flagged (every rate is
+    0%), or every word is (every rate is 100%), whatever the model does."""
+    words = sum(len(v.words) for v in vocabs)
+    flagged = sum(sum(1 for w in v.words if v.is_flagged(w)) for v in vocabs)
+    names = ", ".join(v.name for v in vocabs)
+    if flagged == 0:
+        return (
+            f"no word of the vocabulary ({names}) is flagged: every flag rate is 0% by construction "
+            "(add --vocab flagged to measure one)"
+        )
+    if flagged == words:
+        return f"every word of the vocabulary ({names}) is flagged: every flag rate is 100% by construction"
+    return None
 
 
 @dataclass

@@ -136,6 +136,13 @@ def register_python_api(register) -> None:
     from probe_shuffle.api import shuffle_test
 
     register("shuffle_test", shuffle_test, "how much scores change when captions are perturbed")
+    from probe_shuffle.sources import world_pairs
+
+    register(
+        "world_scenes",
+        world_pairs,
+        "rendered two-object scenes of the built-in world with their true captions (`shuffle-test --world`)",
+    )
 
 
 @hookimpl

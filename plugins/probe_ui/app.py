@@ -26,6 +26,7 @@ import gradio as gr  # noqa: E402  (after the environment above)
 INVERT_QUEUE = "invert"  # one inversion batch at a time: the model and its accelerator are shared
 PREVIEW_EVERY = 5  # steps between live images (and the last step), fewer for a short run
 PRESETS = ["default", "paper"]
+SCENES_SHOWN = 24  # world scenes shown in the Shuffle-test tab (all of them are tested)
 
 
 class SharedSession:
@@ -181,7 +182,8 @@ def _invert_tab(session: SharedSession, out: Path, stops: dict[str, threading.Ev
             live = gr.Gallery(
                 label="Images as they form",
                 columns=4,
-                height=300,
+                fit_columns=False,  # a fixed grid of four a row: one image keeps its cell, not the whole row
+                height=260,
                 format="png",
                 allow_preview=False,
                 object_fit="contain",
@@ -317,15 +319,26 @@ def _neighbours_tab(session: SharedSession) -> None:
                 names, multiselect=True, label="Vocabularies (empty: the model's default)", elem_id="neighbours-vocab"
             )
             k = gr.Slider(1, 50, value=10, step=1, label="Neighbours (k)")
+            rate = gr.Checkbox(
+                label="Flag rate: the share of flagged words in each text's top-k (e.g. a list of names, one a line)",
+                elem_id="neighbours-flag-rate",
+            )
             go = gr.Button("Find neighbours", variant="primary", elem_id="neighbours-go")
         with gr.Column(scale=2):
             table = gr.Dataframe(
                 headers=views.NEIGHBOUR_COLUMNS, label="Nearest words", interactive=False, elem_id="neighbours-table"
             )
-            notes = gr.Textbox(label="Notes", interactive=False, lines=2)
+            rates = gr.Dataframe(
+                headers=views.FLAG_RATE_COLUMNS,
+                label="Flagged share of the top-k neighbours",
+                interactive=False,
+                visible=False,
+                elem_id="neighbours-rates",
+            )
+            notes = gr.Textbox(label="Notes", interactive=False, lines=2, elem_id="neighbours-notes")
 
     @one_line_errors
-    def find(text: str, upload: str | None, chosen: list[str] | None, count: float):
+    def find(text: str, upload: str | None, chosen: list[str] | None, count: float, with_rate: bool):
         from probe.world.vocab import builtin_text_notes
 
         queries = [t.strip() for t in (text or "").splitlines() if t.strip()]
@@ -340,14 +353,23 @@ def _neighbours_tab(session: SharedSession) -> None:
         result = _probe("neighbours")(model, queries, vocabs=chosen or None, k=int(count), images=images)
         label = {"image 0": f"image {Path(upload).name}"} if upload else {}
         notes_text = builtin_text_notes(model.describe()["model"], queries)
-        return views.neighbour_rows(result, label), "\n".join(notes_text)
+        shares = gr.update(visible=False, value=None)
+        if with_rate:  # as `probe neighbours --flag-rate`, over every query of the page
+            shares = gr.update(visible=True, value=views.flag_rate_rows(result, result.flag_rate(), label))
+            notes_text += result.flag_rate_notes()
+        return views.neighbour_rows(result, label), shares, "\n".join(notes_text)
 
-    go.click(find, [texts, image, vocabs, k], [table, notes], concurrency_id="probes")
+    go.click(find, [texts, image, vocabs, k, rate], [table, rates, notes], concurrency_id="probes")
 
 
 def _shuffle_tab(session: SharedSession) -> None:
+    from probe.world.captions import ORDERED_RELATIONS
+
     with gr.Row():
         with gr.Column(scale=1):
+            source = gr.Radio(
+                views.SHUFFLE_SOURCES, value=views.CAPTION_SOURCE, label="Source", elem_id="shuffle-source"
+            )
             captions = gr.Textbox(
                 label="Captions (one a line)",
                 lines=3,
@@ -359,7 +381,14 @@ def _shuffle_tab(session: SharedSession) -> None:
                 file_types=["image"],
                 file_count="multiple",
             )
-            seed = gr.Textbox(label="Seed", value="0")
+            with gr.Row(visible=False) as world_row:
+                scenes = gr.Textbox(
+                    label="World scenes (two objects each, with their true captions)",
+                    value=str(views.WORLD_SCENES),
+                    elem_id="shuffle-scenes",
+                )
+                relations = gr.Dropdown(list(ORDERED_RELATIONS), multiselect=True, label="World relations (empty: all)")
+            seed = gr.Textbox(label="Seed (perturbations and world scenes)", value="0")
             variants = gr.Textbox(label="Variants per perturbation", value="1")
             go = gr.Button("Run the shuffle test", variant="primary", elem_id="shuffle-go")
         with gr.Column(scale=2):
@@ -368,12 +397,46 @@ def _shuffle_tab(session: SharedSession) -> None:
             details = gr.Dataframe(
                 headers=views.VARIANT_COLUMNS, label="Variants", interactive=False, elem_id="shuffle-variants"
             )
+            shown = gr.Gallery(
+                label="World scenes",
+                columns=8,
+                fit_columns=False,
+                height="auto",
+                object_fit="scale-down",
+                format="png",
+                allow_preview=False,
+                visible=False,
+                elem_id="shuffle-scenes-shown",
+            )
 
     @one_line_errors
-    def test(text: str, uploads: list[str] | None, seed_value: float | None, n: float | None):
-        texts = views.prompt_lines(text)
+    def test(
+        chosen: str,
+        text: str,
+        uploads: list[str] | None,
+        n_scenes: str | None,
+        relation_names: list[str] | None,
+        seed_value: float | None,
+        n: float | None,
+    ):
+        world = views.world_request(chosen, n_scenes, relation_names, uploads)
+        seed_number = views.whole_number(seed_value, "seed", 0) or 0
+        pixels: Any = None
+        scenes_shown = gr.update(visible=False, value=None)
+        if world is not None:  # as `probe shuffle-test --world N [--relation R ...]`
+            from probe.files.images import to_pil
+
+            count, wanted = world
+            pairs = _probe("world_scenes")(count, seed_number, **({"relations": wanted} if wanted else {}))
+            texts, pixels = pairs.captions, pairs.images
+            scenes_shown = gr.update(
+                visible=True,
+                value=[(to_pil(im), cap) for im, cap in zip(pixels[:SCENES_SHOWN], texts, strict=False)],
+                label=f"World scenes (the first {min(count, SCENES_SHOWN)} of {count})",
+            )
+        else:
+            texts = views.prompt_lines(text)
         model = session()
-        pixels = None
         if uploads:
             from probe.files.images import load_image
 
@@ -385,15 +448,27 @@ def _shuffle_tab(session: SharedSession) -> None:
         report = _probe("shuffle_test")(
             model,
             texts,
-            seed=views.whole_number(seed_value, "seed", 0) or 0,
+            seed=seed_number,
             n_variants=views.whole_number(n, "variants") or 1,
             images=pixels,
         )
         title, columns, rows = report.summary_table(f"Shuffle test — {model.describe()['model']}")
         notes_text = "\n".join(report.notes())
-        return gr.update(value=rows, headers=columns, label=title), notes_text, views.variant_rows(report)
+        summary_table = gr.update(value=rows, headers=columns, label=title)
+        return summary_table, notes_text, views.variant_rows(report), scenes_shown
 
-    go.click(test, [captions, images, seed, variants], [summary, notes, details], concurrency_id="probes")
+    def switched(chosen: str):  # show the chosen source's fields only (uploads dropped for world scenes)
+        world = chosen == views.WORLD_SOURCE
+        uploads = gr.update(visible=not world, value=None) if world else gr.update(visible=True)
+        return gr.update(visible=not world), uploads, gr.update(visible=world)
+
+    source.change(switched, source, [captions, images, world_row], queue=False)
+    go.click(
+        test,
+        [source, captions, images, scenes, relations, seed, variants],
+        [summary, notes, details, shown],
+        concurrency_id="probes",
+    )
 
 
 def _score_tab(session: SharedSession) -> None:

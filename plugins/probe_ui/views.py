@@ -149,6 +149,25 @@ def neighbour_rows(results: Iterable[Any], names: dict[str, str] | None = None) 
     return rows
 
 
+FLAG_RATE_COLUMNS = ["query", "flagged share", "flagged / neighbours", "flagged words"]
+
+
+def flag_rate_rows(results: Iterable[Any], rate: Any, names: dict[str, str] | None = None) -> list[list[Any]]:
+    """`probe neighbours --flag-rate` as a table: each query's share of flagged words in its top-k
+    (with those words), then the share pooled over all queries."""
+    rows = []
+    for result in results:
+        flagged = [n.word for n in result.neighbours if n.flagged]
+        query = (names or {}).get(result.query, result.query)
+        share = rate.per_query[result.query]
+        rows.append([query, f"{share:.0%}", f"{len(flagged)}/{len(result.neighbours)}", ", ".join(flagged)])
+    count = len(rate.per_query)
+    rows.append(
+        [f"all {count} quer{'y' if count == 1 else 'ies'}", f"{rate.overall:.1%}", f"{rate.flagged}/{rate.total}", ""]
+    )
+    return rows
+
+
 def score_table(result: Any) -> tuple[list[str], list[list[str]]]:
     """(columns, rows) of `probe score`: each image's cosine (zero-shot probability) per prompt, and its label."""
     rows = [
@@ -156,6 +175,24 @@ def score_table(result: Any) -> tuple[list[str], list[list[str]]]:
         for name, cos, probs, label in zip(result.names, result.cosine, result.probs, result.labels, strict=True)
     ]
     return ["image", *result.prompts, "label"], rows
+
+
+CAPTION_SOURCE = "typed captions (and uploaded images)"
+WORLD_SOURCE = "the built-in world's scenes"
+SHUFFLE_SOURCES = [CAPTION_SOURCE, WORLD_SOURCE]
+WORLD_SCENES = 8  # the page's default number of world scenes
+
+
+def world_request(
+    source: str | None, scenes: Any, relations: list[str] | None, uploads: Any
+) -> tuple[int, list[str]] | None:
+    """The Shuffle-test tab's source: None for typed captions, else (number of scenes, relations) for
+    `shuffle-test --world N --relation ...` (every relation when none is chosen)."""
+    if source != WORLD_SOURCE:
+        return None
+    if uploads:
+        raise UsageError("world scenes bring their own images", hint="remove the uploads, or choose typed captions")
+    return whole_number(scenes, "world scenes") or WORLD_SCENES, list(relations or [])
 
 
 VARIANT_COLUMNS = ["caption", "perturbation", "variant", "score", "Δ"]

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -145,6 +146,11 @@ def test_invert_streams_and_downloads_the_cli_bytes(page, server, tmp_path):
     assert any(s.startswith("step 1 ") for s in seen), seen  # an intermediate image arrived, with its cosine
     assert status.startswith("finished: 1 image(s)")
     page.wait_for_selector("#invert-live img")
+    shown, gallery = page.evaluate(
+        "() => [document.querySelector('#invert-live img').getBoundingClientRect().width,"
+        " document.querySelector('#invert-live').getBoundingClientRect().width]"
+    )
+    assert shown < gallery / 2, (shown, gallery)  # one image keeps its grid cell, not stretched across
     page.wait_for_selector("#invert-sheet img")
     assert PROMPT in page.locator("#invert-table").inner_text()
     _shot(page, "invert")
@@ -161,13 +167,17 @@ def test_invert_streams_and_downloads_the_cli_bytes(page, server, tmp_path):
 
 def test_neighbours_of_star(page):
     _tab(page, "Neighbours")
-    _fill(page, "#neighbours-text", "star")
+    _fill(page, "#neighbours-text", "star\ncircle")
+    page.locator("#neighbours-flag-rate input").check()
     page.click("#neighbours-go")
     page.wait_for_function(
         "() => /\\d\\.\\d{3}/.test(document.querySelector('#neighbours-table').innerText)", timeout=TIMEOUT_MS
     )
     table = page.locator("#neighbours-table").inner_text()
     assert "star" in table and re.search(r"0\.\d{3}|1\.000", table)
+    rates = page.locator("#neighbours-rates").inner_text()  # the world vocabulary has no flagged word
+    assert "all 2 queries" in rates and "0/20" in rates, rates
+    assert "every flag rate is 0% by construction" in page.locator("#neighbours-notes textarea").input_value()
     _shot(page, "neighbours")
 
 
@@ -180,6 +190,19 @@ def test_shuffle_test_shows_its_notes(page):
     notes = page.locator("#shuffle-notes textarea").input_value()
     assert "P@1 and order blindness are left out in text mode" in notes
     assert "a red star left of a blue circle" in page.locator("#shuffle-variants").inner_text()
+
+
+def test_shuffle_test_of_the_world_scenes(page):
+    from probe_shuffle.sources import world_pairs
+
+    _tab(page, "Shuffle test")
+    page.get_by_label("the built-in world's scenes").check()
+    _fill(page, "#shuffle-scenes", "4")
+    page.click("#shuffle-go")
+    page.wait_for_function("() => document.querySelectorAll('#shuffle-scenes-shown img').length == 4")
+    assert "P@1" in page.locator("#shuffle-summary").inner_text()  # image mode: the true caption is scored
+    variants = page.locator("#shuffle-variants").inner_text()
+    assert all(caption in variants for caption in world_pairs(4, 0).captions)
     _shot(page, "shuffle")
 
 
@@ -237,6 +260,37 @@ def test_stop_keeps_what_was_made(page, server):
     assert _finished(page).startswith("stopped: 1 image(s)")
     assert "interrupted" in page.locator("#invert-table").inner_text()
     assert (server["out"] / "invert" / "a-green-square" / "seed-0.png").is_file()
+
+
+def test_a_closed_page_stops_its_inversion_and_frees_the_queue(browser, server):
+    def running() -> bool:
+        return any(t.name == "probe-ui-invert" and t.is_alive() for t in threading.enumerate())
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server["url"])
+    page.wait_for_selector("#invert-go")
+    _watch(page, "#invert-status")
+    _fill(page, "#invert-prompts", "a yellow triangle")
+    _fill(page, "#invert-steps", "5000")  # minutes of work on this machine
+    page.click("#invert-go")
+    page.wait_for_function("() => window.seen.some(s => s.startsWith('step '))", timeout=TIMEOUT_MS)
+    assert running()
+    context.close()  # the browser goes away mid-run
+    deadline = time.monotonic() + 60
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not running(), "the inversion still runs after its page closed"
+    assert (server["out"] / "invert" / "a-yellow-triangle" / "seed-0.png").is_file()  # stopped, kept its image
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server["url"])
+    page.wait_for_selector("#invert-go")
+    _invert(page, steps=2, seeds="4")
+    assert _finished(page).startswith("finished: 1 image(s)")  # the queue is free for the next
+    context.close()
 
 
 def test_model_tab_shows_the_card(page):

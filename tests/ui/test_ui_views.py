@@ -60,6 +60,56 @@ def test_flagged_neighbours_are_marked_with_their_category():
     ]
 
 
+def test_flag_rate_table_is_the_commands_share_per_name_and_pooled():
+    from probe_neighbours.query import Neighbour as _Word  # as `probe neighbours` returns them
+    from probe_neighbours.query import NeighbourResult as _Result
+    from probe_neighbours.query import flag_rate  # what `probe neighbours --flag-rate` computes
+
+    results = [
+        _Result("ann", [_Word("bad", 0.9, "flagged", True, "slur"), _Word("star", 0.5, "world", False, None)]),
+        _Result("bob", [_Word("star", 0.8, "world", False, None), _Word("moon", 0.4, "world", False, None)]),
+        _Result("cy", [_Word("bad", 0.7, "flagged", True, None), _Word("worse", 0.6, "flagged", True, "x")]),
+    ]
+    assert views.flag_rate_rows(results, flag_rate(results), {"cy": "Cy"}) == [
+        ["ann", "50%", "1/2", "bad"],
+        ["bob", "0%", "0/2", ""],
+        ["Cy", "100%", "2/2", "bad, worse"],
+        ["all 3 queries", "50.0%", "3/6", ""],
+    ]
+
+
+def test_a_flag_rate_on_a_vocabulary_without_flagged_words_says_so():
+    from probe_neighbours.api import Neighbours
+
+    notes = Neighbours([], ["world"], 10, {}).flag_rate_notes()
+    assert notes == [
+        "no word of the vocabulary (world) is flagged: every flag rate is 0% by construction "
+        "(add --vocab flagged to measure one)"
+    ]
+    assert Neighbours([], ["world", "flagged"], 10, {}).flag_rate_notes() == []
+
+
+def test_shuffle_source_is_typed_captions_or_world_scenes():
+    assert views.world_request(views.CAPTION_SOURCE, "3", ["above"], ["a.png"]) is None
+    assert views.world_request(views.WORLD_SOURCE, "", None, None) == (views.WORLD_SCENES, [])
+    assert views.world_request(views.WORLD_SOURCE, "3", ["above", "below"], []) == (3, ["above", "below"])
+    with pytest.raises(UsageError, match="world scenes must be a whole number of at least 1, got 0"):
+        views.world_request(views.WORLD_SOURCE, "0", None, None)
+    with pytest.raises(UsageError, match="world scenes bring their own images"):
+        views.world_request(views.WORLD_SOURCE, "3", None, ["a.png"])
+
+
+def test_the_page_gets_the_commands_world_scenes():
+    from probe_shuffle.sources import world_pairs  # what `probe shuffle-test --world` tests
+
+    from probe.plugin import python_api
+
+    page = python_api().require("world_scenes", need="probe.world_scenes").function(3, 5, relations=["above"])
+    cli = world_pairs(3, 5, ["above"])
+    assert page.captions == cli.captions and all(" above " in c for c in page.captions)
+    assert page.images.shape == (3, 3, 64, 64) and bool((page.images == cli.images).all())
+
+
 def test_invert_rows_and_downloads_follow_the_command():
     rows = [
         {
