@@ -98,3 +98,29 @@ def test_a_nul_escape_in_a_prompt_or_label_set_is_refused_before_any_inversion(
     assert len(result.stderr.strip().splitlines()) == 1 and "NUL" in result.stderr
     assert f"{path}:{line}:" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["invert", "--prompts", "{missing}", *FAST],
+        ["score", "{missing}", "-p", "a star"],
+        ["-c", "{missing}", "neighbours", "star"],
+        ["-o", "{blocker}", "invert", "a star", *FAST],
+        ["neighbours", "--file", "{binary}"],
+    ],
+    ids=["prompts-file", "image", "config", "output", "nul-file"],
+)
+def test_a_path_with_a_newline_is_shown_escaped_in_the_error_line(invoke, tmp_path, command):
+    """A file name holding a newline (or ESC) cannot split the error into lines a script reads wrongly,
+    nor restyle the terminal: it is shown as \\n, \\x1b."""
+    blocker = tmp_path / "out\nput"
+    blocker.write_text("x")
+    binary = tmp_path / "bin\nary\x1b.txt"
+    binary.write_bytes(b"a star\n\0")
+    paths = {"missing": tmp_path / "no\nsuch\x1b[2J", "blocker": blocker, "binary": binary}
+    result = invoke("-o", tmp_path, *[a.format(**paths) for a in command])
+    assert result.exit_code in (1, 2), result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "\x1b" not in line
+    assert any(str(p).replace("\n", "\\n").replace("\x1b", "\\x1b") in line for p in paths.values()), line
