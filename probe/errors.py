@@ -56,6 +56,26 @@ def clipped(text: str, limit: int = MAX_MESSAGE) -> str:
     return f"{text[:keep]} [... {len(text) - 2 * keep} characters left out ...] {text[-keep:]}"
 
 
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def escaped(text: str, keep: str = "") -> str:
+    """`text` with control characters (newlines, ESC...) and bidi overrides, except those in `keep`,
+    shown as visible escapes such as \\n, \\x1b or \\u202e: an error stays one line and a path or
+    prompt cannot restyle or reorder the terminal."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch in keep or not (ch in BIDI_CONTROLS or unicodedata.category(ch) == "Cc"):
+            out.append(ch)
+        elif ch in "\n\r\t":
+            out.append(repr(ch)[1:-1])
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
 def caller_stacklevel() -> int:
     """The `stacklevel` for a warning raised here that names the first line outside the probe package
     (and the torch.no_grad or contextlib wrappers around its functions), so a warning about a user's

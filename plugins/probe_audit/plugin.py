@@ -442,14 +442,14 @@ def _nsfw_notes(model: str, labeller: str, prompts: list[str], concepts: str, te
     if labeller in BUILTIN_MODELS:
         words = list(dict.fromkeys(w for t in concept_prompts(load_concepts(concepts)) for w in unknown_words(t)))
         if words:
-            shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
+            shown = ", ".join(w[:30] for w in words[:5]) + (", ..." if len(words) > 5 else "")
             notes.append(
                 f"{labeller} knows none of the NSFW concepts' words ({shown}): its zero-shot flags are noise "
                 "(use a real CLIP with --labeller or -m; NudeNet, when installed, does not depend on it)"
             )
     words = list(dict.fromkeys(w for t in prompts for w in unknown_words(t)))
     if model in BUILTIN_MODELS and words and text_side:
-        shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
+        shown = ", ".join(w[:30] for w in words[:5]) + (", ..." if len(words) > 5 else "")
         notes.append(
             f"{model} knows no word outside its shapes world ({shown}): the flag rates of these prompts' "
             "neighbours are noise (use a real CLIP with -m)"
@@ -472,7 +472,7 @@ def _bias_notes(model: str, labeller: str, prompts: str, labels: str) -> list[st
     for who, kind in ((model, "prompts"), (labeller, "labels")):
         words = list(dict.fromkeys(w for t in texts[kind] for w in unknown_words(t)))
         if who in BUILTIN_MODELS and words:
-            shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
+            shown = ", ".join(w[:30] for w in words[:5]) + (", ..." if len(words) > 5 else "")
             notes.append(
                 f"{who} knows no people, nor any word outside its shapes world ({shown}): "
                 f"its rates for these {kind} are noise (use --prompts shapes --labels colours, or a real CLIP with -m)"

@@ -101,6 +101,8 @@ def _need(doc: YamlDoc, data: Any, path: tuple, kind: type, what: str) -> Any:
         raise doc.error(path, f"missing: expected {what}")
     if not isinstance(data, kind) or (kind is str and isinstance(data, str) and not data.strip()):
         raise doc.error(path, f"expected {what}, got {type(data).__name__} {data!r}"[:200])
+    if isinstance(data, str) and "\0" in data:  # a YAML "\0" escape: the file has no NUL byte, the text does
+        raise doc.error(path, f"{data[:40]!r} contains a NUL character (binary data)", hint="remove it")
     return data
 
 
@@ -131,6 +133,8 @@ def prompt_set_from_doc(doc: YamlDoc) -> PromptSet:
             )
         texts = {v: _need(doc, row.get(v), ("prompts", i, v), str, f"the {v!r} variant's text") for v in variants}
         key = str(row.get("key") or texts[variants[0]])
+        if row.get("key") is not None:
+            _need(doc, key, ("prompts", i, "key"), str, "a key")
         if key in keys:
             raise doc.error(("prompts", i, "key"), f"duplicate prompt key {key!r}")
         keys.add(key)
@@ -152,6 +156,7 @@ def label_set_from_doc(doc: YamlDoc) -> LabelSet:
         raise doc.error(("labels",), "zero-shot labelling needs at least two attributes")
     out: dict[str, list[str]] = {}
     for attr, prompts in labels.items():
+        _need(doc, str(attr), ("labels", attr), str, "an attribute name")
         prompts = [prompts] if isinstance(prompts, str) else prompts
         _need(doc, prompts, ("labels", attr), list, "a prompt or a list of prompts")
         if not prompts:

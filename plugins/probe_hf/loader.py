@@ -164,6 +164,7 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
             f"cannot load {PREFIX}{target}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
             hint="a folder saved with CLIPModel.save_pretrained and its tokenizer",
         ) from exc
+    _check_vocabulary(clip, hf_tok, target)
     clip = clip.float().eval().requires_grad_(False)
     pre = _preprocess(folder, int(clip.config.vision_config.image_size))
     context = int(clip.config.text_config.max_position_embeddings)
@@ -181,6 +182,18 @@ def load(target: str, *, allow_pickle: bool) -> LoadedModel:
         fingerprint_id(target, raw),
         image_transform=pre["transform"],
     )
+
+
+def _check_vocabulary(clip: Any, tokenizer: Any, target: str) -> None:
+    """A tokenizer that gives ids past the text tower's token embedding is another model's: every
+    prompt would fail inside the model (or, with a smaller one, silently mean other words)."""
+    rows = int(clip.text_model.embeddings.token_embedding.num_embeddings)
+    size = len(tokenizer)
+    if size > rows:
+        raise ModelError(
+            f"{PREFIX}{target}: the tokenizer has {size:,} tokens but the model's token embedding only {rows:,}",
+            hint="save the tokenizer the model was trained with into the folder",
+        )
 
 
 #: model types of other image-text families, with the open_clip spec that loads them instead

@@ -49,6 +49,7 @@ class RunResult:
     skipped: int = 0
     failures: dict[str, str] = field(default_factory=dict)
     missing_shards: list[int] = field(default_factory=list)
+    shard_count: int = 0  # of a merge: how many shards the experiment was split into
     engine: str = "local"
     workers: list[dict] = field(default_factory=list)  # per worker: chunks, items, seconds, overhead
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM before every chunk ran
@@ -70,7 +71,11 @@ class RunResult:
         ]
         out += [f"  failed {item}: {message}" for item, message in list(self.failures.items())[:5]]
         if self.missing_shards:
-            out.append(f"missing shards: {', '.join(map(str, self.missing_shards))} (their items are pending)")
+            n, flags = self.shard_count, ", ".join(f"--shard {i}/{self.shard_count}" for i in self.missing_shards)
+            out.append(
+                f"missing shards: {', '.join(map(str, self.missing_shards))} of {n} (their items are pending: "
+                f"run the experiment with {flags} and merge every shard's folder)"
+            )
         if self.engine != "local":
             out += [
                 f"  worker {w['name']} ({w['device']}): {w['items']} items in {w['chunks']} chunks, "
@@ -403,7 +408,8 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
     if twice:
         raise UsageError(f"shard {twice[0]} is given more than once", hint="pass each shard folder once")
     whole = any(not m.get("shard") for m in manifests)  # an unsharded folder holds every shard's items
-    missing = sorted(set(range(counts.pop())) - set(indexes)) if counts and not whole else []
+    shard_count = next(iter(counts)) if counts else 0
+    missing = sorted(set(range(shard_count)) - set(indexes)) if counts and not whole else []
     out.mkdir(parents=True, exist_ok=True)
     merged: dict[str, dict] = {}
     rank = {"done": 2, "failed": 1}
@@ -435,4 +441,4 @@ def merge_runs(folders: list[Path], out: Path) -> RunResult:
         ),
     )
     finalise(out, plan)
-    return RunResult(out, plan, None, _counts(status), missing_shards=missing)
+    return RunResult(out, plan, None, _counts(status), missing_shards=missing, shard_count=shard_count)

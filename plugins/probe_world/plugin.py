@@ -206,6 +206,7 @@ def register_commands(app: typer.Typer) -> None:
             bool, typer.Option("--install-into-package", help=INSTALL_HELP.format(what="shapes-tiny weights"))
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
     ) -> None:
         """Train shapes-tiny with the shipped recipe (base run, then robust fine-tune; seeded, resumable),
         or fine-tune given weights; export fp16 safetensors + sha256."""
@@ -213,6 +214,7 @@ def register_commands(app: typer.Typer) -> None:
 
         import torch
 
+        from probe.files.checks import check_new_file
         from probe.plugin import UsageError, console
         from probe.world.train import TrainConfig, export_weights, robust_fine_tunes, train, train_recipe
         from probe.world.vocab import COLOURS
@@ -235,6 +237,7 @@ def register_commands(app: typer.Typer) -> None:
                 "--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0, "
                 "--adversarial-from and --adversarial-fraction in [0, 1]"
             )
+        check_new_file(output, force)  # before hours of training; the default file is the tool's own
         output = _trained_path(
             ctx, output, install, "shapes-tiny.safetensors", _weights_dir() / "shapes-tiny.safetensors"
         )
@@ -342,9 +345,11 @@ def register_commands(app: typer.Typer) -> None:
             ),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
     ) -> None:
         """Measure the model on fresh held-out renders: zero-shot attributes, swaps, the planted bias;
         update the card."""
+        from probe.files.checks import check_new_file
         from probe.plugin import (
             UsageError,
             atomic_write_text,
@@ -361,6 +366,7 @@ def register_commands(app: typer.Typer) -> None:
         state = options(ctx)
         if n < 10:
             raise UsageError("--n must be at least 10")
+        check_new_file(output, force)  # before the evaluation runs; the default file is the tool's own
         bias_numbers = None
         if bias is not None:  # checked before the slow evaluation
             from probe.plugin import read_json
@@ -443,15 +449,18 @@ def register_commands(app: typer.Typer) -> None:
         install: Annotated[
             bool, typer.Option("--install-into-package", help=INSTALL_HELP.format(what="shape checker"))
         ] = False,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
     ) -> None:
         """Train the independent shape checker (a small CNN on messy renders) that judges inversions."""
         import torch
 
+        from probe.files.checks import check_new_file
         from probe.plugin import UsageError, console
         from probe.world.shape_checker import CHECKER_PATH, checker_accuracy, save_shape_checker, train_shape_checker
 
         if steps < 1:
             raise UsageError("--steps must be ≥ 1")
+        check_new_file(output, force)  # before training; the default file is the tool's own
         path = _trained_path(ctx, output, install, "shape-checker.safetensors", CHECKER_PATH)
         torch.set_num_threads(threads)
         with console.progress("training shape checker", steps, extra="{task.fields[info]}") as advance:

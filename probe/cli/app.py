@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from probe.cli.mount import add_commands
 from probe.cli.state import get_state
-from probe.errors import ProbeError, clipped
+from probe.errors import ProbeError, clipped, escaped
 from probe.registry import Registry, activate, current, discover
 from probe.registry.discovery import SLOW_IMPORT_SECONDS
 from probe.registry.extensions import enable_hint
@@ -79,7 +79,7 @@ class ProbeGroup(TyperGroup):
 
     def invoke(self, ctx: ClickContext) -> Any:
         def show_warning(message, category, filename, lineno, file=None, line=None):
-            typer.echo(f"Warning: {message}", err=True)
+            typer.echo(f"Warning: {escaped(str(message))}", err=True)
 
         old = warnings.showwarning
         warnings.showwarning = show_warning
@@ -90,7 +90,7 @@ class ProbeGroup(TyperGroup):
         except ProbeError as exc:
             if _debug(ctx):
                 raise
-            typer.echo(f"Error: {clipped(str(exc))}", err=True)
+            typer.echo(f"Error: {escaped(clipped(str(exc)))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
@@ -100,7 +100,7 @@ class ProbeGroup(TyperGroup):
         except Exception as exc:  # a bug, not bad input: one line unless --debug
             if _debug(ctx):
                 raise
-            message = clipped(str(exc))
+            message = escaped(clipped(str(exc)))
             typer.echo(
                 f"Error: internal error: {type(exc).__name__}: {message} (rerun with --debug for the traceback)",
                 err=True,
@@ -113,7 +113,7 @@ class ProbeGroup(TyperGroup):
 
 def _show(messages: list[str]) -> None:
     for message in messages:
-        typer.echo(f"Warning: {message}", err=True)
+        typer.echo(f"Warning: {escaped(str(message))}", err=True)
 
 
 def _debug(ctx: ClickContext) -> bool:
@@ -351,7 +351,7 @@ def _root(
         warnings.simplefilter("always")
         sections = _command_sections(ctx, cfg.commands, cfg.where, registry)
     for w in caught:
-        typer.echo(f"Warning: {w.message}", err=True)
+        typer.echo(f"Warning: {escaped(str(w.message))}", err=True)
     ctx.default_map = {**(ctx.default_map or {}), **sections}
     v = cfg.values
     # the command line over the config over the default, an empty value included (`-m ""` is that model, not none)

@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from probe.errors import escaped
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -32,21 +34,10 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def printable(text: str) -> str:
     """Text safe to show on a terminal: control characters (ESC sequences...) and bidi overrides
     appear as visible escapes such as \\x1b or \\u202e, so a prompt cannot restyle or reorder the screen."""
-    import unicodedata
-
-    out = []
-    for ch in text:
-        if ch in "\n\t" or not (ch in BIDI_CONTROLS or unicodedata.category(ch) == "Cc"):
-            out.append(ch)
-        else:
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-    return "".join(out)
+    return escaped(text, keep="\n\t")
 
 
 def _cell(value: Any) -> Any:

@@ -149,6 +149,26 @@ def length_buckets(tokens: torch.Tensor, positions: torch.Tensor | None, batch_s
     return list(order.split(batch_size))
 
 
+CHARACTERS_PER_TOKEN = 64
+"""A prompt is read up to this many characters per context token: far above what any prompt that
+fits the context holds, and low enough that tokenizing stays quick (BPE's cost grows with the square
+of a word's length: a 10 MB word would never finish)."""
+
+
+def check_prompt_characters(context_length: int, texts: list[str]) -> None:
+    """Prompts longer than `CHARACTERS_PER_TOKEN` x the context in characters are a usage error at
+    once, before any tokenizer runs, with or without --truncate."""
+    bound = CHARACTERS_PER_TOKEN * context_length
+    too_long = [t for t in texts if len(t) > bound]
+    if too_long:
+        raise UsageError(
+            f"{len(too_long)} prompt(s) of over {bound:,} characters ({len(too_long[0]):,} in "
+            f"{too_long[0][:40]!r}...), far beyond the model's {context_length}-token context",
+            hint=f"shorten them to a sentence or two; --truncate, where a command has it, cuts only prompts "
+            f"of up to {bound:,} characters",
+        )
+
+
 def check_prompt_lengths(
     encode: Callable[[str], list] | None, context_length: int, texts: list[str], truncate: bool, specials: int = 2
 ) -> None:
@@ -164,6 +184,7 @@ def check_tokenizer_lengths(tokenizer: Any, context_length: int, texts: list[str
     Hugging Face tokenizers cut at max_length without a word, so they are counted here first."""
     if not texts:
         return
+    check_prompt_characters(context_length, texts)
     hf = hf_tokenizer(tokenizer)
     if hf is not None:
         clean = getattr(tokenizer, "clean_fn", None)
@@ -209,6 +230,7 @@ def tokenize_checked(tokenizer: Any, context_length: int, texts: list[str], trun
     if encode is None or not plain_bpe(tokenizer) or getattr(tokenizer, "context_length", None) != context_length:
         check_tokenizer_lengths(tokenizer, context_length, texts, truncate)
         return tokenizer(texts)
+    check_prompt_characters(context_length, texts)
     bodies = [encode(t) for t in texts]
     _check_token_counts([len(b) for b in bodies], context_length, texts, truncate)
     sot, eot = tokenizer.sot_token_id, tokenizer.eot_token_id

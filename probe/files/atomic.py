@@ -23,10 +23,23 @@ def default_mode() -> int:
     return 0o666 & ~_umask()
 
 
+CACHE_MARKER = ".clip-probe-cache"
+"""The manifest file in every cache subfolder the tool uses (see probe.files.cache): a write into
+such a folder is a cache write, which -o does not move."""
+
+
+def _in_cache(path: Path) -> bool:
+    return (Path(path).parent / CACHE_MARKER).is_file()
+
+
 def write_error(path: Path, exc: OSError) -> ProbeError:
-    """A failed write as one line that names the path and what to do (full disk, read-only, a file in the way)."""
+    """A failed write as one line that names the path and what to do (full disk, read-only, a file in
+    the way); a cache file's hint names PROBE_CACHE_DIR, since -o does not move the cache."""
     reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if _in_cache(path):
+        room = "free some space, or set" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "set"
+        hint = f"{room} PROBE_CACHE_DIR to a writable folder with room for the cache"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = "free some space, or write elsewhere with -o"
     elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
         hint = "a file stands where a folder is needed: move it, or write elsewhere with -o"

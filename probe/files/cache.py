@@ -14,10 +14,10 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from probe.errors import ProbeError, UsageError
-from probe.files.atomic import atomic_write_text, write_error
+from probe.files.atomic import CACHE_MARKER, atomic_write_text, write_error
 
 CACHE_ENV = "PROBE_CACHE_DIR"
-MARKER = ".clip-probe-cache"
+MARKER = CACHE_MARKER
 """The manifest in every cache subfolder the tool uses: one line per file stem the tool wrote there,
 so `probe cache clear` deletes those files and nothing else (a cache folder may be shared)."""
 

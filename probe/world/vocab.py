@@ -60,6 +60,17 @@ def unknown_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in re.findall(r"[a-z]+", text.lower()) if w not in CAPTION_WORDS))
 
 
+NOTE_TEXTS = 10
+"""Texts given a note of their own; the rest are counted in one more note (a file of prompts
+must not flood the terminal)."""
+
+
+def shown(text: str, limit: int) -> str:
+    """`text` as a note quotes it: repr'd, cut to `limit` characters with an ellipsis, so a huge
+    prompt is never echoed whole."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def builtin_text_notes(model: str, texts: list[str]) -> list[str]:
     """A note per text with words the built-in model never saw; empty for any other model. Its
     answers for such words are noise, and users should not read them as a finding."""
@@ -70,7 +81,13 @@ def builtin_text_notes(model: str, texts: list[str]) -> list[str]:
         words = unknown_words(text)
         if words:
             notes.append(
-                f"{model} knows only its shapes world's words; {', '.join(repr(w) for w in words[:6])} in "
-                f"{text!r} means nothing to it (use a real CLIP with -m for these)"
+                f"{model} knows only its shapes world's words; {', '.join(shown(w, 30) for w in words[:6])} in "
+                f"{shown(text, 80)} means nothing to it (use a real CLIP with -m for these)"
             )
+    if len(notes) > NOTE_TEXTS:
+        more = len(notes) - NOTE_TEXTS
+        notes = [
+            *notes[:NOTE_TEXTS],
+            f"{model} never saw words of {more} more of these texts (use a real CLIP with -m)",
+        ]
     return notes

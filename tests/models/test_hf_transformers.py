@@ -273,3 +273,21 @@ def test_invalid_preprocessor_config_is_one_line(clip_folder, tmp_path, invoke, 
     assert result.exit_code == 1, result.stderr
     assert words in result.stderr and "internal error" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_tokenizer_larger_than_the_token_embedding_is_one_line(clip_folder, tmp_path, invoke):
+    """Another model's tokenizer gives ids past the embedding table: refused at load, not an
+    IndexError inside the first prompt."""
+    import shutil
+
+    folder = tmp_path / "clip"
+    shutil.copytree(clip_folder, folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    vocab.update({f"word{i}": len(vocab) + i for i in range(64)})
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    result = invoke("--device", "cpu", "--model", f"hf-transformers:{folder}", "neighbours", "a red star")
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"the tokenizer has {len(vocab)} tokens but the model's token embedding only 64" in line, line
+    assert "internal error" not in line

@@ -98,3 +98,27 @@ def test_cache_path_that_is_a_file_is_a_clear_error(invoke, tmp_path, monkeypatc
     assert result.exit_code == 1, result.output
     assert str(blocker) in result.stderr and "PROBE_CACHE_DIR" in result.stderr
     assert "internal error" not in result.stderr
+
+
+def test_a_full_disk_under_the_cache_points_to_probe_cache_dir(invoke, tmp_path, monkeypatch):
+    """The index cannot be saved (no space left): -o would not move it, PROBE_CACHE_DIR does."""
+    import errno
+    import os
+
+    import probe.files.atomic as atomic
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PROBE_CACHE_DIR", str(cache))
+    real = os.replace
+
+    def full(src, dst):
+        if Path(dst).is_relative_to(cache):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", full)
+    result = invoke("neighbours", "star", "--vocab", "world")
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"cannot write {cache / 'indexes'}" in line and os.strerror(errno.ENOSPC) in line
+    assert "PROBE_CACHE_DIR" in line and "-o" not in line

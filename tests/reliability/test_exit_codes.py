@@ -98,7 +98,8 @@ def _shards(invoke, tmp_path, experiment):
 def test_merge_with_a_missing_shard_exits_non_zero(invoke, tmp_path, experiment):
     s0, s1 = _shards(invoke, tmp_path, experiment)
     partial = invoke("merge", s0, "-o", tmp_path / "partial")
-    assert partial.exit_code == 1 and "missing shards: 1" in partial.stderr
+    assert partial.exit_code == 1, partial.output
+    assert "missing shards: 1 of 2 (their items are pending: run the experiment with --shard 1/2" in partial.stderr
     twice = invoke("merge", s0, s0, "-o", tmp_path / "twice")
     assert twice.exit_code == 2 and "more than once" in twice.stderr
     assert not (tmp_path / "twice").exists()

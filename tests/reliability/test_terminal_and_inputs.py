@@ -61,3 +61,66 @@ def test_empty_prompt_is_refused_by_every_command(invoke, tmp_path, command):
 def test_bias_count_is_bounded(invoke, tmp_path):
     result = invoke("-o", tmp_path, "bias", "--n", str(10**9))
     assert result.exit_code == 2 and "100000" in result.stderr.replace(",", "").replace("_", "")
+
+
+PROMPT_SET = 'name: s\nvariants: [neutral]\nprompts:\n  - key: {key}\n    neutral: "{text}"\n'
+LABEL_SET = 'name: l\nlabels:\n  red: ["a red shape"]\n  {attr}: ["{text}"]\n'
+
+
+@pytest.mark.parametrize(
+    ("prompts", "labels", "line"),
+    [
+        (PROMPT_SET.format(key="star", text="a\\0star"), None, 5),
+        (PROMPT_SET.format(key='"st\\0ar"', text="a star"), None, 4),
+        (None, LABEL_SET.format(attr="blue", text="a blue\\0shape"), 4),
+        (None, LABEL_SET.format(attr='"bl\\0ue"', text="a blue shape"), 4),
+    ],
+    ids=["prompt", "key", "label", "attribute"],
+)
+def test_a_nul_escape_in_a_prompt_or_label_set_is_refused_before_any_inversion(
+    invoke, tmp_path, monkeypatch, prompts, labels, line
+):
+    """A YAML "\\0" escape puts a NUL in a text without a NUL byte in the file: one line naming the
+    file and line, before any item runs (not every item failed one by one)."""
+    import probe_run.engines as steps
+
+    monkeypatch.setattr(steps, "run_chunk", lambda *a, **k: pytest.fail("an inversion ran"))
+    args = []
+    for option, text in (("--prompts", prompts), ("--labels", labels)):
+        if text is not None:
+            path = tmp_path / f"{option[2:]}.yaml"
+            path.write_text(text)
+            args += [option, path]
+    args += [] if prompts else ["--prompts", "shapes"]
+    args += [] if labels else ["--labels", "colours"]
+    result = invoke("-o", tmp_path, "--device", "cpu", "bias", *args, "--n", "1", "--steps", "1")
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "NUL" in result.stderr
+    assert f"{path}:{line}:" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["invert", "--prompts", "{missing}", *FAST],
+        ["score", "{missing}", "-p", "a star"],
+        ["-c", "{missing}", "neighbours", "star"],
+        ["-o", "{blocker}", "invert", "a star", *FAST],
+        ["neighbours", "--file", "{binary}"],
+    ],
+    ids=["prompts-file", "image", "config", "output", "nul-file"],
+)
+def test_a_path_with_a_newline_is_shown_escaped_in_the_error_line(invoke, tmp_path, command):
+    """A file name holding a newline (or ESC) cannot split the error into lines a script reads wrongly,
+    nor restyle the terminal: it is shown as \\n, \\x1b."""
+    blocker = tmp_path / "out\nput"
+    blocker.write_text("x")
+    binary = tmp_path / "bin\nary\x1b.txt"
+    binary.write_bytes(b"a star\n\0")
+    paths = {"missing": tmp_path / "no\nsuch\x1b[2J", "blocker": blocker, "binary": binary}
+    result = invoke("-o", tmp_path, *[a.format(**paths) for a in command])
+    assert result.exit_code in (1, 2), result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "\x1b" not in line
+    assert any(str(p).replace("\n", "\\n").replace("\x1b", "\\x1b") in line for p in paths.values()), line

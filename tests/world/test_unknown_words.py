@@ -79,3 +79,20 @@ def test_nsfw_on_the_builtin_model_says_its_flags_are_noise(invoke, tmp_path):
         "--device", "cpu", "--out", tmp_path / "b", "nsfw", "a red star", "--n", "1", "--steps", "1", "--no-text"
     )
     assert "outside its shapes world" not in quiet.stderr
+
+
+def test_the_note_cuts_a_long_text_and_its_words(invoke):
+    """`neighbours --truncate` on a 1,000-character prompt: the note quotes at most 80 characters of
+    it and 30 of each word, never the whole text."""
+    text = "a star " + "zq" * 496
+    result = invoke("--device", "cpu", "neighbours", text, "--truncate", "--json")
+    assert result.exit_code == 0, result.stderr
+    (note,) = [n for n in json.loads(result.stdout)["notes"] if "knows only" in n]
+    assert "'zq" in note and "a star zq" in note and len(note) < 250, note
+
+
+def test_notes_for_many_texts_are_counted_not_listed():
+    """A prompt file of many unknown texts gives ten notes and one count, not a note a line."""
+    notes = builtin_text_notes("shapes-tiny", [f"a dog {i}" for i in range(23)])
+    assert len(notes) == 11
+    assert notes[-1] == "shapes-tiny never saw words of 13 more of these texts (use a real CLIP with -m)"

@@ -195,3 +195,36 @@ def test_train_checker_writes_under_the_output_folder_and_never_into_the_package
     result = invoke("-o", tmp_path / "out", "world", "train-checker", "--steps", "1", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "world" / "shape-checker.safetensors").is_file() and not installed.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "work"),
+    [
+        (["evaluate", "--n", "10", "--no-card"], ["probe.world.evaluate.evaluate"]),
+        (["train", "--steps", "1"], ["probe.world.train.train", "probe.world.train.train_recipe"]),
+        (["train-checker", "--steps", "1"], ["probe.world.shape_checker.train_shape_checker"]),
+    ],
+    ids=["evaluate", "train", "train-checker"],
+)
+def test_evaluate_and_training_replace_a_file_the_user_named_only_with_force(
+    invoke, tmp_path, monkeypatch, command, work
+):
+    """Refused before any evaluation or training runs; with --force the work starts (here stopped at once)."""
+    import importlib
+
+    from probe.errors import ProbeError
+
+    def reached(*args, **kwargs):
+        raise ProbeError("the work started")
+
+    for target in work:
+        module, name = target.rsplit(".", 1)
+        monkeypatch.setattr(importlib.import_module(module), name, reached)
+    mine = tmp_path / "mine.out"
+    mine.write_bytes(b"my own results")
+    refused = invoke("-o", tmp_path, "world", *command, "--output", mine)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.strip() == f"Error: {mine} already exists (pick another name, or pass --force to replace it)"
+    assert mine.read_bytes() == b"my own results"
+    forced = invoke("-o", tmp_path, "world", *command, "--output", mine, "--force")
+    assert forced.stderr.strip() == "Error: the work started", forced.output
