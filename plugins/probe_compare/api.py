@@ -106,11 +106,17 @@ class Comparison:
                 return r
         raise KeyError(f"no row {subject!r} / {metric!r} in step {step!r}")
 
-    def as_dict(self) -> dict:
+    def as_dict(self, where: Path | None = None) -> dict:
+        """The comparison as JSON data; run folders relative to `where` when given (see `write`)."""
+        from probe_compare.page import shown_folder
+
         return {
             "experiment": self.experiment,
             "digest": self.runs[0].digest,
-            "runs": [{"model": r.model, "fingerprint": r.fingerprint, "folder": str(r.folder)} for r in self.runs],
+            "runs": [
+                {"model": r.model, "fingerprint": r.fingerprint, "folder": shown_folder(r.folder, where)}
+                for r in self.runs
+            ],
             "steps": [
                 {
                     "name": s.name,
@@ -121,11 +127,11 @@ class Comparison:
             ],
         }
 
-    def html(self, blur: bool = True) -> str:
+    def html(self, blur: bool = True, where: Path | None = None) -> str:
         """The self-contained page (images embedded, flagged ones blurred unless blur is False)."""
         from probe_compare.page import render_page
 
-        return render_page(self, blur=blur)
+        return render_page(self, blur=blur, where=where)
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -146,9 +152,9 @@ class Comparison:
                 inside(folder, f"{base}.json"),
                 {"table": table.as_dict(), "rows": [r.as_dict(self.models) for r in s.measured.rows]},
             )
-        write_json(folder / "compare.json", self.as_dict())
+        write_json(folder / "compare.json", self.as_dict(where=folder))  # run folders relative to it
         page = folder / "compare.html"
-        atomic_write_text(page, self.html(blur=blur))
+        atomic_write_text(page, self.html(blur=blur, where=folder))
         return page
 
 

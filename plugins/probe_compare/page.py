@@ -7,7 +7,9 @@ is escaped where it is placed."""
 from __future__ import annotations
 
 import base64
+import os
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -127,13 +129,24 @@ def _cell_class(value: object) -> str | None:
     return "zero" if text.startswith("0% [") else None
 
 
-def render_page(comparison: Comparison, blur: bool = True, images_per_group: int = 12) -> str:
-    """The HTML text of the comparison page."""
+def shown_folder(folder: Path, where: Path | None) -> str:
+    """A run folder as a comparison shows it: relative to the comparison's own folder when given."""
+    return os.path.relpath(folder, where) if where is not None else str(folder)
+
+
+def render_page(
+    comparison: Comparison, blur: bool = True, images_per_group: int = 12, where: Path | None = None
+) -> str:
+    """The HTML text of the comparison page; run folders are shown relative to `where` (the folder
+    the page is written to), so a comparison folder reads the same wherever it was made."""
     chart_svg, style = _engine("chart_svg"), _engine("report_style")()
     models = comparison.models
     colours = {m: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, m in enumerate(models)}
     facts = [("experiment", comparison.experiment), ("baseline", f"{models[0]} (differences are model − baseline)")]
-    facts += [(f"model {i + 1}", f"{r.model} · {r.fingerprint} · {r.folder}") for i, r in enumerate(comparison.runs)]
+    facts += [
+        (f"model {i + 1}", f"{r.model} · {r.fingerprint} · {shown_folder(r.folder, where)}")
+        for i, r in enumerate(comparison.runs)
+    ]
     steps = []
     for index, s in enumerate(comparison.steps):
         measured = s.measured

@@ -63,12 +63,14 @@ def run_inversions(
     stopped, 1 when every image failed (each is saved with its reason), else 0 (failures listed)."""
     from contextlib import ExitStack
 
-    from probe.plugin import check_writable, console, current_session, options, session_for
+    from probe.plugin import check_writable, console, current_session, folder_lock, options, session_for
     from probe_invert.folder import invert_into_folder
 
     state = options(ctx)
     folder = state.out_dir / "invert"
     check_writable(folder)  # before the model loads and any step runs
+    with folder_lock(folder, "invert"):  # another run into the folder is refused now, not after the load
+        pass
     session = current_session(ctx)
     members = [session_for(ctx, spec) for spec in ensemble or []]
     should_stop, restore = stop_on_ctrl_c()

@@ -143,7 +143,18 @@ def test_the_commands_flags_are_knobs_or_say_what_else_they_are(invoke):
     group: Any = typer.main.get_command(build_app())
     ctx = group.make_context("probe", ["--help"], resilient_parsing=True)
     names = {p.name for p in group.get_command(ctx, "invert").params}
-    not_knobs = {"prompts", "prompts_file", "seeds", "preset", "assignments", "ensemble", "gif", "force", "as_json"}
+    not_knobs = {
+        "prompts",
+        "prompts_file",
+        "seeds",
+        "preset",
+        "assignments",
+        "ensemble",
+        "gif",
+        "force",
+        "yes",
+        "as_json",
+    }
     assert names - not_knobs == {"steps", "size", "copies", "batch_size"} <= set(InvertSettings.model_fields)
 
 
