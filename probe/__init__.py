@@ -51,15 +51,18 @@ def open(
     model: str = "shapes-tiny", device: str = "auto", precision: str = "fp32", allow_pickle: bool = False
 ) -> Session:
     """Load a model once and return its Session; pass it to every probe function."""
+    import contextlib
     import warnings
 
+    # open_clip imports transformers, whose `tqdm.auto` warns in Jupyter when ipywidgets is missing (and
+    # then uses text bars, which is all a download needs): imported first, with that warning silenced, so
+    # a notebook's first cell stays free of it.
+    with warnings.catch_warnings(), contextlib.suppress(ImportError):  # tqdm comes with huggingface_hub
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import tqdm.auto  # type: ignore[import-untyped]  # noqa: F401
     from probe.session import Session
 
-    # open_clip imports huggingface_hub, whose `tqdm.auto` warns in Jupyter when ipywidgets is missing (and
-    # then uses text bars, which is all a download needs): a notebook's first cell stays free of it.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        return Session.open(model, device, precision, allow_pickle)
+    return Session.open(model, device, precision, allow_pickle)
 
 
 def plugins() -> list[dict]:

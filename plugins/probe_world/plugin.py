@@ -237,7 +237,8 @@ def register_commands(app: typer.Typer) -> None:
                 "--adversarial-steps must be ≥ 1, --adversarial-epsilon ≥ 0, "
                 "--adversarial-from and --adversarial-fraction in [0, 1]"
             )
-        check_new_file(output, force)  # before hours of training; the default file is the tool's own
+        if not (checkpoints.is_dir() and any(checkpoints.iterdir())):  # a rerun resumes and exports again
+            check_new_file(output, force)  # before hours of training; the default file is the tool's own
         output = _trained_path(
             ctx, output, install, "shapes-tiny.safetensors", _weights_dir() / "shapes-tiny.safetensors"
         )

@@ -36,7 +36,8 @@ def write_error(path: Path, exc: OSError) -> ProbeError:
     """A failed write as one line that names the path and what to do (full disk, read-only, a file in
     the way); a cache file's hint names PROBE_CACHE_DIR, since -o does not move the cache."""
     reason = exc.strerror or str(exc)
-    if _in_cache(path):
+    in_the_way = exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR)  # a thing to move, wherever it is
+    if _in_cache(path) and not in_the_way:
         room = "free some space, or set" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "set"
         hint = f"{room} PROBE_CACHE_DIR to a writable folder with room for the cache"
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -148,8 +148,9 @@ def result_of(kind: str, params: dict) -> dict:
     if kind == "neighbours":
         return {"flag_rate": 0.5, "neighbours": neighbours}
     if kind == "shuffle":
-        rows = [{"name": m("perturbation"), "mean_drop": 0.125, "note": m("shuffle note")}]
-        return {"report": {"rows": rows}}
+        row = {"name": m("perturbation"), "n": 2, "n_items": 1, "mean_score": 0.5, "mean_delta": -0.125}
+        row |= {"std_delta": 0.01, "order_blindness": 0.5, "precision_at_1": 0.5}  # a PerturbationRow's fields
+        return {"report": {"mode": "image", "rows": [row]}}
     return _plugin_run(None, types.SimpleNamespace(items=[types.SimpleNamespace(id="x")]), None)[0].result
 
 
@@ -252,7 +253,6 @@ FIELDS = [
     "neighbour word",
     "neighbours text",
     "perturbation",
-    "shuffle note",
     "plugin kind",
     "plugin column",
     "plugin value",
