@@ -207,6 +207,16 @@ class GlobalOptions:
     #: default); a command that compares models runs each in turn (`session_for`, `release_session`)
     models: tuple[str, ...] = ()
 
+    def open_options(self) -> dict:
+        """How this process opens its audited model (spec, device, precision, pickle consent): what
+        another process (a Ray worker) needs to open the same session."""
+        return {
+            "model": self.model,
+            "device": self.device,
+            "precision": self.precision,
+            "allow_pickle": self.allow_pickle,
+        }
+
 
 def options(ctx: typer.Context) -> GlobalOptions:
     """The global options, from any command's context."""

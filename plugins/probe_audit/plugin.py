@@ -85,7 +85,6 @@ def _run(
         kw |= {"models": models, "release_session": lambda spec: release_session(ctx, spec)}
     name = "run_comparison" if len(models) > 1 else "run_experiment"
     run_experiment = python_api().require(name, need=f"probe {command}").function
-    session = {"model": state.model, "device": state.device, "precision": state.precision}
     engine_name, workers, address = engine
     return run_experiment(
         raw,
@@ -98,12 +97,7 @@ def _run(
         check_texts=lambda texts, model: check_prompt_lengths(ctx, texts, model=model),
         check_model=lambda spec: check_model_files(ctx, spec),
         what=f"probe {command} options",
-        engine={
-            "engine": engine_name,
-            "workers": workers,
-            "address": address,
-            "session": session | {"allow_pickle": state.allow_pickle},
-        },
+        engine={"engine": engine_name, "workers": workers, "address": address, "session": state.open_options()},
         note=console.note,
         **kw,
     )

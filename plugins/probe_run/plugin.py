@@ -40,14 +40,7 @@ def engine_options(ctx: typer.Context, engine: str, workers: int | None, address
     """The engine options of a command: the workers open sessions with the driver's global options."""
     from probe.plugin import options
 
-    state = options(ctx)
-    session = {"model": state.model, "device": state.device, "precision": state.precision}
-    return {
-        "engine": engine,
-        "workers": workers,
-        "address": address,
-        "session": session | {"allow_pickle": state.allow_pickle},
-    }
+    return {"engine": engine, "workers": workers, "address": address, "session": options(ctx).open_options()}
 
 
 def _print_run(result, as_json: bool) -> None:
